@@ -1,0 +1,46 @@
+#include "base/error.h"
+
+#include <cstdarg>
+#include <cstdio>
+
+#include "base/log.h"
+
+namespace parley {
+
+const char *error_description(int code) {
+  switch (code) {
+    case kOk: return "success";
+    case kErrInvalidArgument: return "invalid argument";
+    case kErrNoMemory: return "out of memory";
+    case kErrInternal: return "internal error";
+    case kErrBufferTooSmall: return "buffer too small";
+    case kErrIo: return "I/O error";
+    case kErrSeedFileNotFound: return "seed file not found";
+    case kErrSeedFileInvalid: return "seed file invalid";
+    case kErrSeedFilePermissions: return "seed file permissions too open";
+    case kErrSeedFileExists: return "seed file already exists";
+    case kErrCertMalformed: return "certificate malformed";
+    case kErrCertKeyType: return "certificate key is not Ed25519";
+    case kErrFingerprintInvalid: return "fingerprint invalid";
+    case kErrCrypto: return "cryptographic operation failed";
+    case kErrClosed: return "closed";
+  }
+  return "unknown error";
+}
+
+namespace {
+thread_local char t_last_error[512];
+}
+
+int fail(int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(t_last_error, sizeof t_last_error, fmt, ap);
+  va_end(ap);
+  PARLEY_LOG(kLogDebug, "error", "%s (%s)", t_last_error, error_description(code));
+  return code;
+}
+
+const char *last_error_message() { return t_last_error; }
+
+}  // namespace parley

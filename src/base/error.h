@@ -1,0 +1,41 @@
+// Error codes shared by every layer, and the per-thread detailed error message.
+//
+// The numbers are the public PARLEY_ERR_* values (capi/ static_asserts that they match), so a
+// code travels up unchanged from the layer that detected it to the host.
+#ifndef PARLEY_BASE_ERROR_H
+#define PARLEY_BASE_ERROR_H
+
+namespace parley {
+
+enum Error : int {
+  kOk = 0,
+  kErrInvalidArgument = -1,
+  kErrNoMemory = -2,
+  kErrInternal = -3,
+  kErrBufferTooSmall = -4,
+  kErrIo = -5,
+  kErrSeedFileNotFound = -6,
+  kErrSeedFileInvalid = -7,
+  kErrSeedFilePermissions = -8,
+  kErrSeedFileExists = -9,
+  kErrCertMalformed = -10,
+  kErrCertKeyType = -11,
+  kErrFingerprintInvalid = -12,
+  kErrCrypto = -13,
+  kErrClosed = -14,
+};
+
+// The fixed one-line description of `code` ("unknown error" for codes parley never returns).
+const char *error_description(int code);
+
+// Records a detailed message for `code` as the calling thread's last error and returns
+// `code`, so a failing path reads `return fail(kErrIo, "open %s: %s", path, strerror(e));`.
+// The message is also logged at debug level.
+int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// The calling thread's last detailed error message ("" if none yet).
+const char *last_error_message();
+
+}  // namespace parley
+
+#endif
