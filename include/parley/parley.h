@@ -96,7 +96,23 @@ typedef enum parley_error {
   /* A cryptographic library call failed (libsodium / GnuTLS). */
   PARLEY_ERR_CRYPTO = -13,
   /* The object is shut down or shutting down; the request was not queued. */
-  PARLEY_ERR_CLOSED = -14
+  PARLEY_ERR_CLOSED = -14,
+  /* A STUN message violates RFC 8489 framing (lengths, padding, cookie, attribute values). */
+  PARLEY_ERR_STUN_MALFORMED = -15,
+  /* A STUN message carries a comprehension-required attribute parley does not know. */
+  PARLEY_ERR_STUN_UNKNOWN_ATTRIBUTE = -16,
+  /* A STUN MESSAGE-INTEGRITY(-SHA256) is missing or does not verify. */
+  PARLEY_ERR_STUN_INTEGRITY = -17,
+  /* A STUN FINGERPRINT does not match the message. */
+  PARLEY_ERR_STUN_FINGERPRINT = -18,
+  /* An operation did not complete before its deadline. */
+  PARLEY_ERR_TIMEOUT = -19,
+  /* An address is not a valid IPv4/IPv6 address (with port where one is required). */
+  PARLEY_ERR_ADDRESS_INVALID = -20,
+  /* An ICE candidate string is malformed. */
+  PARLEY_ERR_CANDIDATE_INVALID = -21,
+  /* A socket could not be created, bound or used (see parley_last_error_message). */
+  PARLEY_ERR_SOCKET = -22
 } parley_error;
 
 /*

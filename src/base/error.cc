@@ -24,6 +24,14 @@ const char *error_description(int code) {
     case kErrFingerprintInvalid: return "fingerprint invalid";
     case kErrCrypto: return "cryptographic operation failed";
     case kErrClosed: return "closed";
+    case kErrStunMalformed: return "malformed STUN message";
+    case kErrStunUnknownAttribute: return "unknown comprehension-required STUN attribute";
+    case kErrStunIntegrity: return "STUN message integrity check failed";
+    case kErrStunFingerprint: return "STUN fingerprint mismatch";
+    case kErrTimeout: return "timed out";
+    case kErrAddressInvalid: return "invalid address";
+    case kErrCandidateInvalid: return "invalid ICE candidate";
+    case kErrSocket: return "socket error";
   }
   return "unknown error";
 }

@@ -23,6 +23,14 @@ enum Error : int {
   kErrFingerprintInvalid = -12,
   kErrCrypto = -13,
   kErrClosed = -14,
+  kErrStunMalformed = -15,
+  kErrStunUnknownAttribute = -16,
+  kErrStunIntegrity = -17,
+  kErrStunFingerprint = -18,
+  kErrTimeout = -19,
+  kErrAddressInvalid = -20,
+  kErrCandidateInvalid = -21,
+  kErrSocket = -22,
 };
 
 // The fixed one-line description of `code` ("unknown error" for codes parley never returns).

@@ -1,0 +1,808 @@
+"""NAT lab: a small internet built from Linux network namespaces, for parley's tests.
+
+One ``Lab`` owns a set of network namespaces that share a per-run prefix
+(``nl<pid>x<n>-``).  They form:
+
+* an *internet* namespace holding the bridge ``pub`` -- the public segment
+  203.0.113.0/24 (RFC 5737 documentation range).  It has no address and no
+  link to the root namespace, so no lab packet can ever leave the lab;
+* public hosts (``add_server``/``add_public_host``) -- one namespace each, with
+  ``eth0`` on the public segment and one or more public addresses;
+* NAT *sites* (``add_site``) -- one router namespace per NAT layer (WAN
+  ``wan0`` on the public segment or on the next router's LAN, LAN bridge
+  ``lan0``) and one namespace per LAN host (``eth0``).  The router behaviour is
+  an nftables ruleset chosen by the site's NAT type (see ``nft_ruleset`` and
+  README.md).
+
+Everything is torn down by ``Lab.close()``: it is called by ``__exit__``, by an
+``atexit`` hook, on SIGTERM (turned into ``SystemExit``), and is idempotent.
+``cleanup_stale()`` removes namespaces left behind by a run that was killed
+with SIGKILL (their owning pid no longer exists).
+
+Synchronisation never sleeps: ``wait_for_line`` and everything else poll
+against a deadline.
+
+Only the Python standard library is used.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ipaddress
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Sequence, Union
+
+__all__ = [
+    "NAT_TYPES", "PYTHON", "HERE", "UDP_PROBE",
+    "Lab", "Node", "Site", "LabError",
+    "nft_ruleset", "cleanup_stale", "wait_for_line", "output_of", "check_prerequisites",
+]
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+UDP_PROBE = os.path.join(HERE, "udp_probe.py")
+PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+
+#: Router behaviours understood by ``Lab.add_site``.
+NAT_TYPES = (
+    "none",                 # host directly on the public segment
+    "full-cone",            # EIM + endpoint-independent filtering (static DNAT of the host port)
+    "port-restricted",      # EIM + address-and-port-dependent filtering
+    "symmetric",            # address-and-port-dependent mapping (random ports) + APD filtering
+    "double",               # two port-restricted layers: LAN 10.x -> CGN 100.64.x -> public
+    "same-lan",             # two (or more) hosts behind one port-restricted NAT
+    "udp-blocked-to-peer",  # port-restricted, router drops UDP to/from given public IPs
+    "udp-blocked",          # port-restricted, router drops all forwarded UDP
+)
+
+PUBLIC_NET = ipaddress.ip_network("203.0.113.0/24")
+SERVER_IPS = ("203.0.113.10", "203.0.113.11")
+NS_PREFIX_RE = re.compile(r"^nl(\d+)x(\d+)-")
+
+_IP = "ip"
+_NFT = "nft"
+
+_open_labs: "set[Lab]" = set()
+_open_labs_lock = threading.Lock()
+_lab_counter = 0
+_sigterm_installed = False
+
+
+class LabError(RuntimeError):
+    """A lab command failed (the message carries the command and its stderr)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Low-level helpers
+
+def _cmd(argv: Sequence[str], *, input: Optional[str] = None, timeout: float = 10.0,
+         check: bool = True) -> subprocess.CompletedProcess:
+    """Run a host-side command (ip, nft, ...) and raise ``LabError`` if it fails."""
+    try:
+        cp = subprocess.run(list(argv), input=input, capture_output=True, text=True,
+                            timeout=timeout)
+    except FileNotFoundError as e:
+        raise LabError(f"{argv[0]}: not found") from e
+    except subprocess.TimeoutExpired as e:
+        raise LabError(f"timed out after {timeout}s: {' '.join(argv)}") from e
+    if check and cp.returncode != 0:
+        raise LabError(f"command failed ({cp.returncode}): {' '.join(argv)}\n"
+                       f"{cp.stderr.strip()}")
+    return cp
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _list_netns() -> list:
+    cp = _cmd([_IP, "netns", "list"], check=False)
+    if cp.returncode != 0:
+        return []
+    return [line.split()[0] for line in cp.stdout.splitlines() if line.strip()]
+
+
+def _kill_netns_pids(ns: str) -> None:
+    """SIGKILL every process still living in namespace ``ns``."""
+    cp = _cmd([_IP, "netns", "pids", ns], check=False)
+    for tok in cp.stdout.split():
+        try:
+            os.kill(int(tok), signal.SIGKILL)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+
+
+def _delete_netns(ns: str) -> Optional[str]:
+    """Kill what runs inside ``ns`` and delete it (its veths go with it).  Returns an error."""
+    _kill_netns_pids(ns)
+    cp = _cmd([_IP, "netns", "del", ns], check=False)
+    if cp.returncode != 0 and os.path.exists(os.path.join("/run/netns", ns)):
+        return f"ip netns del {ns}: {cp.stderr.strip()}"
+    return None
+
+
+def cleanup_stale(verbose: bool = False) -> list:
+    """Delete namespaces left by earlier, crashed lab runs.
+
+    A namespace belongs to the lab scheme when its name starts with ``nl<pid>x<n>-``.  It is
+    stale when ``<pid>`` no longer exists; namespaces of live processes (other labs running
+    in parallel, e.g. under ``ctest -j``) and of this process are left alone.  Returns the
+    names deleted.
+    """
+    removed = []
+    for ns in _list_netns():
+        m = NS_PREFIX_RE.match(ns)
+        if not m:
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        err = _delete_netns(ns)
+        if err is None:
+            removed.append(ns)
+        elif verbose:
+            print(f"natlab: {err}", file=sys.stderr)
+    if verbose and removed:
+        print(f"natlab: removed stale namespaces: {' '.join(removed)}", file=sys.stderr)
+    return removed
+
+
+def check_prerequisites() -> None:
+    """Raise ``unittest.SkipTest`` unless the lab can run here (root, ip, nft)."""
+    if os.geteuid() != 0:
+        raise unittest.SkipTest("natlab needs root (network namespaces, nftables)")
+    if shutil.which(_IP) is None:
+        raise unittest.SkipTest("natlab needs iproute2 ('ip' not found)")
+    if shutil.which(_NFT) is None:
+        raise unittest.SkipTest("natlab needs nftables ('nft' not found)")
+
+
+def _atexit_close_all() -> None:
+    with _open_labs_lock:
+        labs = list(_open_labs)
+    for lab in labs:
+        lab.close()
+
+
+atexit.register(_atexit_close_all)
+
+
+def _install_sigterm_handler() -> None:
+    """Turn SIGTERM into SystemExit so ``finally``/``__exit__``/atexit teardown runs."""
+    global _sigterm_installed
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def _on_sigterm(signum, frame):  # pragma: no cover - exercised by ctest timeouts
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _sigterm_installed = True
+
+
+# --------------------------------------------------------------------------------------------
+# Output collection and wait_for_line
+
+class _Collector:
+    """Drains one pipe of a process in a thread, so the child never blocks on a full pipe."""
+
+    def __init__(self, stream):
+        self.lines: list = []
+        self.cursor = 0          # wait_for_line resumes after the last matched line
+        self.eof = False
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _run(self, stream):
+        try:
+            for raw in iter(stream.readline, b"" if not hasattr(stream, "encoding") else ""):
+                text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+                with self.cond:
+                    self.lines.append(text.rstrip("\r\n"))
+                    self.cond.notify_all()
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self.cond:
+                self.eof = True
+                self.cond.notify_all()
+
+    def text(self) -> str:
+        with self.cond:
+            return "\n".join(self.lines)
+
+
+def _collector(proc: subprocess.Popen, which: str) -> Optional[_Collector]:
+    attr = f"_natlab_{which}"
+    col = getattr(proc, attr, None)
+    if col is None:
+        stream = getattr(proc, which)
+        if stream is None:
+            return None
+        col = _Collector(stream)
+        setattr(proc, attr, col)
+    return col
+
+
+def wait_for_line(proc: subprocess.Popen, pattern, timeout: float, *,
+                  stream: str = "stdout") -> "re.Match":
+    """Wait until ``proc`` prints a line matching ``pattern`` (regex ``search``).
+
+    Scans the lines after the previous match (each line matches at most once), and waits at
+    most ``timeout`` seconds.  Raises ``TimeoutError`` on the deadline and ``LabError`` when
+    the stream ends (process exited) first; both messages carry the output seen so far.
+    ``proc`` must have been started with ``stdout=PIPE`` (``Lab.spawn`` does).
+    """
+    regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+    col = _collector(proc, stream)
+    if col is None:
+        raise ValueError(f"process has no {stream} pipe")
+    deadline = time.monotonic() + timeout
+    with col.cond:
+        while True:
+            while col.cursor < len(col.lines):
+                line = col.lines[col.cursor]
+                col.cursor += 1
+                m = regex.search(line)
+                if m:
+                    return m
+            if col.eof:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"no line matching {regex.pattern!r} within {timeout}s; "
+                    f"output so far:\n{_describe(proc)}")
+            col.cond.wait(remaining)
+    # The stream closed: give the process a moment to be reaped for a useful message.
+    try:
+        proc.wait(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+    except subprocess.TimeoutExpired:
+        pass
+    raise LabError(f"{stream} closed (exit code {proc.returncode}) before a line matching "
+                   f"{regex.pattern!r}; output:\n{_describe(proc)}")
+
+
+def output_of(proc: subprocess.Popen) -> tuple:
+    """``(stdout, stderr)`` text collected so far from a process started by ``Lab.spawn``."""
+    out = _collector(proc, "stdout")
+    err = _collector(proc, "stderr")
+    return (out.text() if out else "", err.text() if err else "")
+
+
+def _describe(proc: subprocess.Popen) -> str:
+    out, err = output_of(proc)
+    return f"--- stdout ---\n{out}\n--- stderr ---\n{err}"
+
+
+# --------------------------------------------------------------------------------------------
+# Topology objects
+
+@dataclass
+class Node:
+    """One namespace of the lab.
+
+    ``name`` is the lab-local short name (e.g. ``"pr-h0"``), ``ns`` the real namespace name
+    (prefixed), ``ips`` its addresses on its main link (the first is ``ip``).  Routers also
+    have ``wan_ip``, ``lan_ip`` and ``nft_rules`` (the ruleset text loaded into them).
+    """
+    name: str
+    ns: str
+    role: str                        # "internet" | "public" | "host" | "router"
+    ips: list = field(default_factory=list)
+    wan_ip: Optional[str] = None
+    lan_ip: Optional[str] = None
+    nft_rules: Optional[str] = None
+
+    @property
+    def ip(self) -> Optional[str]:
+        return self.ips[0] if self.ips else None
+
+    def __str__(self) -> str:
+        return self.ns
+
+
+@dataclass
+class Site:
+    """A NAT site: hosts plus the router(s) in front of them.
+
+    ``hosts``: the LAN hosts (for ``none``: hosts directly on the public segment).
+    ``routers``: router nodes ordered from the hosts outwards (empty for ``none``).
+    ``public_ip``: the address the public segment sees for these hosts.
+    ``host_port``: the UDP port the hosts are expected to use.
+    ``public_ports``: host name -> public port that ``host_port`` is pinned to (EIM types and
+    full-cone); empty for ``symmetric`` and when ``pin=False``.
+    """
+    name: str
+    nat: str
+    hosts: list
+    routers: list
+    public_ip: str
+    host_port: int
+    public_ports: dict
+    blocked_peers: tuple = ()
+
+    @property
+    def host(self) -> Node:
+        return self.hosts[0]
+
+    @property
+    def router(self) -> Optional[Node]:
+        """The outermost router (the one with the public WAN), or None."""
+        return self.routers[-1] if self.routers else None
+
+    def public_port(self, host: Optional[Node] = None) -> Optional[int]:
+        return self.public_ports.get((host or self.host).name)
+
+
+NsLike = Union[Node, str]
+
+
+# --------------------------------------------------------------------------------------------
+# nftables rulesets
+
+def nft_ruleset(kind: str, *, wan_if: str = "wan0",
+                pins: Iterable = (), dnat: bool = False,
+                blocked_peers: Iterable = (), block_udp: bool = False) -> str:
+    """The nftables ruleset of one router layer.
+
+    ``kind``: ``"eim"`` (masquerade; endpoint-independent while the source port is free) or
+    ``"symmetric"`` (``masquerade random,fully-random``: a fresh random port per flow).
+    ``pins``: ``(lan_ip, lan_port, wan_ip, wan_port)`` -- static SNAT of a host's UDP port,
+    so its mapping is endpoint-independent even when two LAN hosts use the same port.
+    ``dnat``: also forward unsolicited inbound ``wan_ip:wan_port`` of each pin to the host
+    (full cone: endpoint-independent filtering).  Without it every new inbound flow on the
+    WAN is dropped (address-and-port-dependent filtering).
+    ``blocked_peers``: public IPs the router drops forwarded UDP to and from.
+    ``block_udp``: drop all forwarded UDP.
+    """
+    if kind not in ("eim", "symmetric"):
+        raise ValueError(f"unknown router kind {kind!r}")
+    pins = list(pins)
+    pre = []
+    post = []
+    fwd = []
+    if dnat:
+        for lan_ip, lan_port, _wan_ip, wan_port in pins:
+            pre.append(f'iifname "{wan_if}" udp dport {wan_port} dnat to {lan_ip}:{lan_port}')
+    for lan_ip, lan_port, wan_ip, wan_port in pins:
+        post.append(f'oifname "{wan_if}" ip saddr {lan_ip} udp sport {lan_port} '
+                    f'snat to {wan_ip}:{wan_port}')
+    post.append(f'oifname "{wan_if}" masquerade'
+                + (" random,fully-random" if kind == "symmetric" else ""))
+    if block_udp:
+        fwd.append("meta l4proto udp drop")
+    peers = sorted(set(blocked_peers))
+    if peers:
+        s = ", ".join(peers)
+        fwd.append(f"ip daddr {{ {s} }} meta l4proto udp drop")
+        fwd.append(f"ip saddr {{ {s} }} meta l4proto udp drop")
+    if dnat:
+        fwd.append(f'iifname "{wan_if}" ct status dnat accept')
+    fwd.append(f'iifname "{wan_if}" ct state new drop')
+
+    def chain(name, hook, prio, rules):
+        body = "".join(f"\t\t{r}\n" for r in rules)
+        return (f"\tchain {name} {{\n\t\ttype {'nat' if prio in ('dstnat', 'srcnat') else 'filter'}"
+                f" hook {hook} priority {prio}; policy accept;\n{body}\t}}\n")
+
+    return ("table ip natlab {\n"
+            + (chain("prerouting", "prerouting", "dstnat", pre) if pre else "")
+            + chain("postrouting", "postrouting", "srcnat", post)
+            + chain("input", "input", "filter", [f'iifname "{wan_if}" ct state new drop'])
+            + chain("forward", "forward", "filter", fwd)
+            + "}\n")
+
+
+# --------------------------------------------------------------------------------------------
+# The lab
+
+class Lab:
+    """A throw-away internet made of network namespaces.
+
+    Use as a context manager (or call ``start()``/``close()``)::
+
+        with Lab() as lab:
+            server = lab.add_server()                      # 203.0.113.10 and .11
+            site = lab.add_site("pr", "port-restricted")   # host 10.0.1.2 behind 203.0.113.20
+            srv = lab.spawn(server, [PYTHON, UDP_PROBE, "server", "--bind", "203.0.113.10:3478"])
+            wait_for_line(srv, r"^ready$", 5)
+            cp = lab.run(site.host, [PYTHON, UDP_PROBE, "client", ...], timeout=5)
+
+    Addresses: site number k (1-based, in creation order) gets LAN 10.0.k.0/24 (router .1,
+    hosts .2, .3, ...), CGN link 100.64.k.0/24 (``double``: outer .1, inner .2) and public
+    address 203.0.113.(20 + 10*(k-1)) for its router WAN (``none``: for its first host,
+    further hosts +1, +2, ...).  ``add_public_host`` without addresses allocates from
+    203.0.113.200 upwards.
+    """
+
+    def __init__(self, prefix: Optional[str] = None):
+        global _lab_counter
+        if prefix is None:
+            prefix = f"nl{os.getpid()}x{_lab_counter}-"
+            _lab_counter += 1
+        self.prefix = prefix
+        self.nodes: dict = {}          # short name -> Node
+        self.sites: dict = {}          # site name -> Site
+        self._namespaces: list = []    # creation order (registered before creation)
+        self._procs: list = []
+        self._port_count: int = 0      # ports on the public bridge
+        self._next_public_host = 200
+        self._started = False
+        self._closed = False
+        self.internet: Optional[Node] = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> "Lab":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> "Lab":
+        """Check prerequisites (``SkipTest`` if unmet) and create the public segment."""
+        if self._started:
+            return self
+        check_prerequisites()
+        cleanup_stale()
+        _install_sigterm_handler()
+        self._started = True
+        with _open_labs_lock:
+            _open_labs.add(self)
+        try:
+            ns = self.prefix + "inet"
+            self._namespaces.append(ns)
+            cp = _cmd([_IP, "netns", "add", ns], check=False)
+            if cp.returncode != 0:
+                self._namespaces.remove(ns)
+                raise unittest.SkipTest(f"'ip netns add' failed: {cp.stderr.strip()}")
+            # nftables with NAT must work inside a namespace, or no router can be built.
+            probe = ("table ip natlab_probe {\n\tchain p {\n\t\ttype nat hook postrouting "
+                     "priority srcnat; policy accept;\n\t\tmasquerade random,fully-random\n\t}\n}\n")
+            cp = _cmd([_IP, "netns", "exec", ns, _NFT, "-f", "-"], input=probe, check=False)
+            if cp.returncode != 0:
+                raise unittest.SkipTest(f"nftables NAT unusable in a namespace: "
+                                        f"{cp.stderr.strip()}")
+            _cmd([_IP, "netns", "exec", ns, _NFT, "flush", "ruleset"])
+            self._setup_ns(ns)
+            self._ipn(ns, "link", "add", "pub", "type", "bridge")
+            self._ipn(ns, "link", "set", "pub", "up")
+            self.internet = Node("inet", ns, "internet")
+            self.nodes["inet"] = self.internet
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Tear everything down: spawned processes, then every namespace.  Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with _open_labs_lock:
+            _open_labs.discard(self)
+        errors = []
+        for proc in reversed(self._procs):
+            self._stop_proc(proc, grace=1.0)
+        for ns in reversed(self._namespaces):
+            err = _delete_netns(ns)
+            if err:
+                errors.append(err)
+        self._namespaces.clear()
+        if errors:
+            print("natlab: teardown problems:\n  " + "\n  ".join(errors), file=sys.stderr)
+
+    def namespaces(self) -> list:
+        """The namespace names this lab created (and has not yet deleted)."""
+        return list(self._namespaces)
+
+    # -- running things ----------------------------------------------------------------------
+
+    def ns_of(self, ns: NsLike) -> str:
+        """Resolve a Node, a lab-local short name or a full namespace name."""
+        if isinstance(ns, Node):
+            return ns.ns
+        if ns in self.nodes:
+            return self.nodes[ns].ns
+        return ns
+
+    def run(self, ns: NsLike, argv: Sequence[str], timeout: float = 10.0, *,
+            check: bool = False, input: Optional[str] = None,
+            env: Optional[dict] = None) -> subprocess.CompletedProcess:
+        """Run ``argv`` inside ``ns`` (``ip netns exec``) and capture text stdout/stderr.
+
+        On timeout the whole process group is killed and ``subprocess.TimeoutExpired`` is
+        raised (with the output so far).  ``check=True`` raises ``CalledProcessError`` on a
+        non-zero exit.
+        """
+        self._require_running()
+        full = [_IP, "netns", "exec", self.ns_of(ns), *argv]
+        proc = subprocess.Popen(full, stdin=subprocess.PIPE if input is not None else
+                                subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                env=env)
+        try:
+            out, err = proc.communicate(input=input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._killpg(proc)
+            out, err = proc.communicate()
+            raise subprocess.TimeoutExpired(full, timeout, output=out, stderr=err)
+        except BaseException:
+            self._killpg(proc)
+            proc.wait()
+            raise
+        cp = subprocess.CompletedProcess(full, proc.returncode, out, err)
+        if check:
+            cp.check_returncode()
+        return cp
+
+    def spawn(self, ns: NsLike, argv: Sequence[str], *,
+              env: Optional[dict] = None) -> subprocess.Popen:
+        """Start ``argv`` in the background inside ``ns``; it is killed at teardown.
+
+        stdout and stderr are pipes drained by threads: use ``wait_for_line`` to wait for
+        output and ``output_of`` to read it; ``stop`` to end the process early.
+        """
+        self._require_running()
+        proc = subprocess.Popen([_IP, "netns", "exec", self.ns_of(ns), *argv],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True, env=env)
+        self._procs.append(proc)
+        _collector(proc, "stdout")
+        _collector(proc, "stderr")
+        return proc
+
+    def stop(self, proc: subprocess.Popen, grace: float = 2.0) -> Optional[int]:
+        """SIGTERM ``proc`` (its process group), SIGKILL after ``grace`` s; returns its code."""
+        self._stop_proc(proc, grace)
+        return proc.returncode
+
+    @staticmethod
+    def _killpg(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _stop_proc(self, proc: subprocess.Popen, grace: float) -> None:
+        if proc.poll() is None:
+            self._killpg(proc, signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+        self._killpg(proc, signal.SIGKILL)   # stragglers in the group
+        if proc.poll() is None:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        for which in ("stdout", "stderr"):
+            col = getattr(proc, f"_natlab_{which}", None)
+            if col is not None:
+                col.thread.join(timeout=1.0)
+
+    def _require_running(self) -> None:
+        if not self._started or self._closed:
+            raise LabError("lab is not running (call start() or use 'with Lab() as lab')")
+
+    # -- building blocks ---------------------------------------------------------------------
+
+    def _ipn(self, ns: str, *args: str) -> None:
+        _cmd([_IP, "-n", ns, *args])
+
+    def _setup_ns(self, ns: str, *, forward: bool = False) -> None:
+        """lo up; IPv6 off (the lab is IPv4-only); ip_forward for routers."""
+        self._ipn(ns, "link", "set", "lo", "up")
+        settings = ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
+                    f"net.ipv4.ip_forward={1 if forward else 0}"]
+        _cmd([_IP, "netns", "exec", ns, "sysctl", "-q", "-w", *settings])
+
+    def _add_ns(self, short: str, role: str, *, forward: bool = False) -> Node:
+        self._require_running()
+        if short in self.nodes:
+            raise ValueError(f"node name {short!r} already used")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", short):
+            raise ValueError(f"bad node name {short!r} (lowercase letters, digits, '-')")
+        ns = self.prefix + short
+        self._namespaces.append(ns)        # registered first: teardown covers partial work
+        _cmd([_IP, "netns", "add", ns])
+        self._setup_ns(ns, forward=forward)
+        node = Node(short, ns, role)
+        self.nodes[short] = node
+        return node
+
+    def _link(self, a: str, a_if: str, b: str, b_if: str) -> None:
+        """veth pair created directly inside the two namespaces (no root-namespace names)."""
+        self._ipn(a, "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b)
+
+    def _attach_public(self, node: Node, ifname: str) -> None:
+        port = f"p{self._port_count}"
+        self._port_count += 1
+        self._link(node.ns, ifname, self.internet.ns, port)
+        self._ipn(self.internet.ns, "link", "set", port, "master", "pub")
+        self._ipn(self.internet.ns, "link", "set", port, "up")
+
+    def _addr_up(self, ns: str, ifname: str, addrs: Sequence[str], plen: int) -> None:
+        for a in addrs:
+            self._ipn(ns, "addr", "add", f"{a}/{plen}", "dev", ifname)
+        self._ipn(ns, "link", "set", ifname, "up")
+
+    # -- public segment ----------------------------------------------------------------------
+
+    def add_public_host(self, name: str, ips: Optional[Sequence[str]] = None) -> Node:
+        """A host directly on 203.0.113.0/24 with the given (or next free .200+) addresses."""
+        if ips is None:
+            ips = [f"203.0.113.{self._next_public_host}"]
+            self._next_public_host += 1
+        for a in ips:
+            if ipaddress.ip_address(a) not in PUBLIC_NET:
+                raise ValueError(f"{a} is not in {PUBLIC_NET}")
+        node = self._add_ns(name, "public")
+        self._attach_public(node, "eth0")
+        self._addr_up(node.ns, "eth0", ips, 24)
+        node.ips = list(ips)
+        return node
+
+    def add_server(self, name: str = "server", ips: Sequence[str] = SERVER_IPS) -> Node:
+        """The STUN-server host: two public addresses (RFC 5780 needs an alternate IP)."""
+        return self.add_public_host(name, ips)
+
+    # -- NAT sites ---------------------------------------------------------------------------
+
+    def add_site(self, name: str, nat: str, *, hosts: Optional[int] = None,
+                 host_port: int = 40000, blocked_peers: Iterable[str] = (),
+                 pin: bool = True) -> Site:
+        """Build a NAT site of type ``nat`` (one of ``NAT_TYPES``).
+
+        ``hosts``: number of hosts (default 2 for ``same-lan``, else 1).
+        ``host_port``: the hosts' UDP port.  Host i's ``host_port`` is pinned (static SNAT)
+        to public port ``host_port + i`` on EIM routers, and for ``full-cone`` also DNAT'ed
+        back from it.  ``pin=False`` leaves plain masquerade (not allowed for full-cone).
+        ``blocked_peers``: public IPs whose UDP the ``udp-blocked-to-peer`` router drops.
+        Node names: ``<name>-h<i>`` for hosts, ``<name>-r`` for the router (``double``:
+        ``<name>-ri`` inner, ``<name>-ro`` outer).
+        """
+        if nat not in NAT_TYPES:
+            raise ValueError(f"unknown NAT type {nat!r}; expected one of {NAT_TYPES}")
+        if name in self.sites:
+            raise ValueError(f"site {name!r} already exists")
+        blocked_peers = tuple(blocked_peers)
+        if nat == "udp-blocked-to-peer" and not blocked_peers:
+            raise ValueError("udp-blocked-to-peer needs blocked_peers")
+        if nat == "full-cone" and not pin:
+            raise ValueError("full-cone needs pin=True (the DNAT is the pinned port)")
+        nhosts = hosts if hosts is not None else (2 if nat == "same-lan" else 1)
+        if nhosts < 1:
+            raise ValueError("a site needs at least one host")
+        k = len(self.sites) + 1
+        if k > 18:
+            raise ValueError("too many sites for the address plan")
+        base = 20 + 10 * (k - 1)
+        public_ip = f"203.0.113.{base}"
+
+        if nat == "none":
+            if nhosts > 9:
+                raise ValueError("at most 9 hosts on a 'none' site")
+            hosts_ = []
+            for i in range(nhosts):
+                h = self.add_public_host(f"{name}-h{i}", [f"203.0.113.{base + i}"])
+                h.role = "host"
+                hosts_.append(h)
+            site = Site(name, nat, hosts_, [], public_ip, host_port,
+                        {h.name: host_port for h in hosts_})
+            self.sites[name] = site
+            return site
+
+        lan_net = f"10.0.{k}"
+        routers = []
+        if nat == "double":
+            cgn = f"100.64.{k}"
+            inner = self._add_router(f"{name}-ri", wan_ip=f"{cgn}.2", wan_plen=24,
+                                     lan_ip=f"{lan_net}.1", wan_gateway=f"{cgn}.1")
+            outer = self._add_router(f"{name}-ro", wan_ip=public_ip, wan_plen=24,
+                                     lan_ip=f"{cgn}.1", public=True)
+            # inner WAN <-> outer LAN bridge
+            self._link(inner.ns, "wan0", outer.ns, "h0")
+            self._ipn(outer.ns, "link", "set", "h0", "master", "lan0")
+            self._ipn(outer.ns, "link", "set", "h0", "up")
+            self._addr_up(inner.ns, "wan0", [inner.wan_ip], 24)
+            self._ipn(inner.ns, "route", "add", "default", "via", f"{cgn}.1")
+            routers = [inner, outer]
+        else:
+            routers = [self._add_router(f"{name}-r", wan_ip=public_ip, wan_plen=24,
+                                        lan_ip=f"{lan_net}.1", public=True)]
+
+        hosts_ = []
+        for i in range(nhosts):
+            h = self._add_ns(f"{name}-h{i}", "host")
+            ip = f"{lan_net}.{2 + i}"
+            self._link(h.ns, "eth0", routers[0].ns, f"h{i}")
+            self._ipn(routers[0].ns, "link", "set", f"h{i}", "master", "lan0")
+            self._ipn(routers[0].ns, "link", "set", f"h{i}", "up")
+            self._addr_up(h.ns, "eth0", [ip], 24)
+            self._ipn(h.ns, "route", "add", "default", "via", f"{lan_net}.1")
+            h.ips = [ip]
+            hosts_.append(h)
+
+        # Rulesets.
+        do_pin = pin and nat != "symmetric"
+        public_ports = {}
+        pins_inner = []
+        for i, h in enumerate(hosts_):
+            if do_pin:
+                public_ports[h.name] = host_port + i
+                pins_inner.append((h.ip, host_port, routers[0].wan_ip, host_port + i))
+        kind = "symmetric" if nat == "symmetric" else "eim"
+        self._load_rules(routers[0], nft_ruleset(
+            kind, pins=pins_inner, dnat=(nat == "full-cone"),
+            blocked_peers=blocked_peers if nat == "udp-blocked-to-peer" else (),
+            block_udp=(nat == "udp-blocked")))
+        if nat == "double":
+            pins_outer = ([(routers[0].wan_ip, host_port + i, routers[1].wan_ip, host_port + i)
+                           for i in range(nhosts)] if do_pin else [])
+            self._load_rules(routers[1], nft_ruleset("eim", pins=pins_outer))
+
+        site = Site(name, nat, hosts_, routers, public_ip, host_port, public_ports,
+                    blocked_peers)
+        self.sites[name] = site
+        return site
+
+    def _add_router(self, name: str, *, wan_ip: str, wan_plen: int, lan_ip: str,
+                    public: bool = False, wan_gateway: Optional[str] = None) -> Node:
+        r = self._add_ns(name, "router", forward=True)
+        r.wan_ip, r.lan_ip, r.ips = wan_ip, lan_ip, [wan_ip]
+        self._ipn(r.ns, "link", "add", "lan0", "type", "bridge")
+        self._addr_up(r.ns, "lan0", [lan_ip], 24)
+        if public:
+            self._attach_public(r, "wan0")
+            self._addr_up(r.ns, "wan0", [wan_ip], wan_plen)
+        return r
+
+    def _load_rules(self, router: Node, rules: str) -> None:
+        _cmd([_IP, "netns", "exec", router.ns, _NFT, "-f", "-"], input=rules)
+        router.nft_rules = rules
+
+    # -- diagnostics -------------------------------------------------------------------------
+
+    def conntrack(self, router: NsLike) -> str:
+        """The router's conntrack table (``/proc/net/nf_conntrack`` if present, else empty)."""
+        cp = self.run(router, ["cat", "/proc/net/nf_conntrack"], timeout=5)
+        return cp.stdout
+
+    def describe(self) -> str:
+        """Human-readable summary of the topology (for failure messages)."""
+        lines = [f"lab {self.prefix}"]
+        for n in self.nodes.values():
+            extra = f" wan={n.wan_ip} lan={n.lan_ip}" if n.role == "router" else ""
+            lines.append(f"  {n.role:8} {n.name:12} ns={n.ns} ips={n.ips}{extra}")
+        for s in self.sites.values():
+            lines.append(f"  site {s.name}: {s.nat} public={s.public_ip} "
+                         f"ports={s.public_ports}")
+        return "\n".join(lines)
+
+
+if __name__ == "__main__":  # manual maintenance: python3 natlab.py cleanup
+    if sys.argv[1:] == ["cleanup"]:
+        print("\n".join(cleanup_stale(verbose=True)) or "nothing stale")
+    else:
+        print(__doc__)
