@@ -293,6 +293,52 @@ PARLEY_API int parley_certificate_fingerprint(const uint8_t *der, size_t der_len
  */
 PARLEY_API int parley_fingerprint_normalize(const char *text, char *out, size_t out_len);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Network diagnosis (netcheck)                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Output formats for parley_netcheck_run. */
+#define PARLEY_NETCHECK_JSON 0 /* one JSON object (documented in docs/netcheck.md) */
+#define PARLEY_NETCHECK_TEXT 1 /* a human-readable report */
+
+typedef struct parley_netcheck_options {
+  /* sizeof(parley_netcheck_options): lets later versions grow the struct. */
+  size_t struct_size;
+  /* STUN servers as "ip:port", "[ipv6]:port" or "hostname:port". Every server is used for
+   * candidate gathering; the first is also used for RFC 5780 NAT behaviour discovery, which
+   * needs a server with an alternate address (parley-relay with --alt, or coturn with two
+   * listening IPs). At least one. */
+  const char *const *stun_servers;
+  size_t stun_server_count;
+  /* Local address to bind, "ip:port"; NULL for "0.0.0.0:0". */
+  const char *bind_address;
+  /* Gathering deadline in milliseconds; 0 for the default (2000). A server that does not
+   * answer within it is reported as such and does not delay the result further. */
+  uint32_t deadline_ms;
+  /* Non-zero: also offer loopback addresses as host candidates. */
+  int include_loopback;
+  /* PARLEY_NETCHECK_JSON or PARLEY_NETCHECK_TEXT. */
+  int format;
+} parley_netcheck_options;
+
+/*
+ * parley_netcheck_run diagnoses the network from one fresh UDP socket: it gathers host,
+ * server-reflexive and relay candidates and classifies the NAT (mapping and filtering
+ * behaviour, port preservation, hairpinning; open internet, full cone, restricted cone,
+ * port-restricted cone, symmetric, UDP blocked). It BLOCKS the calling thread for up to about
+ * max(deadline, 2 s); call it from a worker thread, never from a UI or audio thread.
+ * `options` must not be NULL and options->struct_size must be set. The report is written to
+ * `out` as a NUL-terminated string: on entry *out_len is the capacity of `out`, on return the
+ * length needed including the NUL. With `out` NULL only the length is computed (the probe
+ * still runs: keep the buffer generous, 8 KiB suffices for typical hosts).
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL, bad struct_size, no servers, bad format),
+ * PARLEY_ERR_ADDRESS_INVALID (a server or bind address that does not parse or resolve),
+ * PARLEY_ERR_SOCKET (cannot bind), PARLEY_ERR_BUFFER_TOO_SMALL or PARLEY_ERR_INTERNAL.
+ * UDP being blocked is a result (in the report), not an error.
+ */
+PARLEY_API int parley_netcheck_run(const parley_netcheck_options *options, char *out,
+                                   size_t *out_len);
+
 #ifdef __cplusplus
 }
 #endif

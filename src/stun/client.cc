@@ -8,7 +8,8 @@ namespace parley::stun {
 
 int ClientTransactions::start(const uint8_t *req, size_t len, const SocketAddress &to,
                               const RetransmitConfig &config, Timestamp now, uint64_t cookie,
-                              const std::vector<uint8_t> &integrity_key) {
+                              const std::vector<uint8_t> &integrity_key,
+                              const SocketAddress &expect_from) {
   Message m;
   if (Message::parse(req, len, &m) != kOk || m.message_class() != kRequest) {
     return fail(kErrInvalidArgument, "STUN client: not an encoded STUN request");
@@ -25,6 +26,7 @@ int ClientTransactions::start(const uint8_t *req, size_t len, const SocketAddres
   t.cookie = cookie;
   t.txid = m.transaction_id();
   t.to = to;
+  t.expect_from = expect_from.is_set() ? expect_from : to;
   t.request.assign(req, req + len);
   t.key = integrity_key;
   t.config = config;
@@ -77,7 +79,7 @@ bool ClientTransactions::handle_datagram(const uint8_t *data, size_t len,
   for (size_t i = 0; i < active_.size(); ++i) {
     Txn &t = active_[i];
     if (t.txid != m.transaction_id()) continue;
-    if (from != t.to) {
+    if (from != t.expect_from) {
       ++stats_.wrong_source;
       return true;
     }

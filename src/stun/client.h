@@ -60,10 +60,13 @@ class ClientTransactions {
 
   // Starts a transaction for the encoded request `req` (its transaction ID is read from it).
   // With a non-empty `integrity_key`, responses must carry a MESSAGE-INTEGRITY that verifies
-  // with it. Returns kOk, kErrInvalidArgument (not a STUN request, or an ID already in use).
+  // with it. Responses are accepted only from `to`, or from `expect_from` when that is set
+  // (an RFC 5780 CHANGE-REQUEST is answered from another address).
+  // Returns kOk, kErrInvalidArgument (not a STUN request, or an ID already in use).
   int start(const uint8_t *req, size_t len, const SocketAddress &to,
             const RetransmitConfig &config, Timestamp now, uint64_t cookie,
-            const std::vector<uint8_t> &integrity_key = {});
+            const std::vector<uint8_t> &integrity_key = {},
+            const SocketAddress &expect_from = SocketAddress());
 
   // Next datagram due at `now` (first sends and retransmissions); false when none is due.
   bool poll_transmit(Timestamp now, Transmit *out);
@@ -90,6 +93,7 @@ class ClientTransactions {
     uint64_t cookie;
     TransactionId txid;
     SocketAddress to;
+    SocketAddress expect_from;
     std::vector<uint8_t> request;
     std::vector<uint8_t> key;
     RetransmitConfig config;

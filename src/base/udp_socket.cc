@@ -1,0 +1,123 @@
+#include "base/udp_socket.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "base/error.h"
+#include "base/log.h"
+
+namespace parley {
+
+namespace {
+// libuv's recvmmsg path splits the buffer into 64 KiB slots, one datagram each.
+constexpr size_t kSlot = 64 * 1024;
+constexpr size_t kBatch = 8;
+}  // namespace
+
+struct UdpSocket::Impl {
+  uv_udp_t handle;
+  ReceiveFn on_receive;
+  std::vector<uint8_t> buffer;
+  UdpSocketStats stats;
+  bool closed = false;  // the owner is gone; ignore late callbacks
+};
+
+UdpSocket::UdpSocket(Loop &loop) : impl_(new Impl) {
+  uv_udp_init_ex(loop.uv(), &impl_->handle, AF_UNSPEC | UV_UDP_RECVMMSG);
+  impl_->handle.data = impl_;
+}
+
+UdpSocket::~UdpSocket() {
+  uv_handle_t *h = reinterpret_cast<uv_handle_t *>(&impl_->handle);
+  impl_->closed = true;
+  if (uv_is_closing(h)) {
+    delete impl_;  // Loop::stop already closed it (see Timer)
+    return;
+  }
+  uv_close(h, [](uv_handle_t *hh) { delete static_cast<Impl *>(hh->data); });
+}
+
+int UdpSocket::bind(const SocketAddress &address, ReceiveFn on_receive) {
+  if (!address.is_set()) return fail(kErrInvalidArgument, "bind: no address");
+  impl_->on_receive = std::move(on_receive);
+  const unsigned flags = address.is_v6() ? UV_UDP_IPV6ONLY : 0;
+  int r = uv_udp_bind(&impl_->handle, address.sockaddr_ptr(), flags);
+  if (r != 0) {
+    return fail(kErrSocket, "cannot bind UDP %s: %s", address.to_string().c_str(),
+                uv_strerror(r));
+  }
+  impl_->buffer.resize(kSlot * kBatch);
+  r = uv_udp_recv_start(
+      &impl_->handle,
+      [](uv_handle_t *h, size_t, uv_buf_t *buf) {
+        auto *impl = static_cast<Impl *>(h->data);
+        *buf = uv_buf_init(reinterpret_cast<char *>(impl->buffer.data()),
+                           unsigned(impl->buffer.size()));
+      },
+      [](uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
+         unsigned) {
+        auto *impl = static_cast<Impl *>(h->data);
+        if (impl->closed) return;
+        if (nread < 0) {
+          ++impl->stats.receive_errors;
+          return;
+        }
+        if (addr == nullptr) return;
+        ++impl->stats.datagrams_received;
+        if (impl->on_receive) {
+          impl->on_receive(reinterpret_cast<const uint8_t *>(buf->base), size_t(nread),
+                           SocketAddress::from_sockaddr(addr));
+        }
+      });
+  if (r != 0) return fail(kErrSocket, "uv_udp_recv_start: %s", uv_strerror(r));
+  return kOk;
+}
+
+void UdpSocket::set_receiver(ReceiveFn on_receive) { impl_->on_receive = std::move(on_receive); }
+
+SocketAddress UdpSocket::local_address() const {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  if (uv_udp_getsockname(&impl_->handle, reinterpret_cast<struct sockaddr *>(&ss), &len) != 0) {
+    return SocketAddress();
+  }
+  return SocketAddress::from_sockaddr(reinterpret_cast<struct sockaddr *>(&ss));
+}
+
+int UdpSocket::send(const SocketAddress &to, const uint8_t *data, size_t len) {
+  uv_buf_t buf = uv_buf_init(const_cast<char *>(reinterpret_cast<const char *>(data)),
+                             unsigned(len));
+  const int r = uv_udp_try_send(&impl_->handle, &buf, 1, to.sockaddr_ptr());
+  if (r < 0) {
+    ++impl_->stats.send_errors;
+    return fail(kErrSocket, "send to %s: %s", to.to_string().c_str(), uv_strerror(r));
+  }
+  ++impl_->stats.datagrams_sent;
+  return kOk;
+}
+
+const UdpSocketStats &UdpSocket::stats() const { return impl_->stats; }
+
+int route_source(const SocketAddress &destination, SocketAddress *out) {
+  const int fd = ::socket(destination.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(kErrSocket, "socket: %s", std::strerror(errno));
+  int r = ::connect(fd, destination.sockaddr_ptr(), destination.sockaddr_len());
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (r == 0) r = ::getsockname(fd, reinterpret_cast<struct sockaddr *>(&ss), &len);
+  const int e = errno;
+  ::close(fd);
+  if (r != 0) {
+    return fail(kErrSocket, "no route to %s: %s", destination.to_string().c_str(),
+                std::strerror(e));
+  }
+  *out = SocketAddress::from_sockaddr(reinterpret_cast<struct sockaddr *>(&ss));
+  return kOk;
+}
+
+}  // namespace parley

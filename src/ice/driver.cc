@@ -1,0 +1,74 @@
+#include "ice/driver.h"
+
+#include <uv.h>
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+
+namespace parley::ice {
+
+int host_interface_addresses(const InterfaceOptions &options, std::vector<SocketAddress> *out) {
+  uv_interface_address_t *ifs = nullptr;
+  int count = 0;
+  const int r = uv_interface_addresses(&ifs, &count);
+  if (r != 0) return fail(kErrSocket, "cannot list interfaces: %s", uv_strerror(r));
+  std::vector<SocketAddress> v4, v6;
+  for (int i = 0; i < count; ++i) {
+    SocketAddress a = SocketAddress::from_sockaddr(
+        reinterpret_cast<const struct sockaddr *>(&ifs[i].address));
+    if (!a.is_set() || a.is_unspecified_ip()) continue;
+    if ((ifs[i].is_internal || a.is_loopback()) && !options.include_loopback) continue;
+    if (a.is_link_local() && !options.include_link_local) continue;
+    a.set_port(0);
+    bool dup = false;
+    for (const auto &o : a.is_v6() ? v6 : v4) dup |= o == a;
+    if (!dup) (a.is_v6() ? v6 : v4).push_back(a);
+  }
+  uv_free_interface_addresses(ifs, count);
+  out->assign(v6.begin(), v6.end());
+  out->insert(out->end(), v4.begin(), v4.end());
+  return kOk;
+}
+
+MachineRunner::MachineRunner(Loop &loop, UdpSocket *v4, UdpSocket *v6, StunMachine &machine,
+                             std::function<void()> on_done)
+    : v4_(v4), v6_(v6), machine_(machine), on_done_(std::move(on_done)), timer_(loop) {}
+
+void MachineRunner::start() { pump(); }
+
+void MachineRunner::on_datagram(const uint8_t *data, size_t len, const SocketAddress &from) {
+  if (finished_) return;
+  machine_.handle_datagram(data, len, from, monotonic_now());
+  pump();
+}
+
+void MachineRunner::pump() {
+  if (finished_) return;
+  Timestamp now = monotonic_now();
+  const Timestamp due = machine_.next_deadline();
+  if (due != 0 && due <= now) machine_.handle_timeout(now);
+  Datagram d;
+  while (machine_.poll_transmit(now, &d)) {
+    UdpSocket *s = d.to.is_v6() ? v6_ : v4_;
+    if (s == nullptr) {
+      PARLEY_LOG(kLogDebug, "ice", "no socket for %s; dropped", d.to.to_string().c_str());
+      continue;
+    }
+    s->send(d.to, d.data, d.len);  // a refused send is like a lost packet: retransmission copes
+  }
+  if (machine_.done()) {
+    finished_ = true;
+    timer_.stop();
+    if (on_done_) on_done_();
+    return;
+  }
+  const Timestamp next = machine_.next_deadline();
+  if (next != 0) {
+    now = monotonic_now();
+    const uint64_t ms = next > now ? (next - now + kNanosPerMilli - 1) / kNanosPerMilli : 0;
+    timer_.start(ms, 0, [this] { pump(); });
+  }
+}
+
+}  // namespace parley::ice

@@ -1,0 +1,178 @@
+#include "ice/probe.h"
+
+#include <netdb.h>
+
+#include <future>
+#include <memory>
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/udp_socket.h"
+#include "ice/driver.h"
+
+namespace parley::ice {
+
+int resolve_host_port(const std::string &text, SocketAddress *out) {
+  if (SocketAddress::parse(text, out) == kOk) return kOk;
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || text.find(']') != std::string::npos) {
+    return fail(kErrAddressInvalid, "'%s' is not host:port", text.c_str());
+  }
+  const std::string host = text.substr(0, colon), port = text.substr(colon + 1);
+  struct addrinfo hints = {};
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  struct addrinfo *res = nullptr;
+  const int r = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+  if (r != 0) {
+    return fail(kErrAddressInvalid, "cannot resolve '%s': %s", text.c_str(), gai_strerror(r));
+  }
+  SocketAddress best;
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+    SocketAddress a = SocketAddress::from_sockaddr(ai->ai_addr);
+    if (a.is_v4()) {
+      best = a;
+      break;
+    }
+    if (!best.is_set()) best = a;
+  }
+  freeaddrinfo(res);
+  if (!best.is_set()) return fail(kErrAddressInvalid, "'%s' has no usable address", text.c_str());
+  *out = best;
+  return kOk;
+}
+
+namespace {
+
+// Feeds every datagram to both machines (each ignores transactions that are not its own)
+// and is done when both are.
+class Both : public StunMachine {
+ public:
+  Both(StunMachine *a, StunMachine *b) : a_(a), b_(b) {}
+  bool poll_transmit(Timestamp now, Datagram *out) override {
+    return (a_ && a_->poll_transmit(now, out)) || (b_ && b_->poll_transmit(now, out));
+  }
+  void handle_datagram(const uint8_t *d, size_t n, const SocketAddress &from,
+                       Timestamp now) override {
+    if (a_) a_->handle_datagram(d, n, from, now);
+    if (b_) b_->handle_datagram(d, n, from, now);
+    note(now);
+  }
+  Timestamp next_deadline() const override {
+    const Timestamp x = a_ ? a_->next_deadline() : 0, y = b_ ? b_->next_deadline() : 0;
+    return x == 0 ? y : y == 0 ? x : (x < y ? x : y);
+  }
+  void handle_timeout(Timestamp now) override {
+    if (a_ && a_->next_deadline() != 0 && a_->next_deadline() <= now) a_->handle_timeout(now);
+    if (b_ && b_->next_deadline() != 0 && b_->next_deadline() <= now) b_->handle_timeout(now);
+    note(now);
+  }
+  bool done() const override { return (!a_ || a_->done()) && (!b_ || b_->done()); }
+  Timestamp a_done_at = 0;
+
+ private:
+  void note(Timestamp now) {
+    if (a_ && a_->done() && a_done_at == 0) a_done_at = now;
+  }
+  StunMachine *a_, *b_;
+};
+
+}  // namespace
+
+int run_probe(const ProbeOptions &options, ProbeResult *out) {
+  if (options.stun_servers.empty()) {
+    return fail(kErrInvalidArgument, "netcheck needs at least one STUN server");
+  }
+  std::vector<SocketAddress> servers;
+  for (const std::string &s : options.stun_servers) {
+    SocketAddress a;
+    int r = resolve_host_port(s, &a);
+    if (r != kOk) return r;
+    servers.push_back(a);
+  }
+  SocketAddress bind_addr;
+  int r = SocketAddress::parse(options.bind, &bind_addr);
+  if (r != kOk) return r;
+  InterfaceOptions ifo;
+  ifo.include_loopback = options.include_loopback;
+  std::vector<SocketAddress> hosts;
+  r = host_interface_addresses(ifo, &hosts);
+  if (r != kOk) return r;
+
+  Loop loop;
+  if ((r = loop.start()) != kOk) return r;
+  std::promise<int> finished;
+  std::unique_ptr<UdpSocket> socket;
+  std::unique_ptr<Gatherer> gatherer;
+  std::unique_ptr<Netcheck> netcheck;
+  std::unique_ptr<Both> both;
+  std::unique_ptr<MachineRunner> runner;
+  Timestamp started = 0;
+
+  r = loop.post([&] {
+    socket = std::make_unique<UdpSocket>(loop);
+    int rr = socket->bind(bind_addr, nullptr);
+    if (rr != kOk) {
+      finished.set_value(rr);
+      return;
+    }
+    const SocketAddress bound = socket->local_address();
+    out->bound = bound;
+    GatherConfig gc;
+    gc.deadline_ms = options.deadline_ms;
+    for (SocketAddress h : hosts) {
+      if (h.family() != bound.family()) continue;
+      if (!bound.is_unspecified_ip() && !h.same_ip(bound)) continue;
+      h.set_port(bound.port());
+      gc.host_addresses.push_back(h);
+    }
+    if (!bound.is_unspecified_ip() && gc.host_addresses.empty()) {
+      gc.host_addresses.push_back(bound);  // bound to an address we could not enumerate
+    }
+    for (const SocketAddress &s : servers) {
+      if (s.family() != bound.family()) continue;
+      SocketAddress base;
+      if (route_source(s, &base) != kOk) continue;
+      base.set_port(bound.port());
+      gc.stun_servers.push_back({s, base});
+    }
+    started = monotonic_now();
+    gatherer = std::make_unique<Gatherer>(gc, started);
+    if (servers[0].family() == bound.family()) {
+      NetcheckConfig nc;
+      nc.server = servers[0];
+      if (route_source(servers[0], &nc.local_base) == kOk) {
+        nc.local_base.set_port(bound.port());
+        netcheck = std::make_unique<Netcheck>(nc, started);
+      }
+    }
+    both = std::make_unique<Both>(gatherer.get(), netcheck.get());
+    runner = std::make_unique<MachineRunner>(
+        loop, bound.is_v4() ? socket.get() : nullptr, bound.is_v6() ? socket.get() : nullptr,
+        *both, [&] { finished.set_value(kOk); });
+    socket->set_receiver([&](const uint8_t *d, size_t n, const SocketAddress &from) {
+      runner->on_datagram(d, n, from);
+    });
+    runner->start();
+  });
+  if (r != kOk) return r;
+  const int result = finished.get_future().get();
+  // Tear down on the loop thread, then stop it.
+  loop.post([&] {
+    runner.reset();
+    socket.reset();
+  });
+  loop.stop();
+  if (result != kOk) return result;
+
+  out->candidates = gatherer->candidates();
+  out->servers = gatherer->servers();
+  out->gathering_ns = both->a_done_at > started ? both->a_done_at - started : 0;
+  out->netcheck_ran = netcheck != nullptr;
+  if (netcheck) out->netcheck = netcheck->report();
+  return kOk;
+}
+
+}  // namespace parley::ice
