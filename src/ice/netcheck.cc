@@ -42,7 +42,7 @@ void Netcheck::send(Test test, const SocketAddress &to, uint32_t change,
   if (test == kTestHairpin) hairpin_id_ = id;
   b.start(stun::kBinding, stun::kRequest, id);
   if (change) b.add_u32(stun::kAttrChangeRequest, change);
-  b.add_string(stun::kAttrSoftware, config_.software);
+  if (!config_.software.empty()) b.add_string(stun::kAttrSoftware, config_.software);
   b.add_fingerprint();
   size_t n = 0;
   if (b.finish(&n) == kOk) client_.start(buf, n, to, config_.rtx, now, test, {}, expect);

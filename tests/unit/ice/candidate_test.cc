@@ -1,0 +1,88 @@
+#include "ice/candidate.h"
+
+#include <gtest/gtest.h>
+
+#include "base/error.h"
+
+namespace parley::ice {
+namespace {
+
+SocketAddress addr(const char *s) {
+  SocketAddress a;
+  EXPECT_EQ(SocketAddress::parse(s, &a), kOk);
+  return a;
+}
+
+TEST(Candidate, PriorityFormula) {
+  EXPECT_EQ(candidate_priority(CandidateType::kHost, 65535, 1), 2130706431u);
+  EXPECT_EQ(candidate_priority(CandidateType::kServerReflexive, 65535, 1), 1694498815u);
+  EXPECT_EQ(candidate_priority(CandidateType::kRelay, 0, 1), 255u);
+}
+
+TEST(Candidate, FoundationRules) {
+  const SocketAddress b1 = addr("10.0.0.2:1"), b2 = addr("10.0.0.3:1");
+  const SocketAddress s1 = addr("203.0.113.1:3478"), s2 = addr("203.0.113.2:3478");
+  EXPECT_EQ(candidate_foundation(CandidateType::kServerReflexive, b1, s1),
+            candidate_foundation(CandidateType::kServerReflexive, addr("10.0.0.2:9"),
+                                 addr("203.0.113.1:1")));  // ports do not matter
+  EXPECT_NE(candidate_foundation(CandidateType::kServerReflexive, b1, s1),
+            candidate_foundation(CandidateType::kServerReflexive, b1, s2));
+  EXPECT_NE(candidate_foundation(CandidateType::kServerReflexive, b1, s1),
+            candidate_foundation(CandidateType::kServerReflexive, b2, s1));
+  EXPECT_NE(candidate_foundation(CandidateType::kHost, b1, SocketAddress()),
+            candidate_foundation(CandidateType::kServerReflexive, b1, SocketAddress()));
+}
+
+TEST(Candidate, RoundTrip) {
+  Candidate c;
+  c.foundation = "a1b2c3d4";
+  c.priority = 1694498815;
+  c.address = addr("198.51.100.1:40000");
+  c.type = CandidateType::kServerReflexive;
+  c.related = addr("10.0.0.2:5000");
+  const std::string s = c.to_string();
+  EXPECT_EQ(s, "candidate:a1b2c3d4 1 udp 1694498815 198.51.100.1 40000 typ srflx raddr "
+               "10.0.0.2 rport 5000");
+  Candidate back;
+  ASSERT_EQ(Candidate::parse(s, &back), kOk);
+  EXPECT_EQ(back, c);
+
+  Candidate v6;
+  ASSERT_EQ(Candidate::parse("candidate:x+/9 2 UDP 2130706430 2001:db8::1 5000 typ host", &v6),
+            kOk);
+  EXPECT_EQ(v6.component, 2u);
+  EXPECT_EQ(v6.address, addr("[2001:db8::1]:5000"));
+  EXPECT_FALSE(v6.related.is_set());
+}
+
+TEST(Candidate, StrictParsing) {
+  const char *bad[] = {
+      "",
+      "candidate:",
+      "a:1 1 udp 1 1.2.3.4 5 typ host",
+      "candidate:1 1 udp 1 1.2.3.4 5 typ host ",
+      "candidate:1  1 udp 1 1.2.3.4 5 typ host",
+      "candidate:1 1 tcp 1 1.2.3.4 5 typ host",
+      "candidate:1 0 udp 1 1.2.3.4 5 typ host",
+      "candidate:1 1 udp 0 1.2.3.4 5 typ host",
+      "candidate:1 1 udp 2147483648 1.2.3.4 5 typ host",
+      "candidate:1 1 udp 1 1.2.3.4 65536 typ host",
+      "candidate:1 1 udp 1 example.com 5 typ host",
+      "candidate:1 1 udp 1 abcd.local 5 typ host",
+      "candidate:1 1 udp 1 1.2.3.4 5 typ cloud",
+      "candidate:1 1 udp 1 1.2.3.4 5 type host",
+      "candidate:1 1 udp 1 1.2.3.4 5 typ srflx raddr 1.2.3.4",
+      "candidate:1 1 udp 1 1.2.3.4 5 typ srflx raddr ::1 rport 5",
+      "candidate:1 1 udp 1 1.2.3.4 5 typ host generation 0",
+      "candidate:bad_char 1 udp 1 1.2.3.4 5 typ host",
+      "candidate:123456789012345678901234567890123 1 udp 1 1.2.3.4 5 typ host",
+      "candidate:1 1 udp 01 1.2.3.4 5 typ host",
+  };
+  for (const char *s : bad) {
+    Candidate c;
+    EXPECT_EQ(Candidate::parse(s, &c), kErrCandidateInvalid) << s;
+  }
+}
+
+}  // namespace
+}  // namespace parley::ice
