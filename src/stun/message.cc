@@ -43,8 +43,9 @@ struct Crc32Table {
 const Crc32Table kCrc;
 
 // Comprehension-required attributes parley understands; any other type below 0x8000 earns a
-// 420. (RESPONSE-PORT and PADDING of RFC 5780 are deliberately absent: parley never sends a
-// response to another port nor pads responses, so a request relying on them must get 420.)
+// 420. RESPONSE-PORT is deliberately absent: parley never sends a response to another port
+// than the request came from, so a request relying on it must get 420. PADDING is accepted
+// and ignored (RFC 5780 lets a server answer without padding).
 bool known_required(uint16_t type) {
   switch (type) {
     case kAttrMappedAddress:
@@ -59,6 +60,7 @@ bool known_required(uint16_t type) {
     case kAttrXorMappedAddress:
     case kAttrPriority:
     case kAttrUseCandidate:
+    case kAttrPadding:
       return true;
     default:
       return false;

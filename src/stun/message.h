@@ -14,8 +14,9 @@ namespace parley::stun {
 
 constexpr uint32_t kMagicCookie = 0x2112A442;
 constexpr size_t kHeaderLen = 20;
-// Largest message parley builds or accepts (fits any IPv6 path MTU of 1280).
-constexpr size_t kMaxMessageLen = 1280;
+// Largest message parley accepts. Requests may be padded far beyond a path MTU (RFC 5780
+// PADDING, coturn's natdiscovery -P sends ~1.5 KB); what parley sends stays small.
+constexpr size_t kMaxMessageLen = 4096;
 // Attributes a parsed message keeps track of; more than this is malformed.
 constexpr size_t kMaxAttributes = 32;
 constexpr size_t kMaxUnknownAttributes = 8;
@@ -35,6 +36,8 @@ enum AttributeType : uint16_t {
   kAttrMessageIntegritySha256 = 0x001C,
   kAttrXorMappedAddress = 0x0020,
   kAttrPriority = 0x0024,              // RFC 8445
+  kAttrPadding = 0x0026,               // RFC 5780: accepted (it buys response budget), not echoed
+  kAttrResponsePort = 0x0027,          // RFC 5780: not supported (420)
   kAttrUseCandidate = 0x0025,          // RFC 8445
   kAttrSoftware = 0x8022,
   kAttrFingerprint = 0x8028,

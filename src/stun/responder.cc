@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "base/log.h"
 
 namespace parley::stun {
 
@@ -40,6 +41,9 @@ bool Responder::handle(const uint8_t *data, size_t len, const SocketAddress &fro
   const size_t budget = len + mapped_attr;
 
   if (req.unknown_required_count() != 0) {
+    PARLEY_LOG(kLogDebug, "stun", "420 to %s: unknown attribute 0x%04x%s",
+               from.to_string().c_str(), req.unknown_required()[0],
+               req.unknown_required_count() > 1 ? " (and more)" : "");
     return error_reply(req, 420, "Unknown Attribute", req.unknown_required(),
                        req.unknown_required_count(), budget, from, local, out, cap, reply);
   }

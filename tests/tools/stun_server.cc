@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <memory>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/log.h"
 #include "base/loop.h"
 #include "base/udp_socket.h"
 #include "stun/responder.h"
@@ -32,6 +34,7 @@ int usage() {
 }  // namespace
 
 int main(int argc, char **argv) {
+  if (const char *lvl = std::getenv("PARLEY_LOG_LEVEL")) log_set_level(std::atoi(lvl));
   stun::ResponderConfig config;
   config.software = "parley-stun-server";
   for (int i = 1; i < argc; ++i) {

@@ -254,6 +254,7 @@ TEST(StunParse, UnknownAttributes) {
   b.add_string(0x7777, "required");  // comprehension-required, unknown
   b.add_string(0xC001, "optional");  // comprehension-optional, unknown: skipped silently
   b.add_string(0x0027, "rp");        // RESPONSE-PORT: deliberately unsupported
+  b.add_string(kAttrPadding, "pad"); // PADDING: accepted
   size_t n;
   ASSERT_EQ(b.finish(&n), kOk);
   Message m;
