@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -45,6 +46,7 @@ __all__ = [
     "NAT_TYPES", "PYTHON", "HERE", "UDP_PROBE",
     "Lab", "Node", "Site", "LabError",
     "nft_ruleset", "cleanup_stale", "wait_for_line", "output_of", "check_prerequisites",
+    "PRIMARY_PORT", "ALT_PORT", "server_endpoints", "start_echo", "probe", "IP", "NFT",
 ]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -67,8 +69,18 @@ PUBLIC_NET = ipaddress.ip_network("203.0.113.0/24")
 SERVER_IPS = ("203.0.113.10", "203.0.113.11")
 NS_PREFIX_RE = re.compile(r"^nl(\d+)x(\d+)-")
 
-_IP = "ip"
-_NFT = "nft"
+
+def _tool(name: str) -> str:
+    """Absolute path of a system tool, also when PATH lacks the sbin directories."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
+    return found or name
+
+
+_IP = _tool("ip")
+_NFT = _tool("nft")
+_SYSCTL = _tool("sysctl")
+IP = _IP      #: absolute path of ``ip`` (for tests that call it themselves)
+NFT = _NFT    #: absolute path of ``nft``
 
 _open_labs: "set[Lab]" = set()
 _open_labs_lock = threading.Lock()
@@ -165,9 +177,9 @@ def check_prerequisites() -> None:
     """Raise ``unittest.SkipTest`` unless the lab can run here (root, ip, nft)."""
     if os.geteuid() != 0:
         raise unittest.SkipTest("natlab needs root (network namespaces, nftables)")
-    if shutil.which(_IP) is None:
+    if not os.path.isabs(_IP):
         raise unittest.SkipTest("natlab needs iproute2 ('ip' not found)")
-    if shutil.which(_NFT) is None:
+    if not os.path.isabs(_NFT):
         raise unittest.SkipTest("natlab needs nftables ('nft' not found)")
 
 
@@ -431,6 +443,9 @@ class Lab:
     address 203.0.113.(20 + 10*(k-1)) for its router WAN (``none``: for its first host,
     further hosts +1, +2, ...).  ``add_public_host`` without addresses allocates from
     203.0.113.200 upwards.
+
+    ``prefix`` defaults to ``nl<pid>x<n>-`` (n counts labs in this process); a custom prefix
+    should keep that form, or ``cleanup_stale`` will not recognise leftovers.
     """
 
     def __init__(self, prefix: Optional[str] = None):
@@ -476,9 +491,10 @@ class Lab:
                 self._namespaces.remove(ns)
                 raise unittest.SkipTest(f"'ip netns add' failed: {cp.stderr.strip()}")
             # nftables with NAT must work inside a namespace, or no router can be built.
-            probe = ("table ip natlab_probe {\n\tchain p {\n\t\ttype nat hook postrouting "
-                     "priority srcnat; policy accept;\n\t\tmasquerade random,fully-random\n\t}\n}\n")
-            cp = _cmd([_IP, "netns", "exec", ns, _NFT, "-f", "-"], input=probe, check=False)
+            nat_probe = ("table ip natlab_probe {\n\tchain p {\n\t\ttype nat hook postrouting"
+                         " priority srcnat; policy accept;\n"
+                         "\t\tmasquerade random,fully-random\n\t}\n}\n")
+            cp = _cmd([_IP, "netns", "exec", ns, _NFT, "-f", "-"], input=nat_probe, check=False)
             if cp.returncode != 0:
                 raise unittest.SkipTest(f"nftables NAT unusable in a namespace: "
                                         f"{cp.stderr.strip()}")
@@ -494,20 +510,31 @@ class Lab:
         return self
 
     def close(self) -> None:
-        """Tear everything down: spawned processes, then every namespace.  Idempotent."""
-        if self._closed:
-            return
+        """Tear everything down: spawned processes, then every namespace.
+
+        Idempotent and resumable: each process/namespace is forgotten only once it is gone,
+        so a teardown cut short (an exception inside it) is finished by the next call, at the
+        latest by the ``atexit`` hook.  SIGTERM and SIGINT are held back while it runs.
+        """
         self._closed = True
-        with _open_labs_lock:
-            _open_labs.discard(self)
+        blocked = None
+        if threading.current_thread() is threading.main_thread():
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         errors = []
-        for proc in reversed(self._procs):
-            self._stop_proc(proc, grace=1.0)
-        for ns in reversed(self._namespaces):
-            err = _delete_netns(ns)
-            if err:
-                errors.append(err)
-        self._namespaces.clear()
+        try:
+            while self._procs:
+                self._stop_proc(self._procs[-1], grace=1.0)
+                self._procs.pop()
+            while self._namespaces:
+                err = _delete_netns(self._namespaces[-1])
+                if err:
+                    errors.append(err)
+                self._namespaces.pop()
+            with _open_labs_lock:
+                _open_labs.discard(self)
+        finally:
+            if blocked is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if errors:
             print("natlab: teardown problems:\n  " + "\n  ".join(errors), file=sys.stderr)
 
@@ -571,6 +598,9 @@ class Lab:
         _collector(proc, "stderr")
         return proc
 
+    #: ``lab.wait_for_line(proc, pattern, timeout)`` -- the module function, for convenience.
+    wait_for_line = staticmethod(wait_for_line)
+
     def stop(self, proc: subprocess.Popen, grace: float = 2.0) -> Optional[int]:
         """SIGTERM ``proc`` (its process group), SIGKILL after ``grace`` s; returns its code."""
         self._stop_proc(proc, grace)
@@ -600,6 +630,9 @@ class Lab:
             col = getattr(proc, f"_natlab_{which}", None)
             if col is not None:
                 col.thread.join(timeout=1.0)
+            stream = getattr(proc, which)
+            if stream is not None and (col is None or not col.thread.is_alive()):
+                stream.close()
 
     def _require_running(self) -> None:
         if not self._started or self._closed:
@@ -615,7 +648,7 @@ class Lab:
         self._ipn(ns, "link", "set", "lo", "up")
         settings = ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
                     f"net.ipv4.ip_forward={1 if forward else 0}"]
-        _cmd([_IP, "netns", "exec", ns, "sysctl", "-q", "-w", *settings])
+        _cmd([_IP, "netns", "exec", ns, _SYSCTL, "-q", "-w", *settings])
 
     def _add_ns(self, short: str, role: str, *, forward: bool = False) -> Node:
         self._require_running()
@@ -799,6 +832,47 @@ class Lab:
             lines.append(f"  site {s.name}: {s.nat} public={s.public_ip} "
                          f"ports={s.public_ports}")
         return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# udp_probe.py helpers (the lab's own, binary-independent checks)
+
+PRIMARY_PORT = 3478
+ALT_PORT = 3479
+
+
+def server_endpoints(server: Node, ports: Sequence[int] = (PRIMARY_PORT, ALT_PORT)) -> list:
+    """Every ``ip:port`` combination of the server's addresses and ``ports`` (RFC 5780 style)."""
+    return [f"{ip}:{port}" for ip in server.ips for port in ports]
+
+
+def start_echo(lab: Lab, node: NsLike, binds: Sequence[str], *, tcp: Sequence[str] = (),
+               timeout: float = 5.0) -> subprocess.Popen:
+    """Start ``udp_probe.py server`` in ``node`` on ``binds`` and wait for its ``ready``."""
+    argv = [PYTHON, UDP_PROBE, "server"]
+    for b in binds:
+        argv += ["--bind", b]
+    for b in tcp:
+        argv += ["--tcp", b]
+    proc = lab.spawn(node, argv)
+    wait_for_line(proc, r"^ready$", timeout)
+    return proc
+
+
+def probe(lab: Lab, node: NsLike, bind: str, reqs: Sequence[str], *,
+          timeout: float = 0.5) -> list:
+    """Run ``udp_probe.py client`` in ``node`` from ``bind``; one result dict per request.
+
+    ``reqs`` items are ``"DEST"``, ``"DEST@FROM"`` (answer requested from FROM) or
+    ``"tcp:DEST"``.  ``timeout`` bounds each request that gets no answer.
+    """
+    argv = [PYTHON, UDP_PROBE, "client", "--bind", bind, "--timeout", str(timeout)]
+    for r in reqs:
+        argv += ["--req", r]
+    cp = lab.run(node, argv, timeout=5 + timeout * len(reqs))
+    if cp.returncode != 0:
+        raise LabError(f"udp_probe client failed ({cp.returncode}): {cp.stderr.strip()}")
+    return json.loads(cp.stdout)["results"]
 
 
 if __name__ == "__main__":  # manual maintenance: python3 natlab.py cleanup

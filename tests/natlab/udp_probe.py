@@ -74,13 +74,16 @@ def serve(binds, tcp_binds=()):
         t.bind(b)
         t.listen(16)
         listeners.append(t)
+
+    def _exit(*_):
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGINT, _exit)
     print("ready", flush=True)
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
-    while not stop:
+    while True:
         try:
-            ready, _, _ = select.select(list(socks.values()) + listeners, [], [], 0.5)
+            ready, _, _ = select.select(list(socks.values()) + listeners, [], [])
         except InterruptedError:
             continue
         for s in ready:
@@ -113,7 +116,6 @@ def serve(binds, tcp_binds=()):
                     out.sendto(f"natlab-observed {nonce} {fmt(peer)}".encode(), peer)
                 except OSError as e:
                     print(f"error: sendto {fmt(peer)}: {e}", flush=True)
-    return 0
 
 
 def client(bind, reqs, timeout):

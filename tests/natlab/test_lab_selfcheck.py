@@ -1,0 +1,263 @@
+"""Self-check of the NAT lab: each router type behaves as the lab claims.
+
+Independent of parley: the observations come from udp_probe.py, a stdlib "what is my
+address" echo server/client.  The server namespace answers on 203.0.113.10 and .11, ports
+3478 and 3479; a request ``DEST@FROM`` asks DEST to answer from FROM (a CHANGE-REQUEST in
+miniature), which is how filtering is observed.
+
+Run (as root):  cd tests/natlab && /usr/bin/python3 -m unittest -v test_lab_selfcheck
+"""
+
+import os
+import subprocess
+import time
+import unittest
+
+from natlab import (ALT_PORT, IP, PRIMARY_PORT, Lab, LabError, cleanup_stale, probe,
+                    server_endpoints, start_echo, wait_for_line)
+
+S1, S2 = "203.0.113.10", "203.0.113.11"
+P1, P2 = PRIMARY_PORT, ALT_PORT
+HOST_PORT = 40000
+NEG = 0.4   # seconds a request waits before "no answer" (all lab paths answer in ~1 ms)
+
+
+def ep(ip, port):
+    return f"{ip}:{port}"
+
+
+class LabCase(unittest.TestCase):
+    """A fresh lab per test: the server namespace runs the echo server on 4 endpoints."""
+
+    def setUp(self):
+        self.lab = Lab()
+        self.addCleanup(self.lab.close)      # runs even if start()/setUp fails
+        self.lab.start()
+        self.server = self.lab.add_server()
+        self.echo = start_echo(self.lab, self.server, server_endpoints(self.server),
+                               tcp=[ep(S1, P1)])
+
+    def ask(self, host, reqs, port=HOST_PORT, bind_ip=None):
+        results = probe(self.lab, host, ep(bind_ip or host.ip, port), reqs, timeout=NEG)
+        return [r["observed"] for r in results], results
+
+    def assertAllEqual(self, values, expected, msg=None):
+        self.assertEqual(values, [expected] * len(values), msg or self.lab.describe())
+
+
+class NatBehaviourTest(LabCase):
+
+    def test_none_observed_is_host_address(self):
+        site = self.lab.add_site("open", "none")
+        h = site.host
+        self.assertEqual(h.ip, site.public_ip)
+        obs, _ = self.ask(h, [ep(S1, P1), ep(S2, P1), ep(S1, P1) + "@" + ep(S2, P2)])
+        # No NAT, no firewall: the server sees the host's own address, and an answer from
+        # an address/port never contacted arrives too.
+        self.assertAllEqual(obs, ep(h.ip, HOST_PORT))
+
+    def test_full_cone_unsolicited_inbound_reaches_host(self):
+        site = self.lab.add_site("fc", "full-cone")
+        h, wan = site.host, site.public_ip
+        self.assertEqual(site.public_port(), HOST_PORT)
+        outsider = self.lab.add_public_host("outsider")          # 203.0.113.200
+        # 1. Before the host ever sent anything: anyone reaching WAN:40000 reaches the host,
+        #    and the host sees the sender's real address (DNAT only, no SNAT).
+        echo = start_echo(self.lab, h, [ep(h.ip, HOST_PORT)])
+        obs, _ = self.ask(self.server, [ep(wan, HOST_PORT)], port=5000, bind_ip=S2)
+        self.assertEqual(obs, [ep(S2, 5000)])
+        obs, _ = self.ask(outsider, [ep(wan, HOST_PORT)], port=5001)
+        self.assertEqual(obs, [ep(outsider.ip, 5001)])
+        self.lab.stop(echo)
+        # 2. Outbound from the host port keeps the public port, towards every destination.
+        obs, res = self.ask(h, [ep(S1, P1),
+                                ep(S1, P1) + "@" + ep(S2, P2),   # unsolicited address+port
+                                ep(S1, P1) + "@" + ep(S1, P2),   # unsolicited port
+                                ep(S2, P1), ep(S1, P2), ep(S2, P2)])
+        self.assertAllEqual(obs, ep(wan, HOST_PORT))
+        self.assertEqual(res[1]["reply_src"], ep(S2, P2))
+        self.assertEqual(res[2]["reply_src"], ep(S1, P2))
+
+    def test_port_restricted_eim_and_apd_filtering(self):
+        site = self.lab.add_site("pr", "port-restricted")
+        h, wan = site.host, site.public_ip
+        mapped = ep(wan, site.public_port())
+        obs, _ = self.ask(h, [ep(S1, P1),
+                              ep(S1, P1) + "@" + ep(S2, P2),   # other address and port
+                              ep(S1, P1) + "@" + ep(S2, P1),   # other address, same port
+                              ep(S1, P1) + "@" + ep(S1, P2),   # same address, other port
+                              # now contact those endpoints directly: the mapping must be
+                              # unchanged by the dropped packets (no conntrack clash)
+                              ep(S2, P2), ep(S2, P1), ep(S1, P2)])
+        self.assertEqual(obs, [mapped, None, None, None, mapped, mapped, mapped],
+                         self.lab.describe())
+        # Once the host has contacted S2:P2, S2:P2 may answer (filtering is per endpoint).
+        obs, _ = self.ask(h, [ep(S1, P1) + "@" + ep(S2, P2)])
+        self.assertEqual(obs, [mapped])
+
+    def test_port_restricted_unpinned_masquerade_preserves_port(self):
+        # Plain masquerade (pin=False) keeps the source port when it is free, and reuses the
+        # mapping for further destinations: EIM in the single-host case.
+        site = self.lab.add_site("pr", "port-restricted", pin=False)
+        self.assertIsNone(site.public_port())
+        obs, _ = self.ask(site.host, [ep(S1, P1), ep(S2, P1), ep(S2, P2),
+                                      ep(S1, P1) + "@" + ep(S1, P2)])
+        mapped = ep(site.public_ip, HOST_PORT)
+        self.assertEqual(obs, [mapped, mapped, mapped, None])
+
+    def test_symmetric_mapping_per_destination(self):
+        site = self.lab.add_site("sym", "symmetric")
+        h, wan = site.host, site.public_ip
+        self.assertIsNone(site.public_port())
+        obs, _ = self.ask(h, [ep(S1, P1),
+                              ep(S1, P1) + "@" + ep(S2, P2),   # filtered like port-restricted
+                              ep(S2, P1), ep(S1, P2), ep(S2, P2)])
+        self.assertIsNone(obs[1])
+        mapped = [obs[0]] + obs[2:]
+        self.assertNotIn(None, mapped)
+        self.assertEqual({m.split(":")[0] for m in mapped}, {wan})
+        ports = [m.split(":")[1] for m in mapped]
+        # A new port for a new address AND for a new port (address-and-port-dependent).  The
+        # ports are random: allow one chance collision (p ~ 1e-4) so the check never flakes.
+        self.assertGreaterEqual(len(set(ports)), 3, f"ports {ports} not distinct")
+        # The same destination again keeps its (conntrack) mapping.
+        again, _ = self.ask(h, [ep(S1, P1)])
+        self.assertEqual(again, [obs[0]])
+
+    def test_double_nat_observed_is_outer_wan(self):
+        site = self.lab.add_site("dbl", "double")
+        inner, outer = site.routers
+        self.assertTrue(inner.wan_ip.startswith("100.64."))
+        self.assertEqual(outer.wan_ip, site.public_ip)
+        mapped = ep(outer.wan_ip, site.public_port())
+        obs, _ = self.ask(site.host, [ep(S1, P1), ep(S1, P1) + "@" + ep(S2, P2),
+                                      ep(S2, P1), ep(S2, P2)])
+        self.assertEqual(obs, [mapped, None, mapped, mapped])
+
+    def test_same_lan_hosts_share_wan_ip(self):
+        site = self.lab.add_site("lan", "same-lan")
+        a, b = site.hosts
+        pa, pb = site.public_port(a), site.public_port(b)
+        self.assertNotEqual(pa, pb)
+        # Both hosts use the same local port; each keeps its own endpoint-independent mapping.
+        obs_a, _ = self.ask(a, [ep(S1, P1), ep(S2, P1), ep(S1, P1) + "@" + ep(S2, P2)])
+        obs_b, _ = self.ask(b, [ep(S1, P1), ep(S1, P1) + "@" + ep(S1, P2),
+                                ep(S2, P1), ep(S2, P2), ep(S1, P2)])
+        self.assertEqual(obs_a, [ep(site.public_ip, pa)] * 2 + [None])
+        self.assertEqual(obs_b, [ep(site.public_ip, pb), None] + [ep(site.public_ip, pb)] * 3)
+        # On the LAN they reach each other directly, without NAT.
+        start_echo(self.lab, a, [ep(a.ip, 40002)])
+        obs, _ = self.ask(b, [ep(a.ip, 40002)], port=40003)
+        self.assertEqual(obs, [ep(b.ip, 40003)])
+
+    def test_udp_blocked_to_peer(self):
+        peer = self.lab.add_site("peer", "none").host
+        site = self.lab.add_site("blk", "udp-blocked-to-peer", blocked_peers=[peer.ip])
+        start_echo(self.lab, peer, [ep(peer.ip, HOST_PORT)])
+        # Control: the peer's echo server is reachable from elsewhere.
+        obs, _ = self.ask(self.server, [ep(peer.ip, HOST_PORT)], port=5000, bind_ip=S1)
+        self.assertEqual(obs, [ep(S1, 5000)])
+        mapped = ep(site.public_ip, site.public_port())
+        obs, _ = self.ask(site.host, [ep(S1, P1), ep(peer.ip, HOST_PORT), ep(S2, P2)])
+        self.assertEqual(obs, [mapped, None, mapped])
+        # ... and the peer cannot reach the site's mapping either (the router drops it).
+        obs, _ = self.ask(peer, [mapped])
+        self.assertEqual(obs, [None])
+
+    def test_udp_blocked_no_reply(self):
+        site = self.lab.add_site("noudp", "udp-blocked")
+        obs, _ = self.ask(site.host, [ep(S1, P1), ep(S2, P2), "tcp:" + ep(S1, P1)])
+        # UDP gets nowhere; TCP (the control path) still goes through the NAT.
+        self.assertEqual(obs[:2], [None, None])
+        self.assertIsNotNone(obs[2], "TCP control request got no answer")
+        self.assertEqual(obs[2].split(":")[0], site.public_ip)
+
+    def test_lab_is_isolated(self):
+        # No default route anywhere on the public side: off-lab destinations are unroutable,
+        # and hosts behind NAT only reach their router, which has no route out either.
+        site = self.lab.add_site("pr", "port-restricted")
+        for node in (self.server, site.router):
+            cp = self.lab.run(node, [IP, "route", "get", "192.0.2.1"], timeout=5)
+            self.assertNotEqual(cp.returncode, 0, f"{node.name}: {cp.stdout}")
+            self.assertIn("unreachable", cp.stderr.lower())
+        cp = self.lab.run(self.lab.internet, [IP, "-o", "link"], timeout=5)
+        links = sorted(line.split(":")[1].strip().split("@")[0] for line in cp.stdout.splitlines())
+        self.assertEqual(links, ["lo", "p0", "p1", "pub"])
+
+
+class HarnessTest(unittest.TestCase):
+    """The harness itself: teardown, stale cleanup, deadlines."""
+
+    def _netns(self):
+        cp = subprocess.run([IP, "netns", "list"], capture_output=True, text=True)
+        return {line.split()[0] for line in cp.stdout.splitlines() if line.strip()}
+
+    def test_teardown_deletes_namespaces_and_processes(self):
+        lab = Lab()
+        try:
+            lab.start()
+            site = lab.add_site("t", "double")
+            proc = lab.spawn(site.host, ["sleep", "60"])
+            created = set(lab.namespaces())
+            self.assertEqual(len(created), 4)       # inet, inner router, outer router, host
+            self.assertTrue(created <= self._netns())
+        finally:
+            lab.close()
+        self.assertIsNotNone(proc.poll())
+        self.assertFalse(created & self._netns(), "namespaces left behind")
+        self.assertEqual(lab.namespaces(), [])
+        lab.close()                                  # idempotent
+
+    def test_teardown_on_exception(self):
+        names = set()
+        with self.assertRaises(ZeroDivisionError):
+            with Lab() as lab:
+                lab.add_site("x", "symmetric")
+                names = set(lab.namespaces())
+                1 / 0
+        self.assertTrue(names)
+        self.assertFalse(names & self._netns())
+
+    def test_cleanup_stale_removes_dead_runs_only(self):
+        with open("/proc/sys/kernel/pid_max") as f:
+            dead_pid = int(f.read()) + 1            # can never be a live pid
+        stale = f"nl{dead_pid}x{os.getpid()}-stale"     # unique even under ctest -j
+        try:
+            with Lab() as lab:           # start() itself cleans up: create the stale one after
+                mine = set(lab.namespaces())
+                subprocess.run([IP, "netns", "add", stale], check=True)
+                removed = cleanup_stale()
+                # (a lab starting in parallel may have removed it first)
+                self.assertNotIn(stale, self._netns())
+                for ns in removed:
+                    self.assertNotEqual(int(ns[2:].split("x")[0]), os.getpid())
+                self.assertTrue(mine <= self._netns(), "a live lab's namespaces were removed")
+        finally:
+            subprocess.run([IP, "netns", "del", stale], capture_output=True)
+
+    def test_wait_for_line_deadline_and_eof(self):
+        with Lab() as lab:
+            quiet = lab.spawn(lab.internet, ["sleep", "30"])
+            t0 = time.monotonic()
+            with self.assertRaises(TimeoutError):
+                wait_for_line(quiet, r"never", 0.3)
+            self.assertLess(time.monotonic() - t0, 2.0)
+            chatty = lab.spawn(lab.internet, ["sh", "-c", "echo one; echo two; echo three"])
+            self.assertEqual(wait_for_line(chatty, r"^t(\w+)$", 5).group(1), "wo")
+            self.assertEqual(wait_for_line(chatty, r"^t(\w+)$", 5).group(1), "hree")
+            with self.assertRaises(LabError):
+                wait_for_line(chatty, r"^one$", 5)   # already consumed, then EOF
+
+    def test_run_timeout_kills(self):
+        with Lab() as lab:
+            t0 = time.monotonic()
+            with self.assertRaises(subprocess.TimeoutExpired):
+                lab.run(lab.internet, ["sleep", "30"], timeout=0.3)
+            self.assertLess(time.monotonic() - t0, 3.0)
+            cp = subprocess.run([IP, "netns", "pids", lab.internet.ns], capture_output=True,
+                                text=True, timeout=5)
+            self.assertEqual(cp.stdout.split(), [], "the timed-out process survived")
+
+
+if __name__ == "__main__":
+    unittest.main()
