@@ -124,6 +124,10 @@ int parley_netcheck_run(const parley_netcheck_options *options, char *out, size_
       po.stun_servers.emplace_back(options->stun_servers[i]);
     }
     if (options->bind_address) po.bind = options->bind_address;
+    if (options->relay_address) {
+      int rr = parley::ice::resolve_host_port(options->relay_address, &po.relay);
+      if (rr != parley::kOk) return rr;
+    }
     if (options->deadline_ms) po.deadline_ms = options->deadline_ms;
     po.include_loopback = options->include_loopback != 0;
     ice::ProbeResult result;

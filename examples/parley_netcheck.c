@@ -3,7 +3,7 @@
  * NAT, using only the public C API.
  *
  *   parley-netcheck [--json] [--bind IP:PORT] [--deadline MS] [--include-loopback]
- *                   --stun HOST:PORT [--stun HOST:PORT ...]
+ *                   [--relay HOST:PORT] --stun HOST:PORT [--stun HOST:PORT ...]
  *
  * The first --stun server is used for RFC 5780 behaviour discovery (it needs an alternate
  * address: parley-relay --alt, or coturn with two listening IPs); all are used for gathering.
@@ -19,7 +19,8 @@
 static int usage(void) {
   fprintf(stderr,
           "usage: parley-netcheck [--json] [--bind IP:PORT] [--deadline MS]\n"
-          "                       [--include-loopback] --stun HOST:PORT [--stun ...]\n");
+          "                       [--include-loopback] [--relay HOST:PORT]\n"
+          "                       --stun HOST:PORT [--stun ...]\n");
   return 2;
 }
 
@@ -42,6 +43,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--stun") == 0 && i + 1 < argc) {
       if (opt.stun_server_count == MAX_SERVERS) return usage();
       servers[opt.stun_server_count++] = argv[++i];
+    } else if (strcmp(argv[i], "--relay") == 0 && i + 1 < argc) {
+      opt.relay_address = argv[++i];
     } else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc) {
       opt.bind_address = argv[++i];
     } else if (strcmp(argv[i], "--deadline") == 0 && i + 1 < argc) {

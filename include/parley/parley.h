@@ -310,7 +310,8 @@ typedef struct parley_netcheck_options {
    * listening IPs). At least one. */
   const char *const *stun_servers;
   size_t stun_server_count;
-  /* Local address to bind, "ip:port"; NULL for "0.0.0.0:0". */
+  /* Local address to bind, "ip:port"; NULL for one IPv4 and one IPv6 socket on any address
+   * and port (as a call context does; IPv6 is skipped quietly where unavailable). */
   const char *bind_address;
   /* Gathering deadline in milliseconds; 0 for the default (2000). A server that does not
    * answer within it is reported as such and does not delay the result further. */
@@ -319,6 +320,10 @@ typedef struct parley_netcheck_options {
   int include_loopback;
   /* PARLEY_NETCHECK_JSON or PARLEY_NETCHECK_TEXT. */
   int format;
+  /* The relay's public address "ip:port", announced as the relay candidate; NULL for none. */
+  const char *relay_address;
+  /* Fields added by later versions go here; parley reads them only when struct_size covers
+   * them, so callers built against this header keep working. */
 } parley_netcheck_options;
 
 /*

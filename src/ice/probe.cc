@@ -90,21 +90,31 @@ int run_probe(const ProbeOptions &options, ProbeResult *out) {
     SocketAddress a;
     int r = resolve_host_port(s, &a);
     if (r != kOk) return r;
-    servers.push_back(a);
+    bool seen = false;
+    for (const SocketAddress &o : servers) seen |= o == a;
+    if (!seen) servers.push_back(a);  // "localhost:3478" and "127.0.0.1:3478" are one server
   }
-  SocketAddress bind_addr;
-  int r = SocketAddress::parse(options.bind, &bind_addr);
-  if (r != kOk) return r;
+  // One socket per address family (DESIGN.md), unless the caller pinned one address.
+  std::vector<SocketAddress> binds;
+  const bool dual_stack = options.bind.empty();
+  // IPv6 first: its host candidates get the higher local preference (RFC 8421).
+  for (const std::string &text : dual_stack ? std::vector<std::string>{"[::]:0", "0.0.0.0:0"}
+                                            : std::vector<std::string>{options.bind}) {
+    SocketAddress a;
+    int r = SocketAddress::parse(text, &a);
+    if (r != kOk) return r;
+    binds.push_back(a);
+  }
   InterfaceOptions ifo;
   ifo.include_loopback = options.include_loopback;
   std::vector<SocketAddress> hosts;
-  r = host_interface_addresses(ifo, &hosts);
+  int r = host_interface_addresses(ifo, &hosts);
   if (r != kOk) return r;
 
   Loop loop;
   if ((r = loop.start()) != kOk) return r;
   std::promise<int> finished;
-  std::unique_ptr<UdpSocket> socket;
+  std::unique_ptr<UdpSocket> sockets[2];  // [0] IPv4, [1] IPv6
   std::unique_ptr<Gatherer> gatherer;
   std::unique_ptr<Netcheck> netcheck;
   std::unique_ptr<Both> both;
@@ -112,49 +122,57 @@ int run_probe(const ProbeOptions &options, ProbeResult *out) {
   Timestamp started = 0;
 
   r = loop.post([&] {
-    socket = std::make_unique<UdpSocket>(loop);
-    int rr = socket->bind(bind_addr, nullptr);
-    if (rr != kOk) {
-      finished.set_value(rr);
-      return;
-    }
-    const SocketAddress bound = socket->local_address();
-    out->bound = bound;
     GatherConfig gc;
     gc.deadline_ms = options.deadline_ms;
-    for (SocketAddress h : hosts) {
-      if (h.family() != bound.family()) continue;
-      if (!bound.is_unspecified_ip() && !h.same_ip(bound)) continue;
-      h.set_port(bound.port());
-      gc.host_addresses.push_back(h);
+    for (const SocketAddress &want : binds) {
+      auto socket = std::make_unique<UdpSocket>(loop);
+      const int rr = socket->bind(want, nullptr);
+      if (rr != kOk) {
+        if (dual_stack && want.is_v6()) {
+          PARLEY_LOG(kLogInfo, "ice", "no IPv6 socket: %s", last_error_message());
+          continue;  // an IPv4-only host is fine
+        }
+        finished.set_value(rr);
+        return;
+      }
+      const SocketAddress bound = socket->local_address();
+      if (!out->bound.is_set() || bound.family() == servers[0].family()) out->bound = bound;
+      for (SocketAddress h : hosts) {
+        if (h.family() != bound.family()) continue;
+        if (!bound.is_unspecified_ip() && !h.same_ip(bound)) continue;
+        h.set_port(bound.port());
+        gc.host_addresses.push_back(h);
+      }
+      if (!bound.is_unspecified_ip() && gc.host_addresses.empty()) {
+        gc.host_addresses.push_back(bound);  // bound to an address we could not enumerate
+      }
+      for (const SocketAddress &srv : servers) {
+        if (srv.family() != bound.family()) continue;
+        SocketAddress base;
+        if (route_source(srv, &base) != kOk) continue;  // no route: nothing to gather there
+        base.set_port(bound.port());
+        gc.stun_servers.push_back({srv, base});
+        if (srv == servers[0] && !netcheck) {
+          NetcheckConfig nc;
+          nc.server = srv;
+          nc.local_base = base;
+          netcheck = std::make_unique<Netcheck>(nc, monotonic_now());
+        }
+      }
+      sockets[bound.is_v6() ? 1 : 0] = std::move(socket);
     }
-    if (!bound.is_unspecified_ip() && gc.host_addresses.empty()) {
-      gc.host_addresses.push_back(bound);  // bound to an address we could not enumerate
-    }
-    for (const SocketAddress &s : servers) {
-      if (s.family() != bound.family()) continue;
-      SocketAddress base;
-      if (route_source(s, &base) != kOk) continue;
-      base.set_port(bound.port());
-      gc.stun_servers.push_back({s, base});
-    }
+    if (options.relay.is_set()) gc.relay = options.relay;
     started = monotonic_now();
     gatherer = std::make_unique<Gatherer>(gc, started);
-    if (servers[0].family() == bound.family()) {
-      NetcheckConfig nc;
-      nc.server = servers[0];
-      if (route_source(servers[0], &nc.local_base) == kOk) {
-        nc.local_base.set_port(bound.port());
-        netcheck = std::make_unique<Netcheck>(nc, started);
-      }
-    }
     both = std::make_unique<Both>(gatherer.get(), netcheck.get());
-    runner = std::make_unique<MachineRunner>(
-        loop, bound.is_v4() ? socket.get() : nullptr, bound.is_v6() ? socket.get() : nullptr,
-        *both, [&] { finished.set_value(kOk); });
-    socket->set_receiver([&](const uint8_t *d, size_t n, const SocketAddress &from) {
-      runner->on_datagram(d, n, from);
-    });
+    runner = std::make_unique<MachineRunner>(loop, sockets[0].get(), sockets[1].get(), *both,
+                                             [&] { finished.set_value(kOk); });
+    for (auto &socket : sockets) {
+      if (!socket) continue;
+      socket->set_receiver([&](const uint8_t *d, size_t n, const SocketAddress &from) {
+        runner->on_datagram(d, n, from);
+      });
+    }
     runner->start();
   });
   if (r != kOk) return r;
@@ -162,7 +180,7 @@ int run_probe(const ProbeOptions &options, ProbeResult *out) {
   // Tear down on the loop thread, then stop it.
   loop.post([&] {
     runner.reset();
-    socket.reset();
+    for (auto &socket : sockets) socket.reset();
   });
   loop.stop();
   if (result != kOk) return result;

@@ -14,7 +14,8 @@ namespace parley::ice {
 
 struct ProbeOptions {
   std::vector<std::string> stun_servers;  // "ip:port", "[v6]:port" or "hostname:port"
-  std::string bind = "0.0.0.0:0";
+  std::string bind;  // "ip:port" for one socket; empty: one IPv4 and one IPv6 socket, port 0
+  SocketAddress relay;  // announced as the relay candidate when set
   uint32_t deadline_ms = 2000;  // gathering deadline
   bool include_loopback = false;
 };
@@ -25,7 +26,7 @@ struct ProbeResult {
   std::vector<Candidate> candidates;
   std::vector<ServerResult> servers;
   Timestamp gathering_ns = 0;
-  SocketAddress bound;
+  SocketAddress bound;  // the socket of the first server's family
 };
 
 // Resolves the servers, binds, runs, returns. kOk, kErrInvalidArgument (no servers),
