@@ -28,6 +28,10 @@ PARLEY_SAME(PARLEY_ERR_TIMEOUT, kErrTimeout);
 PARLEY_SAME(PARLEY_ERR_ADDRESS_INVALID, kErrAddressInvalid);
 PARLEY_SAME(PARLEY_ERR_CANDIDATE_INVALID, kErrCandidateInvalid);
 PARLEY_SAME(PARLEY_ERR_SOCKET, kErrSocket);
+PARLEY_SAME(PARLEY_ERR_PEER_IDENTITY, kErrPeerIdentity);
+PARLEY_SAME(PARLEY_ERR_TRANSPORT, kErrTransport);
+PARLEY_SAME(PARLEY_ERR_MESSAGE_TOO_LARGE, kErrMessageTooLarge);
+PARLEY_SAME(PARLEY_ERR_QUEUE_FULL, kErrQueueFull);
 #undef PARLEY_SAME
 
 const char *parley_strerror(int err) { return parley::error_description(err); }

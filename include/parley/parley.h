@@ -112,7 +112,18 @@ typedef enum parley_error {
   /* An ICE candidate string is malformed. */
   PARLEY_ERR_CANDIDATE_INVALID = -21,
   /* A socket could not be created, bound or used (see parley_last_error_message). */
-  PARLEY_ERR_SOCKET = -22
+  PARLEY_ERR_SOCKET = -22,
+  /* The peer's certificate key does not match the pinned fingerprint, was refused by the
+   * trust-on-first-use decision, or the peer refused ours. The connection was aborted during
+   * the handshake: nothing was exchanged. */
+  PARLEY_ERR_PEER_IDENTITY = -23,
+  /* The QUIC connection failed (protocol violation, handshake failure other than identity,
+   * stateless reset). */
+  PARLEY_ERR_TRANSPORT = -24,
+  /* A message or datagram is larger than the connection allows. */
+  PARLEY_ERR_MESSAGE_TOO_LARGE = -25,
+  /* A send queue is full; the data was not queued (try again after it drains). */
+  PARLEY_ERR_QUEUE_FULL = -26
 } parley_error;
 
 /*

@@ -32,6 +32,10 @@ const char *error_description(int code) {
     case kErrAddressInvalid: return "invalid address";
     case kErrCandidateInvalid: return "invalid ICE candidate";
     case kErrSocket: return "socket error";
+    case kErrPeerIdentity: return "peer identity mismatch";
+    case kErrTransport: return "transport error";
+    case kErrMessageTooLarge: return "message too large";
+    case kErrQueueFull: return "queue full";
   }
   return "unknown error";
 }

@@ -31,6 +31,10 @@ enum Error : int {
   kErrAddressInvalid = -20,
   kErrCandidateInvalid = -21,
   kErrSocket = -22,
+  kErrPeerIdentity = -23,
+  kErrTransport = -24,
+  kErrMessageTooLarge = -25,
+  kErrQueueFull = -26,
 };
 
 // The fixed one-line description of `code` ("unknown error" for codes parley never returns).

@@ -1,0 +1,592 @@
+#include "quic/connection.h"
+
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <sodium.h>
+
+#include <cstring>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "quic/endpoint.h"
+
+namespace parley::quic {
+
+namespace {
+
+// Application error codes parley itself uses in CONNECTION_CLOSE.
+constexpr uint64_t kAppNoError = 0;
+constexpr uint64_t kAppMessageTooLarge = 0x101;
+
+ngtcp2_path make_path(const SocketAddress &local, const SocketAddress &remote) {
+  ngtcp2_path p;
+  p.local.addr = const_cast<ngtcp2_sockaddr *>(
+      reinterpret_cast<const ngtcp2_sockaddr *>(local.sockaddr_ptr()));
+  p.local.addrlen = local.sockaddr_len();
+  p.remote.addr = const_cast<ngtcp2_sockaddr *>(
+      reinterpret_cast<const ngtcp2_sockaddr *>(remote.sockaddr_ptr()));
+  p.remote.addrlen = remote.sockaddr_len();
+  p.user_data = nullptr;
+  return p;
+}
+
+Connection *self(void *user) { return static_cast<Connection *>(user); }
+
+}  // namespace
+
+Connection::Connection(Endpoint &ep, Role role, const SocketAddress &local,
+                       const SocketAddress &remote, const ConnectionConfig &config)
+    : ep_(ep), role_(role), local_(local), remote_(remote), config_(config) {}
+
+Connection::~Connection() {
+  if (conn_) ngtcp2_conn_del(conn_);
+}
+
+ngtcp2_conn *Connection::get_conn(ngtcp2_crypto_conn_ref *ref) {
+  return static_cast<Connection *>(ref->user_data)->conn_;
+}
+
+void Connection::setup_callbacks(ngtcp2_callbacks *cb) {
+  std::memset(cb, 0, sizeof *cb);
+  if (role_ == Role::kClient) {
+    cb->client_initial = ngtcp2_crypto_client_initial_cb;
+    cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+  } else {
+    cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+  }
+  cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  cb->encrypt = ngtcp2_crypto_encrypt_cb;
+  cb->decrypt = ngtcp2_crypto_decrypt_cb;
+  cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
+  cb->update_key = ngtcp2_crypto_update_key_cb;
+  cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+  cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+  cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+  cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+  cb->handshake_completed = on_handshake_completed;
+  cb->recv_stream_data = on_recv_stream_data;
+  cb->acked_stream_data_offset = on_acked_stream_data;
+  cb->stream_open = on_stream_open;
+  cb->stream_close = on_stream_close;
+  cb->recv_datagram = on_recv_datagram;
+  cb->ack_datagram = on_ack_datagram;
+  cb->lost_datagram = on_lost_datagram;
+  cb->get_new_connection_id = on_get_new_connection_id;
+  cb->remove_connection_id = on_remove_connection_id;
+  cb->recv_stateless_reset = on_recv_stateless_reset;
+  cb->rand = on_rand;
+}
+
+void Connection::setup_settings(ngtcp2_settings *s, ngtcp2_transport_params *p, Timestamp now) {
+  ngtcp2_settings_default(s);
+  s->initial_ts = now;
+  s->handshake_timeout = uint64_t(config_.handshake_timeout_ms) * NGTCP2_MILLISECONDS;
+  s->max_window = config_.connection_window * 4;
+  s->max_stream_window = config_.stream_window * 4;
+  ngtcp2_transport_params_default(p);
+  p->initial_max_streams_bidi = 16;
+  p->initial_max_streams_uni = 0;
+  p->initial_max_stream_data_bidi_local = config_.stream_window;
+  p->initial_max_stream_data_bidi_remote = config_.stream_window;
+  p->initial_max_data = config_.connection_window;
+  p->max_idle_timeout = uint64_t(config_.idle_timeout_ms) * NGTCP2_MILLISECONDS;
+  p->max_datagram_frame_size = 65535;
+  p->active_connection_id_limit = 4;
+}
+
+int Connection::init_client(const ngtcp2_cid &dcid, const ngtcp2_cid &scid,
+                            PeerVerifier verifier, Timestamp now) {
+  int r = TlsSession::create(TlsSession::Role::kClient, *ep_.creds_, std::move(verifier),
+                             get_conn, this, &tls_);
+  if (r != kOk) return r;
+  ngtcp2_callbacks cb;
+  setup_callbacks(&cb);
+  ngtcp2_settings settings;
+  ngtcp2_transport_params params;
+  setup_settings(&settings, &params, now);
+  const ngtcp2_path path = make_path(local_, remote_);
+  r = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &settings,
+                             &params, nullptr, this);
+  if (r != 0) return fail(kErrTransport, "ngtcp2_conn_client_new: %s", ngtcp2_strerror(r));
+  ngtcp2_conn_set_tls_native_handle(conn_, tls_->native_handle());
+  ngtcp2_conn_set_keep_alive_timeout(conn_, uint64_t(config_.keepalive_ms) * NGTCP2_MILLISECONDS);
+  cids_.push_back(scid);
+  ep_.register_cid(scid, this);
+  return kOk;
+}
+
+int Connection::init_server(const ngtcp2_pkt_hd &hd, const ngtcp2_cid &scid,
+                            const ngtcp2_cid *odcid, const uint8_t *token, size_t tokenlen,
+                            PeerVerifier verifier, Timestamp now) {
+  int r = TlsSession::create(TlsSession::Role::kServer, *ep_.creds_, std::move(verifier),
+                             get_conn, this, &tls_);
+  if (r != kOk) return r;
+  ngtcp2_callbacks cb;
+  setup_callbacks(&cb);
+  ngtcp2_settings settings;
+  ngtcp2_transport_params params;
+  setup_settings(&settings, &params, now);
+  if (odcid) {
+    params.original_dcid = *odcid;
+    params.retry_scid = hd.dcid;
+    params.retry_scid_present = 1;
+    settings.token = token;
+    settings.tokenlen = tokenlen;
+    settings.token_type = NGTCP2_TOKEN_TYPE_RETRY;
+  } else {
+    params.original_dcid = hd.dcid;
+  }
+  params.original_dcid_present = 1;
+  params.stateless_reset_token_present = 1;
+  if (ep_.stateless_reset_token(scid, params.stateless_reset_token) != kOk) return kErrCrypto;
+  const ngtcp2_path path = make_path(local_, remote_);
+  r = ngtcp2_conn_server_new(&conn_, &hd.scid, &scid, &path, hd.version, &cb, &settings,
+                             &params, nullptr, this);
+  if (r != 0) return fail(kErrTransport, "ngtcp2_conn_server_new: %s", ngtcp2_strerror(r));
+  ngtcp2_conn_set_tls_native_handle(conn_, tls_->native_handle());
+  ngtcp2_conn_set_keep_alive_timeout(conn_, uint64_t(config_.keepalive_ms) * NGTCP2_MILLISECONDS);
+  cids_.push_back(scid);
+  ep_.register_cid(scid, this);
+  // Retransmitted Initials still carry the client's original DCID: route those here too.
+  cids_.push_back(hd.dcid);
+  ep_.register_cid(hd.dcid, this);
+  return kOk;
+}
+
+// --- API ---------------------------------------------------------------------------------
+
+int Connection::open_stream(int64_t *stream_id) {
+  if (state_ == State::kHandshake) {
+    return fail(kErrInvalidArgument, "streams open once the handshake completed");
+  }
+  if (state_ != State::kConnected || close_requested_) return fail(kErrClosed, "connection closed");
+  const int r = ngtcp2_conn_open_bidi_stream(conn_, stream_id, nullptr);
+  if (r == NGTCP2_ERR_STREAM_ID_BLOCKED) return fail(kErrQueueFull, "peer's stream limit reached");
+  if (r != 0) return fail(kErrTransport, "open stream: %s", ngtcp2_strerror(r));
+  streams_.emplace(*stream_id, Stream(config_.max_message_size));
+  return kOk;
+}
+
+int Connection::send_message(int64_t stream_id, const uint8_t *data, size_t len) {
+  if (state_ != State::kConnected || close_requested_) return fail(kErrClosed, "connection closed");
+  if (len > config_.max_message_size) {
+    return fail(kErrMessageTooLarge, "message of %zu bytes exceeds the maximum %zu", len,
+                config_.max_message_size);
+  }
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return fail(kErrInvalidArgument, "no stream %lld", (long long)stream_id);
+  it->second.tx.append_message(data, len);
+  return kOk;
+}
+
+size_t Connection::max_datagram_payload() const {
+  if (!conn_ || state_ != State::kConnected) return 0;
+  const ngtcp2_transport_params *rp = ngtcp2_conn_get_remote_transport_params(conn_);
+  if (rp == nullptr || rp->max_datagram_frame_size == 0) return 0;
+  // Packet overhead on a 1-RTT packet: header (1 + CID + up to 4 pn) + AEAD tag 16 + DATAGRAM
+  // frame type and length (up to 1 + 8). Stay below the path's UDP payload size.
+  const size_t udp = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);
+  const size_t overhead = 1 + kCidLen + 4 + 16 + 1 + 8;
+  size_t n = udp > overhead ? udp - overhead : 0;
+  if (n > rp->max_datagram_frame_size) n = size_t(rp->max_datagram_frame_size);
+  return n < kMaxDatagramPayload ? n : kMaxDatagramPayload;
+}
+
+int Connection::send_datagram(const uint8_t *data, size_t len) {
+  if (state_ != State::kConnected || close_requested_) return fail(kErrClosed, "connection closed");
+  const size_t max = max_datagram_payload();
+  if (len > max) {
+    ++stats_.datagrams_dropped;
+    return fail(kErrMessageTooLarge, "datagram of %zu bytes exceeds %zu", len, max);
+  }
+  if (dgram_count_ == kDatagramQueueSlots) {
+    ++stats_.datagrams_dropped;
+    return fail(kErrQueueFull, "datagram queue full");
+  }
+  const size_t slot = (dgram_head_ + dgram_count_) % kDatagramQueueSlots;
+  std::memcpy(dgram_slots_[slot].data(), data, len);
+  dgram_lens_[slot] = uint16_t(len);
+  ++dgram_count_;
+  return kOk;
+}
+
+void Connection::close(uint64_t app_code, const std::string &reason) {
+  if (close_requested_ || state_ == State::kClosing || state_ == State::kDraining ||
+      state_ == State::kClosed) {
+    return;
+  }
+  // Deferred to the next write: ngtcp2 must not write from inside its own callbacks, where a
+  // handler may well call this.
+  close_requested_ = true;
+  close_info_.error = kOk;
+  close_info_.by_peer = false;
+  close_info_.app_code = app_code;
+  close_info_.reason = reason;
+}
+
+PathStats Connection::stats() const {
+  PathStats s = stats_;
+  if (conn_) {
+    ngtcp2_conn_info ci;
+    ngtcp2_conn_get_conn_info(conn_, &ci);
+    s.smoothed_rtt = ci.smoothed_rtt;
+    s.rtt_variance = ci.rttvar;
+    s.min_rtt = ci.min_rtt == UINT64_MAX ? 0 : ci.min_rtt;
+    s.latest_rtt = ci.latest_rtt;
+    s.cwnd = ci.cwnd;
+    s.bytes_in_flight = ci.bytes_in_flight;
+  }
+  s.max_datagram_payload = max_datagram_payload();
+  return s;
+}
+
+// --- packets in, packets out -----------------------------------------------------------------
+
+void Connection::on_packet(const SocketAddress &local, const SocketAddress &from,
+                           const uint8_t *data, size_t len, Timestamp now) {
+  ++stats_.packets_received;
+  if (state_ == State::kClosing) {
+    // Answer a peer that keeps talking with our CONNECTION_CLOSE, exponentially less often.
+    ++close_resends_;
+    if ((close_resends_ & (close_resends_ - 1)) == 0 && !close_packet_.empty()) {
+      ep_.send(from, close_packet_.data(), close_packet_.size());
+    }
+    return;
+  }
+  if (state_ == State::kDraining || state_ == State::kClosed) return;
+  const ngtcp2_path path = make_path(local, from);
+  ngtcp2_pkt_info pi{};
+  const int rv = ngtcp2_conn_read_pkt(conn_, &path, &pi, data, len, now);
+  if (rv == 0) {
+    if (ngtcp2_conn_get_path(conn_)->remote.addrlen != 0) {
+      remote_ = SocketAddress::from_sockaddr(
+          reinterpret_cast<const struct sockaddr *>(ngtcp2_conn_get_path(conn_)->remote.addr));
+    }
+    if (message_too_large_ && !close_requested_) {
+      close(kAppMessageTooLarge, "signaling message too large");
+      close_info_.error = kErrMessageTooLarge;
+    }
+    return;
+  }
+  if (rv == NGTCP2_ERR_DRAINING) {
+    // The peer closed: report why, then stay silent for the draining period.
+    const ngtcp2_ccerr *cc = ngtcp2_conn_get_ccerr(conn_);
+    CloseInfo info;
+    info.by_peer = true;
+    if (cc->reason && cc->reasonlen) info.reason.assign(reinterpret_cast<const char *>(cc->reason), cc->reasonlen);
+    if (got_stateless_reset_) {
+      info.error = kErrTransport;
+      info.reason = "stateless reset";
+    } else if (cc->type == NGTCP2_CCERR_TYPE_APPLICATION) {
+      info.error = kOk;
+      info.app_code = cc->error_code;
+      if (cc->error_code == kAppMessageTooLarge) info.error = kErrMessageTooLarge;
+    } else if (cc->type == NGTCP2_CCERR_TYPE_TRANSPORT &&
+               (cc->error_code & ~uint64_t(0xff)) == NGTCP2_CRYPTO_ERROR &&
+               is_identity_alert(uint8_t(cc->error_code & 0xff))) {
+      info.error = kErrPeerIdentity;
+      if (info.reason.empty()) info.reason = "the peer refused this identity";
+    } else if (cc->type == NGTCP2_CCERR_TYPE_TRANSPORT && cc->error_code == NGTCP2_NO_ERROR) {
+      info.error = kOk;
+    } else {
+      info.error = kErrTransport;
+    }
+    state_ = State::kDraining;
+    close_deadline_ = now + 3 * ngtcp2_conn_get_pto(conn_);
+    close_info_ = info;
+    emit_close_event();
+    return;
+  }
+  if (rv == NGTCP2_ERR_DROP_CONN) {
+    CloseInfo info;
+    info.error = kErrTransport;
+    info.reason = "connection dropped";
+    enter_closed(info);
+    return;
+  }
+  fail_with(rv, now);
+}
+
+void Connection::fail_with(int rv, Timestamp now) {
+  ngtcp2_ccerr ccerr;
+  ngtcp2_ccerr_default(&ccerr);
+  if (rv == NGTCP2_ERR_CRYPTO) {
+    ngtcp2_ccerr_set_tls_alert(&ccerr, ngtcp2_conn_get_tls_alert(conn_), nullptr, 0);
+  } else {
+    ngtcp2_ccerr_set_liberr(&ccerr, rv, nullptr, 0);
+  }
+  CloseInfo info;
+  info.by_peer = false;
+  if (tls_ && tls_->identity_rejected()) {
+    info.error = kErrPeerIdentity;
+    info.reason = tls_->rejection_reason();
+  } else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT || rv == NGTCP2_ERR_IDLE_CLOSE) {
+    info.error = kErrTimeout;
+    info.reason = rv == NGTCP2_ERR_IDLE_CLOSE ? "idle timeout" : "handshake timeout";
+  } else {
+    info.error = kErrTransport;
+    info.reason = ngtcp2_strerror(rv);
+  }
+  PARLEY_LOG(kLogInfo, "quic", "connection with %s failed: %s", remote_.to_string().c_str(),
+             info.reason.c_str());
+  if (rv == NGTCP2_ERR_IDLE_CLOSE || rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
+    enter_closed(info);  // silent close: the peer is gone or never came
+    return;
+  }
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_pkt_info pi;
+  const ngtcp2_ssize n =
+      ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, ep_.tx_, sizeof ep_.tx_, &ccerr, now);
+  if (n > 0) {
+    close_packet_.assign(ep_.tx_, ep_.tx_ + n);
+    send_packet(ps.path, ep_.tx_, size_t(n));
+  }
+  state_ = State::kClosing;
+  close_deadline_ = now + 3 * ngtcp2_conn_get_pto(conn_);
+  close_info_ = info;
+  emit_close_event();
+}
+
+void Connection::enter_closed(const CloseInfo &info) {
+  close_info_ = info;
+  emit_close_event();
+  state_ = State::kClosed;
+}
+
+void Connection::emit_close_event() {
+  if (close_event_sent_) return;
+  close_event_sent_ = true;
+  Event e{EventType::kClosed};
+  e.close = &close_info_;
+  if (handler_) handler_(*this, e);
+}
+
+void Connection::send_packet(const ngtcp2_path &path, const uint8_t *data, size_t len) {
+  ++stats_.packets_sent;
+  ep_.send(SocketAddress::from_sockaddr(reinterpret_cast<const struct sockaddr *>(path.remote.addr)),
+           data, len);
+}
+
+void Connection::write(Timestamp now) {
+  if (state_ != State::kHandshake && state_ != State::kConnected) return;
+  if (close_requested_) {
+    ngtcp2_ccerr ccerr;
+    ngtcp2_ccerr_default(&ccerr);
+    ngtcp2_ccerr_set_application_error(
+        &ccerr, close_info_.app_code,
+        reinterpret_cast<const uint8_t *>(close_info_.reason.data()), close_info_.reason.size());
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_pkt_info pi;
+    const ngtcp2_ssize n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, ep_.tx_,
+                                                              sizeof ep_.tx_, &ccerr, now);
+    if (n > 0) {
+      close_packet_.assign(ep_.tx_, ep_.tx_ + n);
+      send_packet(ps.path, ep_.tx_, size_t(n));
+    }
+    state_ = State::kClosing;
+    close_deadline_ = now + 3 * ngtcp2_conn_get_pto(conn_);
+    emit_close_event();
+    return;
+  }
+  std::vector<int64_t> blocked;  // streams that cannot send more this round
+  for (int packets = 0; packets < 64; ++packets) {
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_pkt_info pi;
+    const size_t cap = sizeof ep_.tx_;
+    ngtcp2_ssize n;
+    if (dgram_count_ > 0 && state_ == State::kConnected) {
+      ngtcp2_vec v = {dgram_slots_[dgram_head_].data(), dgram_lens_[dgram_head_]};
+      int accepted = 0;
+      n = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, ep_.tx_, cap, &accepted,
+                                      NGTCP2_WRITE_DATAGRAM_FLAG_NONE, next_dgram_id_, &v, 1,
+                                      now);
+      if (n < 0 && !ngtcp2_err_is_fatal(int(n))) {
+        // Cannot be sent on this connection/path (e.g. too large after a path change).
+        ++stats_.datagrams_dropped;
+        accepted = 1;
+        n = 0;
+      }
+      if (accepted) {
+        ++stats_.datagrams_sent;
+        ++next_dgram_id_;
+        dgram_head_ = (dgram_head_ + 1) % kDatagramQueueSlots;
+        --dgram_count_;
+      }
+      if (n < 0) {
+        fail_with(int(n), now);
+        return;
+      }
+      if (n == 0) {
+        if (accepted) continue;
+        break;  // congestion or pacing limited: try again at the next expiry
+      }
+      send_packet(ps.path, ep_.tx_, size_t(n));
+      continue;
+    }
+    int64_t sid = -1;
+    const uint8_t *sdata = nullptr;
+    size_t slen = 0;
+    for (auto &kv : streams_) {
+      if (std::find(blocked.begin(), blocked.end(), kv.first) != blocked.end()) continue;
+      if (kv.second.tx.peek(&sdata, &slen)) {
+        sid = kv.first;
+        break;
+      }
+    }
+    if (sid >= 0) {
+      ngtcp2_vec v = {const_cast<uint8_t *>(sdata), slen};
+      ngtcp2_ssize written = -1;
+      n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, ep_.tx_, cap, &written,
+                                    NGTCP2_WRITE_STREAM_FLAG_NONE, sid, &v, 1, now);
+      if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
+          n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+        blocked.push_back(sid);
+        continue;
+      }
+      if (n < 0) {
+        fail_with(int(n), now);
+        return;
+      }
+      if (written > 0) streams_.at(sid).tx.advance(size_t(written));
+      if (n == 0) break;
+      send_packet(ps.path, ep_.tx_, size_t(n));
+      continue;
+    }
+    n = ngtcp2_conn_write_pkt(conn_, &ps.path, &pi, ep_.tx_, cap, now);
+    if (n < 0) {
+      fail_with(int(n), now);
+      return;
+    }
+    if (n == 0) break;
+    send_packet(ps.path, ep_.tx_, size_t(n));
+  }
+  ngtcp2_conn_update_pkt_tx_time(conn_, now);
+}
+
+Timestamp Connection::expiry() const {
+  if (state_ == State::kClosing || state_ == State::kDraining) return close_deadline_;
+  if (state_ == State::kClosed || !conn_) return 0;
+  const ngtcp2_tstamp t = ngtcp2_conn_get_expiry(conn_);
+  return t == UINT64_MAX ? 0 : t;
+}
+
+void Connection::on_expiry(Timestamp now) {
+  if (state_ == State::kClosing || state_ == State::kDraining) {
+    if (now >= close_deadline_) state_ = State::kClosed;
+    return;
+  }
+  if (state_ == State::kClosed) return;
+  const int rv = ngtcp2_conn_handle_expiry(conn_, now);
+  if (rv != 0) fail_with(rv, now);
+}
+
+// --- ngtcp2 callbacks ----------------------------------------------------------------------
+
+int Connection::on_handshake_completed(ngtcp2_conn *, void *user) {
+  Connection *c = self(user);
+  c->state_ = State::kConnected;
+  Event e{EventType::kConnected};
+  if (c->handler_) c->handler_(*c, e);
+  return 0;
+}
+
+int Connection::on_recv_stream_data(ngtcp2_conn *conn, uint32_t, int64_t stream_id, uint64_t,
+                                    const uint8_t *data, size_t len, void *user, void *) {
+  Connection *c = self(user);
+  auto it = c->streams_.find(stream_id);
+  if (it == c->streams_.end()) {
+    it = c->streams_.emplace(stream_id, Stream(c->config_.max_message_size)).first;
+  }
+  const int r = it->second.rx.feed(data, len, [&](const uint8_t *m, size_t n) {
+    Event e{EventType::kMessage};
+    e.stream_id = stream_id;
+    e.data = m;
+    e.len = n;
+    if (c->handler_) c->handler_(*c, e);
+  });
+  if (r != kOk) {
+    c->message_too_large_ = true;  // closed after read_pkt returns
+    return 0;
+  }
+  ngtcp2_conn_extend_max_stream_offset(conn, stream_id, len);
+  ngtcp2_conn_extend_max_offset(conn, len);
+  return 0;
+}
+
+int Connection::on_acked_stream_data(ngtcp2_conn *, int64_t stream_id, uint64_t offset,
+                                     uint64_t len, void *user, void *) {
+  Connection *c = self(user);
+  auto it = c->streams_.find(stream_id);
+  if (it != c->streams_.end()) it->second.tx.acked_to(offset + len);
+  return 0;
+}
+
+int Connection::on_stream_open(ngtcp2_conn *, int64_t stream_id, void *user) {
+  Connection *c = self(user);
+  c->streams_.emplace(stream_id, Stream(c->config_.max_message_size));
+  return 0;
+}
+
+int Connection::on_stream_close(ngtcp2_conn *, uint32_t, int64_t stream_id, uint64_t, void *user,
+                                void *) {
+  self(user)->streams_.erase(stream_id);
+  return 0;
+}
+
+int Connection::on_recv_datagram(ngtcp2_conn *, uint32_t, const uint8_t *data, size_t len,
+                                 void *user) {
+  Connection *c = self(user);
+  ++c->stats_.datagrams_received;
+  Event e{EventType::kDatagram};
+  e.data = data;
+  e.len = len;
+  if (c->handler_) c->handler_(*c, e);
+  return 0;
+}
+
+int Connection::on_ack_datagram(ngtcp2_conn *, uint64_t, void *user) {
+  ++self(user)->stats_.datagrams_acked;
+  return 0;
+}
+
+int Connection::on_lost_datagram(ngtcp2_conn *, uint64_t, void *user) {
+  ++self(user)->stats_.datagrams_lost;
+  return 0;
+}
+
+int Connection::on_get_new_connection_id(ngtcp2_conn *, ngtcp2_cid *cid, uint8_t *token,
+                                         size_t cidlen, void *user) {
+  Connection *c = self(user);
+  cid->datalen = cidlen;
+  randombytes_buf(cid->data, cidlen);
+  if (c->ep_.stateless_reset_token(*cid, token) != kOk) return NGTCP2_ERR_CALLBACK_FAILURE;
+  c->cids_.push_back(*cid);
+  c->ep_.register_cid(*cid, c);
+  return 0;
+}
+
+int Connection::on_remove_connection_id(ngtcp2_conn *, const ngtcp2_cid *cid, void *user) {
+  Connection *c = self(user);
+  c->ep_.unregister_cid(*cid);
+  for (auto it = c->cids_.begin(); it != c->cids_.end(); ++it) {
+    if (ngtcp2_cid_eq(&*it, cid)) {
+      c->cids_.erase(it);
+      break;
+    }
+  }
+  return 0;
+}
+
+int Connection::on_recv_stateless_reset(ngtcp2_conn *, const ngtcp2_pkt_stateless_reset *,
+                                        void *user) {
+  self(user)->got_stateless_reset_ = true;
+  return 0;
+}
+
+void Connection::on_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *) {
+  randombytes_buf(dest, len);
+}
+
+}  // namespace parley::quic

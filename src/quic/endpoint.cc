@@ -1,0 +1,300 @@
+#include "quic/endpoint.h"
+
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/error.h"
+#include "base/log.h"
+
+namespace parley::quic {
+
+namespace {
+
+std::string cid_key(const uint8_t *data, size_t len) {
+  return std::string(reinterpret_cast<const char *>(data), len);
+}
+
+ngtcp2_cid random_cid() {
+  ngtcp2_cid c;
+  c.datalen = kCidLen;
+  randombytes_buf(c.data, kCidLen);
+  return c;
+}
+
+// Endpoint secrets derive from the identity seed with domain separation, so they survive a
+// restart (stateless resets for connections of the previous process keep working).
+int derive(const identity::Identity &id, const char *label, identity::SecretBuffer *out) {
+  int r = out->allocate(32);
+  if (r != kOk) return r;
+  if (crypto_generichash(out->data(), 32, reinterpret_cast<const uint8_t *>(label),
+                         std::strlen(label), id.seed(), 32) != 0) {
+    return fail(kErrCrypto, "secret derivation failed");
+  }
+  return kOk;
+}
+
+}  // namespace
+
+Endpoint::Endpoint(const identity::Identity &id, EndpointConfig config, SendFn send)
+    : id_(id), config_(std::move(config)), send_(std::move(send)) {}
+
+Endpoint::~Endpoint() = default;
+
+int Endpoint::create(const identity::Identity &id, EndpointConfig config, SendFn send,
+                     std::unique_ptr<Endpoint> *out) {
+  std::unique_ptr<Endpoint> ep(new Endpoint(id, std::move(config), std::move(send)));
+  int r = TlsCredentials::create(id, &ep->creds_);
+  if (r == kOk) r = derive(id, "parley quic stateless reset v1", &ep->reset_secret_);
+  if (r == kOk) r = derive(id, "parley quic retry token v1", &ep->token_secret_);
+  if (r != kOk) return r;
+  *out = std::move(ep);
+  return kOk;
+}
+
+void Endpoint::send(const SocketAddress &to, const uint8_t *data, size_t len) {
+  ++stats_.packets_out;
+  send_(to, data, len);
+}
+
+void Endpoint::register_cid(const ngtcp2_cid &cid, Connection *c) {
+  by_cid_[cid_key(cid.data, cid.datalen)] = c;
+}
+
+void Endpoint::unregister_cid(const ngtcp2_cid &cid) {
+  by_cid_.erase(cid_key(cid.data, cid.datalen));
+}
+
+int Endpoint::stateless_reset_token(const ngtcp2_cid &cid, uint8_t *token) const {
+  if (ngtcp2_crypto_generate_stateless_reset_token(token, reset_secret_.data(),
+                                                   reset_secret_.size(), &cid) != 0) {
+    return fail(kErrCrypto, "stateless reset token derivation failed");
+  }
+  return kOk;
+}
+
+size_t Endpoint::handshaking_count() const {
+  size_t n = 0;
+  for (const auto &c : conns_) n += c->state() == Connection::State::kHandshake;
+  return n;
+}
+
+int Endpoint::connect(const SocketAddress &remote, PeerVerifier verify, EventHandler handler,
+                      Timestamp now, Connection **out) {
+  if (!remote.is_set() || !verify) {
+    return fail(kErrInvalidArgument, "connect needs a remote address and a peer verifier");
+  }
+  if (conns_.size() >= config_.max_connections) {
+    return fail(kErrQueueFull, "endpoint has %zu connections already", conns_.size());
+  }
+  std::unique_ptr<Connection> c(
+      new Connection(*this, Connection::Role::kClient, local_, remote, config_.connection));
+  c->set_handler(std::move(handler));
+  ngtcp2_cid dcid = random_cid(), scid = random_cid();
+  const int r = c->init_client(dcid, scid, std::move(verify), now);
+  if (r != kOk) {
+    for (const auto &cid : c->cids_) unregister_cid(cid);
+    return r;
+  }
+  *out = c.get();
+  conns_.push_back(std::move(c));
+  return kOk;
+}
+
+void Endpoint::handle_datagram(const uint8_t *data, size_t len, const SocketAddress &from,
+                               Timestamp now) {
+  ++stats_.packets_in;
+  ngtcp2_version_cid vc;
+  const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, kCidLen);
+  if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
+    if (len >= 1200) send_version_negotiation(vc.dcid, vc.dcidlen, vc.scid, vc.scidlen, from);
+    return;
+  }
+  if (rv != 0) {
+    ++stats_.dropped_malformed;
+    return;
+  }
+  auto it = by_cid_.find(cid_key(vc.dcid, vc.dcidlen));
+  if (it != by_cid_.end()) {
+    it->second->on_packet(local_, from, data, len, now);
+    return;
+  }
+  if (data[0] & 0x80) {
+    accept_initial(data, len, from, now);
+    return;
+  }
+  // A short-header packet for no CID of ours: a stateless reset from a peer that lost our
+  // connection carries random bytes where the CID would be, so offer it to the connection
+  // with that peer (route by remote address), which checks the reset token.
+  for (auto &c : conns_) {
+    if (c->remote() == from) {
+      c->on_packet(local_, from, data, len, now);
+      return;
+    }
+  }
+  send_stateless_reset(vc.dcid, vc.dcidlen, len, from, now);
+}
+
+void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddress &from,
+                              Timestamp now) {
+  if (!config_.accept_incoming || !accept_) {
+    ++stats_.dropped_unroutable;
+    return;
+  }
+  ngtcp2_pkt_hd hd;
+  if (ngtcp2_accept(&hd, data, len) != 0) {
+    ++stats_.dropped_malformed;  // not an acceptable Initial (or a stray long header packet)
+    return;
+  }
+  if (conns_.size() >= config_.max_connections) {
+    ++stats_.refused_full;
+    const ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
+        tx_, sizeof tx_, hd.version, &hd.scid, &hd.dcid, NGTCP2_CONNECTION_REFUSED, nullptr, 0);
+    if (n > 0) send(from, tx_, size_t(n));
+    return;
+  }
+  ngtcp2_cid odcid;
+  bool validated = false;
+  if (hd.type == NGTCP2_PKT_INITIAL && hd.tokenlen > 0) {
+    const int r = ngtcp2_crypto_verify_retry_token(
+        &odcid, hd.token, hd.tokenlen, token_secret_.data(), token_secret_.size(), hd.version,
+        reinterpret_cast<const ngtcp2_sockaddr *>(from.sockaddr_ptr()), from.sockaddr_len(),
+        &hd.dcid, uint64_t(config_.retry_token_lifetime_ms) * NGTCP2_MILLISECONDS, now);
+    if (r != 0) {
+      ++stats_.invalid_tokens;
+      const ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
+          tx_, sizeof tx_, hd.version, &hd.scid, &hd.dcid, NGTCP2_INVALID_TOKEN, nullptr, 0);
+      if (n > 0) send(from, tx_, size_t(n));
+      return;
+    }
+    validated = true;
+  } else if (handshaking_count() >= config_.retry_when_handshaking_over) {
+    const ngtcp2_cid retry_scid = random_cid();
+    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+    const ngtcp2_ssize tl = ngtcp2_crypto_generate_retry_token(
+        token, token_secret_.data(), token_secret_.size(), hd.version,
+        reinterpret_cast<const ngtcp2_sockaddr *>(from.sockaddr_ptr()), from.sockaddr_len(),
+        &retry_scid, &hd.dcid, now);
+    if (tl < 0) return;
+    const ngtcp2_ssize n = ngtcp2_crypto_write_retry(tx_, sizeof tx_, hd.version, &hd.scid,
+                                                     &retry_scid, &hd.dcid, token, size_t(tl));
+    if (n > 0) {
+      ++stats_.retries_sent;
+      send(from, tx_, size_t(n));
+    }
+    return;
+  }
+  Incoming inc = accept_(from);
+  if (!inc.verify) {
+    ++stats_.dropped_unroutable;
+    return;
+  }
+  std::unique_ptr<Connection> c(
+      new Connection(*this, Connection::Role::kServer, local_, from, config_.connection));
+  c->set_handler(std::move(inc.handler));
+  const int r = c->init_server(hd, random_cid(), validated ? &odcid : nullptr, hd.token,
+                               hd.tokenlen, std::move(inc.verify), now);
+  if (r != kOk) {
+    for (const auto &cid : c->cids_) unregister_cid(cid);
+    PARLEY_LOG(kLogWarn, "quic", "cannot accept connection from %s: %s",
+               from.to_string().c_str(), last_error_message());
+    return;
+  }
+  ++stats_.accepted;
+  Connection *raw = c.get();
+  conns_.push_back(std::move(c));
+  raw->on_packet(local_, from, data, len, now);
+}
+
+void Endpoint::send_stateless_reset(const uint8_t *dcid, size_t dcidlen, size_t trigger_len,
+                                    const SocketAddress &to, Timestamp now) {
+  // RFC 9000 10.3: smaller than the packet that triggered it (no loops, no amplification),
+  // and at least 21 bytes plus the token so it looks like a short-header packet.
+  constexpr size_t kMinReset = NGTCP2_MIN_STATELESS_RESET_RANDLEN + 1 + NGTCP2_STATELESS_RESET_TOKENLEN;
+  if (trigger_len <= kMinReset + 1 || dcidlen != kCidLen) {
+    ++stats_.dropped_unroutable;
+    return;
+  }
+  if (now - reset_window_start_ >= kNanosPerSecond) {
+    reset_window_start_ = now;
+    resets_in_window_ = 0;
+  }
+  if (resets_in_window_ >= config_.max_stateless_resets_per_second) {
+    ++stats_.dropped_unroutable;
+    return;
+  }
+  ngtcp2_cid cid;
+  ngtcp2_cid_init(&cid, dcid, dcidlen);
+  uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
+  if (stateless_reset_token(cid, token) != kOk) return;
+  const size_t total = std::min<size_t>(trigger_len - 1, 64);
+  uint8_t rand[64];
+  const size_t randlen = total - NGTCP2_STATELESS_RESET_TOKENLEN;
+  randombytes_buf(rand, randlen);
+  const ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset(tx_, sizeof tx_, token, rand, randlen);
+  if (n > 0) {
+    ++resets_in_window_;
+    ++stats_.stateless_resets_sent;
+    send(to, tx_, size_t(n));
+  }
+}
+
+void Endpoint::send_version_negotiation(const uint8_t *dcid, size_t dcidlen, const uint8_t *scid,
+                                        size_t scidlen, const SocketAddress &to) {
+  const uint32_t versions[] = {NGTCP2_PROTO_VER_V1};
+  uint8_t unused;
+  randombytes_buf(&unused, 1);
+  const ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(
+      tx_, sizeof tx_, unused, scid, scidlen, dcid, dcidlen, versions, 1);
+  if (n > 0) {
+    ++stats_.version_negotiations_sent;
+    send(to, tx_, size_t(n));
+  }
+}
+
+void Endpoint::flush(Timestamp now) {
+  for (size_t i = 0; i < conns_.size(); ++i) conns_[i]->write(now);
+  reap();
+}
+
+Timestamp Endpoint::next_expiry() const {
+  Timestamp best = 0;
+  for (const auto &c : conns_) {
+    const Timestamp t = c->expiry();
+    if (t != 0 && (best == 0 || t < best)) best = t;
+  }
+  return best;
+}
+
+void Endpoint::handle_expiry(Timestamp now) {
+  for (size_t i = 0; i < conns_.size(); ++i) {
+    const Timestamp t = conns_[i]->expiry();
+    if (t != 0 && t <= now) conns_[i]->on_expiry(now);
+  }
+  flush(now);
+}
+
+void Endpoint::close_all(uint64_t app_code, const std::string &reason, Timestamp now) {
+  for (auto &c : conns_) c->close(app_code, reason);
+  flush(now);
+}
+
+void Endpoint::reap() {
+  for (size_t i = 0; i < conns_.size();) {
+    Connection *c = conns_[i].get();
+    if (!c->finished()) {
+      ++i;
+      continue;
+    }
+    for (const auto &cid : c->cids_) {
+      auto it = by_cid_.find(cid_key(cid.data, cid.datalen));
+      if (it != by_cid_.end() && it->second == c) by_cid_.erase(it);
+    }
+    conns_[i] = std::move(conns_.back());
+    conns_.pop_back();
+  }
+}
+
+}  // namespace parley::quic

@@ -1,0 +1,120 @@
+// A QUIC endpoint on one shared UDP socket: client and server at the same time (one side of a
+// hole-punched path dials, the other accepts, on the very socket that did the STUN work).
+// Routes packets by destination connection ID, accepts new connections (with Retry address
+// validation under load), answers unknown short-header packets with a stateless reset and
+// unknown versions with version negotiation. Takes time as an argument and sends through a
+// callback; endpoint_driver.h binds it to a UdpSocket and a Timer.
+#ifndef PARLEY_QUIC_ENDPOINT_H
+#define PARLEY_QUIC_ENDPOINT_H
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "identity/identity.h"
+#include "identity/secret.h"
+#include "quic/connection.h"
+
+namespace parley::quic {
+
+constexpr size_t kCidLen = 16;
+
+struct EndpointConfig {
+  ConnectionConfig connection;
+  bool accept_incoming = true;
+  size_t max_connections = 10000;
+  // Require address validation (Retry) for new connections once this many are still in their
+  // handshake; 0 = always. Under a flood, spoofed Initials then cost one small Retry each.
+  size_t retry_when_handshaking_over = 64;
+  uint32_t retry_token_lifetime_ms = 10000;
+  // Stateless resets are rate-limited; an endpoint never sends more than this many per
+  // second (they answer packets nobody can otherwise identify).
+  uint32_t max_stateless_resets_per_second = 100;
+};
+
+struct EndpointStats {
+  uint64_t packets_in = 0, packets_out = 0;
+  uint64_t accepted = 0, refused_full = 0;
+  uint64_t retries_sent = 0, invalid_tokens = 0;
+  uint64_t stateless_resets_sent = 0, version_negotiations_sent = 0;
+  uint64_t dropped_unroutable = 0, dropped_malformed = 0;
+};
+
+class Endpoint {
+ public:
+  using SendFn = std::function<void(const SocketAddress &to, const uint8_t *data, size_t len)>;
+  // Decides whether to accept an incoming connection's verified peer identity from `remote`
+  // (pin, TOFU, or anyone for a relay) and attaches its event handler. Return an empty
+  // verifier to refuse. Called when the first Initial of a new connection arrives.
+  struct Incoming {
+    PeerVerifier verify;
+    EventHandler handler;
+  };
+  using AcceptFn = std::function<Incoming(const SocketAddress &remote)>;
+
+  // `id` must outlive the endpoint. The stateless-reset secret is derived from the identity,
+  // so a restarted endpoint can still reset connections of its previous life.
+  static int create(const identity::Identity &id, EndpointConfig config, SendFn send,
+                    std::unique_ptr<Endpoint> *out);
+  ~Endpoint();
+
+  void set_accept(AcceptFn accept) { accept_ = std::move(accept); }
+  void set_local_address(const SocketAddress &local) { local_ = local; }
+  const SocketAddress &local_address() const { return local_; }
+
+  // Dials `remote`; `verify` decides on the server's identity (pin or TOFU).
+  // kOk (*out valid until its kClosed event has been delivered), kErrInvalidArgument,
+  // kErrQueueFull (max_connections), kErrCrypto, kErrTransport.
+  int connect(const SocketAddress &remote, PeerVerifier verify, EventHandler handler,
+              Timestamp now, Connection **out);
+
+  // A QUIC datagram arrived on the shared socket from `from`.
+  void handle_datagram(const uint8_t *data, size_t len, const SocketAddress &from,
+                       Timestamp now);
+  // Writes whatever connections have to send (call after handle_* and API calls).
+  void flush(Timestamp now);
+  // Earliest time handle_expiry must run (0: nothing scheduled).
+  Timestamp next_expiry() const;
+  void handle_expiry(Timestamp now);
+
+  size_t connection_count() const { return conns_.size(); }
+  size_t handshaking_count() const;
+  const EndpointStats &stats() const { return stats_; }
+  void close_all(uint64_t app_code, const std::string &reason, Timestamp now);
+
+ private:
+  friend class Connection;
+  Endpoint(const identity::Identity &id, EndpointConfig config, SendFn send);
+  void accept_initial(const uint8_t *data, size_t len, const SocketAddress &from,
+                      Timestamp now);
+  void send_stateless_reset(const uint8_t *dcid, size_t dcidlen, size_t trigger_len,
+                            const SocketAddress &to, Timestamp now);
+  void send_version_negotiation(const uint8_t *dcid, size_t dcidlen, const uint8_t *scid,
+                                size_t scidlen, const SocketAddress &to);
+  void register_cid(const ngtcp2_cid &cid, Connection *c);
+  void unregister_cid(const ngtcp2_cid &cid);
+  int stateless_reset_token(const ngtcp2_cid &cid, uint8_t *token) const;
+  void send(const SocketAddress &to, const uint8_t *data, size_t len);
+  void reap();
+
+  const identity::Identity &id_;
+  EndpointConfig config_;
+  SendFn send_;
+  AcceptFn accept_;
+  SocketAddress local_;
+  std::unique_ptr<TlsCredentials> creds_;
+  identity::SecretBuffer reset_secret_, token_secret_;
+  std::map<std::string, Connection *> by_cid_;
+  std::vector<std::unique_ptr<Connection>> conns_;
+  EndpointStats stats_;
+  Timestamp reset_window_start_ = 0;
+  uint32_t resets_in_window_ = 0;
+  uint8_t tx_[1500];
+};
+
+}  // namespace parley::quic
+
+#endif

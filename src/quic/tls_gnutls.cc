@@ -1,0 +1,163 @@
+// GnuTLS backend of tls.h. The only file of the quic layer that includes GnuTLS.
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+
+#include <cstring>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "identity/certificate.h"
+#include "quic/tls.h"
+
+namespace parley::quic {
+
+const char kAlpn[] = "parley/1";
+
+namespace {
+
+// TLS 1.3 only, the AEADs QUIC defines, and Ed25519 as the only signature scheme: parley
+// certificates carry Ed25519 keys and nothing else is ever acceptable.
+constexpr char kPriority[] =
+    "%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:"
+    "+AES-256-GCM:+CHACHA20-POLY1305:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:"
+    "-SIGN-ALL:+SIGN-EDDSA-ED25519";
+
+class GnutlsCredentials : public TlsCredentials {
+ public:
+  ~GnutlsCredentials() override {
+    if (cred) gnutls_certificate_free_credentials(cred);
+  }
+  gnutls_certificate_credentials_t cred = nullptr;
+};
+
+class GnutlsSession;
+
+// ngtcp2's helper finds its conn_ref through gnutls_session_get_ptr; the verify callback needs
+// the session object too. A standard-layout box whose first member is the conn_ref serves both.
+struct RefBox {
+  ngtcp2_crypto_conn_ref ref;
+  GnutlsSession *owner;
+};
+
+class GnutlsSession : public TlsSession {
+ public:
+  ~GnutlsSession() override {
+    if (session) gnutls_deinit(session);
+  }
+  void *native_handle() override { return session; }
+  bool peer_seen() const override { return peer_seen_; }
+  const identity::Fingerprint &peer_fingerprint() const override { return peer_; }
+  bool identity_rejected() const override { return rejected_; }
+  const std::string &rejection_reason() const override { return reason_; }
+
+  RefBox box{};
+  gnutls_session_t session = nullptr;
+  PeerVerifier verifier;
+  bool peer_seen_ = false;
+  bool rejected_ = false;
+  std::string reason_;
+  identity::Fingerprint peer_;
+
+  static int verify(gnutls_session_t s);
+};
+
+int GnutlsSession::verify(gnutls_session_t s) {
+  auto *self = static_cast<RefBox *>(gnutls_session_get_ptr(s))->owner;
+  unsigned n = 0;
+  const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
+  if (certs == nullptr || n == 0) {
+    self->rejected_ = true;
+    self->reason_ = "peer presented no certificate";
+    return -1;
+  }
+  identity::Fingerprint fp;
+  if (identity::certificate_fingerprint(certs[0].data, certs[0].size, &fp) != kOk) {
+    self->rejected_ = true;
+    self->reason_ = std::string("peer certificate unusable: ") + last_error_message();
+    return -1;
+  }
+  self->peer_seen_ = true;
+  self->peer_ = fp;
+  if (!self->verifier || !self->verifier(fp)) {
+    self->rejected_ = true;
+    self->reason_ = "peer identity " + fp.hex() + " refused";
+    return -1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool is_identity_alert(uint8_t alert) {
+  switch (alert) {
+    case GNUTLS_A_BAD_CERTIFICATE:
+    case GNUTLS_A_UNSUPPORTED_CERTIFICATE:
+    case GNUTLS_A_CERTIFICATE_REVOKED:
+    case GNUTLS_A_CERTIFICATE_EXPIRED:
+    case GNUTLS_A_CERTIFICATE_UNKNOWN:
+    case GNUTLS_A_UNKNOWN_CA:
+    case GNUTLS_A_ACCESS_DENIED:
+    case GNUTLS_A_CERTIFICATE_REQUIRED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+int TlsCredentials::create(const identity::Identity &id, std::unique_ptr<TlsCredentials> *out) {
+  auto c = std::make_unique<GnutlsCredentials>();
+  int r = gnutls_certificate_allocate_credentials(&c->cred);
+  if (r < 0) return fail(kErrCrypto, "gnutls credentials: %s", gnutls_strerror(r));
+  gnutls_x509_crt_t crt = nullptr;
+  gnutls_x509_privkey_t key = nullptr;
+  const auto &der = id.certificate_der();
+  gnutls_datum_t d = {const_cast<uint8_t *>(der.data()), unsigned(der.size())};
+  gnutls_datum_t x = {const_cast<uint8_t *>(id.public_key()), 32};
+  gnutls_datum_t k = {const_cast<uint8_t *>(id.seed()), 32};
+  r = gnutls_x509_crt_init(&crt);
+  if (r >= 0) r = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER);
+  if (r >= 0) r = gnutls_x509_privkey_init(&key);
+  if (r >= 0) r = gnutls_x509_privkey_import_ecc_raw(key, GNUTLS_ECC_CURVE_ED25519, &x, nullptr, &k);
+  // Copies both into the credentials; GnuTLS wipes its key copies when they are freed.
+  if (r >= 0) r = gnutls_certificate_set_x509_key(c->cred, &crt, 1, key);
+  if (key) gnutls_x509_privkey_deinit(key);
+  if (crt) gnutls_x509_crt_deinit(crt);
+  if (r < 0) return fail(kErrCrypto, "load identity into GnuTLS: %s", gnutls_strerror(r));
+  *out = std::move(c);
+  return kOk;
+}
+
+int TlsSession::create(Role role, TlsCredentials &creds, PeerVerifier verifier,
+                       ngtcp2_crypto_get_conn get_conn, void *user_data,
+                       std::unique_ptr<TlsSession> *out) {
+  auto s = std::make_unique<GnutlsSession>();
+  s->box.ref.get_conn = get_conn;
+  s->box.ref.user_data = user_data;
+  s->box.owner = s.get();
+  s->verifier = std::move(verifier);
+  const unsigned flags =
+      (role == Role::kClient ? GNUTLS_CLIENT : GNUTLS_SERVER) | GNUTLS_NO_END_OF_EARLY_DATA;
+  int r = gnutls_init(&s->session, flags);
+  if (r < 0) return fail(kErrCrypto, "gnutls_init: %s", gnutls_strerror(r));
+  const char *err_pos = nullptr;
+  r = gnutls_priority_set_direct(s->session, kPriority, &err_pos);
+  if (r < 0) return fail(kErrCrypto, "TLS priority at '%s': %s", err_pos, gnutls_strerror(r));
+  r = role == Role::kClient ? ngtcp2_crypto_gnutls_configure_client_session(s->session)
+                            : ngtcp2_crypto_gnutls_configure_server_session(s->session);
+  if (r != 0) return fail(kErrCrypto, "ngtcp2_crypto_gnutls_configure_session failed");
+  gnutls_session_set_ptr(s->session, &s->box);
+  r = gnutls_credentials_set(s->session, GNUTLS_CRD_CERTIFICATE,
+                             static_cast<GnutlsCredentials &>(creds).cred);
+  if (r < 0) return fail(kErrCrypto, "gnutls_credentials_set: %s", gnutls_strerror(r));
+  if (role == Role::kServer) gnutls_certificate_server_set_request(s->session, GNUTLS_CERT_REQUIRE);
+  gnutls_session_set_verify_function(s->session, GnutlsSession::verify);
+  gnutls_datum_t alpn = {reinterpret_cast<unsigned char *>(const_cast<char *>(kAlpn)),
+                         unsigned(std::strlen(kAlpn))};
+  r = gnutls_alpn_set_protocols(s->session, &alpn, 1, GNUTLS_ALPN_MANDATORY);
+  if (r < 0) return fail(kErrCrypto, "gnutls_alpn_set_protocols: %s", gnutls_strerror(r));
+  *out = std::move(s);
+  return kOk;
+}
+
+}  // namespace parley::quic
