@@ -78,6 +78,14 @@ int UdpSocket::bind(const SocketAddress &address, ReceiveFn on_receive) {
   return kOk;
 }
 
+int UdpSocket::set_buffer_sizes(int receive, int send) {
+  uv_handle_t *h = reinterpret_cast<uv_handle_t *>(&impl_->handle);
+  int r = receive > 0 ? uv_recv_buffer_size(h, &receive) : 0;
+  if (r == 0 && send > 0) r = uv_send_buffer_size(h, &send);
+  if (r != 0) return fail(kErrSocket, "socket buffer size: %s", uv_strerror(r));
+  return kOk;
+}
+
 void UdpSocket::set_receiver(ReceiveFn on_receive) { impl_->on_receive = std::move(on_receive); }
 
 SocketAddress UdpSocket::local_address() const {
@@ -95,6 +103,7 @@ int UdpSocket::send(const SocketAddress &to, const uint8_t *data, size_t len) {
   const int r = uv_udp_try_send(&impl_->handle, &buf, 1, to.sockaddr_ptr());
   if (r < 0) {
     ++impl_->stats.send_errors;
+    PARLEY_LOG(kLogDebug, "udp", "send to %s: %s", to.to_string().c_str(), uv_strerror(r));
     return fail(kErrSocket, "send to %s: %s", to.to_string().c_str(), uv_strerror(r));
   }
   ++impl_->stats.datagrams_sent;

@@ -37,6 +37,9 @@ class UdpSocket {
   // delivering datagrams to `on_receive`. kOk or kErrSocket.
   int bind(const SocketAddress &address, ReceiveFn on_receive);
   SocketAddress local_address() const;
+  // Asks the kernel for larger socket buffers (bytes; 0 leaves one unchanged): bursts of
+  // media or handshakes then queue instead of dropping. Call after bind. kOk or kErrSocket.
+  int set_buffer_sizes(int receive, int send);
   // Replaces the receive handler (e.g. when a demultiplexer or a new protocol takes over).
   void set_receiver(ReceiveFn on_receive);
 

@@ -82,6 +82,7 @@ void Connection::setup_settings(ngtcp2_settings *s, ngtcp2_transport_params *p, 
   s->handshake_timeout = uint64_t(config_.handshake_timeout_ms) * NGTCP2_MILLISECONDS;
   s->max_window = config_.connection_window * 4;
   s->max_stream_window = config_.stream_window * 4;
+  s->no_pmtud = config_.path_mtu_discovery ? 0 : 1;
   ngtcp2_transport_params_default(p);
   p->initial_max_streams_bidi = 16;
   p->initial_max_streams_uni = 0;
@@ -195,11 +196,11 @@ int Connection::send_datagram(const uint8_t *data, size_t len) {
   if (state_ != State::kConnected || close_requested_) return fail(kErrClosed, "connection closed");
   const size_t max = max_datagram_payload();
   if (len > max) {
-    ++stats_.datagrams_dropped;
+    ++stats_.datagrams_refused;
     return fail(kErrMessageTooLarge, "datagram of %zu bytes exceeds %zu", len, max);
   }
   if (dgram_count_ == kDatagramQueueSlots) {
-    ++stats_.datagrams_dropped;
+    ++stats_.datagrams_refused;
     return fail(kErrQueueFull, "datagram queue full");
   }
   const size_t slot = (dgram_head_ + dgram_count_) % kDatagramQueueSlots;
@@ -402,15 +403,17 @@ void Connection::write(Timestamp now) {
       n = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, ep_.tx_, cap, &accepted,
                                       NGTCP2_WRITE_DATAGRAM_FLAG_NONE, next_dgram_id_, &v, 1,
                                       now);
+      bool pop = accepted != 0;
       if (n < 0 && !ngtcp2_err_is_fatal(int(n))) {
         // Cannot be sent on this connection/path (e.g. too large after a path change).
         ++stats_.datagrams_dropped;
-        accepted = 1;
+        pop = true;
         n = 0;
-      }
-      if (accepted) {
+      } else if (accepted) {
         ++stats_.datagrams_sent;
         ++next_dgram_id_;
+      }
+      if (pop) {
         dgram_head_ = (dgram_head_ + 1) % kDatagramQueueSlots;
         --dgram_count_;
       }
@@ -419,7 +422,7 @@ void Connection::write(Timestamp now) {
         return;
       }
       if (n == 0) {
-        if (accepted) continue;
+        if (pop) continue;
         break;  // congestion or pacing limited: try again at the next expiry
       }
       send_packet(ps.path, ep_.tx_, size_t(n));

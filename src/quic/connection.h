@@ -36,6 +36,7 @@ struct ConnectionConfig {
   size_t max_message_size = 1 << 20;  // signaling messages; larger ones close the connection
   uint64_t stream_window = 1 << 20;
   uint64_t connection_window = 4 << 20;
+  bool path_mtu_discovery = true;  // probe for packets above 1200 bytes (RFC 8899)
 };
 
 struct PathStats {
@@ -44,7 +45,8 @@ struct PathStats {
   uint64_t packets_sent = 0, packets_received = 0;
   uint64_t datagrams_sent = 0, datagrams_received = 0;
   uint64_t datagrams_acked = 0, datagrams_lost = 0;  // as QUIC loss detection declares them
-  uint64_t datagrams_dropped = 0;  // refused locally (queue full / too large / not sendable)
+  uint64_t datagrams_refused = 0;  // send_datagram said no (queue full / too large)
+  uint64_t datagrams_dropped = 0;  // queued, then found unsendable (e.g. path MTU shrank)
   size_t max_datagram_payload = 0;  // what fits in one DATAGRAM on the current path
 };
 

@@ -13,6 +13,7 @@ int ImpairmentProxy::start(const SocketAddress &listen, const SocketAddress &tar
     on_packet(true, d, n);
   });
   if (r != kOk) return r;
+  client_side_->set_buffer_sizes(4 << 20, 4 << 20);
   return rebind();
 }
 
@@ -24,6 +25,7 @@ int ImpairmentProxy::rebind() {
     if (from == target_) on_packet(false, d, n);
   });
   if (r != kOk) return r;
+  s->set_buffer_sizes(4 << 20, 4 << 20);
   upstream_ = std::move(s);
   return kOk;
 }
@@ -32,6 +34,7 @@ void ImpairmentProxy::on_packet(bool upstream, const uint8_t *data, size_t len) 
   DirectionStats &st = upstream ? up_ : down_;
   const Impairment &cfg = upstream ? up_cfg_ : down_cfg_;
   ++st.received;
+  if (len >= count_min_size_) ++st.received_at_least_min_size;
   if (cfg.loss > 0 && uniform() < cfg.loss) {
     ++st.dropped;
     if (len >= count_min_size_) ++st.dropped_at_least_min_size;
@@ -42,14 +45,21 @@ void ImpairmentProxy::on_packet(bool upstream, const uint8_t *data, size_t len) 
     ++st.duplicated;
     emit(upstream, pkt);
   }
-  if (cfg.reorder > 0 && uniform() < cfg.reorder) {
-    // Held back a few milliseconds: the packets behind it overtake it.
+  auto &held = held_[upstream ? 0 : 1];
+  if (!held && cfg.reorder > 0 && uniform() < cfg.reorder) {
+    // Held back until the next packet of this direction has overtaken it (or, if none
+    // comes, released by the timer after kReorderHoldNs).
     ++st.reordered;
-    delayed_.emplace(monotonic_now() + kReorderHoldNs, Pending{upstream, std::move(pkt)});
+    held = std::make_unique<std::vector<uint8_t>>(std::move(pkt));
+    held_since_[upstream ? 0 : 1] = monotonic_now();
     arm();
     return;
   }
   emit(upstream, std::move(pkt));
+  if (held) {
+    emit(upstream, std::move(*held));
+    held.reset();
+  }
 }
 
 void ImpairmentProxy::emit(bool upstream, std::vector<uint8_t> data) {
@@ -75,10 +85,22 @@ void ImpairmentProxy::send_now(bool upstream, const std::vector<uint8_t> &data) 
 }
 
 void ImpairmentProxy::arm() {
-  if (delayed_.empty()) return;
-  const uint64_t now = monotonic_now(), due = delayed_.begin()->first;
+  uint64_t due = delayed_.empty() ? 0 : delayed_.begin()->first;
+  for (int i = 0; i < 2; ++i) {
+    if (held_[i] && (due == 0 || held_since_[i] + kReorderHoldNs < due)) {
+      due = held_since_[i] + kReorderHoldNs;
+    }
+  }
+  if (due == 0) return;
+  const uint64_t now = monotonic_now();
   timer_.start(due > now ? (due - now + kNanosPerMilli - 1) / kNanosPerMilli : 0, 0, [this] {
     const uint64_t t = monotonic_now();
+    for (int i = 0; i < 2; ++i) {
+      if (held_[i] && held_since_[i] + kReorderHoldNs <= t) {
+        emit(i == 0, std::move(*held_[i]));
+        held_[i].reset();
+      }
+    }
     while (!delayed_.empty() && delayed_.begin()->first <= t) {
       auto it = delayed_.begin();
       send_now(it->second.upstream, it->second.data);

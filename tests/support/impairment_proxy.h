@@ -21,16 +21,17 @@ namespace parley::testing {
 struct Impairment {
   double loss = 0;       // probability a packet is dropped
   double duplicate = 0;  // probability a forwarded packet is sent twice
-  double reorder = 0;    // probability a packet is held back (kReorderHoldNs) and overtaken
+  double reorder = 0;    // probability a packet is held back until the next one overtook it
   uint32_t delay_ms = 0;   // fixed one-way delay (packets stay in order)
   uint32_t jitter_ms = 0;  // uniform extra delay in [0, jitter] (may reorder)
 };
 
-constexpr uint64_t kReorderHoldNs = 3000000;  // 3 ms
+constexpr uint64_t kReorderHoldNs = 2000000;  // longest hold when no packet follows
 
 struct DirectionStats {
   uint64_t received = 0, forwarded = 0, dropped = 0, duplicated = 0, reordered = 0;
   uint64_t dropped_at_least_min_size = 0;  // drops of packets >= count_min_size bytes
+  uint64_t received_at_least_min_size = 0;
 };
 
 class ImpairmentProxy {
@@ -50,6 +51,9 @@ class ImpairmentProxy {
   SocketAddress upstream_address() const { return upstream_->local_address(); }
   const DirectionStats &up() const { return up_; }
   const DirectionStats &down() const { return down_; }
+  uint64_t send_errors() const {
+    return client_side_->stats().send_errors + upstream_->stats().send_errors;
+  }
 
  private:
   struct Pending {
@@ -71,6 +75,8 @@ class ImpairmentProxy {
   DirectionStats up_, down_;
   size_t count_min_size_ = 0;
   std::multimap<uint64_t, Pending> delayed_;        // due time (ns) -> packet
+  std::unique_ptr<std::vector<uint8_t>> held_[2];   // reorder slot: [0] up, [1] down
+  uint64_t held_since_[2] = {0, 0};
 };
 
 }  // namespace parley::testing

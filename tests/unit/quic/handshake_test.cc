@@ -236,6 +236,8 @@ TEST_F(QuicTest, StatelessResetAfterPeerRestart) {
   });
   ASSERT_TRUE(b2->ok);
   on_loop(loop_, [&] {
+    // Any packet from Alice now earns a reset; her own ACKs may already have done it.
+    if (c->state() != Connection::State::kConnected) return;
     int64_t sid;
     ASSERT_EQ(c->open_stream(&sid), kOk);
     const uint8_t ping[64] = {1};
@@ -246,7 +248,7 @@ TEST_F(QuicTest, StatelessResetAfterPeerRestart) {
   ASSERT_TRUE(closed);
   EXPECT_EQ(client.closes[0].error, kErrTransport);
   EXPECT_EQ(client.closes[0].reason, "stateless reset");
-  on_loop(loop_, [&] { EXPECT_EQ(b2->endpoint->stats().stateless_resets_sent, 1u); });
+  on_loop(loop_, [&] { EXPECT_GE(b2->endpoint->stats().stateless_resets_sent, 1u); });
 }
 
 TEST_F(QuicTest, UnknownVersionGetsVersionNegotiation) {

@@ -85,6 +85,7 @@ struct Peer {
     ok = socket.bind(a, [this](const uint8_t *d, size_t n, const SocketAddress &from) {
       if (classify_datagram(d, n) == DatagramKind::kQuic) driver->on_datagram(d, n, from);
     }) == kOk;
+    ok = ok && socket.set_buffer_sizes(4 << 20, 4 << 20) == kOk;
     ok = ok && quic::Endpoint::create(id, config,
                                       [this](const SocketAddress &to, const uint8_t *d, size_t n) {
                                         socket.send(to, d, n);
