@@ -3,6 +3,7 @@
 #define PARLEY_CAPI_INTERNAL_H
 
 #include <new>
+#include <string>
 
 #include "base/error.h"
 
@@ -13,7 +14,10 @@ namespace parley::capi {
 template <typename F>
 int guarded(const char *function, F &&body) noexcept {
   try {
-    return body();
+    const std::string saved = last_error_message();
+    const int r = body();
+    if (r == kOk) restore_last_error_message(saved);  // success leaves the message alone
+    return r;
   } catch (const std::bad_alloc &) {
     return fail(kErrNoMemory, "%s: out of memory", function);
   } catch (...) {

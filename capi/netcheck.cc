@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -32,6 +34,16 @@ std::string json_address(const parley::SocketAddress &a) {
   return a.is_set() ? json_string(a.to_string()) : "null";
 }
 
+// Milliseconds with microsecond precision from nanoseconds, without printf's %f (which follows
+// the host's LC_NUMERIC and could write a decimal comma into the JSON).
+std::string ms(uint64_t ns) {
+  const uint64_t us = ns / 1000;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%llu.%03llu", (unsigned long long)(us / 1000),
+                (unsigned long long)(us % 1000));
+  return buf;
+}
+
 std::string json_bool(const std::optional<bool> &b) {
   return b ? (*b ? "true" : "false") : "null";
 }
@@ -49,7 +61,7 @@ std::string to_json(const ice::ProbeResult &p) {
   j += ", \"port_preserved\": " + json_bool(n.port_preserved);
   j += ", \"hairpinning\": " + json_bool(n.hairpinning);
   j += ", \"classification\": " + json_string(ice::nat_class_name(n.classification));
-  j += ", \"rtt_ms\": " + std::to_string(n.rtt / 1000000.0);
+  j += ", \"rtt_ms\": " + ms(n.rtt);
   j += ", \"candidates\": [";
   for (size_t i = 0; i < p.candidates.size(); ++i) {
     j += (i ? ", " : "") + json_string(p.candidates[i].to_string());
@@ -60,9 +72,9 @@ std::string to_json(const ice::ProbeResult &p) {
     j += std::string(i ? ", " : "") + "{\"server\": " + json_address(s.server) +
          ", \"status\": " + json_string(ice::server_status_name(s.status)) +
          ", \"mapped\": " + json_address(s.mapped) +
-         ", \"rtt_ms\": " + std::to_string(s.rtt / 1000000.0) + "}";
+         ", \"rtt_ms\": " + ms(s.rtt) + "}";
   }
-  j += "], \"gathering_ms\": " + std::to_string(p.gathering_ns / 1000000.0);
+  j += "], \"gathering_ms\": " + ms(p.gathering_ns);
   j += "}\n";
   return j;
 }
@@ -102,11 +114,18 @@ std::string to_text(const ice::ProbeResult &p) {
 int parley_netcheck_run(const parley_netcheck_options *options, char *out, size_t *out_len) {
   PARLEY_REQUIRE_ARG(options);
   PARLEY_REQUIRE_ARG(out_len);
-  if (options->struct_size < sizeof(parley_netcheck_options)) {
+  // Callers built against an older header pass a smaller struct: read what it has, zero the
+  // rest. The first published layout ends with relay_address.
+  constexpr size_t kV1Size = offsetof(parley_netcheck_options, relay_address) + sizeof(char *);
+  if (options->struct_size < kV1Size) {
     return parley::fail(parley::kErrInvalidArgument,
-                        "%s: struct_size %zu is smaller than this library's %zu", __func__,
-                        options->struct_size, sizeof(parley_netcheck_options));
+                        "%s: struct_size %zu is smaller than any published layout (%zu)",
+                        __func__, options->struct_size, kV1Size);
   }
+  parley_netcheck_options copy;
+  std::memset(&copy, 0, sizeof copy);
+  std::memcpy(&copy, options, std::min(options->struct_size, sizeof copy));
+  options = &copy;
   if (options->stun_server_count == 0 || options->stun_servers == nullptr) {
     return parley::fail(parley::kErrInvalidArgument, "%s: at least one STUN server is needed",
                         __func__);

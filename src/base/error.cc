@@ -55,4 +55,8 @@ int fail(int code, const char *fmt, ...) {
 
 const char *last_error_message() { return t_last_error; }
 
+void restore_last_error_message(const std::string &saved) {
+  std::snprintf(t_last_error, sizeof t_last_error, "%s", saved.c_str());
+}
+
 }  // namespace parley

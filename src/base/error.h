@@ -5,6 +5,8 @@
 #ifndef PARLEY_BASE_ERROR_H
 #define PARLEY_BASE_ERROR_H
 
+#include <string>
+
 namespace parley {
 
 enum Error : int {
@@ -47,6 +49,9 @@ int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // The calling thread's last detailed error message ("" if none yet).
 const char *last_error_message();
+// Puts back a message saved from last_error_message() (capi: a successful call must leave the
+// previous error's message as it was, even if it recorded errors it then recovered from).
+void restore_last_error_message(const std::string &saved);
 
 }  // namespace parley
 

@@ -47,16 +47,25 @@ bool log_set_level(int level) {
   return true;
 }
 
+namespace {
+// A sink that calls back into parley would log while logging (and could deadlock on the sink
+// lock): such nested lines are dropped.
+thread_local bool t_in_sink = false;
+}  // namespace
+
 void log_write(int level, const char *module, const char *fmt, ...) {
+  if (t_in_sink) return;
   char buf[1024];
-  int n = std::snprintf(buf, sizeof buf, "[%s] ", module);
+  int n = std::snprintf(buf, sizeof buf, "[%.64s] ", module);
   if (n < 0) return;
   va_list ap;
   va_start(ap, fmt);
   std::vsnprintf(buf + n, sizeof buf - static_cast<size_t>(n), fmt, ap);
   va_end(ap);
   std::shared_lock<std::shared_mutex> lock(g_sink_mutex);
+  t_in_sink = true;
   g_sink(g_sink_user, level, buf);
+  t_in_sink = false;
 }
 
 }  // namespace parley

@@ -1,6 +1,6 @@
 #include "base/loop.h"
 
-#include <cassert>
+#include <cstdlib>
 #include <utility>
 
 #include "base/error.h"
@@ -11,7 +11,11 @@ namespace parley {
 Loop::Loop() = default;
 
 Loop::~Loop() {
-  assert(!on_loop_thread() && "a Loop must not be destroyed on its own thread");
+  if (on_loop_thread()) {
+    // Freeing the loop under its own running thread cannot be made safe; fail loudly.
+    PARLEY_LOG(kLogError, "loop", "a Loop was destroyed on its own thread");
+    std::abort();
+  }
   stop();
 }
 
@@ -40,36 +44,39 @@ int Loop::start() {
 }
 
 int Loop::post(Task task) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (state_ != State::kRunning) return kErrClosed;
-    pending_.push_back(std::move(task));
-  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state_ != State::kRunning) return kErrClosed;
+  pending_.push_back(std::move(task));
+  // Under the lock: stop() closes the async handle under the same lock, so a wakeup is never
+  // sent to a closed handle.
   uv_async_send(&wakeup_);
   return kOk;
 }
 
 void Loop::stop() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (state_ == State::kIdle) {
-      state_ = State::kStopped;
-      joined_ = true;
-      return;
-    }
-    if (state_ == State::kRunning) state_ = State::kStopping;
-    if (joined_) return;
-  }
-  uv_async_send(&wakeup_);
-  if (on_loop_thread()) return;
-  uv_thread_join(&thread_);
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (!joined_) {
-    joined_ = true;
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (state_ == State::kIdle) {
     state_ = State::kStopped;
-    int r = uv_loop_close(&loop_);
-    if (r != 0) PARLEY_LOG(kLogError, "loop", "uv_loop_close: %s", uv_strerror(r));
+    joined_ = true;
+    return;
   }
+  if (joined_) return;
+  if (state_ == State::kRunning) state_ = State::kStopping;
+  if (!wakeup_closed_) uv_async_send(&wakeup_);
+  if (on_loop_thread()) return;  // cannot join ourselves; a later stop()/~Loop joins
+  if (joining_) {
+    joined_cv_.wait(lock, [this] { return joined_; });  // another thread is joining
+    return;
+  }
+  joining_ = true;
+  lock.unlock();
+  uv_thread_join(&thread_);
+  lock.lock();
+  const int r = uv_loop_close(&loop_);
+  if (r != 0) PARLEY_LOG(kLogError, "loop", "uv_loop_close: %s", uv_strerror(r));
+  joined_ = true;
+  state_ = State::kStopped;
+  joined_cv_.notify_all();
 }
 
 bool Loop::on_loop_thread() const {
@@ -99,16 +106,19 @@ void Loop::run_pending() {
     for (auto &task : batch) task();
     if (!stopping) return;
     // post() refuses new tasks once stopping, but a task in this batch may have been
-    // accepted just before the state changed; drain until nothing is left.
+    // accepted just before the state changed; drain until nothing is left. The closing walk
+    // happens under the lock so no post()/stop() can signal the async handle meanwhile.
     std::lock_guard<std::mutex> lock(mutex_);
-    if (pending_.empty()) break;
+    if (!pending_.empty()) continue;
+    wakeup_closed_ = true;
+    uv_walk(
+        &loop_,
+        [](uv_handle_t *h, void *) {
+          if (!uv_is_closing(h)) uv_close(h, nullptr);
+        },
+        nullptr);
+    return;
   }
-  uv_walk(
-      &loop_,
-      [](uv_handle_t *h, void *) {
-        if (!uv_is_closing(h)) uv_close(h, nullptr);
-      },
-      nullptr);
 }
 
 Timer::Timer(Loop &loop) : handle_(new Handle) {
@@ -128,12 +138,13 @@ Timer::~Timer() {
 }
 
 void Timer::start(uint64_t timeout_ms, uint64_t repeat_ms, std::function<void()> fn) {
-  handle_->fn = std::move(fn);
+  handle_->fn = std::make_shared<std::function<void()>>(std::move(fn));
   uv_timer_start(
       &handle_->timer,
       [](uv_timer_t *t) {
-        auto *h = static_cast<Handle *>(t->data);
-        if (h->fn) h->fn();
+        // Hold a reference: the callback may re-arm the timer (replacing fn) or stop it.
+        std::shared_ptr<std::function<void()>> keep = static_cast<Handle *>(t->data)->fn;
+        if (keep && *keep) (*keep)();
       },
       timeout_ms, repeat_ms);
 }

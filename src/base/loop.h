@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 #include <atomic>
+#include <condition_variable>
 
 namespace parley {
 
@@ -19,7 +20,7 @@ class Loop {
   using Task = std::function<void()>;
 
   Loop();
-  // Stops the loop if it is still running. Must not run on the loop thread.
+  // Stops the loop if it is still running. Must not run on the loop thread (aborts).
   ~Loop();
   Loop(const Loop &) = delete;
   Loop &operator=(const Loop &) = delete;
@@ -54,8 +55,11 @@ class Loop {
   uv_thread_t thread_;
   enum class State { kIdle, kRunning, kStopping, kStopped } state_ = State::kIdle;
   bool joined_ = false;
+  bool joining_ = false;
+  bool wakeup_closed_ = false;
+  std::condition_variable joined_cv_;
   std::atomic<std::thread::id> loop_thread_id_{};
-  std::mutex mutex_;  // guards state_, pending_
+  std::mutex mutex_;  // guards state_, pending_, joined_, joining_, wakeup_closed_
   std::deque<Task> pending_;
 };
 
@@ -78,7 +82,7 @@ class Timer {
   // The uv handle outlives the Timer until libuv's close callback frees it.
   struct Handle {
     uv_timer_t timer;
-    std::function<void()> fn;
+    std::shared_ptr<std::function<void()>> fn;
   };
   Handle *handle_;
 };

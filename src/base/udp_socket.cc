@@ -21,7 +21,8 @@ constexpr size_t kBatch = 8;
 
 struct UdpSocket::Impl {
   uv_udp_t handle;
-  ReceiveFn on_receive;
+  // Shared so a receiver may replace itself (set_receiver) while it runs.
+  std::shared_ptr<ReceiveFn> on_receive;
   std::vector<uint8_t> buffer;
   UdpSocketStats stats;
   bool closed = false;  // the owner is gone; ignore late callbacks
@@ -44,7 +45,7 @@ UdpSocket::~UdpSocket() {
 
 int UdpSocket::bind(const SocketAddress &address, ReceiveFn on_receive) {
   if (!address.is_set()) return fail(kErrInvalidArgument, "bind: no address");
-  impl_->on_receive = std::move(on_receive);
+  impl_->on_receive = std::make_shared<ReceiveFn>(std::move(on_receive));
   const unsigned flags = address.is_v6() ? UV_UDP_IPV6ONLY : 0;
   int r = uv_udp_bind(&impl_->handle, address.sockaddr_ptr(), flags);
   if (r != 0) {
@@ -69,9 +70,10 @@ int UdpSocket::bind(const SocketAddress &address, ReceiveFn on_receive) {
         }
         if (addr == nullptr) return;
         ++impl->stats.datagrams_received;
-        if (impl->on_receive) {
-          impl->on_receive(reinterpret_cast<const uint8_t *>(buf->base), size_t(nread),
-                           SocketAddress::from_sockaddr(addr));
+        std::shared_ptr<ReceiveFn> fn = impl->on_receive;
+        if (fn && *fn) {
+          (*fn)(reinterpret_cast<const uint8_t *>(buf->base), size_t(nread),
+                SocketAddress::from_sockaddr(addr));
         }
       });
   if (r != 0) return fail(kErrSocket, "uv_udp_recv_start: %s", uv_strerror(r));
@@ -86,7 +88,9 @@ int UdpSocket::set_buffer_sizes(int receive, int send) {
   return kOk;
 }
 
-void UdpSocket::set_receiver(ReceiveFn on_receive) { impl_->on_receive = std::move(on_receive); }
+void UdpSocket::set_receiver(ReceiveFn on_receive) {
+  impl_->on_receive = std::make_shared<ReceiveFn>(std::move(on_receive));
+}
 
 SocketAddress UdpSocket::local_address() const {
   struct sockaddr_storage ss;

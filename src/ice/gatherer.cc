@@ -36,11 +36,22 @@ Gatherer::Gatherer(GatherConfig config, Timestamp now)
     c.foundation = candidate_foundation(c.type, config_.relay, config_.relay);
     add(c);
   }
-  uint8_t buf[stun::kMaxMessageLen];
-  for (size_t i = 0; i < config_.stun_servers.size(); ++i) {
-    const auto &s = config_.stun_servers[i];
+  for (const auto &s : config_.stun_servers) {
     ServerResult r;
     r.server = s.address;
+    servers_.push_back(r);
+  }
+  started_.assign(config_.stun_servers.size(), false);  // started by poll_transmit
+  collect(now);
+}
+
+void Gatherer::start_servers(Timestamp now) {
+  uint8_t buf[stun::kMaxMessageLen];
+  for (size_t i = 0; i < config_.stun_servers.size(); ++i) {
+    if (started_[i]) continue;
+    const auto &s = config_.stun_servers[i];
+    if (hold_ && hold_(s.address)) continue;
+    started_[i] = true;
     stun::MessageBuilder b(buf, sizeof buf);
     b.start(stun::kBinding, stun::kRequest, stun::TransactionId::random());
     b.add_string(stun::kAttrSoftware, config_.software);
@@ -48,11 +59,9 @@ Gatherer::Gatherer(GatherConfig config, Timestamp now)
     size_t n = 0;
     if (b.finish(&n) != kOk ||
         client_.start(buf, n, s.address, config_.rtx, now, uint64_t(i)) != kOk) {
-      r.status = ServerResult::Status::kErrorResponse;
+      servers_[i].status = ServerResult::Status::kErrorResponse;
     }
-    servers_.push_back(r);
   }
-  collect(now);
 }
 
 uint16_t Gatherer::local_preference_of(const SocketAddress &base) const {
@@ -73,6 +82,7 @@ void Gatherer::add(const Candidate &c) {
 
 bool Gatherer::poll_transmit(Timestamp now, Datagram *out) {
   if (done_) return false;
+  start_servers(now);
   stun::ClientTransactions::Transmit t;
   if (!client_.poll_transmit(now, &t)) return false;
   *out = {t.data, t.len, t.to};

@@ -7,6 +7,7 @@
 #define PARLEY_ICE_GATHERER_H
 
 #include <deque>
+#include <functional>
 #include <vector>
 
 #include "ice/candidate.h"
@@ -44,6 +45,12 @@ class Gatherer : public StunMachine {
  public:
   Gatherer(GatherConfig config, Timestamp now);
 
+  // While `hold(server)` returns true, that server's Binding is not started (it still counts
+  // against the deadline). For running gathering alongside NAT behaviour discovery on the
+  // same socket: a request to the discovery server's alternate IP would open the very
+  // pinhole its filtering test probes.
+  void set_hold(std::function<bool(const SocketAddress &)> hold) { hold_ = std::move(hold); }
+
   bool poll_transmit(Timestamp now, Datagram *out) override;
   void handle_datagram(const uint8_t *data, size_t len, const SocketAddress &from,
                        Timestamp now) override;
@@ -61,6 +68,7 @@ class Gatherer : public StunMachine {
   uint16_t local_preference_of(const SocketAddress &base) const;
   void add(const Candidate &c);
   void collect(Timestamp now);
+  void start_servers(Timestamp now);
 
   GatherConfig config_;
   Timestamp deadline_;
@@ -68,6 +76,8 @@ class Gatherer : public StunMachine {
   std::vector<ServerResult> servers_;
   std::vector<Candidate> all_;
   std::deque<Candidate> fresh_;
+  std::vector<bool> started_;
+  std::function<bool(const SocketAddress &)> hold_;
   bool done_ = false;
 };
 

@@ -81,16 +81,21 @@ void Netcheck::step(Timestamp now) {
   stun::ClientTransactions::Result res;
   while (client_.poll_result(&res)) {
     const bool ok = res.outcome == stun::ClientTransactions::Outcome::kSuccess;
+    const bool answered = res.outcome != stun::ClientTransactions::Outcome::kTimeout;
     stun::Message m;
     SocketAddress mapped;
-    const bool has_mapped = ok &&
-        stun::Message::parse(res.response.data(), res.response.size(), &m) == kOk &&
-        m.xor_address(stun::kAttrXorMappedAddress, &mapped) == kOk;
+    bool has_mapped = false;
+    if (ok && stun::Message::parse(res.response.data(), res.response.size(), &m) == kOk) {
+      // XOR-MAPPED-ADDRESS, or MAPPED-ADDRESS from a server of the RFC 3489 era.
+      has_mapped = m.xor_address(stun::kAttrXorMappedAddress, &mapped) == kOk ||
+                   m.address(stun::kAttrMappedAddress, &mapped) == kOk;
+    }
     switch (Test(res.cookie)) {
       case kTestBinding:
         if (!has_mapped) {
-          report_.udp = false;
-          report_.classification = NatClass::kUdpBlocked;
+          // Only silence means blocked; an answer without a usable address proves UDP works
+          // but tells us nothing more.
+          report_.udp = answered;
           phase_ = Phase::kDone;
           break;
         }
@@ -119,9 +124,11 @@ void Netcheck::step(Timestamp now) {
         break;
       case kTestFilterChangeBoth:
         filter_both_ = has_mapped;
+        filter_refused_ |= answered && !has_mapped;  // e.g. 420: the server cannot change
         break;
       case kTestFilterChangePort:
         filter_port_ = has_mapped;
+        filter_refused_ |= answered && !has_mapped;
         break;
       case kTestHairpin:
         // A *response* to the hairpin request means something answered at our mapped
@@ -138,9 +145,11 @@ void Netcheck::step(Timestamp now) {
   }
 
   if (phase_ == Phase::kFiltering && filter_both_ && filter_port_) {
-    report_.filtering = *filter_both_ ? Behaviour::kEndpointIndependent
+    report_.filtering = filter_refused_ ? Behaviour::kUnknown
+                        : *filter_both_ ? Behaviour::kEndpointIndependent
                         : *filter_port_ ? Behaviour::kAddressDependent
                                         : Behaviour::kAddressPortDependent;
+    filtering_done_ = true;
     phase_ = Phase::kMapping;
     SocketAddress alt_ip = report_.other_address;
     alt_ip.set_port(config_.server.port());
@@ -157,6 +166,7 @@ void Netcheck::step(Timestamp now) {
     }
     phase_ = Phase::kDone;
   }
+  if (phase_ == Phase::kDone) filtering_done_ = true;
   // Done once the phases are over and the hairpin probe has an answer either way.
   if (phase_ == Phase::kDone && (client_.pending() == 0 || !report_.udp)) {
     if (report_.udp && !report_.hairpinning) report_.hairpinning = false;
@@ -169,6 +179,10 @@ void Netcheck::step(Timestamp now) {
 void Netcheck::classify() {
   if (!report_.udp) {
     report_.classification = NatClass::kUdpBlocked;
+    return;
+  }
+  if (!report_.mapped.is_set()) {
+    report_.classification = NatClass::kUnknown;
     return;
   }
   if (report_.nat && !*report_.nat) {

@@ -68,6 +68,11 @@ class Netcheck : public StunMachine {
   bool done() const override { return done_; }
 
   const NetcheckReport &report() const { return report_; }
+  // The first Binding was answered (or gave up): other_address is known if the server has one.
+  bool binding_done() const { return phase_ != Phase::kBinding; }
+  // The filtering tests are over: packets to the server's alternate address no longer
+  // disturb them.
+  bool filtering_done() const { return filtering_done_; }
 
  private:
   enum Test : uint64_t {
@@ -91,6 +96,8 @@ class Netcheck : public StunMachine {
   std::optional<bool> filter_both_, filter_port_;
   std::optional<SocketAddress> map_alt_ip_, map_alt_both_;
   bool map_alt_ip_failed_ = false, map_alt_both_failed_ = false;
+  bool filter_refused_ = false;
+  bool filtering_done_ = false;
   bool done_ = false;
 };
 

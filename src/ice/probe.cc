@@ -113,7 +113,16 @@ int run_probe(const ProbeOptions &options, ProbeResult *out) {
 
   Loop loop;
   if ((r = loop.start()) != kOk) return r;
-  std::promise<int> finished;
+  // The outcome and, on failure, the message recorded on the loop thread (last_error_message
+  // is per thread: it is re-recorded on the caller's thread below).
+  struct Outcome {
+    int code;
+    std::string message;
+  };
+  std::promise<Outcome> finished;
+  auto finish = [&finished](int code) {
+    finished.set_value({code, code == kOk ? std::string() : last_error_message()});
+  };
   std::unique_ptr<UdpSocket> sockets[2];  // [0] IPv4, [1] IPv6
   std::unique_ptr<Gatherer> gatherer;
   std::unique_ptr<Netcheck> netcheck;
@@ -122,6 +131,7 @@ int run_probe(const ProbeOptions &options, ProbeResult *out) {
   Timestamp started = 0;
 
   r = loop.post([&] {
+   try {
     GatherConfig gc;
     gc.deadline_ms = options.deadline_ms;
     for (const SocketAddress &want : binds) {
@@ -132,7 +142,7 @@ int run_probe(const ProbeOptions &options, ProbeResult *out) {
           PARLEY_LOG(kLogInfo, "ice", "no IPv6 socket: %s", last_error_message());
           continue;  // an IPv4-only host is fine
         }
-        finished.set_value(rr);
+        finish(rr);
         return;
       }
       const SocketAddress bound = socket->local_address();
@@ -163,10 +173,23 @@ int run_probe(const ProbeOptions &options, ProbeResult *out) {
     }
     if (options.relay.is_set()) gc.relay = options.relay;
     started = monotonic_now();
-    gatherer = std::make_unique<Gatherer>(gc, started);
+    gatherer = std::make_unique<Gatherer>(gc, started);  // sends nothing before poll_transmit
+    if (netcheck) {
+      // Gathering must not send to the discovery server's alternate IP before the filtering
+      // tests are over (it would open the pinhole they probe), nor anywhere else but the
+      // primary until the alternate IP is known.
+      const SocketAddress primary = servers[0];
+      Netcheck *nc = netcheck.get();
+      gatherer->set_hold([nc, primary](const SocketAddress &to) {
+        if (to == primary || nc->filtering_done()) return false;
+        if (!nc->binding_done()) return true;
+        const SocketAddress &alt = nc->report().other_address;
+        return alt.is_set() && to.same_ip(alt);
+      });
+    }
     both = std::make_unique<Both>(gatherer.get(), netcheck.get());
     runner = std::make_unique<MachineRunner>(loop, sockets[0].get(), sockets[1].get(), *both,
-                                             [&] { finished.set_value(kOk); });
+                                             [&] { finish(kOk); });
     for (auto &socket : sockets) {
       if (!socket) continue;
       socket->set_receiver([&](const uint8_t *d, size_t n, const SocketAddress &from) {
@@ -174,16 +197,22 @@ int run_probe(const ProbeOptions &options, ProbeResult *out) {
       });
     }
     runner->start();
+   } catch (const std::bad_alloc &) {
+    finish(fail(kErrNoMemory, "netcheck: out of memory"));
+   } catch (...) {
+    finish(fail(kErrInternal, "netcheck: unexpected exception"));
+   }
   });
   if (r != kOk) return r;
-  const int result = finished.get_future().get();
+  const Outcome outcome = finished.get_future().get();
+  const int result = outcome.code;
   // Tear down on the loop thread, then stop it.
   loop.post([&] {
     runner.reset();
     for (auto &socket : sockets) socket.reset();
   });
   loop.stop();
-  if (result != kOk) return result;
+  if (result != kOk) return fail(result, "%s", outcome.message.c_str());
 
   out->candidates = gatherer->candidates();
   out->servers = gatherer->servers();

@@ -48,7 +48,7 @@ bool ClientTransactions::poll_transmit(Timestamp now, Transmit *out) {
     t.last_send = now;
     if (t.sent < t.config.rc) {
       t.next_send = now + t.rto_ns;
-      t.rto_ns *= 2;
+      t.rto_ns = t.rto_ns > UINT64_MAX / 2 ? UINT64_MAX / 2 : t.rto_ns * 2;  // saturate
       const uint64_t cap = uint64_t(t.config.max_rto_ms) * kNanosPerMilli;
       if (cap != 0 && t.rto_ns > cap) t.rto_ns = cap;
     } else {
@@ -79,7 +79,11 @@ bool ClientTransactions::handle_datagram(const uint8_t *data, size_t len,
   for (size_t i = 0; i < active_.size(); ++i) {
     Txn &t = active_[i];
     if (t.txid != m.transaction_id()) continue;
-    if (from != t.expect_from) {
+    // A CHANGE-REQUEST's success comes from the changed address, but a server refusing it
+    // answers from where the request went.
+    const bool from_ok = from == t.expect_from ||
+                         (m.message_class() == kErrorResponse && from == t.to);
+    if (!from_ok) {
       ++stats_.wrong_source;
       return true;
     }

@@ -77,7 +77,8 @@ class ClientTransactions {
   bool handle_datagram(const uint8_t *data, size_t len, const SocketAddress &from,
                        Timestamp now);
 
-  // Earliest time at which poll_transmit or handle_timeout has work; 0 if nothing pending.
+  // Earliest time at which poll_transmit or handle_timeout has work; 0 if nothing pending
+  // (callers' clocks never read 0: the monotonic clock counts from boot).
   Timestamp next_deadline() const;
   // Fails transactions whose final wait expired.
   void handle_timeout(Timestamp now);

@@ -76,7 +76,9 @@ bool Responder::handle(const uint8_t *data, size_t len, const SocketAddress &fro
   };
   if (config_.alternate.is_set() && config_.alternate.family() == local.family() &&
       fits(4 + local.ip_len())) {
-    b.add_address(kAttrOtherAddress, config_.alternate);
+    // RFC 5780 7.4: the address a change of IP *and* port would answer from, which depends
+    // on which of the four local addresses the request arrived on.
+    b.add_address(kAttrOtherAddress, changed_source(local, config_, kChangeIp | kChangePort));
   }
   if (fits(4 + source.ip_len())) b.add_address(kAttrResponseOrigin, source);
   // SOFTWARE only if FINGERPRINT still fits after it: FINGERPRINT matters more for demux.

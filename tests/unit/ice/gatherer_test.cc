@@ -113,3 +113,29 @@ TEST(Gatherer, NoServersIsDoneImmediately) {
 
 }  // namespace
 }  // namespace parley::ice
+
+namespace parley::ice {
+namespace {
+
+TEST(Gatherer, HeldServersWaitUntilReleased) {
+  parley::testing::SimNetwork net(parley::testing::NatModel{});
+  GatherConfig c;
+  c.host_addresses = {net.client()};
+  const SocketAddress first = parley::testing::sim_addr("203.0.113.10:3478");
+  const SocketAddress held = parley::testing::sim_addr("203.0.113.11:3478");
+  c.stun_servers = {{first, net.client()}, {held, net.client()}};
+  Gatherer g(c, 0);
+  bool release = false;
+  g.set_hold([&](const SocketAddress &to) { return to == held && !release; });
+  Datagram d;
+  std::vector<SocketAddress> sent;
+  while (g.poll_transmit(0, &d)) sent.push_back(d.to);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0], first);
+  release = true;
+  ASSERT_TRUE(g.poll_transmit(1, &d));
+  EXPECT_EQ(d.to, held);
+}
+
+}  // namespace
+}  // namespace parley::ice

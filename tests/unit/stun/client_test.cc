@@ -175,6 +175,39 @@ TEST(StunClient, ErrorResponseCompletes) {
   EXPECT_EQ(r.outcome, ClientTransactions::Outcome::kErrorResponse);
 }
 
+// RFC 5780: the success to a CHANGE-REQUEST comes from the changed address, but a refusal
+// (420) comes from where the request was sent; both must be accepted, nothing else.
+TEST(StunClient, ExpectedSourceForChangeRequests) {
+  ClientTransactions c;
+  const TransactionId id = TransactionId::random();
+  auto req = request(id);
+  const SocketAddress server = addr("192.0.2.1:3478"), changed = addr("192.0.2.2:3479");
+  ASSERT_EQ(c.start(req.data(), req.size(), server, RetransmitConfig{}, 1, 1, {}, changed), kOk);
+  auto ok = response(id, server);
+  EXPECT_TRUE(c.handle_datagram(ok.data(), ok.size(), server, 2));  // success from `to`: no
+  EXPECT_EQ(c.stats().wrong_source, 1u);
+  auto err = response(id, server, {}, kErrorResponse);
+  EXPECT_TRUE(c.handle_datagram(err.data(), err.size(), server, 2));  // refusal from `to`: yes
+  ClientTransactions::Result r;
+  ASSERT_TRUE(c.poll_result(&r));
+  EXPECT_EQ(r.outcome, ClientTransactions::Outcome::kErrorResponse);
+}
+
+TEST(StunClient, HugeRetransmissionCountsDoNotOverflowTheTimer) {
+  ClientTransactions c;
+  auto req = request(TransactionId::random());
+  RetransmitConfig many{500, 80, 1, 0};
+  ASSERT_EQ(c.start(req.data(), req.size(), addr("192.0.2.1:3478"), many, 1, 1), kOk);
+  Timestamp now = 1, prev = 0;
+  for (int i = 0; i < 80 && c.pending(); ++i) {
+    drain(c, now);
+    const Timestamp next = c.next_deadline();
+    ASSERT_GE(next, prev) << "deadline went backwards at send " << i;
+    prev = next;
+    now = next;
+  }
+}
+
 TEST(StunClient, NonResponsesAreLeftToTheCaller) {
   ClientTransactions c;
   auto req = request(TransactionId::random());

@@ -85,6 +85,21 @@ TEST_F(ResponderTest, PaddedRequestEarnsRfc5780Attributes) {
   EXPECT_TRUE(m.has(kAttrFingerprint));
 }
 
+TEST_F(ResponderTest, OtherAddressDependsOnWhereTheRequestArrived) {
+  Responder r(rfc5780());
+  const char *local[] = {"203.0.113.10:3478", "203.0.113.10:3479", "203.0.113.11:3478",
+                         "203.0.113.11:3479"};
+  const char *other[] = {"203.0.113.11:3479", "203.0.113.11:3478", "203.0.113.10:3479",
+                         "203.0.113.10:3478"};
+  for (int i = 0; i < 4; ++i) {
+    Message m;
+    ASSERT_TRUE(ask(r, binding(64), addr(local[i]), &m));
+    SocketAddress o;
+    ASSERT_EQ(m.address(kAttrOtherAddress, &o), kOk);
+    EXPECT_EQ(o, addr(other[i])) << "request on " << local[i];
+  }
+}
+
 TEST_F(ResponderTest, ChangeRequestPicksTheOtherSocket) {
   Responder r(rfc5780());
   Message m;
