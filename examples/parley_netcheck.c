@@ -27,7 +27,7 @@ static int usage(void) {
 int main(int argc, char **argv) {
   const char *servers[MAX_SERVERS];
   parley_netcheck_options opt;
-  char report[16384];
+  char report[PARLEY_NETCHECK_REPORT_MAX];
   size_t len = sizeof report;
   int i, err;
 

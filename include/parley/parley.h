@@ -159,7 +159,8 @@ typedef enum parley_log_level {
  * A log sink. `level` is a parley_log_level, `message` a NUL-terminated line without a
  * trailing newline, valid only during the call. Called on whichever thread logs (a library
  * thread or a thread calling into parley), possibly concurrently: it must be thread-safe,
- * must not block for long, and must not call parley_log_set_callback.
+ * must not block for long, and must not call parley functions (lines parley would log from
+ * inside the sink are dropped).
  */
 typedef void (*parley_log_fn)(void *user_data, int level, const char *message);
 
@@ -193,8 +194,9 @@ PARLEY_API int parley_log_set_level(int level);
 
 /*
  * An identity: the Ed25519 key pair derived from a seed, its fingerprint and its
- * deterministic self-signed certificate. Opaque. Secrets live in locked, guarded memory that
- * is wiped on free. Immutable: safe to share between threads.
+ * deterministic self-signed certificate. Opaque. Secrets live in guarded memory (libsodium's
+ * sodium_malloc: guard pages, mlock where the system allows it) that is wiped on free.
+ * Immutable: safe to share between threads.
  */
 typedef struct parley_identity parley_identity;
 
@@ -223,11 +225,13 @@ PARLEY_API int parley_identity_from_seed(const uint8_t *seed, size_t seed_len,
 
 /*
  * parley_identity_load_file reads a seed file written by parley_identity_save_file: a regular
- * file of exactly PARLEY_SEED_LEN raw bytes that neither group nor others may read or write.
+ * file of exactly PARLEY_SEED_LEN raw bytes, with no permission bit for group or others, owned
+ * by the calling process's user (or by root).
  * The file is only read, never modified, whatever the outcome. `path` and `out` must not be
  * NULL; `out` as in parley_identity_generate.
  * Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_SEED_FILE_NOT_FOUND,
- * PARLEY_ERR_SEED_FILE_PERMISSIONS (mode allows group/other access: fix with chmod 600),
+ * PARLEY_ERR_SEED_FILE_PERMISSIONS (mode allows group/other access: fix with chmod 600; or
+ * the file belongs to another user),
  * PARLEY_ERR_SEED_FILE_INVALID (wrong size, or not a regular file), PARLEY_ERR_IO,
  * PARLEY_ERR_NO_MEMORY or PARLEY_ERR_CRYPTO.
  */
@@ -311,6 +315,8 @@ PARLEY_API int parley_fingerprint_normalize(const char *text, char *out, size_t 
 /* Output formats for parley_netcheck_run. */
 #define PARLEY_NETCHECK_JSON 0 /* one JSON object (documented in docs/netcheck.md) */
 #define PARLEY_NETCHECK_TEXT 1 /* a human-readable report */
+/* A buffer this large holds any report of a host with up to 64 interface addresses. */
+#define PARLEY_NETCHECK_REPORT_MAX 16384
 
 typedef struct parley_netcheck_options {
   /* sizeof(parley_netcheck_options): lets later versions grow the struct. */
@@ -338,19 +344,22 @@ typedef struct parley_netcheck_options {
 } parley_netcheck_options;
 
 /*
- * parley_netcheck_run diagnoses the network from one fresh UDP socket: it gathers host,
- * server-reflexive and relay candidates and classifies the NAT (mapping and filtering
- * behaviour, port preservation, hairpinning; open internet, full cone, restricted cone,
- * port-restricted cone, symmetric, UDP blocked). It BLOCKS the calling thread for up to about
- * max(deadline, 2 s); call it from a worker thread, never from a UI or audio thread.
- * `options` must not be NULL and options->struct_size must be set. The report is written to
- * `out` as a NUL-terminated string: on entry *out_len is the capacity of `out`, on return the
- * length needed including the NUL. With `out` NULL only the length is computed (the probe
- * still runs: keep the buffer generous, 8 KiB suffices for typical hosts).
+ * parley_netcheck_run diagnoses the network from fresh UDP sockets (one per address family,
+ * or the one `bind_address` names): it gathers host, server-reflexive and relay candidates
+ * and classifies the NAT (mapping and filtering behaviour, port preservation, hairpinning;
+ * open internet, firewalled, full cone, restricted cone, port-restricted cone, symmetric, UDP
+ * blocked). It BLOCKS the calling thread: gathering ends by its deadline, NAT discovery runs
+ * its tests with 1.4 s timeouts in up to three rounds, so the call takes up to about
+ * max(deadline, 4.5 s). Call it from a worker thread, never from a UI or audio thread.
+ * `options` must not be NULL and options->struct_size must be set (an older, smaller layout
+ * is accepted). The report is written to `out` as a NUL-terminated string: on entry *out_len
+ * is the capacity of `out`, on return the length needed including the NUL. Every call runs a
+ * fresh probe, so a second call may produce a different (even longer) report: pass a buffer
+ * of PARLEY_NETCHECK_REPORT_MAX bytes rather than querying the size first.
  * Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL, bad struct_size, no servers, bad format),
  * PARLEY_ERR_ADDRESS_INVALID (a server or bind address that does not parse or resolve),
- * PARLEY_ERR_SOCKET (cannot bind), PARLEY_ERR_BUFFER_TOO_SMALL or PARLEY_ERR_INTERNAL.
- * UDP being blocked is a result (in the report), not an error.
+ * PARLEY_ERR_SOCKET (cannot bind), PARLEY_ERR_BUFFER_TOO_SMALL, PARLEY_ERR_NO_MEMORY or
+ * PARLEY_ERR_INTERNAL. UDP being blocked is a result (in the report), not an error.
  */
 PARLEY_API int parley_netcheck_run(const parley_netcheck_options *options, char *out,
                                    size_t *out_len);

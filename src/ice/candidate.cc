@@ -125,6 +125,14 @@ int Candidate::parse(std::string_view text, Candidate *out) {
   if (SocketAddress::parse_ip(tok[4], uint16_t(port), &c.address) != kOk) {
     return invalid(text, "connection address must be an IP literal");
   }
+  // Addresses a peer may not direct our connectivity checks at.
+  if (port == 0) return invalid(text, "port 0");
+  if (c.address.is_unspecified_ip()) return invalid(text, "unspecified address");
+  const uint8_t *ip = c.address.ip_bytes();
+  if (c.address.is_v4() && (ip[0] >= 224 || (ip[0] == 255))) {
+    return invalid(text, "multicast, broadcast or reserved IPv4 address");
+  }
+  if (c.address.is_v6() && ip[0] == 0xff) return invalid(text, "multicast IPv6 address");
   if (tok[6] != "typ") return invalid(text, "expected 'typ'");
   if (tok[7] == "host") {
     c.type = CandidateType::kHost;

@@ -1,6 +1,7 @@
-// A blocking network diagnosis from one fresh UDP socket: candidate gathering against every
-// given STUN server and RFC 5780 NAT behaviour discovery against the first, run concurrently
-// on a private loop thread. What `parley-netcheck` (through the C API) runs.
+// A blocking network diagnosis from fresh UDP sockets (one per address family): candidate
+// gathering against every given STUN server and RFC 5780 NAT behaviour discovery against the
+// first, run concurrently on a private loop thread. What `parley-netcheck` (through the C
+// API) runs.
 #ifndef PARLEY_ICE_PROBE_H
 #define PARLEY_ICE_PROBE_H
 

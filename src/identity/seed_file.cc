@@ -1,6 +1,7 @@
 #include "identity/seed_file.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,6 +61,12 @@ int load_seed_file(const char *path, std::unique_ptr<Identity> *out) {
   if (::fstat(f.fd, &st) != 0) return io_fail("cannot stat seed file", path, errno);
   if (!S_ISREG(st.st_mode)) {
     return fail(kErrSeedFileInvalid, "seed file '%s' is not a regular file", path);
+  }
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+    // Somebody else could have planted a seed they know (ssh refuses such keys too).
+    return fail(kErrSeedFilePermissions,
+                "seed file '%s' is owned by uid %u, not by this process (uid %u) or root; it "
+                "was not read", path, unsigned(st.st_uid), unsigned(::geteuid()));
   }
   if ((st.st_mode & 077) != 0) {
     return fail(kErrSeedFilePermissions,
@@ -123,8 +130,14 @@ int save_seed_file(const Identity &id, const char *path, bool overwrite) {
       return abandon(io_fail("cannot move the seed file into place at", path, errno));
     }
   } else {
-    // link() fails with EEXIST if the target appeared meanwhile: no window to clobber it.
-    if (::link(tmp.c_str(), path) != 0) {
+    // An atomic rename that refuses to replace; where the file system lacks it, link() (which
+    // fails with EEXIST just the same). Either way there is no window to clobber the target.
+    int rc = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path, RENAME_NOREPLACE);
+    if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
+      rc = ::link(tmp.c_str(), path);
+      if (rc == 0) ::unlink(tmp.c_str());
+    }
+    if (rc != 0) {
       const int e = errno;
       if (e == EEXIST) {
         return abandon(fail(kErrSeedFileExists,
@@ -132,7 +145,6 @@ int save_seed_file(const Identity &id, const char *path, bool overwrite) {
       }
       return abandon(io_fail("cannot move the seed file into place at", path, e));
     }
-    ::unlink(tmp.c_str());
   }
 
   // Make the new directory entry durable too. The file is complete and in place whatever

@@ -10,14 +10,15 @@ namespace parley::identity {
 
 // Reads the seed at `path` and derives its identity. The file is opened read-only and never
 // modified. Refuses (before reading a byte) anything that is not a regular file of exactly
-// kSeedLen bytes, or whose mode grants group/other any access.
+// kSeedLen bytes, whose mode grants group/other any access, or that is owned by another user
+// than the process's (root-owned files are accepted).
 // Returns kOk, kErrSeedFileNotFound, kErrSeedFilePermissions, kErrSeedFileInvalid, kErrIo,
 // kErrNoMemory or kErrCrypto.
 int load_seed_file(const char *path, std::unique_ptr<Identity> *out);
 
 // Writes `id`'s seed to `path`: a mode-0600 temporary file in the same directory is written,
-// fsync'd and then linked (no overwrite) or renamed (overwrite) into place, and the directory
-// is fsync'd. Returns kOk, kErrSeedFileExists (only without `overwrite`; `path` untouched) or
+// fsync'd and then renamed into place (without overwrite: renameat2 RENAME_NOREPLACE, or
+// link() where unsupported), and the directory is fsync'd. Returns kOk, kErrSeedFileExists (only without `overwrite`; `path` untouched) or
 // kErrIo. On error no temporary file is left behind.
 int save_seed_file(const Identity &id, const char *path, bool overwrite);
 

@@ -77,6 +77,12 @@ TEST(Candidate, StrictParsing) {
       "candidate:bad_char 1 udp 1 1.2.3.4 5 typ host",
       "candidate:123456789012345678901234567890123 1 udp 1 1.2.3.4 5 typ host",
       "candidate:1 1 udp 01 1.2.3.4 5 typ host",
+      "candidate:1 1 udp 1 1.2.3.4 0 typ host",
+      "candidate:1 1 udp 1 0.0.0.0 5 typ host",
+      "candidate:1 1 udp 1 :: 5 typ host",
+      "candidate:1 1 udp 1 224.0.0.1 5 typ host",
+      "candidate:1 1 udp 1 255.255.255.255 5 typ host",
+      "candidate:1 1 udp 1 ff02::1 5 typ host",
   };
   for (const char *s : bad) {
     Candidate c;

@@ -175,6 +175,17 @@ TEST_F(SeedFileTest, UnreadableFileIsIoError) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << "100: could not drop privileges; 1: not kErrIo";
 }
 
+TEST_F(SeedFileTest, FileOwnedBySomebodyElseIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create a file owned by another user";
+  const std::string p = path("planted.seed");
+  write_file(p, std::vector<uint8_t>(32, 3), 0600);
+  ASSERT_EQ(::chown(p.c_str(), 65534, 65534), 0);
+  // Root-owned is fine for anyone; a file of uid 65534 is not root's.
+  std::unique_ptr<Identity> loaded;
+  EXPECT_EQ(load_seed_file(p.c_str(), &loaded), kErrSeedFilePermissions);
+  EXPECT_NE(std::string(last_error_message()).find("owned by uid 65534"), std::string::npos);
+}
+
 TEST_F(SeedFileTest, SaveIntoMissingDirectoryIsIoErrorAndLeavesNothing) {
   const std::string p = path("missing/id.seed");
   EXPECT_EQ(save_seed_file(*id_, p.c_str(), false), kErrIo);
