@@ -41,6 +41,11 @@ Connection::~Connection() {
   if (conn_) ngtcp2_conn_del(conn_);
 }
 
+void Connection::set_state(State s) {
+  if (state_ == State::kHandshake && s != State::kHandshake) ep_.left_handshake();
+  state_ = s;
+}
+
 ngtcp2_conn *Connection::get_conn(ngtcp2_crypto_conn_ref *ref) {
   return static_cast<Connection *>(ref->user_data)->conn_;
 }
@@ -164,6 +169,7 @@ int Connection::open_stream(int64_t *stream_id) {
   if (r == NGTCP2_ERR_STREAM_ID_BLOCKED) return fail(kErrQueueFull, "peer's stream limit reached");
   if (r != 0) return fail(kErrTransport, "open stream: %s", ngtcp2_strerror(r));
   streams_.emplace(*stream_id, Stream(config_.max_message_size));
+  ep_.mark_dirty(this);
   return kOk;
 }
 
@@ -176,6 +182,7 @@ int Connection::send_message(int64_t stream_id, const uint8_t *data, size_t len)
   auto it = streams_.find(stream_id);
   if (it == streams_.end()) return fail(kErrInvalidArgument, "no stream %lld", (long long)stream_id);
   it->second.tx.append_message(data, len);
+  ep_.mark_dirty(this);
   return kOk;
 }
 
@@ -207,6 +214,7 @@ int Connection::send_datagram(const uint8_t *data, size_t len) {
   std::memcpy(dgram_slots_[slot].data(), data, len);
   dgram_lens_[slot] = uint16_t(len);
   ++dgram_count_;
+  ep_.mark_dirty(this);
   return kOk;
 }
 
@@ -222,6 +230,7 @@ void Connection::close(uint64_t app_code, const std::string &reason) {
   close_info_.by_peer = false;
   close_info_.app_code = app_code;
   close_info_.reason = reason;
+  ep_.mark_dirty(this);
 }
 
 PathStats Connection::stats() const {
@@ -245,6 +254,7 @@ PathStats Connection::stats() const {
 void Connection::on_packet(const SocketAddress &local, const SocketAddress &from,
                            const uint8_t *data, size_t len, Timestamp now) {
   ++stats_.packets_received;
+  ep_.mark_dirty(this);
   if (state_ == State::kClosing) {
     // Answer a peer that keeps talking with our CONNECTION_CLOSE, exponentially less often.
     ++close_resends_;
@@ -291,7 +301,7 @@ void Connection::on_packet(const SocketAddress &local, const SocketAddress &from
     } else {
       info.error = kErrTransport;
     }
-    state_ = State::kDraining;
+    set_state(State::kDraining);
     close_deadline_ = now + 3 * ngtcp2_conn_get_pto(conn_);
     close_info_ = info;
     emit_close_event();
@@ -342,7 +352,7 @@ void Connection::fail_with(int rv, Timestamp now) {
     close_packet_.assign(ep_.tx_, ep_.tx_ + n);
     send_packet(ps.path, ep_.tx_, size_t(n));
   }
-  state_ = State::kClosing;
+  set_state(State::kClosing);
   close_deadline_ = now + 3 * ngtcp2_conn_get_pto(conn_);
   close_info_ = info;
   emit_close_event();
@@ -351,7 +361,7 @@ void Connection::fail_with(int rv, Timestamp now) {
 void Connection::enter_closed(const CloseInfo &info) {
   close_info_ = info;
   emit_close_event();
-  state_ = State::kClosed;
+  set_state(State::kClosed);
 }
 
 void Connection::emit_close_event() {
@@ -385,7 +395,7 @@ void Connection::write(Timestamp now) {
       close_packet_.assign(ep_.tx_, ep_.tx_ + n);
       send_packet(ps.path, ep_.tx_, size_t(n));
     }
-    state_ = State::kClosing;
+    set_state(State::kClosing);
     close_deadline_ = now + 3 * ngtcp2_conn_get_pto(conn_);
     emit_close_event();
     return;
@@ -477,7 +487,7 @@ Timestamp Connection::expiry() const {
 
 void Connection::on_expiry(Timestamp now) {
   if (state_ == State::kClosing || state_ == State::kDraining) {
-    if (now >= close_deadline_) state_ = State::kClosed;
+    if (now >= close_deadline_) set_state(State::kClosed);
     return;
   }
   if (state_ == State::kClosed) return;
@@ -489,7 +499,7 @@ void Connection::on_expiry(Timestamp now) {
 
 int Connection::on_handshake_completed(ngtcp2_conn *, void *user) {
   Connection *c = self(user);
-  c->state_ = State::kConnected;
+  c->set_state(State::kConnected);
   Event e{EventType::kConnected};
   if (c->handler_) c->handler_(*c, e);
   return 0;

@@ -184,6 +184,9 @@ class Connection {
   bool close_requested_ = false;       // close() called; performed by the next write()
   bool message_too_large_ = false;     // a peer's message exceeded the maximum
   bool got_stateless_reset_ = false;
+  bool dirty_ = false;             // queued for the endpoint's next flush
+  Timestamp timer_key_ = 0;        // the expiry under which the endpoint filed us (0: none)
+  void set_state(State s);
 };
 
 }  // namespace parley::quic

@@ -75,10 +75,25 @@ int Endpoint::stateless_reset_token(const ngtcp2_cid &cid, uint8_t *token) const
   return kOk;
 }
 
-size_t Endpoint::handshaking_count() const {
-  size_t n = 0;
-  for (const auto &c : conns_) n += c->state() == Connection::State::kHandshake;
-  return n;
+void Endpoint::adopt(std::unique_ptr<Connection> c) {
+  Connection *raw = c.get();
+  ++handshaking_;
+  conns_.emplace(raw, std::move(c));
+  mark_dirty(raw);
+}
+
+void Endpoint::mark_dirty(Connection *c) {
+  if (c->dirty_) return;
+  c->dirty_ = true;
+  dirty_.push_back(c);
+}
+
+void Endpoint::update_timer(Connection *c) {
+  const Timestamp t = c->expiry();
+  if (t == c->timer_key_) return;
+  if (c->timer_key_ != 0) timers_.erase({c->timer_key_, c});
+  c->timer_key_ = t;
+  if (t != 0) timers_.insert({t, c});
 }
 
 int Endpoint::connect(const SocketAddress &remote, PeerVerifier verify, EventHandler handler,
@@ -99,7 +114,7 @@ int Endpoint::connect(const SocketAddress &remote, PeerVerifier verify, EventHan
     return r;
   }
   *out = c.get();
-  conns_.push_back(std::move(c));
+  adopt(std::move(c));
   return kOk;
 }
 
@@ -128,9 +143,9 @@ void Endpoint::handle_datagram(const uint8_t *data, size_t len, const SocketAddr
   // A short-header packet for no CID of ours: a stateless reset from a peer that lost our
   // connection carries random bytes where the CID would be, so offer it to the connection
   // with that peer (route by remote address), which checks the reset token.
-  for (auto &c : conns_) {
-    if (c->remote() == from) {
-      c->on_packet(local_, from, data, len, now);
+  for (auto &kv : conns_) {
+    if (kv.first->remote() == from) {
+      kv.first->on_packet(local_, from, data, len, now);
       return;
     }
   }
@@ -204,7 +219,7 @@ void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddre
   }
   ++stats_.accepted;
   Connection *raw = c.get();
-  conns_.push_back(std::move(c));
+  adopt(std::move(c));
   raw->on_packet(local_, from, data, len, now);
 }
 
@@ -255,46 +270,48 @@ void Endpoint::send_version_negotiation(const uint8_t *dcid, size_t dcidlen, con
 }
 
 void Endpoint::flush(Timestamp now) {
-  for (size_t i = 0; i < conns_.size(); ++i) conns_[i]->write(now);
-  reap();
+  // Writing may make more connections dirty (a handler acting on another connection).
+  while (!dirty_.empty()) {
+    std::vector<Connection *> batch;
+    batch.swap(dirty_);
+    for (Connection *c : batch) {
+      c->dirty_ = false;
+      c->write(now);
+      if (c->finished()) {
+        reap(c);
+      } else {
+        update_timer(c);
+      }
+    }
+  }
 }
 
-Timestamp Endpoint::next_expiry() const {
-  Timestamp best = 0;
-  for (const auto &c : conns_) {
-    const Timestamp t = c->expiry();
-    if (t != 0 && (best == 0 || t < best)) best = t;
-  }
-  return best;
-}
+Timestamp Endpoint::next_expiry() const { return timers_.empty() ? 0 : timers_.begin()->first; }
 
 void Endpoint::handle_expiry(Timestamp now) {
-  for (size_t i = 0; i < conns_.size(); ++i) {
-    const Timestamp t = conns_[i]->expiry();
-    if (t != 0 && t <= now) conns_[i]->on_expiry(now);
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    Connection *c = timers_.begin()->second;
+    timers_.erase(timers_.begin());
+    c->timer_key_ = 0;
+    c->on_expiry(now);
+    mark_dirty(c);
   }
   flush(now);
 }
 
 void Endpoint::close_all(uint64_t app_code, const std::string &reason, Timestamp now) {
-  for (auto &c : conns_) c->close(app_code, reason);
+  for (auto &kv : conns_) kv.first->close(app_code, reason);
   flush(now);
 }
 
-void Endpoint::reap() {
-  for (size_t i = 0; i < conns_.size();) {
-    Connection *c = conns_[i].get();
-    if (!c->finished()) {
-      ++i;
-      continue;
-    }
-    for (const auto &cid : c->cids_) {
-      auto it = by_cid_.find(cid_key(cid.data, cid.datalen));
-      if (it != by_cid_.end() && it->second == c) by_cid_.erase(it);
-    }
-    conns_[i] = std::move(conns_.back());
-    conns_.pop_back();
+void Endpoint::reap(Connection *c) {
+  for (const auto &cid : c->cids_) {
+    auto it = by_cid_.find(cid_key(cid.data, cid.datalen));
+    if (it != by_cid_.end() && it->second == c) by_cid_.erase(it);
   }
+  if (c->timer_key_ != 0) timers_.erase({c->timer_key_, c});
+  if (c->dirty_) dirty_.erase(std::find(dirty_.begin(), dirty_.end(), c));
+  conns_.erase(c);
 }
 
 }  // namespace parley::quic

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -81,7 +83,7 @@ class Endpoint {
   void handle_expiry(Timestamp now);
 
   size_t connection_count() const { return conns_.size(); }
-  size_t handshaking_count() const;
+  size_t handshaking_count() const { return handshaking_; }
   const EndpointStats &stats() const { return stats_; }
   void close_all(uint64_t app_code, const std::string &reason, Timestamp now);
 
@@ -98,7 +100,13 @@ class Endpoint {
   void unregister_cid(const ngtcp2_cid &cid);
   int stateless_reset_token(const ngtcp2_cid &cid, uint8_t *token) const;
   void send(const SocketAddress &to, const uint8_t *data, size_t len);
-  void reap();
+  // Work is tracked per connection so that a packet costs O(log n), not a scan of every
+  // connection: only dirty connections are written, expiries live in an ordered set.
+  void mark_dirty(Connection *c);
+  void update_timer(Connection *c);
+  void left_handshake() { --handshaking_; }
+  void reap(Connection *c);
+  void adopt(std::unique_ptr<Connection> c);
 
   const identity::Identity &id_;
   EndpointConfig config_;
@@ -108,7 +116,10 @@ class Endpoint {
   std::unique_ptr<TlsCredentials> creds_;
   identity::SecretBuffer reset_secret_, token_secret_;
   std::map<std::string, Connection *> by_cid_;
-  std::vector<std::unique_ptr<Connection>> conns_;
+  std::unordered_map<Connection *, std::unique_ptr<Connection>> conns_;
+  std::vector<Connection *> dirty_;
+  std::set<std::pair<Timestamp, Connection *>> timers_;
+  size_t handshaking_ = 0;
   EndpointStats stats_;
   Timestamp reset_window_start_ = 0;
   uint32_t resets_in_window_ = 0;
