@@ -1,8 +1,8 @@
 // Test fixture for the quic layer: real endpoints on real loopback UDP sockets, all driven by
 // one Loop thread, with a thread-safe event recorder the test thread waits on (with deadlines,
 // never sleeps).
-#ifndef PARLEY_TESTS_QUIC_QUIC_PEER_H
-#define PARLEY_TESTS_QUIC_QUIC_PEER_H
+#ifndef PARLEY_TESTS_SUPPORT_QUIC_PEER_H
+#define PARLEY_TESTS_SUPPORT_QUIC_PEER_H
 
 #include <chrono>
 #include <condition_variable>
