@@ -206,12 +206,16 @@ int Connection::send_datagram(const uint8_t *data, size_t len) {
     ++stats_.datagrams_refused;
     return fail(kErrMessageTooLarge, "datagram of %zu bytes exceeds %zu", len, max);
   }
-  if (dgram_count_ == kDatagramQueueSlots) {
+  if (dgram_count_ == config_.datagram_queue) {
     ++stats_.datagrams_refused;
     return fail(kErrQueueFull, "datagram queue full");
   }
-  const size_t slot = (dgram_head_ + dgram_count_) % kDatagramQueueSlots;
-  std::memcpy(dgram_slots_[slot].data(), data, len);
+  if (!dgram_slots_) {
+    dgram_slots_.reset(new uint8_t[config_.datagram_queue * kMaxDatagramPayload]);
+    dgram_lens_.reset(new uint16_t[config_.datagram_queue]);
+  }
+  const size_t slot = (dgram_head_ + dgram_count_) % config_.datagram_queue;
+  std::memcpy(dgram_slot(slot), data, len);
   dgram_lens_[slot] = uint16_t(len);
   ++dgram_count_;
   ep_.mark_dirty(this);
@@ -408,7 +412,7 @@ void Connection::write(Timestamp now) {
     const size_t cap = sizeof ep_.tx_;
     ngtcp2_ssize n;
     if (dgram_count_ > 0 && state_ == State::kConnected) {
-      ngtcp2_vec v = {dgram_slots_[dgram_head_].data(), dgram_lens_[dgram_head_]};
+      ngtcp2_vec v = {dgram_slot(dgram_head_), dgram_lens_[dgram_head_]};
       int accepted = 0;
       n = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, ep_.tx_, cap, &accepted,
                                       NGTCP2_WRITE_DATAGRAM_FLAG_NONE, next_dgram_id_, &v, 1,
@@ -424,7 +428,7 @@ void Connection::write(Timestamp now) {
         ++next_dgram_id_;
       }
       if (pop) {
-        dgram_head_ = (dgram_head_ + 1) % kDatagramQueueSlots;
+        dgram_head_ = (dgram_head_ + 1) % config_.datagram_queue;
         --dgram_count_;
       }
       if (n < 0) {

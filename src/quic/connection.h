@@ -26,7 +26,6 @@ class Endpoint;
 class Connection;
 
 constexpr size_t kMaxDatagramPayload = 1200;  // what parley ever puts in one DATAGRAM frame
-constexpr size_t kDatagramQueueSlots = 64;
 
 struct ConnectionConfig {
   uint32_t idle_timeout_ms = 30000;
@@ -37,6 +36,9 @@ struct ConnectionConfig {
   uint64_t stream_window = 1 << 20;
   uint64_t connection_window = 4 << 20;
   bool path_mtu_discovery = true;  // probe for packets above 1200 bytes (RFC 8899)
+  // DATAGRAMs waiting for congestion control; a voice stream needs a handful (50 per second).
+  // The slots are allocated on the first send_datagram, so idle connections cost nothing.
+  size_t datagram_queue = 32;
 };
 
 struct PathStats {
@@ -170,9 +172,10 @@ class Connection {
   EventHandler handler_;
   std::map<int64_t, Stream> streams_;
   std::vector<ngtcp2_cid> cids_;  // our source CIDs, registered with the endpoint
-  // Datagram ring: fixed slots, no allocation per datagram.
-  std::array<std::array<uint8_t, kMaxDatagramPayload>, kDatagramQueueSlots> dgram_slots_;
-  std::array<uint16_t, kDatagramQueueSlots> dgram_lens_{};
+  // Datagram ring: fixed slots allocated once, no allocation per datagram.
+  std::unique_ptr<uint8_t[]> dgram_slots_;
+  std::unique_ptr<uint16_t[]> dgram_lens_;
+  uint8_t *dgram_slot(size_t i) { return dgram_slots_.get() + i * kMaxDatagramPayload; }
   size_t dgram_head_ = 0, dgram_count_ = 0;
   uint64_t next_dgram_id_ = 0;
   PathStats stats_;

@@ -98,7 +98,7 @@ void ImpairedPath::run_datagrams(DatagramRun *out) {
   uint32_t next = 0;
   on_loop(loop_, [&] {
     pump_ = std::make_unique<Timer>(loop_);
-    pump_->start(0, 1, [&] {  // refill the 64-slot queue as congestion control drains it
+    pump_->start(0, 1, [&] {  // refill the datagram queue as congestion control drains it
       while (next < kCount) {
         const auto d = datagram_for(next);
         if (client_conn_->send_datagram(d.data(), d.size()) != kOk) break;
