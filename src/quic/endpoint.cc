@@ -13,10 +13,6 @@ namespace parley::quic {
 
 namespace {
 
-std::string cid_key(const uint8_t *data, size_t len) {
-  return std::string(reinterpret_cast<const char *>(data), len);
-}
-
 ngtcp2_cid random_cid() {
   ngtcp2_cid c;
   c.datalen = kCidLen;
@@ -37,6 +33,13 @@ int derive(const identity::Identity &id, const char *label, identity::SecretBuff
 }
 
 }  // namespace
+
+Endpoint::CidKey Endpoint::cid_key(const uint8_t *data, size_t len) {
+  CidKey k;
+  k.len = uint8_t(len > NGTCP2_MAX_CIDLEN ? NGTCP2_MAX_CIDLEN : len);
+  std::memcpy(k.data, data, k.len);
+  return k;
+}
 
 Endpoint::Endpoint(const identity::Identity &id, EndpointConfig config, SendFn send)
     : id_(id), config_(std::move(config)), send_(std::move(send)) {}

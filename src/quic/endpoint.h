@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <cstring>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -115,7 +116,24 @@ class Endpoint {
   SocketAddress local_;
   std::unique_ptr<TlsCredentials> creds_;
   identity::SecretBuffer reset_secret_, token_secret_;
-  std::map<std::string, Connection *> by_cid_;
+  // Connection IDs are at most 20 bytes: a fixed-size key keeps the per-packet lookup free of
+  // heap allocation.
+  struct CidKey {
+    uint8_t len = 0;
+    uint8_t data[NGTCP2_MAX_CIDLEN] = {};
+    bool operator==(const CidKey &o) const {
+      return len == o.len && std::memcmp(data, o.data, len) == 0;
+    }
+  };
+  struct CidHash {
+    size_t operator()(const CidKey &k) const {
+      uint64_t h = 1469598103934665603ull;  // FNV-1a: CIDs are random, no need for more
+      for (uint8_t i = 0; i < k.len; ++i) h = (h ^ k.data[i]) * 1099511628211ull;
+      return size_t(h);
+    }
+  };
+  static CidKey cid_key(const uint8_t *data, size_t len);
+  std::unordered_map<CidKey, Connection *, CidHash> by_cid_;
   std::unordered_map<Connection *, std::unique_ptr<Connection>> conns_;
   std::vector<Connection *> dirty_;
   std::set<std::pair<Timestamp, Connection *>> timers_;
