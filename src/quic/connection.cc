@@ -99,38 +99,46 @@ void Connection::setup_settings(ngtcp2_settings *s, ngtcp2_transport_params *p, 
   p->active_connection_id_limit = 4;
 }
 
-int Connection::init_client(const ngtcp2_cid &dcid, const ngtcp2_cid &scid,
-                            PeerVerifier verifier, Timestamp now) {
-  int r = TlsSession::create(TlsSession::Role::kClient, *ep_.creds_, std::move(verifier),
-                             get_conn, this, &tls_);
+int Connection::prepare(TlsSession::Role role, PeerVerifier verifier, Timestamp now,
+                        ngtcp2_callbacks *cb, ngtcp2_settings *settings,
+                        ngtcp2_transport_params *params) {
+  const int r = TlsSession::create(role, *ep_.creds_, std::move(verifier), get_conn, this, &tls_);
   if (r != kOk) return r;
-  ngtcp2_callbacks cb;
-  setup_callbacks(&cb);
-  ngtcp2_settings settings;
-  ngtcp2_transport_params params;
-  setup_settings(&settings, &params, now);
-  const ngtcp2_path path = make_path(local_, remote_);
-  r = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &settings,
-                             &params, nullptr, this);
-  if (r != 0) return fail(kErrTransport, "ngtcp2_conn_client_new: %s", ngtcp2_strerror(r));
+  setup_callbacks(cb);
+  setup_settings(settings, params, now);
+  return kOk;
+}
+
+void Connection::attach(const ngtcp2_cid &scid) {
   ngtcp2_conn_set_tls_native_handle(conn_, tls_->native_handle());
   ngtcp2_conn_set_keep_alive_timeout(conn_, uint64_t(config_.keepalive_ms) * NGTCP2_MILLISECONDS);
   cids_.push_back(scid);
   ep_.register_cid(scid, this);
+}
+
+int Connection::init_client(const ngtcp2_cid &dcid, const ngtcp2_cid &scid,
+                            PeerVerifier verifier, Timestamp now) {
+  ngtcp2_callbacks cb;
+  ngtcp2_settings settings;
+  ngtcp2_transport_params params;
+  int r = prepare(TlsSession::Role::kClient, std::move(verifier), now, &cb, &settings, &params);
+  if (r != kOk) return r;
+  const ngtcp2_path path = make_path(local_, remote_);
+  r = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &settings,
+                             &params, nullptr, this);
+  if (r != 0) return fail(kErrTransport, "ngtcp2_conn_client_new: %s", ngtcp2_strerror(r));
+  attach(scid);
   return kOk;
 }
 
 int Connection::init_server(const ngtcp2_pkt_hd &hd, const ngtcp2_cid &scid,
                             const ngtcp2_cid *odcid, const uint8_t *token, size_t tokenlen,
                             PeerVerifier verifier, Timestamp now) {
-  int r = TlsSession::create(TlsSession::Role::kServer, *ep_.creds_, std::move(verifier),
-                             get_conn, this, &tls_);
-  if (r != kOk) return r;
   ngtcp2_callbacks cb;
-  setup_callbacks(&cb);
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
-  setup_settings(&settings, &params, now);
+  int r = prepare(TlsSession::Role::kServer, std::move(verifier), now, &cb, &settings, &params);
+  if (r != kOk) return r;
   if (odcid) {
     params.original_dcid = *odcid;
     params.retry_scid = hd.dcid;
@@ -148,10 +156,7 @@ int Connection::init_server(const ngtcp2_pkt_hd &hd, const ngtcp2_cid &scid,
   r = ngtcp2_conn_server_new(&conn_, &hd.scid, &scid, &path, hd.version, &cb, &settings,
                              &params, nullptr, this);
   if (r != 0) return fail(kErrTransport, "ngtcp2_conn_server_new: %s", ngtcp2_strerror(r));
-  ngtcp2_conn_set_tls_native_handle(conn_, tls_->native_handle());
-  ngtcp2_conn_set_keep_alive_timeout(conn_, uint64_t(config_.keepalive_ms) * NGTCP2_MILLISECONDS);
-  cids_.push_back(scid);
-  ep_.register_cid(scid, this);
+  attach(scid);
   // Retransmitted Initials still carry the client's original DCID: route those here too.
   cids_.push_back(hd.dcid);
   ep_.register_cid(hd.dcid, this);

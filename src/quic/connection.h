@@ -118,6 +118,11 @@ class Connection {
                   Timestamp now);
   int init_server(const ngtcp2_pkt_hd &hd, const ngtcp2_cid &scid, const ngtcp2_cid *odcid,
                   const uint8_t *token, size_t tokenlen, PeerVerifier verifier, Timestamp now);
+  // What client and server initialisation share: the TLS session, callbacks, settings; and
+  // after ngtcp2_conn_*_new, attaching TLS, keep-alive and our first CID.
+  int prepare(TlsSession::Role role, PeerVerifier verifier, Timestamp now, ngtcp2_callbacks *cb,
+              ngtcp2_settings *settings, ngtcp2_transport_params *params);
+  void attach(const ngtcp2_cid &scid);
   void setup_callbacks(ngtcp2_callbacks *cb);
   void setup_settings(ngtcp2_settings *s, ngtcp2_transport_params *p, Timestamp now);
 

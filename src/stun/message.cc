@@ -213,20 +213,16 @@ int Message::address(uint16_t type, SocketAddress *out) const {
 }
 
 int Message::xor_address(uint16_t type, SocketAddress *out) const {
-  const Attribute *a = find(type);
-  if (a == nullptr) return fail(kErrStunMalformed, "STUN attribute 0x%04x absent", type);
-  const uint8_t *v = data_ + a->offset;
-  const size_t ip_len = a->length == 8 ? 4 : a->length == 20 ? 16 : 0;
-  if (ip_len == 0 || v[1] != (ip_len == 4 ? 1 : 2)) {
-    return fail(kErrStunMalformed, "STUN XOR address attribute 0x%04x is ill-formed", type);
-  }
+  SocketAddress raw;
+  const int r = address(type, &raw);
+  if (r != kOk) return r;
   uint8_t mask[16];
   put32(mask, kMagicCookie);
   std::memcpy(mask + 4, txid_.bytes, 12);
   uint8_t ip[16];
-  for (size_t i = 0; i < ip_len; ++i) ip[i] = v[4 + i] ^ mask[i];
-  const uint16_t port = be16(v + 2) ^ uint16_t(kMagicCookie >> 16);
-  return SocketAddress::from_ip_bytes(ip, ip_len, port, out);
+  for (size_t i = 0; i < raw.ip_len(); ++i) ip[i] = raw.ip_bytes()[i] ^ mask[i];
+  return SocketAddress::from_ip_bytes(ip, raw.ip_len(),
+                                      uint16_t(raw.port() ^ (kMagicCookie >> 16)), out);
 }
 
 int Message::u32(uint16_t type, uint32_t *out) const {
