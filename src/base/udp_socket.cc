@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -112,6 +113,44 @@ int UdpSocket::send(const SocketAddress &to, const uint8_t *data, size_t len) {
   }
   ++impl_->stats.datagrams_sent;
   return kOk;
+}
+
+size_t UdpSocket::send_batch(const OutDatagram *batch, size_t n) {
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t *>(&impl_->handle), &fd) != 0) {
+    impl_->stats.send_errors += n;
+    return 0;
+  }
+  constexpr size_t kChunk = 64;
+  struct mmsghdr msgs[kChunk];
+  struct iovec iov[kChunk];
+  size_t sent = 0;
+  while (sent < n) {
+    const size_t m = std::min(kChunk, n - sent);
+    for (size_t i = 0; i < m; ++i) {
+      const OutDatagram &d = batch[sent + i];
+      iov[i].iov_base = const_cast<uint8_t *>(d.data);
+      iov[i].iov_len = d.len;
+      std::memset(&msgs[i], 0, sizeof msgs[i]);
+      msgs[i].msg_hdr.msg_name = const_cast<struct sockaddr *>(d.to->sockaddr_ptr());
+      msgs[i].msg_hdr.msg_namelen = d.to->sockaddr_len();
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int r;
+    do {
+      r = ::sendmmsg(fd, msgs, unsigned(m), 0);
+    } while (r < 0 && errno == EINTR);
+    if (r <= 0) {
+      // The first datagram was refused (buffer full, unreachable...): drop it, go on.
+      ++impl_->stats.send_errors;
+      ++sent;
+      continue;
+    }
+    impl_->stats.datagrams_sent += uint64_t(r);
+    sent += size_t(r);
+  }
+  return sent;
 }
 
 const UdpSocketStats &UdpSocket::stats() const { return impl_->stats; }

@@ -16,6 +16,13 @@
 
 namespace parley {
 
+// One datagram of a batch; the pointers must stay valid during the send_batch call.
+struct OutDatagram {
+  const uint8_t *data;
+  size_t len;
+  const SocketAddress *to;
+};
+
 struct UdpSocketStats {
   uint64_t datagrams_received = 0;
   uint64_t datagrams_sent = 0;
@@ -46,6 +53,9 @@ class UdpSocket {
   // Sends one datagram now. kOk, or kErrSocket if the kernel refused it (counted; the
   // datagram is dropped — UDP semantics, never queued).
   int send(const SocketAddress &to, const uint8_t *data, size_t len);
+  // Sends up to `n` datagrams with as few system calls as the kernel allows (sendmmsg).
+  // Returns how many were sent; the rest were refused (counted in send_errors, dropped).
+  size_t send_batch(const OutDatagram *batch, size_t n);
 
   const UdpSocketStats &stats() const;
 

@@ -356,10 +356,10 @@ void Connection::fail_with(int rv, Timestamp now) {
   ngtcp2_path_storage_zero(&ps);
   ngtcp2_pkt_info pi;
   const ngtcp2_ssize n =
-      ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, ep_.tx_, sizeof ep_.tx_, &ccerr, now);
+      ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, ep_.tx(), kMaxUdpPayload, &ccerr, now);
   if (n > 0) {
-    close_packet_.assign(ep_.tx_, ep_.tx_ + n);
-    send_packet(ps.path, ep_.tx_, size_t(n));
+    close_packet_.assign(ep_.tx(), ep_.tx() + n);
+    send_packet(ps.path, ep_.tx(), size_t(n));
   }
   set_state(State::kClosing);
   close_deadline_ = now + 3 * ngtcp2_conn_get_pto(conn_);
@@ -398,11 +398,11 @@ void Connection::write(Timestamp now) {
     ngtcp2_path_storage ps;
     ngtcp2_path_storage_zero(&ps);
     ngtcp2_pkt_info pi;
-    const ngtcp2_ssize n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, ep_.tx_,
-                                                              sizeof ep_.tx_, &ccerr, now);
+    const ngtcp2_ssize n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, ep_.tx(),
+                                                              kMaxUdpPayload, &ccerr, now);
     if (n > 0) {
-      close_packet_.assign(ep_.tx_, ep_.tx_ + n);
-      send_packet(ps.path, ep_.tx_, size_t(n));
+      close_packet_.assign(ep_.tx(), ep_.tx() + n);
+      send_packet(ps.path, ep_.tx(), size_t(n));
     }
     set_state(State::kClosing);
     close_deadline_ = now + 3 * ngtcp2_conn_get_pto(conn_);
@@ -414,12 +414,12 @@ void Connection::write(Timestamp now) {
     ngtcp2_path_storage ps;
     ngtcp2_path_storage_zero(&ps);
     ngtcp2_pkt_info pi;
-    const size_t cap = sizeof ep_.tx_;
+    const size_t cap = kMaxUdpPayload;
     ngtcp2_ssize n;
     if (dgram_count_ > 0 && state_ == State::kConnected) {
       ngtcp2_vec v = {dgram_slot(dgram_head_), dgram_lens_[dgram_head_]};
       int accepted = 0;
-      n = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, ep_.tx_, cap, &accepted,
+      n = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, ep_.tx(), cap, &accepted,
                                       NGTCP2_WRITE_DATAGRAM_FLAG_NONE, next_dgram_id_, &v, 1,
                                       now);
       bool pop = accepted != 0;
@@ -444,7 +444,7 @@ void Connection::write(Timestamp now) {
         if (pop) continue;
         break;  // congestion or pacing limited: try again at the next expiry
       }
-      send_packet(ps.path, ep_.tx_, size_t(n));
+      send_packet(ps.path, ep_.tx(), size_t(n));
       continue;
     }
     int64_t sid = -1;
@@ -460,7 +460,7 @@ void Connection::write(Timestamp now) {
     if (sid >= 0) {
       ngtcp2_vec v = {const_cast<uint8_t *>(sdata), slen};
       ngtcp2_ssize written = -1;
-      n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, ep_.tx_, cap, &written,
+      n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, ep_.tx(), cap, &written,
                                     NGTCP2_WRITE_STREAM_FLAG_NONE, sid, &v, 1, now);
       if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
           n == NGTCP2_ERR_STREAM_NOT_FOUND) {
@@ -473,16 +473,16 @@ void Connection::write(Timestamp now) {
       }
       if (written > 0) streams_.at(sid).tx.advance(size_t(written));
       if (n == 0) break;
-      send_packet(ps.path, ep_.tx_, size_t(n));
+      send_packet(ps.path, ep_.tx(), size_t(n));
       continue;
     }
-    n = ngtcp2_conn_write_pkt(conn_, &ps.path, &pi, ep_.tx_, cap, now);
+    n = ngtcp2_conn_write_pkt(conn_, &ps.path, &pi, ep_.tx(), cap, now);
     if (n < 0) {
       fail_with(int(n), now);
       return;
     }
     if (n == 0) break;
-    send_packet(ps.path, ep_.tx_, size_t(n));
+    send_packet(ps.path, ep_.tx(), size_t(n));
   }
   ngtcp2_conn_update_pkt_tx_time(conn_, now);
 }

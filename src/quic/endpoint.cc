@@ -59,7 +59,23 @@ int Endpoint::create(const identity::Identity &id, EndpointConfig config, SendFn
 
 void Endpoint::send(const SocketAddress &to, const uint8_t *data, size_t len) {
   ++stats_.packets_out;
-  send_(to, data, len);
+  TxPacket &p = tx_batch_[tx_count_];
+  if (data != p.data) std::memcpy(p.data, data, std::min(len, kMaxUdpPayload));
+  p.to = to;
+  p.len = std::min(len, kMaxUdpPayload);
+  if (++tx_count_ == kTxBatch) flush_tx();
+}
+
+void Endpoint::flush_tx() {
+  if (tx_count_ == 0) return;
+  if (batch_send_) {
+    batch_send_(tx_batch_.get(), tx_count_);
+  } else {
+    for (size_t i = 0; i < tx_count_; ++i) {
+      send_(tx_batch_[i].to, tx_batch_[i].data, tx_batch_[i].len);
+    }
+  }
+  tx_count_ = 0;
 }
 
 void Endpoint::register_cid(const ngtcp2_cid &cid, Connection *c) {
@@ -124,6 +140,12 @@ int Endpoint::connect(const SocketAddress &remote, PeerVerifier verify, EventHan
 void Endpoint::handle_datagram(const uint8_t *data, size_t len, const SocketAddress &from,
                                Timestamp now) {
   ++stats_.packets_in;
+  dispatch(data, len, from, now);
+  flush_tx();  // Retry, version negotiation, resets, close re-sends
+}
+
+void Endpoint::dispatch(const uint8_t *data, size_t len, const SocketAddress &from,
+                        Timestamp now) {
   ngtcp2_version_cid vc;
   const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, kCidLen);
   if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
@@ -169,8 +191,8 @@ void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddre
   if (conns_.size() >= config_.max_connections) {
     ++stats_.refused_full;
     const ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
-        tx_, sizeof tx_, hd.version, &hd.scid, &hd.dcid, NGTCP2_CONNECTION_REFUSED, nullptr, 0);
-    if (n > 0) send(from, tx_, size_t(n));
+        tx(), kMaxUdpPayload, hd.version, &hd.scid, &hd.dcid, NGTCP2_CONNECTION_REFUSED, nullptr, 0);
+    if (n > 0) send(from, tx(), size_t(n));
     return;
   }
   ngtcp2_cid odcid;
@@ -183,8 +205,8 @@ void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddre
     if (r != 0) {
       ++stats_.invalid_tokens;
       const ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
-          tx_, sizeof tx_, hd.version, &hd.scid, &hd.dcid, NGTCP2_INVALID_TOKEN, nullptr, 0);
-      if (n > 0) send(from, tx_, size_t(n));
+          tx(), kMaxUdpPayload, hd.version, &hd.scid, &hd.dcid, NGTCP2_INVALID_TOKEN, nullptr, 0);
+      if (n > 0) send(from, tx(), size_t(n));
       return;
     }
     validated = true;
@@ -196,11 +218,11 @@ void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddre
         reinterpret_cast<const ngtcp2_sockaddr *>(from.sockaddr_ptr()), from.sockaddr_len(),
         &retry_scid, &hd.dcid, now);
     if (tl < 0) return;
-    const ngtcp2_ssize n = ngtcp2_crypto_write_retry(tx_, sizeof tx_, hd.version, &hd.scid,
+    const ngtcp2_ssize n = ngtcp2_crypto_write_retry(tx(), kMaxUdpPayload, hd.version, &hd.scid,
                                                      &retry_scid, &hd.dcid, token, size_t(tl));
     if (n > 0) {
       ++stats_.retries_sent;
-      send(from, tx_, size_t(n));
+      send(from, tx(), size_t(n));
     }
     return;
   }
@@ -251,11 +273,11 @@ void Endpoint::send_stateless_reset(const uint8_t *dcid, size_t dcidlen, size_t 
   uint8_t rand[64];
   const size_t randlen = total - NGTCP2_STATELESS_RESET_TOKENLEN;
   randombytes_buf(rand, randlen);
-  const ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset(tx_, sizeof tx_, token, rand, randlen);
+  const ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset(tx(), kMaxUdpPayload, token, rand, randlen);
   if (n > 0) {
     ++resets_in_window_;
     ++stats_.stateless_resets_sent;
-    send(to, tx_, size_t(n));
+    send(to, tx(), size_t(n));
   }
 }
 
@@ -265,10 +287,10 @@ void Endpoint::send_version_negotiation(const uint8_t *dcid, size_t dcidlen, con
   uint8_t unused;
   randombytes_buf(&unused, 1);
   const ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(
-      tx_, sizeof tx_, unused, scid, scidlen, dcid, dcidlen, versions, 1);
+      tx(), kMaxUdpPayload, unused, scid, scidlen, dcid, dcidlen, versions, 1);
   if (n > 0) {
     ++stats_.version_negotiations_sent;
-    send(to, tx_, size_t(n));
+    send(to, tx(), size_t(n));
   }
 }
 
@@ -287,6 +309,7 @@ void Endpoint::flush(Timestamp now) {
       }
     }
   }
+  flush_tx();
 }
 
 Timestamp Endpoint::next_expiry() const { return timers_.empty() ? 0 : timers_.begin()->first; }

@@ -24,6 +24,15 @@
 namespace parley::quic {
 
 constexpr size_t kCidLen = 16;
+constexpr size_t kMaxUdpPayload = 1500;  // largest packet parley writes
+constexpr size_t kTxBatch = 32;          // packets gathered before one batched send
+
+// A packet ready to leave: written in place by ngtcp2, handed to the socket in batches.
+struct TxPacket {
+  SocketAddress to;
+  size_t len = 0;
+  uint8_t data[kMaxUdpPayload];
+};
 
 struct EndpointConfig {
   ConnectionConfig connection;
@@ -49,6 +58,8 @@ struct EndpointStats {
 class Endpoint {
  public:
   using SendFn = std::function<void(const SocketAddress &to, const uint8_t *data, size_t len)>;
+  // Optional: sends a whole batch at once (sendmmsg); without it SendFn gets each packet.
+  using BatchSendFn = std::function<void(const TxPacket *packets, size_t n)>;
   // Decides whether to accept an incoming connection's verified peer identity from `remote`
   // (pin, TOFU, or anyone for a relay) and attaches its event handler. Return an empty
   // verifier to refuse. Called when the first Initial of a new connection arrives.
@@ -65,6 +76,7 @@ class Endpoint {
   ~Endpoint();
 
   void set_accept(AcceptFn accept) { accept_ = std::move(accept); }
+  void set_batch_sender(BatchSendFn send) { batch_send_ = std::move(send); }
   void set_local_address(const SocketAddress &local) { local_ = local; }
   const SocketAddress &local_address() const { return local_; }
 
@@ -91,6 +103,7 @@ class Endpoint {
  private:
   friend class Connection;
   Endpoint(const identity::Identity &id, EndpointConfig config, SendFn send);
+  void dispatch(const uint8_t *data, size_t len, const SocketAddress &from, Timestamp now);
   void accept_initial(const uint8_t *data, size_t len, const SocketAddress &from,
                       Timestamp now);
   void send_stateless_reset(const uint8_t *dcid, size_t dcidlen, size_t trigger_len,
@@ -100,7 +113,11 @@ class Endpoint {
   void register_cid(const ngtcp2_cid &cid, Connection *c);
   void unregister_cid(const ngtcp2_cid &cid);
   int stateless_reset_token(const ngtcp2_cid &cid, uint8_t *token) const;
+  // Queues a packet for the next batched send. `data` may be tx() (written in place).
   void send(const SocketAddress &to, const uint8_t *data, size_t len);
+  // The buffer the next packet should be written into (kMaxUdpPayload bytes).
+  uint8_t *tx() { return tx_batch_[tx_count_].data; }
+  void flush_tx();
   // Work is tracked per connection so that a packet costs O(log n), not a scan of every
   // connection: only dirty connections are written, expiries live in an ordered set.
   void mark_dirty(Connection *c);
@@ -141,7 +158,9 @@ class Endpoint {
   EndpointStats stats_;
   Timestamp reset_window_start_ = 0;
   uint32_t resets_in_window_ = 0;
-  uint8_t tx_[1500];
+  BatchSendFn batch_send_;
+  std::unique_ptr<TxPacket[]> tx_batch_{new TxPacket[kTxBatch]};
+  size_t tx_count_ = 0;
 };
 
 }  // namespace parley::quic

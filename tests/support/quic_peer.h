@@ -92,6 +92,11 @@ struct Peer {
                                       },
                                       &endpoint) == kOk;
     if (ok) {
+      endpoint->set_batch_sender([this](const quic::TxPacket *p, size_t n) {
+        OutDatagram batch[quic::kTxBatch];
+        for (size_t i = 0; i < n; ++i) batch[i] = {p[i].data, p[i].len, &p[i].to};
+        socket.send_batch(batch, n);
+      });
       endpoint->set_local_address(socket.local_address());
       driver = std::make_unique<quic::EndpointDriver>(loop, *endpoint);
     }

@@ -70,6 +70,42 @@ TEST(UdpSocket, LoopbackBurstArrivesIntact) {
   }
 }
 
+TEST(UdpSocket, SendBatchDeliversEveryDatagramInOrder) {
+  Loop loop;
+  ASSERT_EQ(loop.start(), kOk);
+  std::unique_ptr<UdpSocket> a, b;
+  std::vector<uint8_t> firsts;
+  std::promise<void> all;
+  std::promise<size_t> sent;
+  loop.post([&] {
+    a = std::make_unique<UdpSocket>(loop);
+    b = std::make_unique<UdpSocket>(loop);
+    SocketAddress any;
+    SocketAddress::parse("127.0.0.1:0", &any);
+    a->bind(any, nullptr);
+    b->bind(any, [&](const uint8_t *d, size_t n, const SocketAddress &) {
+      EXPECT_EQ(n, 100u);
+      firsts.push_back(d[0]);
+      if (firsts.size() == 70) all.set_value();
+    });
+    const SocketAddress to = b->local_address();
+    std::vector<std::vector<uint8_t>> payloads;
+    std::vector<OutDatagram> batch;
+    for (int i = 0; i < 70; ++i) payloads.emplace_back(100, uint8_t(i));  // > one sendmmsg chunk
+    for (auto &p : payloads) batch.push_back({p.data(), p.size(), &to});
+    sent.set_value(a->send_batch(batch.data(), batch.size()));
+  });
+  EXPECT_EQ(sent.get_future().get(), 70u);
+  const bool arrived = all.get_future().wait_for(10s) == std::future_status::ready;
+  loop.post([&] {
+    a.reset();
+    b.reset();
+  });
+  loop.stop();
+  ASSERT_TRUE(arrived);
+  for (int i = 0; i < 70; ++i) EXPECT_EQ(firsts[i], uint8_t(i));
+}
+
 TEST(UdpSocket, BindFailureIsASocketError) {
   Loop loop;
   ASSERT_EQ(loop.start(), kOk);
