@@ -32,6 +32,9 @@ PARLEY_SAME(PARLEY_ERR_PEER_IDENTITY, kErrPeerIdentity);
 PARLEY_SAME(PARLEY_ERR_TRANSPORT, kErrTransport);
 PARLEY_SAME(PARLEY_ERR_MESSAGE_TOO_LARGE, kErrMessageTooLarge);
 PARLEY_SAME(PARLEY_ERR_QUEUE_FULL, kErrQueueFull);
+PARLEY_SAME(PARLEY_ERR_SIGNAL_MALFORMED, kErrSignalMalformed);
+PARLEY_SAME(PARLEY_ERR_SIGNAL_UNKNOWN_TYPE, kErrSignalUnknownType);
+PARLEY_SAME(PARLEY_ERR_SIGNAL_VERSION, kErrSignalVersion);
 #undef PARLEY_SAME
 
 const char *parley_strerror(int err) { return parley::error_description(err); }

@@ -123,7 +123,13 @@ typedef enum parley_error {
   /* A message or datagram is larger than the connection allows. */
   PARLEY_ERR_MESSAGE_TOO_LARGE = -25,
   /* A send queue is full; the data was not queued (try again after it drains). */
-  PARLEY_ERR_QUEUE_FULL = -26
+  PARLEY_ERR_QUEUE_FULL = -26,
+  /* A signaling message violates the wire format (lengths, field sizes, required fields). */
+  PARLEY_ERR_SIGNAL_MALFORMED = -27,
+  /* A signaling message has a type this version does not know. */
+  PARLEY_ERR_SIGNAL_UNKNOWN_TYPE = -28,
+  /* A signaling message has a protocol version this library does not speak. */
+  PARLEY_ERR_SIGNAL_VERSION = -29
 } parley_error;
 
 /*

@@ -36,6 +36,9 @@ const char *error_description(int code) {
     case kErrTransport: return "transport error";
     case kErrMessageTooLarge: return "message too large";
     case kErrQueueFull: return "queue full";
+    case kErrSignalMalformed: return "malformed signaling message";
+    case kErrSignalUnknownType: return "unknown signaling message type";
+    case kErrSignalVersion: return "unsupported signaling protocol version";
   }
   return "unknown error";
 }

@@ -37,6 +37,9 @@ enum Error : int {
   kErrTransport = -24,
   kErrMessageTooLarge = -25,
   kErrQueueFull = -26,
+  kErrSignalMalformed = -27,
+  kErrSignalUnknownType = -28,
+  kErrSignalVersion = -29,
 };
 
 // The fixed one-line description of `code` ("unknown error" for codes parley never returns).
