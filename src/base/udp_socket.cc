@@ -124,11 +124,11 @@ size_t UdpSocket::send_batch(const OutDatagram *batch, size_t n) {
   constexpr size_t kChunk = 64;
   struct mmsghdr msgs[kChunk];
   struct iovec iov[kChunk];
-  size_t sent = 0;
-  while (sent < n) {
-    const size_t m = std::min(kChunk, n - sent);
+  size_t done = 0, sent = 0;
+  while (done < n) {
+    const size_t m = std::min(kChunk, n - done);
     for (size_t i = 0; i < m; ++i) {
-      const OutDatagram &d = batch[sent + i];
+      const OutDatagram &d = batch[done + i];
       iov[i].iov_base = const_cast<uint8_t *>(d.data);
       iov[i].iov_len = d.len;
       std::memset(&msgs[i], 0, sizeof msgs[i]);
@@ -144,10 +144,11 @@ size_t UdpSocket::send_batch(const OutDatagram *batch, size_t n) {
     if (r <= 0) {
       // The first datagram was refused (buffer full, unreachable...): drop it, go on.
       ++impl_->stats.send_errors;
-      ++sent;
+      ++done;
       continue;
     }
     impl_->stats.datagrams_sent += uint64_t(r);
+    done += size_t(r);
     sent += size_t(r);
   }
   return sent;

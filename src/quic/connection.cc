@@ -3,6 +3,7 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/error.h"
@@ -86,13 +87,17 @@ void Connection::setup_settings(ngtcp2_settings *s, ngtcp2_transport_params *p, 
   s->initial_ts = now;
   s->handshake_timeout = uint64_t(config_.handshake_timeout_ms) * NGTCP2_MILLISECONDS;
   s->max_window = config_.connection_window * 4;
-  s->max_stream_window = config_.stream_window * 4;
+  s->max_stream_window =
+      std::max<uint64_t>(config_.stream_window, config_.max_message_size + kMessageHeaderLen) * 4;
   s->no_pmtud = config_.path_mtu_discovery ? 0 : 1;
   ngtcp2_transport_params_default(p);
   p->initial_max_streams_bidi = 16;
   p->initial_max_streams_uni = 0;
-  p->initial_max_stream_data_bidi_local = config_.stream_window;
-  p->initial_max_stream_data_bidi_remote = config_.stream_window;
+  // A message is only credited once complete, so the window must hold one whole message.
+  const uint64_t window = std::max<uint64_t>(config_.stream_window,
+                                             config_.max_message_size + kMessageHeaderLen);
+  p->initial_max_stream_data_bidi_local = window;
+  p->initial_max_stream_data_bidi_remote = window;
   p->initial_max_data = config_.connection_window;
   p->max_idle_timeout = uint64_t(config_.idle_timeout_ms) * NGTCP2_MILLISECONDS;
   p->max_datagram_frame_size = 65535;
@@ -185,8 +190,19 @@ int Connection::send_message(int64_t stream_id, const uint8_t *data, size_t len)
                 config_.max_message_size);
   }
   auto it = streams_.find(stream_id);
-  if (it == streams_.end()) return fail(kErrInvalidArgument, "no stream %lld", (long long)stream_id);
+  if (it == streams_.end() || it->second.fin_pending) {
+    return fail(kErrInvalidArgument, "no open stream %lld", (long long)stream_id);
+  }
   it->second.tx.append_message(data, len);
+  ep_.mark_dirty(this);
+  return kOk;
+}
+
+int Connection::end_stream(int64_t stream_id) {
+  if (state_ != State::kConnected || close_requested_) return fail(kErrClosed, "connection closed");
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return fail(kErrInvalidArgument, "no stream %lld", (long long)stream_id);
+  it->second.fin_pending = true;
   ep_.mark_dirty(this);
   return kOk;
 }
@@ -265,9 +281,11 @@ void Connection::on_packet(const SocketAddress &local, const SocketAddress &from
   ++stats_.packets_received;
   ep_.mark_dirty(this);
   if (state_ == State::kClosing) {
-    // Answer a peer that keeps talking with our CONNECTION_CLOSE, exponentially less often.
+    // Answer the peer (not any address) that keeps talking with our CONNECTION_CLOSE,
+    // exponentially less often, and never more than 3x what it sent (anti-amplification).
     ++close_resends_;
-    if ((close_resends_ & (close_resends_ - 1)) == 0 && !close_packet_.empty()) {
+    if ((close_resends_ & (close_resends_ - 1)) == 0 && !close_packet_.empty() &&
+        from == remote_ && close_packet_.size() <= 3 * len) {
       ep_.send(from, close_packet_.data(), close_packet_.size());
     }
     return;
@@ -316,7 +334,9 @@ void Connection::on_packet(const SocketAddress &local, const SocketAddress &from
     emit_close_event();
     return;
   }
-  if (rv == NGTCP2_ERR_DROP_CONN) {
+  if (rv == NGTCP2_ERR_DROP_CONN || rv == NGTCP2_ERR_RETRY) {
+    // RETRY: the client's first flight arrived out of order; it retransmits, and the next
+    // attempt starts afresh.
     CloseInfo info;
     info.error = kErrTransport;
     info.reason = "connection dropped";
@@ -338,6 +358,9 @@ void Connection::fail_with(int rv, Timestamp now) {
   info.by_peer = false;
   if (tls_ && tls_->identity_rejected()) {
     info.error = kErrPeerIdentity;
+    info.reason = tls_->rejection_reason();
+  } else if (tls_ && tls_->alpn_rejected()) {
+    info.error = kErrTransport;
     info.reason = tls_->rejection_reason();
   } else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT || rv == NGTCP2_ERR_IDLE_CLOSE) {
     info.error = kErrTimeout;
@@ -442,6 +465,14 @@ void Connection::write(Timestamp now) {
       }
       if (n == 0) {
         if (pop) continue;
+        if (dgram_lens_[dgram_head_] > max_datagram_payload()) {
+          // The path shrank under it (e.g. a new path restarts at 1200 bytes): it will never
+          // fit, and it must not hold up everything queued behind it.
+          ++stats_.datagrams_dropped;
+          dgram_head_ = (dgram_head_ + 1) % config_.datagram_queue;
+          --dgram_count_;
+          continue;
+        }
         break;  // congestion or pacing limited: try again at the next expiry
       }
       send_packet(ps.path, ep_.tx(), size_t(n));
@@ -450,18 +481,26 @@ void Connection::write(Timestamp now) {
     int64_t sid = -1;
     const uint8_t *sdata = nullptr;
     size_t slen = 0;
+    bool fin = false;
     for (auto &kv : streams_) {
       if (std::find(blocked.begin(), blocked.end(), kv.first) != blocked.end()) continue;
-      if (kv.second.tx.peek(&sdata, &slen)) {
+      Stream &st = kv.second;
+      const bool has_data = st.tx.peek(&sdata, &slen);
+      if (has_data || (st.fin_pending && !st.fin_sent)) {
         sid = kv.first;
+        if (!has_data) slen = 0;
+        // FIN rides with the last bytes (peek returns one chunk: the last if nothing follows).
+        fin = st.fin_pending && !st.fin_sent && st.tx.unsent() == slen;
         break;
       }
     }
     if (sid >= 0) {
       ngtcp2_vec v = {const_cast<uint8_t *>(sdata), slen};
       ngtcp2_ssize written = -1;
-      n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, ep_.tx(), cap, &written,
-                                    NGTCP2_WRITE_STREAM_FLAG_NONE, sid, &v, 1, now);
+      n = ngtcp2_conn_writev_stream(
+          conn_, &ps.path, &pi, ep_.tx(), cap, &written,
+          fin ? NGTCP2_WRITE_STREAM_FLAG_FIN : NGTCP2_WRITE_STREAM_FLAG_NONE, sid, &v,
+          slen ? 1 : 0, now);
       if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
           n == NGTCP2_ERR_STREAM_NOT_FOUND) {
         blocked.push_back(sid);
@@ -471,7 +510,11 @@ void Connection::write(Timestamp now) {
         fail_with(int(n), now);
         return;
       }
-      if (written > 0) streams_.at(sid).tx.advance(size_t(written));
+      if (written >= 0) {
+        Stream &st = streams_.at(sid);
+        st.tx.advance(size_t(written));
+        if (fin && size_t(written) == slen) st.fin_sent = true;
+      }
       if (n == 0) break;
       send_packet(ps.path, ep_.tx(), size_t(n));
       continue;
@@ -514,13 +557,15 @@ int Connection::on_handshake_completed(ngtcp2_conn *, void *user) {
   return 0;
 }
 
-int Connection::on_recv_stream_data(ngtcp2_conn *conn, uint32_t, int64_t stream_id, uint64_t,
-                                    const uint8_t *data, size_t len, void *user, void *) {
+int Connection::on_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
+                                    uint64_t, const uint8_t *data, size_t len, void *user,
+                                    void *) {
   Connection *c = self(user);
   auto it = c->streams_.find(stream_id);
   if (it == c->streams_.end()) {
     it = c->streams_.emplace(stream_id, Stream(c->config_.max_message_size)).first;
   }
+  const size_t held_before = it->second.rx.buffered();
   const int r = it->second.rx.feed(data, len, [&](const uint8_t *m, size_t n) {
     Event e{EventType::kMessage};
     e.stream_id = stream_id;
@@ -532,8 +577,19 @@ int Connection::on_recv_stream_data(ngtcp2_conn *conn, uint32_t, int64_t stream_
     c->message_too_large_ = true;  // closed after read_pkt returns
     return 0;
   }
-  ngtcp2_conn_extend_max_stream_offset(conn, stream_id, len);
-  ngtcp2_conn_extend_max_offset(conn, len);
+  // Credit back only what left the reassembler as whole messages: bytes of a partial message
+  // stay charged to the peer's window.
+  auto again = c->streams_.find(stream_id);  // a handler may have touched the map
+  const size_t held_after = again == c->streams_.end() ? 0 : again->second.rx.buffered();
+  const size_t consumed = held_before + len - held_after;
+  if (consumed) {
+    ngtcp2_conn_extend_max_stream_offset(conn, stream_id, consumed);
+    ngtcp2_conn_extend_max_offset(conn, consumed);
+  }
+  if ((flags & NGTCP2_STREAM_DATA_FLAG_FIN) && again != c->streams_.end() &&
+      !again->second.fin_pending) {
+    again->second.fin_pending = true;  // the peer ended it: end ours too, freeing the slot
+  }
   return 0;
 }
 
@@ -551,9 +607,11 @@ int Connection::on_stream_open(ngtcp2_conn *, int64_t stream_id, void *user) {
   return 0;
 }
 
-int Connection::on_stream_close(ngtcp2_conn *, uint32_t, int64_t stream_id, uint64_t, void *user,
-                                void *) {
+int Connection::on_stream_close(ngtcp2_conn *conn, uint32_t, int64_t stream_id, uint64_t,
+                                void *user, void *) {
   self(user)->streams_.erase(stream_id);
+  // A closed peer-opened stream gives the peer its slot back (MAX_STREAMS).
+  if (!ngtcp2_conn_is_local_stream(conn, stream_id)) ngtcp2_conn_extend_max_streams_bidi(conn, 1);
   return 0;
 }
 

@@ -32,8 +32,11 @@ struct ConnectionConfig {
   // Below the ~30 s UDP binding timeout of typical NATs, so an idle call keeps its pinhole.
   uint32_t keepalive_ms = 15000;
   uint32_t handshake_timeout_ms = 10000;
-  size_t max_message_size = 1 << 20;  // signaling messages; larger ones close the connection
-  uint64_t stream_window = 1 << 20;
+  // Signaling messages (the codec caps them at 64 KiB); a larger one closes the connection.
+  // Bytes of a message still being reassembled are not credited back to the peer's flow
+  // control until it is complete, so a peer can pin at most one partial message per stream.
+  size_t max_message_size = 64 * 1024;
+  uint64_t stream_window = 256 * 1024;  // raised to hold one whole message if smaller
   uint64_t connection_window = 4 << 20;
   bool path_mtu_discovery = true;  // probe for packets above 1200 bytes (RFC 8899)
   // DATAGRAMs waiting for congestion control; a voice stream needs a handful (50 per second).
@@ -98,8 +101,13 @@ class Connection {
   // Opens a bidirectional signaling stream. kOk, kErrClosed, kErrQueueFull (stream limit).
   int open_stream(int64_t *stream_id);
   // Queues one message on a stream (framed, reliable, ordered). kOk, kErrInvalidArgument
-  // (unknown stream), kErrMessageTooLarge, kErrClosed.
+  // (unknown or ended stream), kErrMessageTooLarge, kErrClosed.
   int send_message(int64_t stream_id, const uint8_t *data, size_t len);
+  // Ends our side of a stream once its queued messages are sent (FIN). A stream is gone when
+  // both sides ended it; ending a stream the peer ended is how its slot is freed, and parley
+  // ends its side automatically when the peer ends a stream it opened. kOk,
+  // kErrInvalidArgument (unknown stream), kErrClosed.
+  int end_stream(int64_t stream_id);
   // Queues one DATAGRAM (unreliable). kOk, kErrMessageTooLarge (> max_datagram_payload()),
   // kErrQueueFull, kErrClosed.
   int send_datagram(const uint8_t *data, size_t len);
@@ -165,6 +173,8 @@ class Connection {
     explicit Stream(size_t max) : rx(max) {}
     MessageReassembler rx;
     SendBuffer tx;
+    bool fin_pending = false;  // end_stream called; FIN goes with (or after) the last bytes
+    bool fin_sent = false;
   };
 
   Endpoint &ep_;

@@ -140,7 +140,9 @@ int Endpoint::connect(const SocketAddress &remote, PeerVerifier verify, EventHan
 void Endpoint::handle_datagram(const uint8_t *data, size_t len, const SocketAddress &from,
                                Timestamp now) {
   ++stats_.packets_in;
+  ++in_dispatch_;
   dispatch(data, len, from, now);
+  --in_dispatch_;
   flush_tx();  // Retry, version negotiation, resets, close re-sends
 }
 
@@ -166,15 +168,17 @@ void Endpoint::dispatch(const uint8_t *data, size_t len, const SocketAddress &fr
     return;
   }
   // A short-header packet for no CID of ours: a stateless reset from a peer that lost our
-  // connection carries random bytes where the CID would be, so offer it to the connection
-  // with that peer (route by remote address), which checks the reset token.
+  // connection carries random bytes where the CID would be, so offer it to every connection
+  // with that peer (route by remote address; with both roles on one socket there can be
+  // two), each of which checks its reset token.
+  bool offered = false;
   for (auto &kv : conns_) {
     if (kv.first->remote() == from) {
       kv.first->on_packet(local_, from, data, len, now);
-      return;
+      offered = true;
     }
   }
-  send_stateless_reset(vc.dcid, vc.dcidlen, len, from, now);
+  if (!offered) send_stateless_reset(vc.dcid, vc.dcidlen, len, from, now);
 }
 
 void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddress &from,
@@ -202,15 +206,14 @@ void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddre
         &odcid, hd.token, hd.tokenlen, token_secret_.data(), token_secret_.size(), hd.version,
         reinterpret_cast<const ngtcp2_sockaddr *>(from.sockaddr_ptr()), from.sockaddr_len(),
         &hd.dcid, uint64_t(config_.retry_token_lifetime_ms) * NGTCP2_MILLISECONDS, now);
-    if (r != 0) {
+    if (r == 0) {
+      validated = true;
+    } else {
+      // Not a token of ours (or expired): RFC 9000 8.1.3 — treat it as absent.
       ++stats_.invalid_tokens;
-      const ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
-          tx(), kMaxUdpPayload, hd.version, &hd.scid, &hd.dcid, NGTCP2_INVALID_TOKEN, nullptr, 0);
-      if (n > 0) send(from, tx(), size_t(n));
-      return;
     }
-    validated = true;
-  } else if (handshaking_count() >= config_.retry_when_handshaking_over) {
+  }
+  if (!validated && handshaking_count() >= config_.retry_when_handshaking_over) {
     const ngtcp2_cid retry_scid = random_cid();
     uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
     const ngtcp2_ssize tl = ngtcp2_crypto_generate_retry_token(
@@ -234,8 +237,9 @@ void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddre
   std::unique_ptr<Connection> c(
       new Connection(*this, Connection::Role::kServer, local_, from, config_.connection));
   c->set_handler(std::move(inc.handler));
-  const int r = c->init_server(hd, random_cid(), validated ? &odcid : nullptr, hd.token,
-                               hd.tokenlen, std::move(inc.verify), now);
+  const int r = c->init_server(hd, random_cid(), validated ? &odcid : nullptr,
+                               validated ? hd.token : nullptr, validated ? hd.tokenlen : 0,
+                               std::move(inc.verify), now);
   if (r != kOk) {
     for (const auto &cid : c->cids_) unregister_cid(cid);
     PARLEY_LOG(kLogWarn, "quic", "cannot accept connection from %s: %s",
@@ -295,6 +299,7 @@ void Endpoint::send_version_negotiation(const uint8_t *dcid, size_t dcidlen, con
 }
 
 void Endpoint::flush(Timestamp now) {
+  if (in_dispatch_ > 0) return;  // inside ngtcp2: the outer call flushes
   // Writing may make more connections dirty (a handler acting on another connection).
   while (!dirty_.empty()) {
     std::vector<Connection *> batch;
@@ -315,6 +320,8 @@ void Endpoint::flush(Timestamp now) {
 Timestamp Endpoint::next_expiry() const { return timers_.empty() ? 0 : timers_.begin()->first; }
 
 void Endpoint::handle_expiry(Timestamp now) {
+  if (in_dispatch_ > 0) return;  // inside ngtcp2: the outer call handles it
+  ++in_dispatch_;
   while (!timers_.empty() && timers_.begin()->first <= now) {
     Connection *c = timers_.begin()->second;
     timers_.erase(timers_.begin());
@@ -322,6 +329,7 @@ void Endpoint::handle_expiry(Timestamp now) {
     c->on_expiry(now);
     mark_dirty(c);
   }
+  --in_dispatch_;
   flush(now);
 }
 

@@ -89,7 +89,10 @@ class Endpoint {
   // A QUIC datagram arrived on the shared socket from `from`.
   void handle_datagram(const uint8_t *data, size_t len, const SocketAddress &from,
                        Timestamp now);
-  // Writes whatever connections have to send (call after handle_* and API calls).
+  // Writes whatever connections have to send (call after handle_* and API calls). Event
+  // handlers run inside ngtcp2 callbacks, where ngtcp2 forbids writing: flush() and
+  // handle_expiry() called from a handler do nothing, and the endpoint flushes once the
+  // event is over.
   void flush(Timestamp now);
   // Earliest time handle_expiry must run (0: nothing scheduled).
   Timestamp next_expiry() const;
@@ -155,6 +158,7 @@ class Endpoint {
   std::vector<Connection *> dirty_;
   std::set<std::pair<Timestamp, Connection *>> timers_;
   size_t handshaking_ = 0;
+  int in_dispatch_ = 0;  // > 0 while ngtcp2 is reading a packet or handling an expiry
   EndpointStats stats_;
   Timestamp reset_window_start_ = 0;
   uint32_t resets_in_window_ = 0;

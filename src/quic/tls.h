@@ -48,6 +48,8 @@ class TlsSession {
   virtual const identity::Fingerprint &peer_fingerprint() const = 0;
   // True if the handshake failed because the peer's identity was rejected here.
   virtual bool identity_rejected() const = 0;
+  // True if the handshake failed because the peer did not negotiate ALPN "parley/1".
+  virtual bool alpn_rejected() const = 0;
   // Human-readable cause of a rejection, for logs and error messages.
   virtual const std::string &rejection_reason() const = 0;
 };

@@ -49,6 +49,7 @@ class GnutlsSession : public TlsSession {
   bool peer_seen() const override { return peer_seen_; }
   const identity::Fingerprint &peer_fingerprint() const override { return peer_; }
   bool identity_rejected() const override { return rejected_; }
+  bool alpn_rejected() const override { return alpn_failed_; }
   const std::string &rejection_reason() const override { return reason_; }
 
   RefBox box{};
@@ -56,6 +57,7 @@ class GnutlsSession : public TlsSession {
   PeerVerifier verifier;
   bool peer_seen_ = false;
   bool rejected_ = false;
+  bool alpn_failed_ = false;
   std::string reason_;
   identity::Fingerprint peer_;
 
@@ -64,6 +66,15 @@ class GnutlsSession : public TlsSession {
 
 int GnutlsSession::verify(gnutls_session_t s) {
   auto *self = static_cast<RefBox *>(gnutls_session_get_ptr(s))->owner;
+  // GNUTLS_ALPN_MANDATORY only fails a peer that offers other protocols; one that offers
+  // none would get through. QUIC requires ALPN (RFC 9001 8.1), so insist here.
+  gnutls_datum_t proto;
+  if (gnutls_alpn_get_selected_protocol(s, &proto) != 0 || proto.size != std::strlen(kAlpn) ||
+      std::memcmp(proto.data, kAlpn, proto.size) != 0) {
+    self->alpn_failed_ = true;
+    self->reason_ = std::string("peer did not negotiate ALPN ") + kAlpn;
+    return -1;
+  }
   unsigned n = 0;
   const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
   if (certs == nullptr || n == 0) {

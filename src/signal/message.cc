@@ -21,6 +21,41 @@ bool ice_chars(const std::string &s, size_t min, size_t max) {
   return true;
 }
 
+// Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
+bool utf8(const std::string &s) {
+  const auto *p = reinterpret_cast<const unsigned char *>(s.data());
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned c = p[i];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      len = 2;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      len = 3;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    static const uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += len;
+  }
+  return true;
+}
+
 bool has_scope(const Message &m) { return m.call_id.has_value() || m.room_id.has_value(); }
 
 // The rules both directions enforce. Returns nullptr if `m` is valid, else what is wrong.
@@ -32,6 +67,12 @@ const char *problem(const Message &m) {
   if (m.participants.size() > kMaxParticipants) return "too many participants";
   if (m.text.size() > kMaxText) return "text too long";
   if (m.software.size() > 64) return "software too long";
+  if (!utf8(m.text) || !utf8(m.software)) return "text must be UTF-8";
+  if (m.path && *m.path != PathKind::kRelay && *m.path != PathKind::kDirect) return "bad path";
+  for (const auto &c : m.candidates) {
+    ice::Candidate check;
+    if (ice::Candidate::parse(c.to_string(), &check) != kOk) return "invalid candidate";
+  }
   const bool call = m.call_id && m.from && m.to;
   switch (m.type) {
     case Type::kRegister:
@@ -253,7 +294,8 @@ int decode(const uint8_t *data, size_t len, Message *out) {
     const uint8_t *v = data + pos;
     pos += n;
     const bool repeated = id == unsigned(Field::kCandidate) || id == unsigned(Field::kParticipant);
-    if (id < 64 && !repeated) {
+    const bool known = id >= unsigned(Field::kCallId) && id <= unsigned(Field::kSoftware);
+    if (known && !repeated) {  // unknown fields, repeated or not, are simply skipped
       if (seen & (uint64_t(1) << id)) return malformed("appears twice", id);
       seen |= uint64_t(1) << id;
     }

@@ -44,6 +44,7 @@ class ImpairedPath : public ::testing::Test {
     // PMTUD probes are large ack-eliciting packets without data; keep them out of the
     // accounting of dropped datagram packets.
     cfg.connection.path_mtu_discovery = false;
+    cfg.connection.max_message_size = 1 << 20;  // for the 1 MiB exchange
     on_loop(loop_, [&] {
       a_ = std::make_unique<Peer>(loop_, *alice_, cfg);
       b_ = std::make_unique<Peer>(loop_, *bob_, cfg);
@@ -185,11 +186,13 @@ TEST_F(ImpairedPath, TenThousandDatagramsUnderLossReorderingAndDuplication) {
 
 TEST_F(ImpairedPath, OneMebibyteMessageSurvivesTheSameImpairment) {
   impair(0.20, 0.10, 0.02);
-  std::vector<uint8_t> big(1 << 20);
+  std::vector<uint8_t> big(1 << 20);  // the connections allow 1 MiB messages (SetUp)
   for (size_t i = 0; i < big.size(); ++i) big[i] = uint8_t((i * 2654435761u) >> 13);
-  server_.also = [](Connection &c, const Event &e) {
-    if (e.type == EventType::kMessage) c.send_message(e.stream_id, e.data, e.len);  // echo
-  };
+  on_loop(loop_, [&] {  // the handler runs on the loop thread: change it there
+    server_.also = [](Connection &c, const Event &e) {
+      if (e.type == EventType::kMessage) c.send_message(e.stream_id, e.data, e.len);  // echo
+    };
+  });
   on_loop(loop_, [&] {
     int64_t sid;
     ASSERT_EQ(client_conn_->open_stream(&sid), kOk);
@@ -207,10 +210,12 @@ TEST_F(ImpairedPath, OneMebibyteMessageSurvivesTheSameImpairment) {
 // path and the connection carries on in both directions.
 TEST_F(ImpairedPath, SurvivesNatRebinding) {
   Connection *server_conn = nullptr;
-  server_.also = [&server_conn](Connection &c, const Event &e) {
-    server_conn = &c;
-    if (e.type == EventType::kMessage) c.send_message(e.stream_id, e.data, e.len);
-  };
+  on_loop(loop_, [&] {
+    server_.also = [&server_conn](Connection &c, const Event &e) {
+      server_conn = &c;
+      if (e.type == EventType::kMessage) c.send_message(e.stream_id, e.data, e.len);
+    };
+  });
   int64_t sid = -1;
   const std::vector<uint8_t> m1 = {1, 2, 3}, m2 = {4, 5, 6};
   on_loop(loop_, [&] {

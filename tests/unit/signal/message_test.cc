@@ -172,6 +172,38 @@ TEST(Signal, UnknownFieldsAreSkipped) {
   EXPECT_TRUE(back == invite());
 }
 
+TEST(Signal, RepeatedUnknownFieldsAreSkippedToo) {
+  std::vector<uint8_t> wire;
+  ASSERT_EQ(encode(invite(), &wire), kOk);
+  const uint8_t extra[] = {0x00, 0x30, 0x00, 0x01, 'x', 0x00, 0x30, 0x00, 0x01, 'y'};
+  wire.insert(wire.end(), extra, extra + sizeof extra);
+  const uint32_t body = uint32_t(wire.size() - kHeaderSize);
+  wire[4] = uint8_t(body >> 24); wire[5] = uint8_t(body >> 16);
+  wire[6] = uint8_t(body >> 8); wire[7] = uint8_t(body);
+  Message back;
+  EXPECT_EQ(decode(wire.data(), wire.size(), &back), kOk);
+}
+
+TEST(Signal, EncodeRefusesWhatDecodeWouldRefuse) {
+  std::vector<uint8_t> wire;
+  Message m = invite();
+  m.candidates.push_back(ice::Candidate());  // default: no address, not parseable
+  EXPECT_EQ(encode(m, &wire), kErrInvalidArgument);
+  m = Message();
+  m.type = Type::kPathSwitchAck;
+  m.call_id = id16(1);
+  m.sequence = 1;
+  m.path = PathKind(2);
+  EXPECT_EQ(encode(m, &wire), kErrInvalidArgument);
+  m = Message();
+  m.type = Type::kError;
+  m.error_code = -1;
+  m.text = "\xc3\x28";  // invalid UTF-8
+  EXPECT_EQ(encode(m, &wire), kErrInvalidArgument);
+  m.text = "caf\xc3\xa9 \xe2\x98\x8e";  // valid UTF-8
+  EXPECT_EQ(encode(m, &wire), kOk);
+}
+
 TEST(Signal, UnknownTypeAndVersionAreDistinct) {
   std::vector<uint8_t> wire;
   ASSERT_EQ(encode(invite(), &wire), kOk);
