@@ -139,6 +139,9 @@ Timer::~Timer() {
 
 void Timer::start(uint64_t timeout_ms, uint64_t repeat_ms, std::function<void()> fn) {
   handle_->fn = std::make_shared<std::function<void()>>(std::move(fn));
+  // libuv measures timeouts from the loop's cached "now", taken when the iteration began;
+  // refresh it so a timer armed late in a long iteration does not fire early.
+  uv_update_time(handle_->timer.loop);
   uv_timer_start(
       &handle_->timer,
       [](uv_timer_t *t) {
