@@ -11,7 +11,8 @@ fp=$("$bin" new "$seed")
 [[ "$fp" =~ ^[0-9a-f]{64}$ ]] || { echo "bad fingerprint: $fp"; exit 1; }
 [ "$(stat -c %a "$seed")" = 600 ] || { echo "seed mode is $(stat -c %a "$seed")"; exit 1; }
 [ "$("$bin" show "$seed")" = "$fp" ] || { echo "show disagrees"; exit 1; }
-"$bin" cert "$seed" | grep -q "fingerprint $fp" || { echo "certificate disagrees"; exit 1; }
+cert=$("$bin" cert "$seed")
+grep -q "fingerprint $fp" <<<"$cert" || { echo "certificate disagrees: $cert"; exit 1; }
 
 before=$(sha256sum "$seed")
 if "$bin" new "$seed" 2>"$work/err"; then echo "overwrote an existing seed"; exit 1; fi

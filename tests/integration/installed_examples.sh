@@ -29,11 +29,14 @@ for mode in shared static; do
   cmake --build "$work/ex-$mode" >"$work/build-$mode.log" 2>&1 \
     || { cat "$work/build-$mode.log"; exit 1; }
   bin=$work/ex-$mode/parley-identity
+  # Capture first: `ldd | grep -q` under pipefail fails whenever grep exits before ldd has
+  # written everything (SIGPIPE) — an intermittent false failure.
+  deps=$(ldd "$bin")
   if [ $mode = static ]; then
-    if ldd "$bin" | grep -q libparley; then echo "static build links libparley.so"; exit 1; fi
+    if grep -q libparley <<<"$deps"; then echo "static build links libparley.so"; exit 1; fi
   else
-    ldd "$bin" | grep -q "libparley.so.0 => $prefix" \
-      || { echo "shared build does not use the installed library"; ldd "$bin"; exit 1; }
+    grep -q "libparley.so.0 => $prefix" <<<"$deps" \
+      || { echo "shared build does not use the installed library"; echo "$deps"; exit 1; }
   fi
   check_demo "$bin" "cmake-$mode"
 done
