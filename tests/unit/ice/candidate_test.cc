@@ -3,15 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "base/error.h"
+#include "test_address.h"
 
 namespace parley::ice {
 namespace {
 
-SocketAddress addr(const char *s) {
-  SocketAddress a;
-  EXPECT_EQ(SocketAddress::parse(s, &a), kOk);
-  return a;
-}
+using parley::testing::addr;
 
 TEST(Candidate, PriorityFormula) {
   EXPECT_EQ(candidate_priority(CandidateType::kHost, 65535, 1), 2130706431u);

@@ -13,14 +13,11 @@
 #include "base/clock.h"
 #include "ice/machine.h"
 #include "stun/responder.h"
+#include "test_address.h"
 
 namespace parley::testing {
 
-inline SocketAddress sim_addr(const char *s) {
-  SocketAddress a;
-  SocketAddress::parse(s, &a);
-  return a;
-}
+inline SocketAddress sim_addr(const char *s) { return addr(s); }
 
 struct NatModel {
   enum class Mapping { kNone, kEndpointIndependent, kAddressDependent, kAddressPortDependent };

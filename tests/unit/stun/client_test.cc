@@ -5,17 +5,14 @@
 #include <vector>
 
 #include "base/error.h"
+#include "test_address.h"
 
 namespace parley::stun {
 namespace {
 
 constexpr Timestamp kMs = kNanosPerMilli;
 
-SocketAddress addr(const char *s) {
-  SocketAddress a;
-  EXPECT_EQ(SocketAddress::parse(s, &a), kOk);
-  return a;
-}
+using parley::testing::addr;
 
 std::vector<uint8_t> request(const TransactionId &id) {
   std::vector<uint8_t> buf(kMaxMessageLen);

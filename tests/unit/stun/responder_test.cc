@@ -5,15 +5,12 @@
 #include <vector>
 
 #include "base/error.h"
+#include "test_address.h"
 
 namespace parley::stun {
 namespace {
 
-SocketAddress addr(const char *s) {
-  SocketAddress a;
-  EXPECT_EQ(SocketAddress::parse(s, &a), kOk);
-  return a;
-}
+using parley::testing::addr;
 
 struct Built {
   std::vector<uint8_t> bytes;
