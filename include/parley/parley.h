@@ -129,7 +129,21 @@ typedef enum parley_error {
   /* A signaling message has a type this version does not know. */
   PARLEY_ERR_SIGNAL_UNKNOWN_TYPE = -28,
   /* A signaling message has a protocol version this library does not speak. */
-  PARLEY_ERR_SIGNAL_VERSION = -29
+  PARLEY_ERR_SIGNAL_VERSION = -29,
+  /* A media frame is too short, has an unknown version or fails authentication. */
+  PARLEY_ERR_MEDIA_MALFORMED = -30,
+  /* The called fingerprint is not registered with the relay (offline, or never was). */
+  PARLEY_ERR_PEER_UNAVAILABLE = -31,
+  /* No call (or room) with that id exists, or it does not involve the requester. */
+  PARLEY_ERR_CALL_NOT_FOUND = -32,
+  /* The relay refused a message because the sender exceeded its rate limit. */
+  PARLEY_ERR_RATE_LIMITED = -33,
+  /* A server limit (connections, calls, rooms, room size) is reached. */
+  PARLEY_ERR_LIMIT_REACHED = -34,
+  /* The callee rejected the call. */
+  PARLEY_ERR_CALL_REJECTED = -35,
+  /* The request needs a registration with the relay that does not exist (yet). */
+  PARLEY_ERR_NOT_REGISTERED = -36
 } parley_error;
 
 /*

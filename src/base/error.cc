@@ -39,6 +39,13 @@ const char *error_description(int code) {
     case kErrSignalMalformed: return "malformed signaling message";
     case kErrSignalUnknownType: return "unknown signaling message type";
     case kErrSignalVersion: return "unsupported signaling protocol version";
+    case kErrMediaMalformed: return "malformed media frame";
+    case kErrPeerUnavailable: return "peer not registered with the relay";
+    case kErrCallNotFound: return "no such call";
+    case kErrRateLimited: return "rate limit exceeded";
+    case kErrLimitReached: return "server limit reached";
+    case kErrCallRejected: return "call rejected";
+    case kErrNotRegistered: return "not registered with the relay";
   }
   return "unknown error";
 }

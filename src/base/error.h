@@ -40,6 +40,13 @@ enum Error : int {
   kErrSignalMalformed = -27,
   kErrSignalUnknownType = -28,
   kErrSignalVersion = -29,
+  kErrMediaMalformed = -30,
+  kErrPeerUnavailable = -31,
+  kErrCallNotFound = -32,
+  kErrRateLimited = -33,
+  kErrLimitReached = -34,
+  kErrCallRejected = -35,
+  kErrNotRegistered = -36,
 };
 
 // The fixed one-line description of `code` ("unknown error" for codes parley never returns).

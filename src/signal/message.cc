@@ -65,6 +65,7 @@ const char *problem(const Message &m) {
   if (m.candidates.size() > kMaxCandidates) return "too many candidates";
   if (m.codecs.size() > kMaxCodecs) return "too many codecs";
   if (m.participants.size() > kMaxParticipants) return "too many participants";
+  if (m.members.size() > kMaxParticipants) return "too many members";
   if (m.text.size() > kMaxText) return "text too long";
   if (m.software.size() > 64) return "software too long";
   if (!utf8(m.text) || !utf8(m.software)) return "text must be UTF-8";
@@ -200,7 +201,8 @@ bool Message::operator==(const Message &o) const {
          text == o.text && participants == o.participants && stream_id == o.stream_id &&
          profile == o.profile && media_timestamp == o.media_timestamp &&
          sequence == o.sequence && path == o.path && loss_permille == o.loss_permille &&
-         rtt_ms == o.rtt_ms && jitter_ms == o.jitter_ms && software == o.software;
+         rtt_ms == o.rtt_ms && jitter_ms == o.jitter_ms && software == o.software &&
+         members == o.members;
 }
 
 int encode(const Message &m, std::vector<uint8_t> *out) {
@@ -257,6 +259,12 @@ int encode(const Message &m, std::vector<uint8_t> *out) {
   if (m.rtt_ms) w.field_int(Field::kRttMs, *m.rtt_ms);
   if (m.jitter_ms) w.field_int(Field::kJitterMs, *m.jitter_ms);
   if (!m.software.empty()) w.field(Field::kSoftware, m.software.data(), m.software.size());
+  for (const auto &mb : m.members) {
+    uint8_t b[36];
+    std::memcpy(b, mb.fingerprint.bytes, 32);
+    for (int i = 0; i < 4; ++i) b[32 + i] = uint8_t(mb.stream_id >> (24 - 8 * i));
+    w.field(Field::kMember, b, sizeof b);
+  }
   if (out->size() > kMaxMessageSize) {
     return fail(kErrInvalidArgument, "%s of %zu bytes exceeds %zu", type_name(m.type),
                 out->size(), kMaxMessageSize);
@@ -293,8 +301,9 @@ int decode(const uint8_t *data, size_t len, Message *out) {
     if (n > len - pos) return malformed("field overruns the message", id);
     const uint8_t *v = data + pos;
     pos += n;
-    const bool repeated = id == unsigned(Field::kCandidate) || id == unsigned(Field::kParticipant);
-    const bool known = id >= unsigned(Field::kCallId) && id <= unsigned(Field::kSoftware);
+    const bool repeated = id == unsigned(Field::kCandidate) ||
+                          id == unsigned(Field::kParticipant) || id == unsigned(Field::kMember);
+    const bool known = id >= unsigned(Field::kCallId) && id <= unsigned(Field::kMember);
     if (known && !repeated) {  // unknown fields, repeated or not, are simply skipped
       if (seen & (uint64_t(1) << id)) return malformed("appears twice", id);
       seen |= uint64_t(1) << id;
@@ -397,6 +406,15 @@ int decode(const uint8_t *data, size_t len, Message *out) {
       case Field::kSoftware:
         m.software.assign(reinterpret_cast<const char *>(v), n);
         break;
+      case Field::kMember: {
+        if (!need(36)) return malformed("a member is 36 bytes", id);
+        if (m.members.size() == kMaxParticipants) return malformed("too many", id);
+        Member mb;
+        std::memcpy(mb.fingerprint.bytes, v, 32);
+        mb.stream_id = uint32_t(read_be(v + 32, 4));
+        m.members.push_back(mb);
+        break;
+      }
       default:
         break;  // a field of a later version: skipped
     }

@@ -77,6 +77,7 @@ enum class Field : uint16_t {
   kRttMs = 20,           // u32
   kJitterMs = 21,        // u32
   kSoftware = 22,        // at most 64 bytes
+  kMember = 23,          // 32-byte fingerprint || u32 media stream id, repeated
 };
 
 struct Id16 {
@@ -92,6 +93,15 @@ struct SignedKey {
   uint8_t public_key[32] = {};
   uint8_t signature[64] = {};
   bool operator==(const SignedKey &o) const;
+};
+
+// A room member and the media stream id its frames carry (so receivers know who speaks).
+struct Member {
+  identity::Fingerprint fingerprint;
+  uint32_t stream_id = 0;
+  bool operator==(const Member &o) const {
+    return fingerprint == o.fingerprint && stream_id == o.stream_id;
+  }
 };
 
 enum class PathKind : uint8_t { kRelay = 0, kDirect = 1 };
@@ -118,6 +128,7 @@ struct Message {
   std::optional<uint16_t> loss_permille;
   std::optional<uint32_t> rtt_ms, jitter_ms;
   std::string software;
+  std::vector<Member> members;  // at most kMaxParticipants
 
   bool operator==(const Message &o) const;
 };

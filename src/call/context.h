@@ -1,0 +1,166 @@
+// The client context: one identity, one loop thread, one shared UDP socket with its QUIC
+// endpoint, the relay link, and the calls and rooms signalled through the relay. Media
+// frames (media/frame_header.h + sealed payload) travel over the relay as QUIC DATAGRAMs;
+// the direct path arrives with the ICE/path layers.
+//
+// Threading: every public function may be called from any thread; it runs on the loop and
+// returns its result. Events are delivered on the loop thread, to the handler given at
+// creation; the handler may call the context (calls from the loop thread run inline) but must
+// not block.
+#ifndef PARLEY_CALL_CONTEXT_H
+#define PARLEY_CALL_CONTEXT_H
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "base/loop.h"
+#include "base/udp_socket.h"
+#include "call/relay_client.h"
+#include "identity/identity.h"
+#include "identity/secret.h"
+#include "quic/endpoint.h"
+#include "quic/endpoint_driver.h"
+#include "signal/message.h"
+
+namespace parley::call {
+
+struct ContextConfig {
+  SocketAddress bind;  // unset: 0.0.0.0, any port
+  RelayClientConfig relay;
+};
+
+enum class CallState {
+  kInviting = 1,  // invite sent, nothing heard yet
+  kRinging = 2,   // the callee's device is ringing
+  kIncoming = 3,  // an invite arrived; accept or reject it
+  kActive = 4,    // accepted: media flows
+  kEnded = 5,     // terminal; `error` says why (kOk: a normal hangup)
+};
+const char *call_state_name(CallState s);
+
+// Append-only numbering.
+enum class EventType {
+  kRelayState = 1,    // relay_state, error
+  kIncomingCall = 2,  // call, peer
+  kCallState = 3,     // call, peer, call_state, error, text
+  kMedia = 4,         // call or room, stream_id, header, payload/len (valid during the call)
+  kRoomUpdate = 5,    // room, members, stream_id (our own in that room)
+  kError = 6,         // error, text (an error from the relay not tied to a call)
+};
+
+struct Event {
+  explicit Event(EventType t) : type(t) {}
+  EventType type;
+  RelayState relay_state = RelayState::kIdle;
+  int error = 0;
+  std::string text;
+  signal::CallId call;
+  identity::Fingerprint peer;
+  CallState call_state = CallState::kEnded;
+  signal::RoomId room;
+  bool is_room = false;
+  std::vector<signal::Member> members;
+  uint32_t stream_id = 0;
+  uint32_t sequence = 0, timestamp = 0;
+  const uint8_t *payload = nullptr;
+  size_t len = 0;
+};
+
+using EventHandler = std::function<void(const Event &)>;
+
+struct ContextStats {
+  uint64_t media_sent = 0, media_received = 0;
+  uint64_t media_send_failed = 0;    // refused by the QUIC connection (queue full, not registered)
+  uint64_t media_unknown_stream = 0; // arrived for no call or room we are in
+};
+
+class Context {
+ public:
+  // Starts the loop thread, binds the socket and connects to the relay. `id` must outlive
+  // the context. kOk, kErrInvalidArgument (no relay address), kErrSocket, kErrCrypto,
+  // kErrInternal.
+  static int create(const identity::Identity &id, ContextConfig config, EventHandler handler,
+                    std::unique_ptr<Context> *out);
+  // Hangs up calls, leaves rooms, closes the relay connection, stops the loop. No events are
+  // delivered once it returns. Not from the loop thread.
+  ~Context();
+
+  const identity::Fingerprint &fingerprint() const { return fp_; }
+  RelayState relay_state();
+  SocketAddress local_address();
+  SocketAddress observed_address();
+
+  // Calls `to` through the relay. kOk (*out set; progress as kCallState events),
+  // kErrNotRegistered, kErrInvalidArgument.
+  int start_call(const identity::Fingerprint &to, signal::CallId *out);
+  // kOk, kErrCallNotFound (unknown, or not in a state that allows it), kErrNotRegistered.
+  int accept(const signal::CallId &call);
+  int reject(const signal::CallId &call);
+  int hangup(const signal::CallId &call);
+
+  // Sends one media frame on an active call / a joined room: the context writes the header
+  // (stream id, `sequence`, `timestamp`, `profile`) in front of `sealed` (the payload, already
+  // sealed by the media layer). kOk, kErrCallNotFound, kErrMessageTooLarge, kErrQueueFull,
+  // kErrNotRegistered.
+  int send_media(const signal::CallId &call, uint32_t sequence, uint32_t timestamp,
+                 uint8_t profile, const uint8_t *sealed, size_t len);
+  int send_room_media(const signal::RoomId &room, uint32_t sequence, uint32_t timestamp,
+                      uint8_t profile, const uint8_t *sealed, size_t len);
+
+  // kOk, kErrNotRegistered. Membership arrives as kRoomUpdate events.
+  int join_room(const signal::RoomId &room);
+  int leave_room(const signal::RoomId &room);
+
+  ContextStats stats();
+
+ private:
+  struct Call {
+    signal::CallId id;
+    identity::Fingerprint peer;
+    bool outgoing = false;
+    CallState state = CallState::kInviting;
+    uint32_t stream = 0;
+    identity::SecretBuffer media_secret;  // X25519 ephemeral secret for the E2E media keys
+    signal::SignedKey media_key;          // its public half, signed by our identity
+    std::string ufrag, pwd;
+  };
+  struct Room {
+    uint32_t stream = 0;
+    std::vector<signal::Member> members;
+  };
+
+  Context(const identity::Identity &id, ContextConfig config, EventHandler handler);
+  int init();  // on the loop
+  template <typename F>
+  int run(F &&f);
+  void emit(const Event &e);
+  void on_relay_message(const signal::Message &m);
+  void on_datagram(const uint8_t *data, size_t len);
+  void set_call_state(Call &c, CallState s, int error, const std::string &text);
+  int make_call_offer(Call &c);
+  signal::Message call_message(signal::Type t, const Call &c) const;
+  int send_frame(uint32_t stream, uint32_t sequence, uint32_t timestamp, uint8_t profile,
+                 const uint8_t *sealed, size_t len);
+
+  const identity::Identity &id_;
+  identity::Fingerprint fp_;
+  ContextConfig config_;
+  EventHandler handler_;
+  Loop loop_;
+  std::unique_ptr<UdpSocket> socket_;
+  std::unique_ptr<quic::Endpoint> endpoint_;
+  std::unique_ptr<quic::EndpointDriver> driver_;
+  std::unique_ptr<RelayClient> relay_;
+  std::map<std::vector<uint8_t>, Call> calls_;  // keyed by call id bytes
+  std::map<std::vector<uint8_t>, Room> rooms_;
+  ContextStats stats_;
+  bool closing_ = false;
+  uint8_t frame_[quic::kMaxDatagramPayload];
+};
+
+}  // namespace parley::call
+
+#endif

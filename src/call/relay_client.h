@@ -1,0 +1,103 @@
+// A context's link to its relay: one QUIC connection (ALPN parley/1, mutual TLS, the relay's
+// fingerprint pinned or learned on first use) on the context's shared socket, registration
+// under the context's identity, keep-alive, and reconnection with jittered exponential
+// backoff whenever the connection is lost (relay restart, network outage, idle timeout).
+// After a reconnect it registers again by itself; the host only sees state events.
+// Loop thread only.
+#ifndef PARLEY_CALL_RELAY_CLIENT_H
+#define PARLEY_CALL_RELAY_CLIENT_H
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/loop.h"
+#include "call/backoff.h"
+#include "identity/fingerprint.h"
+#include "quic/endpoint.h"
+#include "quic/endpoint_driver.h"
+#include "signal/message.h"
+
+namespace parley::call {
+
+struct RelayClientConfig {
+  SocketAddress relay;
+  // The relay's identity. Unset: trust on first use — the first fingerprint seen is pinned
+  // for every later reconnect of this client.
+  std::optional<identity::Fingerprint> relay_fingerprint;
+  // Short enough that a restarted relay answers the next PING with a stateless reset within a
+  // few seconds (and below NAT binding timeouts); costs one small packet per interval.
+  uint32_t keepalive_ms = 3000;
+  uint32_t idle_timeout_ms = 15000;
+  uint32_t backoff_initial_ms = 200;
+  uint32_t backoff_max_ms = 10000;
+  std::string software = "parley";
+};
+
+enum class RelayState {
+  kIdle = 0,          // not started, or stopped
+  kConnecting = 1,    // handshake or registration under way
+  kRegistered = 2,    // register-ack received: calls can be placed and received
+  kBackoff = 3,       // connection lost; reconnecting after a delay
+};
+const char *relay_state_name(RelayState s);
+
+class RelayClient {
+ public:
+  struct Listener {
+    // State changes; `error` says why a connection was lost (kOk otherwise).
+    std::function<void(RelayState state, int error)> on_state;
+    // Every signaling message except register-ack.
+    std::function<void(const signal::Message &m)> on_message;
+    std::function<void(const uint8_t *data, size_t len)> on_datagram;
+  };
+
+  // `endpoint`/`driver` are the context's (shared socket); both must outlive the client.
+  RelayClient(Loop &loop, quic::Endpoint &endpoint, quic::EndpointDriver &driver,
+              const identity::Fingerprint &self, RelayClientConfig config, Listener listener);
+  ~RelayClient();
+
+  void start();
+  // Closes the connection (normal close) and stops reconnecting.
+  void stop();
+
+  RelayState state() const { return state_; }
+  // What the relay saw as our address in its last register-ack (a server-reflexive candidate).
+  const SocketAddress &observed_address() const { return observed_; }
+  const std::optional<identity::Fingerprint> &relay_fingerprint() const { return pinned_; }
+  uint64_t registrations() const { return registrations_; }
+
+  // kOk, kErrNotRegistered, kErrInvalidArgument (does not encode), or a quic send error.
+  int send(const signal::Message &m);
+  // kOk, kErrNotRegistered, or Connection::send_datagram's errors.
+  int send_datagram(const uint8_t *data, size_t len);
+
+ private:
+  void connect();
+  void on_event(quic::Connection &c, const quic::Event &e);
+  void set_state(RelayState s, int error);
+  void schedule_reconnect(int error);
+
+  Loop &loop_;
+  quic::Endpoint &endpoint_;
+  quic::EndpointDriver &driver_;
+  identity::Fingerprint self_;
+  RelayClientConfig config_;
+  Listener listener_;
+  std::optional<identity::Fingerprint> pinned_;
+  RelayState state_ = RelayState::kIdle;
+  quic::Connection *conn_ = nullptr;
+  int64_t stream_ = -1;
+  SocketAddress observed_;
+  Backoff backoff_;
+  Timer retry_timer_;
+  uint64_t registrations_ = 0;
+  bool stopped_ = true;
+  std::vector<uint8_t> scratch_;
+};
+
+}  // namespace parley::call
+
+#endif

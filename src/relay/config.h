@@ -1,0 +1,45 @@
+// parley-relay's configuration: defaults, an optional config file, and command-line flags
+// (flags win over the file). The file holds the same keys as the flags, one `key = value` per
+// line, `#` starts a comment:
+//
+//   listen = 0.0.0.0:7350
+//   max-connections = 20000
+//
+// docs/relay.md lists every key.
+#ifndef PARLEY_RELAY_CONFIG_H
+#define PARLEY_RELAY_CONFIG_H
+
+#include <string>
+
+#include "base/address.h"
+#include "relay/router.h"
+
+namespace parley::relay {
+
+struct RelayConfig {
+  SocketAddress listen;      // QUIC (parley/1 and h3) + STUN; default 0.0.0.0:7350
+  // A second STUN-only port, so clients can tell whether their NAT's mapping depends on the
+  // destination port. Unset: the listen IP with port + 1 (an ephemeral port if listen's is 0).
+  SocketAddress stun_alt;
+  bool stun_alt_enabled = true;
+  std::string seed_path = "parley-relay.seed";
+  size_t max_connections = 10000;
+  uint32_t idle_timeout_ms = 30000;
+  uint32_t shutdown_timeout_ms = 3000;
+  int socket_buffer_bytes = 4 << 20;
+  int log_level = 3;         // kLogInfo
+  bool http3 = true;         // serve /health, /metrics, /v1/identity over ALPN h3
+  RouterLimits limits;
+};
+
+// Fills `out` from defaults, then `--config FILE` (if among the flags), then the flags.
+// Returns kOk, or kErrInvalidArgument with `*error` saying which flag/line is wrong and why.
+// `--help` returns kErrInvalidArgument with the usage text in `*error` and `*help` = true.
+int parse_config(int argc, const char *const *argv, RelayConfig *out, std::string *error,
+                 bool *help);
+
+const char *usage();
+
+}  // namespace parley::relay
+
+#endif

@@ -1,0 +1,562 @@
+#include "relay/router.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "identity/secret.h"
+#include "media/frame_header.h"
+
+namespace parley::relay {
+
+using signal::Message;
+using signal::Type;
+
+namespace {
+
+// Application close codes the relay uses (docs/protocol.md).
+constexpr uint64_t kCloseReplaced = 2;
+
+enum LimitKind { kLimitSignal, kLimitMedia, kLimitCalls, kLimitRooms, kLimitRoomSize };
+
+bool carries_call_parties(Type t) {
+  return t == Type::kCallRinging || t == Type::kCallAccept || t == Type::kCallReject ||
+         t == Type::kCallHangup;
+}
+
+}  // namespace
+
+struct Router::Client {
+  quic::Connection *conn = nullptr;
+  identity::Fingerprint fp;
+  int64_t stream = -1;  // the stream the client registered on; the relay answers there
+  bool registered = false;
+  bool replaced = false;
+  TokenBucket signal_bucket, packet_bucket, byte_bucket;
+  Timestamp rate_error_at = 0;
+  std::vector<Call *> calls;
+  std::vector<Room *> rooms;
+};
+
+struct Router::Call {
+  signal::CallId id;
+  identity::Fingerprint party[2];  // caller, callee
+  // Both parties stamp this stream id on their frames (each direction has its own media key,
+  // so they share no nonce space); the relay tells them apart by their connections.
+  uint32_t stream = 0;
+  bool answered = false;
+  Timestamp ring_deadline = 0;
+  int side(const identity::Fingerprint &fp) const {
+    return party[0] == fp ? 0 : party[1] == fp ? 1 : -1;
+  }
+};
+
+struct Router::Room {
+  signal::RoomId id;
+  std::vector<signal::Member> members;
+};
+
+struct Router::Route {
+  identity::Fingerprint owner;
+  Call *call = nullptr;
+  Room *room = nullptr;
+};
+
+size_t Router::KeyHash::operator()(const identity::Fingerprint &f) const {
+  // Fingerprints are SHA-256 outputs, but call and room ids are chosen by clients: both go
+  // through keyed SipHash so nobody can aim many keys at one bucket.
+  uint8_t out[crypto_shorthash_BYTES];
+  crypto_shorthash(out, f.bytes, sizeof f.bytes, key);
+  size_t h;
+  std::memcpy(&h, out, sizeof h);
+  return h;
+}
+
+size_t Router::KeyHash::operator()(const signal::Id16 &id) const {
+  uint8_t out[crypto_shorthash_BYTES];
+  crypto_shorthash(out, id.bytes, sizeof id.bytes, key);
+  size_t h;
+  std::memcpy(&h, out, sizeof h);
+  return h;
+}
+
+Router::Router(RouterLimits limits) : limits_(limits) {
+  if (limits_.max_room_size > signal::kMaxParticipants) {
+    limits_.max_room_size = signal::kMaxParticipants;
+  }
+  if (identity::sodium_ready() == kOk) randombytes_buf(hash_key_, sizeof hash_key_);
+  const KeyHash h{hash_key_};
+  registry_ = decltype(registry_)(16, h);
+  calls_ = decltype(calls_)(16, h);
+  rooms_ = decltype(rooms_)(16, h);
+}
+
+Router::~Router() = default;
+
+quic::Endpoint::Incoming Router::accept() {
+  if (!accepting_) return {};
+  return {[](const identity::Fingerprint &) { return true; },
+          [this](quic::Connection &c, const quic::Event &e) { on_event(c, e); }};
+}
+
+void Router::limit_hit(int kind, const char *fmt, ...) {
+  if (limit_log_at_[kind] != 0 && now_ - limit_log_at_[kind] < kNanosPerSecond) return;
+  limit_log_at_[kind] = now_ == 0 ? 1 : now_;
+  char line[256];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  PARLEY_LOG(kLogWarn, "relay", "limit hit: %s", line);
+}
+
+void Router::on_event(quic::Connection &c, const quic::Event &e) {
+  auto it = clients_.find(&c);
+  switch (e.type) {
+    case quic::EventType::kConnected: {
+      auto cl = std::make_unique<Client>();
+      cl->conn = &c;
+      cl->fp = c.peer();
+      cl->signal_bucket = TokenBucket(limits_.signal_rate, limits_.signal_burst);
+      cl->packet_bucket = TokenBucket(limits_.media_packet_rate, limits_.media_packet_burst);
+      cl->byte_bucket = TokenBucket(limits_.media_byte_rate, limits_.media_byte_burst);
+      clients_[&c] = std::move(cl);
+      break;
+    }
+    case quic::EventType::kMessage:
+      if (it != clients_.end()) on_message(it->second.get(), e.stream_id, e.data, e.len);
+      break;
+    case quic::EventType::kDatagram:
+      if (it != clients_.end()) on_datagram(it->second.get(), e.data, e.len);
+      break;
+    case quic::EventType::kClosed:
+      if (it != clients_.end()) {
+        on_closed(it->second.get());
+        clients_.erase(it);
+      }
+      break;
+  }
+}
+
+Router::Client *Router::registered(const identity::Fingerprint &fp) const {
+  auto it = registry_.find(fp);
+  return it == registry_.end() ? nullptr : it->second;
+}
+
+void Router::on_closed(Client *cl) {
+  if (!cl->registered || cl->replaced) return;
+  registry_.erase(cl->fp);
+  PARLEY_LOG(kLogInfo, "relay", "%s went away", cl->fp.display().c_str());
+  while (!cl->calls.empty()) {
+    end_call(cl->calls.back(), cl, kErrPeerUnavailable, "the peer disconnected from the relay");
+  }
+  while (!cl->rooms.empty()) leave_room(cl, cl->rooms.back());
+}
+
+void Router::send(Client *cl, const Message &m) {
+  if (cl->stream < 0) return;
+  if (signal::encode(m, &scratch_) != kOk) {
+    PARLEY_LOG(kLogError, "relay", "cannot encode %s: %s", signal::type_name(m.type),
+               last_error_message());
+    return;
+  }
+  if (cl->conn->send_message(cl->stream, scratch_.data(), scratch_.size()) == kOk) {
+    ++stats_.signal_out;
+  }
+}
+
+void Router::send_error(Client *cl, int code, const std::string &text,
+                        const signal::CallId *call) {
+  Message m;
+  m.type = Type::kError;
+  m.error_code = code;
+  m.text = text.substr(0, signal::kMaxText);
+  if (call) m.call_id = *call;
+  ++stats_.signal_errors_sent;
+  send(cl, m);
+}
+
+void Router::on_message(Client *cl, int64_t stream, const uint8_t *data, size_t len) {
+  ++stats_.signal_in;
+  if (cl->stream < 0) cl->stream = stream;
+  if (!cl->signal_bucket.take(now_)) {
+    ++stats_.signal_rate_limited;
+    limit_hit(kLimitSignal, "signaling rate of %s above %u/s", cl->fp.display().c_str(),
+              limits_.signal_rate);
+    if (cl->rate_error_at == 0 || now_ - cl->rate_error_at >= kNanosPerSecond) {
+      cl->rate_error_at = now_ == 0 ? 1 : now_;
+      send_error(cl, kErrRateLimited, "signaling rate limit exceeded; message dropped");
+    }
+    return;
+  }
+  Message m;
+  const int r = signal::decode(data, len, &m);
+  if (r != kOk) {
+    ++stats_.signal_malformed;
+    send_error(cl, r, last_error_message());
+    return;
+  }
+  if (m.type != Type::kRegister && !cl->registered) {
+    send_error(cl, kErrNotRegistered, "register first");
+    return;
+  }
+  switch (m.type) {
+    case Type::kRegister:
+      on_register(cl, m);
+      break;
+    case Type::kCallInvite:
+      on_invite(cl, m);
+      break;
+    case Type::kRoomJoin:
+      on_room_join(cl, m);
+      break;
+    case Type::kRoomLeave:
+      on_room_leave(cl, m);
+      break;
+    case Type::kError:
+      PARLEY_LOG(kLogDebug, "relay", "%s reports error %d: %s", cl->fp.display().c_str(),
+                 m.error_code.value_or(0), m.text.c_str());
+      break;
+    case Type::kRegisterAck:
+    case Type::kRoomUpdate:
+      send_error(cl, kErrInvalidArgument,
+                 std::string(signal::type_name(m.type)) + " is sent by the relay only");
+      break;
+    default:
+      if (m.call_id) {
+        on_call_message(cl, m);
+      } else {
+        // Room-scoped quality messages: the relay becomes their judge with adaptive quality.
+        PARLEY_LOG(kLogDebug, "relay", "ignoring room-scoped %s", signal::type_name(m.type));
+      }
+      break;
+  }
+}
+
+void Router::on_register(Client *cl, const Message &m) {
+  if (!cl->registered) {
+    if (Client *old = registered(cl->fp)) {
+      // Same identity, newer connection (the app restarted or its network changed): the new
+      // one takes over the registration, its calls and rooms; the old one is closed.
+      old->replaced = true;
+      cl->calls = std::move(old->calls);
+      cl->rooms = std::move(old->rooms);
+      old->conn->close(kCloseReplaced, "replaced by a newer connection of the same identity");
+      ++stats_.registrations_replaced;
+      PARLEY_LOG(kLogInfo, "relay", "%s re-registered from a new connection",
+                 cl->fp.display().c_str());
+    }
+    registry_[cl->fp] = cl;
+    cl->registered = true;
+    ++stats_.registrations;
+    PARLEY_LOG(kLogInfo, "relay", "%s registered (%s)", cl->fp.display().c_str(),
+               m.software.empty() ? "no software given" : m.software.c_str());
+  }
+  Message ack;
+  ack.type = Type::kRegisterAck;
+  ack.observed_address = cl->conn->remote();
+  ack.to = cl->fp;
+  ack.software = "parley-relay";
+  send(cl, ack);
+}
+
+uint32_t Router::new_stream(const Route &r) {
+  // Sequential with wrap-around; 0 is never used and live ids are skipped. Bounded: the
+  // number of live streams is far below 2^32.
+  for (;;) {
+    const uint32_t id = next_stream_++;
+    if (id == 0 || streams_.count(id)) continue;
+    streams_.emplace(id, r);
+    return id;
+  }
+}
+
+void Router::on_invite(Client *cl, Message &m) {
+  const signal::CallId id = *m.call_id;
+  if (!accepting_) {
+    send_error(cl, kErrClosed, "the relay is shutting down", &id);
+    return;
+  }
+  if (*m.from != cl->fp) {
+    ++stats_.spoof_attempts;
+    PARLEY_LOG(kLogWarn, "relay", "%s sent an invite claiming to be %s",
+               cl->fp.display().c_str(), m.from->display().c_str());
+    send_error(cl, kErrPeerIdentity, "'from' is not the identity this connection proved", &id);
+    return;
+  }
+  if (*m.to == cl->fp) {
+    send_error(cl, kErrInvalidArgument, "cannot call yourself", &id);
+    return;
+  }
+  Client *callee = registered(*m.to);
+  if (!callee) {
+    ++stats_.calls_refused_offline;
+    send_error(cl, kErrPeerUnavailable, m.to->hex() + " is not registered", &id);
+    return;
+  }
+  if (calls_.count(id)) {
+    send_error(cl, kErrInvalidArgument, "call id already in use", &id);
+    return;
+  }
+  if (calls_.size() >= limits_.max_calls || cl->calls.size() >= limits_.max_calls_per_client ||
+      callee->calls.size() >= limits_.max_calls_per_client) {
+    ++stats_.calls_refused_limit;
+    limit_hit(kLimitCalls, "call refused: %zu calls relay-wide (max %zu), %zu/%zu per client",
+              calls_.size(), limits_.max_calls,
+              std::max(cl->calls.size(), callee->calls.size()), limits_.max_calls_per_client);
+    send_error(cl, kErrLimitReached, "call limit reached", &id);
+    return;
+  }
+  auto call = std::make_unique<Call>();
+  call->id = id;
+  call->party[0] = cl->fp;
+  call->party[1] = callee->fp;
+  call->ring_deadline = now_ + Timestamp(limits_.ring_timeout_ms) * kNanosPerMilli;
+  Call *c = call.get();
+  calls_.emplace(id, std::move(call));
+  c->stream = new_stream(Route{c->party[0], c, nullptr});
+  cl->calls.push_back(c);
+  callee->calls.push_back(c);
+  ++stats_.calls_started;
+  m.stream_id = c->stream;
+  send(callee, m);
+}
+
+void Router::on_call_message(Client *cl, Message &m) {
+  const signal::CallId id = *m.call_id;
+  auto it = calls_.find(id);
+  const int side = it == calls_.end() ? -1 : it->second->side(cl->fp);
+  if (side < 0) {
+    send_error(cl, kErrCallNotFound, "no such call", &id);
+    return;
+  }
+  Call *call = it->second.get();
+  if (carries_call_parties(m.type) && (*m.from != cl->fp || *m.to != call->party[1 - side])) {
+    ++stats_.spoof_attempts;
+    send_error(cl, kErrPeerIdentity, "'from'/'to' do not match this call's parties", &id);
+    return;
+  }
+  const bool callee_only = m.type == Type::kCallRinging || m.type == Type::kCallAccept ||
+                           m.type == Type::kCallReject;
+  if (callee_only && side != 1) {
+    send_error(cl, kErrInvalidArgument,
+               std::string(signal::type_name(m.type)) + " comes from the callee", &id);
+    return;
+  }
+  if (m.type == Type::kCallAccept) {
+    if (call->answered) {
+      send_error(cl, kErrInvalidArgument, "call already accepted", &id);
+      return;
+    }
+    call->answered = true;
+    call->ring_deadline = 0;
+    ++stats_.calls_answered;
+  }
+  Client *other = registered(call->party[1 - side]);
+  if (other) {
+    m.stream_id = call->stream;
+    send(other, m);
+  }
+  if (m.type == Type::kCallReject || m.type == Type::kCallHangup) {
+    if (m.type == Type::kCallReject) ++stats_.calls_rejected;
+    end_call(call, nullptr, kOk, nullptr);
+  }
+}
+
+void Router::end_call(Call *call, const Client *notify_except, int error, const char *why) {
+  for (int s = 0; s < 2; ++s) {
+    Client *cl = registered(call->party[s]);
+    if (!cl) continue;
+    auto &v = cl->calls;
+    v.erase(std::remove(v.begin(), v.end(), call), v.end());
+    if (why && cl != notify_except) {
+      Message h;
+      h.type = Type::kCallHangup;
+      h.call_id = call->id;
+      h.from = call->party[1 - s];
+      h.to = call->party[s];
+      h.error_code = error;
+      h.text = why;
+      send(cl, h);
+    }
+  }
+  // A client that went away is no longer registered but still lists the call.
+  if (notify_except) {
+    auto &v = const_cast<Client *>(notify_except)->calls;
+    v.erase(std::remove(v.begin(), v.end(), call), v.end());
+  }
+  streams_.erase(call->stream);
+  calls_.erase(call->id);
+}
+
+Timestamp Router::next_deadline() const {
+  Timestamp next = 0;
+  for (const auto &kv : calls_) {
+    const Timestamp d = kv.second->ring_deadline;
+    if (d != 0 && (next == 0 || d < next)) next = d;
+  }
+  return next;
+}
+
+void Router::handle_timeouts() {
+  std::vector<Call *> due;
+  for (const auto &kv : calls_) {
+    if (kv.second->ring_deadline != 0 && kv.second->ring_deadline <= now_) {
+      due.push_back(kv.second.get());
+    }
+  }
+  for (Call *c : due) {
+    ++stats_.calls_timed_out;
+    end_call(c, nullptr, kErrTimeout, "the call was not answered in time");
+  }
+}
+
+void Router::on_room_join(Client *cl, const Message &m) {
+  const signal::RoomId id = *m.room_id;
+  auto it = rooms_.find(id);
+  Room *room = it == rooms_.end() ? nullptr : it->second.get();
+  if (room) {
+    for (const auto &mb : room->members) {
+      if (mb.fingerprint == cl->fp) {
+        broadcast_room(room);  // already in: resend the state
+        return;
+      }
+    }
+  }
+  if (!accepting_) {
+    send_error(cl, kErrClosed, "the relay is shutting down");
+    return;
+  }
+  const bool full = room ? room->members.size() >= limits_.max_room_size
+                         : rooms_.size() >= limits_.max_rooms;
+  if (full || cl->rooms.size() >= limits_.max_rooms_per_client) {
+    ++stats_.room_joins_refused;
+    limit_hit(kLimitRooms, "room join refused (%zu rooms of max %zu, room size max %zu)",
+              rooms_.size(), limits_.max_rooms, limits_.max_room_size);
+    send_error(cl, kErrLimitReached, full ? "room (or room count) limit reached"
+                                          : "too many rooms for this client");
+    return;
+  }
+  if (!room) {
+    auto r = std::make_unique<Room>();
+    r->id = id;
+    room = r.get();
+    rooms_.emplace(id, std::move(r));
+    ++stats_.rooms_created;
+  }
+  signal::Member mb;
+  mb.fingerprint = cl->fp;
+  mb.stream_id = new_stream(Route{cl->fp, nullptr, room});
+  room->members.push_back(mb);
+  cl->rooms.push_back(room);
+  broadcast_room(room);
+}
+
+void Router::on_room_leave(Client *cl, const Message &m) {
+  auto it = rooms_.find(*m.room_id);
+  if (it == rooms_.end() ||
+      std::find(cl->rooms.begin(), cl->rooms.end(), it->second.get()) == cl->rooms.end()) {
+    send_error(cl, kErrCallNotFound, "not in that room");
+    return;
+  }
+  leave_room(cl, it->second.get());
+}
+
+void Router::leave_room(Client *cl, Room *room) {
+  auto &v = cl->rooms;
+  v.erase(std::remove(v.begin(), v.end(), room), v.end());
+  auto &ms = room->members;
+  for (auto i = ms.begin(); i != ms.end(); ++i) {
+    if (i->fingerprint == cl->fp) {
+      streams_.erase(i->stream_id);
+      ms.erase(i);
+      break;
+    }
+  }
+  if (ms.empty()) {
+    rooms_.erase(room->id);
+    return;
+  }
+  broadcast_room(room);
+}
+
+void Router::broadcast_room(Room *room) {
+  Message u;
+  u.type = Type::kRoomUpdate;
+  u.room_id = room->id;
+  u.members = room->members;
+  for (const auto &mb : room->members) {
+    if (Client *cl = registered(mb.fingerprint)) {
+      u.stream_id = mb.stream_id;  // each member learns which stream id is its own
+      send(cl, u);
+    }
+  }
+}
+
+void Router::on_datagram(Client *cl, const uint8_t *data, size_t len) {
+  if (!cl->registered || cl->replaced) {
+    ++stats_.dropped_not_owner;
+    return;
+  }
+  if (!cl->packet_bucket.take(now_) || !cl->byte_bucket.take(now_, len)) {
+    ++stats_.dropped_rate_limited;
+    limit_hit(kLimitMedia, "media rate of %s above %u packets/s or %u bytes/s",
+              cl->fp.display().c_str(), limits_.media_packet_rate, limits_.media_byte_rate);
+    return;
+  }
+  uint32_t sid;
+  if (!media::peek_stream_id(data, len, &sid)) {
+    ++stats_.dropped_malformed;
+    return;
+  }
+  auto it = streams_.find(sid);
+  if (it == streams_.end()) {
+    ++stats_.dropped_unknown_stream;
+    return;
+  }
+  const Route &r = it->second;
+  // Nobody may inject frames into a stream that is not theirs.
+  const int side = r.call ? r.call->side(cl->fp) : r.owner == cl->fp ? 0 : -1;
+  if (side < 0) {
+    ++stats_.dropped_not_owner;
+    return;
+  }
+  auto forward = [&](const identity::Fingerprint &to) {
+    Client *dst = registered(to);
+    if (!dst || dst->conn->send_datagram(data, len) != kOk) {
+      ++stats_.dropped_queue_full;
+      return;
+    }
+    ++stats_.relayed_packets;
+    stats_.relayed_bytes += len;
+  };
+  if (r.call) {
+    if (!r.call->answered) {
+      ++stats_.dropped_unknown_stream;  // media flows once the call is accepted
+      return;
+    }
+    forward(r.call->party[1 - side]);
+  } else {
+    for (const auto &mb : r.room->members) {
+      if (mb.fingerprint != cl->fp) forward(mb.fingerprint);
+    }
+  }
+}
+
+RouterGauges Router::gauges() const {
+  RouterGauges g;
+  g.connections = clients_.size();
+  g.registered = registry_.size();
+  g.calls = calls_.size();
+  for (const auto &kv : calls_) g.calls_active += kv.second->answered ? 1 : 0;
+  g.rooms = rooms_.size();
+  for (const auto &kv : rooms_) g.room_members += kv.second->members.size();
+  return g;
+}
+
+}  // namespace parley::relay

@@ -1,0 +1,132 @@
+// The relay's switchboard, sans-I/O: presence (who is registered under which proved
+// fingerprint), call routing, rooms, and media forwarding between the QUIC connections of one
+// Endpoint. It never sees a media key: frames are forwarded by the stream id in their
+// authenticated header (media/frame_header.h) with the sealed payload untouched.
+//
+// Time comes in through advance(); the I/O adapter (server.h) calls it before feeding the
+// endpoint and arms a timer for next_deadline(). docs/protocol.md ("Relay") describes the
+// behaviour seen from a client.
+#ifndef PARLEY_RELAY_ROUTER_H
+#define PARLEY_RELAY_ROUTER_H
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/token_bucket.h"
+#include "identity/fingerprint.h"
+#include "quic/endpoint.h"
+#include "signal/message.h"
+
+namespace parley::relay {
+
+struct RouterLimits {
+  size_t max_calls = 10000;            // calls ringing or active, relay-wide
+  size_t max_calls_per_client = 8;
+  size_t max_rooms = 1000;
+  size_t max_room_size = 16;           // at most signal::kMaxParticipants
+  size_t max_rooms_per_client = 4;
+  uint32_t ring_timeout_ms = 60000;    // an unanswered invite ends after this
+  uint32_t signal_rate = 50;           // signaling messages per second per client...
+  uint32_t signal_burst = 200;         // ...with this burst (ICE trickles candidates in bursts)
+  uint32_t media_packet_rate = 500;    // media datagrams per second per client (0: unlimited)
+  uint32_t media_packet_burst = 1000;
+  uint32_t media_byte_rate = 1 << 20;  // bytes per second per client (0: unlimited)
+  uint32_t media_byte_burst = 2 << 20;
+};
+
+// Counters for /metrics. Gauges are computed on demand (Router::gauges).
+struct RouterStats {
+  uint64_t registrations = 0, registrations_replaced = 0;
+  uint64_t signal_in = 0, signal_out = 0, signal_malformed = 0, signal_errors_sent = 0;
+  uint64_t signal_rate_limited = 0;
+  uint64_t calls_started = 0, calls_answered = 0, calls_rejected = 0, calls_timed_out = 0;
+  uint64_t calls_refused_offline = 0, calls_refused_limit = 0, spoof_attempts = 0;
+  uint64_t relayed_packets = 0, relayed_bytes = 0;
+  uint64_t dropped_malformed = 0, dropped_unknown_stream = 0, dropped_not_owner = 0;
+  uint64_t dropped_rate_limited = 0, dropped_queue_full = 0;
+  uint64_t rooms_created = 0, room_joins_refused = 0;
+};
+
+struct RouterGauges {
+  size_t connections = 0, registered = 0, calls = 0, calls_active = 0, rooms = 0,
+         room_members = 0;
+};
+
+class Router {
+ public:
+  explicit Router(RouterLimits limits);
+  ~Router();
+  Router(const Router &) = delete;
+  Router &operator=(const Router &) = delete;
+
+  // What the endpoint's AcceptFn returns for a new parley/1 connection: any verified identity
+  // is welcome (authentication is the TLS handshake; authorisation is per message).
+  quic::Endpoint::Incoming accept();
+  // Sets the current time; call before handing the endpoint packets or expiries.
+  void advance(Timestamp now) { now_ = now; }
+  // Earliest ring timeout (0: none); handle_timeouts ends the calls that are due.
+  Timestamp next_deadline() const;
+  void handle_timeouts();
+  // Graceful shutdown: new connections and calls are refused from now on.
+  void stop_accepting() { accepting_ = false; }
+  bool accepting() const { return accepting_; }
+
+  const RouterStats &stats() const { return stats_; }
+  RouterGauges gauges() const;
+  const RouterLimits &limits() const { return limits_; }
+
+ private:
+  struct Client;
+  struct Call;
+  struct Room;
+  struct Route;
+  struct KeyHash {
+    const uint8_t *key;  // the router's random SipHash key
+    size_t operator()(const identity::Fingerprint &f) const;
+    size_t operator()(const signal::Id16 &id) const;
+  };
+
+  void on_event(quic::Connection &c, const quic::Event &e);
+  void on_connected(Client *cl);
+  void on_closed(Client *cl);
+  void on_message(Client *cl, int64_t stream, const uint8_t *data, size_t len);
+  void on_datagram(Client *cl, const uint8_t *data, size_t len);
+  void on_register(Client *cl, const signal::Message &m);
+  void on_invite(Client *cl, signal::Message &m);
+  void on_call_message(Client *cl, signal::Message &m);
+  void on_room_join(Client *cl, const signal::Message &m);
+  void on_room_leave(Client *cl, const signal::Message &m);
+
+  void send(Client *cl, const signal::Message &m);
+  void send_error(Client *cl, int code, const std::string &text,
+                  const signal::CallId *call = nullptr);
+  void end_call(Call *call, const Client *except, int error, const char *why);
+  void leave_room(Client *cl, Room *room);
+  void broadcast_room(Room *room);
+  uint32_t new_stream(const Route &r);
+  Client *registered(const identity::Fingerprint &fp) const;
+  // Rate-limited log line for a limit being hit (one per kind per second).
+  void limit_hit(int kind, const char *fmt, ...);
+
+  RouterLimits limits_;
+  Timestamp now_ = 0;
+  bool accepting_ = true;
+  RouterStats stats_;
+  std::unordered_map<quic::Connection *, std::unique_ptr<Client>> clients_;
+  std::unordered_map<identity::Fingerprint, Client *, KeyHash> registry_;
+  std::unordered_map<signal::CallId, std::unique_ptr<Call>, KeyHash> calls_;
+  std::unordered_map<signal::RoomId, std::unique_ptr<Room>, KeyHash> rooms_;
+  std::unordered_map<uint32_t, Route> streams_;
+  uint32_t next_stream_ = 1;
+  uint8_t hash_key_[16];
+  Timestamp limit_log_at_[8] = {};
+  std::vector<uint8_t> scratch_;  // encode buffer, reused
+};
+
+}  // namespace parley::relay
+
+#endif

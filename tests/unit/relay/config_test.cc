@@ -1,0 +1,78 @@
+#include "relay/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "base/error.h"
+
+namespace parley::relay {
+namespace {
+
+int parse(std::vector<const char *> args, RelayConfig *c, std::string *err) {
+  args.insert(args.begin(), "parley-relay");
+  bool help = false;
+  return parse_config(int(args.size()), args.data(), c, err, &help);
+}
+
+TEST(RelayConfig, DefaultsAndFlags) {
+  RelayConfig c;
+  std::string err;
+  ASSERT_EQ(kOk, parse({}, &c, &err)) << err;
+  EXPECT_EQ(c.listen.to_string(), "0.0.0.0:7350");
+  EXPECT_TRUE(c.stun_alt_enabled);
+  ASSERT_EQ(kOk, parse({"--listen", "127.0.0.1:9000", "--max-room-size", "5", "--stun-alt",
+                        "none", "--http3", "off", "--log-level", "debug"},
+                       &c, &err))
+      << err;
+  EXPECT_EQ(c.listen.to_string(), "127.0.0.1:9000");
+  EXPECT_EQ(c.limits.max_room_size, 5u);
+  EXPECT_FALSE(c.stun_alt_enabled);
+  EXPECT_FALSE(c.http3);
+  EXPECT_EQ(c.log_level, 4);
+}
+
+TEST(RelayConfig, BadValuesNameTheOption) {
+  RelayConfig c;
+  std::string err;
+  EXPECT_EQ(kErrInvalidArgument, parse({"--max-room-size", "65"}, &c, &err));
+  EXPECT_NE(err.find("max-room-size"), std::string::npos) << err;
+  EXPECT_EQ(kErrInvalidArgument, parse({"--listen", "nowhere"}, &c, &err));
+  EXPECT_NE(err.find("listen"), std::string::npos) << err;
+  EXPECT_EQ(kErrInvalidArgument, parse({"--frobnicate", "1"}, &c, &err));
+  EXPECT_NE(err.find("unknown option 'frobnicate'"), std::string::npos) << err;
+  EXPECT_EQ(kErrInvalidArgument, parse({"--max-calls"}, &c, &err));
+  EXPECT_EQ(kErrInvalidArgument, parse({"--max-calls", "-1"}, &c, &err));
+  EXPECT_EQ(kErrInvalidArgument, parse({"--max-calls", "99999999999999999999999"}, &c, &err));
+}
+
+TEST(RelayConfig, FileIsReadFirstAndFlagsOverrideIt) {
+  char path[] = "/tmp/parley-relay-config-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  {
+    std::ofstream f(path);
+    f << "# a comment\n  listen = 127.0.0.1:7000  \nmax-calls = 7 # trailing\n\nseed=/x/y\n";
+  }
+  RelayConfig c;
+  std::string err;
+  ASSERT_EQ(kOk, parse({"--max-calls", "9", "--config", path}, &c, &err)) << err;
+  EXPECT_EQ(c.listen.to_string(), "127.0.0.1:7000");
+  EXPECT_EQ(c.limits.max_calls, 9u);  // the flag wins, wherever --config appears
+  EXPECT_EQ(c.seed_path, "/x/y");
+  {
+    std::ofstream f(path);
+    f << "listen = 127.0.0.1:7000\nmax-calls\n";
+  }
+  EXPECT_EQ(kErrInvalidArgument, parse({"--config", path}, &c, &err));
+  EXPECT_NE(err.find(std::string(path) + ":2"), std::string::npos) << err;
+  std::remove(path);
+  EXPECT_EQ(kErrInvalidArgument, parse({"--config", path}, &c, &err));
+  EXPECT_NE(err.find("cannot read config file"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace parley::relay
