@@ -433,6 +433,17 @@ int Context::send_media(const signal::CallId &id, uint32_t sequence, uint32_t ti
   });
 }
 
+int Context::media_stream(const signal::CallId &id, uint32_t *stream_id) {
+  return run([&]() -> int {
+    auto it = calls_.find(key_of(id));
+    if (it == calls_.end() || it->second.state != CallState::kActive) {
+      return fail(kErrCallNotFound, "no active call with that id");
+    }
+    *stream_id = it->second.stream;
+    return kOk;
+  });
+}
+
 int Context::send_room_media(const signal::RoomId &id, uint32_t sequence, uint32_t timestamp,
                              uint8_t profile, const uint8_t *sealed, size_t len) {
   return run([&]() -> int {

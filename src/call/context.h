@@ -110,6 +110,10 @@ class Context {
   int send_room_media(const signal::RoomId &room, uint32_t sequence, uint32_t timestamp,
                       uint8_t profile, const uint8_t *sealed, size_t len);
 
+  // The stream id this side's frames on `call` carry (the media layer authenticates the
+  // header, so it needs it before sealing). kOk or kErrCallNotFound (no active call).
+  int media_stream(const signal::CallId &call, uint32_t *stream_id);
+
   // kOk, kErrNotRegistered. Membership arrives as kRoomUpdate events.
   int join_room(const signal::RoomId &room);
   int leave_room(const signal::RoomId &room);

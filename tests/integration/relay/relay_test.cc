@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
@@ -216,6 +217,210 @@ TEST_F(RelayTest, UnansweredCallsTimeOutAndDisconnectEndsCalls) {
   ASSERT_TRUE(a.wait_call(id, CallState::kActive));
   b.ctx.reset();
   ASSERT_TRUE(a.wait_call(id, CallState::kEnded));
+}
+
+// A sealed frame as the media layer will make it: header as associated data, payload sealed
+// with ChaCha20-Poly1305-IETF under a per-direction key only the two contexts know, nonce from
+// the sequence number. The relay forwards it; it has no key to open or forge it with.
+struct Sealer {
+  uint8_t key[crypto_aead_chacha20poly1305_ietf_KEYBYTES];
+  Sealer() { crypto_aead_chacha20poly1305_ietf_keygen(key); }
+  static void nonce(uint32_t seq, uint8_t *n) {
+    std::memset(n, 0, crypto_aead_chacha20poly1305_ietf_NPUBBYTES);
+    for (int i = 0; i < 4; ++i) n[8 + i] = uint8_t(seq >> (24 - 8 * i));
+  }
+  std::vector<uint8_t> seal(uint32_t stream, uint32_t seq, std::vector<uint8_t> *ad_out) const {
+    media::FrameHeader h;
+    h.stream_id = stream;
+    h.sequence = seq;
+    h.timestamp = seq * 960;
+    ad_out->resize(media::kFrameHeaderSize);
+    media::write_frame_header(h, ad_out->data());
+    uint8_t plain[100];
+    for (size_t i = 0; i < sizeof plain; ++i) plain[i] = uint8_t(seq * 31 + i);
+    std::vector<uint8_t> out(sizeof plain + crypto_aead_chacha20poly1305_ietf_ABYTES);
+    uint8_t n[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
+    nonce(seq, n);
+    unsigned long long len = 0;
+    crypto_aead_chacha20poly1305_ietf_encrypt(out.data(), &len, plain, sizeof plain,
+                                              ad_out->data(), ad_out->size(), nullptr, n, key);
+    return out;
+  }
+  // Opens a received frame (header + sealed payload); true if authentic and intact.
+  bool open(const std::vector<uint8_t> &frame, uint32_t *seq) const {
+    media::FrameHeader h;
+    if (media::parse_frame_header(frame.data(), frame.size(), &h) != kOk) return false;
+    uint8_t n[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
+    nonce(h.sequence, n);
+    std::vector<uint8_t> plain(frame.size());
+    unsigned long long len = 0;
+    if (crypto_aead_chacha20poly1305_ietf_decrypt(
+            plain.data(), &len, nullptr, frame.data() + media::kFrameHeaderSize,
+            frame.size() - media::kFrameHeaderSize, frame.data(), media::kFrameHeaderSize, n,
+            key) != 0) {
+      return false;
+    }
+    for (size_t i = 0; i < len; ++i) {
+      if (plain[i] != uint8_t(h.sequence * 31 + i)) return false;
+    }
+    *seq = h.sequence;
+    return true;
+  }
+};
+
+TEST_F(RelayTest, FiveThousandSealedFramesEachWayArriveIntactOrAreCountedLost) {
+  ASSERT_TRUE(start_relay({"--media-packet-rate", "20000", "--media-packet-burst", "2000"}));
+  Client a, b;
+  ASSERT_EQ(kOk, a.start(relay_.address, &relay_.fingerprint));
+  ASSERT_EQ(kOk, b.start(relay_.address, &relay_.fingerprint));
+  ASSERT_TRUE(a.wait_registered());
+  ASSERT_TRUE(b.wait_registered());
+  signal::CallId id;
+  ASSERT_EQ(kOk, a.ctx->start_call(b.id->fingerprint(), &id));
+  ASSERT_TRUE(b.wait([&] { return !b.incoming.empty(); }));
+  ASSERT_EQ(kOk, b.ctx->accept(id));
+  ASSERT_TRUE(a.wait_call(id, CallState::kActive));
+
+  constexpr uint32_t kFrames = 5000;
+  const Sealer a_to_b, b_to_a;
+  std::atomic<uint32_t> refused_a{0}, refused_b{0};
+  uint32_t stream = 0;
+  ASSERT_EQ(kOk, a.ctx->media_stream(id, &stream));
+  auto sender = [&](Client &from, const Sealer &s, std::atomic<uint32_t> &refused) {
+    // Paced at 1 frame per 0.5 ms (40x a voice stream): load shaping, not synchronisation.
+    auto next = std::chrono::steady_clock::now();
+    for (uint32_t seq = 1; seq <= kFrames; ++seq) {
+      std::vector<uint8_t> ad;
+      const auto sealed = s.seal(stream, seq, &ad);
+      if (from.ctx->send_media(id, seq, seq * 960, 0, sealed.data(), sealed.size()) != kOk) {
+        ++refused;
+      }
+      next += std::chrono::microseconds(500);
+      std::this_thread::sleep_until(next);
+    }
+  };
+  std::thread ta(sender, std::ref(a), std::cref(a_to_b), std::ref(refused_a));
+  std::thread tb(sender, std::ref(b), std::cref(b_to_a), std::ref(refused_b));
+  ta.join();
+  tb.join();
+  const uint32_t sent_ab = kFrames - refused_a, sent_ba = kFrames - refused_b;
+  // Whatever is still in flight arrives within a deadline; what does not is lost, and counted.
+  b.wait([&] { return b.media_count >= sent_ab; }, 5s);
+  a.wait([&] { return a.media_count >= sent_ba; }, 5s);
+
+  auto check = [&](Client &to, const Sealer &s, uint32_t sent, const char *dir) {
+    std::lock_guard<std::mutex> lock(to.m);
+    ASSERT_EQ(to.media.size(), 1u) << dir << ": frames arrived on one stream";
+    std::set<uint32_t> seqs;
+    for (const auto &f : to.media.begin()->second) {
+      uint32_t seq = 0;
+      ASSERT_TRUE(s.open(f, &seq)) << dir << ": a frame failed authentication";
+      EXPECT_TRUE(seqs.insert(seq).second) << dir << ": duplicate " << seq;
+    }
+    const uint32_t lost = sent - uint32_t(seqs.size());
+    std::printf("%s: %u frames sent (%u refused by the sender's queue), %zu received intact, "
+                "%u lost\n",
+                dir, sent, kFrames - sent, seqs.size(), lost);
+    // Loopback with a paced sender: nothing should be lost; allow a sliver for a busy CI box.
+    EXPECT_LE(lost, sent / 100) << dir;
+    EXPECT_GE(sent, kFrames * 99 / 100) << dir;
+  };
+  check(b, a_to_b, sent_ab, "a->b");
+  check(a, b_to_a, sent_ba, "b->a");
+}
+
+TEST_F(RelayTest, ARoomOfFiveForwardsEveryStreamToEveryOtherMember) {
+  ASSERT_TRUE(start_relay());
+  constexpr int kMembers = 5;
+  constexpr uint32_t kFrames = 50;
+  Client c[kMembers];
+  for (auto &x : c) ASSERT_EQ(kOk, x.start(relay_.address, &relay_.fingerprint));
+  for (auto &x : c) ASSERT_TRUE(x.wait_registered());
+  const signal::RoomId room = signal::RoomId::random();
+  const auto rk = Client::key(room);
+  for (auto &x : c) ASSERT_EQ(kOk, x.ctx->join_room(room));
+  for (auto &x : c) {
+    ASSERT_TRUE(x.wait([&] { return x.rooms.count(rk) && x.rooms[rk].size() == kMembers; }));
+  }
+  const Sealer key;  // a room key shared by the members (its distribution is not the relay's)
+  for (uint32_t seq = 1; seq <= kFrames; ++seq) {
+    for (auto &x : c) {
+      std::vector<uint8_t> ad;
+      const auto sealed = key.seal(x.room_stream[rk], seq, &ad);
+      ASSERT_EQ(kOk, x.ctx->send_room_media(room, seq, seq * 960, 0, sealed.data(),
+                                            sealed.size()));
+    }
+  }
+  for (int i = 0; i < kMembers; ++i) {
+    Client &x = c[i];
+    ASSERT_TRUE(x.wait([&] { return x.media_count >= (kMembers - 1) * kFrames; }))
+        << "member " << i << " got " << x.media_count.load();
+    std::lock_guard<std::mutex> lock(x.m);
+    EXPECT_EQ(x.media.size(), size_t(kMembers - 1)) << "member " << i << ": four streams";
+    EXPECT_EQ(x.media.count(x.room_stream[rk]), 0u) << "its own stream is not echoed";
+    for (const auto &kv : x.media) {
+      // Each stream id belongs to one of the other members, as the room update said.
+      bool known = false;
+      for (const auto &mb : x.rooms[rk]) {
+        known |= mb.stream_id == kv.first && mb.fingerprint != x.id->fingerprint();
+      }
+      EXPECT_TRUE(known);
+      EXPECT_EQ(kv.second.size(), kFrames);
+      for (const auto &f : kv.second) {
+        uint32_t seq;
+        EXPECT_TRUE(key.open(f, &seq));
+      }
+    }
+  }
+  // Leaving shrinks everyone's view.
+  ASSERT_EQ(kOk, c[4].ctx->leave_room(room));
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(c[i].wait([&] { return c[i].rooms[rk].size() == kMembers - 1; }));
+  }
+}
+
+TEST_F(RelayTest, ClientsReRegisterByThemselvesAfterTheRelayIsKilledAndRestarted) {
+  ASSERT_TRUE(start_relay());
+  const SocketAddress addr = relay_.address;
+  const identity::Fingerprint fp = relay_.fingerprint;
+  Client a, b;
+  ASSERT_EQ(kOk, a.start(addr, &fp));
+  ASSERT_EQ(kOk, b.start(addr, &fp));
+  ASSERT_TRUE(a.wait_registered(1));
+  ASSERT_TRUE(b.wait_registered(1));
+
+  // Idle registrations: no call, no media; only keep-alives flow.
+  EXPECT_EQ(128 + SIGKILL, relay_.stop(SIGKILL));  // no goodbye: clients must notice
+  // The outage itself (not a synchronisation): the relay stays down for 2 s, longer than the
+  // clients' first reconnect delays, so they see failed attempts before it returns.
+  std::this_thread::sleep_for(2s);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(start_relay({}, addr.to_string().c_str()));
+  EXPECT_EQ(relay_.fingerprint, fp) << "a restarted relay keeps its identity";
+  ASSERT_TRUE(a.wait_registered(2, 15s));
+  ASSERT_TRUE(b.wait_registered(2, 15s));
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("both clients re-registered %.2f s after the restart\n", secs);
+  EXPECT_LT(secs, 8.0);
+
+  signal::CallId id;
+  ASSERT_EQ(kOk, a.ctx->start_call(b.id->fingerprint(), &id));
+  ASSERT_TRUE(b.wait([&] { return !b.incoming.empty(); }));
+  ASSERT_EQ(kOk, b.ctx->accept(id));
+  ASSERT_TRUE(a.wait_call(id, CallState::kActive));
+}
+
+TEST_F(RelayTest, SigtermClosesClientsAndExitsWithinTheBound) {
+  ASSERT_TRUE(start_relay({"--shutdown-timeout-ms", "2000"}));
+  Client a;
+  ASSERT_EQ(kOk, a.start(relay_.address, &relay_.fingerprint));
+  ASSERT_TRUE(a.wait_registered());
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(0, relay_.stop(SIGTERM, 5s));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  // The client was told (CONNECTION_CLOSE), not left to time out: it is already reconnecting.
+  ASSERT_TRUE(a.wait([&] { return a.relay != call::RelayState::kRegistered; }, 1s));
 }
 
 TEST_F(RelayTest, AnImpostorCannotActAsAnotherFingerprint) {
