@@ -8,12 +8,17 @@
 
 namespace parley::call {
 
+namespace {
+constexpr uint64_t kCloseReplaced = 2;  // docs/protocol.md: relay application close codes
+}
+
 const char *relay_state_name(RelayState s) {
   switch (s) {
     case RelayState::kIdle: return "idle";
     case RelayState::kConnecting: return "connecting";
     case RelayState::kRegistered: return "registered";
     case RelayState::kBackoff: return "backoff";
+    case RelayState::kReplaced: return "replaced";
   }
   return "?";
 }
@@ -137,7 +142,13 @@ void RelayClient::on_event(quic::Connection &c, const quic::Event &e) {
         PARLEY_LOG(kLogError, "call", "relay identity check failed: %s",
                    e.close->reason.c_str());
       }
-      if (stopped_) {
+      if (e.close->by_peer && e.close->error == kOk && e.close->app_code == kCloseReplaced) {
+        PARLEY_LOG(kLogWarn, "call",
+                   "the relay registered this identity from another connection; not "
+                   "reconnecting");
+        stopped_ = true;
+        set_state(RelayState::kReplaced, kErrClosed);
+      } else if (stopped_) {
         set_state(RelayState::kIdle, err);
       } else {
         schedule_reconnect(err);

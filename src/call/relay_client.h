@@ -41,6 +41,10 @@ enum class RelayState {
   kConnecting = 1,    // handshake or registration under way
   kRegistered = 2,    // register-ack received: calls can be placed and received
   kBackoff = 3,       // connection lost; reconnecting after a delay
+  // Another connection registered this identity (the same seed on a second device or
+  // process) and the relay closed ours. Not retried: two holders of one identity would
+  // otherwise take the registration from each other forever. start() tries again.
+  kReplaced = 4,
 };
 const char *relay_state_name(RelayState s);
 

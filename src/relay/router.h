@@ -78,6 +78,8 @@ class Router {
   const RouterStats &stats() const { return stats_; }
   RouterGauges gauges() const;
   const RouterLimits &limits() const { return limits_; }
+  // Tests: where the stream id counter continues (to exercise its wrap-around).
+  void set_next_stream_for_test(uint32_t next) { next_stream_ = next; }
 
  private:
   struct Client;

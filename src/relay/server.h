@@ -48,6 +48,7 @@ class Server {
   // Prometheus text exposition of every counter and gauge.
   std::string metrics() const;
   const Router &router() const { return router_; }
+  Router &router() { return router_; }
   const quic::Endpoint &endpoint() const { return *endpoint_; }
 
  private:
