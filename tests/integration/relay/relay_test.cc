@@ -423,6 +423,26 @@ TEST_F(RelayTest, SigtermClosesClientsAndExitsWithinTheBound) {
   ASSERT_TRUE(a.wait([&] { return a.relay != call::RelayState::kRegistered; }, 1s));
 }
 
+TEST_F(RelayTest, TheSameIdentityOnASecondContextTakesOverWithoutPingPong) {
+  ASSERT_TRUE(start_relay());
+  Client first, second, caller;
+  ASSERT_EQ(kOk, first.start(relay_.address, &relay_.fingerprint));
+  ASSERT_TRUE(first.wait_registered());
+  ASSERT_EQ(kOk, identity::Identity::from_seed(first.id->seed(), 32, &second.id));
+  ASSERT_EQ(kOk, second.start(relay_.address, &relay_.fingerprint));
+  ASSERT_TRUE(second.wait_registered());
+  ASSERT_TRUE(first.wait([&] { return first.relay == call::RelayState::kReplaced; }));
+  // The displaced context does not fight back: calls to the identity reach the new one.
+  ASSERT_EQ(kOk, caller.start(relay_.address, &relay_.fingerprint));
+  ASSERT_TRUE(caller.wait_registered());
+  signal::CallId id;
+  ASSERT_EQ(kOk, caller.ctx->start_call(first.id->fingerprint(), &id));
+  ASSERT_TRUE(second.wait([&] { return second.incoming.size() == 1 && second.registrations == 1; }));
+  std::lock_guard<std::mutex> lock(first.m);
+  EXPECT_EQ(first.registrations, 1);
+  EXPECT_TRUE(first.incoming.empty());
+}
+
 TEST_F(RelayTest, AnImpostorCannotActAsAnotherFingerprint) {
   ASSERT_TRUE(start_relay());
   Client alice, bob, mallory;
