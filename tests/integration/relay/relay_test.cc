@@ -56,6 +56,9 @@ struct Client {
   bool keep_media = true;
   std::atomic<uint64_t> media_count{0};
 
+  // The context goes first: its loop thread delivers events into the members below.
+  ~Client() { ctx.reset(); }
+
   static std::vector<uint8_t> key(const signal::Id16 &id) {
     return std::vector<uint8_t>(id.bytes, id.bytes + 16);
   }

@@ -64,8 +64,9 @@ struct RawClient {
   void register_now() {
     Message m;
     m.type = Type::kRegister;
+    const size_t before = received();  // before sending: the answer may beat the next line
     send(m);
-    Message ack = reply(received() + 1);
+    Message ack = reply(before + 1);
     ASSERT_EQ(ack.type, Type::kRegisterAck);
   }
   Message invite(const identity::Fingerprint &to) {
