@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "base/error.h"
 #include "base/log.h"
@@ -39,6 +40,7 @@ Connection::Connection(Endpoint &ep, Role role, const SocketAddress &local,
     : ep_(ep), role_(role), local_(local), remote_(remote), config_(config) {}
 
 Connection::~Connection() {
+  app_.reset();  // may hold state that refers to conn_ (and to this)
   if (conn_) ngtcp2_conn_del(conn_);
 }
 
@@ -73,6 +75,10 @@ void Connection::setup_callbacks(ngtcp2_callbacks *cb) {
   cb->acked_stream_data_offset = on_acked_stream_data;
   cb->stream_open = on_stream_open;
   cb->stream_close = on_stream_close;
+  cb->stream_reset = on_stream_reset;
+  cb->stream_stop_sending = on_stream_stop_sending;
+  cb->extend_max_stream_data = on_extend_max_stream_data;
+  cb->extend_max_remote_streams_bidi = on_extend_max_remote_streams_bidi;
   cb->recv_datagram = on_recv_datagram;
   cb->ack_datagram = on_ack_datagram;
   cb->lost_datagram = on_lost_datagram;
@@ -107,7 +113,13 @@ void Connection::setup_settings(ngtcp2_settings *s, ngtcp2_transport_params *p, 
 int Connection::prepare(TlsSession::Role role, PeerVerifier verifier, Timestamp now,
                         ngtcp2_callbacks *cb, ngtcp2_settings *settings,
                         ngtcp2_transport_params *params) {
-  const int r = TlsSession::create(role, *ep_.creds_, std::move(verifier), get_conn, this, &tls_);
+  TlsSessionOptions options;
+  if (role == TlsSession::Role::kServer && ep_.config_.h3_app) {
+    options.offer_h3 = true;
+    options.on_alpn = [this](Alpn alpn) { return on_alpn(alpn); };
+  }
+  const int r =
+      TlsSession::create(role, *ep_.creds_, std::move(verifier), options, get_conn, this, &tls_);
   if (r != kOk) return r;
   setup_callbacks(cb);
   setup_settings(settings, params, now);
@@ -119,6 +131,27 @@ void Connection::attach(const ngtcp2_cid &scid) {
   ngtcp2_conn_set_keep_alive_timeout(conn_, uint64_t(config_.keepalive_ms) * NGTCP2_MILLISECONDS);
   cids_.push_back(scid);
   ep_.register_cid(scid, this);
+}
+
+bool Connection::on_alpn(Alpn alpn) {
+  if (alpn != Alpn::kH3) return true;  // parley/1 keeps the parameters it was created with
+  if (!app_) {
+    app_ = ep_.config_.h3_app(*this);
+    if (!app_) return false;
+  }
+  // HTTP/3 (RFC 9114 6.2): the client opens three unidirectional streams (control, QPACK
+  // encoder, decoder) and one bidirectional stream per request; the peer's concurrent requests
+  // are bounded here, by QUIC. No DATAGRAMs, and no keep-alive: an HTTP client that goes
+  // quiet is let go at the idle timeout rather than held open by our PINGs.
+  ngtcp2_transport_params p = *ngtcp2_conn_get_local_transport_params(conn_);
+  p.initial_max_streams_bidi = ep_.config_.h3_max_requests;
+  p.initial_max_streams_uni = 3;
+  p.initial_max_stream_data_bidi_remote = config_.stream_window;
+  p.initial_max_stream_data_uni = config_.stream_window;
+  p.max_datagram_frame_size = 0;
+  if (ngtcp2_conn_set_local_transport_params(conn_, &p) != 0) return false;
+  ngtcp2_conn_set_keep_alive_timeout(conn_, UINT64_MAX);
+  return true;
 }
 
 int Connection::init_client(const ngtcp2_cid &dcid, const ngtcp2_cid &scid,
@@ -171,6 +204,7 @@ int Connection::init_server(const ngtcp2_pkt_hd &hd, const ngtcp2_cid &scid,
 // --- API ---------------------------------------------------------------------------------
 
 int Connection::open_stream(int64_t *stream_id) {
+  if (app_) return fail(kErrInvalidArgument, "not a parley/1 connection");
   if (state_ == State::kHandshake) {
     return fail(kErrInvalidArgument, "streams open once the handshake completed");
   }
@@ -184,6 +218,7 @@ int Connection::open_stream(int64_t *stream_id) {
 }
 
 int Connection::send_message(int64_t stream_id, const uint8_t *data, size_t len) {
+  if (app_) return fail(kErrInvalidArgument, "not a parley/1 connection");
   if (state_ != State::kConnected || close_requested_) return fail(kErrClosed, "connection closed");
   if (len > config_.max_message_size) {
     return fail(kErrMessageTooLarge, "message of %zu bytes exceeds the maximum %zu", len,
@@ -199,6 +234,7 @@ int Connection::send_message(int64_t stream_id, const uint8_t *data, size_t len)
 }
 
 int Connection::end_stream(int64_t stream_id) {
+  if (app_) return fail(kErrInvalidArgument, "not a parley/1 connection");
   if (state_ != State::kConnected || close_requested_) return fail(kErrClosed, "connection closed");
   auto it = streams_.find(stream_id);
   if (it == streams_.end()) return fail(kErrInvalidArgument, "no stream %lld", (long long)stream_id);
@@ -221,6 +257,7 @@ size_t Connection::max_datagram_payload() const {
 }
 
 int Connection::send_datagram(const uint8_t *data, size_t len) {
+  if (app_) return fail(kErrInvalidArgument, "not a parley/1 connection");
   if (state_ != State::kConnected || close_requested_) return fail(kErrClosed, "connection closed");
   const size_t max = max_datagram_payload();
   if (len > max) {
@@ -272,6 +309,54 @@ PathStats Connection::stats() const {
   }
   s.max_datagram_payload = max_datagram_payload();
   return s;
+}
+
+const char *Connection::alpn() const {
+  switch (tls_ ? tls_->alpn() : Alpn::kNone) {
+    case Alpn::kParley: return kAlpn;
+    case Alpn::kH3: return kAlpnH3;
+    case Alpn::kNone: break;
+  }
+  return "";
+}
+
+// --- StreamApp support -----------------------------------------------------------------------
+
+int Connection::open_uni_stream(int64_t *stream_id) {
+  if (state_ != State::kConnected || close_requested_) return fail(kErrClosed, "connection closed");
+  const int r = ngtcp2_conn_open_uni_stream(conn_, stream_id, nullptr);
+  if (r == NGTCP2_ERR_STREAM_ID_BLOCKED) return fail(kErrQueueFull, "peer's stream limit reached");
+  if (r != 0) return fail(kErrTransport, "open stream: %s", ngtcp2_strerror(r));
+  ep_.mark_dirty(this);
+  return kOk;
+}
+
+void Connection::consume(int64_t stream_id, size_t n) {
+  if (!conn_ || n == 0) return;
+  ngtcp2_conn_extend_max_stream_offset(conn_, stream_id, n);
+  ngtcp2_conn_extend_max_offset(conn_, n);
+  ep_.mark_dirty(this);  // the new credit goes out with the next write
+}
+
+void Connection::shutdown_stream_read(int64_t stream_id, uint64_t app_error_code) {
+  if (conn_) ngtcp2_conn_shutdown_stream_read(conn_, 0, stream_id, app_error_code);
+  ep_.mark_dirty(this);
+}
+
+void Connection::shutdown_stream_write(int64_t stream_id, uint64_t app_error_code) {
+  if (conn_) ngtcp2_conn_shutdown_stream_write(conn_, 0, stream_id, app_error_code);
+  ep_.mark_dirty(this);
+}
+
+uint64_t Connection::max_peer_bidi_streams() const {
+  return conn_ ? ngtcp2_conn_get_local_transport_params(conn_)->initial_max_streams_bidi : 0;
+}
+
+void Connection::resume() { ep_.mark_dirty(this); }
+
+int Connection::app_failed() {
+  app_error_ = true;
+  return NGTCP2_ERR_CALLBACK_FAILURE;
 }
 
 // --- packets in, packets out -----------------------------------------------------------------
@@ -349,7 +434,9 @@ void Connection::on_packet(const SocketAddress &local, const SocketAddress &from
 void Connection::fail_with(int rv, Timestamp now) {
   ngtcp2_ccerr ccerr;
   ngtcp2_ccerr_default(&ccerr);
-  if (rv == NGTCP2_ERR_CRYPTO) {
+  if (app_error_ && app_) {
+    ngtcp2_ccerr_set_application_error(&ccerr, app_->error_code(), nullptr, 0);
+  } else if (rv == NGTCP2_ERR_CRYPTO) {
     ngtcp2_ccerr_set_tls_alert(&ccerr, ngtcp2_conn_get_tls_alert(conn_), nullptr, 0);
   } else {
     ngtcp2_ccerr_set_liberr(&ccerr, rv, nullptr, 0);
@@ -362,6 +449,21 @@ void Connection::fail_with(int rv, Timestamp now) {
   } else if (tls_ && tls_->alpn_rejected()) {
     info.error = kErrTransport;
     info.reason = tls_->rejection_reason();
+  } else if (rv == NGTCP2_ERR_CRYPTO && is_identity_alert(ngtcp2_conn_get_tls_alert(conn_))) {
+    // GnuTLS refused the peer's certificate before our verify callback saw it, e.g. none at
+    // all where one is required: still an identity refusal, as the peer will report it.
+    const uint8_t alert = ngtcp2_conn_get_tls_alert(conn_);
+    info.error = kErrPeerIdentity;
+    info.reason = alert == 116 /* certificate_required */
+                      ? "peer presented no certificate"
+                      : "peer certificate refused (TLS alert " + std::to_string(alert) + ")";
+  } else if (rv == NGTCP2_ERR_CRYPTO && ngtcp2_conn_get_tls_alert(conn_) == 120) {
+    // no_application_protocol: GnuTLS found no ALPN in common (before our own checks ran).
+    info.error = kErrTransport;
+    info.reason = "peer offered no ALPN this endpoint serves";
+  } else if (app_error_) {
+    info.error = kErrTransport;
+    info.reason = std::string(alpn()) + " protocol error";
   } else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT || rv == NGTCP2_ERR_IDLE_CLOSE) {
     info.error = kErrTimeout;
     info.reason = rv == NGTCP2_ERR_IDLE_CLOSE ? "idle timeout" : "handshake timeout";
@@ -430,6 +532,10 @@ void Connection::write(Timestamp now) {
     set_state(State::kClosing);
     close_deadline_ = now + 3 * ngtcp2_conn_get_pto(conn_);
     emit_close_event();
+    return;
+  }
+  if (app_) {
+    write_app(now);
     return;
   }
   std::vector<int64_t> blocked;  // streams that cannot send more this round
@@ -530,6 +636,57 @@ void Connection::write(Timestamp now) {
   ngtcp2_conn_update_pkt_tx_time(conn_, now);
 }
 
+// The nghttp3 way of feeding ngtcp2 (as in ngtcp2's own example server): ask the app for
+// stream data, let ngtcp2 pack it, tell the app what was taken; NGTCP2_WRITE_STREAM_FLAG_MORE
+// lets several streams share one packet (ngtcp2 then returns NGTCP2_ERR_WRITE_MORE and keeps
+// the packet open in the same buffer).
+void Connection::write_app(Timestamp now) {
+  int packets = 0;
+  // Every round either fills a packet or changes the app's state (data taken, a stream
+  // blocked or shut); the cap only guards against an app that keeps offering the impossible.
+  for (int round = 0; round < 4096 && packets < 64; ++round) {
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_pkt_info pi;
+    StreamApp::Outgoing out;
+    if (state_ == State::kConnected && ngtcp2_conn_get_max_data_left(conn_) > 0) {
+      if (app_->next_outgoing(&out) < 0) {
+        app_error_ = true;
+        fail_with(NGTCP2_ERR_CALLBACK_FAILURE, now);
+        return;
+      }
+    }
+    uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+    if (out.fin) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+    ngtcp2_ssize taken = -1;
+    const ngtcp2_ssize n =
+        ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, ep_.tx(), kMaxUdpPayload, &taken, flags,
+                                  out.stream_id, out.vecs, out.count, now);
+    if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
+      app_->on_blocked(out.stream_id);
+      continue;
+    }
+    if (n == NGTCP2_ERR_STREAM_SHUT_WR || n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+      app_->on_write_shut(out.stream_id);
+      continue;
+    }
+    if (taken >= 0 && out.stream_id >= 0 && app_->on_sent(out.stream_id, size_t(taken)) < 0) {
+      app_error_ = true;
+      fail_with(NGTCP2_ERR_CALLBACK_FAILURE, now);
+      return;
+    }
+    if (n == NGTCP2_ERR_WRITE_MORE) continue;  // room left in this packet
+    if (n < 0) {
+      fail_with(int(n), now);
+      return;
+    }
+    if (n == 0) break;  // nothing more, or congestion / pacing limited
+    send_packet(ps.path, ep_.tx(), size_t(n));
+    ++packets;
+  }
+  ngtcp2_conn_update_pkt_tx_time(conn_, now);
+}
+
 Timestamp Connection::expiry() const {
   if (state_ == State::kClosing || state_ == State::kDraining) return close_deadline_;
   if (state_ == State::kClosed || !conn_) return 0;
@@ -552,6 +709,7 @@ void Connection::on_expiry(Timestamp now) {
 int Connection::on_handshake_completed(ngtcp2_conn *, void *user) {
   Connection *c = self(user);
   c->set_state(State::kConnected);
+  if (c->app_ && c->app_->on_connected() < 0) return c->app_failed();
   Event e{EventType::kConnected};
   if (c->handler_) c->handler_(*c, e);
   return 0;
@@ -561,6 +719,16 @@ int Connection::on_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t s
                                     uint64_t, const uint8_t *data, size_t len, void *user,
                                     void *) {
   Connection *c = self(user);
+  if (c->app_) {
+    const int64_t credit = c->app_->on_stream_data(
+        stream_id, data, len, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
+    if (credit < 0) return c->app_failed();
+    if (credit > 0) {
+      ngtcp2_conn_extend_max_stream_offset(conn, stream_id, uint64_t(credit));
+      ngtcp2_conn_extend_max_offset(conn, uint64_t(credit));
+    }
+    return 0;
+  }
   auto it = c->streams_.find(stream_id);
   if (it == c->streams_.end()) {
     it = c->streams_.emplace(stream_id, Stream(c->config_.max_message_size)).first;
@@ -596,6 +764,7 @@ int Connection::on_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t s
 int Connection::on_acked_stream_data(ngtcp2_conn *, int64_t stream_id, uint64_t offset,
                                      uint64_t len, void *user, void *) {
   Connection *c = self(user);
+  if (c->app_) return c->app_->on_acked(stream_id, len) < 0 ? c->app_failed() : 0;
   auto it = c->streams_.find(stream_id);
   if (it != c->streams_.end()) it->second.tx.acked_to(offset + len);
   return 0;
@@ -603,15 +772,56 @@ int Connection::on_acked_stream_data(ngtcp2_conn *, int64_t stream_id, uint64_t 
 
 int Connection::on_stream_open(ngtcp2_conn *, int64_t stream_id, void *user) {
   Connection *c = self(user);
+  if (c->app_) return 0;  // the app learns of streams from their data
   c->streams_.emplace(stream_id, Stream(c->config_.max_message_size));
   return 0;
 }
 
-int Connection::on_stream_close(ngtcp2_conn *conn, uint32_t, int64_t stream_id, uint64_t,
+int Connection::on_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
+                                uint64_t app_error_code, void *user, void *) {
+  Connection *c = self(user);
+  if (c->app_) {
+    const bool has_code = (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) != 0;
+    if (c->app_->on_stream_close(stream_id, has_code, app_error_code) < 0) {
+      return c->app_failed();
+    }
+  } else {
+    c->streams_.erase(stream_id);
+  }
+  // A closed peer-opened stream gives the peer its slot back (MAX_STREAMS). Only
+  // bidirectional ones: an h3 peer's three unidirectional streams live as long as the
+  // connection, and parley/1 allows the peer none.
+  if (!ngtcp2_conn_is_local_stream(conn, stream_id) && ngtcp2_is_bidi_stream(stream_id)) {
+    ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+  }
+  return 0;
+}
+
+int Connection::on_stream_reset(ngtcp2_conn *, int64_t stream_id, uint64_t, uint64_t app_error_code,
                                 void *user, void *) {
-  self(user)->streams_.erase(stream_id);
-  // A closed peer-opened stream gives the peer its slot back (MAX_STREAMS).
-  if (!ngtcp2_conn_is_local_stream(conn, stream_id)) ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+  Connection *c = self(user);
+  if (c->app_ && c->app_->on_stream_reset(stream_id, app_error_code) < 0) return c->app_failed();
+  return 0;
+}
+
+int Connection::on_stream_stop_sending(ngtcp2_conn *, int64_t stream_id, uint64_t app_error_code,
+                                       void *user, void *) {
+  Connection *c = self(user);
+  if (c->app_ && c->app_->on_stop_sending(stream_id, app_error_code) < 0) return c->app_failed();
+  return 0;
+}
+
+int Connection::on_extend_max_stream_data(ngtcp2_conn *, int64_t stream_id, uint64_t, void *user,
+                                          void *) {
+  Connection *c = self(user);
+  if (c->app_ && c->app_->on_stream_credit(stream_id) < 0) return c->app_failed();
+  return 0;
+}
+
+int Connection::on_extend_max_remote_streams_bidi(ngtcp2_conn *, uint64_t max_streams,
+                                                  void *user) {
+  Connection *c = self(user);
+  if (c->app_) c->app_->on_max_remote_bidi_streams(max_streams);
   return 0;
 }
 

@@ -1,6 +1,8 @@
 // One QUIC connection (client or server role) over ngtcp2, owned by an Endpoint. Sans-I/O in
 // the ngtcp2 sense: the Endpoint feeds it packets and time and collects the packets it writes.
 // Events go to one handler per connection as a tagged struct whose numbering only grows.
+// A parley/1 connection carries parley's framed messages and DATAGRAMs; a server connection
+// that negotiated "h3" instead hands its raw streams to a StreamApp (the relay's HTTP/3).
 #ifndef PARLEY_QUIC_CONNECTION_H
 #define PARLEY_QUIC_CONNECTION_H
 
@@ -81,6 +83,77 @@ struct Event {
 
 using EventHandler = std::function<void(Connection &, const Event &)>;
 
+// A raw-stream application protocol attached to a connection instead of parley's message
+// framing (HTTP/3 on the relay: relay/http3.h). Shaped after what nghttp3 needs from ngtcp2,
+// so each call maps onto one nghttp3 call. The Connection owns the app (it is destroyed with
+// the connection, before the ngtcp2 connection) and calls it on the loop thread only.
+//
+// All on_* calls run inside ngtcp2 callbacks, where ngtcp2 forbids writing: from there the app
+// may only use the Connection's stream-app calls (open_uni_stream, consume, shutdown_stream_*,
+// close), which queue work. next_outgoing/on_sent/on_blocked/on_write_shut run from the
+// connection's write loop, outside callbacks.
+//
+// Errors: an int-returning call that returns a negative value fails the connection, which is
+// closed with the application error code error_code() then reports (for HTTP/3 an H3_* code).
+class StreamApp {
+ public:
+  virtual ~StreamApp() = default;
+
+  // The handshake completed: the app opens its own streams here (HTTP/3: control and QPACK).
+  virtual int on_connected() = 0;
+  // The next in-order bytes of `stream_id` (`fin`: the peer ended the stream with them).
+  // Returns how many bytes the connection credits back to the peer's flow control at once;
+  // bytes the app holds on to are credited later with Connection::consume. QUIC's flow
+  // control is what bounds the peer, so an app that buffers must not credit what it buffers.
+  virtual int64_t on_stream_data(int64_t stream_id, const uint8_t *data, size_t len,
+                                 bool fin) = 0;
+  // The peer acknowledged `n` more bytes of `stream_id` (in order): sent bytes up to there
+  // may be freed. Until then they must stay valid: ngtcp2 retransmits from the app's memory.
+  virtual int on_acked(int64_t stream_id, uint64_t n) = 0;
+  // The peer reset the stream (RESET_STREAM) / asked us to stop sending on it (STOP_SENDING).
+  virtual int on_stream_reset(int64_t stream_id, uint64_t app_error_code) = 0;
+  virtual int on_stop_sending(int64_t stream_id, uint64_t app_error_code) = 0;
+  // Both directions of the stream are over; `app_error_code` is meaningful only if
+  // `has_error_code`. A peer-opened bidirectional stream's slot is then returned to the peer
+  // (MAX_STREAMS) by the connection, so the number of concurrent requests stays bounded by
+  // the transport parameter while any number can be served over a connection's life.
+  virtual int on_stream_close(int64_t stream_id, bool has_error_code,
+                              uint64_t app_error_code) = 0;
+  // The peer raised the flow-control limit of `stream_id` (offer it again if it was blocked).
+  virtual int on_stream_credit(int64_t stream_id) = 0;
+  // The peer may now have opened up to `max_streams` bidirectional streams in total.
+  virtual void on_max_remote_bidi_streams(uint64_t max_streams) = 0;
+
+  // Stream data the app wants sent, as nghttp3_conn_writev_stream hands it out.
+  struct Outgoing {
+    static constexpr size_t kMaxVecs = 16;
+    int64_t stream_id = -1;  // -1: nothing to send now
+    ngtcp2_vec vecs[kMaxVecs];
+    size_t count = 0;
+    bool fin = false;  // the stream ends after these bytes
+  };
+  // Fills `out` with the next bytes to send (valid until acknowledged, see on_acked). The
+  // connection offers them to ngtcp2 and reports what was taken through on_sent.
+  virtual int next_outgoing(Outgoing *out) = 0;
+  // `n` bytes (possibly 0: FIN alone) of what next_outgoing offered for `stream_id` were
+  // taken into a packet.
+  virtual int on_sent(int64_t stream_id, size_t n) = 0;
+  // `stream_id` is blocked by the peer's flow control: do not offer it again before
+  // on_stream_credit.
+  virtual void on_blocked(int64_t stream_id) = 0;
+  // Our side of `stream_id` can no longer be written (the peer sent STOP_SENDING, or it was
+  // reset): never offer it again.
+  virtual void on_write_shut(int64_t stream_id) = 0;
+
+  // The application error code to close the connection with after a failure.
+  virtual uint64_t error_code() const = 0;
+};
+
+// Makes the StreamApp for a connection that negotiated "h3" (nullptr refuses it). Called on
+// the loop thread during the handshake; the app must not outlive `conn` (it cannot: `conn`
+// owns it).
+using StreamAppFactory = std::function<std::unique_ptr<StreamApp>(Connection &conn)>;
+
 class Connection {
  public:
   enum class Role { kClient, kServer };
@@ -93,8 +166,15 @@ class Connection {
   Role role() const { return role_; }
   State state() const { return state_; }
   const SocketAddress &remote() const { return remote_; }
-  // The verified peer identity (valid from kConnected on).
+  // The verified peer identity (valid from kConnected on). An h3 client may present no
+  // certificate (has_peer() false, peer() all zeros); one it presents is not pinned.
   const identity::Fingerprint &peer() const { return tls_->peer_fingerprint(); }
+  bool has_peer() const { return tls_->peer_seen(); }
+  // The negotiated ALPN: "parley/1", "h3" or "" (not negotiated yet).
+  const char *alpn() const;
+  // True for a server connection that negotiated "h3": its streams belong to its StreamApp,
+  // and the message, stream and datagram calls below return kErrInvalidArgument.
+  bool is_h3() const { return app_ != nullptr; }
   void set_handler(EventHandler handler) { handler_ = std::move(handler); }
   void *user_data = nullptr;
 
@@ -118,6 +198,22 @@ class Connection {
 
   PathStats stats() const;
 
+  // --- For the StreamApp of an h3 connection (safe inside its callbacks) ---
+  // Opens a unidirectional stream of ours. kOk, kErrQueueFull (the peer's limit), kErrClosed.
+  int open_uni_stream(int64_t *stream_id);
+  // Credits `n` bytes of `stream_id` the app has now processed back to the peer's stream and
+  // connection flow control (see StreamApp::on_stream_data).
+  void consume(int64_t stream_id, size_t n);
+  // Stops reading `stream_id` (STOP_SENDING) / abandons writing it (RESET_STREAM).
+  void shutdown_stream_read(int64_t stream_id, uint64_t app_error_code);
+  void shutdown_stream_write(int64_t stream_id, uint64_t app_error_code);
+  // How many bidirectional streams the peer may have open at once (our transport parameter).
+  uint64_t max_peer_bidi_streams() const;
+  // The app has data to send that did not come from one of its callbacks (e.g. a response
+  // finished asynchronously): the connection writes at the endpoint's next flush (kick the
+  // EndpointDriver afterwards).
+  void resume();
+
  private:
   friend class Endpoint;
   Connection(Endpoint &ep, Role role, const SocketAddress &local, const SocketAddress &remote,
@@ -130,6 +226,13 @@ class Connection {
   // after ngtcp2_conn_*_new, attaching TLS, keep-alive and our first CID.
   int prepare(TlsSession::Role role, PeerVerifier verifier, Timestamp now, ngtcp2_callbacks *cb,
               ngtcp2_settings *settings, ngtcp2_transport_params *params);
+  // Server: the ClientHello chose `alpn`; for h3, attach the StreamApp and set the transport
+  // parameters HTTP/3 needs before they are sent. False aborts the handshake.
+  bool on_alpn(Alpn alpn);
+  // The write loop of an h3 connection: the app's stream data, then whatever ngtcp2 has.
+  void write_app(Timestamp now);
+  // A StreamApp call failed: close with its error code (the next write sends it).
+  int app_failed();
   void attach(const ngtcp2_cid &scid);
   void setup_callbacks(ngtcp2_callbacks *cb);
   void setup_settings(ngtcp2_settings *s, ngtcp2_transport_params *p, Timestamp now);
@@ -158,6 +261,13 @@ class Connection {
   static int on_stream_open(ngtcp2_conn *, int64_t stream_id, void *user);
   static int on_stream_close(ngtcp2_conn *, uint32_t flags, int64_t stream_id,
                              uint64_t app_error_code, void *user, void *stream_user);
+  static int on_stream_reset(ngtcp2_conn *, int64_t stream_id, uint64_t final_size,
+                             uint64_t app_error_code, void *user, void *stream_user);
+  static int on_stream_stop_sending(ngtcp2_conn *, int64_t stream_id, uint64_t app_error_code,
+                                    void *user, void *stream_user);
+  static int on_extend_max_stream_data(ngtcp2_conn *, int64_t stream_id, uint64_t max_data,
+                                       void *user, void *stream_user);
+  static int on_extend_max_remote_streams_bidi(ngtcp2_conn *, uint64_t max_streams, void *user);
   static int on_recv_datagram(ngtcp2_conn *, uint32_t flags, const uint8_t *data, size_t len,
                               void *user);
   static int on_ack_datagram(ngtcp2_conn *, uint64_t id, void *user);
@@ -185,6 +295,10 @@ class Connection {
   ngtcp2_conn *conn_ = nullptr;
   std::unique_ptr<TlsSession> tls_;
   EventHandler handler_;
+  // Set on an h3 server connection once the ALPN is known. ~Connection destroys it before
+  // the ngtcp2 connection (the app may refer to both).
+  std::unique_ptr<StreamApp> app_;
+  bool app_error_ = false;  // a StreamApp call failed: close with app_->error_code()
   std::map<int64_t, Stream> streams_;
   std::vector<ngtcp2_cid> cids_;  // our source CIDs, registered with the endpoint
   // Datagram ring: fixed slots allocated once, no allocation per datagram.

@@ -45,6 +45,13 @@ struct EndpointConfig {
   // Stateless resets are rate-limited; an endpoint never sends more than this many per
   // second (they answer packets nobody can otherwise identify).
   uint32_t max_stateless_resets_per_second = 100;
+  // Server only: also offer ALPN "h3" and attach the StreamApp this makes to connections that
+  // negotiate it, instead of parley's message framing (relay/http3.h: enable_http3). Such
+  // clients need no certificate (parley/1 clients still must present one); AcceptFn still
+  // runs first for them and its handler still gets kConnected and kClosed. Empty: parley/1 only.
+  StreamAppFactory h3_app;
+  // Concurrent requests (peer-opened bidirectional streams) per h3 connection.
+  uint32_t h3_max_requests = 32;
 };
 
 struct EndpointStats {
@@ -62,7 +69,8 @@ class Endpoint {
   using BatchSendFn = std::function<void(const TxPacket *packets, size_t n)>;
   // Decides whether to accept an incoming connection's verified peer identity from `remote`
   // (pin, TOFU, or anyone for a relay) and attaches its event handler. Return an empty
-  // verifier to refuse. Called when the first Initial of a new connection arrives.
+  // verifier to refuse. Called when the first Initial of a new connection arrives, before the
+  // ALPN is known; the verifier is only consulted for parley/1 (see EndpointConfig::h3_app).
   struct Incoming {
     PeerVerifier verify;
     EventHandler handler;

@@ -13,6 +13,7 @@
 namespace parley::quic {
 
 const char kAlpn[] = "parley/1";
+const char kAlpnH3[] = "h3";
 
 namespace {
 
@@ -51,10 +52,27 @@ class GnutlsSession : public TlsSession {
   bool identity_rejected() const override { return rejected_; }
   bool alpn_rejected() const override { return alpn_failed_; }
   const std::string &rejection_reason() const override { return reason_; }
+  Alpn alpn() const override { return selected(session); }
+
+  // The negotiated protocol, kNone while GnuTLS has none (or one parley never offers).
+  static Alpn selected(gnutls_session_t s) {
+    gnutls_datum_t proto;
+    if (s == nullptr || gnutls_alpn_get_selected_protocol(s, &proto) != 0) return Alpn::kNone;
+    auto is = [&](const char *name) {
+      return proto.size == std::strlen(name) && std::memcmp(proto.data, name, proto.size) == 0;
+    };
+    if (is(kAlpn)) return Alpn::kParley;
+    if (is(kAlpnH3)) return Alpn::kH3;
+    return Alpn::kNone;
+  }
+  // Whether this side offered `a` (h3 only ever on a server that enabled it).
+  bool offered(Alpn a) const { return a == Alpn::kParley || (a == Alpn::kH3 && offer_h3); }
 
   RefBox box{};
   gnutls_session_t session = nullptr;
   PeerVerifier verifier;
+  bool offer_h3 = false;
+  std::function<bool(Alpn)> on_alpn;
   bool peer_seen_ = false;
   bool rejected_ = false;
   bool alpn_failed_ = false;
@@ -62,15 +80,38 @@ class GnutlsSession : public TlsSession {
   identity::Fingerprint peer_;
 
   static int verify(gnutls_session_t s);
+  static int client_hello_done(gnutls_session_t s, unsigned htype, unsigned when,
+                               unsigned incoming, const gnutls_datum_t *msg);
 };
+
+// Server: the ClientHello has been processed, so the ALPN is chosen, and nothing of the
+// server's flight is written yet (its transport parameters go out in EncryptedExtensions).
+int GnutlsSession::client_hello_done(gnutls_session_t s, unsigned, unsigned, unsigned,
+                                     const gnutls_datum_t *) {
+  auto *self = static_cast<RefBox *>(gnutls_session_get_ptr(s))->owner;
+  // GNUTLS_ALPN_MANDATORY only fails a peer that offers other protocols; one that offers
+  // none would get through. QUIC requires ALPN (RFC 9001 8.1), so insist here, before the
+  // certificate exchange (which would otherwise turn this into a certificate alert).
+  const Alpn a = selected(s);
+  if (!self->offered(a)) {
+    self->alpn_failed_ = true;
+    self->reason_ = std::string("peer did not negotiate ALPN ") + kAlpn +
+                    (self->offer_h3 ? std::string(" or ") + kAlpnH3 : std::string());
+    return GNUTLS_E_NO_APPLICATION_PROTOCOL;
+  }
+  if (self->on_alpn && !self->on_alpn(a)) {
+    self->reason_ = "cannot serve the negotiated protocol";
+    return GNUTLS_E_INTERNAL_ERROR;
+  }
+  return 0;
+}
 
 int GnutlsSession::verify(gnutls_session_t s) {
   auto *self = static_cast<RefBox *>(gnutls_session_get_ptr(s))->owner;
-  // GNUTLS_ALPN_MANDATORY only fails a peer that offers other protocols; one that offers
-  // none would get through. QUIC requires ALPN (RFC 9001 8.1), so insist here.
-  gnutls_datum_t proto;
-  if (gnutls_alpn_get_selected_protocol(s, &proto) != 0 || proto.size != std::strlen(kAlpn) ||
-      std::memcmp(proto.data, kAlpn, proto.size) != 0) {
+  // The client learns the ALPN here (EncryptedExtensions came before the certificate); on a
+  // server client_hello_done checked it already.
+  const Alpn a = selected(s);
+  if (!self->offered(a)) {
     self->alpn_failed_ = true;
     self->reason_ = std::string("peer did not negotiate ALPN ") + kAlpn;
     return -1;
@@ -78,9 +119,14 @@ int GnutlsSession::verify(gnutls_session_t s) {
   unsigned n = 0;
   const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
   if (certs == nullptr || n == 0) {
+    // Only reachable on an h3-enabled server, which requests rather than requires a client
+    // certificate (with GNUTLS_CERT_REQUIRE, GnuTLS refuses an empty one before this).
+    if (a == Alpn::kH3) return 0;  // an ordinary HTTP/3 client
     self->rejected_ = true;
     self->reason_ = "peer presented no certificate";
-    return -1;
+    // The alert GNUTLS_CERT_REQUIRE would have sent (certificate_required), so a cert-less
+    // parley/1 client sees the same refusal whether or not the server also serves h3.
+    return GNUTLS_E_CERTIFICATE_REQUIRED;
   }
   identity::Fingerprint fp;
   if (identity::certificate_fingerprint(certs[0].data, certs[0].size, &fp) != kOk) {
@@ -90,6 +136,7 @@ int GnutlsSession::verify(gnutls_session_t s) {
   }
   self->peer_seen_ = true;
   self->peer_ = fp;
+  if (a == Alpn::kH3) return 0;  // known, but HTTP/3 is not pinned
   if (!self->verifier || !self->verifier(fp)) {
     self->rejected_ = true;
     self->reason_ = "peer identity " + fp.hex() + " refused";
@@ -140,13 +187,16 @@ int TlsCredentials::create(const identity::Identity &id, std::unique_ptr<TlsCred
 }
 
 int TlsSession::create(Role role, TlsCredentials &creds, PeerVerifier verifier,
-                       ngtcp2_crypto_get_conn get_conn, void *user_data,
-                       std::unique_ptr<TlsSession> *out) {
+                       const TlsSessionOptions &options, ngtcp2_crypto_get_conn get_conn,
+                       void *user_data, std::unique_ptr<TlsSession> *out) {
   auto s = std::make_unique<GnutlsSession>();
   s->box.ref.get_conn = get_conn;
   s->box.ref.user_data = user_data;
   s->box.owner = s.get();
   s->verifier = std::move(verifier);
+  const bool server = role == Role::kServer;
+  s->offer_h3 = server && options.offer_h3;
+  if (server) s->on_alpn = options.on_alpn;
   const unsigned flags =
       (role == Role::kClient ? GNUTLS_CLIENT : GNUTLS_SERVER) | GNUTLS_NO_END_OF_EARLY_DATA;
   int r = gnutls_init(&s->session, flags);
@@ -161,11 +211,22 @@ int TlsSession::create(Role role, TlsCredentials &creds, PeerVerifier verifier,
   r = gnutls_credentials_set(s->session, GNUTLS_CRD_CERTIFICATE,
                              static_cast<GnutlsCredentials &>(creds).cred);
   if (r < 0) return fail(kErrCrypto, "gnutls_credentials_set: %s", gnutls_strerror(r));
-  if (role == Role::kServer) gnutls_certificate_server_set_request(s->session, GNUTLS_CERT_REQUIRE);
+  if (server) {
+    // With h3 the certificate is optional at the TLS level; verify() requires it for parley/1.
+    gnutls_certificate_server_set_request(s->session,
+                                          s->offer_h3 ? GNUTLS_CERT_REQUEST : GNUTLS_CERT_REQUIRE);
+    gnutls_handshake_set_hook_function(s->session, GNUTLS_HANDSHAKE_CLIENT_HELLO,
+                                       GNUTLS_HOOK_POST, GnutlsSession::client_hello_done);
+  }
   gnutls_session_set_verify_function(s->session, GnutlsSession::verify);
-  gnutls_datum_t alpn = {reinterpret_cast<unsigned char *>(const_cast<char *>(kAlpn)),
-                         unsigned(std::strlen(kAlpn))};
-  r = gnutls_alpn_set_protocols(s->session, &alpn, 1, GNUTLS_ALPN_MANDATORY);
+  gnutls_datum_t alpn[2] = {
+      {reinterpret_cast<unsigned char *>(const_cast<char *>(kAlpn)), unsigned(std::strlen(kAlpn))},
+      {reinterpret_cast<unsigned char *>(const_cast<char *>(kAlpnH3)),
+       unsigned(std::strlen(kAlpnH3))}};
+  // Server precedence: a client offering both gets parley/1.
+  const unsigned alpn_flags =
+      GNUTLS_ALPN_MANDATORY | (server ? unsigned(GNUTLS_ALPN_SERVER_PRECEDENCE) : 0u);
+  r = gnutls_alpn_set_protocols(s->session, alpn, s->offer_h3 ? 2 : 1, alpn_flags);
   if (r < 0) return fail(kErrCrypto, "gnutls_alpn_set_protocols: %s", gnutls_strerror(r));
   *out = std::move(s);
   return kOk;

@@ -119,6 +119,7 @@ void Router::on_event(quic::Connection &c, const quic::Event &e) {
   auto it = clients_.find(&c);
   switch (e.type) {
     case quic::EventType::kConnected: {
+      if (c.is_h3()) return;  // an HTTP/3 status client, not a parley client
       auto cl = std::make_unique<Client>();
       cl->conn = &c;
       cl->fp = c.peer();

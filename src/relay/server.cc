@@ -7,10 +7,7 @@
 #include "base/demux.h"
 #include "base/error.h"
 #include "base/log.h"
-#if __has_include("relay/http3.h")
 #include "relay/http3.h"
-#define PARLEY_HAVE_H3 1
-#endif
 #include "stun/message.h"
 
 namespace parley::relay {
@@ -73,7 +70,6 @@ int Server::create(Loop &loop, const identity::Identity &id, const RelayConfig &
   ec.connection.idle_timeout_ms = config.idle_timeout_ms;
   ec.connection.keepalive_ms = 0;  // clients keep their connection (and NAT binding) alive
   ec.connection.datagram_queue = 128;  // a room fans one frame out to every member
-#ifdef PARLEY_HAVE_H3
   if (config.http3) {
     enable_http3(&ec, [self](const std::string &method, const std::string &path) {
       ++self->stats_.http_requests;
@@ -103,7 +99,6 @@ int Server::create(Loop &loop, const identity::Identity &id, const RelayConfig &
       return res;
     });
   }
-#endif
   r = quic::Endpoint::create(
       id, ec,
       [self](const SocketAddress &to, const uint8_t *d, size_t n) { self->sock_.send(to, d, n); },

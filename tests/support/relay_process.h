@@ -132,6 +132,51 @@ class RelayProcess {
   std::string buf_;
 };
 
+// Runs a command to completion (killed after `timeout`), returning its exit status (-1 if it
+// could not start or timed out) and its stdout+stderr in `*output`.
+inline int run_command(const std::vector<std::string> &args, std::chrono::milliseconds timeout,
+                       std::string *output) {
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return -1;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 2);
+  std::vector<char *> argv;
+  for (auto &a : args) argv.push_back(const_cast<char *>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid;
+  const int r = posix_spawn(&pid, args[0].c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(out[1]);
+  if (r != 0) {
+    close(out[0]);
+    return -1;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool timed_out = false;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{out[0], POLLIN, 0};
+    if (poll(&p, 1, int(left.count())) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = read(out[0], buf, sizeof buf);
+    if (n <= 0) break;  // EOF: the command closed its output (it is exiting)
+    output->append(buf, size_t(n));
+  }
+  close(out[0]);
+  if (timed_out) ::kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (timed_out) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 }  // namespace parley::testing
 
 #endif

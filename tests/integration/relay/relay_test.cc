@@ -446,6 +446,78 @@ TEST_F(RelayTest, TheSameIdentityOnASecondContextTakesOverWithoutPingPong) {
   EXPECT_TRUE(first.incoming.empty());
 }
 
+// Debian's gtlsclient (ngtcp2's example client: an HTTP/3 stack nobody here wrote) fetches the
+// status endpoints from the running relay process while two clients are in a relayed call.
+TEST_F(RelayTest, GtlsclientFetchesHealthMetricsAndIdentityOverHttp3) {
+  const std::string gtlsclient = "/usr/bin/gtlsclient";
+  if (access(gtlsclient.c_str(), X_OK) != 0) GTEST_SKIP() << "gtlsclient not installed";
+  ASSERT_TRUE(start_relay());
+  Client a, b;
+  ASSERT_EQ(kOk, a.start(relay_.address, &relay_.fingerprint));
+  ASSERT_EQ(kOk, b.start(relay_.address, &relay_.fingerprint));
+  ASSERT_TRUE(a.wait_registered());
+  ASSERT_TRUE(b.wait_registered());
+  signal::CallId id;
+  ASSERT_EQ(kOk, a.ctx->start_call(b.id->fingerprint(), &id));
+  ASSERT_TRUE(b.wait([&] { return !b.incoming.empty(); }));
+  ASSERT_EQ(kOk, b.ctx->accept(id));
+  ASSERT_TRUE(a.wait_call(id, CallState::kActive));
+  const uint8_t payload[40] = {};
+  for (uint32_t i = 1; i <= 10; ++i) {
+    ASSERT_EQ(kOk, a.ctx->send_media(id, i, i * 960, 0, payload, sizeof payload));
+  }
+  ASSERT_TRUE(b.wait([&] { return b.media_count >= 10; }));
+
+  const std::string dir = temp_path("dl");
+  const std::string dl = dir.substr(0, dir.rfind('/'));
+  const std::string port = std::to_string(relay_.address.port());
+  const std::string base = "https://127.0.0.1:" + port;
+  std::string out;
+  const int rc = testing::run_command(
+      {gtlsclient, "--exit-on-all-streams-close", "--no-quic-dump", "--no-http-dump",
+       "--timeout=15s", "--download=" + dl, "127.0.0.1", port, base + "/health",
+       base + "/metrics", base + "/v1/identity"},
+      30s, &out);
+  ASSERT_EQ(rc, 0) << out;
+  auto slurp = [&](const char *name) {
+    std::string body;
+    if (FILE *f = std::fopen((dl + "/" + name).c_str(), "rb")) {
+      char buf[4096];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) body.append(buf, n);
+      std::fclose(f);
+      std::remove((dl + "/" + name).c_str());
+    }
+    return body;
+  };
+  EXPECT_EQ(slurp("health"), "ok\n");
+  EXPECT_EQ(slurp("identity"), "{\"fingerprint\":\"" + relay_.fingerprint.hex() + "\"}\n");
+  const std::string metrics = slurp("metrics");
+  rmdir(dl.c_str());
+  // Prometheus text format: comments, or `name{labels} value` lines.
+  std::map<std::string, double> values;
+  size_t pos = 0;
+  while (pos < metrics.size()) {
+    const size_t nl = metrics.find('\n', pos);
+    ASSERT_NE(nl, std::string::npos) << "every line ends with a newline";
+    const std::string line = metrics.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (line.empty() || line[0] == '#') continue;
+    const size_t sp = line.rfind(' ');
+    ASSERT_NE(sp, std::string::npos) << line;
+    ASSERT_EQ(line.rfind("parley_relay_", 0), 0u) << line;
+    values[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
+  }
+  EXPECT_EQ(values["parley_relay_registered_identities"], 2);
+  EXPECT_EQ(values["parley_relay_connections"], 2) << "the HTTP/3 connection is not a client";
+  EXPECT_EQ(values["parley_relay_calls_active"], 1);
+  EXPECT_EQ(values["parley_relay_rooms"], 0);
+  EXPECT_GE(values["parley_relay_relayed_packets_total"], 10);
+  EXPECT_GE(values["parley_relay_relayed_bytes_total"], 10 * (media::kFrameHeaderSize + 40));
+  EXPECT_EQ(values.count("parley_relay_dropped_packets_total{reason=\"not_owner\"}"), 1u);
+  EXPECT_GE(values["parley_relay_http_requests_total"], 2);
+}
+
 TEST_F(RelayTest, AnImpostorCannotActAsAnotherFingerprint) {
   ASSERT_TRUE(start_relay());
   Client alice, bob, mallory;
