@@ -171,6 +171,15 @@ SocketAddress Context::observed_address() {
   return a;
 }
 
+std::optional<identity::Fingerprint> Context::relay_fingerprint() {
+  std::optional<identity::Fingerprint> fp;
+  run([&] {
+    fp = relay_->relay_fingerprint();
+    return kOk;
+  });
+  return fp;
+}
+
 ContextStats Context::stats() {
   ContextStats s;
   run([&] {

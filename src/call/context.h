@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "base/loop.h"
@@ -92,6 +93,8 @@ class Context {
   RelayState relay_state();
   SocketAddress local_address();
   SocketAddress observed_address();
+  // The relay's identity: the pinned one, or the one trusted on first use (unset before).
+  std::optional<identity::Fingerprint> relay_fingerprint();
 
   // Calls `to` through the relay. kOk (*out set; progress as kCallState events),
   // kErrNotRegistered, kErrInvalidArgument.

@@ -518,6 +518,46 @@ TEST_F(RelayTest, GtlsclientFetchesHealthMetricsAndIdentityOverHttp3) {
   EXPECT_GE(values["parley_relay_http_requests_total"], 2);
 }
 
+TEST_F(RelayTest, TrustOnFirstUsePinsTheRelayForReconnects) {
+  ASSERT_TRUE(start_relay());
+  const SocketAddress addr = relay_.address;
+  Client a;
+  ASSERT_EQ(kOk, a.start(addr, nullptr));  // no pin: TOFU
+  ASSERT_TRUE(a.wait_registered());
+  auto learned = a.ctx->relay_fingerprint();
+  ASSERT_TRUE(learned.has_value());
+  EXPECT_EQ(*learned, relay_.fingerprint);
+  // Another relay (another key) appears at the same address: the learned pin refuses it.
+  EXPECT_EQ(0, relay_.stop(SIGTERM));
+  std::remove(seed_.c_str());
+  ASSERT_TRUE(start_relay({}, addr.to_string().c_str()));
+  ASSERT_NE(relay_.fingerprint, *learned);
+  ASSERT_TRUE(a.wait([&] { return a.last_relay_error == kErrPeerIdentity; }, 15s));
+  std::lock_guard<std::mutex> lock(a.m);
+  EXPECT_EQ(a.registrations, 1);
+}
+
+// coturn's STUN client (a STUN stack nobody here wrote) against both of the relay's STUN
+// ports: the QUIC port answers STUN too (demultiplexed by the first byte).
+TEST_F(RelayTest, CoturnStunClientGetsItsAddressFromBothRelayPorts) {
+  const std::string stunclient = "/usr/bin/turnutils_stunclient";
+  if (access(stunclient.c_str(), X_OK) != 0) GTEST_SKIP() << "coturn not installed";
+  ASSERT_TRUE(start_relay({"--stun-alt", "127.0.0.1:0"}));
+  ASSERT_TRUE(relay_.stun_alt.is_set());
+  for (const SocketAddress &server : {relay_.address, relay_.stun_alt}) {
+    std::string out;
+    ASSERT_EQ(0, testing::run_command({stunclient, "-p", std::to_string(server.port()), "-L",
+                                       "127.0.0.1", "127.0.0.1"},
+                                      20s, &out))
+        << out;
+    EXPECT_NE(out.find("UDP reflexive addr: 127.0.0.1:"), std::string::npos) << out;
+  }
+  // And QUIC still works on the port that just answered STUN.
+  Client a;
+  ASSERT_EQ(kOk, a.start(relay_.address, &relay_.fingerprint));
+  ASSERT_TRUE(a.wait_registered());
+}
+
 TEST_F(RelayTest, AnImpostorCannotActAsAnotherFingerprint) {
   ASSERT_TRUE(start_relay());
   Client alice, bob, mallory;
