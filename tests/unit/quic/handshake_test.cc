@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <deque>
+
 #include <sys/socket.h>
 
 #include "quic_peer.h"
@@ -40,15 +42,20 @@ class QuicTest : public ::testing::Test {
     });
   }
 
+  // Recorders live in the fixture: a connection's late events (a close after the test body
+  // returned) must still find theirs, until TearDown has destroyed the peers.
+  Recorder &rec() { return recs_.emplace_back(); }
+
   Loop loop_;
   std::unique_ptr<identity::Identity> alice_, bob_, mallory_;
+  std::deque<Recorder> recs_;
   std::vector<std::unique_ptr<Peer>> peers_;
 };
 
 TEST_F(QuicTest, BothRolesOnOneSocketPerSidePinned) {
   Peer *a = make(*alice_), *b = make(*bob_);
   ASSERT_TRUE(a->ok && b->ok);
-  Recorder a_server, b_server, a_client, b_client;
+  Recorder &a_server = rec(), &b_server = rec(), &a_client = rec(), &b_client = rec();
   accept(a, pin(bob_->fingerprint()), a_server);
   accept(b, pin(alice_->fingerprint()), b_server);
   Connection *ab = nullptr, *ba = nullptr;
@@ -71,7 +78,7 @@ TEST_F(QuicTest, BothRolesOnOneSocketPerSidePinned) {
 // Mallory answers where Alice expects Bob: both sides abort with the identity error.
 TEST_F(QuicTest, PinMismatchFailsOnBothSides) {
   Peer *a = make(*alice_), *m = make(*mallory_);
-  Recorder client, server;
+  Recorder &client = rec(), &server = rec();
   accept(m, [](const identity::Fingerprint &) { return true; }, server);
   on_loop(loop_, [&] { ASSERT_NE(a->connect(m->address(), pin(bob_->fingerprint()), client.handler()), nullptr); });
   ASSERT_TRUE(client.wait([&] { return !client.closes.empty(); }));
@@ -90,7 +97,7 @@ TEST_F(QuicTest, PinMismatchFailsOnBothSides) {
 // and both sides see the identity error.
 TEST_F(QuicTest, ServerSidePinRefusesUnknownClient) {
   Peer *b = make(*bob_), *m = make(*mallory_);
-  Recorder server, client;
+  Recorder &server = rec(), &client = rec();
   accept(b, pin(alice_->fingerprint()), server);
   on_loop(loop_, [&] { ASSERT_NE(m->connect(b->address(), pin(bob_->fingerprint()), client.handler()), nullptr); });
   ASSERT_TRUE(server.wait([&] { return !server.closes.empty(); }));
@@ -103,7 +110,7 @@ TEST_F(QuicTest, ServerSidePinRefusesUnknownClient) {
 
 TEST_F(QuicTest, TrustOnFirstUseSeesFingerprintAndCanRefuse) {
   Peer *a = make(*alice_), *b = make(*bob_);
-  Recorder server, accepted, refused;
+  Recorder &server = rec(), &accepted = rec(), &refused = rec();
   accept(b, [](const identity::Fingerprint &) { return true; }, server);
   std::vector<identity::Fingerprint> asked;  // written on the loop thread only
   auto tofu = [&](bool answer) {
@@ -127,7 +134,7 @@ TEST_F(QuicTest, TrustOnFirstUseSeesFingerprintAndCanRefuse) {
 
 TEST_F(QuicTest, MessagesDatagramsAndGracefulClose) {
   Peer *a = make(*alice_), *b = make(*bob_);
-  Recorder server, client;
+  Recorder &server = rec(), &client = rec();
   server.also = [](Connection &c, const Event &e) {  // echo everything back (set before
     if (e.type == EventType::kMessage) c.send_message(e.stream_id, e.data, e.len);  // connecting)
     if (e.type == EventType::kDatagram) c.send_datagram(e.data, e.len);
@@ -172,7 +179,7 @@ TEST_F(QuicTest, OversizedMessageIsRefusedLocallyAndRemotely) {
   EndpointConfig small;
   small.connection.max_message_size = 1000;
   Peer *a = make(*alice_), *b = make(*bob_, small);
-  Recorder server, client;
+  Recorder &server = rec(), &client = rec();
   accept(b, pin(alice_->fingerprint()), server);
   Connection *c = nullptr;
   on_loop(loop_, [&] { c = a->connect(b->address(), pin(bob_->fingerprint()), client.handler()); });
@@ -196,7 +203,7 @@ TEST_F(QuicTest, OversizedMessageIsRefusedLocallyAndRemotely) {
 // peer allows can be used over a connection's life.
 TEST_F(QuicTest, EndedStreamsFreeTheirSlots) {
   Peer *a = make(*alice_), *b = make(*bob_);
-  Recorder server, client;
+  Recorder &server = rec(), &client = rec();
   accept(b, pin(alice_->fingerprint()), server);
   Connection *c = nullptr;
   on_loop(loop_, [&] { c = a->connect(b->address(), pin(bob_->fingerprint()), client.handler()); });
@@ -230,7 +237,7 @@ TEST_F(QuicTest, RetryValidatesAddressUnderLoad) {
   EndpointConfig always_retry;
   always_retry.retry_when_handshaking_over = 0;
   Peer *a = make(*alice_), *b = make(*bob_, always_retry);
-  Recorder server, client;
+  Recorder &server = rec(), &client = rec();
   accept(b, pin(alice_->fingerprint()), server);
   on_loop(loop_, [&] { a->connect(b->address(), pin(bob_->fingerprint()), client.handler()); });
   ASSERT_TRUE(client.wait([&] { return client.connected == 1; }));
@@ -243,7 +250,7 @@ TEST_F(QuicTest, IdleTimeoutClosesWhenThePeerVanishes) {
   quick.connection.idle_timeout_ms = 1000;
   quick.connection.keepalive_ms = 250;  // generous margins: sanitizer builds stall the loop
   Peer *a = make(*alice_, quick), *b = make(*bob_, quick);
-  Recorder server, client;
+  Recorder &server = rec(), &client = rec();
   accept(b, pin(alice_->fingerprint()), server);
   on_loop(loop_, [&] { a->connect(b->address(), pin(bob_->fingerprint()), client.handler()); });
   ASSERT_TRUE(client.wait([&] { return client.connected == 1; }));
@@ -259,7 +266,7 @@ TEST_F(QuicTest, IdleTimeoutClosesWhenThePeerVanishes) {
 // tell the client so at once with a stateless reset the client verifies.
 TEST_F(QuicTest, StatelessResetAfterPeerRestart) {
   Peer *a = make(*alice_), *b = make(*bob_);
-  Recorder server, client;
+  Recorder &server = rec(), &client = rec();
   accept(b, pin(alice_->fingerprint()), server);
   Connection *c = nullptr;
   on_loop(loop_, [&] { c = a->connect(b->address(), pin(bob_->fingerprint()), client.handler()); });
@@ -293,7 +300,7 @@ TEST_F(QuicTest, StatelessResetAfterPeerRestart) {
 
 TEST_F(QuicTest, UnknownVersionGetsVersionNegotiation) {
   Peer *b = make(*bob_);
-  Recorder server;
+  Recorder &server = rec();
   accept(b, pin(alice_->fingerprint()), server);
   const SocketAddress to = on_loop(loop_, [&] { return b->address(); });
   int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
