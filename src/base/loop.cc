@@ -152,6 +152,18 @@ void Timer::start(uint64_t timeout_ms, uint64_t repeat_ms, std::function<void()>
       timeout_ms, repeat_ms);
 }
 
+void Timer::restart(uint64_t timeout_ms) {
+  if (!handle_->fn) return;
+  uv_update_time(handle_->timer.loop);
+  uv_timer_start(
+      &handle_->timer,
+      [](uv_timer_t *t) {
+        std::shared_ptr<std::function<void()>> keep = static_cast<Handle *>(t->data)->fn;
+        if (keep && *keep) (*keep)();
+      },
+      timeout_ms, 0);
+}
+
 void Timer::stop() { uv_timer_stop(&handle_->timer); }
 
 bool Timer::active() const {

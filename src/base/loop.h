@@ -75,6 +75,9 @@ class Timer {
   // destructor may still be called, from any thread.
   // (Re)arms the timer: `fn` runs after `timeout_ms`, then every `repeat_ms` if non-zero.
   void start(uint64_t timeout_ms, uint64_t repeat_ms, std::function<void()> fn);
+  // Re-arms with the function of the last start(), allocating nothing: for timers re-armed
+  // on every packet. Does nothing if start() was never called.
+  void restart(uint64_t timeout_ms);
   void stop();
   bool active() const;
 

@@ -110,9 +110,18 @@ void Endpoint::mark_dirty(Connection *c) {
 void Endpoint::update_timer(Connection *c) {
   const Timestamp t = c->expiry();
   if (t == c->timer_key_) return;
-  if (c->timer_key_ != 0) timers_.erase({c->timer_key_, c});
+  // Expiries move with nearly every packet: the set's node is re-keyed (extract + insert),
+  // never freed and allocated again, so steady-state traffic does not allocate here.
+  if (c->timer_key_ != 0) spare_timers_.push_back(timers_.extract({c->timer_key_, c}));
   c->timer_key_ = t;
-  if (t != 0) timers_.insert({t, c});
+  if (t == 0) return;
+  if (spare_timers_.empty()) {
+    timers_.insert({t, c});
+  } else {
+    spare_timers_.back().value() = {t, c};
+    timers_.insert(std::move(spare_timers_.back()));
+    spare_timers_.pop_back();
+  }
 }
 
 int Endpoint::connect(const SocketAddress &remote, PeerVerifier verify, EventHandler handler,
@@ -300,9 +309,16 @@ void Endpoint::send_version_negotiation(const uint8_t *dcid, size_t dcidlen, con
 
 void Endpoint::flush(Timestamp now) {
   if (in_dispatch_ > 0) return;  // inside ngtcp2: the outer call flushes
+  // A handler run by write() (a close event) may kick the endpoint again: the outer loop
+  // below picks up whatever it made dirty.
+  if (flushing_) return;
+  flushing_ = true;
   // Writing may make more connections dirty (a handler acting on another connection).
   while (!dirty_.empty()) {
-    std::vector<Connection *> batch;
+    // Swapped with a member, not a local, so both vectors keep their capacity and steady-state
+    // traffic allocates nothing here.
+    std::vector<Connection *> &batch = dirty_batch_;
+    batch.clear();
     batch.swap(dirty_);
     for (Connection *c : batch) {
       c->dirty_ = false;
@@ -314,6 +330,7 @@ void Endpoint::flush(Timestamp now) {
       }
     }
   }
+  flushing_ = false;
   flush_tx();
 }
 
@@ -324,7 +341,7 @@ void Endpoint::handle_expiry(Timestamp now) {
   ++in_dispatch_;
   while (!timers_.empty() && timers_.begin()->first <= now) {
     Connection *c = timers_.begin()->second;
-    timers_.erase(timers_.begin());
+    spare_timers_.push_back(timers_.extract(timers_.begin()));  // reused by update_timer
     c->timer_key_ = 0;
     c->on_expiry(now);
     mark_dirty(c);

@@ -165,6 +165,11 @@ class Endpoint {
   std::unordered_map<Connection *, std::unique_ptr<Connection>> conns_;
   std::vector<Connection *> dirty_;
   std::set<std::pair<Timestamp, Connection *>> timers_;
+  // Nodes taken out of timers_, re-keyed and put back (see update_timer). Bounded by the
+  // number of connections.
+  std::vector<std::set<std::pair<Timestamp, Connection *>>::node_type> spare_timers_;
+  std::vector<Connection *> dirty_batch_;
+  bool flushing_ = false;
   size_t handshaking_ = 0;
   int in_dispatch_ = 0;  // > 0 while ngtcp2 is reading a packet or handling an expiry
   EndpointStats stats_;

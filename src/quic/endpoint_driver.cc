@@ -24,7 +24,12 @@ void EndpointDriver::kick() {
   }
   now = monotonic_now();
   const uint64_t ms = next > now ? (next - now + kNanosPerMilli - 1) / kNanosPerMilli : 0;
-  timer_.start(ms, 0, [this] { kick(); });
+  if (armed_once_) {
+    timer_.restart(ms);
+  } else {
+    armed_once_ = true;
+    timer_.start(ms, 0, [this] { kick(); });
+  }
 }
 
 }  // namespace parley::quic

@@ -19,6 +19,7 @@ class EndpointDriver {
  private:
   Endpoint &endpoint_;
   Timer timer_;
+  bool armed_once_ = false;
 };
 
 }  // namespace parley::quic
