@@ -139,6 +139,14 @@ Timer::~Timer() {
 
 void Timer::start(uint64_t timeout_ms, uint64_t repeat_ms, std::function<void()> fn) {
   handle_->fn = std::make_shared<std::function<void()>>(std::move(fn));
+  arm(timeout_ms, repeat_ms);
+}
+
+void Timer::restart(uint64_t timeout_ms) {
+  if (handle_->fn) arm(timeout_ms, 0);
+}
+
+void Timer::arm(uint64_t timeout_ms, uint64_t repeat_ms) {
   // libuv measures timeouts from the loop's cached "now", taken when the iteration began;
   // refresh it so a timer armed late in a long iteration does not fire early.
   uv_update_time(handle_->timer.loop);
@@ -150,18 +158,6 @@ void Timer::start(uint64_t timeout_ms, uint64_t repeat_ms, std::function<void()>
         if (keep && *keep) (*keep)();
       },
       timeout_ms, repeat_ms);
-}
-
-void Timer::restart(uint64_t timeout_ms) {
-  if (!handle_->fn) return;
-  uv_update_time(handle_->timer.loop);
-  uv_timer_start(
-      &handle_->timer,
-      [](uv_timer_t *t) {
-        std::shared_ptr<std::function<void()>> keep = static_cast<Handle *>(t->data)->fn;
-        if (keep && *keep) (*keep)();
-      },
-      timeout_ms, 0);
 }
 
 void Timer::stop() { uv_timer_stop(&handle_->timer); }

@@ -87,6 +87,7 @@ class Timer {
     uv_timer_t timer;
     std::shared_ptr<std::function<void()>> fn;
   };
+  void arm(uint64_t timeout_ms, uint64_t repeat_ms);
   Handle *handle_;
 };
 

@@ -75,6 +75,16 @@ int Context::run(F &&f) {
   return r;
 }
 
+template <typename F>
+auto Context::read(F &&f) -> decltype(f()) {
+  decltype(f()) value{};
+  run([&] {
+    value = f();
+    return kOk;
+  });
+  return value;
+}
+
 int Context::init() {
   SocketAddress bind = config_.bind;
   if (!bind.is_set()) SocketAddress::parse("0.0.0.0:0", &bind);
@@ -144,50 +154,15 @@ void Context::emit(const Event &e) {
   if (!closing_ && handler_) handler_(e);
 }
 
-RelayState Context::relay_state() {
-  RelayState s = RelayState::kIdle;
-  run([&] {
-    s = relay_->state();
-    return kOk;
-  });
-  return s;
-}
-
-SocketAddress Context::local_address() {
-  SocketAddress a;
-  run([&] {
-    a = socket_->local_address();
-    return kOk;
-  });
-  return a;
-}
-
+RelayState Context::relay_state() { return read([&] { return relay_->state(); }); }
+SocketAddress Context::local_address() { return read([&] { return socket_->local_address(); }); }
 SocketAddress Context::observed_address() {
-  SocketAddress a;
-  run([&] {
-    a = relay_->observed_address();
-    return kOk;
-  });
-  return a;
+  return read([&] { return relay_->observed_address(); });
 }
-
 std::optional<identity::Fingerprint> Context::relay_fingerprint() {
-  std::optional<identity::Fingerprint> fp;
-  run([&] {
-    fp = relay_->relay_fingerprint();
-    return kOk;
-  });
-  return fp;
+  return read([&] { return relay_->relay_fingerprint(); });
 }
-
-ContextStats Context::stats() {
-  ContextStats s;
-  run([&] {
-    s = stats_;
-    return kOk;
-  });
-  return s;
-}
+ContextStats Context::stats() { return read([&] { return stats_; }); }
 
 signal::Message Context::call_message(signal::Type t, const Call &c) const {
   signal::Message m;
@@ -198,7 +173,7 @@ signal::Message Context::call_message(signal::Type t, const Call &c) const {
   return m;
 }
 
-int Context::make_call_offer(Call &c) {
+int Context::send_offer(signal::Type type, Call &c) {
   // The ephemeral X25519 key whose signed public half lets the peer derive the call's media
   // keys; the relay carries it but cannot substitute its own (it cannot sign as us). The
   // signature covers a context string, the call id and the key, so it cannot be replayed
@@ -216,7 +191,12 @@ int Context::make_call_offer(Call &c) {
   crypto_sign_detached(c.media_key.signature, nullptr, msg, sizeof msg, id_.secret_key());
   c.ufrag = ice_string(8);
   c.pwd = ice_string(24);
-  return kOk;
+  signal::Message m = call_message(type, c);
+  m.ice_ufrag = c.ufrag;
+  m.ice_pwd = c.pwd;
+  m.media_key = c.media_key;
+  m.codecs = {kCodecOpus};
+  return relay_->send(m);
 }
 
 int Context::start_call(const identity::Fingerprint &to, signal::CallId *out) {
@@ -226,14 +206,7 @@ int Context::start_call(const identity::Fingerprint &to, signal::CallId *out) {
     c.id = signal::CallId::random();
     c.peer = to;
     c.outgoing = true;
-    int r = make_call_offer(c);
-    if (r != kOk) return r;
-    signal::Message m = call_message(signal::Type::kCallInvite, c);
-    m.ice_ufrag = c.ufrag;
-    m.ice_pwd = c.pwd;
-    m.media_key = c.media_key;
-    m.codecs = {kCodecOpus};
-    r = relay_->send(m);
+    const int r = send_offer(signal::Type::kCallInvite, c);
     if (r != kOk) return r;
     *out = c.id;
     calls_.emplace(key_of(c.id), std::move(c));
@@ -248,14 +221,7 @@ int Context::accept(const signal::CallId &id) {
       return fail(kErrCallNotFound, "no incoming call with that id");
     }
     Call &c = it->second;
-    int r = make_call_offer(c);
-    if (r != kOk) return r;
-    signal::Message m = call_message(signal::Type::kCallAccept, c);
-    m.ice_ufrag = c.ufrag;
-    m.ice_pwd = c.pwd;
-    m.media_key = c.media_key;
-    m.codecs = {kCodecOpus};
-    r = relay_->send(m);
+    const int r = send_offer(signal::Type::kCallAccept, c);
     if (r != kOk) return r;
     set_call_state(c, CallState::kActive, kOk, "");
     return kOk;

@@ -143,11 +143,15 @@ class Context {
   int init();  // on the loop
   template <typename F>
   int run(F &&f);
+  // A value read on the loop thread.
+  template <typename F>
+  auto read(F &&f) -> decltype(f());
   void emit(const Event &e);
   void on_relay_message(const signal::Message &m);
   void on_datagram(const uint8_t *data, size_t len);
   void set_call_state(Call &c, CallState s, int error, const std::string &text);
-  int make_call_offer(Call &c);
+  // Makes the call's ICE credentials and signed media key and sends invite or accept.
+  int send_offer(signal::Type type, Call &c);
   signal::Message call_message(signal::Type t, const Call &c) const;
   int send_frame(uint32_t stream, uint32_t sequence, uint32_t timestamp, uint8_t profile,
                  const uint8_t *sealed, size_t len);

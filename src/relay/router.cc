@@ -67,19 +67,11 @@ struct Router::Route {
   Room *room = nullptr;
 };
 
-size_t Router::KeyHash::operator()(const identity::Fingerprint &f) const {
+size_t Router::KeyHash::hash(const uint8_t *data, size_t len) const {
   // Fingerprints are SHA-256 outputs, but call and room ids are chosen by clients: both go
   // through keyed SipHash so nobody can aim many keys at one bucket.
   uint8_t out[crypto_shorthash_BYTES];
-  crypto_shorthash(out, f.bytes, sizeof f.bytes, key);
-  size_t h;
-  std::memcpy(&h, out, sizeof h);
-  return h;
-}
-
-size_t Router::KeyHash::operator()(const signal::Id16 &id) const {
-  uint8_t out[crypto_shorthash_BYTES];
-  crypto_shorthash(out, id.bytes, sizeof id.bytes, key);
+  crypto_shorthash(out, data, len, key);
   size_t h;
   std::memcpy(&h, out, sizeof h);
   return h;

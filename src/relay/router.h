@@ -88,8 +88,9 @@ class Router {
   struct Route;
   struct KeyHash {
     const uint8_t *key;  // the router's random SipHash key
-    size_t operator()(const identity::Fingerprint &f) const;
-    size_t operator()(const signal::Id16 &id) const;
+    size_t operator()(const identity::Fingerprint &f) const { return hash(f.bytes, 32); }
+    size_t operator()(const signal::Id16 &id) const { return hash(id.bytes, 16); }
+    size_t hash(const uint8_t *data, size_t len) const;
   };
 
   void on_event(quic::Connection &c, const quic::Event &e);

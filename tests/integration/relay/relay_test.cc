@@ -149,6 +149,19 @@ class RelayTest : public ::testing::Test {
     args.insert(args.end(), extra.begin(), extra.end());
     return relay_.start(PARLEY_RELAY_BIN, args);
   }
+  // Registers `a` and `b` with the relay and sets up an accepted call from a to b.
+  void active_call(Client &a, Client &b, signal::CallId *id) {
+    ASSERT_EQ(kOk, a.start(relay_.address, &relay_.fingerprint));
+    ASSERT_EQ(kOk, b.start(relay_.address, &relay_.fingerprint));
+    ASSERT_TRUE(a.wait_registered());
+    ASSERT_TRUE(b.wait_registered());
+    const size_t before = b.incoming.size();
+    ASSERT_EQ(kOk, a.ctx->start_call(b.id->fingerprint(), id));
+    ASSERT_TRUE(b.wait([&] { return b.incoming.size() > before; }));
+    ASSERT_EQ(kOk, b.ctx->accept(*id));
+    ASSERT_TRUE(a.wait_call(*id, CallState::kActive));
+  }
+
   std::string seed_;
   testing::RelayProcess relay_;
 };
@@ -274,15 +287,8 @@ struct Sealer {
 TEST_F(RelayTest, FiveThousandSealedFramesEachWayArriveIntactOrAreCountedLost) {
   ASSERT_TRUE(start_relay({"--media-packet-rate", "20000", "--media-packet-burst", "2000"}));
   Client a, b;
-  ASSERT_EQ(kOk, a.start(relay_.address, &relay_.fingerprint));
-  ASSERT_EQ(kOk, b.start(relay_.address, &relay_.fingerprint));
-  ASSERT_TRUE(a.wait_registered());
-  ASSERT_TRUE(b.wait_registered());
   signal::CallId id;
-  ASSERT_EQ(kOk, a.ctx->start_call(b.id->fingerprint(), &id));
-  ASSERT_TRUE(b.wait([&] { return !b.incoming.empty(); }));
-  ASSERT_EQ(kOk, b.ctx->accept(id));
-  ASSERT_TRUE(a.wait_call(id, CallState::kActive));
+  ASSERT_NO_FATAL_FAILURE(active_call(a, b, &id));
 
   constexpr uint32_t kFrames = 5000;
   const Sealer a_to_b, b_to_a;
@@ -453,15 +459,8 @@ TEST_F(RelayTest, GtlsclientFetchesHealthMetricsAndIdentityOverHttp3) {
   if (access(gtlsclient.c_str(), X_OK) != 0) GTEST_SKIP() << "gtlsclient not installed";
   ASSERT_TRUE(start_relay());
   Client a, b;
-  ASSERT_EQ(kOk, a.start(relay_.address, &relay_.fingerprint));
-  ASSERT_EQ(kOk, b.start(relay_.address, &relay_.fingerprint));
-  ASSERT_TRUE(a.wait_registered());
-  ASSERT_TRUE(b.wait_registered());
   signal::CallId id;
-  ASSERT_EQ(kOk, a.ctx->start_call(b.id->fingerprint(), &id));
-  ASSERT_TRUE(b.wait([&] { return !b.incoming.empty(); }));
-  ASSERT_EQ(kOk, b.ctx->accept(id));
-  ASSERT_TRUE(a.wait_call(id, CallState::kActive));
+  ASSERT_NO_FATAL_FAILURE(active_call(a, b, &id));
   const uint8_t payload[40] = {};
   for (uint32_t i = 1; i <= 10; ++i) {
     ASSERT_EQ(kOk, a.ctx->send_media(id, i, i * 960, 0, payload, sizeof payload));

@@ -115,6 +115,23 @@ struct RawClient {
   int64_t stream = -1;
 };
 
+// Registers both and sets up a call from a to b that b accepted; *stream = its media stream.
+void accepted_call(RawClient &a, RawClient &b, uint32_t *stream) {
+  a.register_now();
+  b.register_now();
+  Message inv = a.invite(b.id->fingerprint());
+  a.send(inv);
+  Message got = b.reply(2);
+  ASSERT_EQ(got.type, Type::kCallInvite);
+  Message acc = inv;
+  acc.type = Type::kCallAccept;
+  acc.from = b.id->fingerprint();
+  acc.to = a.id->fingerprint();
+  b.send(acc);
+  ASSERT_EQ(a.reply(2).type, Type::kCallAccept);
+  *stream = *got.stream_id;
+}
+
 class RouterTest : public ::testing::Test {
  protected:
   void start(RelayConfig config = {}) {
@@ -257,20 +274,11 @@ TEST_F(RouterTest, MediaOverTheRateLimitIsDroppedAndCounted) {
   cfg.limits.media_packet_burst = 10;
   start(cfg);
   auto a = client(), b = client();
-  a->register_now();
-  b->register_now();
-  Message inv = a->invite(b->id->fingerprint());
-  a->send(inv);
-  Message got = b->reply(2);
-  Message acc = inv;
-  acc.type = Type::kCallAccept;
-  acc.from = b->id->fingerprint();
-  acc.to = a->id->fingerprint();
-  b->send(acc);
-  ASSERT_EQ(a->reply(2).type, Type::kCallAccept);
+  uint32_t stream = 0;
+  ASSERT_NO_FATAL_FAILURE(accepted_call(*a, *b, &stream));
   uint8_t frame[media::kFrameHeaderSize + 20] = {};
   media::FrameHeader h;
-  h.stream_id = *got.stream_id;
+  h.stream_id = stream;
   media::write_frame_header(h, frame);
   testing::on_loop(loop_, [&] {
     for (int i = 0; i < 30; ++i) a->conn->send_datagram(frame, sizeof frame);
@@ -322,20 +330,11 @@ TEST_F(RouterTest, ForwardingDoesNotAllocatePerPacket) {
   ASSERT_EQ(kOk, clients.start());
   {
     RawClient a(clients, addr_, id_->fingerprint()), b(clients, addr_, id_->fingerprint());
-    a.register_now();
-    b.register_now();
-    Message inv = a.invite(b.id->fingerprint());
-    a.send(inv);
-    Message got = b.reply(2);
-    Message acc = inv;
-    acc.type = Type::kCallAccept;
-    acc.from = b.id->fingerprint();
-    acc.to = a.id->fingerprint();
-    b.send(acc);
-    ASSERT_EQ(a.reply(2).type, Type::kCallAccept);
+    uint32_t stream = 0;
+    ASSERT_NO_FATAL_FAILURE(accepted_call(a, b, &stream));
     uint8_t frame[media::kFrameHeaderSize + 100] = {};
     media::FrameHeader h;
-    h.stream_id = *got.stream_id;
+    h.stream_id = stream;
     auto burst = [&](uint64_t total) {
       const uint64_t base = [&] {
         std::lock_guard<std::mutex> lock(b.rec.m);
