@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,19 +72,21 @@ class RelayProcess {
   // -1 if it did not exit in time (it is then SIGKILLed).
   int stop(int sig = SIGTERM, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     if (pid_ <= 0) return -1;
+    // A pidfd becomes readable when the process exits: wait on that, with the deadline.
+    const int pidfd = int(syscall(SYS_pidfd_open, pid_, 0));
     ::kill(pid_, sig);
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    int status = 0;
-    for (;;) {
-      const pid_t w = waitpid(pid_, &status, WNOHANG);
-      if (w == pid_) break;
-      if (std::chrono::steady_clock::now() > deadline) {
-        kill_now();
-        return -1;
-      }
-      // A child's exit has no pollable handle here; a short poll on nothing is the wait.
-      poll(nullptr, 0, 5);
+    bool exited = false;
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      exited = poll(&p, 1, int(timeout.count())) == 1;
+      close(pidfd);
     }
+    if (!exited) {
+      kill_now();
+      return -1;
+    }
+    int status = 0;
+    waitpid(pid_, &status, 0);
     pid_ = -1;
     if (out_fd_ >= 0) close(out_fd_);
     out_fd_ = -1;

@@ -10,9 +10,7 @@
 #include <gtest/gtest.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <poll.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -25,6 +23,7 @@
 #include <sodium.h>
 
 #include "quic_peer.h"
+#include "relay_process.h"
 
 extern char **environ;
 
@@ -38,7 +37,6 @@ using parley::testing::Recorder;
 using namespace std::chrono_literals;
 
 constexpr char kGtlsclient[] = "/usr/bin/gtlsclient";
-constexpr char kTimeout[] = "/usr/bin/timeout";  // coreutils: bounds every client run
 
 std::string big_body() {
   std::string s(100 * 1024, '\0');
@@ -85,28 +83,10 @@ struct RunResult {
   std::string output;    // stdout and stderr together
 };
 
-// Runs argv under coreutils' timeout (so a hung client cannot hang the test) and waits.
-RunResult run(const std::vector<std::string> &args, const std::string &log) {
-  std::vector<std::string> full = {kTimeout, "--kill-after=5", "60"};
-  full.insert(full.end(), args.begin(), args.end());
-  std::vector<char *> argv;
-  for (auto &a : full) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid = -1;
+// Runs a client to completion (killed after 60 s so a hung client cannot hang the test).
+RunResult run(const std::vector<std::string> &args) {
   RunResult r;
-  const int rc = posix_spawn(&pid, kTimeout, &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return r;
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(st)) r.exit_status = WEXITSTATUS(st);
-  r.output = read_file(log);
+  r.exit_status = testing::run_command(args, 60s, &r.output);
   return r;
 }
 
@@ -177,7 +157,7 @@ class Http3Test : public ::testing::Test {
     if (download) args.insert(args.begin() + 1, "--download=" + dir_);
     args.insert(args.begin() + 1, extra.begin(), extra.end());
     for (const auto &p : paths) args.push_back("https://127.0.0.1:" + port + p);
-    return run(args, dir_ + "/client.log");
+    return run(args);
   }
 
   // Recorders outlive the endpoints (TearDown destroys those first): a packet arriving after
@@ -196,7 +176,7 @@ class Http3Test : public ::testing::Test {
   std::string methods_seen_;  // loop thread only
 };
 
-bool has_gtlsclient() { return access(kGtlsclient, X_OK) == 0 && access(kTimeout, X_OK) == 0; }
+bool has_gtlsclient() { return access(kGtlsclient, X_OK) == 0; }
 
 TEST_F(Http3Test, GtlsclientGetsHealthAndNotFound) {
   if (!has_gtlsclient()) GTEST_SKIP() << kGtlsclient << " not installed";
