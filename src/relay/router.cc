@@ -49,8 +49,8 @@ struct Router::Call {
   // Both parties stamp this stream id on their frames (each direction has its own media key,
   // so they share no nonce space); the relay tells them apart by their connections.
   uint32_t stream = 0;
-  bool answered = false;
-  Timestamp ring_deadline = 0;
+  Timestamp ring_deadline = 0;  // while ringing (never 0 then: the timeout is >= 1 s)
+  bool answered() const { return ring_deadline == 0; }
   int side(const identity::Fingerprint &fp) const {
     return party[0] == fp ? 0 : party[1] == fp ? 1 : -1;
   }
@@ -310,6 +310,7 @@ void Router::on_invite(Client *cl, Message &m) {
   call->party[0] = cl->fp;
   call->party[1] = callee->fp;
   call->ring_deadline = now_ + Timestamp(limits_.ring_timeout_ms) * kNanosPerMilli;
+  ringing_.emplace(call->ring_deadline, call.get());
   Call *c = call.get();
   calls_.emplace(id, std::move(call));
   c->stream = new_stream(Route{c->party[0], c, nullptr});
@@ -342,11 +343,11 @@ void Router::on_call_message(Client *cl, Message &m) {
     return;
   }
   if (m.type == Type::kCallAccept) {
-    if (call->answered) {
+    if (call->answered()) {
       send_error(cl, kErrInvalidArgument, "call already accepted", &id);
       return;
     }
-    call->answered = true;
+    ringing_.erase({call->ring_deadline, call});
     call->ring_deadline = 0;
     ++stats_.calls_answered;
   }
@@ -383,30 +384,19 @@ void Router::end_call(Call *call, const Client *notify_except, int error, const 
     auto &v = const_cast<Client *>(notify_except)->calls;
     v.erase(std::remove(v.begin(), v.end(), call), v.end());
   }
+  if (!call->answered()) ringing_.erase({call->ring_deadline, call});
   streams_.erase(call->stream);
   calls_.erase(call->id);
 }
 
-Timestamp Router::next_deadline() const {
-  Timestamp next = 0;
-  for (const auto &kv : calls_) {
-    const Timestamp d = kv.second->ring_deadline;
-    if (d != 0 && (next == 0 || d < next)) next = d;
-  }
-  return next;
-}
-
-void Router::handle_timeouts() {
-  std::vector<Call *> due;
-  for (const auto &kv : calls_) {
-    if (kv.second->ring_deadline != 0 && kv.second->ring_deadline <= now_) {
-      due.push_back(kv.second.get());
-    }
-  }
-  for (Call *c : due) {
+bool Router::handle_timeouts() {
+  bool ended = false;
+  while (!ringing_.empty() && ringing_.begin()->first <= now_) {
     ++stats_.calls_timed_out;
-    end_call(c, nullptr, kErrTimeout, "the call was not answered in time");
+    end_call(ringing_.begin()->second, nullptr, kErrTimeout, "the call was not answered in time");
+    ended = true;
   }
+  return ended;
 }
 
 void Router::on_room_join(Client *cl, const Message &m) {
@@ -529,7 +519,7 @@ void Router::on_datagram(Client *cl, const uint8_t *data, size_t len) {
     stats_.relayed_bytes += len;
   };
   if (r.call) {
-    if (!r.call->answered) {
+    if (!r.call->answered()) {
       ++stats_.dropped_unknown_stream;  // media flows once the call is accepted
       return;
     }
@@ -546,7 +536,7 @@ RouterGauges Router::gauges() const {
   g.connections = clients_.size();
   g.registered = registry_.size();
   g.calls = calls_.size();
-  for (const auto &kv : calls_) g.calls_active += kv.second->answered ? 1 : 0;
+  g.calls_active = calls_.size() - ringing_.size();
   g.rooms = rooms_.size();
   for (const auto &kv : rooms_) g.room_members += kv.second->members.size();
   return g;

@@ -4,13 +4,14 @@
 // authenticated header (media/frame_header.h) with the sealed payload untouched.
 //
 // Time comes in through advance(); the I/O adapter (server.h) calls it before feeding the
-// endpoint and arms a timer for next_deadline(). docs/protocol.md ("Relay") describes the
+// endpoint, and calls handle_timeouts() from a periodic tick. docs/protocol.md ("Relay") describes the
 // behaviour seen from a client.
 #ifndef PARLEY_RELAY_ROUTER_H
 #define PARLEY_RELAY_ROUTER_H
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -68,9 +69,8 @@ class Router {
   quic::Endpoint::Incoming accept();
   // Sets the current time; call before handing the endpoint packets or expiries.
   void advance(Timestamp now) { now_ = now; }
-  // Earliest ring timeout (0: none); handle_timeouts ends the calls that are due.
-  Timestamp next_deadline() const;
-  void handle_timeouts();
+  // Ends the ringing calls whose timeout has passed; true if it ended any. O(log n) per call.
+  bool handle_timeouts();
   // Graceful shutdown: new connections and calls are refused from now on.
   void stop_accepting() { accepting_ = false; }
   bool accepting() const { return accepting_; }
@@ -124,6 +124,7 @@ class Router {
   std::unordered_map<signal::CallId, std::unique_ptr<Call>, KeyHash> calls_;
   std::unordered_map<signal::RoomId, std::unique_ptr<Room>, KeyHash> rooms_;
   std::unordered_map<uint32_t, Route> streams_;
+  std::set<std::pair<Timestamp, Call *>> ringing_;  // unanswered calls by ring deadline
   uint32_t next_stream_ = 1;
   uint8_t hash_key_[16];
   Timestamp limit_log_at_[8] = {};

@@ -159,11 +159,7 @@ void Server::answer_stun(UdpSocket &sock, stun::Responder &responder, const uint
 
 void Server::tick() {
   router_.advance(monotonic_now());
-  const Timestamp due = router_.next_deadline();
-  if (due != 0 && due <= monotonic_now()) {
-    router_.handle_timeouts();
-    driver_->kick();
-  }
+  if (router_.handle_timeouts()) driver_->kick();
   if (shutdown_done_) check_shutdown();
 }
 
