@@ -138,6 +138,7 @@ Context::~Context() {
       }
       relay_->stop();
     }
+    media_routes_.clear();
     calls_.clear();
     relay_.reset();
     if (endpoint_) endpoint_->close_all(0, "context closed", monotonic_now());
@@ -256,6 +257,12 @@ int Context::hangup(const signal::CallId &id) {
 void Context::set_call_state(Call &c, CallState s, int error, const std::string &text) {
   if (c.state == s) return;
   c.state = s;
+  // Incoming frames find their call through its stream id while it is active.
+  if (s == CallState::kActive) media_routes_[c.stream] = {&c, {}, c.peer};
+  if (s == CallState::kEnded) {
+    auto it = media_routes_.find(c.stream);
+    if (it != media_routes_.end() && it->second.call == &c) media_routes_.erase(it);
+  }
   Event e(EventType::kCallState);
   e.call = c.id;
   e.peer = c.peer;
@@ -269,8 +276,13 @@ void Context::on_relay_message(const signal::Message &m) {
   using signal::Type;
   if (m.type == Type::kRoomUpdate) {
     Room &r = rooms_[key_of(*m.room_id)];
+    for (const auto &mb : r.members) media_routes_.erase(mb.stream_id);
     r.stream = m.stream_id.value_or(0);
     r.members = m.members;
+    for (const auto &mb : r.members) {
+      if (mb.stream_id == r.stream) continue;  // our own frames are never sent back to us
+      media_routes_[mb.stream_id] = {nullptr, *m.room_id, mb.fingerprint};
+    }
     Event e(EventType::kRoomUpdate);
     e.room = *m.room_id;
     e.is_room = true;
@@ -339,34 +351,20 @@ void Context::on_datagram(const uint8_t *data, size_t len) {
     ++stats_.media_unknown_stream;
     return;
   }
-  Event e(EventType::kMedia);
-  bool found = false;
-  for (auto &kv : calls_) {
-    if (kv.second.stream == h.stream_id && kv.second.state == CallState::kActive) {
-      e.call = kv.second.id;
-      e.peer = kv.second.peer;
-      found = true;
-      break;
-    }
-  }
-  if (!found) {
-    for (auto &kv : rooms_) {
-      for (const auto &mb : kv.second.members) {
-        if (mb.stream_id == h.stream_id) {
-          std::memcpy(e.room.bytes, kv.first.data(), 16);
-          e.is_room = true;
-          e.peer = mb.fingerprint;
-          found = true;
-          break;
-        }
-      }
-      if (found) break;
-    }
-  }
-  if (!found) {
+  auto route = media_routes_.find(h.stream_id);
+  if (route == media_routes_.end()) {
     ++stats_.media_unknown_stream;
     return;
   }
+  Event e(EventType::kMedia);
+  const MediaRoute &r = route->second;
+  if (r.call) {
+    e.call = r.call->id;
+  } else {
+    e.room = r.room;
+    e.is_room = true;
+  }
+  e.peer = r.peer;
   ++stats_.media_received;
   e.stream_id = h.stream_id;
   e.sequence = h.sequence;
@@ -445,7 +443,11 @@ int Context::leave_room(const signal::RoomId &room) {
     m.type = signal::Type::kRoomLeave;
     m.room_id = room;
     const int r = relay_->send(m);
-    rooms_.erase(key_of(room));
+    auto it = rooms_.find(key_of(room));
+    if (it != rooms_.end()) {
+      for (const auto &mb : it->second.members) media_routes_.erase(mb.stream_id);
+      rooms_.erase(it);
+    }
     return r;
   });
 }

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "base/loop.h"
@@ -167,6 +168,14 @@ class Context {
   std::unique_ptr<RelayClient> relay_;
   std::map<std::vector<uint8_t>, Call> calls_;  // keyed by call id bytes
   std::map<std::vector<uint8_t>, Room> rooms_;
+  // Where an incoming frame's stream id belongs: an active call, or a room member (the relay
+  // hands out stream ids, unique among everything it routes to us).
+  struct MediaRoute {
+    Call *call;  // or nullptr for a room
+    signal::RoomId room;
+    identity::Fingerprint peer;
+  };
+  std::unordered_map<uint32_t, MediaRoute> media_routes_;
   ContextStats stats_;
   bool closing_ = false;
   uint8_t frame_[quic::kMaxDatagramPayload];
