@@ -8,10 +8,6 @@
 
 namespace parley::call {
 
-namespace {
-constexpr uint64_t kCloseReplaced = 2;  // docs/protocol.md: relay application close codes
-}
-
 const char *relay_state_name(RelayState s) {
   switch (s) {
     case RelayState::kIdle: return "idle";
@@ -142,7 +138,7 @@ void RelayClient::on_event(quic::Connection &c, const quic::Event &e) {
         PARLEY_LOG(kLogError, "call", "relay identity check failed: %s",
                    e.close->reason.c_str());
       }
-      if (e.close->by_peer && e.close->error == kOk && e.close->app_code == kCloseReplaced) {
+      if (e.close->by_peer && e.close->error == kOk && e.close->app_code == signal::kCloseReplaced) {
         PARLEY_LOG(kLogWarn, "call",
                    "the relay registered this identity from another connection; not "
                    "reconnecting");

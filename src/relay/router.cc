@@ -19,9 +19,6 @@ using signal::Type;
 
 namespace {
 
-// Application close codes the relay uses (docs/protocol.md).
-constexpr uint64_t kCloseReplaced = 2;
-
 enum LimitKind { kLimitSignal, kLimitMedia, kLimitCalls, kLimitRooms, kLimitRoomSize };
 
 bool carries_call_parties(Type t) {
@@ -239,7 +236,7 @@ void Router::on_register(Client *cl, const Message &m) {
       old->replaced = true;
       cl->calls = std::move(old->calls);
       cl->rooms = std::move(old->rooms);
-      old->conn->close(kCloseReplaced, "replaced by a newer connection of the same identity");
+      old->conn->close(signal::kCloseReplaced, "replaced by a newer connection of the same identity");
       ++stats_.registrations_replaced;
       PARLEY_LOG(kLogInfo, "relay", "%s re-registered from a new connection",
                  cl->fp.display().c_str());
@@ -362,7 +359,7 @@ void Router::on_call_message(Client *cl, Message &m) {
   }
 }
 
-void Router::end_call(Call *call, const Client *notify_except, int error, const char *why) {
+void Router::end_call(Call *call, Client *notify_except, int error, const char *why) {
   for (int s = 0; s < 2; ++s) {
     Client *cl = registered(call->party[s]);
     if (!cl) continue;
@@ -381,7 +378,7 @@ void Router::end_call(Call *call, const Client *notify_except, int error, const 
   }
   // A client that went away is no longer registered but still lists the call.
   if (notify_except) {
-    auto &v = const_cast<Client *>(notify_except)->calls;
+    auto &v = notify_except->calls;
     v.erase(std::remove(v.begin(), v.end(), call), v.end());
   }
   if (!call->answered()) ringing_.erase({call->ring_deadline, call});

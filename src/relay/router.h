@@ -107,7 +107,7 @@ class Router {
   void send(Client *cl, const signal::Message &m);
   void send_error(Client *cl, int code, const std::string &text,
                   const signal::CallId *call = nullptr);
-  void end_call(Call *call, const Client *except, int error, const char *why);
+  void end_call(Call *call, Client *except, int error, const char *why);
   void leave_room(Client *cl, Room *room);
   void broadcast_room(Room *room);
   uint32_t new_stream(const Route &r);

@@ -171,7 +171,7 @@ void Server::shutdown(std::function<void()> done) {
   shutdown_done_ = std::move(done);
   shutdown_deadline_ = monotonic_now() + Timestamp(config_.shutdown_timeout_ms) * kNanosPerMilli;
   router_.advance(monotonic_now());
-  endpoint_->close_all(kCloseShuttingDown, "relay shutting down", monotonic_now());
+  endpoint_->close_all(signal::kCloseShuttingDown, "relay shutting down", monotonic_now());
   driver_->kick();
   check_shutdown();
 }

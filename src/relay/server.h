@@ -20,9 +20,6 @@
 
 namespace parley::relay {
 
-// Application close codes the relay sends (docs/protocol.md).
-constexpr uint64_t kCloseShuttingDown = 1;
-
 struct ServerStats {
   uint64_t stun_requests = 0, stun_responses = 0;
   uint64_t dropped_unknown_protocol = 0;

@@ -30,6 +30,10 @@ constexpr size_t kMaxCodecs = 16;
 constexpr size_t kMaxParticipants = 64;
 constexpr size_t kMaxText = 512;
 
+// Application error codes the relay closes a client's QUIC connection with (docs/protocol.md).
+constexpr uint64_t kCloseShuttingDown = 1;  // reconnect later
+constexpr uint64_t kCloseReplaced = 2;      // the same identity registered from elsewhere
+
 enum class Type : uint8_t {
   kRegister = 1,
   kRegisterAck = 2,
