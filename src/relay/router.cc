@@ -19,7 +19,7 @@ using signal::Type;
 
 namespace {
 
-enum LimitKind { kLimitSignal, kLimitMedia, kLimitCalls, kLimitRooms, kLimitRoomSize };
+enum LimitKind { kLimitSignal, kLimitMedia, kLimitCalls, kLimitRooms };
 
 bool carries_call_parties(Type t) {
   return t == Type::kCallRinging || t == Type::kCallAccept || t == Type::kCallReject ||
