@@ -42,6 +42,10 @@ PARLEY_SAME(PARLEY_ERR_RATE_LIMITED, kErrRateLimited);
 PARLEY_SAME(PARLEY_ERR_LIMIT_REACHED, kErrLimitReached);
 PARLEY_SAME(PARLEY_ERR_CALL_REJECTED, kErrCallRejected);
 PARLEY_SAME(PARLEY_ERR_NOT_REGISTERED, kErrNotRegistered);
+PARLEY_SAME(PARLEY_ERR_MEDIA_AUTH, kErrMediaAuth);
+PARLEY_SAME(PARLEY_ERR_MEDIA_REPLAY, kErrMediaReplay);
+PARLEY_SAME(PARLEY_ERR_MEDIA_KEY, kErrMediaKey);
+PARLEY_SAME(PARLEY_ERR_ICE_FAILED, kErrIceFailed);
 #undef PARLEY_SAME
 
 const char *parley_strerror(int err) { return parley::error_description(err); }

@@ -143,7 +143,18 @@ typedef enum parley_error {
   /* The callee rejected the call. */
   PARLEY_ERR_CALL_REJECTED = -35,
   /* The request needs a registration with the relay that does not exist (yet). */
-  PARLEY_ERR_NOT_REGISTERED = -36
+  PARLEY_ERR_NOT_REGISTERED = -36,
+  /* A media frame failed authentication (forged, corrupted, or sealed with another key). */
+  PARLEY_ERR_MEDIA_AUTH = -37,
+  /* A media frame was already received (duplicate or replay) or is older than the replay
+   * window. */
+  PARLEY_ERR_MEDIA_REPLAY = -38,
+  /* The peer's media key is missing or its signature does not verify with the peer's
+   * identity. */
+  PARLEY_ERR_MEDIA_KEY = -39,
+  /* No direct path could be established (ICE checks failed or ran out of time); the call
+   * stays on the relay. */
+  PARLEY_ERR_ICE_FAILED = -40
 } parley_error;
 
 /*

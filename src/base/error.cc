@@ -46,6 +46,10 @@ const char *error_description(int code) {
     case kErrLimitReached: return "server limit reached";
     case kErrCallRejected: return "call rejected";
     case kErrNotRegistered: return "not registered with the relay";
+    case kErrMediaAuth: return "media frame failed authentication";
+    case kErrMediaReplay: return "media frame replayed or too old";
+    case kErrMediaKey: return "peer media key missing or not signed by the peer";
+    case kErrIceFailed: return "no direct path";
   }
   return "unknown error";
 }

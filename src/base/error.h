@@ -47,6 +47,10 @@ enum Error : int {
   kErrLimitReached = -34,
   kErrCallRejected = -35,
   kErrNotRegistered = -36,
+  kErrMediaAuth = -37,
+  kErrMediaReplay = -38,
+  kErrMediaKey = -39,
+  kErrIceFailed = -40,
 };
 
 // The fixed one-line description of `code` ("unknown error" for codes parley never returns).

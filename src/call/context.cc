@@ -196,6 +196,8 @@ int Context::send_offer(signal::Type type, Call &c) {
   m.ice_ufrag = c.ufrag;
   m.ice_pwd = c.pwd;
   m.media_key = c.media_key;
+  m.identity_key.emplace();
+  std::memcpy(m.identity_key->data(), id_.public_key(), identity::kPublicKeyLen);
   m.codecs = {kCodecOpus};
   return relay_->send(m);
 }

@@ -85,6 +85,7 @@ const char *problem(const Message &m) {
       if (!call) return "call id, from and to are required";
       if (m.ice_ufrag.empty() || m.ice_pwd.empty()) return "ICE credentials are required";
       if (!m.media_key) return "the signed media key is required";
+      if (!m.identity_key) return "the identity key is required";
       if (m.codecs.empty()) return "at least one codec is required";
       return nullptr;
     case Type::kCallRinging:
@@ -202,7 +203,7 @@ bool Message::operator==(const Message &o) const {
          profile == o.profile && media_timestamp == o.media_timestamp &&
          sequence == o.sequence && path == o.path && loss_permille == o.loss_permille &&
          rtt_ms == o.rtt_ms && jitter_ms == o.jitter_ms && software == o.software &&
-         members == o.members;
+         members == o.members && identity_key == o.identity_key;
 }
 
 int encode(const Message &m, std::vector<uint8_t> *out) {
@@ -259,6 +260,7 @@ int encode(const Message &m, std::vector<uint8_t> *out) {
   if (m.rtt_ms) w.field_int(Field::kRttMs, *m.rtt_ms);
   if (m.jitter_ms) w.field_int(Field::kJitterMs, *m.jitter_ms);
   if (!m.software.empty()) w.field(Field::kSoftware, m.software.data(), m.software.size());
+  if (m.identity_key) w.field(Field::kIdentityKey, m.identity_key->data(), m.identity_key->size());
   for (const auto &mb : m.members) {
     uint8_t b[36];
     std::memcpy(b, mb.fingerprint.bytes, 32);
@@ -303,7 +305,7 @@ int decode(const uint8_t *data, size_t len, Message *out) {
     pos += n;
     const bool repeated = id == unsigned(Field::kCandidate) ||
                           id == unsigned(Field::kParticipant) || id == unsigned(Field::kMember);
-    const bool known = id >= unsigned(Field::kCallId) && id <= unsigned(Field::kMember);
+    const bool known = id >= unsigned(Field::kCallId) && id <= unsigned(Field::kIdentityKey);
     if (known && !repeated) {  // unknown fields, repeated or not, are simply skipped
       if (seen & (uint64_t(1) << id)) return malformed("appears twice", id);
       seen |= uint64_t(1) << id;
@@ -406,6 +408,12 @@ int decode(const uint8_t *data, size_t len, Message *out) {
       case Field::kSoftware:
         m.software.assign(reinterpret_cast<const char *>(v), n);
         break;
+      case Field::kIdentityKey: {
+        if (!need(identity::kPublicKeyLen)) return malformed("an identity key is 32 bytes", id);
+        m.identity_key.emplace();
+        std::memcpy(m.identity_key->data(), v, n);
+        break;
+      }
       case Field::kMember: {
         if (!need(36)) return malformed("a member is 36 bytes", id);
         if (m.members.size() == kMaxParticipants) return malformed("too many", id);

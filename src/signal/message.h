@@ -10,6 +10,7 @@
 #ifndef PARLEY_SIGNAL_MESSAGE_H
 #define PARLEY_SIGNAL_MESSAGE_H
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -82,6 +83,7 @@ enum class Field : uint16_t {
   kJitterMs = 21,        // u32
   kSoftware = 22,        // at most 64 bytes
   kMember = 23,          // 32-byte fingerprint || u32 media stream id, repeated
+  kIdentityKey = 24,     // 32-byte Ed25519 public key of the sender (fingerprint = its SHA-256)
 };
 
 struct Id16 {
@@ -133,6 +135,7 @@ struct Message {
   std::optional<uint32_t> rtt_ms, jitter_ms;
   std::string software;
   std::vector<Member> members;  // at most kMaxParticipants
+  std::optional<std::array<uint8_t, identity::kPublicKeyLen>> identity_key;
 
   bool operator==(const Message &o) const;
 };

@@ -625,6 +625,7 @@ TEST_F(RelayTest, AnImpostorCannotActAsAnotherFingerprint) {
   forged.ice_ufrag = "abcd";
   forged.ice_pwd = "abcdefghijklmnopqrstuv";
   forged.media_key = signal::SignedKey{};
+  forged.identity_key.emplace();
   forged.codecs = {1};
   send(forged);
   signal::Message err = next_reply(2);

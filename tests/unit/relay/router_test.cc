@@ -102,6 +102,7 @@ struct RawClient {
     m.ice_ufrag = "abcd";
     m.ice_pwd = "abcdefghijklmnopqrstuv";
     m.media_key = signal::SignedKey{};
+    m.identity_key.emplace();
     m.codecs = {1};
     return m;
   }

@@ -37,6 +37,8 @@ Message invite() {
   std::memset(k.public_key, 1, 32);
   std::memset(k.signature, 2, 64);
   m.media_key = k;
+  m.identity_key.emplace();
+  m.identity_key->fill(3);
   m.codecs = {1};
   return m;
 }
@@ -283,6 +285,9 @@ TEST(Signal, LimitsAreEnforcedBothWays) {
   EXPECT_EQ(encode(m, &wire), kErrInvalidArgument);
   m = invite();
   m.media_key.reset();
+  EXPECT_EQ(encode(m, &wire), kErrInvalidArgument);
+  m = invite();
+  m.identity_key.reset();
   EXPECT_EQ(encode(m, &wire), kErrInvalidArgument);
   std::vector<uint8_t> huge(kMaxMessageSize + 1, 0);
   huge[0] = kVersion;
