@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstring>
 #include <future>
 
@@ -9,6 +10,7 @@
 #include "base/demux.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "ice/driver.h"
 #include "media/frame_header.h"
 
 namespace parley::call {
@@ -90,13 +92,24 @@ int Context::init() {
   if (!bind.is_set()) SocketAddress::parse("0.0.0.0:0", &bind);
   socket_ = std::make_unique<UdpSocket>(loop_);
   int r = socket_->bind(bind, [this](const uint8_t *d, size_t n, const SocketAddress &from) {
-    // STUN on this socket belongs to the ICE agent (direct path); until then only QUIC.
-    if (classify_datagram(d, n) == DatagramKind::kQuic) driver_->on_datagram(d, n, from);
+    // RFC 7983: STUN belongs to the calls' ICE agents, QUIC to the endpoint (relay + direct).
+    switch (classify_datagram(d, n)) {
+      case DatagramKind::kQuic:
+        driver_->on_datagram(d, n, from);
+        break;
+      case DatagramKind::kStun:
+        on_stun(d, n, from);
+        break;
+      default:
+        break;
+    }
   });
   if (r != kOk) return r;
   socket_->set_buffer_sizes(1 << 20, 1 << 20);
   quic::EndpointConfig ec;
-  ec.accept_incoming = false;  // direct-path accepts come with the ICE layer
+  // Incoming connections are direct paths of calls; set_accept below lets in only the one a
+  // call's ICE agent validated, and only with the peer's certificate.
+  ec.accept_incoming = config_.direct.enabled;
   ec.connection.keepalive_ms = config_.relay.keepalive_ms;
   ec.connection.idle_timeout_ms = config_.relay.idle_timeout_ms;
   ec.connection.datagram_queue = 64;
@@ -112,6 +125,15 @@ int Context::init() {
     sock->send_batch(batch, n);
   });
   endpoint_->set_local_address(socket_->local_address());
+  endpoint_->set_accept([this](const SocketAddress &remote) {
+    for (auto &kv : calls_) {
+      Session *s = kv.second.session.get();
+      if (s && s->wants_connection(remote)) return s->accept_direct(remote);
+    }
+    PARLEY_LOG(kLogDebug, "call", "refusing a QUIC connection from %s: no call expects it",
+               remote.to_string().c_str());
+    return quic::Endpoint::Incoming{};
+  });
   driver_ = std::make_unique<quic::EndpointDriver>(loop_, *endpoint_);
   RelayClient::Listener l;
   l.on_state = [this](RelayState s, int error) {
@@ -140,6 +162,7 @@ Context::~Context() {
     }
     media_routes_.clear();
     calls_.clear();
+    retired_.clear();
     relay_.reset();
     if (endpoint_) endpoint_->close_all(0, "context closed", monotonic_now());
     if (driver_) driver_->kick();
@@ -174,32 +197,144 @@ signal::Message Context::call_message(signal::Type t, const Call &c) const {
   return m;
 }
 
+std::vector<ice::Candidate> Context::local_candidates() {
+  std::vector<ice::Candidate> out;
+  if (!config_.direct.enabled) return out;
+  const SocketAddress local = socket_->local_address();
+  std::vector<SocketAddress> hosts;
+  if (local.is_unspecified_ip()) {
+    ice::InterfaceOptions io;
+    io.include_loopback = config_.direct.include_loopback;
+    std::vector<SocketAddress> all;
+    if (ice::host_interface_addresses(io, &all) != kOk) all.clear();
+    for (auto a : all) {
+      if (a.family() != local.family()) continue;
+      a.set_port(local.port());
+      hosts.push_back(a);
+    }
+  } else {
+    hosts.push_back(local);
+  }
+  uint16_t pref = 65535;
+  for (const auto &h : hosts) {
+    ice::Candidate c;
+    c.type = ice::CandidateType::kHost;
+    c.address = h;
+    c.priority = ice::candidate_priority(c.type, pref);
+    c.foundation = ice::candidate_foundation(c.type, h, SocketAddress());
+    out.push_back(c);
+    if (pref > 0) --pref;
+  }
+  // The relay saw this socket's public mapping when we registered: a server-reflexive
+  // candidate without a STUN round trip.
+  const SocketAddress mapped = relay_->observed_address();
+  if (mapped.is_set() && std::none_of(hosts.begin(), hosts.end(),
+                                      [&](const SocketAddress &h) { return h == mapped; })) {
+    ice::Candidate c;
+    c.type = ice::CandidateType::kServerReflexive;
+    c.address = mapped;
+    c.related = hosts.empty() ? local : hosts.front();
+    c.priority = ice::candidate_priority(c.type, 65535);
+    c.foundation = ice::candidate_foundation(c.type, c.related, config_.relay.relay);
+    out.push_back(c);
+  }
+  return out;
+}
+
 int Context::send_offer(signal::Type type, Call &c) {
   // The ephemeral X25519 key whose signed public half lets the peer derive the call's media
-  // keys; the relay carries it but cannot substitute its own (it cannot sign as us). The
-  // signature covers a context string, the call id and the key, so it cannot be replayed
-  // into another call.
-  if (c.media_secret.allocate(crypto_scalarmult_SCALARBYTES) != kOk) return kErrNoMemory;
-  randombytes_buf(c.media_secret.data(), crypto_scalarmult_SCALARBYTES);
-  if (crypto_scalarmult_base(c.media_key.public_key, c.media_secret.data()) != 0) {
-    return fail(kErrCrypto, "X25519 key generation failed");
-  }
-  static const char kContext[] = "parley media key v1";
-  uint8_t msg[sizeof kContext - 1 + 16 + 32];
-  std::memcpy(msg, kContext, sizeof kContext - 1);
-  std::memcpy(msg + sizeof kContext - 1, c.id.bytes, 16);
-  std::memcpy(msg + sizeof kContext - 1 + 16, c.media_key.public_key, 32);
-  crypto_sign_detached(c.media_key.signature, nullptr, msg, sizeof msg, id_.secret_key());
+  // keys; the relay carries it but cannot substitute its own (it cannot sign as us).
+  int r = media::make_local_media_key(id_, c.id, c.peer, &c.media_key);
+  if (r != kOk) return r;
   c.ufrag = ice_string(8);
   c.pwd = ice_string(24);
   signal::Message m = call_message(type, c);
   m.ice_ufrag = c.ufrag;
   m.ice_pwd = c.pwd;
-  m.media_key = c.media_key;
+  m.media_key = c.media_key.signed_key;
+  // Every candidate is known at once (host addresses, and the mapping the relay observed),
+  // so they ride in the offer; later ones would be trickled as Candidate messages.
+  m.candidates = local_candidates();
+  if (m.candidates.size() > signal::kMaxCandidates) m.candidates.resize(signal::kMaxCandidates);
   m.identity_key.emplace();
   std::memcpy(m.identity_key->data(), id_.public_key(), identity::kPublicKeyLen);
   m.codecs = {kCodecOpus};
-  return relay_->send(m);
+  r = relay_->send(m);
+  if (r != kOk) return r;
+  signal::Message eoc;
+  eoc.type = signal::Type::kEndOfCandidates;
+  eoc.call_id = c.id;
+  return relay_->send(eoc);
+}
+
+int Context::take_peer_offer(Call &c, const signal::Message &m) {
+  const int r = media::verify_peer_media_key(m.identity_key->data(), c.peer, fp_, c.id,
+                                             *m.media_key);
+  if (r != kOk) return r;
+  c.peer_key = *m.media_key;
+  c.peer_ufrag = m.ice_ufrag;
+  c.peer_pwd = m.ice_pwd;
+  for (const auto &cand : m.candidates) c.peer_candidates.push_back(cand);
+  return kOk;
+}
+
+int Context::start_session(Call &c) {
+  Session::Env env;
+  env.loop = &loop_;
+  env.socket = socket_.get();
+  env.endpoint = endpoint_.get();
+  env.driver = driver_.get();
+  env.relay = relay_.get();
+  env.id = &id_;
+  env.direct = config_.direct;
+  const signal::CallId id = c.id;
+  const identity::Fingerprint peer = c.peer;
+  const uint32_t stream = c.stream;
+  env.on_media = [this, id, peer, stream](uint32_t seq, uint32_t ts, uint8_t profile,
+                                          const uint8_t *payload, size_t len, PathKind via) {
+    ++stats_.media_received;
+    Event e(EventType::kMedia);
+    e.call = id;
+    e.peer = peer;
+    e.stream_id = stream;
+    e.sequence = seq;
+    e.timestamp = ts;
+    e.profile = profile;
+    e.payload = payload;
+    e.len = len;
+    e.path = via;
+    emit(e);
+  };
+  env.on_path = [this, id, peer](PathKind from, PathKind to, const char *reason) {
+    Event e(EventType::kPathChanged);
+    e.call = id;
+    e.peer = peer;
+    e.path_from = from;
+    e.path = to;
+    e.text = reason;
+    emit(e);
+  };
+  Session::Params p;
+  p.id = c.id;
+  p.peer = c.peer;
+  p.caller = c.outgoing;
+  p.stream = c.stream;
+  p.local_ufrag = c.ufrag;
+  p.local_pwd = c.pwd;
+  p.remote_ufrag = c.peer_ufrag;
+  p.remote_pwd = c.peer_pwd;
+  p.local_candidates = local_candidates();
+  p.remote_candidates = std::move(c.peer_candidates);
+  p.remote_candidates_done = c.peer_candidates_done;
+  c.peer_candidates.clear();
+  return Session::create(std::move(env), std::move(p), c.media_key, c.peer_key, &c.session);
+}
+
+void Context::on_stun(const uint8_t *data, size_t len, const SocketAddress &from) {
+  for (auto &kv : calls_) {
+    Session *s = kv.second.session.get();
+    if (s && s->on_stun(data, len, from)) return;
+  }
 }
 
 int Context::start_call(const identity::Fingerprint &to, signal::CallId *out) {
@@ -224,8 +359,15 @@ int Context::accept(const signal::CallId &id) {
       return fail(kErrCallNotFound, "no incoming call with that id");
     }
     Call &c = it->second;
-    const int r = send_offer(signal::Type::kCallAccept, c);
+    int r = send_offer(signal::Type::kCallAccept, c);
     if (r != kOk) return r;
+    r = start_session(c);
+    if (r != kOk) {
+      relay_->send(call_message(signal::Type::kCallHangup, c));
+      set_call_state(c, CallState::kEnded, r, "cannot start the call's media");
+      calls_.erase(it);
+      return r;
+    }
     set_call_state(c, CallState::kActive, kOk, "");
     return kOk;
   });
@@ -264,6 +406,12 @@ void Context::set_call_state(Call &c, CallState s, int error, const std::string 
   if (s == CallState::kEnded) {
     auto it = media_routes_.find(c.stream);
     if (it != media_routes_.end() && it->second.call == &c) media_routes_.erase(it);
+    // The session may be on the stack below us (a host handler hanging up from inside a
+    // media or path event): it is destroyed once the loop is back at the top.
+    if (c.session) {
+      retired_.push_back(std::move(c.session));
+      loop_.post([this] { retired_.clear(); });
+    }
   }
   Event e(EventType::kCallState);
   e.call = c.id;
@@ -301,6 +449,16 @@ void Context::on_relay_message(const signal::Message &m) {
     c.peer = *m.from;
     c.state = CallState::kIncoming;
     c.stream = *m.stream_id;
+    if (take_peer_offer(c, m) != kOk) {
+      // A key the caller did not sign: the relay (or someone) tampered with the invite.
+      PARLEY_LOG(kLogWarn, "call", "rejecting an invite from %s: %s",
+                 c.peer.display().c_str(), last_error_message());
+      signal::Message rej = call_message(Type::kCallReject, c);
+      rej.error_code = kErrMediaKey;
+      rej.text = "media key not signed by the caller";
+      relay_->send(rej);
+      return;
+    }
     auto &stored = calls_.emplace(key_of(c.id), std::move(c)).first->second;
     relay_->send(call_message(Type::kCallRinging, stored));
     Event e(EventType::kIncomingCall);
@@ -330,9 +488,39 @@ void Context::on_relay_message(const signal::Message &m) {
       if (m.stream_id) c.stream = *m.stream_id;
       if (c.state == CallState::kInviting) set_call_state(c, CallState::kRinging, kOk, "");
       break;
-    case Type::kCallAccept:
+    case Type::kCallAccept: {
+      if (c.state == CallState::kActive || !c.outgoing) break;
       if (m.stream_id) c.stream = *m.stream_id;
+      int r = take_peer_offer(c, m);
+      if (r == kOk) r = start_session(c);
+      if (r != kOk) {
+        signal::Message h = call_message(Type::kCallHangup, c);
+        h.error_code = r;
+        h.text = r == kErrMediaKey ? "media key not signed by the callee"
+                                   : "cannot start the call's media";
+        relay_->send(h);
+        set_call_state(c, CallState::kEnded, r, h.text);
+        calls_.erase(it);
+        break;
+      }
       set_call_state(c, CallState::kActive, kOk, "");
+      break;
+    }
+    case Type::kCandidate:
+    case Type::kEndOfCandidates:
+      if (c.session) {
+        c.session->on_signal(m);
+      } else if (m.type == Type::kCandidate) {
+        for (const auto &cand : m.candidates) {
+          if (c.peer_candidates.size() < signal::kMaxCandidates) c.peer_candidates.push_back(cand);
+        }
+      } else {
+        c.peer_candidates_done = true;
+      }
+      break;
+    case Type::kPathSwitchPropose:
+    case Type::kPathSwitchAck:
+      if (c.session) c.session->on_signal(m);
       break;
     case Type::kCallReject:
       set_call_state(c, CallState::kEnded, kErrCallRejected, m.text);
@@ -358,14 +546,14 @@ void Context::on_datagram(const uint8_t *data, size_t len) {
     ++stats_.media_unknown_stream;
     return;
   }
-  Event e(EventType::kMedia);
   const MediaRoute &r = route->second;
   if (r.call) {
-    e.call = r.call->id;
-  } else {
-    e.room = r.room;
-    e.is_room = true;
+    if (r.call->session) r.call->session->on_relay_frame(data, len);
+    return;
   }
+  Event e(EventType::kMedia);
+  e.room = r.room;
+  e.is_room = true;
   e.peer = r.peer;
   ++stats_.media_received;
   e.stream_id = h.stream_id;
@@ -397,14 +585,31 @@ int Context::send_frame(uint32_t stream, uint32_t sequence, uint32_t timestamp, 
   return r;
 }
 
-int Context::send_media(const signal::CallId &id, uint32_t sequence, uint32_t timestamp,
-                        uint8_t profile, const uint8_t *sealed, size_t len) {
+int Context::send_media(const signal::CallId &id, uint32_t timestamp, uint8_t profile,
+                        const uint8_t *payload, size_t len) {
   return run([&]() -> int {
     auto it = calls_.find(key_of(id));
-    if (it == calls_.end() || it->second.state != CallState::kActive) {
+    if (it == calls_.end() || !it->second.session) {
       return fail(kErrCallNotFound, "no active call with that id");
     }
-    return send_frame(it->second.stream, sequence, timestamp, profile, sealed, len);
+    const int r = it->second.session->send(timestamp, profile, payload, len);
+    if (r == kOk) {
+      ++stats_.media_sent;
+    } else {
+      ++stats_.media_send_failed;
+    }
+    return r;
+  });
+}
+
+int Context::call_stats(const signal::CallId &id, CallStats *out) {
+  return run([&]() -> int {
+    auto it = calls_.find(key_of(id));
+    if (it == calls_.end() || !it->second.session) {
+      return fail(kErrCallNotFound, "no active call with that id");
+    }
+    *out = it->second.session->stats();
+    return kOk;
   });
 }
 

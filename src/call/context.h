@@ -21,6 +21,7 @@
 #include "base/loop.h"
 #include "base/udp_socket.h"
 #include "call/relay_client.h"
+#include "call/session.h"
 #include "identity/identity.h"
 #include "identity/secret.h"
 #include "quic/endpoint.h"
@@ -32,6 +33,7 @@ namespace parley::call {
 struct ContextConfig {
   SocketAddress bind;  // unset: 0.0.0.0, any port
   RelayClientConfig relay;
+  DirectConfig direct;  // the direct path (ICE + peer-to-peer QUIC); media starts on the relay
 };
 
 enum class CallState {
@@ -51,6 +53,7 @@ enum class EventType {
   kMedia = 4,         // call or room, stream_id, header, payload/len (valid during the call)
   kRoomUpdate = 5,    // room, members, stream_id (our own in that room)
   kError = 6,         // error, text (an error from the relay not tied to a call)
+  kPathChanged = 7,   // call, path_from, path (the new one), text (the reason)
 };
 
 struct Event {
@@ -67,8 +70,11 @@ struct Event {
   std::vector<signal::Member> members;
   uint32_t stream_id = 0;
   uint32_t sequence = 0, timestamp = 0;
+  uint8_t profile = 0;
   const uint8_t *payload = nullptr;
   size_t len = 0;
+  PathKind path = PathKind::kRelay;       // kMedia: the path the frame came by; kPathChanged: new
+  PathKind path_from = PathKind::kRelay;  // kPathChanged
 };
 
 using EventHandler = std::function<void(const Event &)>;
@@ -105,18 +111,23 @@ class Context {
   int reject(const signal::CallId &call);
   int hangup(const signal::CallId &call);
 
-  // Sends one media frame on an active call / a joined room: the context writes the header
-  // (stream id, `sequence`, `timestamp`, `profile`) in front of `sealed` (the payload, already
-  // sealed by the media layer). kOk, kErrCallNotFound, kErrMessageTooLarge, kErrQueueFull,
+  // Seals `payload` with the call's end-to-end key for this direction (media/frame_crypto.h)
+  // and sends it on the path the path manager chose (relay, direct, or both during a
+  // switch). The sequence number is the call's own. The peer gets a kMedia event with the
+  // plaintext. kOk, kErrCallNotFound (no active call), kErrMessageTooLarge, kErrQueueFull,
   // kErrNotRegistered.
-  int send_media(const signal::CallId &call, uint32_t sequence, uint32_t timestamp,
-                 uint8_t profile, const uint8_t *sealed, size_t len);
+  int send_media(const signal::CallId &call, uint32_t timestamp, uint8_t profile,
+                 const uint8_t *payload, size_t len);
+  // Room frames are sealed by the caller (a room key is the members' business): the context
+  // writes the header (stream id, `sequence`, `timestamp`, `profile`) in front of `sealed`.
+  // kOk, kErrCallNotFound, kErrMessageTooLarge, kErrQueueFull, kErrNotRegistered.
   int send_room_media(const signal::RoomId &room, uint32_t sequence, uint32_t timestamp,
                       uint8_t profile, const uint8_t *sealed, size_t len);
 
-  // The stream id this side's frames on `call` carry (the media layer authenticates the
-  // header, so it needs it before sealing). kOk or kErrCallNotFound (no active call).
+  // The stream id this side's frames on `call` carry. kOk or kErrCallNotFound (not active).
   int media_stream(const signal::CallId &call, uint32_t *stream_id);
+  // Statistics of an active call. kOk or kErrCallNotFound.
+  int call_stats(const signal::CallId &call, CallStats *out);
 
   // kOk, kErrNotRegistered. Membership arrives as kRoomUpdate events.
   int join_room(const signal::RoomId &room);
@@ -131,9 +142,15 @@ class Context {
     bool outgoing = false;
     CallState state = CallState::kInviting;
     uint32_t stream = 0;
-    identity::SecretBuffer media_secret;  // X25519 ephemeral secret for the E2E media keys
-    signal::SignedKey media_key;          // its public half, signed by our identity
+    media::LocalMediaKey media_key;  // our X25519 ephemeral key for the E2E media keys
     std::string ufrag, pwd;
+    // What the peer's offer carried (its media key verified on arrival), and candidates it
+    // trickled before the session existed.
+    signal::SignedKey peer_key;
+    std::string peer_ufrag, peer_pwd;
+    std::vector<ice::Candidate> peer_candidates;
+    bool peer_candidates_done = false;
+    std::unique_ptr<Session> session;  // while active
   };
   struct Room {
     uint32_t stream = 0;
@@ -153,6 +170,12 @@ class Context {
   void set_call_state(Call &c, CallState s, int error, const std::string &text);
   // Makes the call's ICE credentials and signed media key and sends invite or accept.
   int send_offer(signal::Type type, Call &c);
+  // Checks and keeps what the peer's invite/accept carries. kOk or kErrMediaKey.
+  int take_peer_offer(Call &c, const signal::Message &m);
+  // Creates the media session of a call that just became active. kOk or its error.
+  int start_session(Call &c);
+  std::vector<ice::Candidate> local_candidates();
+  void on_stun(const uint8_t *data, size_t len, const SocketAddress &from);
   signal::Message call_message(signal::Type t, const Call &c) const;
   int send_frame(uint32_t stream, uint32_t sequence, uint32_t timestamp, uint8_t profile,
                  const uint8_t *sealed, size_t len);
@@ -176,6 +199,7 @@ class Context {
     identity::Fingerprint peer;
   };
   std::unordered_map<uint32_t, MediaRoute> media_routes_;
+  std::vector<std::unique_ptr<Session>> retired_;  // ended calls' sessions, freed next turn
   ContextStats stats_;
   bool closing_ = false;
   uint8_t frame_[quic::kMaxDatagramPayload];

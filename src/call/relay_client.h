@@ -72,6 +72,8 @@ class RelayClient {
   const SocketAddress &observed_address() const { return observed_; }
   const std::optional<identity::Fingerprint> &relay_fingerprint() const { return pinned_; }
   uint64_t registrations() const { return registrations_; }
+  // The relay connection's path statistics (RTT, loss); zeros while not connected.
+  quic::PathStats path_stats() const { return conn_ ? conn_->stats() : quic::PathStats{}; }
 
   // kOk, kErrNotRegistered, kErrInvalidArgument (does not encode), or a quic send error.
   int send(const signal::Message &m);

@@ -315,6 +315,7 @@ void Router::on_invite(Client *cl, Message &m) {
   callee->calls.push_back(c);
   ++stats_.calls_started;
   m.stream_id = c->stream;
+  if (tamper_) tamper_(m);
   send(callee, m);
 }
 
@@ -351,6 +352,7 @@ void Router::on_call_message(Client *cl, Message &m) {
   Client *other = registered(call->party[1 - side]);
   if (other) {
     m.stream_id = call->stream;
+    if (tamper_) tamper_(m);
     send(other, m);
   }
   if (m.type == Type::kCallReject || m.type == Type::kCallHangup) {

@@ -10,6 +10,7 @@
 #define PARLEY_RELAY_ROUTER_H
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -80,6 +81,10 @@ class Router {
   const RouterLimits &limits() const { return limits_; }
   // Tests: where the stream id counter continues (to exercise its wrap-around).
   void set_next_stream_for_test(uint32_t next) { next_stream_ = next; }
+  // Tests: a relay turned malicious. `fn` sees, and may rewrite, every call message the
+  // router forwards to the other party (invite, accept, candidates, ...), to prove that a
+  // relay cannot get itself into a call's media.
+  void set_tamper_for_test(std::function<void(signal::Message &)> fn) { tamper_ = std::move(fn); }
 
  private:
   struct Client;
@@ -129,6 +134,7 @@ class Router {
   uint8_t hash_key_[16];
   Timestamp limit_log_at_[8] = {};
   std::vector<uint8_t> scratch_;  // encode buffer, reused
+  std::function<void(signal::Message &)> tamper_;
 };
 
 }  // namespace parley::relay

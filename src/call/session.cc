@@ -1,0 +1,418 @@
+#include "call/session.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "media/frame_header.h"
+
+namespace parley::call {
+
+namespace {
+
+constexpr Timestamp kMs = 1000000;
+// While a direct connection exists the session looks at its progress at least this often,
+// so a path that went silent is noticed even when the host sends nothing for a while.
+constexpr uint64_t kDirectPollMs = 20;
+
+path::Config manager_config(const DirectConfig &d) {
+  path::Config c;
+  c.dead_max_ms = d.dead_max_ms;
+  if (c.dead_min_ms > c.dead_max_ms) c.dead_min_ms = c.dead_max_ms;
+  return c;
+}
+
+std::string describe(ice::CandidateType t, const SocketAddress &a) {
+  return std::string(ice::candidate_type_name(t)) + " " + a.to_string();
+}
+
+}  // namespace
+
+const char *path_kind_name(PathKind p) { return p == PathKind::kDirect ? "direct" : "relay"; }
+
+Session::Session(Env env, Params params)
+    : env_(std::move(env)), p_(std::move(params)), manager_(manager_config(env_.direct)),
+      timer_(*env_.loop) {}
+
+int Session::create(Env env, Params params, const media::LocalMediaKey &mine,
+                    const signal::SignedKey &peer_key, std::unique_ptr<Session> *out) {
+  const identity::Fingerprint me = env.id->fingerprint();
+  const identity::Fingerprint &caller = params.caller ? me : params.peer;
+  const identity::Fingerprint &callee = params.caller ? params.peer : me;
+  media::CallKeys keys;
+  int r = media::derive_call_keys(mine, peer_key, params.caller, params.id, caller, callee,
+                                  &keys);
+  if (r != kOk) return r;
+  std::unique_ptr<Session> s(new Session(std::move(env), std::move(params)));
+  // A random start in the lower half, like RTP's random initial sequence number: the index
+  // space (2^64) never runs out, and the wire sequence does not reveal the call's age.
+  r = s->sealer_.init(keys.send.data(), randombytes_random() & 0x7fffffff);
+  if (r != kOk) return r;
+  r = s->opener_.init(keys.recv.data());
+  if (r != kOk) return r;
+  s->start();
+  *out = std::move(s);
+  return kOk;
+}
+
+Session::~Session() {
+  timer_.stop();
+  close_direct();
+}
+
+void Session::close_direct() {
+  if (!direct_) return;
+  // The connection lives until its kClosed event; nothing of this session may run then.
+  direct_->set_handler([](quic::Connection &, const quic::Event &) {});
+  direct_->close(0, "call ended");
+  direct_ = nullptr;
+  env_.driver->kick();
+}
+
+void Session::start() {
+  const Timestamp now = monotonic_now();
+  active_at_ = now;
+  if (!env_.direct.enabled) {
+    stats_.direct_error = kErrIceFailed;
+    return;
+  }
+  budget_end_ = now + Timestamp(env_.direct.budget_ms) * kMs;
+  ice::AgentConfig ac;
+  ac.controlling = p_.caller;
+  ac.local_ufrag = p_.local_ufrag;
+  ac.local_pwd = p_.local_pwd;
+  ac.ta_ms = env_.direct.ta_ms;
+  agent_ = std::make_unique<ice::Agent>(ac, now);
+  for (const auto &c : p_.local_candidates) agent_->add_local_candidate(c);
+  if (agent_->set_remote_credentials(p_.remote_ufrag, p_.remote_pwd) != kOk) {
+    give_up_direct(kErrIceFailed, "the peer's ICE credentials are unusable");
+    return;
+  }
+  for (const auto &c : p_.remote_candidates) agent_->add_remote_candidate(c, now);
+  if (p_.remote_candidates_done) agent_->end_of_remote_candidates(now);
+  pump();
+}
+
+void Session::give_up_direct(int error, const char *why) {
+  if (!agent_ && !direct_) return;
+  PARLEY_LOG(kLogInfo, "call", "no direct path: %s; the call stays on the relay", why);
+  stats_.direct_error = error;
+  agent_.reset();
+  if (direct_) {
+    close_direct();
+    manager_.direct_down(monotonic_now());
+  }
+}
+
+void Session::pump() {
+  const Timestamp now = monotonic_now();
+  if (agent_) {
+    agent_->handle_timeout(now);
+    ice::Datagram d;
+    while (agent_ && agent_->poll_transmit(now, &d)) env_.socket->send(d.to, d.data, d.len);
+    ice::AgentEvent e;
+    while (agent_ && agent_->poll_event(&e)) on_agent_event(e);
+    if (agent_ && !direct_verified_ && now >= budget_end_) {
+      give_up_direct(kErrIceFailed, "the direct attempt ran out of time");
+    }
+  }
+  poll_direct(now);
+  manager_.handle_timeout(now);
+  drain_manager(now);
+  Timestamp next = 0;
+  auto take = [&next](Timestamp t) {
+    if (t != 0 && (next == 0 || t < next)) next = t;
+  };
+  if (agent_) {
+    take(agent_->next_deadline());
+    if (!direct_verified_) take(budget_end_);
+  }
+  take(manager_.next_deadline());
+  if (direct_) take(now + kDirectPollMs * kMs);
+  if (next == 0) {
+    timer_.stop();
+    return;
+  }
+  const uint64_t ms = next <= now ? 0 : (next - now + kMs - 1) / kMs;
+  timer_.start(ms, 0, [this] { pump(); });
+}
+
+void Session::on_agent_event(const ice::AgentEvent &e) {
+  switch (e.type) {
+    case ice::AgentEventType::kPairValid:
+      if (std::find(valid_remotes_.begin(), valid_remotes_.end(), e.pair.remote) ==
+          valid_remotes_.end()) {
+        valid_remotes_.push_back(e.pair.remote);
+      }
+      break;
+    case ice::AgentEventType::kSelected: {
+      selected_remote_ = e.pair.remote;
+      stats_.local_candidate = describe(e.pair.local_type, e.pair.local);
+      stats_.remote_candidate = describe(e.pair.remote_type, e.pair.remote);
+      PARLEY_LOG(kLogInfo, "call", "ICE selected %s -> %s (%s)", stats_.local_candidate.c_str(),
+                 stats_.remote_candidate.c_str(), agent_->controlling() ? "dialing" : "accepting");
+      if (agent_->controlling() && !direct_) {
+        // Dial the selected address with the peer's fingerprint pinned: whoever answers
+        // there without the peer's key fails the handshake, and the call stays on the relay.
+        const identity::Fingerprint peer = p_.peer;
+        quic::PeerVerifier verify = [peer](const identity::Fingerprint &fp) {
+          return fp == peer;
+        };
+        quic::Connection *c = nullptr;
+        const int r = env_.endpoint->connect(
+            e.pair.remote, verify,
+            [this](quic::Connection &conn, const quic::Event &ev) { on_direct_event(conn, ev); },
+            monotonic_now(), &c);
+        if (r != kOk) {
+          give_up_direct(r, "cannot dial the selected pair");
+          return;
+        }
+        direct_ = c;
+        env_.driver->kick();
+      }
+      break;
+    }
+    case ice::AgentEventType::kFailed:
+      give_up_direct(kErrIceFailed, "every candidate pair failed");
+      break;
+    case ice::AgentEventType::kConsentLost:
+      give_up_direct(kErrTimeout, "consent to send on the selected pair expired");
+      break;
+    default:
+      break;
+  }
+}
+
+bool Session::wants_connection(const SocketAddress &remote) const {
+  if (!agent_ || agent_->controlling() || direct_) return false;
+  // The nominated address, or (the Initial may overtake the nominating check's effect) one
+  // whose checks already succeeded. Anyone else never gets a handshake.
+  if (selected_remote_.is_set()) return remote == selected_remote_;
+  return std::find(valid_remotes_.begin(), valid_remotes_.end(), remote) != valid_remotes_.end();
+}
+
+quic::Endpoint::Incoming Session::accept_direct(const SocketAddress &remote) {
+  quic::Endpoint::Incoming in;
+  if (!wants_connection(remote)) return in;
+  const identity::Fingerprint peer = p_.peer;
+  in.verify = [peer](const identity::Fingerprint &fp) { return fp == peer; };
+  in.handler = [this](quic::Connection &conn, const quic::Event &ev) {
+    if (!direct_) direct_ = &conn;
+    on_direct_event(conn, ev);
+  };
+  return in;
+}
+
+void Session::on_direct_event(quic::Connection &c, const quic::Event &e) {
+  if (&c != direct_) return;
+  const Timestamp now = monotonic_now();
+  switch (e.type) {
+    case quic::EventType::kConnected:
+      // The handshake verified the pinned fingerprint: this really is the peer.
+      direct_verified_ = true;
+      direct_rx_packets_ = c.stats().packets_received;
+      PARLEY_LOG(kLogInfo, "call", "direct path to %s verified", c.remote().to_string().c_str());
+      manager_.direct_up(now);
+      break;
+    case quic::EventType::kDatagram:
+      on_direct_frame(e.data, e.len);
+      break;
+    case quic::EventType::kClosed: {
+      const int err = e.close ? e.close->error : kOk;
+      PARLEY_LOG(kLogInfo, "call", "direct connection closed (%s)", error_description(err));
+      direct_ = nullptr;
+      const bool was_verified = direct_verified_;
+      direct_verified_ = false;
+      if (was_verified) {
+        manager_.direct_down(now);
+      } else {
+        // Pinning refused whoever answered, or the handshake never completed.
+        stats_.direct_error = err == kOk ? kErrIceFailed : err;
+        agent_.reset();
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  drain_manager(now);
+}
+
+void Session::poll_direct(Timestamp now) {
+  if (!direct_ || !direct_verified_) return;
+  const quic::PathStats ps = direct_->stats();
+  // Any packet from the peer (ACKs included) proves the direct path still carries traffic.
+  if (ps.packets_received != direct_rx_packets_) {
+    direct_rx_packets_ = ps.packets_received;
+    manager_.on_direct_rx(now);
+  }
+  manager_.set_direct_rtt(ps.smoothed_rtt);
+}
+
+void Session::drain_manager(Timestamp now) {
+  (void)now;
+  path::PathEvent pe;
+  while (manager_.poll_event(&pe)) {
+    const PathKind from =
+        pe.old_path == path::Path::kDirect ? PathKind::kDirect : PathKind::kRelay;
+    const PathKind to = pe.new_path == path::Path::kDirect ? PathKind::kDirect : PathKind::kRelay;
+    if (to == PathKind::kDirect && stats_.time_to_direct_ms < 0) {
+      stats_.time_to_direct_ms = int64_t((monotonic_now() - active_at_) / kMs);
+    }
+    ++stats_.path_changes;
+    stats_.path = to;
+    PARLEY_LOG(kLogInfo, "call", "media path %s -> %s (%s)", path_kind_name(from),
+               path_kind_name(to), path::reason_name(pe.reason));
+    if (env_.on_path) env_.on_path(from, to, path::reason_name(pe.reason));
+  }
+  path::PathMessage pm;
+  while (manager_.poll_message(&pm)) {
+    signal::Message m;
+    m.type = pm.type == path::MessageType::kPropose ? signal::Type::kPathSwitchPropose
+                                                    : signal::Type::kPathSwitchAck;
+    m.call_id = p_.id;
+    m.sequence = pm.sequence;
+    m.path = pm.path == path::Path::kDirect ? signal::PathKind::kDirect : signal::PathKind::kRelay;
+    env_.relay->send(m);
+  }
+}
+
+int Session::send(uint32_t timestamp, uint8_t profile, const uint8_t *payload, size_t len) {
+  media::FrameHeader h;
+  h.profile = profile;
+  h.stream_id = p_.stream;
+  h.timestamp = timestamp;
+  size_t n = 0;
+  uint64_t index = 0;
+  int r = sealer_.seal(h, payload, len, frame_, sizeof frame_, &n, &index);
+  if (r != kOk) return r;
+  ++stats_.frames_sent;
+  const Timestamp now = monotonic_now();
+  poll_direct(now);
+  const unsigned paths = manager_.send_paths(now);
+  int result = kErrNotRegistered;
+  if ((paths & path::kSendDirect) && direct_ && direct_verified_) {
+    r = direct_->send_datagram(frame_, n);
+    if (r == kOk) {
+      ++stats_.sent_direct;
+      manager_.on_direct_tx(now);
+      env_.driver->kick();
+      result = kOk;
+    } else {
+      ++stats_.send_failed;
+      result = r;
+    }
+  }
+  if (paths & path::kSendRelay) {
+    r = env_.relay->send_datagram(frame_, n);
+    if (r == kOk) {
+      ++stats_.sent_relay;
+      result = kOk;
+    } else {
+      ++stats_.send_failed;
+      if (result != kOk) result = r;
+    }
+  }
+  drain_manager(now);
+  return result;
+}
+
+void Session::on_relay_frame(const uint8_t *data, size_t len) {
+  deliver(data, len, PathKind::kRelay);
+}
+
+void Session::on_direct_frame(const uint8_t *data, size_t len) {
+  const Timestamp now = monotonic_now();
+  manager_.on_direct_rx(now);
+  deliver(data, len, PathKind::kDirect);
+}
+
+void Session::deliver(const uint8_t *data, size_t len, PathKind via) {
+  media::FrameHeader h;
+  uint64_t index = 0;
+  size_t n = 0;
+  const int r = opener_.open(data, len, &h, &index, plain_, sizeof plain_, &n);
+  if (r == kErrMediaReplay) {
+    ++stats_.duplicates;
+    return;
+  }
+  if (r != kOk) {
+    ++stats_.auth_failed;
+    return;
+  }
+  if (h.stream_id != p_.stream) {  // authentic, but for another stream: a relay mix-up
+    ++stats_.auth_failed;
+    return;
+  }
+  if (via == PathKind::kDirect) {
+    ++stats_.received_direct;
+    manager_.on_direct_media(monotonic_now());
+  } else {
+    ++stats_.received_relay;
+  }
+  ++stats_.received;
+  if (!any_received_ || index > highest_index_) highest_index_ = index;
+  if (!any_received_) first_index_ = index;
+  any_received_ = true;
+  if (env_.on_media) env_.on_media(h.sequence, h.timestamp, h.profile, plain_, n, via);
+  drain_manager(monotonic_now());
+}
+
+bool Session::on_stun(const uint8_t *data, size_t len, const SocketAddress &from) {
+  if (!agent_) return false;
+  if (!agent_->handle_datagram(data, len, from, monotonic_now())) return false;
+  pump();
+  return true;
+}
+
+void Session::on_signal(const signal::Message &m) {
+  const Timestamp now = monotonic_now();
+  switch (m.type) {
+    case signal::Type::kCandidate:
+      if (agent_) {
+        for (const auto &c : m.candidates) agent_->add_remote_candidate(c, now);
+        pump();
+      }
+      break;
+    case signal::Type::kEndOfCandidates:
+      if (agent_) {
+        agent_->end_of_remote_candidates(now);
+        pump();
+      }
+      break;
+    case signal::Type::kPathSwitchPropose:
+    case signal::Type::kPathSwitchAck: {
+      path::PathMessage pm;
+      pm.type = m.type == signal::Type::kPathSwitchPropose ? path::MessageType::kPropose
+                                                           : path::MessageType::kAck;
+      pm.path = *m.path == signal::PathKind::kDirect ? path::Path::kDirect : path::Path::kRelay;
+      pm.sequence = *m.sequence;
+      manager_.on_peer_message(pm, now);
+      drain_manager(now);
+      pump();
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+CallStats Session::stats() const {
+  CallStats s = stats_;
+  if (direct_ && direct_verified_ && s.path == PathKind::kDirect) {
+    s.rtt_ms = direct_->stats().smoothed_rtt / kMs;
+  } else {
+    s.rtt_ms = env_.relay->path_stats().smoothed_rtt / kMs;
+  }
+  if (any_received_) {
+    const uint64_t span = highest_index_ - first_index_ + 1;
+    s.lost = span > s.received ? span - s.received : 0;
+  }
+  return s;
+}
+
+}  // namespace parley::call

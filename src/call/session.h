@@ -1,0 +1,157 @@
+// The media side of one active call: its end-to-end keys (media/e2e_keys.h), the sealer and
+// opener of its frames (media/frame_crypto.h), the ICE agent that looks for a direct path
+// (ice/agent.h), the direct QUIC connection to the peer with its identity pinned, and the path
+// manager (path/manager.h) that decides which path each frame takes. The Context owns one per
+// active call and routes to it: STUN from the shared socket, frames arriving from the relay,
+// the peer's candidates and path messages, and incoming direct connections.
+//
+// Roles (DESIGN.md): the caller is the ICE controlling agent (unless a role conflict flips it)
+// and, once a pair is selected, dials the peer's address as the QUIC client; the callee
+// accepts one connection, only from the selected (or a validated) remote address, and only
+// if the certificate is the peer's. Everything runs on the context's loop thread.
+#ifndef PARLEY_CALL_SESSION_H
+#define PARLEY_CALL_SESSION_H
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/loop.h"
+#include "base/udp_socket.h"
+#include "call/relay_client.h"
+#include "ice/agent.h"
+#include "ice/candidate.h"
+#include "identity/identity.h"
+#include "media/e2e_keys.h"
+#include "media/frame_crypto.h"
+#include "path/manager.h"
+#include "quic/endpoint.h"
+#include "quic/endpoint_driver.h"
+#include "signal/message.h"
+
+namespace parley::call {
+
+struct DirectConfig {
+  bool enabled = true;
+  // How long the direct attempt may take from the moment the call is active before the call
+  // settles on the relay (an ICE restart starts a new budget).
+  uint32_t budget_ms = 3000;
+  uint32_t ta_ms = 20;  // ICE pacing
+  // Announce loopback addresses as host candidates (tests with every party on one machine).
+  bool include_loopback = false;
+  // How long the direct path may stay silent before media falls back to the relay, at most.
+  uint32_t dead_max_ms = 1000;
+};
+
+enum class PathKind { kRelay = 0, kDirect = 1 };
+const char *path_kind_name(PathKind p);
+
+// Per-call statistics.
+struct CallStats {
+  PathKind path = PathKind::kRelay;
+  uint64_t rtt_ms = 0;               // smoothed RTT of the path in use
+  uint64_t frames_sent = 0;          // sealed frames (each counts once, whatever path)
+  uint64_t sent_relay = 0, sent_direct = 0;  // copies put on each path
+  uint64_t send_failed = 0;          // a path refused a copy (queue full, not registered)
+  uint64_t received = 0;             // authentic frames delivered to the host
+  uint64_t received_relay = 0, received_direct = 0;
+  uint64_t duplicates = 0;           // second copies (both paths) and replays, dropped
+  uint64_t auth_failed = 0;          // forged or corrupted, dropped
+  uint64_t lost = 0;                 // gaps in the peer's sequence never filled
+  uint64_t path_changes = 0;
+  int64_t time_to_direct_ms = -1;    // from active to the first switch to direct; -1: never
+  std::string local_candidate, remote_candidate;  // the selected pair ("" before)
+  int direct_error = 0;              // why there is no direct path (kErrIceFailed, ...), or 0
+};
+
+class Session {
+ public:
+  // What the session uses of its context (all outlive the session).
+  struct Env {
+    Loop *loop;
+    UdpSocket *socket;
+    quic::Endpoint *endpoint;
+    quic::EndpointDriver *driver;
+    RelayClient *relay;
+    const identity::Identity *id;
+    DirectConfig direct;
+    // Plain frames and path changes go to the host through these.
+    std::function<void(uint32_t sequence, uint32_t timestamp, uint8_t profile,
+                       const uint8_t *payload, size_t len, PathKind via)>
+        on_media;
+    std::function<void(PathKind from, PathKind to, const char *reason)> on_path;
+  };
+  struct Params {
+    signal::CallId id;
+    identity::Fingerprint peer;
+    bool caller = false;
+    uint32_t stream = 0;
+    std::string local_ufrag, local_pwd, remote_ufrag, remote_pwd;
+    std::vector<ice::Candidate> local_candidates, remote_candidates;
+    bool remote_candidates_done = false;
+  };
+
+  // Derives the media keys from `mine` and the peer's verified `peer_key`. kOk, kErrMediaKey,
+  // kErrNoMemory, kErrCrypto.
+  static int create(Env env, Params params, const media::LocalMediaKey &mine,
+                    const signal::SignedKey &peer_key, std::unique_ptr<Session> *out);
+  // Closes the direct connection (its late events are discarded).
+  ~Session();
+
+  // Seals one frame and sends it on the path(s) the manager chose. kOk, kErrMessageTooLarge,
+  // kErrQueueFull / kErrNotRegistered (no path took it), kErrLimitReached (sequence space
+  // exhausted).
+  int send(uint32_t timestamp, uint8_t profile, const uint8_t *payload, size_t len);
+
+  // A frame for this call's stream arrived from the relay.
+  void on_relay_frame(const uint8_t *data, size_t len);
+  // A STUN datagram from the shared socket: true if this call's ICE agent took it.
+  bool on_stun(const uint8_t *data, size_t len, const SocketAddress &from);
+  // The peer's trickled candidates / end of candidates / path messages (via the relay).
+  void on_signal(const signal::Message &m);
+  // An incoming QUIC connection from `remote`: the verifier and handler if it may be this
+  // call's direct path, else an empty Incoming.
+  bool wants_connection(const SocketAddress &remote) const;
+  quic::Endpoint::Incoming accept_direct(const SocketAddress &remote);
+
+  CallStats stats() const;
+  const signal::CallId &id() const { return p_.id; }
+
+ private:
+  Session(Env env, Params params);
+  void start();
+  void pump();            // runs the agent and the manager, re-arms the timer
+  void on_agent_event(const ice::AgentEvent &e);
+  void on_direct_event(quic::Connection &c, const quic::Event &e);
+  void on_direct_frame(const uint8_t *data, size_t len);
+  void deliver(const uint8_t *data, size_t len, PathKind via);
+  void poll_direct(Timestamp now);  // feeds the manager with the direct connection's progress
+  void drain_manager(Timestamp now);
+  void give_up_direct(int error, const char *why);
+  void close_direct();
+
+  Env env_;
+  Params p_;
+  media::FrameSealer sealer_;
+  media::FrameOpener opener_;
+  std::unique_ptr<ice::Agent> agent_;
+  path::Manager manager_;
+  quic::Connection *direct_ = nullptr;
+  bool direct_verified_ = false;
+  SocketAddress selected_remote_;
+  std::vector<SocketAddress> valid_remotes_;
+  Timestamp active_at_ = 0, budget_end_ = 0;
+  uint64_t direct_rx_packets_ = 0;
+  uint64_t highest_index_ = 0, first_index_ = 0;
+  bool any_received_ = false;
+  Timer timer_;
+  CallStats stats_;
+  uint8_t frame_[quic::kMaxDatagramPayload];
+  uint8_t plain_[quic::kMaxDatagramPayload];
+};
+
+}  // namespace parley::call
+
+#endif

@@ -1,0 +1,364 @@
+// Direct calls on loopback: two contexts, a relay, ICE checks over the contexts' shared
+// sockets, the pinned peer-to-peer QUIC connection and the path manager moving real sealed
+// frames. The NAT matrix, path kills and rebinding run in the NAT lab (tests/natlab).
+#include <gtest/gtest.h>
+#include <sodium.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "base/demux.h"
+#include "call/context.h"
+#include "ice/agent.h"
+#include "quic_peer.h"
+#include "relay/server.h"
+#include "relay_process.h"
+
+using namespace std::chrono_literals;
+
+namespace parley {
+namespace {
+
+using call::CallState;
+using call::EventType;
+using call::PathKind;
+
+// One party: a context plus everything its events said, behind a lock.
+struct Party {
+  std::unique_ptr<identity::Identity> id;
+  std::unique_ptr<call::Context> ctx;
+  std::mutex m;
+  std::condition_variable cv;
+  bool registered = false;
+  std::vector<signal::CallId> incoming;
+  std::map<std::vector<uint8_t>, CallState> calls;
+  std::vector<std::pair<PathKind, std::string>> paths;  // kPathChanged: new path, reason
+  std::set<uint64_t> frames;                              // frame numbers received
+  uint64_t duplicates = 0, via_direct = 0, via_relay = 0;
+
+  static std::vector<uint8_t> key(const signal::Id16 &id) {
+    return std::vector<uint8_t>(id.bytes, id.bytes + 16);
+  }
+  ~Party() { ctx.reset(); }
+
+  int start(const SocketAddress &relay, const identity::Fingerprint &relay_fp, bool direct) {
+    if (identity::Identity::generate(&id) != kOk) return kErrInternal;
+    call::ContextConfig cfg;
+    SocketAddress::parse("127.0.0.1:0", &cfg.bind);
+    cfg.relay.relay = relay;
+    cfg.relay.relay_fingerprint = relay_fp;
+    cfg.direct.enabled = direct;
+    return call::Context::create(*id, cfg, [this](const call::Event &e) { on_event(e); }, &ctx);
+  }
+  void on_event(const call::Event &e) {
+    std::lock_guard<std::mutex> lock(m);
+    switch (e.type) {
+      case EventType::kRelayState:
+        registered |= e.relay_state == call::RelayState::kRegistered;
+        break;
+      case EventType::kIncomingCall:
+        incoming.push_back(e.call);
+        break;
+      case EventType::kCallState:
+        calls[key(e.call)] = e.call_state;
+        break;
+      case EventType::kPathChanged:
+        paths.emplace_back(e.path, e.text);
+        break;
+      case EventType::kMedia: {
+        uint64_t n = 0;
+        for (size_t i = 0; i < 8 && i < e.len; ++i) n = n << 8 | e.payload[i];
+        if (!frames.insert(n).second) ++duplicates;
+        (e.path == PathKind::kDirect ? via_direct : via_relay)++;
+        break;
+      }
+      default:
+        break;
+    }
+    cv.notify_all();
+  }
+  bool wait(const std::function<bool()> &pred, std::chrono::milliseconds t = 10s) {
+    std::unique_lock<std::mutex> lock(m);
+    return cv.wait_for(lock, t, pred);
+  }
+  bool on_direct() {
+    return !paths.empty() && paths.back().first == PathKind::kDirect;
+  }
+};
+
+// Numbered frames at 50 per second (a voice stream's clock: pacing, not synchronisation).
+class Streamer {
+ public:
+  Streamer(Party &from, const signal::CallId &call) : t_([this, &from, call] {
+    auto next = std::chrono::steady_clock::now();
+    uint8_t payload[60] = {};
+    for (uint64_t n = 1; !stop_; ++n) {
+      for (int i = 0; i < 8; ++i) payload[i] = uint8_t(n >> (56 - 8 * i));
+      if (from.ctx->send_media(call, uint32_t(n * 960), 0, payload, sizeof payload) == kOk) {
+        sent_ = n;
+      }
+      next += 20ms;
+      std::this_thread::sleep_until(next);
+    }
+  }) {}
+  ~Streamer() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (t_.joinable()) t_.join();
+  }
+  uint64_t sent() const { return sent_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> sent_{0};
+  std::thread t_;
+};
+
+void active_call(Party &a, Party &b, signal::CallId *id) {
+  ASSERT_TRUE(a.wait([&] { return a.registered; }));
+  ASSERT_TRUE(b.wait([&] { return b.registered; }));
+  ASSERT_EQ(kOk, a.ctx->start_call(b.id->fingerprint(), id));
+  ASSERT_TRUE(b.wait([&] { return !b.incoming.empty(); }));
+  ASSERT_EQ(kOk, b.ctx->accept(*id));
+  ASSERT_TRUE(a.wait([&] { return a.calls[Party::key(*id)] == CallState::kActive; }));
+}
+
+class DirectTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_GE(sodium_init(), 0); }
+  bool start_relay() {
+    seed_ = ::testing::TempDir() + "direct-relay-" + std::to_string(getpid()) + ".seed";
+    unlink(seed_.c_str());
+    return relay_.start(PARLEY_RELAY_BIN, {"--listen", "127.0.0.1:0", "--seed", seed_,
+                                           "--stun-alt", "none", "--log-level", "warn"});
+  }
+  void TearDown() override {
+    relay_.stop();
+    if (!seed_.empty()) unlink(seed_.c_str());
+  }
+  testing::RelayProcess relay_;
+  std::string seed_;
+};
+
+TEST_F(DirectTest, ACallMovesFromTheRelayToDirectWithoutLosingOrRepeatingAFrame) {
+  ASSERT_TRUE(start_relay());
+  Party a, b;
+  ASSERT_EQ(kOk, a.start(relay_.address, relay_.fingerprint, true));
+  ASSERT_EQ(kOk, b.start(relay_.address, relay_.fingerprint, true));
+  signal::CallId id;
+  ASSERT_NO_FATAL_FAILURE(active_call(a, b, &id));
+  Streamer sa(a, id), sb(b, id);
+  // Media starts on the relay at once; the switch comes when the pinned direct connection is
+  // up and both sides confirmed.
+  ASSERT_TRUE(b.wait([&] { return b.via_relay > 0; }, 5s)) << "no frame on the relay";
+  ASSERT_TRUE(a.wait([&] { return a.on_direct(); }, 5s));
+  ASSERT_TRUE(b.wait([&] { return b.on_direct(); }, 5s));
+  // Keep streaming a while on the direct path, then stop and let the tail arrive.
+  const uint64_t mark_a = sa.sent() + 50, mark_b = sb.sent() + 50;
+  ASSERT_TRUE(b.wait([&] { return b.frames.size() >= mark_a; }, 5s));
+  ASSERT_TRUE(a.wait([&] { return a.frames.size() >= mark_b; }, 5s));
+  sa.stop();
+  sb.stop();
+  ASSERT_TRUE(b.wait([&] { return !b.frames.empty() && *b.frames.rbegin() == sa.sent(); }, 3s));
+  ASSERT_TRUE(a.wait([&] { return !a.frames.empty() && *a.frames.rbegin() == sb.sent(); }, 3s));
+
+  call::CallStats st_a, st_b;
+  ASSERT_EQ(kOk, a.ctx->call_stats(id, &st_a));
+  ASSERT_EQ(kOk, b.ctx->call_stats(id, &st_b));
+  for (Party *p : {&a, &b}) {
+    std::lock_guard<std::mutex> lock(p->m);
+    const uint64_t sent = p == &a ? sb.sent() : sa.sent();
+    EXPECT_EQ(p->frames.size(), sent) << "every frame arrived exactly once";
+    EXPECT_EQ(*p->frames.begin(), 1u);
+    EXPECT_EQ(p->duplicates, 0u);
+    EXPECT_GT(p->via_direct, 0u);
+    ASSERT_EQ(p->paths.size(), 1u);
+    EXPECT_EQ(p->paths[0].second, "direct-verified");
+  }
+  std::printf("time to direct: caller %lld ms, callee %lld ms; copies dropped as duplicates: "
+              "%llu / %llu; selected pair %s -> %s\n",
+              (long long)st_a.time_to_direct_ms, (long long)st_b.time_to_direct_ms,
+              (unsigned long long)st_a.duplicates, (unsigned long long)st_b.duplicates,
+              st_a.local_candidate.c_str(), st_a.remote_candidate.c_str());
+  EXPECT_EQ(st_a.path, PathKind::kDirect);
+  EXPECT_EQ(st_b.path, PathKind::kDirect);
+  EXPECT_EQ(st_a.auth_failed + st_b.auth_failed, 0u);
+  EXPECT_EQ(st_a.lost + st_b.lost, 0u);
+  EXPECT_NE(st_a.remote_candidate.find(b.ctx->local_address().to_string()), std::string::npos);
+  // Relay copies stop after the switch: far fewer than the frames sent.
+  EXPECT_LT(st_a.sent_relay, st_a.frames_sent / 2);
+}
+
+TEST_F(DirectTest, WithTheDirectPathDisabledTheCallStaysOnTheRelay) {
+  ASSERT_TRUE(start_relay());
+  Party a, b;
+  ASSERT_EQ(kOk, a.start(relay_.address, relay_.fingerprint, false));
+  ASSERT_EQ(kOk, b.start(relay_.address, relay_.fingerprint, true));
+  signal::CallId id;
+  ASSERT_NO_FATAL_FAILURE(active_call(a, b, &id));
+  Streamer sa(a, id);
+  ASSERT_TRUE(b.wait([&] { return b.frames.size() >= 20; }, 5s));
+  call::CallStats st;
+  ASSERT_EQ(kOk, a.ctx->call_stats(id, &st));
+  EXPECT_EQ(st.path, PathKind::kRelay);
+  EXPECT_EQ(st.direct_error, kErrIceFailed);
+  std::lock_guard<std::mutex> lock(b.m);
+  EXPECT_TRUE(b.paths.empty());
+}
+
+// A malicious relay (the in-process router with a tamper hook) swaps the callee's ICE
+// credentials and candidates in the accept for those of Mallory, a third party that answers
+// the caller's checks correctly and accepts its QUIC connection with Mallory's own identity.
+// Pinning refuses the handshake: the call stays on the relay and Mallory gets no media.
+TEST(DirectMitmTest, ARelayHandingOutAThirdPartysCandidateNeverGetsTheDirectPath) {
+  ASSERT_GE(sodium_init(), 0);
+  Loop loop;
+  ASSERT_EQ(kOk, loop.start());
+  std::unique_ptr<identity::Identity> relay_id, mallory_id;
+  ASSERT_EQ(kOk, identity::Identity::generate(&relay_id));
+  ASSERT_EQ(kOk, identity::Identity::generate(&mallory_id));
+  relay::RelayConfig rc;
+  SocketAddress::parse("127.0.0.1:0", &rc.listen);
+  rc.stun_alt_enabled = false;
+  std::unique_ptr<relay::Server> server;
+  ASSERT_EQ(kOk, testing::on_loop(loop, [&] {
+              return relay::Server::create(loop, *relay_id, rc, &server);
+            }));
+  const SocketAddress relay_addr = testing::on_loop(loop, [&] { return server->address(); });
+
+  // Mallory: a socket with an ICE agent (controlled) and a QUIC endpoint that accepts anyone.
+  std::mutex mm;
+  std::atomic<int> mallory_connected{0}, mallory_datagrams{0};
+  auto msock_owner = std::make_unique<UdpSocket>(loop);
+  UdpSocket &msock = *msock_owner;
+  std::unique_ptr<quic::Endpoint> mep;
+  std::unique_ptr<quic::EndpointDriver> mdrv;
+  std::unique_ptr<ice::Agent> magent;
+  auto mtimer_owner = std::make_unique<Timer>(loop);
+  Timer &mtimer = *mtimer_owner;
+  std::function<void()> mpump = [&] {
+    const Timestamp now = monotonic_now();
+    magent->handle_timeout(now);
+    ice::Datagram d;
+    while (magent->poll_transmit(now, &d)) msock.send(d.to, d.data, d.len);
+    ice::AgentEvent e;
+    while (magent->poll_event(&e)) {
+    }
+    const Timestamp next = magent->next_deadline();
+    if (next) mtimer.start(next > now ? (next - now) / 1000000 + 1 : 0, 0, mpump);
+  };
+  SocketAddress mallory_addr;
+  ASSERT_EQ(kOk, testing::on_loop(loop, [&]() -> int {
+              SocketAddress b;
+              SocketAddress::parse("127.0.0.1:0", &b);
+              int r = msock.bind(b, [&](const uint8_t *d, size_t n, const SocketAddress &from) {
+                if (classify_datagram(d, n) == DatagramKind::kQuic) {
+                  mdrv->on_datagram(d, n, from);
+                } else if (magent && magent->handle_datagram(d, n, from, monotonic_now())) {
+                  mpump();
+                }
+              });
+              if (r != kOk) return r;
+              mallory_addr = msock.local_address();
+              r = quic::Endpoint::create(
+                  *mallory_id, {},
+                  [&](const SocketAddress &to, const uint8_t *d, size_t n) { msock.send(to, d, n); },
+                  &mep);
+              if (r != kOk) return r;
+              mep->set_local_address(mallory_addr);
+              mep->set_accept([&](const SocketAddress &) {
+                quic::Endpoint::Incoming in;
+                in.verify = [](const identity::Fingerprint &) { return true; };
+                in.handler = [&](quic::Connection &, const quic::Event &e) {
+                  if (e.type == quic::EventType::kConnected) ++mallory_connected;
+                  if (e.type == quic::EventType::kDatagram) ++mallory_datagrams;
+                };
+                return in;
+              });
+              mdrv = std::make_unique<quic::EndpointDriver>(loop, *mep);
+              return kOk;
+            }));
+
+  // The tamper hook: remember the caller's credentials from the invite, and hand the caller
+  // Mallory's credentials and candidate in the accept (and drop the callee's trickle).
+  const std::string mufrag = "mallory1", mpwd = "mallorymallorymallory123";
+  testing::on_loop(loop, [&] {
+    server->router().set_tamper_for_test([&](signal::Message &m) {
+      if (m.type == signal::Type::kCallInvite) {
+        ice::AgentConfig ac;
+        ac.controlling = false;
+        ac.local_ufrag = mufrag;
+        ac.local_pwd = mpwd;
+        magent = std::make_unique<ice::Agent>(ac, monotonic_now());
+        magent->set_remote_credentials(m.ice_ufrag, m.ice_pwd);
+        for (const auto &c : m.candidates) magent->add_remote_candidate(c, monotonic_now());
+        ice::Candidate host;
+        host.type = ice::CandidateType::kHost;
+        host.address = mallory_addr;
+        host.priority = ice::candidate_priority(host.type, 65535);
+        host.foundation = ice::candidate_foundation(host.type, mallory_addr, SocketAddress());
+        magent->add_local_candidate(host);
+        mpump();
+      } else if (m.type == signal::Type::kCallAccept) {
+        m.ice_ufrag = mufrag;
+        m.ice_pwd = mpwd;
+        ice::Candidate host;
+        host.type = ice::CandidateType::kHost;
+        host.address = mallory_addr;
+        host.priority = ice::candidate_priority(host.type, 65535);
+        host.foundation = ice::candidate_foundation(host.type, mallory_addr, SocketAddress());
+        m.candidates = {host};
+      }
+    });
+    return 0;
+  });
+
+  {
+    Party a, b;
+    ASSERT_EQ(kOk, a.start(relay_addr, relay_id->fingerprint(), true));
+    ASSERT_EQ(kOk, b.start(relay_addr, relay_id->fingerprint(), true));
+    signal::CallId id;
+    ASSERT_NO_FATAL_FAILURE(active_call(a, b, &id));
+    Streamer sa(a, id), sb(b, id);
+    // The caller's direct attempt fails on the pin (or runs out of its 3 s budget).
+    call::CallStats st;
+    auto gave_up = [&] {
+      return a.ctx->call_stats(id, &st) == kOk && st.direct_error != 0;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + 6s;
+    while (!gave_up() && std::chrono::steady_clock::now() < deadline) {
+      a.wait([] { return false; }, 50ms);  // re-check the stats every 50 ms until the deadline
+    }
+    ASSERT_TRUE(gave_up()) << "the caller never gave up on the direct path";
+    const uint64_t before = b.frames.size();
+    ASSERT_TRUE(b.wait([&] { return b.frames.size() >= before + 25; }, 3s))
+        << "media keeps flowing on the relay";
+    std::printf("caller's direct attempt ended with %d (%s); Mallory: %d verified connections, "
+                "%d datagrams\n",
+                st.direct_error, error_description(st.direct_error), mallory_connected.load(),
+                mallory_datagrams.load());
+    EXPECT_EQ(st.direct_error, kErrPeerIdentity) << "refused by the pin, not by a timeout";
+    EXPECT_EQ(st.path, PathKind::kRelay);
+    EXPECT_EQ(mallory_datagrams.load(), 0);
+    std::lock_guard<std::mutex> lock(a.m);
+    EXPECT_TRUE(a.paths.empty()) << "the caller never moved to a direct path";
+  }
+  testing::on_loop(loop, [&] {
+    mtimer_owner.reset();
+    magent.reset();
+    mdrv.reset();
+    mep.reset();
+    msock_owner.reset();
+    server.reset();
+    return 0;
+  });
+  loop.stop();
+}
+
+}  // namespace
+}  // namespace parley
