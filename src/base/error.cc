@@ -43,7 +43,7 @@ const char *error_description(int code) {
     case kErrPeerUnavailable: return "peer not registered with the relay";
     case kErrCallNotFound: return "no such call";
     case kErrRateLimited: return "rate limit exceeded";
-    case kErrLimitReached: return "server limit reached";
+    case kErrLimitReached: return "limit reached";
     case kErrCallRejected: return "call rejected";
     case kErrNotRegistered: return "not registered with the relay";
     case kErrMediaAuth: return "media frame failed authentication";

@@ -257,6 +257,7 @@ void Session::drain_manager(Timestamp now) {
   (void)now;
   path::PathEvent pe;
   while (manager_.poll_event(&pe)) {
+    if (pe.type != path::EventType::kActiveChanged) continue;
     const PathKind from =
         pe.old_path == path::Path::kDirect ? PathKind::kDirect : PathKind::kRelay;
     const PathKind to = pe.new_path == path::Path::kDirect ? PathKind::kDirect : PathKind::kRelay;

@@ -335,7 +335,11 @@ TEST(DirectMitmTest, ARelayHandingOutAThirdPartysCandidateNeverGetsTheDirectPath
       a.wait([] { return false; }, 50ms);  // re-check the stats every 50 ms until the deadline
     }
     ASSERT_TRUE(gave_up()) << "the caller never gave up on the direct path";
-    const uint64_t before = b.frames.size();
+    uint64_t before = 0;
+    b.wait([&] {
+      before = b.frames.size();  // read under the party's lock
+      return true;
+    });
     ASSERT_TRUE(b.wait([&] { return b.frames.size() >= before + 25; }, 3s))
         << "media keeps flowing on the relay";
     std::printf("caller's direct attempt ended with %d (%s); Mallory: %d verified connections, "
