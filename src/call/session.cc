@@ -180,6 +180,14 @@ void Session::on_agent_event(const ice::AgentEvent &e) {
       give_up_direct(kErrIceFailed, "every candidate pair failed");
       break;
     case ice::AgentEventType::kConsentLost:
+      // QUIC may have moved the connection to a new address (NAT rebinding) that the ICE
+      // pair does not know: the pinned peer's ACKs on it are consent enough (RFC 7675's aim).
+      if (direct_ && direct_verified_ && manager_.state() != path::State::kFallback) {
+        PARLEY_LOG(kLogInfo, "call",
+                   "STUN consent on the selected pair expired; the direct QUIC connection "
+                   "still hears the peer, so it stays");
+        break;
+      }
       give_up_direct(kErrTimeout, "consent to send on the selected pair expired");
       break;
     default:
@@ -189,10 +197,13 @@ void Session::on_agent_event(const ice::AgentEvent &e) {
 
 bool Session::wants_connection(const SocketAddress &remote) const {
   if (!agent_ || agent_->controlling() || direct_) return false;
-  // The nominated address, or (the Initial may overtake the nominating check's effect) one
-  // whose checks already succeeded. Anyone else never gets a handshake.
+  // The nominated address; before nomination (the caller's Initial can overtake the
+  // nominating check's effect here by a round trip) any address of the peer's the agent
+  // knows: signaled, or learned from an authenticated check. Refusing it would cost a QUIC
+  // retransmission timeout (~1 s). Whoever connects must still prove the peer's key.
   if (selected_remote_.is_set()) return remote == selected_remote_;
-  return std::find(valid_remotes_.begin(), valid_remotes_.end(), remote) != valid_remotes_.end();
+  return agent_->knows_remote(remote) ||
+         std::find(valid_remotes_.begin(), valid_remotes_.end(), remote) != valid_remotes_.end();
 }
 
 quic::Endpoint::Incoming Session::accept_direct(const SocketAddress &remote) {
@@ -229,10 +240,16 @@ void Session::on_direct_event(quic::Connection &c, const quic::Event &e) {
       direct_verified_ = false;
       if (was_verified) {
         manager_.direct_down(now);
-      } else {
-        // Pinning refused whoever answered, or the handshake never completed.
+      } else if (agent_ && agent_->controlling()) {
+        // Pinning refused whoever answered at the selected address, or the handshake never
+        // completed: this attempt is over, the call stays on the relay.
         stats_.direct_error = err == kOk ? kErrIceFailed : err;
         agent_.reset();
+      } else {
+        // An incoming handshake that failed (someone else's key) leaves the attempt open:
+        // the peer's own connection may still come.
+        PARLEY_LOG(kLogInfo, "call", "refused a direct connection: %s", error_description(err));
+        if (err != kOk) stats_.direct_error = err;
       }
       break;
     }

@@ -183,6 +183,9 @@ class Agent {
   // Valid pairs so far, best (highest priority) first.
   std::vector<PairInfo> valid_pairs() const;
   size_t remote_candidate_count() const { return remotes_.size(); }
+  // Whether `a` is one of the peer's candidates: signaled, or peer-reflexive (learned only from
+  // checks that passed MESSAGE-INTEGRITY, so only the peer can add one).
+  bool knows_remote(const SocketAddress &a) const { return find_remote(a) >= 0; }
   size_t pair_count() const { return pairs_.size(); }
   AgentStats stats() const;
 

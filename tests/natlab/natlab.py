@@ -47,6 +47,7 @@ __all__ = [
     "Lab", "Node", "Site", "LabError",
     "nft_ruleset", "cleanup_stale", "wait_for_line", "output_of", "check_prerequisites",
     "PRIMARY_PORT", "ALT_PORT", "server_endpoints", "start_echo", "probe", "IP", "NFT",
+    "wait_for_match", "lines_of", "send_line", "quic_divert_ruleset", "flush_conntrack_here",
 ]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -297,6 +298,72 @@ def output_of(proc: subprocess.Popen) -> tuple:
     out = _collector(proc, "stdout")
     err = _collector(proc, "stderr")
     return (out.text() if out else "", err.text() if err else "")
+
+
+def wait_for_match(proc: subprocess.Popen, pattern, timeout: float, *, start: int = 0,
+                   stream: str = "stdout") -> tuple:
+    """Wait until a line at index ``start`` or later of ``proc``'s output matches ``pattern``.
+
+    Unlike ``wait_for_line`` it keeps no cursor of its own and consumes nothing: the caller
+    says where to start (lines are numbered from 0 in arrival order, see ``lines_of``) and
+    gets ``(index, match)`` back, so independent waiters (e.g. one for "path" events, one for
+    "stats" answers) never skip each other's lines.  ``pattern`` is a regex (``search``) or a
+    callable ``line -> truthy`` (the truthy value is returned instead of a match).  Raises
+    ``TimeoutError`` on the deadline and ``LabError`` when the stream ends first.
+    """
+    if callable(pattern):
+        test = pattern
+        what = getattr(pattern, "__name__", "predicate")
+    else:
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        test = regex.search
+        what = repr(regex.pattern)
+    col = _collector(proc, stream)
+    if col is None:
+        raise ValueError(f"process has no {stream} pipe")
+    deadline = time.monotonic() + timeout
+    i = max(0, start)
+    with col.cond:
+        while True:
+            while i < len(col.lines):
+                m = test(col.lines[i])
+                if m:
+                    return i, m
+                i += 1
+            if col.eof:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no line matching {what} within {timeout}s; "
+                                   f"output so far:\n{_describe(proc)}")
+            col.cond.wait(remaining)
+    try:
+        proc.wait(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+    except subprocess.TimeoutExpired:
+        pass
+    raise LabError(f"{stream} closed (exit code {proc.returncode}) before a line matching "
+                   f"{what}; output:\n{_describe(proc)}")
+
+
+def lines_of(proc: subprocess.Popen, stream: str = "stdout") -> list:
+    """A snapshot of the lines ``proc`` printed so far (index = ``wait_for_match`` index)."""
+    col = _collector(proc, stream)
+    if col is None:
+        return []
+    with col.cond:
+        return list(col.lines)
+
+
+def send_line(proc: subprocess.Popen, text: str) -> None:
+    """Write ``text`` + newline to the stdin of a process spawned with ``stdin=True``."""
+    if proc.stdin is None:
+        raise ValueError("process was not spawned with stdin=True")
+    try:
+        proc.stdin.write(text.encode() + b"\n")
+        proc.stdin.flush()
+    except (BrokenPipeError, ValueError, OSError) as e:
+        raise LabError(f"cannot write {text!r} to the process (exit code "
+                       f"{proc.poll()}): {e}\n{_describe(proc)}") from e
 
 
 def _describe(proc: subprocess.Popen) -> str:
@@ -583,15 +650,17 @@ class Lab:
         return cp
 
     def spawn(self, ns: NsLike, argv: Sequence[str], *,
-              env: Optional[dict] = None) -> subprocess.Popen:
+              env: Optional[dict] = None, stdin: bool = False) -> subprocess.Popen:
         """Start ``argv`` in the background inside ``ns``; it is killed at teardown.
 
         stdout and stderr are pipes drained by threads: use ``wait_for_line`` to wait for
         output and ``output_of`` to read it; ``stop`` to end the process early.
+        ``stdin=True`` gives it a stdin pipe for ``send_line`` (default: /dev/null).
         """
         self._require_running()
         proc = subprocess.Popen([_IP, "netns", "exec", self.ns_of(ns), *argv],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, env=env)
         self._procs.append(proc)
         _collector(proc, "stdout")
@@ -614,6 +683,11 @@ class Lab:
             pass
 
     def _stop_proc(self, proc: subprocess.Popen, grace: float) -> None:
+        if proc.stdin is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
         if proc.poll() is None:
             self._killpg(proc, signal.SIGTERM)
             try:
@@ -815,6 +889,66 @@ class Lab:
         _cmd([_IP, "netns", "exec", router.ns, _NFT, "-f", "-"], input=rules)
         router.nft_rules = rules
 
+    def next_site_public_ip(self, ahead: int = 0) -> str:
+        """The public address the ``ahead``-th next ``add_site`` call will give its site.
+
+        (Lets a ``udp-blocked-to-peer`` site name a peer site that does not exist yet.)
+        """
+        k = len(self.sites) + 1 + ahead
+        return f"203.0.113.{20 + 10 * (k - 1)}"
+
+    # -- changing a running router -----------------------------------------------------------
+
+    def add_table(self, router: NsLike, name: str, body: str) -> str:
+        """Load ``table ip <name> { <body> }`` into ``router`` (next to its ``natlab`` table).
+
+        Returns ``name``; ``remove_table`` deletes it again.  A drop in any table's base chain
+        drops the packet, so extra tables can only add restrictions or rewrites.
+        """
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", name) or name == "natlab":
+            raise ValueError(f"bad table name {name!r}")
+        _cmd([_IP, "netns", "exec", self.ns_of(router), _NFT, "-f", "-"],
+             input=f"table ip {name} {{\n{body}}}\n")
+        return name
+
+    def remove_table(self, router: NsLike, name: str) -> None:
+        """Delete a table loaded with ``add_table`` / ``block_udp``."""
+        _cmd([_IP, "netns", "exec", self.ns_of(router), _NFT, "delete", "table", "ip", name])
+
+    def block_udp(self, router: NsLike, peer_ips: Iterable[str], *,
+                  name: str = "natlab_block") -> str:
+        """Make ``router`` drop forwarded UDP to and from ``peer_ips`` from now on.
+
+        Like the ``udp-blocked-to-peer`` rules, but added to a running router (a table of its
+        own, priority just before the ``natlab`` forward chain): existing conntrack entries
+        do not help the packets through.  Returns the table name for ``remove_table``.
+        """
+        peers = ", ".join(sorted(set(peer_ips)))
+        if not peers:
+            raise ValueError("block_udp needs at least one address")
+        body = ("\tchain forward {\n"
+                "\t\ttype filter hook forward priority filter - 1; policy accept;\n"
+                f"\t\tip daddr {{ {peers} }} meta l4proto udp drop\n"
+                f"\t\tip saddr {{ {peers} }} meta l4proto udp drop\n"
+                "\t}\n")
+        return self.add_table(router, name, body)
+
+    def flush_conntrack(self, router: NsLike) -> int:
+        """Forget every IPv4 conntrack entry of ``router`` (like ``conntrack -F``).
+
+        Without the ``conntrack`` tool: a ctnetlink delete-all request sent from a stdlib
+        helper run inside the namespace (``python3 natlab.py conntrack-flush``).  NAT mappings
+        are made anew by the next packet of each flow (a ``symmetric`` router picks a new
+        random port: NAT rebinding).  Returns how many entries there were before.
+        """
+        before = len([ln for ln in self.conntrack(router).splitlines() if ln.strip()])
+        cp = self.run(router, [PYTHON, os.path.abspath(__file__), "conntrack-flush"],
+                      timeout=10)
+        if cp.returncode != 0:
+            raise LabError(f"conntrack flush in {self.ns_of(router)} failed "
+                           f"({cp.returncode}): {cp.stderr.strip()}")
+        return before
+
     # -- diagnostics -------------------------------------------------------------------------
 
     def conntrack(self, router: NsLike) -> str:
@@ -875,8 +1009,70 @@ def probe(lab: Lab, node: NsLike, bind: str, reqs: Sequence[str], *,
     return json.loads(cp.stdout)["results"]
 
 
+# --------------------------------------------------------------------------------------------
+# Interception and conntrack helpers (for tests that attack or disturb a running call)
+
+def quic_divert_ruleset(*, lan_ip: str, port: int, wan_ip: str, peer_ip: str, peer_port: int,
+                        to_ip: str, to_port: int, mark: int = 0x4d) -> str:
+    """Body of a table (for ``Lab.add_table`` on the router of ``lan_ip``) that diverts QUIC.
+
+    A man in the middle on the router: UDP from ``lan_ip:port`` to ``peer_ip:peer_port``
+    whose first payload byte is >= 64 -- QUIC by RFC 7983's demultiplexing (STUN starts with
+    0..3) -- is sent to ``to_ip:to_port`` instead, with the router's ``wan_ip`` as source,
+    and the answers from there come back to the host rewritten to look like
+    ``peer_ip:peer_port``.  STUN (ICE checks) still goes to the real peer.  Stateless
+    (``notrack`` + payload rewrites, raw priority), because STUN and QUIC share one 5-tuple
+    and conntrack NAT decides per 5-tuple, at its first packet.  Checked in a lab run: a
+    first byte 0x00/0x01 reaches the peer, 0x45/0xc3 reaches ``to_ip`` and its answer
+    arrives "from" ``peer_ip:peer_port``.
+    """
+    out_mark, in_mark = mark, mark + 1
+    return (
+        "\tchain pre {\n"
+        "\t\ttype filter hook prerouting priority raw; policy accept;\n"
+        f'\t\tiifname != "wan0" ip saddr {lan_ip} ip daddr {peer_ip} udp sport {port} '
+        f"udp dport {peer_port} @th,64,8 >= 64 notrack ip daddr set {to_ip} "
+        f"udp dport set {to_port} meta mark set {out_mark}\n"
+        f'\t\tiifname "wan0" ip saddr {to_ip} udp sport {to_port} ip daddr {wan_ip} '
+        f"udp dport {port} notrack ip daddr set {lan_ip} meta mark set {in_mark}\n"
+        "\t}\n"
+        "\tchain post {\n"
+        "\t\ttype filter hook postrouting priority srcnat; policy accept;\n"
+        f"\t\tmeta mark {out_mark} ip saddr set {wan_ip}\n"
+        f"\t\tmeta mark {in_mark} ip saddr set {peer_ip} udp sport set {peer_port}\n"
+        "\t}\n")
+
+
+def flush_conntrack_here() -> None:
+    """Flush this namespace's IPv4 conntrack table over ctnetlink (stdlib only).
+
+    One ``IPCTNL_MSG_CT_DELETE`` request without attributes deletes every entry of the
+    family -- what ``conntrack -F`` sends.  Raises ``OSError`` with the kernel's error.
+    """
+    import socket
+    import struct
+    netlink_netfilter = 12
+    nlm_f_request, nlm_f_ack = 0x1, 0x4
+    msg_type = (1 << 8) | 2                      # NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE
+    body = struct.pack("=BBH", socket.AF_INET, 0, 0)              # struct nfgenmsg
+    hdr = struct.pack("=IHHII", 16 + len(body), msg_type, nlm_f_request | nlm_f_ack, 1, 0)
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, netlink_netfilter) as s:
+        s.bind((0, 0))
+        s.settimeout(5)
+        s.send(hdr + body)
+        reply = s.recv(4096)
+    _len, typ = struct.unpack_from("=IH", reply)
+    if typ != 2:                                  # NLMSG_ERROR (an ack is error 0)
+        raise OSError(f"unexpected netlink reply type {typ}")
+    (err,) = struct.unpack_from("=i", reply, 16)
+    if err != 0:
+        raise OSError(-err, os.strerror(-err))
+
+
 if __name__ == "__main__":  # manual maintenance: python3 natlab.py cleanup
     if sys.argv[1:] == ["cleanup"]:
         print("\n".join(cleanup_stale(verbose=True)) or "nothing stale")
+    elif sys.argv[1:] == ["conntrack-flush"]:     # run inside a namespace by Lab.flush_conntrack
+        flush_conntrack_here()
     else:
         print(__doc__)
