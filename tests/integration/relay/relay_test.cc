@@ -162,7 +162,11 @@ class RelayTest : public ::testing::Test {
     ASSERT_EQ(kOk, b.start(relay_.address, &relay_.fingerprint));
     ASSERT_TRUE(a.wait_registered());
     ASSERT_TRUE(b.wait_registered());
-    const size_t before = b.incoming.size();
+    size_t before = 0;
+    b.wait([&] {
+      before = b.incoming.size();  // read under the client's lock
+      return true;
+    });
     ASSERT_EQ(kOk, a.ctx->start_call(b.id->fingerprint(), id));
     ASSERT_TRUE(b.wait([&] { return b.incoming.size() > before; }));
     ASSERT_EQ(kOk, b.ctx->accept(*id));
