@@ -122,7 +122,7 @@ void Session::pump() {
   }
   poll_direct(now);
   manager_.handle_timeout(now);
-  drain_manager(now);
+  drain_manager();
   Timestamp next = 0;
   auto take = [&next](Timestamp t) {
     if (t != 0 && (next == 0 || t < next)) next = t;
@@ -256,7 +256,7 @@ void Session::on_direct_event(quic::Connection &c, const quic::Event &e) {
     default:
       break;
   }
-  drain_manager(now);
+  drain_manager();
 }
 
 void Session::poll_direct(Timestamp now) {
@@ -270,22 +270,18 @@ void Session::poll_direct(Timestamp now) {
   manager_.set_direct_rtt(ps.smoothed_rtt);
 }
 
-void Session::drain_manager(Timestamp now) {
-  (void)now;
+void Session::drain_manager() {
   path::PathEvent pe;
   while (manager_.poll_event(&pe)) {
     if (pe.type != path::EventType::kActiveChanged) continue;
-    const PathKind from =
-        pe.old_path == path::Path::kDirect ? PathKind::kDirect : PathKind::kRelay;
-    const PathKind to = pe.new_path == path::Path::kDirect ? PathKind::kDirect : PathKind::kRelay;
-    if (to == PathKind::kDirect && stats_.time_to_direct_ms < 0) {
-      stats_.time_to_direct_ms = int64_t((monotonic_now() - active_at_) / kMs);
+    if (pe.new_path == PathKind::kDirect && stats_.time_to_direct_ms < 0) {
+      stats_.time_to_direct_ms = int64_t((pe.at - active_at_) / kMs);
     }
     ++stats_.path_changes;
-    stats_.path = to;
-    PARLEY_LOG(kLogInfo, "call", "media path %s -> %s (%s)", path_kind_name(from),
-               path_kind_name(to), path::reason_name(pe.reason));
-    if (env_.on_path) env_.on_path(from, to, path::reason_name(pe.reason));
+    stats_.path = pe.new_path;
+    PARLEY_LOG(kLogInfo, "call", "media path %s -> %s (%s)", path_kind_name(pe.old_path),
+               path_kind_name(pe.new_path), path::reason_name(pe.reason));
+    if (env_.on_path) env_.on_path(pe.old_path, pe.new_path, path::reason_name(pe.reason));
   }
   path::PathMessage pm;
   while (manager_.poll_message(&pm)) {
@@ -294,7 +290,7 @@ void Session::drain_manager(Timestamp now) {
                                                     : signal::Type::kPathSwitchAck;
     m.call_id = p_.id;
     m.sequence = pm.sequence;
-    m.path = pm.path == path::Path::kDirect ? signal::PathKind::kDirect : signal::PathKind::kRelay;
+    m.path = signal::PathKind(pm.path);  // same numbering
     env_.relay->send(m);
   }
 }
@@ -335,7 +331,7 @@ int Session::send(uint32_t timestamp, uint8_t profile, const uint8_t *payload, s
       if (result != kOk) result = r;
     }
   }
-  drain_manager(now);
+  drain_manager();
   return result;
 }
 
@@ -373,11 +369,9 @@ void Session::deliver(const uint8_t *data, size_t len, PathKind via) {
     ++stats_.received_relay;
   }
   ++stats_.received;
-  if (!any_received_ || index > highest_index_) highest_index_ = index;
-  if (!any_received_) first_index_ = index;
-  any_received_ = true;
+  if (stats_.received == 1) first_index_ = index;
   if (env_.on_media) env_.on_media(h.sequence, h.timestamp, h.profile, plain_, n, via);
-  drain_manager(monotonic_now());
+  drain_manager();
 }
 
 bool Session::on_stun(const uint8_t *data, size_t len, const SocketAddress &from) {
@@ -407,10 +401,10 @@ void Session::on_signal(const signal::Message &m) {
       path::PathMessage pm;
       pm.type = m.type == signal::Type::kPathSwitchPropose ? path::MessageType::kPropose
                                                            : path::MessageType::kAck;
-      pm.path = *m.path == signal::PathKind::kDirect ? path::Path::kDirect : path::Path::kRelay;
+      pm.path = path::Path(*m.path);  // the codec admits only 0 and 1
       pm.sequence = *m.sequence;
       manager_.on_peer_message(pm, now);
-      drain_manager(now);
+      drain_manager();
       pump();
       break;
     }
@@ -426,8 +420,8 @@ CallStats Session::stats() const {
   } else {
     s.rtt_ms = env_.relay->path_stats().smoothed_rtt / kMs;
   }
-  if (any_received_) {
-    const uint64_t span = highest_index_ - first_index_ + 1;
+  if (s.received > 0) {
+    const uint64_t span = opener_.highest_index() - first_index_ + 1;
     s.lost = span > s.received ? span - s.received : 0;
   }
   return s;

@@ -45,7 +45,8 @@ struct DirectConfig {
   uint32_t dead_max_ms = 1000;
 };
 
-enum class PathKind { kRelay = 0, kDirect = 1 };
+// The path layer's own enum (kRelay = 0, kDirect = 1, the wire's numbers too).
+using PathKind = path::Path;
 const char *path_kind_name(PathKind p);
 
 // Per-call statistics.
@@ -128,7 +129,7 @@ class Session {
   void on_direct_frame(const uint8_t *data, size_t len);
   void deliver(const uint8_t *data, size_t len, PathKind via);
   void poll_direct(Timestamp now);  // feeds the manager with the direct connection's progress
-  void drain_manager(Timestamp now);
+  void drain_manager();
   void give_up_direct(int error, const char *why);
   void close_direct();
 
@@ -144,8 +145,7 @@ class Session {
   std::vector<SocketAddress> valid_remotes_;
   Timestamp active_at_ = 0, budget_end_ = 0;
   uint64_t direct_rx_packets_ = 0;
-  uint64_t highest_index_ = 0, first_index_ = 0;
-  bool any_received_ = false;
+  uint64_t first_index_ = 0;  // of the first authentic frame (the opener knows the highest)
   Timer timer_;
   CallStats stats_;
   uint8_t frame_[quic::kMaxDatagramPayload];

@@ -287,6 +287,14 @@ TEST(DirectMitmTest, ARelayHandingOutAThirdPartysCandidateNeverGetsTheDirectPath
   // The tamper hook: remember the caller's credentials from the invite, and hand the caller
   // Mallory's credentials and candidate in the accept (and drop the callee's trickle).
   const std::string mufrag = "mallory1", mpwd = "mallorymallorymallory123";
+  auto mallory_host = [&] {
+    ice::Candidate host;
+    host.type = ice::CandidateType::kHost;
+    host.address = mallory_addr;
+    host.priority = ice::candidate_priority(host.type, 65535);
+    host.foundation = ice::candidate_foundation(host.type, mallory_addr, SocketAddress());
+    return host;
+  };
   testing::on_loop(loop, [&] {
     server->router().set_tamper_for_test([&](signal::Message &m) {
       if (m.type == signal::Type::kCallInvite) {
@@ -297,22 +305,12 @@ TEST(DirectMitmTest, ARelayHandingOutAThirdPartysCandidateNeverGetsTheDirectPath
         magent = std::make_unique<ice::Agent>(ac, monotonic_now());
         magent->set_remote_credentials(m.ice_ufrag, m.ice_pwd);
         for (const auto &c : m.candidates) magent->add_remote_candidate(c, monotonic_now());
-        ice::Candidate host;
-        host.type = ice::CandidateType::kHost;
-        host.address = mallory_addr;
-        host.priority = ice::candidate_priority(host.type, 65535);
-        host.foundation = ice::candidate_foundation(host.type, mallory_addr, SocketAddress());
-        magent->add_local_candidate(host);
+        magent->add_local_candidate(mallory_host());
         mpump();
       } else if (m.type == signal::Type::kCallAccept) {
         m.ice_ufrag = mufrag;
         m.ice_pwd = mpwd;
-        ice::Candidate host;
-        host.type = ice::CandidateType::kHost;
-        host.address = mallory_addr;
-        host.priority = ice::candidate_priority(host.type, 65535);
-        host.foundation = ice::candidate_foundation(host.type, mallory_addr, SocketAddress());
-        m.candidates = {host};
+        m.candidates = {mallory_host()};
       }
     });
     return 0;
