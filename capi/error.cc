@@ -46,6 +46,8 @@ PARLEY_SAME(PARLEY_ERR_MEDIA_AUTH, kErrMediaAuth);
 PARLEY_SAME(PARLEY_ERR_MEDIA_REPLAY, kErrMediaReplay);
 PARLEY_SAME(PARLEY_ERR_MEDIA_KEY, kErrMediaKey);
 PARLEY_SAME(PARLEY_ERR_ICE_FAILED, kErrIceFailed);
+PARLEY_SAME(PARLEY_ERR_CODEC, kErrCodec);
+PARLEY_SAME(PARLEY_ERR_AUDIO_FORMAT, kErrAudioFormat);
 #undef PARLEY_SAME
 
 const char *parley_strerror(int err) { return parley::error_description(err); }

@@ -154,7 +154,13 @@ typedef enum parley_error {
   PARLEY_ERR_MEDIA_KEY = -39,
   /* No direct path could be established (ICE checks failed or ran out of time); the call
    * stays on the relay. */
-  PARLEY_ERR_ICE_FAILED = -40
+  PARLEY_ERR_ICE_FAILED = -40,
+  /* The Opus encoder or decoder failed (a corrupt packet from an authentic peer, or an
+   * internal codec error). */
+  PARLEY_ERR_CODEC = -41,
+  /* An audio format parley cannot use: a sample rate other than 8000, 12000, 16000, 24000
+   * or 48000 Hz, a channel count other than 1 or 2, or a frame length Opus lacks. */
+  PARLEY_ERR_AUDIO_FORMAT = -42
 } parley_error;
 
 /*

@@ -50,6 +50,8 @@ const char *error_description(int code) {
     case kErrMediaReplay: return "media frame replayed or too old";
     case kErrMediaKey: return "peer media key missing or not signed by the peer";
     case kErrIceFailed: return "no direct path";
+    case kErrCodec: return "audio codec error";
+    case kErrAudioFormat: return "unsupported audio format";
   }
   return "unknown error";
 }

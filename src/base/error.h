@@ -51,6 +51,8 @@ enum Error : int {
   kErrMediaReplay = -38,
   kErrMediaKey = -39,
   kErrIceFailed = -40,
+  kErrCodec = -41,
+  kErrAudioFormat = -42,
 };
 
 // The fixed one-line description of `code` ("unknown error" for codes parley never returns).

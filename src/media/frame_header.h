@@ -17,6 +17,9 @@ namespace parley::media {
 
 constexpr uint8_t kFrameVersion = 1;
 constexpr size_t kFrameHeaderSize = 16;
+// flags: the payload is a voice payload (media/voice_payload.h). Without it a frame is an
+// application datagram, delivered to the host as it was sent. Other bits are reserved (0).
+constexpr uint8_t kFrameFlagVoice = 0x01;
 
 struct FrameHeader {
   uint8_t flags = 0;
