@@ -48,6 +48,7 @@ PARLEY_SAME(PARLEY_ERR_MEDIA_KEY, kErrMediaKey);
 PARLEY_SAME(PARLEY_ERR_ICE_FAILED, kErrIceFailed);
 PARLEY_SAME(PARLEY_ERR_CODEC, kErrCodec);
 PARLEY_SAME(PARLEY_ERR_AUDIO_FORMAT, kErrAudioFormat);
+PARLEY_SAME(PARLEY_ERR_WRONG_THREAD, kErrWrongThread);
 #undef PARLEY_SAME
 
 const char *parley_strerror(int err) { return parley::error_description(err); }

@@ -160,7 +160,10 @@ typedef enum parley_error {
   PARLEY_ERR_CODEC = -41,
   /* An audio format parley cannot use: a sample rate other than 8000, 12000, 16000, 24000
    * or 48000 Hz, a channel count other than 1 or 2, or a frame length Opus lacks. */
-  PARLEY_ERR_AUDIO_FORMAT = -42
+  PARLEY_ERR_AUDIO_FORMAT = -42,
+  /* The function may not be called on this thread (e.g. destroying a context from inside
+   * its own event callback). */
+  PARLEY_ERR_WRONG_THREAD = -43
 } parley_error;
 
 /*
@@ -400,6 +403,246 @@ typedef struct parley_netcheck_options {
  */
 PARLEY_API int parley_netcheck_run(const parley_netcheck_options *options, char *out,
                                    size_t *out_len);
+
+
+/* ---------------------------------------------------------------------------------------- */
+/* Contexts and calls                                                                       */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * Threading (DESIGN.md): a context runs its own event loop on one internal thread. Every
+ * function below may be called from any thread, except where marked. Events are delivered
+ * either to the callback given in the config, on the context's thread, or queued for
+ * parley_context_poll_event; the callback may call any function here (calls made from inside
+ * it run at once and never re-enter the callback) except parley_context_destroy.
+ * parley_call_push_audio and parley_call_pull_audio are the real-time exceptions: they never
+ * lock, block or allocate, and each must be called from one thread at a time (one capture
+ * thread pushes, one playout thread pulls).
+ */
+
+/* A client context: an identity, a relay connection, one UDP socket, and calls. Opaque. */
+typedef struct parley_context parley_context;
+/* One call. Opaque; owned by the host from parley_call_start or the INCOMING_CALL event
+ * until parley_call_release. */
+typedef struct parley_call parley_call;
+
+/* Event types; append-only numbering. */
+typedef enum parley_event_type {
+  PARLEY_EVENT_NONE = 0,
+  /* relay_state changed (error: why the connection was lost, or 0). */
+  PARLEY_EVENT_RELAY_STATE = 1,
+  /* A call to us: `call` is a new handle the host owns (accept, reject, release); peer. */
+  PARLEY_EVENT_INCOMING_CALL = 2,
+  /* call_state changed; error and text say why a call ended (0: a normal hangup). */
+  PARLEY_EVENT_CALL_STATE = 3,
+  /* An application datagram from the peer: data/len. */
+  PARLEY_EVENT_DATAGRAM = 4,
+  /* The call's media moved between paths: path_from -> path, text is the reason. */
+  PARLEY_EVENT_PATH_CHANGED = 5,
+  /* An error from the relay not tied to a call: error, text. */
+  PARLEY_EVENT_ERROR = 6
+} parley_event_type;
+
+typedef enum parley_call_state {
+  PARLEY_CALL_INVITING = 1, /* invite sent, nothing heard yet */
+  PARLEY_CALL_RINGING = 2,  /* the callee's device is ringing */
+  PARLEY_CALL_INCOMING = 3, /* a call to us: accept or reject it */
+  PARLEY_CALL_ACTIVE = 4,   /* audio flows */
+  PARLEY_CALL_ENDED = 5     /* terminal */
+} parley_call_state;
+
+typedef enum parley_relay_state {
+  PARLEY_RELAY_IDLE = 0,
+  PARLEY_RELAY_CONNECTING = 1,
+  PARLEY_RELAY_REGISTERED = 2, /* calls can be placed and received */
+  PARLEY_RELAY_BACKOFF = 3,    /* reconnecting after a delay */
+  PARLEY_RELAY_REPLACED = 4    /* the same identity registered elsewhere; not retried */
+} parley_relay_state;
+
+typedef enum parley_path {
+  PARLEY_PATH_RELAY = 0, /* through the relay (which cannot read or forge the audio) */
+  PARLEY_PATH_DIRECT = 1 /* peer to peer, identity-pinned QUIC */
+} parley_path;
+
+typedef struct parley_event {
+  int type;            /* parley_event_type */
+  parley_call *call;   /* the call concerned, or NULL */
+  int relay_state;     /* PARLEY_EVENT_RELAY_STATE */
+  int call_state;      /* PARLEY_EVENT_CALL_STATE */
+  int error;           /* 0 or a parley_error */
+  int path, path_from; /* PARLEY_EVENT_PATH_CHANGED: parley_path */
+  char peer[PARLEY_FINGERPRINT_BUF_LEN]; /* the peer's fingerprint ("" if none) */
+  /* Both valid until the callback returns, or until the next parley_context_poll_event. */
+  const char *text;    /* never NULL ("" if none) */
+  const uint8_t *data; /* PARLEY_EVENT_DATAGRAM */
+  size_t len;
+} parley_event;
+
+/* The event callback, on the context's thread; must not block. */
+typedef void (*parley_event_fn)(void *user_data, const parley_event *event);
+
+typedef struct parley_context_config {
+  /* sizeof(parley_context_config): lets later versions grow the struct. */
+  size_t struct_size;
+  /* The relay, "ip:port" or "[ipv6]:port". Required. */
+  const char *relay_address;
+  /* The relay's fingerprint (64 hex); NULL: trust the first one seen for this context. */
+  const char *relay_fingerprint;
+  /* Local address to bind, "ip:port"; NULL: 0.0.0.0, any port. */
+  const char *bind_address;
+  /* PCM format of push/pull: 8000, 12000, 16000, 24000 or 48000 Hz (0: 48000); 1 or 2
+   * interleaved channels (0: 1). */
+  int sample_rate;
+  int channels;
+  /* Jitter buffer delay bounds in ms (0: 20 and 500). */
+  uint32_t jitter_min_ms;
+  uint32_t jitter_max_ms;
+  /* Non-zero: never try a direct path (calls stay on the relay). */
+  int disable_direct;
+  /* Non-zero: offer loopback addresses as host candidates (both parties on one machine). */
+  int include_loopback;
+  /* Events go to this callback; NULL: they queue for parley_context_poll_event. */
+  parley_event_fn event_callback;
+  void *event_user_data;
+  /* Fields added by later versions go here. */
+} parley_context_config;
+
+/*
+ * parley_context_config_init sets every field of `config` to its default (zeros, NULLs) and
+ * struct_size to sizeof(parley_context_config). `config` must not be NULL.
+ * Returns 0 or PARLEY_ERR_INVALID_ARGUMENT.
+ */
+PARLEY_API int parley_context_config_init(parley_context_config *config);
+
+/*
+ * parley_context_create starts a context: its thread, its socket, and the connection to the
+ * relay (progress arrives as PARLEY_EVENT_RELAY_STATE). `id` (copied; the caller may free it
+ * afterwards), `config` and `out` must not be NULL; on error *out is NULL and the last error
+ * message names the offending field.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL, struct_size, a value out of range),
+ * PARLEY_ERR_ADDRESS_INVALID (relay or bind address), PARLEY_ERR_FINGERPRINT_INVALID,
+ * PARLEY_ERR_AUDIO_FORMAT, PARLEY_ERR_SOCKET, PARLEY_ERR_CRYPTO, PARLEY_ERR_NO_MEMORY or
+ * PARLEY_ERR_INTERNAL.
+ */
+PARLEY_API int parley_context_create(const parley_identity *id,
+                                     const parley_context_config *config,
+                                     parley_context **out);
+
+/*
+ * parley_context_destroy hangs up every call, closes the relay connection and stops the
+ * context's thread; no event is delivered once it returns. Call handles stay valid until
+ * released (their calls are ended: push refuses, pull gives silence). NULL is a no-op.
+ * Returns 0, or PARLEY_ERR_WRONG_THREAD when called from the context's own event callback
+ * (nothing happens then).
+ */
+PARLEY_API int parley_context_destroy(parley_context *ctx);
+
+/*
+ * parley_context_poll_event moves the oldest queued event to *event (poll mode only).
+ * Pointers in it stay valid until the next call. Returns 1 (an event), 0 (none), or
+ * PARLEY_ERR_INVALID_ARGUMENT (NULL, or the context delivers to a callback).
+ */
+PARLEY_API int parley_context_poll_event(parley_context *ctx, parley_event *event);
+
+/*
+ * parley_context_fingerprint writes the context's own fingerprint (64 hex + NUL) to `out`
+ * (`out_len` >= PARLEY_FINGERPRINT_BUF_LEN). Returns 0, PARLEY_ERR_INVALID_ARGUMENT or
+ * PARLEY_ERR_BUFFER_TOO_SMALL.
+ */
+PARLEY_API int parley_context_fingerprint(parley_context *ctx, char *out, size_t out_len);
+
+/*
+ * parley_call_start calls `peer_fingerprint` (64 hex) through the relay. On success *out is
+ * a new handle (progress as PARLEY_EVENT_CALL_STATE); on error *out is NULL and no event for
+ * this call ever fires. Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_FINGERPRINT_INVALID,
+ * PARLEY_ERR_NOT_REGISTERED (the relay connection is not up), PARLEY_ERR_NO_MEMORY.
+ */
+PARLEY_API int parley_call_start(parley_context *ctx, const char *peer_fingerprint,
+                                 parley_call **out);
+
+/* Accept or reject an incoming call, or end any call. Return 0, PARLEY_ERR_INVALID_ARGUMENT
+ * (NULL), PARLEY_ERR_CALL_NOT_FOUND (the call is not in a state that allows it, or ended),
+ * PARLEY_ERR_NOT_REGISTERED or PARLEY_ERR_CLOSED (the context was destroyed). */
+PARLEY_API int parley_call_accept(parley_call *call);
+PARLEY_API int parley_call_reject(parley_call *call);
+PARLEY_API int parley_call_hangup(parley_call *call);
+
+/*
+ * parley_call_release ends the call if it is still going and frees the handle; no event
+ * names it afterwards. The host must make sure no audio thread is inside push/pull on it.
+ * NULL is a no-op. Safe after parley_context_destroy.
+ */
+PARLEY_API void parley_call_release(parley_call *call);
+
+/*
+ * parley_call_peer writes the peer's fingerprint (64 hex + NUL) to `out`. Returns 0,
+ * PARLEY_ERR_INVALID_ARGUMENT or PARLEY_ERR_BUFFER_TOO_SMALL.
+ */
+PARLEY_API int parley_call_peer(const parley_call *call, char *out, size_t out_len);
+
+/*
+ * parley_call_push_audio hands `frames` frames of microphone PCM (frames x channels
+ * interleaved samples, in the context's format) to the encoder, in any chunk size.
+ * Real-time safe: never locks, blocks or allocates; one capture thread at a time. Audio
+ * pushed before the call is active is dropped when it becomes active (it would only add
+ * delay). Returns the number of frames taken (fewer than `frames` when about 200 ms are
+ * already waiting), PARLEY_ERR_INVALID_ARGUMENT (NULL) or PARLEY_ERR_CALL_NOT_FOUND (ended).
+ */
+PARLEY_API int parley_call_push_audio(parley_call *call, const int16_t *pcm, size_t frames);
+
+/*
+ * parley_call_pull_audio writes exactly `frames` frames of playout PCM to `out`: the peer's
+ * voice through the jitter buffer, concealment where frames are missing, silence before the
+ * call is active and after it ends. Real-time safe: never locks, blocks or allocates; one
+ * playout thread at a time. Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL) or
+ * PARLEY_ERR_CALL_NOT_FOUND (ended; `out` holds silence).
+ */
+PARLEY_API int parley_call_pull_audio(parley_call *call, int16_t *out, size_t frames);
+
+/*
+ * parley_call_set_muted: while muted the peer hears comfort noise (the encoder gets
+ * silence, which DTX sends almost for free). Real-time safe. Returns 0 or
+ * PARLEY_ERR_INVALID_ARGUMENT.
+ */
+PARLEY_API int parley_call_set_muted(parley_call *call, int muted);
+
+/*
+ * parley_call_send_datagram sends an application datagram (the host's own bytes, up to
+ * PARLEY_DATAGRAM_MAX) end-to-end encrypted alongside the voice, unreliable and unordered;
+ * the peer gets PARLEY_EVENT_DATAGRAM. Returns 0, PARLEY_ERR_INVALID_ARGUMENT,
+ * PARLEY_ERR_CALL_NOT_FOUND (not active), PARLEY_ERR_MESSAGE_TOO_LARGE, PARLEY_ERR_QUEUE_FULL.
+ */
+#define PARLEY_DATAGRAM_MAX 1100
+PARLEY_API int parley_call_send_datagram(parley_call *call, const void *data, size_t len);
+
+typedef struct parley_call_stats {
+  size_t struct_size;          /* sizeof(parley_call_stats), set by the caller */
+  int path;                    /* parley_path in use */
+  uint32_t rtt_ms;             /* of the path in use */
+  uint64_t path_changes;
+  int64_t time_to_direct_ms;   /* from active to the first switch to direct; -1: never */
+  uint64_t frames_sent, frames_received;
+  uint32_t loss_permille;      /* of the peer's frames, last second (what we report to it) */
+  uint32_t peer_loss_permille; /* of our frames, as the peer reports */
+  int profile;                 /* the voice profile we send with */
+  int fec_loss_hint;           /* the loss (percent) our encoder protects against */
+  uint64_t audio_bytes_sent;   /* Opus bytes, for a bitrate from two readings */
+  uint32_t jitter_delay_ms;    /* the jitter buffer's current delay */
+  uint32_t jitter_target_ms;   /* and its target */
+  uint64_t frames_decoded;     /* received voice frames played */
+  uint64_t fec_recovered;      /* lost frames rebuilt from Opus FEC */
+  uint64_t red_recovered;      /* lost frames rebuilt from redundant copies */
+  uint64_t concealed;          /* frames of loss concealment */
+  uint64_t late;               /* frames that arrived after their time */
+  int muted;
+  /* Fields added by later versions go here. */
+} parley_call_stats;
+
+/*
+ * parley_call_get_stats fills *stats (stats->struct_size must be set; an older, smaller
+ * layout is filled as far as it goes). Returns 0, PARLEY_ERR_INVALID_ARGUMENT or
+ * PARLEY_ERR_CALL_NOT_FOUND (not active).
+ */
+PARLEY_API int parley_call_get_stats(parley_call *call, parley_call_stats *stats);
 
 #ifdef __cplusplus
 }

@@ -52,6 +52,7 @@ const char *error_description(int code) {
     case kErrIceFailed: return "no direct path";
     case kErrCodec: return "audio codec error";
     case kErrAudioFormat: return "unsupported audio format";
+    case kErrWrongThread: return "not allowed on this thread";
   }
   return "unknown error";
 }

@@ -53,6 +53,7 @@ enum Error : int {
   kErrIceFailed = -40,
   kErrCodec = -41,
   kErrAudioFormat = -42,
+  kErrWrongThread = -43,
 };
 
 // The fixed one-line description of `code` ("unknown error" for codes parley never returns).

@@ -18,6 +18,8 @@ namespace parley::call {
 namespace {
 
 constexpr uint16_t kCodecOpus = 1;
+// The encoder tick: a frame pushed by the host waits at most this long for its encode.
+constexpr uint64_t kAudioTickMs = 2;
 
 std::vector<uint8_t> key_of(const signal::Id16 &id) {
   return std::vector<uint8_t>(id.bytes, id.bytes + sizeof id.bytes);
@@ -51,6 +53,12 @@ Context::Context(const identity::Identity &id, ContextConfig config, EventHandle
 int Context::create(const identity::Identity &id, ContextConfig config, EventHandler handler,
                     std::unique_ptr<Context> *out) {
   if (!config.relay.relay.is_set()) return fail(kErrInvalidArgument, "no relay address");
+  {
+    // The audio settings are checked once here, so a call never fails for them later.
+    std::shared_ptr<VoiceChannel> probe;
+    const int r = VoiceChannel::create(config.audio, &probe);
+    if (r != kOk) return r;
+  }
   if (identity::sodium_ready() != kOk) return kErrCrypto;
   std::unique_ptr<Context> c(new Context(id, std::move(config), std::move(handler)));
   if (c->loop_.start() != kOk) return fail(kErrInternal, "cannot start the context's loop");
@@ -88,6 +96,7 @@ auto Context::read(F &&f) -> decltype(f()) {
 }
 
 int Context::init() {
+  audio_timer_ = std::make_unique<Timer>(loop_);
   SocketAddress bind = config_.bind;
   if (!bind.is_set()) SocketAddress::parse("0.0.0.0:0", &bind);
   socket_ = std::make_unique<UdpSocket>(loop_);
@@ -161,7 +170,11 @@ Context::~Context() {
       relay_->stop();
     }
     media_routes_.clear();
+    for (auto &kv : calls_) {
+      if (kv.second.voice) kv.second.voice->end();
+    }
     calls_.clear();
+    audio_timer_.reset();
     retired_.clear();
     relay_.reset();
     if (endpoint_) endpoint_->close_all(0, "context closed", monotonic_now());
@@ -290,16 +303,24 @@ int Context::start_session(Call &c) {
   const signal::CallId id = c.id;
   const identity::Fingerprint peer = c.peer;
   const uint32_t stream = c.stream;
-  env.on_media = [this, id, peer, stream](uint32_t seq, uint32_t ts, uint8_t profile,
-                                          const uint8_t *payload, size_t len, PathKind via) {
+  VoiceChannel *voice = c.voice.get();
+  env.on_media = [this, id, peer, stream, voice](const media::FrameHeader &h, uint64_t index,
+                                                 const uint8_t *payload, size_t len,
+                                                 PathKind via) {
     ++stats_.media_received;
+    const int64_t now = int64_t(monotonic_now() / 1000);
+    voice->on_frame_index(index, now);
+    if (h.flags & media::kFrameFlagVoice) {
+      voice->on_voice_frame(h.timestamp, payload, len, now);
+      return;
+    }
     Event e(EventType::kMedia);
     e.call = id;
     e.peer = peer;
     e.stream_id = stream;
-    e.sequence = seq;
-    e.timestamp = ts;
-    e.profile = profile;
+    e.sequence = h.sequence;
+    e.timestamp = h.timestamp;
+    e.profile = h.profile;
     e.payload = payload;
     e.len = len;
     e.path = via;
@@ -338,15 +359,24 @@ void Context::on_stun(const uint8_t *data, size_t len, const SocketAddress &from
 }
 
 int Context::start_call(const identity::Fingerprint &to, signal::CallId *out) {
+  const signal::CallId id = signal::CallId::random();
+  const int r = start_call_with_id(to, id);
+  if (r == kOk) *out = id;
+  return r;
+}
+
+int Context::start_call_with_id(const identity::Fingerprint &to, const signal::CallId &id) {
   return run([&]() -> int {
     if (to == fp_) return fail(kErrInvalidArgument, "cannot call yourself");
+    if (calls_.count(key_of(id))) return fail(kErrInvalidArgument, "call id in use");
     Call c;
-    c.id = signal::CallId::random();
+    c.id = id;
     c.peer = to;
     c.outgoing = true;
-    const int r = send_offer(signal::Type::kCallInvite, c);
+    int r = VoiceChannel::create(config_.audio, &c.voice);
     if (r != kOk) return r;
-    *out = c.id;
+    r = send_offer(signal::Type::kCallInvite, c);
+    if (r != kOk) return r;
     calls_.emplace(key_of(c.id), std::move(c));
     return kOk;
   });
@@ -402,8 +432,21 @@ void Context::set_call_state(Call &c, CallState s, int error, const std::string 
   if (c.state == s) return;
   c.state = s;
   // Incoming frames find their call through its stream id while it is active.
-  if (s == CallState::kActive) media_routes_[c.stream] = {&c, {}, c.peer};
+  if (s == CallState::kActive) {
+    media_routes_[c.stream] = {&c, {}, c.peer};
+    Session *session = c.session.get();
+    c.voice->start([session](uint32_t ts, uint8_t profile, const uint8_t *p, size_t n) {
+      session->send(media::kFrameFlagVoice, ts, profile, p, n);
+    });
+    c.voice_started = true;
+    if (++active_voice_ == 1) {
+      audio_timer_->start(kAudioTickMs, kAudioTickMs, [this] { on_audio_tick(); });
+    }
+  }
   if (s == CallState::kEnded) {
+    if (c.voice) c.voice->end();
+    if (c.voice_started && --active_voice_ == 0) audio_timer_->stop();
+    c.voice_started = false;
     auto it = media_routes_.find(c.stream);
     if (it != media_routes_.end() && it->second.call == &c) media_routes_.erase(it);
     // The session may be on the stack below us (a host handler hanging up from inside a
@@ -449,6 +492,15 @@ void Context::on_relay_message(const signal::Message &m) {
     c.peer = *m.from;
     c.state = CallState::kIncoming;
     c.stream = *m.stream_id;
+    if (VoiceChannel::create(config_.audio, &c.voice) != kOk) {
+      PARLEY_LOG(kLogError, "call", "no voice channel for an incoming call: %s",
+                 last_error_message());
+      signal::Message rej = call_message(Type::kCallReject, c);
+      rej.error_code = kErrNoMemory;
+      rej.text = "callee out of resources";
+      relay_->send(rej);
+      return;
+    }
     if (take_peer_offer(c, m) != kOk) {
       // A key the caller did not sign: the relay (or someone) tampered with the invite.
       PARLEY_LOG(kLogWarn, "call", "rejecting an invite from %s: %s",
@@ -592,7 +644,7 @@ int Context::send_media(const signal::CallId &id, uint32_t timestamp, uint8_t pr
     if (it == calls_.end() || !it->second.session) {
       return fail(kErrCallNotFound, "no active call with that id");
     }
-    const int r = it->second.session->send(timestamp, profile, payload, len);
+    const int r = it->second.session->send(0, timestamp, profile, payload, len);
     if (r == kOk) {
       ++stats_.media_sent;
     } else {
@@ -609,8 +661,25 @@ int Context::call_stats(const signal::CallId &id, CallStats *out) {
       return fail(kErrCallNotFound, "no active call with that id");
     }
     *out = it->second.session->stats();
+    out->voice = it->second.voice->stats();
     return kOk;
   });
+}
+
+int Context::voice(const signal::CallId &id, std::shared_ptr<VoiceChannel> *out) {
+  return run([&]() -> int {
+    auto it = calls_.find(key_of(id));
+    if (it == calls_.end()) return fail(kErrCallNotFound, "no call with that id");
+    *out = it->second.voice;
+    return kOk;
+  });
+}
+
+void Context::on_audio_tick() {
+  const int64_t now = int64_t(monotonic_now() / 1000);
+  for (auto &kv : calls_) {
+    if (kv.second.voice_started) kv.second.voice->encode_ready(now);
+  }
 }
 
 int Context::media_stream(const signal::CallId &id, uint32_t *stream_id) {

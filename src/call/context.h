@@ -22,6 +22,7 @@
 #include "base/udp_socket.h"
 #include "call/relay_client.h"
 #include "call/session.h"
+#include "call/voice_channel.h"
 #include "identity/identity.h"
 #include "identity/secret.h"
 #include "quic/endpoint.h"
@@ -34,6 +35,7 @@ struct ContextConfig {
   SocketAddress bind;  // unset: 0.0.0.0, any port
   RelayClientConfig relay;
   DirectConfig direct;  // the direct path (ICE + peer-to-peer QUIC); media starts on the relay
+  AudioConfig audio;    // the PCM format of every call's voice channel, its profile and jitter
 };
 
 enum class CallState {
@@ -50,7 +52,10 @@ enum class EventType {
   kRelayState = 1,    // relay_state, error
   kIncomingCall = 2,  // call, peer
   kCallState = 3,     // call, peer, call_state, error, text
-  kMedia = 4,         // call or room, stream_id, header, payload/len (valid during the call)
+  // An application datagram (Context::send_media) or a room frame: call or room, stream_id,
+  // header fields, payload/len (valid during the handler). Voice frames raise no event: they
+  // go to the call's VoiceChannel.
+  kMedia = 4,
   kRoomUpdate = 5,    // room, members, stream_id (our own in that room)
   kError = 6,         // error, text (an error from the relay not tied to a call)
   kPathChanged = 7,   // call, path_from, path (the new one), text (the reason)
@@ -106,16 +111,20 @@ class Context {
   // Calls `to` through the relay. kOk (*out set; progress as kCallState events),
   // kErrNotRegistered, kErrInvalidArgument.
   int start_call(const identity::Fingerprint &to, signal::CallId *out);
+  // The same with an id the caller chose (fresh random, e.g. signal::CallId::random()), so
+  // it can be known before any event of the call fires. kErrInvalidArgument if in use.
+  int start_call_with_id(const identity::Fingerprint &to, const signal::CallId &id);
   // kOk, kErrCallNotFound (unknown, or not in a state that allows it), kErrNotRegistered.
   int accept(const signal::CallId &call);
   int reject(const signal::CallId &call);
   int hangup(const signal::CallId &call);
 
-  // Seals `payload` with the call's end-to-end key for this direction (media/frame_crypto.h)
-  // and sends it on the path the path manager chose (relay, direct, or both during a
-  // switch). The sequence number is the call's own. The peer gets a kMedia event with the
-  // plaintext. kOk, kErrCallNotFound (no active call), kErrMessageTooLarge, kErrQueueFull,
-  // kErrNotRegistered.
+  // An application datagram (a game's own payload, next to voice): seals `payload` with the
+  // call's end-to-end key for this direction (media/frame_crypto.h) and sends it on the path
+  // the path manager chose (relay, direct, or both during a switch). It shares the call's
+  // frame numbering with voice, unreliable and unordered like the voice frames. The peer
+  // gets a kMedia event with the plaintext. kOk, kErrCallNotFound (no active call),
+  // kErrMessageTooLarge, kErrQueueFull, kErrNotRegistered.
   int send_media(const signal::CallId &call, uint32_t timestamp, uint8_t profile,
                  const uint8_t *payload, size_t len);
   // Room frames are sealed by the caller (a room key is the members' business): the context
@@ -123,6 +132,11 @@ class Context {
   // kOk, kErrCallNotFound, kErrMessageTooLarge, kErrQueueFull, kErrNotRegistered.
   int send_room_media(const signal::RoomId &room, uint32_t sequence, uint32_t timestamp,
                       uint8_t profile, const uint8_t *sealed, size_t len);
+
+  // The voice channel of a call (from start_call or the kIncomingCall event on, also after
+  // the call ended): the host pushes and pulls PCM on it from its audio threads.
+  // kOk or kErrCallNotFound.
+  int voice(const signal::CallId &call, std::shared_ptr<VoiceChannel> *out);
 
   // The stream id this side's frames on `call` carry. kOk or kErrCallNotFound (not active).
   int media_stream(const signal::CallId &call, uint32_t *stream_id);
@@ -151,6 +165,8 @@ class Context {
     std::vector<ice::Candidate> peer_candidates;
     bool peer_candidates_done = false;
     std::unique_ptr<Session> session;  // while active
+    std::shared_ptr<VoiceChannel> voice;
+    bool voice_started = false;  // counted in active_voice_
   };
   struct Room {
     uint32_t stream = 0;
@@ -200,6 +216,11 @@ class Context {
   };
   std::unordered_map<uint32_t, MediaRoute> media_routes_;
   std::vector<std::unique_ptr<Session>> retired_;  // ended calls' sessions, freed next turn
+  // Runs every call's encoder: picks up whole frames of microphone audio soon after the host
+  // pushed them (kAudioTickMs bounds what the tick adds to the mouth-to-ear delay).
+  void on_audio_tick();
+  std::unique_ptr<Timer> audio_timer_;
+  size_t active_voice_ = 0;
   ContextStats stats_;
   bool closing_ = false;
   uint8_t frame_[quic::kMaxDatagramPayload];

@@ -295,8 +295,10 @@ void Session::drain_manager() {
   }
 }
 
-int Session::send(uint32_t timestamp, uint8_t profile, const uint8_t *payload, size_t len) {
+int Session::send(uint8_t flags, uint32_t timestamp, uint8_t profile, const uint8_t *payload,
+                  size_t len) {
   media::FrameHeader h;
+  h.flags = flags;
   h.profile = profile;
   h.stream_id = p_.stream;
   h.timestamp = timestamp;
@@ -370,7 +372,7 @@ void Session::deliver(const uint8_t *data, size_t len, PathKind via) {
   }
   ++stats_.received;
   if (stats_.received == 1) first_index_ = index;
-  if (env_.on_media) env_.on_media(h.sequence, h.timestamp, h.profile, plain_, n, via);
+  if (env_.on_media) env_.on_media(h, index, plain_, n, via);
   drain_manager();
 }
 

@@ -21,6 +21,7 @@
 #include "base/loop.h"
 #include "base/udp_socket.h"
 #include "call/relay_client.h"
+#include "call/voice_channel.h"
 #include "ice/agent.h"
 #include "ice/candidate.h"
 #include "identity/identity.h"
@@ -65,6 +66,7 @@ struct CallStats {
   int64_t time_to_direct_ms = -1;    // from active to the first switch to direct; -1: never
   std::string local_candidate, remote_candidate;  // the selected pair ("" before)
   int direct_error = 0;              // why there is no direct path (kErrIceFailed, ...), or 0
+  VoiceStats voice;                  // the call's audio, both directions
 };
 
 class Session {
@@ -79,8 +81,8 @@ class Session {
     const identity::Identity *id;
     DirectConfig direct;
     // Plain frames and path changes go to the host through these.
-    std::function<void(uint32_t sequence, uint32_t timestamp, uint8_t profile,
-                       const uint8_t *payload, size_t len, PathKind via)>
+    std::function<void(const media::FrameHeader &h, uint64_t index, const uint8_t *payload,
+                       size_t len, PathKind via)>
         on_media;
     std::function<void(PathKind from, PathKind to, const char *reason)> on_path;
   };
@@ -101,10 +103,11 @@ class Session {
   // Closes the direct connection (its late events are discarded).
   ~Session();
 
-  // Seals one frame and sends it on the path(s) the manager chose. kOk, kErrMessageTooLarge,
-  // kErrQueueFull / kErrNotRegistered (no path took it), kErrLimitReached (sequence space
-  // exhausted).
-  int send(uint32_t timestamp, uint8_t profile, const uint8_t *payload, size_t len);
+  // Seals one frame (header `flags`: media::kFrameFlagVoice or 0 for a datagram) and sends it
+  // on the path(s) the manager chose. kOk, kErrMessageTooLarge, kErrQueueFull /
+  // kErrNotRegistered (no path took it), kErrLimitReached (sequence space exhausted).
+  int send(uint8_t flags, uint32_t timestamp, uint8_t profile, const uint8_t *payload,
+           size_t len);
 
   // A frame for this call's stream arrived from the relay.
   void on_relay_frame(const uint8_t *data, size_t len);

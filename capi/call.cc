@@ -1,0 +1,464 @@
+// Contexts, calls and audio through the C ABI. A thin layer: validation, handle bookkeeping
+// and event translation; the work is pc::Context's and pc::VoiceChannel's.
+#include <sodium.h>
+
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/address.h"
+#include "base/log.h"
+#include "call/context.h"
+#include "capi_internal.h"
+#include "identity/fingerprint.h"
+#include "identity/identity.h"
+#include "parley/parley.h"
+
+using parley::capi::guarded;
+namespace pc = parley::call;
+namespace pid = parley::identity;
+
+namespace {
+
+// The part of a context its call handles share: call handles may outlive the context.
+struct Core {
+  std::mutex mu;
+  pc::Context *ctx = nullptr;  // NULL once destroyed
+};
+
+std::vector<uint8_t> key_of(const parley::signal::CallId &id) {
+  return std::vector<uint8_t>(id.bytes, id.bytes + sizeof id.bytes);
+}
+
+// The context whose callback this thread is running, if any: destroying it from there
+// would join the thread we are on.
+thread_local const parley_context *t_in_callback = nullptr;
+
+// Poll mode: an event with copies of what its pointers refer to.
+struct Queued {
+  parley_event ev;
+  std::string text;
+  std::vector<uint8_t> data;
+};
+constexpr size_t kMaxQueued = 4096;
+
+}  // namespace
+
+struct parley_call {
+  std::shared_ptr<Core> core;
+  parley_context *owner;  // only dereferenced while core->ctx is set
+  parley::signal::CallId id;
+  pid::Fingerprint peer;
+  std::shared_ptr<pc::VoiceChannel> voice;
+};
+
+struct parley_context {
+  std::unique_ptr<pid::Identity> identity;
+  std::shared_ptr<Core> core = std::make_shared<Core>();
+  std::unique_ptr<pc::Context> ctx;
+  parley_event_fn callback = nullptr;
+  void *user = nullptr;
+  std::mutex mu;  // handles and the queue
+  std::map<std::vector<uint8_t>, parley_call *> handles;
+  std::deque<Queued> queue;
+  Queued current;  // the event poll returned last
+  uint64_t queue_dropped = 0;
+
+  void on_event(const pc::Event &e);
+  void deliver(parley_event &ev, const std::string &text, const uint8_t *data, size_t len);
+};
+
+void parley_context::deliver(parley_event &ev, const std::string &text, const uint8_t *data,
+                             size_t len) {
+  if (callback) {
+    ev.text = text.c_str();
+    ev.data = data;
+    ev.len = len;
+    t_in_callback = this;
+    callback(user, &ev);
+    t_in_callback = nullptr;
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  if (queue.size() >= kMaxQueued) {
+    ++queue_dropped;
+    return;
+  }
+  Queued q;
+  q.ev = ev;
+  q.text = text;
+  if (data) q.data.assign(data, data + len);
+  queue.push_back(std::move(q));
+}
+
+void parley_context::on_event(const pc::Event &e) {
+  parley_event ev;
+  std::memset(&ev, 0, sizeof ev);
+  parley_call *handle = nullptr;
+  if (e.type != pc::EventType::kRelayState && e.type != pc::EventType::kError) {
+    if (e.is_room) return;  // rooms are not in the C API yet
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = handles.find(key_of(e.call));
+    if (e.type == pc::EventType::kIncomingCall && it == handles.end()) {
+      std::shared_ptr<pc::VoiceChannel> voice;
+      if (ctx->voice(e.call, &voice) != parley::kOk) return;
+      handle = new parley_call{core, this, e.call, e.peer, std::move(voice)};
+      handles[key_of(e.call)] = handle;
+    } else if (it != handles.end()) {
+      handle = it->second;
+    } else {
+      return;  // released by the host: nothing names it any more
+    }
+  }
+  ev.call = handle;
+  ev.error = e.error;
+  if (handle) {
+    const std::string hex = e.peer.hex();
+    std::snprintf(ev.peer, sizeof ev.peer, "%s", hex.c_str());
+  }
+  const uint8_t *data = nullptr;
+  size_t len = 0;
+  switch (e.type) {
+    case pc::EventType::kRelayState:
+      ev.type = PARLEY_EVENT_RELAY_STATE;
+      ev.relay_state = int(e.relay_state);
+      break;
+    case pc::EventType::kIncomingCall:
+      ev.type = PARLEY_EVENT_INCOMING_CALL;
+      break;
+    case pc::EventType::kCallState:
+      ev.type = PARLEY_EVENT_CALL_STATE;
+      ev.call_state = int(e.call_state);
+      break;
+    case pc::EventType::kMedia:
+      ev.type = PARLEY_EVENT_DATAGRAM;
+      data = e.payload;
+      len = e.len;
+      break;
+    case pc::EventType::kPathChanged:
+      ev.type = PARLEY_EVENT_PATH_CHANGED;
+      ev.path = int(e.path);
+      ev.path_from = int(e.path_from);
+      break;
+    case pc::EventType::kError:
+      ev.type = PARLEY_EVENT_ERROR;
+      break;
+    default:
+      return;
+  }
+  deliver(ev, e.text, data, len);
+}
+
+static_assert(int(pc::CallState::kActive) == PARLEY_CALL_ACTIVE, "call states");
+static_assert(int(pc::CallState::kEnded) == PARLEY_CALL_ENDED, "call states");
+static_assert(int(pc::RelayState::kReplaced) == PARLEY_RELAY_REPLACED, "relay states");
+static_assert(int(pc::PathKind::kDirect) == PARLEY_PATH_DIRECT, "paths");
+
+int parley_context_config_init(parley_context_config *config) {
+  PARLEY_REQUIRE_ARG(config);
+  std::memset(config, 0, sizeof *config);
+  config->struct_size = sizeof *config;
+  return parley::kOk;
+}
+
+int parley_context_create(const parley_identity *id, const parley_context_config *config,
+                          parley_context **out) {
+  PARLEY_REQUIRE_ARG(out);
+  *out = nullptr;
+  PARLEY_REQUIRE_ARG(id);
+  PARLEY_REQUIRE_ARG(config);
+  return guarded(__func__, [&]() -> int {
+    using parley::fail;
+    if (config->struct_size < sizeof(parley_context_config)) {
+      return fail(parley::kErrInvalidArgument,
+                  "parley_context_create: config.struct_size %zu, expected %zu (call "
+                  "parley_context_config_init)",
+                  config->struct_size, sizeof(parley_context_config));
+    }
+    pc::ContextConfig cc;
+    if (!config->relay_address) {
+      return fail(parley::kErrInvalidArgument, "parley_context_create: config.relay_address "
+                                               "must not be NULL");
+    }
+    if (parley::SocketAddress::parse(config->relay_address, &cc.relay.relay) != parley::kOk) {
+      return fail(parley::kErrAddressInvalid,
+                  "parley_context_create: config.relay_address '%s' is not ip:port",
+                  config->relay_address);
+    }
+    if (config->relay_fingerprint) {
+      pid::Fingerprint fp;
+      if (pid::Fingerprint::parse(config->relay_fingerprint, &fp) != parley::kOk) {
+        return fail(parley::kErrFingerprintInvalid,
+                    "parley_context_create: config.relay_fingerprint is not 64 hex digits");
+      }
+      cc.relay.relay_fingerprint = fp;
+    }
+    if (config->bind_address &&
+        parley::SocketAddress::parse(config->bind_address, &cc.bind) != parley::kOk) {
+      return fail(parley::kErrAddressInvalid,
+                  "parley_context_create: config.bind_address '%s' is not ip:port",
+                  config->bind_address);
+    }
+    cc.audio.sample_rate = config->sample_rate ? config->sample_rate : 48000;
+    cc.audio.channels = config->channels ? config->channels : 1;
+    if (!parley::media::is_opus_rate(cc.audio.sample_rate)) {
+      return fail(parley::kErrAudioFormat,
+                  "parley_context_create: config.sample_rate %d (8000, 12000, 16000, 24000 "
+                  "or 48000)",
+                  config->sample_rate);
+    }
+    if (cc.audio.channels < 1 || cc.audio.channels > 2) {
+      return fail(parley::kErrAudioFormat, "parley_context_create: config.channels %d (1 or 2)",
+                  config->channels);
+    }
+    if (config->jitter_min_ms) cc.audio.jitter.min_delay_ms = config->jitter_min_ms;
+    if (config->jitter_max_ms) cc.audio.jitter.max_delay_ms = config->jitter_max_ms;
+    if (cc.audio.jitter.min_delay_ms > cc.audio.jitter.max_delay_ms ||
+        cc.audio.jitter.max_delay_ms > 2000) {
+      return fail(parley::kErrInvalidArgument,
+                  "parley_context_create: config.jitter_min_ms %u / jitter_max_ms %u (min <= "
+                  "max <= 2000)",
+                  cc.audio.jitter.min_delay_ms, cc.audio.jitter.max_delay_ms);
+    }
+    cc.direct.enabled = config->disable_direct == 0;
+    cc.direct.include_loopback = config->include_loopback != 0;
+
+    std::unique_ptr<parley_context> c(new parley_context);
+    c->callback = config->event_callback;
+    c->user = config->event_user_data;
+    uint8_t seed[PARLEY_SEED_LEN];
+    int r = parley_identity_export_seed(id, seed);
+    if (r != parley::kOk) return r;
+    r = pid::Identity::from_seed(seed, sizeof seed, &c->identity);
+    sodium_memzero(seed, sizeof seed);
+    if (r != parley::kOk) return r;
+    parley_context *raw = c.get();
+    r = pc::Context::create(*c->identity, cc,
+                              [raw](const pc::Event &e) { raw->on_event(e); }, &c->ctx);
+    if (r != parley::kOk) return r;
+    {
+      std::lock_guard<std::mutex> lock(c->core->mu);
+      c->core->ctx = c->ctx.get();
+    }
+    *out = c.release();
+    return parley::kOk;
+  });
+}
+
+int parley_context_destroy(parley_context *ctx) {
+  if (!ctx) return parley::kOk;
+  if (t_in_callback == ctx) {
+    return parley::fail(parley::kErrWrongThread,
+                        "parley_context_destroy: called from the context's own callback");
+  }
+  {
+    std::lock_guard<std::mutex> lock(ctx->core->mu);
+    ctx->core->ctx = nullptr;
+  }
+  ctx->ctx.reset();  // hangs up, joins the loop thread: no callback runs after this
+  {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    for (auto &kv : ctx->handles) kv.second->owner = nullptr;
+    ctx->handles.clear();
+  }
+  delete ctx;
+  return parley::kOk;
+}
+
+int parley_context_poll_event(parley_context *ctx, parley_event *event) {
+  PARLEY_REQUIRE_ARG(ctx);
+  PARLEY_REQUIRE_ARG(event);
+  if (ctx->callback) {
+    return parley::fail(parley::kErrInvalidArgument,
+                        "parley_context_poll_event: this context delivers to a callback");
+  }
+  std::lock_guard<std::mutex> lock(ctx->mu);
+  if (ctx->queue.empty()) return 0;
+  ctx->current = std::move(ctx->queue.front());
+  ctx->queue.pop_front();
+  *event = ctx->current.ev;
+  event->text = ctx->current.text.c_str();
+  event->data = ctx->current.data.empty() ? nullptr : ctx->current.data.data();
+  event->len = ctx->current.data.size();
+  return 1;
+}
+
+int parley_context_fingerprint(parley_context *ctx, char *out, size_t out_len) {
+  PARLEY_REQUIRE_ARG(ctx);
+  PARLEY_REQUIRE_ARG(out);
+  if (out_len < PARLEY_FINGERPRINT_BUF_LEN) {
+    return parley::fail(parley::kErrBufferTooSmall, "%s: needs %d bytes, got %zu", __func__,
+                        PARLEY_FINGERPRINT_BUF_LEN, out_len);
+  }
+  std::snprintf(out, out_len, "%s", ctx->ctx->fingerprint().hex().c_str());
+  return parley::kOk;
+}
+
+int parley_call_start(parley_context *ctx, const char *peer_fingerprint, parley_call **out) {
+  PARLEY_REQUIRE_ARG(out);
+  *out = nullptr;
+  PARLEY_REQUIRE_ARG(ctx);
+  PARLEY_REQUIRE_ARG(peer_fingerprint);
+  return guarded(__func__, [&]() -> int {
+    pid::Fingerprint peer;
+    if (pid::Fingerprint::parse(peer_fingerprint, &peer) != parley::kOk) {
+      return parley::fail(parley::kErrFingerprintInvalid,
+                          "parley_call_start: peer_fingerprint is not 64 hex digits");
+    }
+    const parley::signal::CallId id = parley::signal::CallId::random();
+    std::unique_ptr<parley_call> h(new parley_call{ctx->core, ctx, id, peer, nullptr});
+    {
+      // Registered before the call starts, so its first event already finds the handle.
+      std::lock_guard<std::mutex> lock(ctx->mu);
+      ctx->handles[key_of(id)] = h.get();
+    }
+    int r = ctx->ctx->start_call_with_id(peer, id);
+    if (r == parley::kOk) r = ctx->ctx->voice(id, &h->voice);
+    if (r != parley::kOk) {
+      std::lock_guard<std::mutex> lock(ctx->mu);
+      ctx->handles.erase(key_of(id));
+      return r;
+    }
+    *out = h.release();
+    return parley::kOk;
+  });
+}
+
+namespace {
+// Runs `f` on the call's context, or fails with kErrClosed once the context is gone.
+template <typename F>
+int with_context(const char *function, parley_call *call, F &&f) {
+  if (!call) return parley::capi::null_argument(function, "call");
+  return guarded(function, [&]() -> int {
+    pc::Context *ctx;
+    {
+      std::lock_guard<std::mutex> lock(call->core->mu);
+      ctx = call->core->ctx;
+    }
+    if (!ctx) return parley::fail(parley::kErrClosed, "%s: the context was destroyed", function);
+    return f(*ctx);
+  });
+}
+}  // namespace
+
+int parley_call_accept(parley_call *call) {
+  return with_context(__func__, call, [&](pc::Context &c) -> int { return c.accept(call->id); });
+}
+
+int parley_call_reject(parley_call *call) {
+  return with_context(__func__, call, [&](pc::Context &c) -> int { return c.reject(call->id); });
+}
+
+int parley_call_hangup(parley_call *call) {
+  return with_context(__func__, call, [&](pc::Context &c) -> int { return c.hangup(call->id); });
+}
+
+void parley_call_release(parley_call *call) {
+  if (!call) return;
+  const std::string saved = parley::last_error_message();
+  pc::Context *ctx;
+  {
+    std::lock_guard<std::mutex> lock(call->core->mu);
+    ctx = call->core->ctx;
+  }
+  if (ctx && call->owner) {
+    parley_context *owner = call->owner;
+    {
+      std::lock_guard<std::mutex> lock(owner->mu);
+      owner->handles.erase(key_of(call->id));
+      // Queued events must not hand out the pointer once it is freed.
+      for (Queued &q : owner->queue) {
+        if (q.ev.call == call) q.ev.call = nullptr;
+      }
+      if (owner->current.ev.call == call) owner->current.ev.call = nullptr;
+    }
+    // Not under a lock: from inside the callback this runs inline and emits events.
+    ctx->hangup(call->id);  // kErrCallNotFound if it already ended: fine
+  }
+  parley::restore_last_error_message(saved);
+  delete call;
+}
+
+int parley_call_peer(const parley_call *call, char *out, size_t out_len) {
+  PARLEY_REQUIRE_ARG(call);
+  PARLEY_REQUIRE_ARG(out);
+  if (out_len < PARLEY_FINGERPRINT_BUF_LEN) {
+    return parley::fail(parley::kErrBufferTooSmall, "%s: needs %d bytes, got %zu", __func__,
+                        PARLEY_FINGERPRINT_BUF_LEN, out_len);
+  }
+  std::snprintf(out, out_len, "%s", call->peer.hex().c_str());
+  return parley::kOk;
+}
+
+// The audio functions set no error message on the hot path: formatting a message is not
+// real-time safe. Errors are codes only.
+int parley_call_push_audio(parley_call *call, const int16_t *pcm, size_t frames) {
+  if (!call || (!pcm && frames > 0)) return parley::kErrInvalidArgument;
+  if (frames > 0x7fffffff) frames = 0x7fffffff;
+  return call->voice->push(pcm, frames);
+}
+
+int parley_call_pull_audio(parley_call *call, int16_t *out, size_t frames) {
+  if (!call || (!out && frames > 0)) return parley::kErrInvalidArgument;
+  return call->voice->pull(out, frames);
+}
+
+int parley_call_set_muted(parley_call *call, int muted) {
+  if (!call) return parley::kErrInvalidArgument;
+  call->voice->set_muted(muted != 0);
+  return parley::kOk;
+}
+
+int parley_call_send_datagram(parley_call *call, const void *data, size_t len) {
+  if (call && !data && len > 0) return parley::capi::null_argument(__func__, "data");
+  if (len > PARLEY_DATAGRAM_MAX) {
+    return parley::fail(parley::kErrMessageTooLarge, "%s: %zu bytes (at most %d)", __func__,
+                        len, PARLEY_DATAGRAM_MAX);
+  }
+  return with_context(__func__, call, [&](pc::Context &c) -> int {
+    return c.send_media(call->id, 0, 0, static_cast<const uint8_t *>(data), len);
+  });
+}
+
+int parley_call_get_stats(parley_call *call, parley_call_stats *stats) {
+  PARLEY_REQUIRE_ARG(stats);
+  if (stats->struct_size < offsetof(parley_call_stats, path) + sizeof(int)) {
+    return parley::fail(parley::kErrInvalidArgument, "%s: stats->struct_size %zu", __func__,
+                        stats->struct_size);
+  }
+  return with_context(__func__, call, [&](pc::Context &c) -> int {
+    pc::CallStats cs;
+    const int r = c.call_stats(call->id, &cs);
+    if (r != parley::kOk) return r;
+    parley_call_stats s;
+    std::memset(&s, 0, sizeof s);
+    s.struct_size = stats->struct_size < sizeof s ? stats->struct_size : sizeof s;
+    s.path = int(cs.path);
+    s.rtt_ms = uint32_t(cs.rtt_ms);
+    s.path_changes = cs.path_changes;
+    s.time_to_direct_ms = cs.time_to_direct_ms;
+    s.frames_sent = cs.frames_sent;
+    s.frames_received = cs.received;
+    s.loss_permille = cs.voice.loss_fraction * 1000u / 256u;
+    s.peer_loss_permille = cs.voice.peer_loss_fraction * 1000u / 256u;
+    s.profile = cs.voice.sender.profile;
+    s.fec_loss_hint = cs.voice.sender.loss_hint;
+    s.audio_bytes_sent = cs.voice.sender.bytes;
+    s.jitter_delay_ms = cs.voice.jitter.current_delay_ms;
+    s.jitter_target_ms = cs.voice.jitter.target_delay_ms;
+    s.frames_decoded = cs.voice.jitter.frames_decoded;
+    s.fec_recovered = cs.voice.jitter.fec_recovered;
+    s.red_recovered = cs.voice.jitter.red_recovered;
+    s.concealed = cs.voice.jitter.concealed;
+    s.late = cs.voice.jitter.late;
+    s.muted = cs.voice.muted ? 1 : 0;
+    std::memcpy(stats, &s, s.struct_size);
+    return parley::kOk;
+  });
+}

@@ -1,0 +1,175 @@
+"""A real voice call on loopback: parley-relay and two parley-call processes, speech files in,
+recordings out, compared objectively.
+
+Environment: PARLEY_RELAY, PARLEY_CALL (binaries). Needs espeak-ng and sox (scripts/setup-deps).
+
+Thresholds, and why:
+* Waveform correlation >= 0.80 at the best lag. Opus at 32 kb/s (hybrid SILK + CELT) keeps the
+  waveform of voiced speech, so a clean call correlates well above that; anything broken (a
+  skipped or doubled frame, a wrong sample rate, concealment instead of audio, a channel
+  mix-up) pulls a whole-utterance correlation far below it. Measured values are printed.
+* Segmental SNR >= 5 dB over the speech frames: an intact codec path is well above it; one
+  misaligned frame in five already pulls it under.
+* Lag (mouth-to-ear on loopback) between 20 ms (one frame must be captured before it can be
+  sent) and 200 ms (frame + jitter-buffer maximum under no load); printed.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "support"))
+import voice_audio as va  # noqa: E402
+
+RATE = 48000
+
+
+def binary(env, name):
+    path = os.environ.get(env)
+    if not path:
+        raise unittest.SkipTest(f"{env} not set")
+    return path
+
+
+class Proc:
+    """A child process whose stdout lines are collected by a thread."""
+
+    def __init__(self, argv):
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.cond:
+                self.lines.append(line.rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_for(self, pattern, timeout):
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for line in self.lines:
+                    m = rx.search(line)
+                    if m:
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self.thread.is_alive()):
+                    raise AssertionError(f"no line matching {pattern!r} from {self.argv[0]}:\n"
+                                         + "\n".join(self.lines[-30:]))
+                self.cond.wait(left)
+
+    def finish(self, timeout):
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"{self.argv[0]} did not finish:\n" + "\n".join(self.lines[-30:]))
+        self.thread.join(5)
+        return self.proc.returncode
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.thread.join(5)
+        self.proc.stdout.close()
+
+    def output(self):
+        with self.cond:
+            return list(self.lines)
+
+
+class LoopbackVoiceCall(unittest.TestCase):
+    def setUp(self):
+        if not va.have_speech_tools():
+            self.skipTest("espeak-ng/sox missing (scripts/setup-deps installs them)")
+        self.relay_bin = binary("PARLEY_RELAY", "parley-relay")
+        self.call_bin = binary("PARLEY_CALL", "parley-call")
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+        self.procs = []
+        relay = self.spawn([self.relay_bin, "--listen", "127.0.0.1:0", "--stun-alt", "none",
+                            "--seed", self.path("relay.seed"), "--log-level", "warn"])
+        self.relay_fp = relay.wait_for(r"^fingerprint ([0-9a-f]{64})$", 10).group(1)
+        self.relay_addr = relay.wait_for(r"^listening quic\+stun (\S+)", 10).group(1)
+
+    def tearDown(self):
+        for p in self.procs:
+            p.stop()
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def spawn(self, argv):
+        p = Proc(argv)
+        self.procs.append(p)
+        return p
+
+    def call(self, extra=()):
+        """Runs one call: the caller says SPEECH_A, the callee SPEECH_B. Returns both
+        processes' output lines."""
+        va.make_speech(self.path("a.wav"), va.SPEECH_A, RATE)
+        va.make_speech(self.path("b.wav"), va.SPEECH_B, RATE)
+        common = ["--relay", self.relay_addr, "--relay-fp", self.relay_fp,
+                  "--bind", "127.0.0.1:0", "--loopback", *extra]
+        callee = self.spawn([self.call_bin, "--seed", self.path("callee.seed"), "--answer",
+                             "--in", self.path("b.wav"), "--out", self.path("callee_out.wav"),
+                             "--fingerprint-file", self.path("callee.fp"), *common])
+        fp = callee.wait_for(r"^fingerprint ([0-9a-f]{64})$", 10).group(1)
+        callee.wait_for(r"^relay registered$", 10)
+        caller = self.spawn([self.call_bin, "--seed", self.path("caller.seed"), "--call", fp,
+                             "--in", self.path("a.wav"), "--out", self.path("caller_out.wav"),
+                             "--tail", "1.5", *common])
+        self.assertEqual(caller.finish(60), 0, "\n".join(caller.output()))
+        self.assertEqual(callee.finish(30), 0, "\n".join(callee.output()))
+        return caller.output(), callee.output()
+
+    def check_direction(self, name, ref_path, out_path):
+        rate, ref = va.read_wav(ref_path)
+        rate2, out = va.read_wav(out_path)
+        self.assertEqual(rate, rate2)
+        lag, corr = va.align(ref, out, max_lag=rate)  # at most 1 s late
+        snr = va.segmental_snr(ref, out, lag, rate)
+        print(f"{name}: lag {lag / rate * 1000:.1f} ms, correlation {corr:.3f}, "
+              f"segmental SNR {snr:.1f} dB", flush=True)
+        self.assertGreaterEqual(corr, 0.80, name)
+        self.assertGreaterEqual(snr, 5.0, name)
+        self.assertGreaterEqual(lag, rate * 20 // 1000, name)
+        self.assertLessEqual(lag, rate * 200 // 1000, name)
+        return lag, corr, snr
+
+    def test_speech_both_ways_relay_only(self):
+        caller, callee = self.call(["--no-direct"])
+        self.check_direction("caller->callee", self.path("a.wav"), self.path("callee_out.wav"))
+        self.check_direction("callee->caller", self.path("b.wav"), self.path("caller_out.wav"))
+        self.assertTrue(any(l.startswith("status ") and "path=relay" in l for l in caller))
+
+    def test_speech_both_ways_with_direct_path(self):
+        caller, callee = self.call()
+        self.check_direction("caller->callee", self.path("a.wav"), self.path("callee_out.wav"))
+        self.check_direction("callee->caller", self.path("b.wav"), self.path("caller_out.wav"))
+        self.assertTrue(any(l.startswith("path relay -> direct") for l in caller),
+                        "\n".join(caller))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
