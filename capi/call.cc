@@ -458,6 +458,7 @@ int parley_call_get_stats(parley_call *call, parley_call_stats *stats) {
     s.concealed = cs.voice.jitter.concealed;
     s.late = cs.voice.jitter.late;
     s.muted = cs.voice.muted ? 1 : 0;
+    s.longest_gap_ms = uint32_t(cs.voice.jitter.longest_gap_ms);
     std::memcpy(stats, &s, s.struct_size);
     return parley::kOk;
   });

@@ -254,12 +254,12 @@ static void print_status(parley_call *call, double t, uint64_t *last_bytes, doub
   *last_t = t;
   printf("status t=%.1fs path=%s rtt=%ums loss=%.1f%% peer_loss=%.1f%% jb=%u/%ums "
          "bitrate=%.1fkbps profile=%d fec_hint=%d%% decoded=%llu concealed=%llu fec=%llu "
-         "red=%llu late=%llu%s\n",
+         "red=%llu late=%llu gap=%ums%s\n",
          t, path_name(s.path), s.rtt_ms, s.loss_permille / 10.0, s.peer_loss_permille / 10.0,
          s.jitter_delay_ms, s.jitter_target_ms, kbps, s.profile, s.fec_loss_hint,
          (unsigned long long)s.frames_decoded, (unsigned long long)s.concealed,
          (unsigned long long)s.fec_recovered, (unsigned long long)s.red_recovered,
-         (unsigned long long)s.late, s.muted ? " muted" : "");
+         (unsigned long long)s.late, s.longest_gap_ms, s.muted ? " muted" : "");
   fflush(stdout);
 }
 

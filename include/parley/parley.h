@@ -634,6 +634,7 @@ typedef struct parley_call_stats {
   uint64_t concealed;          /* frames of loss concealment */
   uint64_t late;               /* frames that arrived after their time */
   int muted;
+  uint32_t longest_gap_ms;     /* the longest run of consecutive concealment so far */
   /* Fields added by later versions go here. */
 } parley_call_stats;
 

@@ -131,27 +131,39 @@ def segmental_snr(ref, out, lag, rate, block_ms=20):
     return float(np.mean(snrs)) if snrs else float("nan")
 
 
-def lag_track(ref, out, rate, first_lag, block_ms=20, search_ms=200, rel_db=-30.0):
+def lag_track(ref, out, rate, first_lag, block_ms=20, window_ms=120, search_ms=150,
+              rel_db=-30.0, tie=0.03):
     """For every speech block of ``ref`` (start index i), the lag at which it appears in
-    ``out``: searched within ``search_ms`` of the previous block's lag. Returns a list of
-    (ref_start, lag, correlation)."""
+    ``out``. Each block is matched with a ``window_ms`` window centred on it (short windows of
+    voiced speech correlate almost as well one pitch period off), searched within
+    ``search_ms`` of the previous block's lag; among peaks within ``tie`` of the best, the one
+    closest to the previous lag wins. Returns a list of (ref_start, lag, correlation) where
+    the correlation is that of the block itself at the chosen lag."""
     b = rate * block_ms // 1000
+    w = rate * window_ms // 1000
     s = rate * search_ms // 1000
     mask = speech_mask(ref, rate, block_ms, rel_db)
     lag = first_lag
     track = []
     for k in np.nonzero(mask)[0]:
         i = int(k) * b
-        blk = ref[i:i + b]
-        lo = max(0, i + lag - s)
-        hi = min(len(out), i + lag + s + b)
-        if hi - lo < b:
+        w0 = max(0, i + b // 2 - w // 2)
+        win = ref[w0:w0 + w]
+        lo = max(0, w0 + lag - s)
+        hi = min(len(out), w0 + lag + s + len(win))
+        if hi - lo < len(win) or len(win) < b:
             continue
         seg = out[lo:hi]
-        c = _xcorr(seg, blk)[len(blk) - 1:len(blk) - 1 + len(seg) - b + 1]
-        energy = np.convolve(seg ** 2, np.ones(b), mode="valid")
-        norm = c / np.sqrt(np.maximum(energy * np.dot(blk, blk), 1e-20))
-        j = int(np.argmax(norm))
-        lag = lo + j - i
-        track.append((i, lag, float(norm[j])))
+        n = len(seg) - len(win) + 1
+        c = _xcorr(seg, win)[len(win) - 1:len(win) - 1 + n]
+        energy = np.convolve(seg ** 2, np.ones(len(win)), mode="valid")[:n]
+        norm = c / np.sqrt(np.maximum(energy * np.dot(win, win), 1e-20))
+        lags = lo + np.arange(n) - w0
+        best = norm.max()
+        near = np.nonzero(norm >= best - tie)[0]
+        j = int(near[np.argmin(np.abs(lags[near] - lag))])
+        lag = int(lags[j])
+        blk, o = ref[i:i + b], out[max(0, i + lag):max(0, i + lag) + b]
+        den = np.sqrt(np.dot(blk, blk) * np.dot(o, o)) if len(o) == b else 0.0
+        track.append((i, lag, float(np.dot(blk, o) / den) if den > 0 else 0.0))
     return track
