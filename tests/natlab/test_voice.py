@@ -68,7 +68,7 @@ def statuses(lines):
 
 
 class VoiceLab:
-    def __init__(self, test, *, status_ms=250):
+    def __init__(self, test, *, status_ms=250, nat="port-restricted", relay_delay_ms=0):
         if os.geteuid() != 0:
             raise unittest.SkipTest("the NAT lab needs root")
         if not va.have_speech_tools():
@@ -86,8 +86,19 @@ class VoiceLab:
                                              "--seed", self.path("relay.seed"), "--stun-alt",
                                              "none", "--log-level", "warn"])
         self.relay_fp = wait_for_line(self.relay, r"^fingerprint ([0-9a-f]{64})$", 10).group(1)
-        self.a = self.lab.add_site("a", "port-restricted")
-        self.b = self.lab.add_site("b", "port-restricted")
+        self.relay_addr = RELAY_LISTEN
+        if relay_delay_ms:
+            # The parties reach the relay through a forwarder on the server's second address
+            # that holds every packet relay_delay_ms each way: the relay path becomes longer
+            # than the direct one by 2 x relay_delay_ms (caller -> relay -> callee).
+            self.relay_addr = RELAY_LISTEN.replace(".10:", ".11:")
+            fwd = self.lab.spawn(server, [sys.executable, os.path.join(
+                os.path.dirname(os.path.abspath(__file__)), "delay_forwarder.py"),
+                "--listen", self.relay_addr, "--to", RELAY_LISTEN,
+                "--delay-ms", str(relay_delay_ms)])
+            wait_for_line(fwd, r"^forwarding ", 10)
+        self.a = self.lab.add_site("a", nat)
+        self.b = self.lab.add_site("b", nat)
         # One speech file of both sentences (~14 s with the pauses between phrases).
         va.make_speech(self.path("a1.wav"), va.SPEECH_A, RATE, tail_s=0.0)
         va.make_speech(self.path("a2.wav"), va.SPEECH_B, RATE, lead_s=0.3)
@@ -100,7 +111,7 @@ class VoiceLab:
         return os.path.join(self.tmp, name)
 
     def party(self, node, extra):
-        return [self.call_bin, "--relay", RELAY_LISTEN, "--relay-fp", self.relay_fp,
+        return [self.call_bin, "--relay", self.relay_addr, "--relay-fp", self.relay_fp,
                 "--bind", f"{node.ip}:{HOST_PORT}", "--status-ms", str(self.status_ms), *extra]
 
     def start_call(self, extra=()):
@@ -140,6 +151,57 @@ class VoiceLab:
         lag, corr = va.align(ref, out, max_lag=RATE)
         snr = va.segmental_snr(ref, out, lag, RATE)
         return ref, out, lag, corr, snr
+
+
+def check_played_once(test, v):
+    """The recording against the input, block by block: received speech played exactly once,
+    in order, never skipped; audio inserted only where frames were lost. Returns the
+    callee's status lines."""
+    ref, out, lag, corr, snr = v.compare()
+    # The loud (voiced) blocks: there a 20 ms block matches its decoded self at one lag,
+    # to the sample; quiet fricatives correlate too weakly after Opus to place exactly.
+    track = va.lag_track(ref, out, RATE, lag, rel_db=-20.0)
+    good = [(i, l, c) for i, l, c in track if c >= 0.8]
+    block = RATE * 20 // 1000
+    forward_jumps, backward_steps, lag_changes = [], [], []
+    for (i0, l0, _), (i1, l1, _) in zip(good, good[1:]):
+        if i1 - i0 != block:
+            continue                     # not adjacent in the input: silence or a gap
+        d = l1 - l0
+        if abs(d) <= 2:                  # the same position, to measurement precision
+            continue
+        lag_changes.append((i1 / RATE, d))
+        if d < 0:
+            forward_jumps.append((i1 / RATE, d))   # output skipped input audio
+        else:
+            backward_steps.append((i1 / RATE, d))  # output inserted audio (concealment)
+    heard = statuses(lines_of(v.callee))
+    plateaus = []
+    for i, l, _ in good:
+        if not plateaus or abs(l - plateaus[-1][1]) > 2:
+            plateaus.append((round(i / RATE, 2), l))
+    print(f"\nswitches: output lag plateaus (input s, samples): {plateaus}", file=sys.stderr)
+    print(f"switches: {len(track)} loud speech blocks, {len(good)} found with correlation "
+          f">= 0.8; whole-file correlation {corr:.3f}, segmental SNR {snr:.1f} dB; lag "
+          f"changes between adjacent speech blocks (s, samples): {lag_changes}",
+          file=sys.stderr)
+    print("callee jitter buffer (t, path, delay/target ms): " + ", ".join(
+        f"{s['t']:.1f}s {s['path']} {s['jb']:.0f}/{s['target']:.0f}" for s in heard),
+        file=sys.stderr)
+    ctx = "\n" + v.output(v.callee) + "\n" + v.output(v.caller)
+    # A clean call finds ~90 % at >= 0.8; the fallback's hole loses a few more.
+    test.assertGreaterEqual(len(good), 0.8 * len(track),
+                            "speech blocks missing from the recording" + ctx)
+    test.assertEqual(forward_jumps, [], "received speech was skipped" + ctx)
+    # Audio is inserted only where the fallback lost frames (one hole, maybe split).
+    test.assertLessEqual(len(backward_steps), 2, ctx)
+    for _, d in backward_steps:
+        test.assertLessEqual(d, RATE * CONCEAL_LIMIT_MS // 1000, ctx)
+    # Each block appears once: the track's output positions strictly increase.
+    positions = [i + l for i, l, _ in good]
+    test.assertTrue(all(b > a for a, b in zip(positions, positions[1:])),
+                    "speech played twice or out of order" + ctx)
+    return heard
 
 
 class VoiceLossTest(unittest.TestCase):
@@ -202,54 +264,68 @@ class VoiceSwitchTest(unittest.TestCase):
         wait_for_line(v.caller, r"^path relay -> direct", 10)
         v.finish()
 
-        ref, out, lag, corr, snr = v.compare()
-        # The loud (voiced) blocks: there a 20 ms block matches its decoded self at one lag,
-        # to the sample; quiet fricatives correlate too weakly after Opus to place exactly.
-        track = va.lag_track(ref, out, RATE, lag, rel_db=-20.0)
-        good = [(i, l, c) for i, l, c in track if c >= 0.8]
-        block = RATE * 20 // 1000
-        forward_jumps, backward_steps, lag_changes = [], [], []
-        for (i0, l0, _), (i1, l1, _) in zip(good, good[1:]):
-            if i1 - i0 != block:
-                continue                     # not adjacent in the input: silence or a gap
-            d = l1 - l0
-            if abs(d) <= 2:                  # the same position, to measurement precision
-                continue
-            lag_changes.append((i1 / RATE, d))
-            if d < 0:
-                forward_jumps.append((i1 / RATE, d))   # output skipped input audio
-            else:
-                backward_steps.append((i1 / RATE, d))  # output inserted audio (concealment)
-        heard = statuses(lines_of(v.callee))
-        plateaus = []
-        for i, l, _ in good:
-            if not plateaus or abs(l - plateaus[-1][1]) > 2:
-                plateaus.append((round(i / RATE, 2), l))
-        print(f"\nswitches: output lag plateaus (input s, samples): {plateaus}", file=sys.stderr)
-        print(f"switches: {len(track)} loud speech blocks, {len(good)} found with correlation "
-              f">= 0.8; whole-file correlation {corr:.3f}, segmental SNR {snr:.1f} dB; lag "
-              f"changes between adjacent speech blocks (s, samples): {lag_changes}",
-              file=sys.stderr)
-        print("callee jitter buffer (t, path, delay/target ms): " + ", ".join(
-            f"{s['t']:.1f}s {s['path']} {s['jb']:.0f}/{s['target']:.0f}" for s in heard),
-            file=sys.stderr)
-        ctx = "\n" + v.output(v.callee) + "\n" + v.output(v.caller)
-        # A clean call finds ~90 % at >= 0.8; the fallback's hole loses a few more.
-        self.assertGreaterEqual(len(good), 0.8 * len(track),
-                                "speech blocks missing from the recording" + ctx)
-        self.assertEqual(forward_jumps, [], "received speech was skipped" + ctx)
-        # Audio is inserted only where the fallback lost frames (one hole, maybe split).
-        self.assertLessEqual(len(backward_steps), 2, ctx)
-        for _, d in backward_steps:
-            self.assertLessEqual(d, RATE * CONCEAL_LIMIT_MS // 1000, ctx)
-        # Each block appears once: the track's output positions strictly increase.
-        positions = [i + l for i, l, _ in good]
-        self.assertTrue(all(b > a for a, b in zip(positions, positions[1:])),
-                        "speech played twice or out of order" + ctx)
+        heard = check_played_once(self, v)
         # The jitter buffer settles: in the last 2 s the delay is within one frame of target.
         tail = [s for s in heard if s["t"] >= heard[-1]["t"] - 2.0]
         for s in tail:
             self.assertLessEqual(abs(s["jb"] - s["target"]), 20, ctx)
+
+
+class VoiceDelayStepTest(unittest.TestCase):
+    """Relay path 80 ms longer than the direct one (a delay forwarder in front of the relay;
+    open NATs so the parties' host candidates are their public addresses): relay -> direct
+    makes frames arrive 80 ms earlier, direct -> relay 80 ms later. The jitter buffer must
+    shed the excess and absorb the lateness without skipping or repeating speech, and be back
+    at its target within a few seconds of each step."""
+
+    STEP_MS = 80
+    SETTLE_S = 4.0
+
+    def test_delay_steps_during_speech(self):
+        v = VoiceLab(self, nat="none", relay_delay_ms=self.STEP_MS // 2)
+        v.start_call()
+        wait_for_line(v.caller, r"^path relay -> direct", 10)
+        m = wait_for_line(v.callee, r"^path relay -> direct", 10)
+        t_direct = time.monotonic()
+        while time.monotonic() < t_direct + 5.0:
+            wait_for_line(v.caller, r"^status ", 2)
+        block = v.lab.block_udp(v.a.router, [v.b.public_ip]) if v.a.router else None
+        if block is None:
+            v.lab.add_table(v.b.host, "voice_block",
+                            "\tchain output {\n\t\ttype filter hook output priority filter; "
+                            "policy accept;\n"
+                            f"\t\tip daddr {v.a.host.ip} meta l4proto udp drop\n\t}}\n"
+                            "\tchain input {\n\t\ttype filter hook input priority filter; "
+                            "policy accept;\n"
+                            f"\t\tip saddr {v.a.host.ip} meta l4proto udp drop\n\t}}\n")
+        wait_for_line(v.callee, r"^path direct -> relay", 5)
+        v.finish()
+        heard = check_played_once(self, v)
+        steps = [s for s in heard]
+        # The callee's status lines around each step: the first "direct" line and the first
+        # "relay" line after it; settled = |delay - target| <= one frame.
+        def settle_time(after_path, start_t):
+            later = [s for s in steps if s["t"] >= start_t and s["path"] == after_path]
+            for s in later:
+                if abs(s["jb"] - s["target"]) <= 20 and all(
+                        abs(x["jb"] - x["target"]) <= 20 for x in later
+                        if s["t"] <= x["t"] <= s["t"] + 1.0):
+                    return s["t"] - start_t, s
+            return None, later[-1] if later else None
+        t_sw = next(s["t"] for s in steps if s["path"] == "direct")
+        t_fb = next(s["t"] for s in steps if s["t"] > t_sw and s["path"] == "relay")
+        d1, s1 = settle_time("direct", t_sw)
+        d2, s2 = settle_time("relay", t_fb)
+        before = [s for s in steps if s["t"] < t_sw]
+        print(f"\ndelay steps ({self.STEP_MS} ms): on the relay the callee's buffer held "
+              f"{before[-1]['jb'] if before else '?'} ms; after relay->direct settled in "
+              f"{d1} s at {s1 and s1['jb']}/{s1 and s1['target']} ms; after direct->relay "
+              f"settled in {d2} s at {s2 and s2['jb']}/{s2 and s2['target']} ms", file=sys.stderr)
+        ctx = "\n" + v.output(v.callee)
+        self.assertIsNotNone(d1, "the buffer did not shed the excess after relay->direct" + ctx)
+        self.assertLessEqual(d1, self.SETTLE_S, ctx)
+        self.assertIsNotNone(d2, "the buffer did not settle after direct->relay" + ctx)
+        self.assertLessEqual(d2, self.SETTLE_S, ctx)
 
 
 if __name__ == "__main__":
