@@ -139,9 +139,10 @@ bool VoiceDecoder::has_fec(const uint8_t *packet, size_t len) {
   unsigned char toc = 0;
   const int n = opus_packet_parse(packet, opus_int32(len), &toc, frames, sizes, nullptr);
   if (n <= 0 || sizes[0] == 0) return false;
-  // SILK frame length 10 or 20 ms: one SILK frame per Opus frame; 40 ms: 2; 60 ms: 3.
-  const int duration = config & 3;  // 10, 20, 40, 60 ms for SILK configs
-  const int silk_frames = duration < 2 ? 1 : duration - 1;
+  // SILK-only configs (0..11): 10 or 20 ms frames hold one SILK frame, 40 ms two, 60 ms
+  // three. Hybrid configs (12..15) are 10 or 20 ms: one.
+  const int duration = config & 3;  // SILK-only: 10, 20, 40, 60 ms
+  const int silk_frames = config >= 12 || duration < 2 ? 1 : duration;
   const uint8_t first = frames[0][0];
   bool lbrr = (first >> (7 - silk_frames)) & 1;
   if (!lbrr && (packet[0] & 0x4)) lbrr = (first >> (6 - 2 * silk_frames)) & 1;

@@ -58,7 +58,8 @@ class VoiceSender {
   // Encodes one frame (frame_samples() samples per channel, interleaved) whose first sample
   // has media timestamp `ts48`, and writes the voice payload (with `feedback`, our own report
   // of the peer's loss) to `out` (`cap` >= kMaxVoicePayload). *len is 0 when nothing should be
-  // sent (DTX). `pcm` NULL means muted (zeros). kOk or kErrCodec.
+  // sent (DTX). `pcm` NULL means muted (zeros). kOk, kErrBufferTooSmall (`cap` below
+  // kMaxVoicePayload) or kErrCodec.
   int encode(const int16_t *pcm, uint32_t ts48, uint8_t feedback, int64_t now_ms,
              uint8_t *out, size_t cap, size_t *len);
 

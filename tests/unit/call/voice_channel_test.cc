@@ -26,13 +26,27 @@ std::atomic<int> g_allocations{0};
 // A counting replacement of the global allocator (malloc/free underneath, which is what
 // GCC's mismatch warning cannot see through).
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void *operator new(std::size_t n) {
+// Every form is replaced, so each new has its matching delete (ASan checks the pairing).
+static void *counted_alloc(std::size_t n) {
   if (t_count_allocations) g_allocations.fetch_add(1);
-  if (void *p = std::malloc(n ? n : 1)) return p;
+  return std::malloc(n ? n : 1);
+}
+void *operator new(std::size_t n) {
+  if (void *p = counted_alloc(n)) return p;
   throw std::bad_alloc();
 }
+void *operator new[](std::size_t n) {
+  if (void *p = counted_alloc(n)) return p;
+  throw std::bad_alloc();
+}
+void *operator new(std::size_t n, const std::nothrow_t &) noexcept { return counted_alloc(n); }
+void *operator new[](std::size_t n, const std::nothrow_t &) noexcept { return counted_alloc(n); }
 void operator delete(void *p) noexcept { std::free(p); }
+void operator delete[](void *p) noexcept { std::free(p); }
 void operator delete(void *p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void *p, std::size_t) noexcept { std::free(p); }
+void operator delete(void *p, const std::nothrow_t &) noexcept { std::free(p); }
+void operator delete[](void *p, const std::nothrow_t &) noexcept { std::free(p); }
 
 namespace parley::call {
 namespace {
