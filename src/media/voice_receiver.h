@@ -75,6 +75,8 @@ struct JitterStats {
   uint64_t grow_ms = 0;          // concealment inserted to add delay
   uint64_t samples_out = 0;      // per channel, all pulls
   uint64_t longest_gap_ms = 0;   // longest run of consecutive concealment
+  uint64_t skipped_ms = 0;       // lost audio not concealed: an underrun had covered it already
+  uint64_t resets = 0;           // sender restarts (timestamp jumps) that reset the buffer
 };
 
 class VoiceReceiver {
