@@ -267,6 +267,7 @@ class VoiceSwitchTest(unittest.TestCase):
         heard = check_played_once(self, v)
         # The jitter buffer settles: in the last 2 s the delay is within one frame of target.
         tail = [s for s in heard if s["t"] >= heard[-1]["t"] - 2.0]
+        ctx = "\n" + v.output(v.callee)
         for s in tail:
             self.assertLessEqual(abs(s["jb"] - s["target"]), 20, ctx)
 
