@@ -131,8 +131,8 @@ struct VoiceReceiver::Impl {
   int64_t last_underrun_us = INT64_MIN / 2;
   int cand = -1;             // slot of the restart candidate
   int64_t cand_rd_us = 0, cand_at_us = 0;  // and its relative delay and arrival
-  uint32_t fec_bits = 0;               // has_fec of the last 32 frames received
-  int64_t fec_dur = kDefaultDur48;      // the duration of the latest one with FEC
+  uint32_t protect_bits = 0;            // the last 32 frames received: FEC or a RED copy
+  int64_t protect_dur = kDefaultDur48;  // the duration of the latest protected one
 
   // Decoded PCM waiting to be pulled (one unit: a frame, a concealment chunk, a splice).
   int16_t pcm[kMaxFrameSamples * 2];
@@ -154,15 +154,18 @@ struct VoiceReceiver::Impl {
     return int64_t(m) * 1000000 / rate();
   }
 
-  // While the peer sends FEC, one frame more: a lost frame is rebuilt from the next one,
-  // which must be here by then (without it every loss would be an underrun). The flag is
+  // While the peer protects its frames (Opus FEC, or redundant copies of earlier frames),
+  // one frame more: a lost frame is rebuilt from the next datagram, which must be here by
+  // then; without it every isolated loss would be an underrun, concealed first and rebuilt
+  // late, which is worse than no protection at all. (Bursts longer than one frame still
+  // underrun; the redundancy then plays them late instead of losing them.) The FEC flag is
   // read from range-coded bits, which a carry from later symbols can flip now and then, so
   // it takes a few of the last 32 frames to believe it.
-  bool fec_recent() const { return __builtin_popcount(fec_bits) >= 4; }
+  bool protected_recent() const { return __builtin_popcount(protect_bits) >= 4; }
 
   int64_t target_us() const {
     int64_t t = (have_base ? q_us : 0) + pull_period_us();
-    if (fec_recent()) t += ts_to_us(fec_dur);
+    if (protected_recent()) t += ts_to_us(protect_dur);
     return std::clamp<int64_t>(t, int64_t(cfg.min_delay_ms) * 1000, maxd_us());
   }
 
@@ -633,9 +636,9 @@ int VoiceReceiver::insert(uint32_t ts48, const uint8_t *payload, size_t len, int
     m.cand = -1;
   }
 
-  const bool fec = carries_fec(p.primary.data, p.primary.len);
-  m.fec_bits = m.fec_bits << 1 | (fec ? 1u : 0u);
-  if (fec) m.fec_dur = dur;
+  const bool prot = p.red_count > 0 || carries_fec(p.primary.data, p.primary.len);
+  m.protect_bits = m.protect_bits << 1 | (prot ? 1u : 0u);
+  if (prot) m.protect_dur = dur;
   // A copy's arrival says nothing new about the path (and the first one's was counted).
   const int same = m.find_exact(ts);
   if (same < 0 || reset_now) m.window_add(now_us, rd);

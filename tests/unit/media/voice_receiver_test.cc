@@ -579,6 +579,43 @@ TEST(VoiceReceiver, RedundancyRebuildsTwoFrameBursts) {
   ASSERT_TRUE(contains_at(out, find_exact(out, ref.pcm, 48000), ref.pcm));
 }
 
+TEST(VoiceReceiver, RedundancyAddsOneFrameOfLookaheadAndRebuildsIsolatedLosses) {
+  // 40 ms frames, each datagram carrying a copy of the one before (profile 3's shape), with
+  // the default bounds: the target grows by one frame as soon as copies are seen, so every
+  // isolated loss is rebuilt from the next datagram in time, with no concealment at all.
+  const auto &pk = stream(6000, 4, 2000, {40});
+  const Ref ref = reference(pk);
+  auto arr = arrivals(pk, 20000, {}, 1);
+  std::vector<Arrival> kept;
+  size_t dropped = 0;
+  for (size_t i = 0; i < arr.size(); ++i) {
+    const bool lose = i >= 20 && i % 7 == 3 && pk[i].data.size() > 2;
+    if (!lose) kept.push_back(arr[i]);
+    dropped += lose;
+  }
+  ASSERT_GT(dropped, 10u);
+  auto rx = receiver();
+  const Sim sim = run(*rx, kept, 480, 6500000);
+  const JitterStats s = sim.at;
+  EXPECT_EQ(dropped, s.red_recovered);
+  EXPECT_EQ(0u, s.concealed + s.late);
+  EXPECT_EQ(50u, s.target_delay_ms);  // the pull period and one 40 ms frame
+  // Playout started before the copies were believed: the extra frame of delay came from
+  // one inserted frame of concealment (at a quiet point), and nothing else changed.
+  EXPECT_EQ(40u, s.grow_ms);
+  EXPECT_EQ(0u, s.shrink_ms + s.skipped_ms);
+  // Every loud frame plays once, in order, one frame later than it started out: the copies
+  // are the very packets, so the lost ones sound as sent.
+  const size_t o = find_exact(sim.out, ref.pcm, 480);
+  ASSERT_NE(SIZE_MAX, o);
+  const Matches m = match_loud_frames(sim.out, ref, pk, o, 800, 0.01, 0, 1920, 0.8);
+  std::printf("[ measured ] RED at 1/7 loss: %zu lost, %llu rebuilt, %zu/%zu loud frames "
+              "(%zu loose), worst error %.4f, delay %u/%u ms\n", dropped,
+              (unsigned long long)s.red_recovered, m.found, m.loud, m.loose, m.worst,
+              s.current_delay_ms, s.target_delay_ms);
+  EXPECT_EQ(m.loud, m.found);
+}
+
 TEST(VoiceReceiver, PathSlowerBy60msGrowsByConcealmentWithoutLosingAFrame) {
   const auto &pk = stream(10000, 4, 1000);
   const Ref ref = reference(pk);
