@@ -239,9 +239,16 @@ class VoiceLossTest(unittest.TestCase):
         self.assertGreater(last_rx["fec"], 0, "no frame recovered by FEC" + ctx)
         self.assertGreater(last_rx["concealed"] + last_rx["fec"], 0, ctx)
         self.assertLessEqual(last_rx["gap"], CONCEAL_LIMIT_MS, ctx)
-        # Speech still intelligible as the same signal: lower than a clean call (~0.96), far
-        # above unrelated audio (~0).
-        self.assertGreaterEqual(corr, 0.6, ctx)
+        # Speech still there as the same signal, judged block by block at each block's own
+        # lag: concealment grows the delay and skipping sheds it again, so one lag for the
+        # whole file (the correlation printed above) swings between ~0.5 and ~0.9 from run to
+        # run with the same audio. Loud 20 ms blocks found at >= 0.8: a clean call ~90 %,
+        # 10 % loss 85-86 % (two runs), unrelated audio ~0.
+        track = va.lag_track(ref, out, RATE, lag, rel_db=-20.0)
+        found = sum(1 for _, _, c in track if c >= 0.8) / max(len(track), 1)
+        print(f"10% loss: {found * 100:.1f}% of {len(track)} loud speech blocks found at "
+              f"correlation >= 0.8", file=sys.stderr)
+        self.assertGreaterEqual(found, 0.75, ctx)
 
 
 class VoiceSwitchTest(unittest.TestCase):
