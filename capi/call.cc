@@ -149,6 +149,13 @@ void parley_context::on_event(const pc::Event &e) {
     case pc::EventType::kError:
       ev.type = PARLEY_EVENT_ERROR;
       break;
+    case pc::EventType::kQualityChanged:
+      ev.type = PARLEY_EVENT_QUALITY_CHANGED;
+      ev.profile = e.profile;
+      ev.profile_from = e.profile_from;
+      ev.quality_reason = int(e.reason);
+      ev.timestamp = e.timestamp;
+      break;
     default:
       return;
   }
@@ -159,6 +166,7 @@ static_assert(int(pc::CallState::kActive) == PARLEY_CALL_ACTIVE, "call states");
 static_assert(int(pc::CallState::kEnded) == PARLEY_CALL_ENDED, "call states");
 static_assert(int(pc::RelayState::kReplaced) == PARLEY_RELAY_REPLACED, "relay states");
 static_assert(int(pc::PathKind::kDirect) == PARLEY_PATH_DIRECT, "paths");
+static_assert(int(parley::quality::Reason::kDirective) == PARLEY_QUALITY_DIRECTIVE, "reasons");
 
 int parley_context_config_init(parley_context_config *config) {
   PARLEY_REQUIRE_ARG(config);
@@ -459,6 +467,12 @@ int parley_call_get_stats(parley_call *call, parley_call_stats *stats) {
     s.late = cs.voice.jitter.late;
     s.muted = cs.voice.muted ? 1 : 0;
     s.longest_gap_ms = uint32_t(cs.voice.jitter.longest_gap_ms);
+    pc::QualityStats qs;
+    if (c.call_quality(call->id, &qs) == parley::kOk) {
+      s.quality_changes = qs.changes;
+      s.quality_reason = int(qs.last_reason);
+      s.quality_loss_permille = qs.loss_permille;
+    }
     std::memcpy(stats, &s, s.struct_size);
     return parley::kOk;
   });

@@ -439,8 +439,22 @@ typedef enum parley_event_type {
   /* The call's media moved between paths: path_from -> path, text is the reason. */
   PARLEY_EVENT_PATH_CHANGED = 5,
   /* An error from the relay not tied to a call: error, text. */
-  PARLEY_EVENT_ERROR = 6
+  PARLEY_EVENT_ERROR = 6,
+  /* The voice profile we send with changed: profile_from -> profile, quality_reason
+   * (parley_quality_reason), text its name, timestamp the media timestamp (ours, 48 kHz
+   * units) from which it applies. Downgrades apply at once; upgrades at a timestamp agreed
+   * with the peer (or the relay), shortly after the event. */
+  PARLEY_EVENT_QUALITY_CHANGED = 7
 } parley_event_type;
+
+/* Why the voice profile changed; append-only numbering. */
+typedef enum parley_quality_reason {
+  PARLEY_QUALITY_LOSS = 1,       /* packet loss above what the profile tolerates */
+  PARLEY_QUALITY_CONGESTION = 2, /* a standing queue on the path: it carries less than sent */
+  PARLEY_QUALITY_JITTER = 3,     /* arrival jitter above the profile's limit */
+  PARLEY_QUALITY_RECOVERED = 4,  /* an upgrade: conditions were good long enough */
+  PARLEY_QUALITY_DIRECTIVE = 5   /* the peer or the relay (the judge) said so */
+} parley_quality_reason;
 
 typedef enum parley_call_state {
   PARLEY_CALL_INVITING = 1, /* invite sent, nothing heard yet */
@@ -475,6 +489,9 @@ typedef struct parley_event {
   const char *text;    /* never NULL ("" if none) */
   const uint8_t *data; /* PARLEY_EVENT_DATAGRAM */
   size_t len;
+  int profile, profile_from; /* PARLEY_EVENT_QUALITY_CHANGED: voice profile ids (0 = best) */
+  int quality_reason;        /* PARLEY_EVENT_QUALITY_CHANGED: parley_quality_reason */
+  uint32_t timestamp;        /* PARLEY_EVENT_QUALITY_CHANGED */
 } parley_event;
 
 /* The event callback, on the context's thread; must not block. */
@@ -635,6 +652,9 @@ typedef struct parley_call_stats {
   uint64_t late;               /* frames that arrived after their time */
   int muted;
   uint32_t longest_gap_ms;     /* the longest run of consecutive concealment so far */
+  uint64_t quality_changes;    /* profile changes so far (PARLEY_EVENT_QUALITY_CHANGED) */
+  int quality_reason;          /* the last change's parley_quality_reason, 0 before any */
+  uint32_t quality_loss_permille; /* loss of the peer's frames over the last second */
   /* Fields added by later versions go here. */
 } parley_call_stats;
 

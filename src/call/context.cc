@@ -97,6 +97,7 @@ auto Context::read(F &&f) -> decltype(f()) {
 
 int Context::init() {
   audio_timer_ = std::make_unique<Timer>(loop_);
+  quality_timer_ = std::make_unique<Timer>(loop_);
   SocketAddress bind = config_.bind;
   if (!bind.is_set()) SocketAddress::parse("0.0.0.0:0", &bind);
   socket_ = std::make_unique<UdpSocket>(loop_);
@@ -175,6 +176,7 @@ Context::~Context() {
     }
     calls_.clear();
     audio_timer_.reset();
+    quality_timer_.reset();
     retired_.clear();
     relay_.reset();
     if (endpoint_) endpoint_->close_all(0, "context closed", monotonic_now());
@@ -304,13 +306,16 @@ int Context::start_session(Call &c) {
   const identity::Fingerprint peer = c.peer;
   const uint32_t stream = c.stream;
   VoiceChannel *voice = c.voice.get();
-  env.on_media = [this, id, peer, stream, voice](const media::FrameHeader &h, uint64_t index,
-                                                 const uint8_t *payload, size_t len,
-                                                 PathKind via) {
+  Call *cp = &c;  // a map node: stable until the call is erased, which retires the session
+  env.on_media = [this, id, peer, stream, voice, cp](const media::FrameHeader &h, uint64_t index,
+                                                     const uint8_t *payload, size_t len,
+                                                     PathKind via) {
     ++stats_.media_received;
     const int64_t now = int64_t(monotonic_now() / 1000);
     voice->on_frame_index(index, now);
+    if (cp->quality) cp->quality->on_frame(index, now / 1000);
     if (h.flags & media::kFrameFlagVoice) {
+      voice->on_peer_profile(h.profile, h.timestamp);
       voice->on_voice_frame(h.timestamp, payload, len, now);
       return;
     }
@@ -439,13 +444,37 @@ void Context::set_call_state(Call &c, CallState s, int error, const std::string 
       session->send(media::kFrameFlagVoice, ts, profile, p, n);
     });
     c.voice_started = true;
+    CallQuality::Io io;
+    const signal::CallId id = c.id;
+    const identity::Fingerprint peer = c.peer;
+    io.send = [this, id](signal::Message &m) {
+      m.call_id = id;
+      return relay_->send(m);
+    };
+    io.changed = [this, id, peer](uint8_t from, uint8_t to, quality::Reason why, uint32_t at) {
+      Event e(EventType::kQualityChanged);
+      e.call = id;
+      e.peer = peer;
+      e.profile_from = from;
+      e.profile = to;
+      e.reason = why;
+      e.text = quality::reason_name(why);
+      e.timestamp = at;
+      emit(e);
+    };
+    c.quality = std::make_unique<CallQuality>(c.outgoing, c.voice.get(),
+                                              config_.audio.best_profile, std::move(io));
     if (++active_voice_ == 1) {
       audio_timer_->start(kAudioTickMs, kAudioTickMs, [this] { on_audio_tick(); });
+      quality_timer_->start(kQualityTickMs, kQualityTickMs, [this] { on_quality_tick(); });
     }
   }
   if (s == CallState::kEnded) {
     if (c.voice) c.voice->end();
-    if (c.voice_started && --active_voice_ == 0) audio_timer_->stop();
+    if (c.voice_started && --active_voice_ == 0) {
+      audio_timer_->stop();
+      quality_timer_->stop();
+    }
     c.voice_started = false;
     auto it = media_routes_.find(c.stream);
     if (it != media_routes_.end() && it->second.call == &c) media_routes_.erase(it);
@@ -574,6 +603,13 @@ void Context::on_relay_message(const signal::Message &m) {
     case Type::kPathSwitchAck:
       if (c.session) c.session->on_signal(m);
       break;
+    case Type::kQualityReport:
+    case Type::kQualityDirective:
+    case Type::kUpgradePropose:
+    case Type::kUpgradeAck:
+    case Type::kUpgradeConfirm:
+      if (c.quality) c.quality->on_message(m, int64_t(monotonic_now() / kNanosPerMilli));
+      break;
     case Type::kCallReject:
       set_call_state(c, CallState::kEnded, kErrCallRejected, m.text);
       calls_.erase(it);
@@ -673,6 +709,36 @@ int Context::voice(const signal::CallId &id, std::shared_ptr<VoiceChannel> *out)
     *out = it->second.voice;
     return kOk;
   });
+}
+
+int Context::call_quality(const signal::CallId &id, QualityStats *out) {
+  return run([&]() -> int {
+    auto it = calls_.find(key_of(id));
+    if (it == calls_.end() || !it->second.quality) {
+      return fail(kErrCallNotFound, "no active call with that id");
+    }
+    *out = it->second.quality->stats();
+    return kOk;
+  });
+}
+
+void Context::on_quality_tick() {
+  const int64_t now_ms = int64_t(monotonic_now() / kNanosPerMilli);
+  const uint32_t signal_rtt = uint32_t(relay_->path_stats().smoothed_rtt / kNanosPerMilli);
+  for (auto &kv : calls_) {
+    Call &c = kv.second;
+    if (!c.quality || !c.session) continue;
+    const quic::PathStats ps = c.session->path_stats();
+    QualityInputs in;
+    in.path = c.session->path();
+    in.jitter_ms = c.voice->stats().jitter.jitter_ms;
+    in.rtt_ms = uint32_t(ps.smoothed_rtt / kNanosPerMilli);
+    in.queue_ms = ps.smoothed_rtt > ps.min_rtt && ps.min_rtt > 0
+                      ? uint32_t((ps.smoothed_rtt - ps.min_rtt) / kNanosPerMilli)
+                      : 0;
+    in.signal_rtt_ms = signal_rtt;
+    c.quality->tick(in, now_ms);
+  }
 }
 
 void Context::on_audio_tick() {

@@ -20,6 +20,7 @@
 
 #include "base/loop.h"
 #include "base/udp_socket.h"
+#include "call/call_quality.h"
 #include "call/relay_client.h"
 #include "call/session.h"
 #include "call/voice_channel.h"
@@ -59,6 +60,9 @@ enum class EventType {
   kRoomUpdate = 5,    // room, members, stream_id (our own in that room)
   kError = 6,         // error, text (an error from the relay not tied to a call)
   kPathChanged = 7,   // call, path_from, path (the new one), text (the reason)
+  // Our sending profile changed: call, profile_from, profile, reason (quality::Reason), text
+  // (its name), timestamp (the media timestamp of ours from which it applies).
+  kQualityChanged = 8,
 };
 
 struct Event {
@@ -80,6 +84,8 @@ struct Event {
   size_t len = 0;
   PathKind path = PathKind::kRelay;       // kMedia: the path the frame came by; kPathChanged: new
   PathKind path_from = PathKind::kRelay;  // kPathChanged
+  uint8_t profile_from = 0;               // kQualityChanged
+  quality::Reason reason = quality::Reason::kNone;
 };
 
 using EventHandler = std::function<void(const Event &)>;
@@ -142,6 +148,8 @@ class Context {
   int media_stream(const signal::CallId &call, uint32_t *stream_id);
   // Statistics of an active call. kOk or kErrCallNotFound.
   int call_stats(const signal::CallId &call, CallStats *out);
+  // The adaptive quality of an active call. kOk or kErrCallNotFound.
+  int call_quality(const signal::CallId &call, QualityStats *out);
 
   // kOk, kErrNotRegistered. Membership arrives as kRoomUpdate events.
   int join_room(const signal::RoomId &room);
@@ -167,6 +175,7 @@ class Context {
     std::unique_ptr<Session> session;  // while active
     std::shared_ptr<VoiceChannel> voice;
     bool voice_started = false;  // counted in active_voice_
+    std::unique_ptr<CallQuality> quality;  // while active
   };
   struct Room {
     uint32_t stream = 0;
@@ -220,6 +229,9 @@ class Context {
   // pushed them (kAudioTickMs bounds what the tick adds to the mouth-to-ear delay).
   void on_audio_tick();
   std::unique_ptr<Timer> audio_timer_;
+  // Measures and reports every active call's quality, and judges direct calls.
+  void on_quality_tick();
+  std::unique_ptr<Timer> quality_timer_;
   size_t active_voice_ = 0;
   ContextStats stats_;
   bool closing_ = false;

@@ -415,6 +415,11 @@ void Session::on_signal(const signal::Message &m) {
   }
 }
 
+quic::PathStats Session::path_stats() const {
+  if (direct_ && direct_verified_ && stats_.path == PathKind::kDirect) return direct_->stats();
+  return env_.relay->path_stats();
+}
+
 CallStats Session::stats() const {
   CallStats s = stats_;
   if (direct_ && direct_verified_ && s.path == PathKind::kDirect) {

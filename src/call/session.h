@@ -122,6 +122,9 @@ class Session {
 
   CallStats stats() const;
   const signal::CallId &id() const { return p_.id; }
+  // The path media takes now (relay also while switching) and its QUIC numbers.
+  PathKind path() const { return stats_.path; }
+  quic::PathStats path_stats() const;
 
  private:
   Session(Env env, Params params);

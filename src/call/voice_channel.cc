@@ -24,13 +24,14 @@ constexpr int64_t kLossIntervalUs = 1000000;
 int64_t now_us() { return int64_t(monotonic_now() / 1000); }
 
 // Stats cross threads field by field; a torn snapshot (one field a pull newer) is harmless.
-constexpr size_t kJitterFields = 16;
+constexpr size_t kJitterFields = 17;
 void to_fields(const media::JitterStats &s, uint64_t *v) {
   const uint64_t f[kJitterFields] = {
       s.current_delay_ms, s.target_delay_ms, s.frames_received, s.frames_decoded,
       s.fec_recovered,    s.red_recovered,   s.concealed,       s.comfort_noise,
       s.late,             s.duplicates,      s.malformed,       s.overflow,
-      s.shrink_ms,        s.grow_ms,         s.samples_out,     s.longest_gap_ms};
+      s.shrink_ms,        s.grow_ms,         s.samples_out,     s.longest_gap_ms,
+      s.jitter_ms};
   std::memcpy(v, f, sizeof f);
 }
 media::JitterStats from_fields(const uint64_t *v) {
@@ -51,6 +52,7 @@ media::JitterStats from_fields(const uint64_t *v) {
   s.grow_ms = v[13];
   s.samples_out = v[14];
   s.longest_gap_ms = v[15];
+  s.jitter_ms = uint32_t(v[16]);
   return s;
 }
 }  // namespace
@@ -163,6 +165,9 @@ VoiceStats VoiceChannel::stats() const {
   s.mic_overflow = mic_overflow_.load(std::memory_order_relaxed);
   s.rx_overflow = rx_overflow_.load(std::memory_order_relaxed);
   s.muted = muted();
+  s.peer_profile = peer_profile_.load(std::memory_order_acquire);
+  s.peer_profile_since = peer_profile_since_.load(std::memory_order_relaxed);
+  s.profile_switched_us = profile_switched_us_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -184,6 +189,12 @@ void VoiceChannel::encode_ready(int64_t now) {
   if (!started_ || ended()) return;
   const size_t ch = size_t(config_.channels);
   for (;;) {
+    // A profile agreed for a media timestamp starts with the first frame at or after it.
+    if (scheduled_ && int32_t(next_ts_ - scheduled_ts_) >= 0) {
+      scheduled_ = false;
+      sender_->set_profile(scheduled_profile_);
+      profile_switched_us_.store(now, std::memory_order_relaxed);
+    }
     const size_t need = size_t(sender_->frame_samples()) * ch;
     if (mic_->read_available() < need) break;
     mic_->read(frame_buf_.get(), need);
@@ -210,6 +221,9 @@ void VoiceChannel::on_voice_frame(uint32_t ts48, const uint8_t *payload, size_t 
                                   int64_t now) {
   if (ended() || len < media::kVoicePayloadFixed || len > kRxSlotBytes) return;
   sender_->on_peer_feedback(payload[0], now / 1000);
+  peer_ts_ = ts48;
+  peer_ts_at_us_ = now;
+  have_peer_ts_ = true;
   peer_loss_fraction_.store(payload[0], std::memory_order_relaxed);
   RxSlot s;
   s.ts48 = ts48;
@@ -217,6 +231,16 @@ void VoiceChannel::on_voice_frame(uint32_t ts48, const uint8_t *payload, size_t 
   s.arrival_us = now;
   std::memcpy(s.data, payload, len);
   if (rx_->write(&s, 1) != 1) rx_overflow_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void VoiceChannel::on_peer_profile(uint8_t profile, uint32_t ts48) {
+  const int current = peer_profile_.load(std::memory_order_relaxed);
+  if (current >= 0 && int32_t(ts48 - peer_newest_ts_) <= 0) return;  // older than the newest
+  peer_newest_ts_ = ts48;
+  if (current != int(profile)) {
+    peer_profile_since_.store(ts48, std::memory_order_relaxed);
+    peer_profile_.store(profile, std::memory_order_release);
+  }
 }
 
 void VoiceChannel::on_frame_index(uint64_t index, int64_t now) {
@@ -248,6 +272,25 @@ void VoiceChannel::end() {
   send_ = nullptr;
 }
 
-int VoiceChannel::set_profile(uint8_t id) { return sender_->set_profile(id); }
+int VoiceChannel::set_profile(uint8_t id) {
+  scheduled_ = false;
+  return sender_->set_profile(id);
+}
+
+int VoiceChannel::schedule_profile(uint8_t id, uint32_t at_ts) {
+  if (!media::voice_profile(id)) return fail(kErrInvalidArgument, "unknown profile %u", id);
+  scheduled_ = true;
+  scheduled_profile_ = id;
+  scheduled_ts_ = at_ts;
+  return kOk;
+}
+
+uint8_t VoiceChannel::profile() const {
+  return scheduled_ ? scheduled_profile_ : sender_->profile();
+}
+
+uint32_t VoiceChannel::frame_ts48() const {
+  return media::to_ts48(config_.sample_rate, uint64_t(sender_->frame_samples()));
+}
 
 }  // namespace parley::call

@@ -30,6 +30,8 @@ struct AudioConfig {
   int sample_rate = 48000;  // of pushed and pulled PCM: 8000, 12000, 16000, 24000 or 48000
   int channels = 1;         // 1 or 2 (interleaved)
   uint8_t profile = media::kDefaultProfile;
+  // The best profile this side ever sends or agrees to (a host's data-saver cap; 0: none).
+  uint8_t best_profile = 0;
   // Jitter buffer bounds (sample_rate/channels of it are taken from above).
   media::JitterConfig jitter;
   // How much microphone audio may wait for the encoder; more is refused by push().
@@ -44,6 +46,9 @@ struct VoiceStats {
   uint64_t mic_overflow = 0;         // pushed samples refused (ring full)
   uint64_t rx_overflow = 0;          // frames dropped before the host pulled them (ring full)
   bool muted = false;
+  int peer_profile = -1;             // the profile of the peer's newest voice frame (-1: none)
+  uint32_t peer_profile_since = 0;   // the timestamp of its first frame with that profile
+  int64_t profile_switched_us = 0;   // when our last scheduled profile change took effect
 };
 
 class VoiceChannel {
@@ -75,13 +80,32 @@ class VoiceChannel {
   void encode_ready(int64_t now_us);
   // A voice frame of the peer (its plaintext) arrived at `now_us`.
   void on_voice_frame(uint32_t ts48, const uint8_t *payload, size_t len, int64_t now_us);
+  // The header profile of a voice frame of the peer (stats: which profile it sends with,
+  // from which of its timestamps).
+  void on_peer_profile(uint8_t profile, uint32_t ts48);
   // Every authentic frame of the peer (voice or datagram) with its frame index: loss
   // tracking for the feedback our payloads carry.
   void on_frame_index(uint64_t index, int64_t now_us);
   // The call ended: stop encoding; push refuses, pull gives silence.
   void end();
-  // Changes the sending profile from the next frame. kOk or kErrInvalidArgument.
+  // Changes the sending profile from the next frame (dropping any scheduled change). kOk or
+  // kErrInvalidArgument.
   int set_profile(uint8_t id);
+  // Changes it from the first frame whose media timestamp is at or after `at_ts` (serial
+  // arithmetic: within 2^31 ahead). kOk or kErrInvalidArgument.
+  int schedule_profile(uint8_t id, uint32_t at_ts);
+  // The profile in force, or the scheduled one once scheduled.
+  uint8_t profile() const;
+  // The media timestamp the next frame will carry, and one frame's length, in 48 kHz units.
+  uint32_t next_timestamp() const { return next_ts_; }
+  uint32_t frame_ts48() const;
+  // The timestamp of the peer's latest voice frame and when it arrived (the clock of
+  // on_voice_frame); false before the first.
+  bool peer_timestamp(uint32_t *ts, int64_t *arrived_us) const {
+    *ts = peer_ts_;
+    *arrived_us = peer_ts_at_us_;
+    return have_peer_ts_;
+  }
 
  private:
   struct RxSlot;
@@ -99,6 +123,12 @@ class VoiceChannel {
   SendFn send_;
   bool started_ = false;
   uint32_t next_ts_ = 0;
+  bool scheduled_ = false;  // a profile change waits for its timestamp
+  uint8_t scheduled_profile_ = 0;
+  uint32_t scheduled_ts_ = 0;
+  uint32_t peer_ts_ = 0;
+  int64_t peer_ts_at_us_ = 0;
+  bool have_peer_ts_ = false;
   // Loss tracking (loop thread): frames seen in the current interval vs the index span.
   int64_t interval_start_us_ = -1;
   uint64_t interval_first_ = 0, interval_highest_ = 0, interval_received_ = 0;
@@ -109,6 +139,10 @@ class VoiceChannel {
   std::atomic<uint8_t> loss_fraction_{0};
   std::atomic<uint8_t> peer_loss_fraction_{0};
   std::atomic<uint64_t> mic_overflow_{0}, rx_overflow_{0};
+  uint32_t peer_newest_ts_ = 0;  // loop thread
+  std::atomic<int> peer_profile_{-1};
+  std::atomic<uint32_t> peer_profile_since_{0};
+  std::atomic<int64_t> profile_switched_us_{0};
   // The playout thread's stats, published after each pull (fields individually atomic).
   struct Published;
   std::unique_ptr<Published> published_;

@@ -705,11 +705,13 @@ void VoiceReceiver::pull(int16_t *out, size_t samples, int64_t now_us) {
   }
   m.st.samples_out += samples;
   m.st.target_delay_ms = uint32_t(m.target_us() / 1000);
+  m.st.jitter_ms = uint32_t(m.q_us / 1000);
 }
 
 JitterStats VoiceReceiver::stats() const {
   JitterStats s = impl_->st;
   s.target_delay_ms = uint32_t(impl_->target_us() / 1000);
+  s.jitter_ms = uint32_t(impl_->q_us / 1000);
   return s;
 }
 

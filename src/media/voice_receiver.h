@@ -77,6 +77,7 @@ struct JitterStats {
   uint64_t longest_gap_ms = 0;   // longest run of consecutive concealment
   uint64_t skipped_ms = 0;       // lost audio not concealed: an underrun had covered it already
   uint64_t resets = 0;           // sender restarts (timestamp jumps) that reset the buffer
+  uint32_t jitter_ms = 0;        // arrival jitter: the window's quantile over its base delay
 };
 
 class VoiceReceiver {

@@ -89,7 +89,9 @@ Decision Controller::poll(int64_t now_ms) {
     d.link = worst_link;
     return d;
   }
-  if (!any || !all_good || in_flight_ || profile_ == 0) return d;
+  if (!cfg_.propose || !any || !all_good || in_flight_ || profile_ <= cfg_.best_profile) {
+    return d;
+  }
   const int64_t since = std::max(good_from, last_change_ms_);
   if (now_ms - since < hold_ms_) return d;
   in_flight_ = true;

@@ -37,6 +37,8 @@ struct ControllerConfig {
   int64_t failed_within_ms = 8000;   // a downgrade this soon after an upgrade: it failed
   int64_t stale_ms = 3000;           // a link without a report this long blocks upgrades
                                      // and no longer counts for downgrades
+  bool propose = true;               // false: never propose upgrades (this side only answers)
+  uint8_t best_profile = 0;          // never propose better than this (the host's cap)
 };
 
 enum class Action : uint8_t { kNone = 0, kDowngrade = 1, kProposeUpgrade = 2 };

@@ -202,7 +202,8 @@ bool Message::operator==(const Message &o) const {
          text == o.text && participants == o.participants && stream_id == o.stream_id &&
          profile == o.profile && media_timestamp == o.media_timestamp &&
          sequence == o.sequence && path == o.path && loss_permille == o.loss_permille &&
-         rtt_ms == o.rtt_ms && jitter_ms == o.jitter_ms && software == o.software &&
+         rtt_ms == o.rtt_ms && jitter_ms == o.jitter_ms && queue_ms == o.queue_ms &&
+         software == o.software &&
          members == o.members && identity_key == o.identity_key;
 }
 
@@ -259,6 +260,7 @@ int encode(const Message &m, std::vector<uint8_t> *out) {
   if (m.loss_permille) w.field_int(Field::kLossPermille, *m.loss_permille);
   if (m.rtt_ms) w.field_int(Field::kRttMs, *m.rtt_ms);
   if (m.jitter_ms) w.field_int(Field::kJitterMs, *m.jitter_ms);
+  if (m.queue_ms) w.field_int(Field::kQueueMs, *m.queue_ms);
   if (!m.software.empty()) w.field(Field::kSoftware, m.software.data(), m.software.size());
   if (m.identity_key) w.field(Field::kIdentityKey, m.identity_key->data(), m.identity_key->size());
   for (const auto &mb : m.members) {
@@ -305,7 +307,7 @@ int decode(const uint8_t *data, size_t len, Message *out) {
     pos += n;
     const bool repeated = id == unsigned(Field::kCandidate) ||
                           id == unsigned(Field::kParticipant) || id == unsigned(Field::kMember);
-    const bool known = id >= unsigned(Field::kCallId) && id <= unsigned(Field::kIdentityKey);
+    const bool known = id >= unsigned(Field::kCallId) && id <= unsigned(Field::kQueueMs);
     if (known && !repeated) {  // unknown fields, repeated or not, are simply skipped
       if (seen & (uint64_t(1) << id)) return malformed("appears twice", id);
       seen |= uint64_t(1) << id;
@@ -402,8 +404,11 @@ int decode(const uint8_t *data, size_t len, Message *out) {
         break;
       case Field::kRttMs:
       case Field::kJitterMs:
+      case Field::kQueueMs:
         if (!need(4)) return malformed("must be 4 bytes", id);
-        (Field(id) == Field::kRttMs ? m.rtt_ms : m.jitter_ms) = uint32_t(read_be(v, 4));
+        (Field(id) == Field::kRttMs     ? m.rtt_ms
+         : Field(id) == Field::kJitterMs ? m.jitter_ms
+                                         : m.queue_ms) = uint32_t(read_be(v, 4));
         break;
       case Field::kSoftware:
         m.software.assign(reinterpret_cast<const char *>(v), n);

@@ -84,6 +84,7 @@ enum class Field : uint16_t {
   kSoftware = 22,        // at most 64 bytes
   kMember = 23,          // 32-byte fingerprint || u32 media stream id, repeated
   kIdentityKey = 24,     // 32-byte Ed25519 public key of the sender (fingerprint = its SHA-256)
+  kQueueMs = 25,         // u32: smoothed RTT minus minimum RTT of the sender's media path
 };
 
 struct Id16 {
@@ -132,7 +133,7 @@ struct Message {
   std::optional<uint64_t> sequence;
   std::optional<PathKind> path;
   std::optional<uint16_t> loss_permille;
-  std::optional<uint32_t> rtt_ms, jitter_ms;
+  std::optional<uint32_t> rtt_ms, jitter_ms, queue_ms;
   std::string software;
   std::vector<Member> members;  // at most kMaxParticipants
   std::optional<std::array<uint8_t, identity::kPublicKeyLen>> identity_key;

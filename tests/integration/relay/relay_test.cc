@@ -114,6 +114,7 @@ struct Client {
         errors.emplace_back(e.error, e.text);
         break;
       case EventType::kPathChanged:
+      case EventType::kQualityChanged:
         break;
     }
     cv.notify_all();
