@@ -390,6 +390,10 @@ int main(int argc, char **argv) {
         case PARLEY_EVENT_ERROR:
           printf("relay error %d: %s\n", ev.error, ev.text);
           break;
+        case PARLEY_EVENT_QUALITY_CHANGED:
+          printf("quality %d -> %d (%s) at ts %u\n", ev.profile_from, ev.profile, ev.text,
+                 (unsigned)ev.timestamp);
+          break;
       }
       fflush(stdout);
     }

@@ -98,6 +98,7 @@ auto Context::read(F &&f) -> decltype(f()) {
 int Context::init() {
   audio_timer_ = std::make_unique<Timer>(loop_);
   quality_timer_ = std::make_unique<Timer>(loop_);
+  quality_timer_->start(kQualityTickMs, kQualityTickMs, [this] { on_quality_tick(); });
   SocketAddress bind = config_.bind;
   if (!bind.is_set()) SocketAddress::parse("0.0.0.0:0", &bind);
   socket_ = std::make_unique<UdpSocket>(loop_);
@@ -466,15 +467,11 @@ void Context::set_call_state(Call &c, CallState s, int error, const std::string 
                                               config_.audio.best_profile, std::move(io));
     if (++active_voice_ == 1) {
       audio_timer_->start(kAudioTickMs, kAudioTickMs, [this] { on_audio_tick(); });
-      quality_timer_->start(kQualityTickMs, kQualityTickMs, [this] { on_quality_tick(); });
     }
   }
   if (s == CallState::kEnded) {
     if (c.voice) c.voice->end();
-    if (c.voice_started && --active_voice_ == 0) {
-      audio_timer_->stop();
-      quality_timer_->stop();
-    }
+    if (c.voice_started && --active_voice_ == 0) audio_timer_->stop();
     c.voice_started = false;
     auto it = media_routes_.find(c.stream);
     if (it != media_routes_.end() && it->second.call == &c) media_routes_.erase(it);
@@ -496,6 +493,12 @@ void Context::set_call_state(Call &c, CallState s, int error, const std::string 
 
 void Context::on_relay_message(const signal::Message &m) {
   using signal::Type;
+  if (!m.call_id && m.room_id &&
+      (m.type == Type::kQualityDirective || m.type == Type::kUpgradePropose ||
+       m.type == Type::kUpgradeConfirm)) {
+    on_room_quality(m);
+    return;
+  }
   if (m.type == Type::kRoomUpdate) {
     Room &r = rooms_[key_of(*m.room_id)];
     for (const auto &mb : r.members) media_routes_.erase(mb.stream_id);
@@ -639,6 +642,21 @@ void Context::on_datagram(const uint8_t *data, size_t len) {
     if (r.call->session) r.call->session->on_relay_frame(data, len);
     return;
   }
+  auto room = rooms_.find(key_of(r.room));
+  if (room != rooms_.end()) {
+    Room::Stream &s = room->second.streams[h.stream_id];
+    const int64_t now_ms = int64_t(monotonic_now() / kNanosPerMilli);
+    if (!s.have) {
+      s.have = true;
+      s.newest = h.sequence;
+      s.loss.on_frame(s.newest, now_ms);
+    } else {
+      const int32_t d = int32_t(h.sequence - uint32_t(s.newest));
+      const uint64_t index = uint64_t(int64_t(s.newest) + d);
+      s.loss.on_frame(index, now_ms);
+      if (d > 0) s.newest = index;
+    }
+  }
   Event e(EventType::kMedia);
   e.room = r.room;
   e.is_room = true;
@@ -722,9 +740,85 @@ int Context::call_quality(const signal::CallId &id, QualityStats *out) {
   });
 }
 
-void Context::on_quality_tick() {
+void Context::on_room_quality(const signal::Message &m) {
+  auto it = rooms_.find(key_of(*m.room_id));
+  if (it == rooms_.end()) return;
+  Room &r = it->second;
   const int64_t now_ms = int64_t(monotonic_now() / kNanosPerMilli);
-  const uint32_t signal_rtt = uint32_t(relay_->path_stats().smoothed_rtt / kNanosPerMilli);
+  auto changed = [&](uint8_t to, quality::Reason why, uint32_t ts) {
+    Event e(EventType::kQualityChanged);
+    e.room = *m.room_id;
+    e.is_room = true;
+    e.profile_from = r.profile;
+    e.profile = to;
+    e.reason = why;
+    e.text = quality::reason_name(why);
+    e.timestamp = ts;
+    r.profile = to;
+    emit(e);
+  };
+  switch (m.type) {
+    case signal::Type::kQualityDirective:
+      if (m.sequence && r.pending && r.pending_sequence == *m.sequence) {
+        r.pending = false;
+        ++stats_.room_rounds_cancelled;
+      }
+      if (*m.profile > r.profile) {
+        r.pending = false;
+        changed(*m.profile, quality::Reason::kDirective, 0);
+      }
+      break;
+    case signal::Type::kUpgradePropose: {
+      quality::LinkReport local;
+      for (auto &kv : r.streams) {
+        local.loss_permille = std::max(local.loss_permille, kv.second.loss.permille(now_ms));
+      }
+      const uint8_t allowed =
+          std::max(config_.audio.best_profile, quality::best_to_enter(local));
+      signal::Message a;
+      a.type = signal::Type::kUpgradeAck;
+      a.room_id = *m.room_id;
+      a.sequence = *m.sequence;
+      a.profile = allowed;
+      relay_->send(a);
+      r.pending = allowed <= *m.profile;
+      r.pending_sequence = *m.sequence;
+      if (!r.pending) ++stats_.room_refusals_sent;
+      break;
+    }
+    case signal::Type::kUpgradeConfirm:
+      if (r.pending && r.pending_sequence == *m.sequence) {
+        r.pending = false;
+        changed(*m.profile, quality::Reason::kRecovered, *m.media_timestamp);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+void Context::on_quality_tick() {
+  if (!relay_) return;
+  const int64_t now_ms = int64_t(monotonic_now() / kNanosPerMilli);
+  const quic::PathStats relay_ps = relay_->path_stats();
+  const uint32_t signal_rtt = uint32_t(relay_ps.smoothed_rtt / kNanosPerMilli);
+  for (auto &kv : rooms_) {
+    Room &r = kv.second;
+    if (r.stream == 0) continue;
+    uint16_t loss = 0;
+    for (auto &s : r.streams) loss = std::max(loss, s.second.loss.permille(now_ms));
+    signal::Message q;
+    q.type = signal::Type::kQualityReport;
+    q.room_id = signal::RoomId();
+    std::memcpy(q.room_id->bytes, kv.first.data(), sizeof q.room_id->bytes);
+    q.loss_permille = loss;
+    q.rtt_ms = signal_rtt;
+    q.jitter_ms = 0;  // no jitter buffer here: room audio is the host's
+    q.queue_ms = relay_ps.min_rtt > 0 && relay_ps.smoothed_rtt > relay_ps.min_rtt
+                     ? uint32_t((relay_ps.smoothed_rtt - relay_ps.min_rtt) / kNanosPerMilli)
+                     : 0;
+    relay_->send(q);
+  }
   for (auto &kv : calls_) {
     Call &c = kv.second;
     if (!c.quality || !c.session) continue;

@@ -94,6 +94,8 @@ struct ContextStats {
   uint64_t media_sent = 0, media_received = 0;
   uint64_t media_send_failed = 0;    // refused by the QUIC connection (queue full, not registered)
   uint64_t media_unknown_stream = 0; // arrived for no call or room we are in
+  uint64_t room_refusals_sent = 0;   // the relay's room upgrade proposals we refused
+  uint64_t room_rounds_cancelled = 0;  // proposals we accepted that the relay then cancelled
 };
 
 class Context {
@@ -180,7 +182,19 @@ class Context {
   struct Room {
     uint32_t stream = 0;
     std::vector<signal::Member> members;
+    // Adaptive quality: the relay judges rooms. We measure what we receive (loss per member
+    // stream), report it, answer its proposals, and tell the host the profile to send with.
+    struct Stream {
+      bool have = false;
+      uint64_t newest = 0;  // extended sequence of the newest frame
+      quality::LossMeter loss;
+    };
+    std::map<uint32_t, Stream> streams;
+    uint8_t profile = media::kDefaultProfile;
+    bool pending = false;  // a proposal we accepted, waiting for its confirm
+    uint64_t pending_sequence = 0;
   };
+  void on_room_quality(const signal::Message &m);
 
   Context(const identity::Identity &id, ContextConfig config, EventHandler handler);
   int init();  // on the loop

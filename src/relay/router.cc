@@ -11,6 +11,8 @@
 #include "base/log.h"
 #include "identity/secret.h"
 #include "media/frame_header.h"
+#include "media/voice_profile.h"
+#include "relay/judge.h"
 
 namespace parley::relay {
 
@@ -47,6 +49,7 @@ struct Router::Call {
   // so they share no nonce space); the relay tells them apart by their connections.
   uint32_t stream = 0;
   Timestamp ring_deadline = 0;  // while ringing (never 0 then: the timeout is >= 1 s)
+  std::unique_ptr<Judge> judge;  // once answered; links 0 (caller) and 1 (callee)
   bool answered() const { return ring_deadline == 0; }
   int side(const identity::Fingerprint &fp) const {
     return party[0] == fp ? 0 : party[1] == fp ? 1 : -1;
@@ -56,6 +59,14 @@ struct Router::Call {
 struct Router::Room {
   signal::RoomId id;
   std::vector<signal::Member> members;
+  std::vector<int> links;  // the judge's link of each member (same order)
+  Judge judge{media::kDefaultProfile};
+  int link_of(const identity::Fingerprint &fp) const {
+    for (size_t i = 0; i < members.size(); ++i) {
+      if (members[i].fingerprint == fp) return links[i];
+    }
+    return -1;
+  }
 };
 
 struct Router::Route {
@@ -220,9 +231,8 @@ void Router::on_message(Client *cl, int64_t stream, const uint8_t *data, size_t 
     default:
       if (m.call_id) {
         on_call_message(cl, m);
-      } else {
-        // Room-scoped quality messages: the relay becomes their judge with adaptive quality.
-        PARLEY_LOG(kLogDebug, "relay", "ignoring room-scoped %s", signal::type_name(m.type));
+      } else if (m.room_id) {
+        on_room_quality(cl, m);
       }
       break;
   }
@@ -347,7 +357,18 @@ void Router::on_call_message(Client *cl, Message &m) {
     }
     ringing_.erase({call->ring_deadline, call});
     call->ring_deadline = 0;
+    call->judge = std::make_unique<Judge>(media::kDefaultProfile);
     ++stats_.calls_answered;
+  }
+  // The relay judges relayed calls: what participants report feeds it (and still goes to the
+  // peer, who judges while the call is direct); acks of the relay's own rounds stop here.
+  if (call->judge) {
+    const int64_t now_ms = int64_t(now_ / kNanosPerMilli);
+    if (m.type == Type::kQualityReport) call->judge->on_report(side, m, now_ms);
+    if (m.type == Type::kUpgradeAck && m.sequence && (*m.sequence >> 63)) {
+      call->judge->on_ack(side, m);
+      return;
+    }
   }
   Client *other = registered(call->party[1 - side]);
   if (other) {
@@ -435,6 +456,9 @@ void Router::on_room_join(Client *cl, const Message &m) {
   mb.fingerprint = cl->fp;
   mb.stream_id = new_stream(Route{cl->fp, nullptr, room});
   room->members.push_back(mb);
+  int link = 0;  // the lowest free one (room size <= kMaxParticipants <= quality::kMaxLinks)
+  while (std::find(room->links.begin(), room->links.end(), link) != room->links.end()) ++link;
+  room->links.push_back(link);
   cl->rooms.push_back(room);
   broadcast_room(room);
 }
@@ -453,10 +477,12 @@ void Router::leave_room(Client *cl, Room *room) {
   auto &v = cl->rooms;
   v.erase(std::remove(v.begin(), v.end(), room), v.end());
   auto &ms = room->members;
-  for (auto i = ms.begin(); i != ms.end(); ++i) {
-    if (i->fingerprint == cl->fp) {
-      streams_.erase(i->stream_id);
-      ms.erase(i);
+  for (size_t i = 0; i < ms.size(); ++i) {
+    if (ms[i].fingerprint == cl->fp) {
+      streams_.erase(ms[i].stream_id);
+      room->judge.remove(room->links[i]);
+      ms.erase(ms.begin() + ptrdiff_t(i));
+      room->links.erase(room->links.begin() + ptrdiff_t(i));
       break;
     }
   }
@@ -517,17 +543,87 @@ void Router::on_datagram(Client *cl, const uint8_t *data, size_t len) {
     ++stats_.relayed_packets;
     stats_.relayed_bytes += len;
   };
+  media::FrameHeader h;
+  const bool parsed = media::parse_frame_header(data, len, &h) == kOk;
+  const int64_t now_ms = int64_t(now_ / kNanosPerMilli);
   if (r.call) {
     if (!r.call->answered()) {
       ++stats_.dropped_unknown_stream;  // media flows once the call is accepted
       return;
     }
+    if (parsed) r.call->judge->on_frame(side, h.sequence, h.timestamp, h.profile, now_ms);
     forward(r.call->party[1 - side]);
   } else {
+    if (parsed) {
+      r.room->judge.on_frame(r.room->link_of(cl->fp), h.sequence, h.timestamp, h.profile, now_ms);
+    }
     for (const auto &mb : r.room->members) {
       if (mb.fingerprint != cl->fp) forward(mb.fingerprint);
     }
   }
+}
+
+void Router::on_room_quality(Client *cl, const Message &m) {
+  auto it = rooms_.find(*m.room_id);
+  if (it == rooms_.end()) return;
+  Room *room = it->second.get();
+  const int link = room->link_of(cl->fp);
+  if (link < 0) return;
+  if (m.type == Type::kQualityReport) {
+    room->judge.on_report(link, m, int64_t(now_ / kNanosPerMilli));
+  } else if (m.type == Type::kUpgradeAck) {
+    room->judge.on_ack(link, m);
+  }
+}
+
+bool Router::judge_tick() {
+  const int64_t now_ms = int64_t(now_ / kNanosPerMilli);
+  bool sent = false;
+  auto transport = [&](Judge &j, int link, const identity::Fingerprint &fp) {
+    Client *c = registered(fp);
+    if (!c) return;
+    const quic::PathStats ps = c->conn->stats();
+    const uint32_t rtt = uint32_t(ps.smoothed_rtt / kNanosPerMilli);
+    const uint32_t queue = ps.min_rtt > 0 && ps.smoothed_rtt > ps.min_rtt
+                               ? uint32_t((ps.smoothed_rtt - ps.min_rtt) / kNanosPerMilli)
+                               : 0;
+    j.on_transport(link, rtt, queue, ps.datagrams_acked, ps.datagrams_lost, now_ms);
+  };
+  for (auto &kv : calls_) {
+    Call *call = kv.second.get();
+    if (!call->judge) continue;
+    for (int s = 0; s < 2; ++s) transport(*call->judge, s, call->party[s]);
+    judge_out_.clear();
+    call->judge->tick(now_ms, &judge_out_);
+    for (Judge::Out &o : judge_out_) {
+      if (Client *c = registered(call->party[o.link])) {
+        o.m.call_id = call->id;
+        o.m.stream_id = call->stream;
+        send(c, o.m);
+        sent = true;
+      }
+    }
+  }
+  for (auto &kv : rooms_) {
+    Room *room = kv.second.get();
+    for (size_t i = 0; i < room->members.size(); ++i) {
+      transport(room->judge, room->links[i], room->members[i].fingerprint);
+    }
+    judge_out_.clear();
+    room->judge.tick(now_ms, &judge_out_);
+    for (Judge::Out &o : judge_out_) {
+      for (size_t i = 0; i < room->members.size(); ++i) {
+        if (room->links[i] != o.link) continue;
+        if (Client *c = registered(room->members[i].fingerprint)) {
+          o.m.room_id = room->id;
+          o.m.stream_id = room->members[i].stream_id;
+          send(c, o.m);
+          sent = true;
+        }
+      }
+    }
+  }
+  return sent;
 }
 
 RouterGauges Router::gauges() const {

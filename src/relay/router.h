@@ -21,6 +21,7 @@
 #include "base/token_bucket.h"
 #include "identity/fingerprint.h"
 #include "quic/endpoint.h"
+#include "relay/judge.h"
 #include "signal/message.h"
 
 namespace parley::relay {
@@ -72,6 +73,9 @@ class Router {
   void advance(Timestamp now) { now_ = now; }
   // Ends the ringing calls whose timeout has passed; true if it ended any. O(log n) per call.
   bool handle_timeouts();
+  // Runs the quality judge of every relayed call and room (call every 250 ms): true if it
+  // sent anything. O(calls + room members).
+  bool judge_tick();
   // Graceful shutdown: new connections and calls are refused from now on.
   void stop_accepting() { accepting_ = false; }
   bool accepting() const { return accepting_; }
@@ -108,6 +112,7 @@ class Router {
   void on_call_message(Client *cl, signal::Message &m);
   void on_room_join(Client *cl, const signal::Message &m);
   void on_room_leave(Client *cl, const signal::Message &m);
+  void on_room_quality(Client *cl, const signal::Message &m);
 
   void send(Client *cl, const signal::Message &m);
   void send_error(Client *cl, int code, const std::string &text,
@@ -134,6 +139,7 @@ class Router {
   uint8_t hash_key_[16];
   Timestamp limit_log_at_[8] = {};
   std::vector<uint8_t> scratch_;  // encode buffer, reused
+  std::vector<Judge::Out> judge_out_;  // judge_tick scratch, reused
   std::function<void(signal::Message &)> tamper_;
 };
 

@@ -160,6 +160,7 @@ void Server::answer_stun(UdpSocket &sock, stun::Responder &responder, const uint
 void Server::tick() {
   router_.advance(monotonic_now());
   if (router_.handle_timeouts()) driver_->kick();
+  if (router_.judge_tick()) driver_->kick();
   if (shutdown_done_) check_shutdown();
 }
 

@@ -15,6 +15,9 @@
 
 #include "base/error.h"
 #include "call/context.h"
+#include "impairment_proxy.h"
+#include "media/voice_profile.h"
+#include "quic_peer.h"
 #include "relay_process.h"
 
 using namespace std::chrono_literals;
@@ -222,6 +225,155 @@ TEST_F(QualityTest, ARefusedUpgradeChangesNothingOnEitherSide) {
   std::lock_guard<std::mutex> la(a.m), lb(b.m);
   EXPECT_TRUE(a.quality.empty());
   EXPECT_TRUE(b.quality.empty());
+}
+
+}  // namespace
+}  // namespace parley
+
+namespace parley {
+namespace {
+
+// One room member: a context (its relay path through `relay`), its room events, and the
+// profile the relay told it to send with.
+struct Member {
+  std::unique_ptr<identity::Identity> id;
+  std::unique_ptr<call::Context> ctx;
+  std::mutex m;
+  std::condition_variable cv;
+  bool registered = false;
+  size_t members = 0;
+  int profile = media::kDefaultProfile;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, QualityEvent>> changes;
+
+  ~Member() { ctx.reset(); }
+  int start(const SocketAddress &relay, const identity::Fingerprint &fp, uint8_t best) {
+    if (identity::Identity::generate(&id) != kOk) return kErrInternal;
+    call::ContextConfig cfg;
+    SocketAddress::parse("127.0.0.1:0", &cfg.bind);
+    cfg.relay.relay = relay;
+    cfg.relay.relay_fingerprint = fp;
+    cfg.direct.enabled = false;
+    cfg.audio.best_profile = best;
+    return call::Context::create(*id, cfg, [this](const call::Event &e) { on_event(e); }, &ctx);
+  }
+  void on_event(const call::Event &e) {
+    std::lock_guard<std::mutex> lock(m);
+    if (e.type == EventType::kRelayState) {
+      registered |= e.relay_state == call::RelayState::kRegistered;
+    } else if (e.type == EventType::kRoomUpdate) {
+      members = e.members.size();
+    } else if (e.type == EventType::kQualityChanged && e.is_room) {
+      profile = e.profile;
+      changes.emplace_back(std::chrono::steady_clock::now(),
+                           QualityEvent{e.profile_from, e.profile, e.reason, e.timestamp});
+    }
+    cv.notify_all();
+  }
+  bool wait(const std::function<bool()> &pred, std::chrono::milliseconds t = 10s) {
+    std::unique_lock<std::mutex> lock(m);
+    return cv.wait_for(lock, t, pred);
+  }
+};
+
+// A room of four behind the relay; member 0 reaches the relay through an impairment proxy.
+// 10 % loss on its link: the relay tells everyone to use what that link can carry within a
+// second. Once the loss is gone the relay proposes upgrades; member 3's host caps quality at
+// the current profile, so it refuses, and the round is cancelled for everyone.
+TEST_F(QualityTest, ARoomFollowsItsWeakestLinkAndARefusedUpgradeIsCancelledForAll) {
+  Loop loop;
+  ASSERT_EQ(kOk, loop.start());
+  std::unique_ptr<testing::ImpairmentProxy> proxy;
+  testing::on_loop(loop, [&] {
+    proxy = std::make_unique<testing::ImpairmentProxy>(loop, 20261204);
+    SocketAddress any;
+    SocketAddress::parse("127.0.0.1:0", &any);
+    ASSERT_EQ(kOk, proxy->start(any, relay_.address));
+  });
+  Member mb[4];
+  for (int i = 0; i < 4; ++i) {
+    const SocketAddress via = i == 0 ? testing::on_loop(loop, [&] { return proxy->address(); })
+                                     : relay_.address;
+    ASSERT_EQ(kOk, mb[i].start(via, relay_.fingerprint, i == 3 ? 3 : 0));
+  }
+  signal::RoomId room = signal::RoomId::random();
+  for (Member &x : mb) {
+    ASSERT_TRUE(x.wait([&] { return x.registered; }));
+    ASSERT_EQ(kOk, x.ctx->join_room(room));
+  }
+  for (Member &x : mb) ASSERT_TRUE(x.wait([&] { return x.members == 4; }));
+
+  // Everyone sends 50 room frames a second (the host's own sealed bytes; the relay reads
+  // only the header), with the profile the relay last told it.
+  std::atomic<bool> stop{false};
+  std::thread sender([&] {
+    uint8_t payload[80] = {};
+    auto next = std::chrono::steady_clock::now();
+    for (uint32_t n = 0; !stop; ++n) {
+      for (Member &x : mb) {
+        int p;
+        {
+          std::lock_guard<std::mutex> lock(x.m);
+          p = x.profile;
+        }
+        x.ctx->send_room_media(room, n, 1000 + n * 960, uint8_t(p), payload, sizeof payload);
+      }
+      next += 20ms;
+      std::this_thread::sleep_until(next);  // the media clock (pacing)
+    }
+  });
+  // Two clean seconds: nothing changes.
+  for (Member &x : mb) EXPECT_FALSE(x.wait([&] { return !x.changes.empty(); }, 500ms));
+
+  testing::on_loop(loop, [&] {
+    testing::Impairment lossy;
+    lossy.loss = 0.10;
+    proxy->set(lossy, lossy);
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  for (Member &x : mb) {
+    ASSERT_TRUE(x.wait([&] { return !x.changes.empty(); }, 3s)) << "no directive";
+  }
+  double worst_ms = 0;
+  for (Member &x : mb) {
+    std::lock_guard<std::mutex> lock(x.m);
+    const auto &c = x.changes[0];
+    const double ms = std::chrono::duration<double, std::milli>(c.first - t0).count();
+    worst_ms = std::max(worst_ms, ms);
+    EXPECT_EQ(media::kDefaultProfile, c.second.from);
+    EXPECT_EQ(3, c.second.to) << "10 % loss: the first rung with redundancy";
+    EXPECT_EQ(quality::Reason::kDirective, c.second.reason);
+  }
+  std::printf("[ measured ] room of 4, one link at 10 %% loss: everyone at profile 3 after "
+              "%.0f ms (the last member)\n", worst_ms);
+  EXPECT_LE(worst_ms, 1000.0);
+
+  // The link clears. After the hold the relay proposes 2; member 3 (capped at 3) refuses.
+  testing::on_loop(loop, [&] { proxy->set({}, {}); });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  call::ContextStats s3, s0;
+  for (;;) {
+    s3 = mb[3].ctx->stats();
+    s0 = mb[0].ctx->stats();
+    if ((s3.room_refusals_sent > 0 && s0.room_rounds_cancelled > 0) ||
+        std::chrono::steady_clock::now() > deadline) {
+      break;
+    }
+    mb[0].wait([] { return false; }, 50ms);  // a stats condition with a deadline
+  }
+  stop = true;
+  sender.join();
+  EXPECT_GE(s3.room_refusals_sent, 1u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_GE(mb[i].ctx->stats().room_rounds_cancelled, 1u) << "member " << i;
+  }
+  for (Member &x : mb) {
+    std::lock_guard<std::mutex> lock(x.m);
+    EXPECT_EQ(1u, x.changes.size()) << "nobody upgraded";
+    EXPECT_EQ(3, x.profile);
+  }
+  for (Member &x : mb) x.ctx.reset();
+  testing::on_loop(loop, [&] { proxy.reset(); });
+  loop.stop();
 }
 
 }  // namespace
