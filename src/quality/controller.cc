@@ -77,10 +77,7 @@ Decision Controller::poll(int64_t now_ms) {
     }
   }
   if (any && worst > profile_) {
-    if (!upgrade_checked_ && now_ms - last_upgrade_ms_ < cfg_.failed_within_ms) {
-      upgrade_checked_ = true;
-      failed(now_ms);
-    }
+    downgrade_after_upgrade(worst, now_ms);
     changed(worst, now_ms);
     ++st_.downgrades;
     d.action = Action::kDowngrade;
@@ -103,6 +100,12 @@ Decision Controller::poll(int64_t now_ms) {
   return d;
 }
 
+void Controller::downgrade_after_upgrade(uint8_t to, int64_t now_ms) {
+  if (upgrade_checked_ || now_ms - last_upgrade_ms_ >= cfg_.failed_within_ms) return;
+  upgrade_checked_ = true;
+  if (to <= upgraded_from_ + 1) failed(now_ms);
+}
+
 void Controller::upgrade_result(bool switched, int64_t now_ms) {
   if (!in_flight_) return;
   in_flight_ = false;
@@ -112,6 +115,7 @@ void Controller::upgrade_result(bool switched, int64_t now_ms) {
   }
   // A downgrade may have overtaken the round: never "upgrade" past what is in force.
   if (proposed_ >= profile_) return;
+  upgraded_from_ = profile_;
   changed(proposed_, now_ms);
   ++st_.upgrades;
   last_upgrade_ms_ = now_ms;
@@ -123,12 +127,10 @@ void Controller::apply(uint8_t profile, int64_t now_ms) {
   if (profile == profile_) return;
   if (profile > profile_) {
     ++st_.downgrades;
-    if (!upgrade_checked_ && now_ms - last_upgrade_ms_ < cfg_.failed_within_ms) {
-      upgrade_checked_ = true;
-      failed(now_ms);
-    }
+    downgrade_after_upgrade(profile, now_ms);
   } else {
     ++st_.upgrades;
+    upgraded_from_ = profile_;
     last_upgrade_ms_ = now_ms;
     upgrade_checked_ = false;
   }

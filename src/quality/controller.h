@@ -14,11 +14,13 @@
 //    in every report for `hold` ms, with no change in between; one rung at a time, as a
 //    proposal (kProposeUpgrade) the owner runs as a consensual round and reports back with
 //    upgrade_result(). No upgrade while a link is stale or a round is in flight.
-//  - Backoff: a refused or cancelled round, or a downgrade within `failed_within_ms` of an
-//    upgrade (the upgrade did not hold), doubles `hold` up to `max_hold_ms`; an upgrade that
-//    holds for `failed_within_ms` resets it. So on a path whose capacity sits between two
-//    rungs the controller tries the upper one at most once per hold period, and that period
-//    grows: changes are bounded to about 2 per `hold` and then fewer.
+//  - Backoff: a refused or cancelled round, or an upgrade that did not hold, doubles `hold` up
+//    to `max_hold_ms`; an upgrade that holds for `failed_within_ms` resets it. An upgrade did
+//    not hold when a downgrade follows within `failed_within_ms` and lands at most one rung
+//    below where the upgrade started (the new rung was too much for the path); a deeper fall
+//    is a change of conditions, not the upgrade's fault, and costs no backoff. So on a path
+//    whose capacity sits between two rungs the controller tries the upper one at most once
+//    per hold period, and that period grows: about 2 changes per `hold`, then fewer.
 #ifndef PARLEY_QUALITY_CONTROLLER_H
 #define PARLEY_QUALITY_CONTROLLER_H
 
@@ -32,9 +34,9 @@ namespace parley::quality {
 constexpr int kMaxLinks = 64;
 
 struct ControllerConfig {
-  int64_t hold_ms = 3000;            // good conditions needed before one rung up
+  int64_t hold_ms = 2500;            // good conditions needed before one rung up
   int64_t max_hold_ms = 48000;       // the backoff's ceiling
-  int64_t failed_within_ms = 8000;   // a downgrade this soon after an upgrade: it failed
+  int64_t failed_within_ms = 3000;   // a downgrade this soon after an upgrade: it failed
   int64_t stale_ms = 3000;           // a link without a report this long blocks upgrades
                                      // and no longer counts for downgrades
   bool propose = true;               // false: never propose upgrades (this side only answers)
@@ -102,6 +104,9 @@ class Controller {
   int64_t last_change_ms_ = INT64_MIN / 2;
   int64_t last_upgrade_ms_ = INT64_MIN / 2;
   bool upgrade_checked_ = true;  // the last upgrade has been judged held or failed
+  uint8_t upgraded_from_ = 0;    // the profile the last upgrade left
+  // Judges the last upgrade when a downgrade to `to` comes.
+  void downgrade_after_upgrade(uint8_t to, int64_t now_ms);
   int64_t hold_ms_;
   ControllerStats st_;
 };

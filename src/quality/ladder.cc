@@ -12,7 +12,7 @@ constexpr Rung kRungs[] = {
     {0, {20, 40, 40}, {5, 15, 20}},
     {1, {50, 60, 60}, {10, 25, 30}},
     {2, {50, 100, 100}, {10, 40, 50}},
-    {3, {150, 200, 200}, {40, 80, 100}},
+    {3, {300, 200, 200}, {40, 80, 100}},
     {4, {1000, kUnbounded, kUnbounded}, {1000, kUnbounded, kUnbounded}},
 };
 constexpr size_t kCount = sizeof kRungs / sizeof kRungs[0];

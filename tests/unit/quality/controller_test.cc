@@ -11,6 +11,13 @@ namespace parley::quality {
 namespace {
 
 const LinkReport kClean{};
+// The mechanism's tests use a 3 s hold (the numbers below follow from it); the default is
+// checked on its own.
+ControllerConfig config3() {
+  ControllerConfig c;
+  c.hold_ms = 3000;
+  return c;
+}
 const LinkReport kLoss10{100, 5, 30, 0};
 
 // Reports every `step` ms from `from` to `to` and polls after each; returns the decisions
@@ -31,7 +38,7 @@ struct Drive {
 };
 
 TEST(Controller, DowngradeIsImmediateAndMatchesTheWeakestLink) {
-  Controller c(ControllerConfig{}, 1);
+  Controller c(config3(), 1);
   Drive d{c};
   d.run(0, 1000, {kClean, kClean});
   EXPECT_TRUE(d.log.empty());
@@ -47,7 +54,7 @@ TEST(Controller, DowngradeIsImmediateAndMatchesTheWeakestLink) {
 }
 
 TEST(Controller, ClimbsOneRungPerHoldToTheTopAndStays) {
-  Controller c(ControllerConfig{}, 4);
+  Controller c(config3(), 4);
   Drive d{c};
   d.run(0, 60000, {kClean, kClean, kClean});
   ASSERT_EQ(4u, d.log.size());
@@ -67,7 +74,7 @@ TEST(Controller, ClimbsOneRungPerHoldToTheTopAndStays) {
 }
 
 TEST(Controller, NoUpgradeWhileAnyLinkIsMarginalOrStale) {
-  Controller c(ControllerConfig{}, 2);
+  Controller c(config3(), 2);
   Drive d{c};
   // 3 % loss keeps profile 2 (and 1) but does not allow entering 1.
   d.run(0, 20000, {kClean, LinkReport{30, 0, 0, 0}});
@@ -88,7 +95,7 @@ TEST(Controller, NoUpgradeWhileAnyLinkIsMarginalOrStale) {
 }
 
 TEST(Controller, ARefusedUpgradeDoublesTheWaitAndAHeldOneResetsIt) {
-  Controller c(ControllerConfig{}, 2);
+  Controller c(config3(), 2);
   Drive d{c};
   d.accept = false;
   d.run(0, 46250, {kClean});
@@ -107,14 +114,14 @@ TEST(Controller, ARefusedUpgradeDoublesTheWaitAndAHeldOneResetsIt) {
   EXPECT_EQ(2, c.profile());  // the next try waits the whole 48 s
   d.run(92000, 120000, {kClean});
   EXPECT_EQ(0, c.profile());
-  EXPECT_EQ(3000, c.stats().hold_ms);  // the upgrade held for 8 s: back to the base hold
+  EXPECT_EQ(3000, c.stats().hold_ms);  // the upgrade held for 3 s: back to the base hold
 }
 
 // A path whose capacity sits between profiles 0 and 1: on profile 0 it loses 5 %, on
 // profile 1 it is clean. The controller must not flap: after the first failed try the tries
 // thin out (hold doubles up to 48 s).
 TEST(Controller, CapacityBetweenTwoRungsDoesNotOscillate) {
-  Controller c(ControllerConfig{}, 1);
+  Controller c(config3(), 1);
   std::vector<int64_t> changes;
   for (int64_t t = 0; t < 600000; t += 250) {
     const LinkReport r = c.profile() == 0 ? LinkReport{50, 0, 0, 45} : kClean;
@@ -137,7 +144,7 @@ TEST(Controller, CapacityBetweenTwoRungsDoesNotOscillate) {
 }
 
 TEST(Controller, AppliedDirectivesMoveTheProfileAndCountFailures) {
-  Controller c(ControllerConfig{}, 1);
+  Controller c(config3(), 1);
   c.apply(0, 1000);  // the judge confirmed an upgrade
   EXPECT_EQ(0, c.profile());
   c.apply(2, 3000);  // and took it back 2 s later: that upgrade failed
@@ -148,8 +155,20 @@ TEST(Controller, AppliedDirectivesMoveTheProfileAndCountFailures) {
   EXPECT_EQ(4, c.profile());
 }
 
+// Conditions that change right after an upgrade are not the upgrade's fault: a fall deeper
+// than one rung below where it started costs no backoff, so the climb back is not slowed.
+TEST(Controller, ADeepFallRightAfterAnUpgradeIsNoFailedUpgrade) {
+  Controller c(config3(), 1);
+  c.apply(0, 1000);  // 1 -> 0
+  c.report(0, kLoss10, 1500);
+  ASSERT_EQ(Action::kDowngrade, c.poll(1500).action);  // 0 -> 3: the path changed
+  EXPECT_EQ(3, c.profile());
+  EXPECT_EQ(0u, c.stats().failed_upgrades);
+  EXPECT_EQ(3000, c.stats().hold_ms);
+}
+
 TEST(Controller, AllowsEnteringAnswersProposals) {
-  Controller c(ControllerConfig{}, 2);
+  Controller c(config3(), 2);
   EXPECT_EQ(4, c.allows_entering_all(0));  // nothing known: only the floor
   c.report(0, kClean, 0);
   c.report(1, LinkReport{30, 0, 0, 0}, 0);
@@ -158,6 +177,20 @@ TEST(Controller, AllowsEnteringAnswersProposals) {
   EXPECT_EQ(3, c.allows_entering_all(100));
   EXPECT_EQ(4, c.allows_entering(0, 10000));  // stale
   EXPECT_EQ(4, c.allows_entering(-1, 0));
+}
+
+TEST(Controller, DefaultsKeepTheClimbFromTheFloorUnderFifteenSeconds) {
+  const ControllerConfig d;
+  EXPECT_EQ(2500, d.hold_ms);
+  Controller c(d, 4);
+  Drive dr(c);
+  dr.run(0, 30000, {kClean});
+  ASSERT_EQ(4u, dr.log.size());
+  // Each rung: the hold, a report period to start the streak and one for the answer (here
+  // the next step): 4 x 3 s = 12 s to the last proposal (docs/quality.md adds the loss
+  // window and the last round's lead).
+  EXPECT_LE(dr.log.back().first, 12000);
+  EXPECT_EQ(0, c.profile());
 }
 
 TEST(UpgradeRound, ConfirmsWhenAllAcceptAndCancelsOnAnyRefusalOrTimeout) {

@@ -37,6 +37,7 @@ TEST(Ladder, TheWeakestLimitDecidesAndSaysWhy) {
   EXPECT_EQ(Reason::kCongestion, why);
   EXPECT_EQ(1, best_to_keep(LinkReport{0, 50, 0, 0}, &why));
   EXPECT_EQ(Reason::kJitter, why);
+  EXPECT_EQ(3, best_to_keep(LinkReport{200, 0, 0, 0}, &why));  // redundancy still best at 20 %
   EXPECT_EQ(4, best_to_keep(LinkReport{400, 0, 0, 0}, &why));
   EXPECT_EQ(4, best_to_keep(LinkReport{1000, UINT32_MAX, 0, UINT32_MAX}, &why));
   // Entering is stricter: 1 % loss keeps profile 0 but does not let a call climb into it.
