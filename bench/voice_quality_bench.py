@@ -31,9 +31,10 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-BUILD = os.environ.get("PARLEY_BENCH_BUILD", os.path.join(ROOT, "build-release"))
-VENV = os.environ.get("PARLEY_BENCH_VENV", os.path.join(BUILD, "bench-venv"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_venv  # noqa: E402
+
+ROOT, BUILD = bench_venv.ROOT, bench_venv.BUILD
 
 TALKERS = [
     ("en-us+m3", "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue "
@@ -45,20 +46,6 @@ TALKERS = [
 ]
 
 
-def ensure_venv():
-    """Re-executes this script with the venv's python unless pesq imports already."""
-    try:
-        import numpy  # noqa: F401
-        import pesq  # noqa: F401
-        return
-    except ImportError:
-        pass
-    if os.environ.get("PARLEY_BENCH_IN_VENV"):
-        sys.exit("voice_quality_bench: pesq still missing inside the venv")
-    subprocess.run([os.path.join(ROOT, "bench", "setup-voice-bench"), VENV], check=True)
-    env = dict(os.environ, PARLEY_BENCH_IN_VENV="1")
-    py = os.path.join(VENV, "bin", "python")
-    os.execve(py, [py, os.path.abspath(__file__)] + sys.argv[1:], env)
 
 
 def build_sim():
@@ -124,7 +111,7 @@ def main():
     ap.add_argument("--markdown", action="store_true")
     o = ap.parse_args()
     losses = [float(x) for x in o.losses.split(",")]
-    ensure_venv()
+    bench_venv.ensure(__file__, ["numpy", "pesq"])
     binary = build_sim()
     profiles = []
     for line in subprocess.run([binary, "--list-profiles"], capture_output=True, text=True,
