@@ -77,7 +77,7 @@ def main():
         _, x = va.read_wav(v.path("speech.wav"))
         reps = int(np.ceil((TOTAL_S + 3) * RATE / len(x)))
         va.write_wav(v.path("speech.wav"), RATE, np.concatenate([x] * reps))
-        v.start_call(["--duration", str(TOTAL_S + 2)])
+        v.start_call(["--duration", str(TOTAL_S + 2)], profile=None)
         for p in (v.caller, v.callee):
             wait_for_line(p, r"^path relay -> direct", 10)
         router = v.a.router

@@ -183,12 +183,16 @@ int parley_context_create(const parley_identity *id, const parley_context_config
   PARLEY_REQUIRE_ARG(config);
   return guarded(__func__, [&]() -> int {
     using parley::fail;
-    if (config->struct_size < sizeof(parley_context_config)) {
+    // The layout before quality_mode (0.1.0) is still accepted: fields only grow.
+    constexpr size_t kMinConfig = offsetof(parley_context_config, quality_mode);
+    if (config->struct_size < kMinConfig || config->struct_size > sizeof(parley_context_config)) {
       return fail(parley::kErrInvalidArgument,
                   "parley_context_create: config.struct_size %zu, expected %zu (call "
                   "parley_context_config_init)",
                   config->struct_size, sizeof(parley_context_config));
     }
+    const bool has_quality =
+        config->struct_size >= offsetof(parley_context_config, quality_profile) + sizeof(int);
     pc::ContextConfig cc;
     if (!config->relay_address) {
       return fail(parley::kErrInvalidArgument, "parley_context_create: config.relay_address "
@@ -236,6 +240,21 @@ int parley_context_create(const parley_identity *id, const parley_context_config
     }
     cc.direct.enabled = config->disable_direct == 0;
     cc.direct.include_loopback = config->include_loopback != 0;
+    if (has_quality && config->quality_mode != PARLEY_QUALITY_ADAPTIVE) {
+      if (config->quality_mode != PARLEY_QUALITY_FIXED) {
+        return fail(parley::kErrInvalidArgument,
+                    "parley_context_create: config.quality_mode %d (PARLEY_QUALITY_ADAPTIVE "
+                    "or PARLEY_QUALITY_FIXED)",
+                    config->quality_mode);
+      }
+      if (config->quality_profile < 0 || config->quality_profile > 4) {
+        return fail(parley::kErrInvalidArgument,
+                    "parley_context_create: config.quality_profile %d (0..4)",
+                    config->quality_profile);
+      }
+      cc.audio.profile = uint8_t(config->quality_profile);
+      cc.audio.adaptive = false;
+    }
 
     std::unique_ptr<parley_context> c(new parley_context);
     c->callback = config->event_callback;

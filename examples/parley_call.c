@@ -7,7 +7,7 @@
  *   parley-call --relay IP:PORT [--relay-fp HEX] --seed FILE (--call FINGERPRINT | --answer)
  *               [--in IN.wav] [--out OUT.wav] [--duration SECONDS] [--tail SECONDS]
  *               [--bind IP:PORT] [--no-direct] [--loopback] [--fingerprint-file FILE]
- *               [--chunk-ms MS] [--status-ms MS] [--mute-after SECONDS]
+ *               [--chunk-ms MS] [--status-ms MS] [--mute-after SECONDS] [--profile N]
  *
  * The seed file is created (mode 0600) when absent. The WAV must be 16-bit PCM, mono or
  * stereo, at 8, 12, 16, 24 or 48 kHz; the recording has the same format (48 kHz mono without
@@ -238,7 +238,8 @@ static int usage(void) {
           "                   (--call FINGERPRINT | --answer) [--in IN.wav] [--out OUT.wav]\n"
           "                   [--duration S] [--tail S] [--bind IP:PORT] [--no-direct]\n"
           "                   [--loopback] [--fingerprint-file FILE] [--chunk-ms MS]\n"
-          "                   [--status-ms MS] [--mute-after S]\n");
+          "                   [--status-ms MS] [--mute-after S] [--profile N]\n"
+          "  --profile N  always send with voice profile N (0 best .. 4); default: adaptive\n");
   return 2;
 }
 
@@ -267,6 +268,7 @@ int main(int argc, char **argv) {
   const char *relay = NULL, *relay_fp = NULL, *seed = NULL, *peer = NULL, *in_path = NULL;
   const char *out_path = NULL, *bind = NULL, *fp_file = NULL;
   int answer = 0, no_direct = 0, loopback = 0, chunk_ms = 10, status_ms = 1000, i, err;
+  int profile = -1;
   double duration = -1, tail = 1.5, mute_after = -1;
   parley_identity *me = NULL;
   parley_context *ctx = NULL;
@@ -304,9 +306,12 @@ int main(int argc, char **argv) {
     else if (strcmp(o, "--mute-after") == 0) mute_after = atof(v);
     else if (strcmp(o, "--chunk-ms") == 0) chunk_ms = atoi(v);
     else if (strcmp(o, "--status-ms") == 0) status_ms = atoi(v);
+    else if (strcmp(o, "--profile") == 0) profile = atoi(v);
     else return usage();
   }
-  if (!relay || !seed || (!peer) == !answer || chunk_ms < 1 || chunk_ms > 100) return usage();
+  if (!relay || !seed || (!peer) == !answer || chunk_ms < 1 || chunk_ms > 100 || profile > 4) {
+    return usage();
+  }
 
   if (in_path && wav_read(in_path, &in) != 0) return 1;
   err = parley_identity_load_file(seed, &me);
@@ -334,6 +339,10 @@ int main(int argc, char **argv) {
   cfg.channels = in_path ? in.channels : 1;
   cfg.disable_direct = no_direct;
   cfg.include_loopback = loopback;
+  if (profile >= 0) {
+    cfg.quality_mode = PARLEY_QUALITY_FIXED;
+    cfg.quality_profile = profile;
+  }
   err = parley_context_create(me, &cfg, &ctx); /* poll mode: events are read below */
   if (err != PARLEY_OK) goto fail;
 

@@ -447,6 +447,10 @@ typedef enum parley_event_type {
   PARLEY_EVENT_QUALITY_CHANGED = 7
 } parley_event_type;
 
+/* parley_context_config.quality_mode. */
+#define PARLEY_QUALITY_ADAPTIVE 0
+#define PARLEY_QUALITY_FIXED 1
+
 /* Why the voice profile changed; append-only numbering. */
 typedef enum parley_quality_reason {
   PARLEY_QUALITY_LOSS = 1,       /* packet loss above what the profile tolerates */
@@ -520,6 +524,11 @@ typedef struct parley_context_config {
   /* Events go to this callback; NULL: they queue for parley_context_poll_event. */
   parley_event_fn event_callback;
   void *event_user_data;
+  /* PARLEY_QUALITY_ADAPTIVE (0, the default): the voice profile follows the path
+   * (docs/quality.md). PARLEY_QUALITY_FIXED: always send with quality_profile (0 best .. 4);
+   * quality reports still go out, directives are ignored and upgrade proposals refused. */
+  int quality_mode;
+  int quality_profile;
   /* Fields added by later versions go here. */
 } parley_context_config;
 

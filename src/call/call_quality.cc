@@ -20,8 +20,9 @@ quality::ControllerConfig controller_config(bool caller, uint8_t best) {
 uint32_t ms_to_ts48(int64_t ms) { return uint32_t(ms * 48); }
 }  // namespace
 
-CallQuality::CallQuality(bool caller, VoiceChannel *voice, uint8_t best, Io io)
+CallQuality::CallQuality(bool caller, VoiceChannel *voice, uint8_t best, bool adaptive, Io io)
     : caller_(caller),
+      adaptive_(adaptive),
       voice_(voice),
       best_(best),
       io_(std::move(io)),
@@ -69,7 +70,7 @@ void CallQuality::tick(const QualityInputs &in, int64_t now_ms) {
   if (round_.active && (path_ != path::Path::kDirect || now_ms >= round_.deadline_ms)) {
     cancel_round(now_ms);
   }
-  if (path_ != path::Path::kDirect) return;  // the relay judges
+  if (path_ != path::Path::kDirect || !adaptive_) return;  // the relay judges, or nobody
 
   const quality::Decision d = ctl_.poll(now_ms);
   if (d.action == quality::Action::kDowngrade) {
@@ -122,6 +123,16 @@ void CallQuality::tick(const QualityInputs &in, int64_t now_ms) {
 
 void CallQuality::on_message(const signal::Message &m, int64_t now_ms) {
   using signal::Type;
+  if (!adaptive_ && m.type == Type::kUpgradePropose) {
+    signal::Message a;  // pinned: never better than what we send
+    a.type = Type::kUpgradeAck;
+    a.sequence = *m.sequence;
+    a.profile = voice_->profile();
+    io_.send(a);
+    ++st_.refusals_sent;
+    return;
+  }
+  if (!adaptive_ && m.type != Type::kQualityReport) return;
   switch (m.type) {
     case Type::kQualityReport: {
       quality::LinkReport r;

@@ -63,8 +63,9 @@ class CallQuality {
     // Our sending profile changed (or will, at media timestamp `at_ts` of ours).
     std::function<void(uint8_t from, uint8_t to, quality::Reason why, uint32_t at_ts)> changed;
   };
-  // `best` is the best profile this side will ever send or accept (the host's cap).
-  CallQuality(bool caller, VoiceChannel *voice, uint8_t best, Io io);
+  // `best` is the best profile this side will ever send or accept (the host's cap);
+  // `adaptive` false pins the profile (reports only; directives ignored, proposals refused).
+  CallQuality(bool caller, VoiceChannel *voice, uint8_t best, bool adaptive, Io io);
 
   void on_frame(uint64_t index, int64_t now_ms) { loss_.on_frame(index, now_ms); }
   void tick(const QualityInputs &in, int64_t now_ms);
@@ -78,6 +79,7 @@ class CallQuality {
   void cancel_round(int64_t now_ms);
 
   bool caller_;
+  bool adaptive_;
   VoiceChannel *voice_;
   uint8_t best_;
   Io io_;

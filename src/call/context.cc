@@ -464,7 +464,8 @@ void Context::set_call_state(Call &c, CallState s, int error, const std::string 
       emit(e);
     };
     c.quality = std::make_unique<CallQuality>(c.outgoing, c.voice.get(),
-                                              config_.audio.best_profile, std::move(io));
+                                              config_.audio.best_profile,
+                                              config_.audio.adaptive, std::move(io));
     if (++active_voice_ == 1) {
       audio_timer_->start(kAudioTickMs, kAudioTickMs, [this] { on_audio_tick(); });
     }

@@ -32,6 +32,10 @@ struct AudioConfig {
   uint8_t profile = media::kDefaultProfile;
   // The best profile this side ever sends or agrees to (a host's data-saver cap; 0: none).
   uint8_t best_profile = 0;
+  // false: always send with `profile` (quality reports still go out; directives are ignored
+  // and proposals refused). For hosts that manage quality themselves, and for tests of the
+  // voice pipeline at one profile.
+  bool adaptive = true;
   // Jitter buffer bounds (sample_rate/channels of it are taken from above).
   media::JitterConfig jitter;
   // How much microphone audio may wait for the encoder; more is refused by push().

@@ -1,11 +1,14 @@
-// Loss of a media stream over the last second, sliding: what a quality report carries.
+// Loss of a media stream over a sliding window: what a quality report carries.
 // Sans-I/O: fed with each authentic frame's index (the 64-bit frame index of
 // media/frame_crypto.h, so the 32-bit wire sequence's wrap is already handled) and the time.
 //
-// Four buckets of 250 ms: loss = 1 - received / (highest - lowest + 1) over the buckets of the
-// last second. A sender in DTX sends nothing and loses nothing; reordering within the window
-// is not loss; a frame arriving twice counts once only if the caller drops duplicates first
-// (the frame opener's replay window does).
+// Buckets of 250 ms: loss = 1 - received / (highest - lowest + 1) over the newest buckets
+// that cover at least one second and at least kMinFrames expected frames, up to two seconds.
+// A 50 frames/s stream is judged on its last second; the long-frame profiles (25 and 16.7
+// frames/s) on up to two, because a one-second window of 17-25 frames reads 10 % loss as
+// anything from 0 to 40 %. A sender in DTX sends nothing and loses nothing; reordering within
+// the window is not loss; a frame arriving twice counts once only if the caller drops
+// duplicates first (the frame opener's replay window does).
 #ifndef PARLEY_QUALITY_LOSS_METER_H
 #define PARLEY_QUALITY_LOSS_METER_H
 
@@ -15,8 +18,10 @@ namespace parley::quality {
 
 class LossMeter {
  public:
-  static constexpr int kBuckets = 4;
+  static constexpr int kBuckets = 8;        // two seconds
+  static constexpr int kMinBuckets = 4;      // one second
   static constexpr int64_t kBucketMs = 250;
+  static constexpr uint64_t kMinFrames = 50;
 
   void on_frame(uint64_t index, int64_t now_ms) {
     Bucket &b = current(now_ms);
@@ -24,12 +29,15 @@ class LossMeter {
     if (b.count == 0 || index > b.hi) b.hi = index;
     ++b.count;
   }
-  // Per mille over the last second (0 with fewer than two frames in it).
+  // Per mille over the window (0 with fewer than two frames in it).
   uint16_t permille(int64_t now_ms) {
+    const int64_t slot = now_ms / kBucketMs;
     current(now_ms);
     uint64_t lo = UINT64_MAX, hi = 0, got = 0;
-    for (const Bucket &b : buckets_) {
-      if (b.count == 0) continue;
+    for (int age = 0; age < kBuckets; ++age) {  // newest first
+      if (age >= kMinBuckets && got >= 2 && hi - lo + 1 >= kMinFrames) break;
+      const Bucket &b = buckets_[(((slot - age) % kBuckets) + kBuckets) % kBuckets];
+      if (b.slot != slot - age || b.count == 0) continue;
       lo = b.lo < lo ? b.lo : lo;
       hi = b.hi > hi ? b.hi : hi;
       got += b.count;

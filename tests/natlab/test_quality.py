@@ -50,7 +50,7 @@ class QualityStepTest(unittest.TestCase):
         import numpy as np
         _, x = va.read_wav(v.path("speech.wav"))
         va.write_wav(v.path("speech.wav"), RATE, np.concatenate([x, x, x]))
-        v.start_call()
+        v.start_call(profile=None)
         for p in (v.caller, v.callee):
             wait_for_line(p, r"^path relay -> direct", 10)
         # Calls start on profile 1; on a clean direct path the caller upgrades after the hold.

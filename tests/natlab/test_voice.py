@@ -7,7 +7,8 @@ Both parties sit behind port-restricted NATs (sites a and b); the caller speaks
 ``SPEECH_A`` + ``SPEECH_B`` (about 14 s, with pauses), the callee records.
 
 * ``VoiceLossTest`` -- 10 % random loss (nftables ``numgen random``) on everything the caller's
-  router forwards, both directions, on a relay-only call: the receiver reports the loss it
+  router forwards, both directions, on a relay-only call pinned to profile 1 (adaptive quality
+  is test_quality.py's): the receiver reports the loss it
   measures, the sender's FEC loss hint follows it, FEC recovers frames, concealment covers the
   rest with no gap longer than the concealment limit, and the speech is still there.
 * ``VoiceSwitchTest`` -- relay -> direct (make-before-break), then the direct path is cut
@@ -114,8 +115,13 @@ class VoiceLab:
         return [self.call_bin, "--relay", self.relay_addr, "--relay-fp", self.relay_fp,
                 "--bind", f"{node.ip}:{HOST_PORT}", "--status-ms", str(self.status_ms), *extra]
 
-    def start_call(self, extra=()):
-        """The callee (site b) answers and records; the caller (site a) speaks."""
+    def start_call(self, extra=(), profile=1):
+        """The callee (site b) answers and records; the caller (site a) speaks. Both send
+        with ``profile`` for the whole call (these tests check the voice pipeline and the
+        path switches sample by sample, which a change of codec setting would blur);
+        ``None``: adaptive quality (test_quality.py)."""
+        if profile is not None:
+            extra = ["--profile", str(profile), *extra]
         self.callee = self.lab.spawn(self.b.host, self.party(self.b.host, [
             "--seed", self.path("callee.seed"), "--answer", "--out", self.path("heard.wav"),
             *extra]))
@@ -214,7 +220,9 @@ class VoiceLossTest(unittest.TestCase):
                         "\t\ttype filter hook forward priority filter - 1; policy accept;\n"
                         "\t\tmeta l4proto udp numgen random mod 100 < 10 drop\n"
                         "\t}\n")
-        v.start_call(["--no-direct"])
+        # One profile for the whole call (FEC at 10 % loss is what this tests; with adaptive
+        # quality the call would leave the FEC profiles for redundancy: test_quality.py).
+        v.start_call(["--no-direct"], profile=1)
         v.finish()
         heard = statuses(lines_of(v.callee))
         said = statuses(lines_of(v.caller))

@@ -83,11 +83,11 @@ struct Party {
     std::unique_lock<std::mutex> lock(m);
     return cv.wait_for(lock, t, pred);
   }
-  call::VoiceStats voice(const signal::CallId &call) {
-    std::shared_ptr<call::VoiceChannel> v;
-    EXPECT_EQ(kOk, ctx->voice(call, &v));
-    return v ? v->stats() : call::VoiceStats{};
-  }
+  // The call's voice channel; its stats are readable from any thread without the context
+  // (so also inside a wait predicate, which holds `m`: a call into the context there would
+  // wait for the loop thread, which may be waiting for `m` to deliver an event).
+  std::shared_ptr<call::VoiceChannel> channel;
+  call::VoiceStats voice() { return channel ? channel->stats() : call::VoiceStats{}; }
 };
 
 // Both sound cards: every 10 ms on an absolute clock, each side pushes a chunk of a voiced
@@ -143,10 +143,9 @@ class QualityTest : public ::testing::Test {
     ASSERT_EQ(kOk, a.ctx->start_call(b.id->fingerprint(), id));
     ASSERT_TRUE(b.wait([&] { return !b.incoming.empty(); }));
     ASSERT_EQ(kOk, b.ctx->accept(*id));
-    std::shared_ptr<call::VoiceChannel> va, vb;
-    ASSERT_EQ(kOk, a.ctx->voice(*id, &va));
-    ASSERT_EQ(kOk, b.ctx->voice(*id, &vb));
-    cards_ = std::make_unique<SoundCards>(va, vb);
+    ASSERT_EQ(kOk, a.ctx->voice(*id, &a.channel));
+    ASSERT_EQ(kOk, b.ctx->voice(*id, &b.channel));
+    cards_ = std::make_unique<SoundCards>(a.channel, b.channel);
     ASSERT_TRUE(a.wait([&] { return a.active && a.direct; }));
     ASSERT_TRUE(b.wait([&] { return b.active && b.direct; }));
   }
@@ -177,9 +176,9 @@ TEST_F(QualityTest, AnUpgradeSwitchesBothSidesOnTheAgreedFrame) {
   EXPECT_EQ(2, qb.from);
   EXPECT_EQ(1, qb.to);
   // Each side sees the other's first frame of profile 1 carry exactly the agreed timestamp.
-  ASSERT_TRUE(a.wait([&] { return a.voice(id).peer_profile <= 1; }, 3s));
-  ASSERT_TRUE(b.wait([&] { return b.voice(id).peer_profile <= 1; }, 3s));
-  const call::VoiceStats sa = a.voice(id), sb = b.voice(id);
+  ASSERT_TRUE(a.wait([&] { return a.voice().peer_profile <= 1; }, 3s));
+  ASSERT_TRUE(b.wait([&] { return b.voice().peer_profile <= 1; }, 3s));
+  const call::VoiceStats sa = a.voice(), sb = b.voice();
   if (sa.peer_profile == 1) {
     EXPECT_EQ(qb.ts, sa.peer_profile_since) << "callee's switch frame";
   }
@@ -220,8 +219,8 @@ TEST_F(QualityTest, ARefusedUpgradeChangesNothingOnEitherSide) {
   EXPECT_EQ(1, qa.profile);
   EXPECT_EQ(1, qb.profile);
   EXPECT_EQ(0u, qa.changes + qb.changes);
-  EXPECT_EQ(1, a.voice(id).peer_profile);
-  EXPECT_EQ(1, b.voice(id).peer_profile);
+  EXPECT_EQ(1, a.voice().peer_profile);
+  EXPECT_EQ(1, b.voice().peer_profile);
   std::lock_guard<std::mutex> la(a.m), lb(b.m);
   EXPECT_TRUE(a.quality.empty());
   EXPECT_TRUE(b.quality.empty());

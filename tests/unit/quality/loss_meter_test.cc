@@ -40,5 +40,20 @@ TEST(LossMeter, AStepToTenPercentShowsWithinTheFirstSecond) {
   EXPECT_GE(m.permille(t), 40);
 }
 
+TEST(LossMeter, LowFrameRatesAreJudgedOnMoreFrames) {
+  // 60 ms frames (16.7/s): one second holds 17 frames; the meter looks back up to two.
+  LossMeter m;
+  uint64_t idx = 0;
+  for (int64_t t = 0; t < 4000; t += 60) {
+    if (idx % 10 != 5) m.on_frame(idx, t);
+    ++idx;
+  }
+  // 2 s hold ~33 frames of which 3-4 are lost: close to 10 %, not 1/17 or 2/17.
+  EXPECT_NEAR(100, m.permille(3990), 25);
+  // Two clean seconds later nothing is left of the loss.
+  for (int64_t t = 4020; t < 7600; t += 60) m.on_frame(idx++, t);
+  EXPECT_EQ(0, m.permille(7590));
+}
+
 }  // namespace
 }  // namespace parley::quality
