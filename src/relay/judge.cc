@@ -14,16 +14,25 @@ constexpr int64_t kLeadMs = 300;          // propose -> ack -> confirm, plus mar
 constexpr uint64_t kRelayRoundBit = uint64_t(1) << 63;
 }  // namespace
 
-Judge::Judge(uint8_t profile)
-    : ctl_(quality::ControllerConfig{}, profile), next_sequence_(kRelayRoundBit | 1),
+Judge::Judge(uint8_t profile, size_t links)
+    : ctl_(quality::ControllerConfig{}, profile),
+      links_(std::min<size_t>(links, quality::kMaxLinks)),
+      next_sequence_(kRelayRoundBit | 1),
       in_force_(profile) {}
+
+void Judge::add_link(int link) {
+  if (link >= 0 && link < quality::kMaxLinks && size_t(link) >= links_.size()) {
+    links_.resize(size_t(link) + 1);
+  }
+}
 
 bool Judge::media_flowing(int64_t now_ms) const { return now_ms - last_media_ms_ <= kFlowingMs; }
 
-void Judge::on_frame(int link, uint32_t sequence, uint32_t ts48, uint8_t profile,
+void Judge::on_frame(int link_id, uint32_t sequence, uint32_t ts48, uint8_t profile,
                      int64_t now_ms) {
-  if (link < 0 || link >= quality::kMaxLinks) return;
-  Link &l = links_[link];
+  Link *lp = slot(link_id);
+  if (!lp) return;
+  Link &l = *lp;
   l.used = true;
   last_media_ms_ = now_ms;
   if (!l.have_seq) {
@@ -48,17 +57,21 @@ void Judge::on_frame(int link, uint32_t sequence, uint32_t ts48, uint8_t profile
   l.sent_profile = profile;
 }
 
-void Judge::on_report(int link, const signal::Message &m, int64_t now_ms) {
-  if (link < 0 || link >= quality::kMaxLinks) return;
-  links_[link].used = true;
-  links_[link].report = m;
-  links_[link].report_ms = now_ms;
+void Judge::on_report(int link_id, const signal::Message &m, int64_t now_ms) {
+  Link *l = slot(link_id);
+  if (!l) return;
+  l->used = true;
+  l->report_loss = m.loss_permille.value_or(0);
+  l->report_jitter = m.jitter_ms.value_or(0);
+  l->report_queue = m.queue_ms.value_or(0);
+  l->report_ms = now_ms;
 }
 
-void Judge::on_transport(int link, uint32_t rtt_ms, uint32_t queue_ms, uint64_t acked,
+void Judge::on_transport(int link_id, uint32_t rtt_ms, uint32_t queue_ms, uint64_t acked,
                          uint64_t lost, int64_t now_ms) {
-  if (link < 0 || link >= quality::kMaxLinks) return;
-  Link &l = links_[link];
+  Link *lp = slot(link_id);
+  if (!lp) return;
+  Link &l = *lp;
   const uint64_t da = acked - l.acked, dl = lost - l.lost;
   if (l.transport_ms > INT64_MIN / 2 && da + dl > 0) {
     l.transport_loss = uint16_t(dl * 1000 / (da + dl));
@@ -77,17 +90,18 @@ void Judge::on_ack(int link, const signal::Message &m) {
   round_.on_ack(*m.sequence, link, m.profile.value_or(uint8_t(quality::ladder_size() - 1)));
 }
 
-void Judge::remove(int link) {
-  if (link < 0 || link >= quality::kMaxLinks) return;
-  links_[link] = Link{};
-  ctl_.remove(link);
-  round_.remove(link);
+void Judge::remove(int link_id) {
+  Link *l = slot(link_id);
+  if (!l) return;
+  *l = Link{};
+  ctl_.remove(link_id);
+  round_.remove(link_id);
 }
 
 void Judge::tick(int64_t now_ms, std::vector<Out> *out) {
   auto to_all = [&](const signal::Message &m) {
-    for (int i = 0; i < quality::kMaxLinks; ++i) {
-      if (links_[i].used) out->push_back(Out{i, m});
+    for (size_t i = 0; i < links_.size(); ++i) {
+      if (links_[i].used) out->push_back(Out{int(i), m});
     }
   };
   if (!media_flowing(now_ms)) {
@@ -114,7 +128,7 @@ void Judge::tick(int64_t now_ms, std::vector<Out> *out) {
     in_force_ = ctl_.profile();
   }
   int64_t max_rtt = 0;
-  for (int i = 0; i < quality::kMaxLinks; ++i) {
+  for (size_t i = 0; i < links_.size(); ++i) {
     Link &l = links_[i];
     if (!l.used) continue;
     quality::LinkReport r;
@@ -122,12 +136,12 @@ void Judge::tick(int64_t now_ms, std::vector<Out> *out) {
     r.queue_ms = l.queue_ms;
     r.rtt_ms = l.rtt_ms;
     if (now_ms - l.report_ms <= kReportStaleMs) {
-      r.loss_permille = std::max(r.loss_permille, l.report.loss_permille.value_or(0));
-      r.jitter_ms = l.report.jitter_ms.value_or(0);
-      r.queue_ms = std::max(r.queue_ms, l.report.queue_ms.value_or(0));
+      r.loss_permille = std::max(r.loss_permille, l.report_loss);
+      r.jitter_ms = l.report_jitter;
+      r.queue_ms = std::max(r.queue_ms, l.report_queue);
     }
     max_rtt = std::max<int64_t>(max_rtt, l.rtt_ms);
-    ctl_.report(i, r, now_ms);
+    ctl_.report(int(i), r, now_ms);
   }
 
   const quality::RoundState rs = round_.poll(now_ms);
@@ -135,14 +149,14 @@ void Judge::tick(int64_t now_ms, std::vector<Out> *out) {
     ++st_.confirmed;
     ctl_.upgrade_result(true, now_ms);
     in_force_ = round_.profile();
-    for (int i = 0; i < quality::kMaxLinks; ++i) {
+    for (size_t i = 0; i < links_.size(); ++i) {
       if (!links_[i].used) continue;
       signal::Message c;
       c.type = signal::Type::kUpgradeConfirm;
       c.sequence = round_.sequence();
       c.profile = round_.profile();
       c.media_timestamp = round_ts_[i];
-      out->push_back(Out{i, c});
+      out->push_back(Out{int(i), c});
     }
     PARLEY_LOG(kLogInfo, "relay", "quality: upgrade to profile %u confirmed", in_force_);
   } else if (rs == quality::RoundState::kCancelled) {
@@ -178,10 +192,10 @@ void Judge::tick(int64_t now_ms, std::vector<Out> *out) {
     int awaited[quality::kMaxLinks];
     size_t n = 0;
     const int64_t lead_ms = kLeadMs + 2 * max_rtt;
-    for (int i = 0; i < quality::kMaxLinks; ++i) {
+    for (size_t i = 0; i < links_.size(); ++i) {
       Link &l = links_[i];
       if (!l.used) continue;
-      awaited[n++] = i;
+      awaited[n++] = int(i);
       // Its clock now: its newest frame's timestamp plus the time since, plus its one-way
       // delay to us and one frame; then the lead, up to its next frame boundary.
       const int64_t ahead = std::max<int64_t>(0, now_ms - l.last_ts_ms) + l.rtt_ms / 2 + lead_ms;
@@ -192,7 +206,7 @@ void Judge::tick(int64_t now_ms, std::vector<Out> *out) {
       p.sequence = seq;
       p.profile = d.profile;
       p.media_timestamp = round_ts_[i];
-      out->push_back(Out{i, p});
+      out->push_back(Out{int(i), p});
     }
     round_.start(seq, d.profile, awaited, n, now_ms + kRoundTimeoutMs);
   }

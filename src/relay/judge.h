@@ -38,7 +38,11 @@ class Judge {
     uint64_t directives = 0, proposals = 0, confirmed = 0, cancelled = 0;
   };
 
-  explicit Judge(uint8_t profile);
+  // `links`: how many participants to make room for now (a call: 2); add_link() grows it.
+  // Everything a frame touches is allocated here or in add_link(), never per packet.
+  Judge(uint8_t profile, size_t links);
+  // Room for participant `link` (< quality::kMaxLinks): call before its first frame.
+  void add_link(int link);
 
   // A frame from `link`, forwarded (header fields).
   void on_frame(int link, uint32_t sequence, uint32_t ts48, uint8_t profile, int64_t now_ms);
@@ -66,7 +70,8 @@ class Judge {
     int64_t last_ts_ms = 0;
     uint32_t frame_ts = 960;   // its frame length (48 kHz units), from timestamp steps
     uint8_t sent_profile = 0;  // the profile its frames say
-    signal::Message report;
+    uint16_t report_loss = 0;  // its latest quality-report
+    uint32_t report_jitter = 0, report_queue = 0;
     int64_t report_ms = INT64_MIN / 2;
     uint32_t rtt_ms = 0, queue_ms = 0;
     uint64_t acked = 0, lost = 0;  // at the previous tick
@@ -77,7 +82,8 @@ class Judge {
 
   quality::Controller ctl_;
   quality::UpgradeRound round_;
-  Link links_[quality::kMaxLinks];
+  Link *slot(int i) { return i >= 0 && size_t(i) < links_.size() ? &links_[size_t(i)] : nullptr; }
+  std::vector<Link> links_;
   int64_t last_media_ms_ = INT64_MIN / 2;
   bool flowing_ = false;  // media flowed at the previous tick
   uint32_t round_ts_[quality::kMaxLinks] = {};  // each participant's switch timestamp

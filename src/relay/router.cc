@@ -60,7 +60,7 @@ struct Router::Room {
   signal::RoomId id;
   std::vector<signal::Member> members;
   std::vector<int> links;  // the judge's link of each member (same order)
-  Judge judge{media::kDefaultProfile};
+  Judge judge{media::kDefaultProfile, 0};
   int link_of(const identity::Fingerprint &fp) const {
     for (size_t i = 0; i < members.size(); ++i) {
       if (members[i].fingerprint == fp) return links[i];
@@ -357,7 +357,7 @@ void Router::on_call_message(Client *cl, Message &m) {
     }
     ringing_.erase({call->ring_deadline, call});
     call->ring_deadline = 0;
-    call->judge = std::make_unique<Judge>(media::kDefaultProfile);
+    call->judge = std::make_unique<Judge>(media::kDefaultProfile, 2);
     ++stats_.calls_answered;
   }
   // The relay judges relayed calls: what participants report feeds it (and still goes to the
@@ -459,6 +459,7 @@ void Router::on_room_join(Client *cl, const Message &m) {
   int link = 0;  // the lowest free one (room size <= kMaxParticipants <= quality::kMaxLinks)
   while (std::find(room->links.begin(), room->links.end(), link) != room->links.end()) ++link;
   room->links.push_back(link);
+  room->judge.add_link(link);
   cl->rooms.push_back(room);
   broadcast_room(room);
 }
