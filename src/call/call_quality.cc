@@ -21,8 +21,7 @@ uint32_t ms_to_ts48(int64_t ms) { return uint32_t(ms * 48); }
 }  // namespace
 
 CallQuality::CallQuality(bool caller, VoiceChannel *voice, uint8_t best, bool adaptive, Io io)
-    : caller_(caller),
-      adaptive_(adaptive),
+    : adaptive_(adaptive),
       voice_(voice),
       best_(best),
       io_(std::move(io)),

@@ -78,7 +78,6 @@ class CallQuality {
   void set_now(uint8_t profile, quality::Reason why);
   void cancel_round(int64_t now_ms);
 
-  bool caller_;
   bool adaptive_;
   VoiceChannel *voice_;
   uint8_t best_;
