@@ -105,11 +105,13 @@ void CallQuality::tick(const QualityInputs &in, int64_t now_ms) {
     round_.sequence = next_sequence_++;
     round_.profile = d.profile;
     // Both on frame boundaries (the peer's frames are as long as ours: one profile for the
-    // call), so each names exactly the first frame of the new profile.
+    // call), so each names exactly the first frame of the new profile; each is the boundary
+    // nearest to "now + lead" on its own grid, so the two are within a frame of each other
+    // plus the error of the peer-clock estimate.
     const uint32_t frame = voice_->frame_ts48();
-    const uint32_t lead = (ms_to_ts48(lead_ms) + frame - 1) / frame * frame;
-    round_.ts_self = voice_->next_timestamp() + lead;
-    round_.ts_peer = peer_ts + (peer_now - peer_ts + lead + frame - 1) / frame * frame;
+    const uint32_t lead = ms_to_ts48(lead_ms);
+    round_.ts_self = voice_->next_timestamp() + (lead + frame / 2) / frame * frame;
+    round_.ts_peer = peer_ts + (peer_now - peer_ts + lead + frame / 2) / frame * frame;
     round_.deadline_ms = now_ms + kRoundTimeoutMs;
     signal::Message m;
     m.type = signal::Type::kUpgradePropose;
