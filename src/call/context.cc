@@ -828,9 +828,11 @@ void Context::on_quality_tick() {
     in.path = c.session->path();
     in.jitter_ms = c.voice->stats().jitter.jitter_ms;
     in.rtt_ms = uint32_t(ps.smoothed_rtt / kNanosPerMilli);
-    in.queue_ms = ps.smoothed_rtt > ps.min_rtt && ps.min_rtt > 0
-                      ? uint32_t((ps.smoothed_rtt - ps.min_rtt) / kNanosPerMilli)
-                      : 0;
+    // The base RTT of the path in use, over the last 10 s (one window per path: falling back
+    // to a longer relay path is not a queue).
+    quality::MinRttWindow &base = c.base_rtt[in.path == PathKind::kDirect ? 1 : 0];
+    base.sample(uint32_t(ps.latest_rtt / kNanosPerMilli), now_ms);
+    in.queue_ms = quality::queue_ms(in.rtt_ms, base.min(now_ms));
     in.signal_rtt_ms = signal_rtt;
     c.quality->tick(in, now_ms);
   }

@@ -21,6 +21,7 @@
 #include "base/loop.h"
 #include "base/udp_socket.h"
 #include "call/call_quality.h"
+#include "quality/min_rtt.h"
 #include "call/relay_client.h"
 #include "call/session.h"
 #include "call/voice_channel.h"
@@ -178,6 +179,7 @@ class Context {
     std::shared_ptr<VoiceChannel> voice;
     bool voice_started = false;  // counted in active_voice_
     std::unique_ptr<CallQuality> quality;  // while active
+    quality::MinRttWindow base_rtt[2];     // per path (relay, direct), for the queue signal
   };
   struct Room {
     uint32_t stream = 0;
