@@ -38,6 +38,15 @@ void CallQuality::set_now(uint8_t profile, quality::Reason why) {
   if (io_.changed) io_.changed(from, profile, why, voice_->next_timestamp());
 }
 
+void CallQuality::schedule(uint8_t profile, uint32_t at_ts) {
+  const uint8_t from = voice_->profile();
+  voice_->schedule_profile(profile, at_ts);
+  st_.profile = profile;
+  ++st_.changes;
+  st_.last_reason = quality::Reason::kRecovered;
+  if (io_.changed) io_.changed(from, profile, quality::Reason::kRecovered, at_ts);
+}
+
 void CallQuality::cancel_round(int64_t now_ms) {
   signal::Message m;
   m.type = signal::Type::kQualityDirective;
@@ -177,14 +186,9 @@ void CallQuality::on_message(const signal::Message &m, int64_t now_ms) {
     case Type::kUpgradeConfirm: {
       if (!pending_.active || pending_.sequence != *m.sequence) break;
       pending_.active = false;
-      const uint8_t from = voice_->profile();
       if (int32_t(voice_->next_timestamp() - *m.media_timestamp) > 0) ++st_.late_switches;
-      voice_->schedule_profile(*m.profile, *m.media_timestamp);
       ctl_.apply(*m.profile, now_ms);
-      st_.profile = *m.profile;
-      ++st_.changes;
-      st_.last_reason = quality::Reason::kRecovered;
-      if (io_.changed) io_.changed(from, *m.profile, quality::Reason::kRecovered, *m.media_timestamp);
+      schedule(*m.profile, *m.media_timestamp);
       break;
     }
     case Type::kUpgradeAck: {
@@ -197,13 +201,8 @@ void CallQuality::on_message(const signal::Message &m, int64_t now_ms) {
         c.media_timestamp = round_.ts_peer;
         io_.send(c);
         round_.active = false;
-        const uint8_t from = voice_->profile();
-        voice_->schedule_profile(round_.profile, round_.ts_self);
         ctl_.upgrade_result(true, now_ms);
-        st_.profile = round_.profile;
-        ++st_.changes;
-        st_.last_reason = quality::Reason::kRecovered;
-        if (io_.changed) io_.changed(from, round_.profile, quality::Reason::kRecovered, round_.ts_self);
+        schedule(round_.profile, round_.ts_self);
       } else {
         ++st_.refused;
         PARLEY_LOG(kLogInfo, "quality", "upgrade to %u refused by the peer (allows %u)",

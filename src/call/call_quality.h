@@ -76,6 +76,8 @@ class CallQuality {
 
  private:
   void set_now(uint8_t profile, quality::Reason why);
+  // An agreed upgrade: our sending switches at our media timestamp `at_ts`.
+  void schedule(uint8_t profile, uint32_t at_ts);
   void cancel_round(int64_t now_ms);
 
   bool adaptive_;

@@ -505,10 +505,16 @@ void Context::on_relay_message(const signal::Message &m) {
     for (const auto &mb : r.members) media_routes_.erase(mb.stream_id);
     r.stream = m.stream_id.value_or(0);
     r.members = m.members;
+    std::map<uint32_t, Room::Stream> streams;  // members that stay keep their loss history
     for (const auto &mb : r.members) {
       if (mb.stream_id == r.stream) continue;  // our own frames are never sent back to us
-      media_routes_[mb.stream_id] = {nullptr, *m.room_id, mb.fingerprint};
+      auto old = r.streams.find(mb.stream_id);
+      Room::Stream &s = streams[mb.stream_id];
+      if (old != r.streams.end()) s = old->second;
+      media_routes_[mb.stream_id] = {nullptr, *m.room_id, mb.fingerprint, nullptr};
     }
+    r.streams = std::move(streams);
+    for (auto &kv : r.streams) media_routes_[kv.first].stream = &kv.second;
     Event e(EventType::kRoomUpdate);
     e.room = *m.room_id;
     e.is_room = true;
@@ -643,20 +649,9 @@ void Context::on_datagram(const uint8_t *data, size_t len) {
     if (r.call->session) r.call->session->on_relay_frame(data, len);
     return;
   }
-  auto room = rooms_.find(key_of(r.room));
-  if (room != rooms_.end()) {
-    Room::Stream &s = room->second.streams[h.stream_id];
-    const int64_t now_ms = int64_t(monotonic_now() / kNanosPerMilli);
-    if (!s.have) {
-      s.have = true;
-      s.newest = h.sequence;
-      s.loss.on_frame(s.newest, now_ms);
-    } else {
-      const int32_t d = int32_t(h.sequence - uint32_t(s.newest));
-      const uint64_t index = uint64_t(int64_t(s.newest) + d);
-      s.loss.on_frame(index, now_ms);
-      if (d > 0) s.newest = index;
-    }
+  if (r.stream) {
+    r.stream->loss.on_frame(r.stream->seq.extend(h.sequence),
+                            int64_t(monotonic_now() / kNanosPerMilli));
   }
   Event e(EventType::kMedia);
   e.room = r.room;
@@ -815,9 +810,7 @@ void Context::on_quality_tick() {
     q.loss_permille = loss;
     q.rtt_ms = signal_rtt;
     q.jitter_ms = 0;  // no jitter buffer here: room audio is the host's
-    q.queue_ms = relay_ps.min_rtt > 0 && relay_ps.smoothed_rtt > relay_ps.min_rtt
-                     ? uint32_t((relay_ps.smoothed_rtt - relay_ps.min_rtt) / kNanosPerMilli)
-                     : 0;
+    q.queue_ms = quality::queue_ms(signal_rtt, uint32_t(relay_ps.min_rtt / kNanosPerMilli));
     relay_->send(q);
   }
   for (auto &kv : calls_) {

@@ -187,8 +187,7 @@ class Context {
     // Adaptive quality: the relay judges rooms. We measure what we receive (loss per member
     // stream), report it, answer its proposals, and tell the host the profile to send with.
     struct Stream {
-      bool have = false;
-      uint64_t newest = 0;  // extended sequence of the newest frame
+      quality::SequenceExtender seq;
       quality::LossMeter loss;
     };
     std::map<uint32_t, Stream> streams;
@@ -238,6 +237,7 @@ class Context {
     Call *call;  // or nullptr for a room
     signal::RoomId room;
     identity::Fingerprint peer;
+    Room::Stream *stream = nullptr;  // a room member's: its loss (a node of Room::streams)
   };
   std::unordered_map<uint32_t, MediaRoute> media_routes_;
   std::vector<std::unique_ptr<Session>> retired_;  // ended calls' sessions, freed next turn

@@ -16,6 +16,30 @@
 
 namespace parley::quality {
 
+// The 32-bit wire sequence of a stream extended to 64 bits around its newest value (serial
+// arithmetic: within 2^31 either way), for streams whose frames are not opened here (the
+// relay, room members). Indices start at 2^32 so a frame older than the first never wraps
+// below zero.
+class SequenceExtender {
+ public:
+  uint64_t extend(uint32_t seq) {
+    if (!have_) {
+      have_ = true;
+      newest_ = (uint64_t(1) << 32) + seq;
+      return newest_;
+    }
+    const uint64_t index = uint64_t(int64_t(newest_) + int32_t(seq - uint32_t(newest_)));
+    if (index > newest_) newest_ = index;
+    return index;
+  }
+  bool have() const { return have_; }
+  uint64_t newest() const { return newest_; }
+
+ private:
+  bool have_ = false;
+  uint64_t newest_ = 0;
+};
+
 class LossMeter {
  public:
   static constexpr int kBuckets = 8;        // two seconds

@@ -35,23 +35,13 @@ void Judge::on_frame(int link_id, uint32_t sequence, uint32_t ts48, uint8_t prof
   Link &l = *lp;
   l.used = true;
   last_media_ms_ = now_ms;
-  if (!l.have_seq) {
-    l.have_seq = true;
-    l.seq_ext = sequence;
-    l.last_ts = ts48;
-    l.last_ts_ms = now_ms;
-    l.sent_profile = profile;
-    l.uplink.on_frame(l.seq_ext, now_ms);
-    return;
-  }
-  // The wire sequence is 32 bits; extend it around the newest (serial arithmetic).
-  const int32_t d = int32_t(sequence - uint32_t(l.seq_ext));
-  const uint64_t index = uint64_t(int64_t(l.seq_ext) + d);
+  const bool first = !l.seq.have();
+  const uint64_t before = l.seq.newest();
+  const uint64_t index = l.seq.extend(sequence);
   l.uplink.on_frame(index, now_ms);
-  if (d <= 0) return;  // reordered or repeated: not the newest
+  if (!first && index <= before) return;  // reordered or repeated: not the newest
   const uint32_t step = ts48 - l.last_ts;
-  if (d == 1 && step >= 480 && step <= 2880) l.frame_ts = step;
-  l.seq_ext = index;
+  if (!first && index == before + 1 && step >= 480 && step <= 2880) l.frame_ts = step;
   l.last_ts = ts48;
   l.last_ts_ms = now_ms;
   l.sent_profile = profile;
@@ -120,7 +110,7 @@ void Judge::tick(int64_t now_ms, std::vector<Out> *out) {
     flowing_ = true;
     uint8_t observed = 0;
     for (const Link &l : links_) {
-      if (l.used && l.have_seq && now_ms - l.last_ts_ms <= kFlowingMs) {
+      if (l.used && l.seq.have() && now_ms - l.last_ts_ms <= kFlowingMs) {
         observed = std::max(observed, l.sent_profile);
       }
     }

@@ -64,8 +64,7 @@ class Judge {
   struct Link {
     bool used = false;
     quality::LossMeter uplink;
-    bool have_seq = false;
-    uint64_t seq_ext = 0;      // the extended sequence of its newest frame
+    quality::SequenceExtender seq;  // of its frames
     uint32_t last_ts = 0;      // its newest frame's timestamp and when it came
     int64_t last_ts_ms = 0;
     uint32_t frame_ts = 960;   // its frame length (48 kHz units), from timestamp steps

@@ -12,6 +12,7 @@
 #include "identity/secret.h"
 #include "media/frame_header.h"
 #include "media/voice_profile.h"
+#include "quality/min_rtt.h"
 #include "relay/judge.h"
 
 namespace parley::relay {
@@ -585,9 +586,7 @@ bool Router::judge_tick() {
     if (!c) return;
     const quic::PathStats ps = c->conn->stats();
     const uint32_t rtt = uint32_t(ps.smoothed_rtt / kNanosPerMilli);
-    const uint32_t queue = ps.min_rtt > 0 && ps.smoothed_rtt > ps.min_rtt
-                               ? uint32_t((ps.smoothed_rtt - ps.min_rtt) / kNanosPerMilli)
-                               : 0;
+    const uint32_t queue = quality::queue_ms(rtt, uint32_t(ps.min_rtt / kNanosPerMilli));
     j.on_transport(link, rtt, queue, ps.datagrams_acked, ps.datagrams_lost, now_ms);
   };
   for (auto &kv : calls_) {
