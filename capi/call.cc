@@ -298,22 +298,38 @@ int parley_context_destroy(parley_context *ctx) {
   return parley::kOk;
 }
 
-int parley_context_poll_event(parley_context *ctx, parley_event *event) {
-  PARLEY_REQUIRE_ARG(ctx);
-  PARLEY_REQUIRE_ARG(event);
+namespace {
+int poll_event(const char *function, parley_context *ctx, parley_event *event, size_t size) {
+  if (!ctx) return parley::capi::null_argument(function, "ctx");
+  if (!event) return parley::capi::null_argument(function, "event");
+  constexpr size_t kMinEvent = offsetof(parley_event, len) + sizeof(size_t);
+  if (size < kMinEvent) {
+    return parley::fail(parley::kErrInvalidArgument, "%s: event_size %zu (at least %zu)",
+                        function, size, kMinEvent);
+  }
   if (ctx->callback) {
-    return parley::fail(parley::kErrInvalidArgument,
-                        "parley_context_poll_event: this context delivers to a callback");
+    return parley::fail(parley::kErrInvalidArgument, "%s: this context delivers to a callback",
+                        function);
   }
   std::lock_guard<std::mutex> lock(ctx->mu);
   if (ctx->queue.empty()) return 0;
   ctx->current = std::move(ctx->queue.front());
   ctx->queue.pop_front();
-  *event = ctx->current.ev;
-  event->text = ctx->current.text.c_str();
-  event->data = ctx->current.data.empty() ? nullptr : ctx->current.data.data();
-  event->len = ctx->current.data.size();
+  parley_event ev = ctx->current.ev;
+  ev.text = ctx->current.text.c_str();
+  ev.data = ctx->current.data.empty() ? nullptr : ctx->current.data.data();
+  ev.len = ctx->current.data.size();
+  std::memcpy(event, &ev, size < sizeof ev ? size : sizeof ev);
   return 1;
+}
+}  // namespace
+
+int parley_context_poll_event(parley_context *ctx, parley_event *event) {
+  return poll_event(__func__, ctx, event, sizeof(parley_event));
+}
+
+int parley_context_poll_event_v2(parley_context *ctx, parley_event *event, size_t event_size) {
+  return poll_event(__func__, ctx, event, event_size);
 }
 
 int parley_context_fingerprint(parley_context *ctx, char *out, size_t out_len) {

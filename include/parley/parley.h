@@ -570,6 +570,17 @@ PARLEY_API int parley_context_destroy(parley_context *ctx);
 PARLEY_API int parley_context_poll_event(parley_context *ctx, parley_event *event);
 
 /*
+ * parley_context_poll_event_v2 is parley_context_poll_event for hosts that may run against a
+ * newer library than their header: it writes only the first `event_size` bytes of the event
+ * (pass sizeof(parley_event)), so fields a later version appends never overrun the host's
+ * struct. `event_size` must cover at least the fields up to and including `len` (the layout
+ * of 0.1.0's first release). Returns 1 (an event), 0 (none), or PARLEY_ERR_INVALID_ARGUMENT
+ * (NULL, `event_size` too small, or the context delivers to a callback).
+ */
+PARLEY_API int parley_context_poll_event_v2(parley_context *ctx, parley_event *event,
+                                            size_t event_size);
+
+/*
  * parley_context_fingerprint writes the context's own fingerprint (64 hex + NUL) to `out`
  * (`out_len` >= PARLEY_FINGERPRINT_BUF_LEN). Returns 0, PARLEY_ERR_INVALID_ARGUMENT or
  * PARLEY_ERR_BUFFER_TOO_SMALL.
