@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdio>
+#include <atomic>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -21,6 +22,7 @@
 #include "parley/parley.h"
 
 using parley::capi::guarded;
+using parley::capi::HandleKind;
 namespace pc = parley::call;
 namespace pid = parley::identity;
 
@@ -56,6 +58,7 @@ struct parley_call {
   parley::signal::CallId id;
   pid::Fingerprint peer;
   std::shared_ptr<pc::VoiceChannel> voice;
+  std::atomic<bool> ended{false};  // the CALL_STATE ENDED event went out
 };
 
 struct parley_context {
@@ -101,7 +104,8 @@ void parley_context::on_event(const pc::Event &e) {
   parley_event ev;
   std::memset(&ev, 0, sizeof ev);
   parley_call *handle = nullptr;
-  if (e.type != pc::EventType::kRelayState && e.type != pc::EventType::kError) {
+  if (e.type != pc::EventType::kRelayState && e.type != pc::EventType::kError &&
+      e.type != pc::EventType::kRelayTrusted) {
     if (e.is_room) return;  // rooms are not in the C API yet
     std::lock_guard<std::mutex> lock(mu);
     auto it = handles.find(key_of(e.call));
@@ -110,6 +114,7 @@ void parley_context::on_event(const pc::Event &e) {
       if (ctx->voice(e.call, &voice) != parley::kOk) return;
       handle = new parley_call{core, this, e.call, e.peer, std::move(voice)};
       handles[key_of(e.call)] = handle;
+      parley::capi::handle_add(HandleKind::kCall, handle);
     } else if (it != handles.end()) {
       handle = it->second;
     } else {
@@ -135,6 +140,7 @@ void parley_context::on_event(const pc::Event &e) {
     case pc::EventType::kCallState:
       ev.type = PARLEY_EVENT_CALL_STATE;
       ev.call_state = int(e.call_state);
+      if (e.call_state == pc::CallState::kEnded) handle->ended = true;
       break;
     case pc::EventType::kMedia:
       ev.type = PARLEY_EVENT_DATAGRAM;
@@ -149,6 +155,12 @@ void parley_context::on_event(const pc::Event &e) {
     case pc::EventType::kError:
       ev.type = PARLEY_EVENT_ERROR;
       break;
+    case pc::EventType::kRelayTrusted: {
+      ev.type = PARLEY_EVENT_RELAY_TRUSTED;
+      const std::string hex = e.peer.hex();
+      std::snprintf(ev.peer, sizeof ev.peer, "%s", hex.c_str());
+      break;
+    }
     case pc::EventType::kQualityChanged:
       ev.type = PARLEY_EVENT_QUALITY_CHANGED;
       ev.profile = e.profile;
@@ -179,7 +191,7 @@ int parley_context_create(const parley_identity *id, const parley_context_config
                           parley_context **out) {
   PARLEY_REQUIRE_ARG(out);
   *out = nullptr;
-  PARLEY_REQUIRE_ARG(id);
+  PARLEY_REQUIRE_HANDLE(kIdentity, id);
   PARLEY_REQUIRE_ARG(config);
   return guarded(__func__, [&]() -> int {
     using parley::fail;
@@ -273,6 +285,7 @@ int parley_context_create(const parley_identity *id, const parley_context_config
       std::lock_guard<std::mutex> lock(c->core->mu);
       c->core->ctx = c->ctx.get();
     }
+    parley::capi::handle_add(HandleKind::kContext, raw);
     *out = c.release();
     return parley::kOk;
   });
@@ -280,9 +293,13 @@ int parley_context_create(const parley_identity *id, const parley_context_config
 
 int parley_context_destroy(parley_context *ctx) {
   if (!ctx) return parley::kOk;
+  PARLEY_REQUIRE_HANDLE(kContext, ctx);
   if (t_in_callback == ctx) {
     return parley::fail(parley::kErrWrongThread,
                         "parley_context_destroy: called from the context's own callback");
+  }
+  if (!parley::capi::handle_remove(HandleKind::kContext, ctx)) {  // a racing second destroy
+    return parley::capi::check_handle(__func__, "ctx", HandleKind::kContext, ctx);
   }
   {
     std::lock_guard<std::mutex> lock(ctx->core->mu);
@@ -300,7 +317,8 @@ int parley_context_destroy(parley_context *ctx) {
 
 namespace {
 int poll_event(const char *function, parley_context *ctx, parley_event *event, size_t size) {
-  if (!ctx) return parley::capi::null_argument(function, "ctx");
+  const int h = parley::capi::check_handle(function, "ctx", HandleKind::kContext, ctx);
+  if (h != parley::kOk) return h;
   if (!event) return parley::capi::null_argument(function, "event");
   constexpr size_t kMinEvent = offsetof(parley_event, len) + sizeof(size_t);
   if (size < kMinEvent) {
@@ -333,7 +351,7 @@ int parley_context_poll_event_v2(parley_context *ctx, parley_event *event, size_
 }
 
 int parley_context_fingerprint(parley_context *ctx, char *out, size_t out_len) {
-  PARLEY_REQUIRE_ARG(ctx);
+  PARLEY_REQUIRE_HANDLE(kContext, ctx);
   PARLEY_REQUIRE_ARG(out);
   if (out_len < PARLEY_FINGERPRINT_BUF_LEN) {
     return parley::fail(parley::kErrBufferTooSmall, "%s: needs %d bytes, got %zu", __func__,
@@ -343,10 +361,28 @@ int parley_context_fingerprint(parley_context *ctx, char *out, size_t out_len) {
   return parley::kOk;
 }
 
+int parley_context_relay_fingerprint(parley_context *ctx, char *out, size_t out_len) {
+  PARLEY_REQUIRE_HANDLE(kContext, ctx);
+  PARLEY_REQUIRE_ARG(out);
+  if (out_len < PARLEY_FINGERPRINT_BUF_LEN) {
+    return parley::fail(parley::kErrBufferTooSmall, "%s: needs %d bytes, got %zu", __func__,
+                        PARLEY_FINGERPRINT_BUF_LEN, out_len);
+  }
+  return guarded(__func__, [&]() -> int {
+    const auto fp = ctx->ctx->relay_fingerprint();
+    if (!fp) {
+      return parley::fail(parley::kErrNotRegistered,
+                          "%s: no relay identity yet (none pinned, none seen)", __func__);
+    }
+    std::snprintf(out, out_len, "%s", fp->hex().c_str());
+    return parley::kOk;
+  });
+}
+
 int parley_call_start(parley_context *ctx, const char *peer_fingerprint, parley_call **out) {
   PARLEY_REQUIRE_ARG(out);
   *out = nullptr;
-  PARLEY_REQUIRE_ARG(ctx);
+  PARLEY_REQUIRE_HANDLE(kContext, ctx);
   PARLEY_REQUIRE_ARG(peer_fingerprint);
   return guarded(__func__, [&]() -> int {
     pid::Fingerprint peer;
@@ -361,13 +397,13 @@ int parley_call_start(parley_context *ctx, const char *peer_fingerprint, parley_
       std::lock_guard<std::mutex> lock(ctx->mu);
       ctx->handles[key_of(id)] = h.get();
     }
-    int r = ctx->ctx->start_call_with_id(peer, id);
-    if (r == parley::kOk) r = ctx->ctx->voice(id, &h->voice);
+    const int r = ctx->ctx->start_call_with_id(peer, id, &h->voice);
     if (r != parley::kOk) {
       std::lock_guard<std::mutex> lock(ctx->mu);
       ctx->handles.erase(key_of(id));
       return r;
     }
+    parley::capi::handle_add(HandleKind::kCall, h.get());
     *out = h.release();
     return parley::kOk;
   });
@@ -377,8 +413,10 @@ namespace {
 // Runs `f` on the call's context, or fails with kErrClosed once the context is gone.
 template <typename F>
 int with_context(const char *function, parley_call *call, F &&f) {
-  if (!call) return parley::capi::null_argument(function, "call");
+  const int h = parley::capi::check_handle(function, "call", HandleKind::kCall, call);
+  if (h != parley::kOk) return h;
   return guarded(function, [&]() -> int {
+    if (call->ended) return parley::fail(parley::kErrCallEnded, "%s: the call has ended", function);
     pc::Context *ctx;
     {
       std::lock_guard<std::mutex> lock(call->core->mu);
@@ -404,6 +442,12 @@ int parley_call_hangup(parley_call *call) {
 
 void parley_call_release(parley_call *call) {
   if (!call) return;
+  if (!parley::capi::handle_remove(HandleKind::kCall, call)) {
+    parley::fail(parley::kErrInvalidHandle,
+                 "parley_call_release: not a live parley_call (released twice?); ignored");
+    PARLEY_LOG(parley::kLogWarn, "capi", "%s", parley::last_error_message());
+    return;
+  }
   const std::string saved = parley::last_error_message();
   pc::Context *ctx;
   {
@@ -429,7 +473,7 @@ void parley_call_release(parley_call *call) {
 }
 
 int parley_call_peer(const parley_call *call, char *out, size_t out_len) {
-  PARLEY_REQUIRE_ARG(call);
+  PARLEY_REQUIRE_HANDLE(kCall, call);
   PARLEY_REQUIRE_ARG(out);
   if (out_len < PARLEY_FINGERPRINT_BUF_LEN) {
     return parley::fail(parley::kErrBufferTooSmall, "%s: needs %d bytes, got %zu", __func__,
@@ -444,12 +488,14 @@ int parley_call_peer(const parley_call *call, char *out, size_t out_len) {
 int parley_call_push_audio(parley_call *call, const int16_t *pcm, size_t frames) {
   if (!call || (!pcm && frames > 0)) return parley::kErrInvalidArgument;
   if (frames > 0x7fffffff) frames = 0x7fffffff;
-  return call->voice->push(pcm, frames);
+  const int r = call->voice->push(pcm, frames);
+  return r == parley::kErrCallNotFound ? parley::kErrCallEnded : r;
 }
 
 int parley_call_pull_audio(parley_call *call, int16_t *out, size_t frames) {
   if (!call || (!out && frames > 0)) return parley::kErrInvalidArgument;
-  return call->voice->pull(out, frames);
+  const int r = call->voice->pull(out, frames);
+  return r == parley::kErrCallNotFound ? parley::kErrCallEnded : r;
 }
 
 int parley_call_set_muted(parley_call *call, int muted) {
@@ -470,6 +516,7 @@ int parley_call_send_datagram(parley_call *call, const void *data, size_t len) {
 }
 
 int parley_call_get_stats(parley_call *call, parley_call_stats *stats) {
+  PARLEY_REQUIRE_HANDLE(kCall, call);
   PARLEY_REQUIRE_ARG(stats);
   if (stats->struct_size < offsetof(parley_call_stats, path) + sizeof(int)) {
     return parley::fail(parley::kErrInvalidArgument, "%s: stats->struct_size %zu", __func__,

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "base/log.h"
 #include "capi_internal.h"
 #include "identity/certificate.h"
 #include "identity/seed_file.h"
@@ -22,6 +23,7 @@ namespace {
 
 int wrap(std::unique_ptr<id::Identity> impl, parley_identity **out) {
   *out = new parley_identity{std::move(impl)};
+  parley::capi::handle_add(parley::capi::HandleKind::kIdentity, *out);
   return parley::kOk;
 }
 
@@ -69,7 +71,7 @@ int parley_identity_load_file(const char *path, parley_identity **out) {
 
 int parley_identity_save_file(const parley_identity *identity, const char *path,
                               unsigned flags) {
-  PARLEY_REQUIRE_ARG(identity);
+  PARLEY_REQUIRE_HANDLE(kIdentity, identity);
   PARLEY_REQUIRE_ARG(path);
   if ((flags & ~PARLEY_SAVE_OVERWRITE) != 0) {
     return parley::fail(parley::kErrInvalidArgument, "%s: unknown flags 0x%x", __func__,
@@ -81,7 +83,7 @@ int parley_identity_save_file(const parley_identity *identity, const char *path,
 }
 
 int parley_identity_fingerprint(const parley_identity *identity, char *out, size_t out_len) {
-  PARLEY_REQUIRE_ARG(identity);
+  PARLEY_REQUIRE_HANDLE(kIdentity, identity);
   PARLEY_REQUIRE_ARG(out);
   int r = check_fingerprint_buffer(__func__, out_len);
   if (r == parley::kOk) identity->impl->fingerprint().to_hex(out);
@@ -89,14 +91,14 @@ int parley_identity_fingerprint(const parley_identity *identity, char *out, size
 }
 
 int parley_identity_public_key(const parley_identity *identity, uint8_t *out) {
-  PARLEY_REQUIRE_ARG(identity);
+  PARLEY_REQUIRE_HANDLE(kIdentity, identity);
   PARLEY_REQUIRE_ARG(out);
   std::memcpy(out, identity->impl->public_key(), id::kPublicKeyLen);
   return parley::kOk;
 }
 
 int parley_identity_export_seed(const parley_identity *identity, uint8_t *out) {
-  PARLEY_REQUIRE_ARG(identity);
+  PARLEY_REQUIRE_HANDLE(kIdentity, identity);
   PARLEY_REQUIRE_ARG(out);
   std::memcpy(out, identity->impl->seed(), id::kSeedLen);
   return parley::kOk;
@@ -104,7 +106,7 @@ int parley_identity_export_seed(const parley_identity *identity, uint8_t *out) {
 
 int parley_identity_certificate_der(const parley_identity *identity, uint8_t *buf,
                                     size_t *len) {
-  PARLEY_REQUIRE_ARG(identity);
+  PARLEY_REQUIRE_HANDLE(kIdentity, identity);
   PARLEY_REQUIRE_ARG(len);
   const std::vector<uint8_t> &der = identity->impl->certificate_der();
   const size_t capacity = *len;
@@ -118,7 +120,16 @@ int parley_identity_certificate_der(const parley_identity *identity, uint8_t *bu
   return parley::kOk;
 }
 
-void parley_identity_free(parley_identity *identity) { delete identity; }
+void parley_identity_free(parley_identity *identity) {
+  if (!identity) return;
+  if (!parley::capi::handle_remove(parley::capi::HandleKind::kIdentity, identity)) {
+    parley::fail(parley::kErrInvalidHandle,
+                 "parley_identity_free: not a live parley_identity (freed twice?); ignored");
+    PARLEY_LOG(parley::kLogWarn, "capi", "%s", parley::last_error_message());
+    return;
+  }
+  delete identity;
+}
 
 int parley_certificate_fingerprint(const uint8_t *der, size_t der_len, char *out,
                                    size_t out_len) {

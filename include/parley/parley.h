@@ -1,4 +1,6 @@
-/*
+/**
+ * @file parley.h
+ *
  * parley — end-to-end encrypted direct voice between apps.
  *
  * This is the whole public C ABI of libparley. Nothing else is exported.
@@ -30,6 +32,7 @@
 extern "C" {
 #endif
 
+/** Marks the exported functions (default visibility; everything else in libparley is hidden). */
 #if defined(_WIN32)
 #define PARLEY_API
 #elif defined(__GNUC__)
@@ -42,21 +45,25 @@ extern "C" {
 /* Version                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
+/** The header's major version: changes only with an incompatible ABI (and the SONAME). */
 #define PARLEY_VERSION_MAJOR 0
+/** The header's minor version: grows when functions, enum values or struct fields are added. */
 #define PARLEY_VERSION_MINOR 1
+/** The header's patch version: fixes without interface changes. */
 #define PARLEY_VERSION_PATCH 0
-/* The header's version as one number: 0xMMmmpp (major, minor, patch). */
+/** The header's version as one number: 0xMMmmpp (major, minor, patch). */
 #define PARLEY_VERSION_NUM \
   ((PARLEY_VERSION_MAJOR << 16) | (PARLEY_VERSION_MINOR << 8) | PARLEY_VERSION_PATCH)
+/** The header's version as text. */
 #define PARLEY_VERSION_STRING "0.1.0"
 
-/*
+/**
  * parley_version returns the version of the linked library as PARLEY_VERSION_NUM encodes it,
  * which may differ from the header the caller compiled against. Never fails.
  */
 PARLEY_API uint32_t parley_version(void);
 
-/*
+/**
  * parley_version_string returns the linked library's version as a static NUL-terminated
  * string such as "0.1.0". The caller must not free it. Never fails, never returns NULL.
  */
@@ -66,114 +73,121 @@ PARLEY_API const char *parley_version_string(void);
 /* Errors                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Error codes. The numbers are part of the ABI: append only, never renumber or reuse. */
+/** Error codes. The numbers are part of the ABI: append only, never renumber or reuse. */
 typedef enum parley_error {
   PARLEY_OK = 0,
-  /* A required pointer was NULL, or an argument is out of range. */
+  /** A required pointer was NULL, or an argument is out of range. */
   PARLEY_ERR_INVALID_ARGUMENT = -1,
-  /* Memory (including secure memory for keys) could not be allocated. */
+  /** Memory (including secure memory for keys) could not be allocated. */
   PARLEY_ERR_NO_MEMORY = -2,
-  /* A bug or an unexpected failure inside parley or a library it uses. */
+  /** A bug or an unexpected failure inside parley or a library it uses. */
   PARLEY_ERR_INTERNAL = -3,
-  /* A caller-provided buffer is too small; the needed size is reported where possible. */
+  /** A caller-provided buffer is too small; the needed size is reported where possible. */
   PARLEY_ERR_BUFFER_TOO_SMALL = -4,
-  /* An operating-system I/O call failed (see parley_last_error_message for errno text). */
+  /** An operating-system I/O call failed (see parley_last_error_message for errno text). */
   PARLEY_ERR_IO = -5,
-  /* The seed file does not exist. */
+  /** The seed file does not exist. */
   PARLEY_ERR_SEED_FILE_NOT_FOUND = -6,
-  /* The seed file is not exactly PARLEY_SEED_LEN bytes, or not a regular file. */
+  /** The seed file is not exactly PARLEY_SEED_LEN bytes, or not a regular file. */
   PARLEY_ERR_SEED_FILE_INVALID = -7,
-  /* The seed file is readable or writable by group or others; it was not read. */
+  /** The seed file is readable or writable by group or others; it was not read. */
   PARLEY_ERR_SEED_FILE_PERMISSIONS = -8,
-  /* The seed file to be written already exists; it was left untouched. */
+  /** The seed file to be written already exists; it was left untouched. */
   PARLEY_ERR_SEED_FILE_EXISTS = -9,
-  /* A certificate is not valid DER X.509. */
+  /** A certificate is not valid DER X.509. */
   PARLEY_ERR_CERT_MALFORMED = -10,
-  /* A certificate's key is not Ed25519, so it cannot carry a parley identity. */
+  /** A certificate's key is not Ed25519, so it cannot carry a parley identity. */
   PARLEY_ERR_CERT_KEY_TYPE = -11,
-  /* A fingerprint string is not 64 hexadecimal characters. */
+  /** A fingerprint string is not 64 hexadecimal characters. */
   PARLEY_ERR_FINGERPRINT_INVALID = -12,
-  /* A cryptographic library call failed (libsodium / GnuTLS). */
+  /** A cryptographic library call failed (libsodium / GnuTLS). */
   PARLEY_ERR_CRYPTO = -13,
-  /* The object is shut down or shutting down; the request was not queued. */
+  /** The object is shut down or shutting down; the request was not queued. */
   PARLEY_ERR_CLOSED = -14,
-  /* A STUN message violates RFC 8489 framing (lengths, padding, cookie, attribute values). */
+  /** A STUN message violates RFC 8489 framing (lengths, padding, cookie, attribute values). */
   PARLEY_ERR_STUN_MALFORMED = -15,
-  /* A STUN message carries a comprehension-required attribute parley does not know. */
+  /** A STUN message carries a comprehension-required attribute parley does not know. */
   PARLEY_ERR_STUN_UNKNOWN_ATTRIBUTE = -16,
-  /* A STUN MESSAGE-INTEGRITY(-SHA256) is missing or does not verify. */
+  /** A STUN MESSAGE-INTEGRITY(-SHA256) is missing or does not verify. */
   PARLEY_ERR_STUN_INTEGRITY = -17,
-  /* A STUN FINGERPRINT does not match the message. */
+  /** A STUN FINGERPRINT does not match the message. */
   PARLEY_ERR_STUN_FINGERPRINT = -18,
-  /* An operation did not complete before its deadline. */
+  /** An operation did not complete before its deadline. */
   PARLEY_ERR_TIMEOUT = -19,
-  /* An address is not a valid IPv4/IPv6 address (with port where one is required). */
+  /** An address is not a valid IPv4/IPv6 address (with port where one is required). */
   PARLEY_ERR_ADDRESS_INVALID = -20,
-  /* An ICE candidate string is malformed. */
+  /** An ICE candidate string is malformed. */
   PARLEY_ERR_CANDIDATE_INVALID = -21,
-  /* A socket could not be created, bound or used (see parley_last_error_message). */
+  /** A socket could not be created, bound or used (see parley_last_error_message). */
   PARLEY_ERR_SOCKET = -22,
-  /* The peer's certificate key does not match the pinned fingerprint, was refused by the
+  /** The peer's certificate key does not match the pinned fingerprint, was refused by the
    * trust-on-first-use decision, or the peer refused ours. The connection was aborted during
    * the handshake: nothing was exchanged. */
   PARLEY_ERR_PEER_IDENTITY = -23,
-  /* The QUIC connection failed (protocol violation, handshake failure other than identity,
+  /** The QUIC connection failed (protocol violation, handshake failure other than identity,
    * stateless reset). */
   PARLEY_ERR_TRANSPORT = -24,
-  /* A message or datagram is larger than the connection allows. */
+  /** A message or datagram is larger than the connection allows. */
   PARLEY_ERR_MESSAGE_TOO_LARGE = -25,
-  /* A send queue is full; the data was not queued (try again after it drains). */
+  /** A send queue is full; the data was not queued (try again after it drains). */
   PARLEY_ERR_QUEUE_FULL = -26,
-  /* A signaling message violates the wire format (lengths, field sizes, required fields). */
+  /** A signaling message violates the wire format (lengths, field sizes, required fields). */
   PARLEY_ERR_SIGNAL_MALFORMED = -27,
-  /* A signaling message has a type this version does not know. */
+  /** A signaling message has a type this version does not know. */
   PARLEY_ERR_SIGNAL_UNKNOWN_TYPE = -28,
-  /* A signaling message has a protocol version this library does not speak. */
+  /** A signaling message has a protocol version this library does not speak. */
   PARLEY_ERR_SIGNAL_VERSION = -29,
-  /* A media frame is too short, has an unknown version or fails authentication. */
+  /** A media frame is too short, has an unknown version or fails authentication. */
   PARLEY_ERR_MEDIA_MALFORMED = -30,
-  /* The called fingerprint is not registered with the relay (offline, or never was). */
+  /** The called fingerprint is not registered with the relay (offline, or never was). */
   PARLEY_ERR_PEER_UNAVAILABLE = -31,
-  /* No call (or room) with that id exists, or it does not involve the requester. */
+  /** No call (or room) with that id exists, or it does not involve the requester. */
   PARLEY_ERR_CALL_NOT_FOUND = -32,
-  /* The relay refused a message because the sender exceeded its rate limit. */
+  /** The relay refused a message because the sender exceeded its rate limit. */
   PARLEY_ERR_RATE_LIMITED = -33,
-  /* A server limit (connections, calls, rooms, room size) is reached. */
+  /** A server limit (connections, calls, rooms, room size) is reached. */
   PARLEY_ERR_LIMIT_REACHED = -34,
-  /* The callee rejected the call. */
+  /** The callee rejected the call. */
   PARLEY_ERR_CALL_REJECTED = -35,
-  /* The request needs a registration with the relay that does not exist (yet). */
+  /** The request needs a registration with the relay that does not exist (yet). */
   PARLEY_ERR_NOT_REGISTERED = -36,
-  /* A media frame failed authentication (forged, corrupted, or sealed with another key). */
+  /** A media frame failed authentication (forged, corrupted, or sealed with another key). */
   PARLEY_ERR_MEDIA_AUTH = -37,
-  /* A media frame was already received (duplicate or replay) or is older than the replay
+  /** A media frame was already received (duplicate or replay) or is older than the replay
    * window. */
   PARLEY_ERR_MEDIA_REPLAY = -38,
-  /* The peer's media key is missing or its signature does not verify with the peer's
+  /** The peer's media key is missing or its signature does not verify with the peer's
    * identity. */
   PARLEY_ERR_MEDIA_KEY = -39,
-  /* No direct path could be established (ICE checks failed or ran out of time); the call
+  /** No direct path could be established (ICE checks failed or ran out of time); the call
    * stays on the relay. */
   PARLEY_ERR_ICE_FAILED = -40,
-  /* The Opus encoder or decoder failed (a corrupt packet from an authentic peer, or an
+  /** The Opus encoder or decoder failed (a corrupt packet from an authentic peer, or an
    * internal codec error). */
   PARLEY_ERR_CODEC = -41,
-  /* An audio format parley cannot use: a sample rate other than 8000, 12000, 16000, 24000
+  /** An audio format parley cannot use: a sample rate other than 8000, 12000, 16000, 24000
    * or 48000 Hz, a channel count other than 1 or 2, or a frame length Opus lacks. */
   PARLEY_ERR_AUDIO_FORMAT = -42,
-  /* The function may not be called on this thread (e.g. destroying a context from inside
+  /** The function may not be called on this thread (e.g. destroying a context from inside
    * its own event callback). */
-  PARLEY_ERR_WRONG_THREAD = -43
+  PARLEY_ERR_WRONG_THREAD = -43,
+  /** A handle that is not live: already freed, destroyed or released, or never returned by
+   * parley. Nothing was done. (A freed handle's memory may be reused by a later handle of the
+   * same type, which then answers to it: do not keep using freed handles.) */
+  PARLEY_ERR_INVALID_HANDLE = -44,
+  /** The call has ended (hung up by either side, rejected, failed): the request needs a call
+   * that is still going. */
+  PARLEY_ERR_CALL_ENDED = -45
 } parley_error;
 
-/*
+/**
  * parley_strerror returns a static, NUL-terminated, English description of `err` (e.g.
  * "seed file permissions too open"). Unknown codes give "unknown error". Never returns NULL;
  * the caller must not free the string.
  */
 PARLEY_API const char *parley_strerror(int err);
 
-/*
+/**
  * parley_last_error_message returns a detailed description of the most recent error that a
  * parley function returned on the calling thread, e.g. "seed file '/x/id.seed' has mode 0644:
  * group/others may read it; run chmod 600". Successful calls do not clear it. The string is
@@ -186,8 +200,9 @@ PARLEY_API const char *parley_last_error_message(void);
 /* Logging                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
+/** Log levels, from the most severe; append-only numbering. */
 typedef enum parley_log_level {
-  PARLEY_LOG_OFF = 0, /* only valid for parley_log_set_level */
+  PARLEY_LOG_OFF = 0, /**< only valid for parley_log_set_level */
   PARLEY_LOG_ERROR = 1,
   PARLEY_LOG_WARN = 2,
   PARLEY_LOG_INFO = 3,
@@ -195,7 +210,7 @@ typedef enum parley_log_level {
   PARLEY_LOG_TRACE = 5
 } parley_log_level;
 
-/*
+/**
  * A log sink. `level` is a parley_log_level, `message` a NUL-terminated line without a
  * trailing newline, valid only during the call. Called on whichever thread logs (a library
  * thread or a thread calling into parley), possibly concurrently: it must be thread-safe,
@@ -204,7 +219,7 @@ typedef enum parley_log_level {
  */
 typedef void (*parley_log_fn)(void *user_data, int level, const char *message);
 
-/*
+/**
  * parley_log_set_callback replaces the process-wide log sink. `cb` NULL restores the default
  * sink, which writes to stderr. `user_data` is passed to `cb` untouched and may be NULL.
  * Once this returns, the previous sink is no longer called.
@@ -212,7 +227,7 @@ typedef void (*parley_log_fn)(void *user_data, int level, const char *message);
  */
 PARLEY_API int parley_log_set_callback(parley_log_fn cb, void *user_data);
 
-/*
+/**
  * parley_log_set_level sets the most verbose level delivered to the sink (default
  * PARLEY_LOG_WARN); PARLEY_LOG_OFF silences parley.
  * Returns 0, or PARLEY_ERR_INVALID_ARGUMENT if `level` is not a parley_log_level.
@@ -223,16 +238,16 @@ PARLEY_API int parley_log_set_level(int level);
 /* Identity                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
-/* An identity seed is 32 bytes; the Ed25519 key pair is derived from it. */
+/** An identity seed is 32 bytes; the Ed25519 key pair is derived from it. */
 #define PARLEY_SEED_LEN 32
-/* An Ed25519 public key is 32 bytes. */
+/** An Ed25519 public key is 32 bytes. */
 #define PARLEY_PUBLIC_KEY_LEN 32
-/* Fingerprint text: 64 lowercase hex characters (SHA-256 of the public key). */
+/** Fingerprint text: 64 lowercase hex characters (SHA-256 of the public key). */
 #define PARLEY_FINGERPRINT_HEX_LEN 64
-/* Buffer size for fingerprint text including its terminating NUL. */
+/** Buffer size for fingerprint text including its terminating NUL. */
 #define PARLEY_FINGERPRINT_BUF_LEN 65
 
-/*
+/**
  * An identity: the Ed25519 key pair derived from a seed, its fingerprint and its
  * deterministic self-signed certificate. Opaque. Secrets live in guarded memory (libsodium's
  * sodium_malloc: guard pages, mlock where the system allows it) that is wiped on free.
@@ -240,10 +255,10 @@ PARLEY_API int parley_log_set_level(int level);
  */
 typedef struct parley_identity parley_identity;
 
-/* Flags for parley_identity_save_file. */
-#define PARLEY_SAVE_OVERWRITE 0x1u /* replace an existing file (atomically) */
+/** Flags for parley_identity_save_file. */
+#define PARLEY_SAVE_OVERWRITE 0x1u /**< replace an existing file (atomically) */
 
-/*
+/**
  * parley_identity_generate creates a new identity from 32 bytes of the system's CSPRNG.
  * `out` must not be NULL; on success *out owns a new identity the caller frees with
  * parley_identity_free; on error *out is set to NULL.
@@ -251,7 +266,7 @@ typedef struct parley_identity parley_identity;
  */
 PARLEY_API int parley_identity_generate(parley_identity **out);
 
-/*
+/**
  * parley_identity_from_seed recreates the identity of a seed, e.g. one the host keeps in the
  * platform key store. `seed` must point to `seed_len` bytes; `seed_len` must be
  * PARLEY_SEED_LEN. The bytes are copied; the caller may wipe its copy afterwards. `out` as in
@@ -263,7 +278,7 @@ PARLEY_API int parley_identity_generate(parley_identity **out);
 PARLEY_API int parley_identity_from_seed(const uint8_t *seed, size_t seed_len,
                                          parley_identity **out);
 
-/*
+/**
  * parley_identity_load_file reads a seed file written by parley_identity_save_file: a regular
  * file of exactly PARLEY_SEED_LEN raw bytes, with no permission bit for group or others, owned
  * by the calling process's user (or by root).
@@ -277,57 +292,62 @@ PARLEY_API int parley_identity_from_seed(const uint8_t *seed, size_t seed_len,
  */
 PARLEY_API int parley_identity_load_file(const char *path, parley_identity **out);
 
-/*
+/**
  * parley_identity_save_file writes the identity's seed to `path` with mode 0600, atomically:
  * a temporary file in the same directory is written and synced, then moved into place, so a
  * crash leaves either no file or the complete file. Unless `flags` has PARLEY_SAVE_OVERWRITE
  * an existing `path` is left untouched and PARLEY_ERR_SEED_FILE_EXISTS is returned.
  * `id` and `path` must not be NULL; `flags` is 0 or PARLEY_SAVE_OVERWRITE.
- * Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_SEED_FILE_EXISTS or PARLEY_ERR_IO.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE,
+ * PARLEY_ERR_SEED_FILE_EXISTS or PARLEY_ERR_IO.
  */
 PARLEY_API int parley_identity_save_file(const parley_identity *id, const char *path,
                                          unsigned flags);
 
-/*
+/**
  * parley_identity_fingerprint writes the identity's fingerprint — 64 lowercase hex
  * characters and a NUL — to `out`, which must hold `out_len` >= PARLEY_FINGERPRINT_BUF_LEN
  * bytes. `id` and `out` must not be NULL.
- * Returns 0, PARLEY_ERR_INVALID_ARGUMENT or PARLEY_ERR_BUFFER_TOO_SMALL.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE or
+ * PARLEY_ERR_BUFFER_TOO_SMALL.
  */
 PARLEY_API int parley_identity_fingerprint(const parley_identity *id, char *out,
                                            size_t out_len);
 
-/*
+/**
  * parley_identity_public_key copies the 32-byte Ed25519 public key to `out`, which must hold
  * PARLEY_PUBLIC_KEY_LEN bytes. `id` and `out` must not be NULL.
- * Returns 0 or PARLEY_ERR_INVALID_ARGUMENT.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT or PARLEY_ERR_INVALID_HANDLE.
  */
 PARLEY_API int parley_identity_public_key(const parley_identity *id, uint8_t *out);
 
-/*
+/**
  * parley_identity_export_seed copies the secret 32-byte seed to `out` (PARLEY_SEED_LEN
  * bytes), for hosts that keep it in a platform key store instead of a file. The caller owns
  * the copy and should wipe it when done. `id` and `out` must not be NULL.
- * Returns 0 or PARLEY_ERR_INVALID_ARGUMENT.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT or PARLEY_ERR_INVALID_HANDLE.
  */
 PARLEY_API int parley_identity_export_seed(const parley_identity *id, uint8_t *out);
 
-/*
+/**
  * parley_identity_certificate_der gives the identity's self-signed X.509 certificate (DER).
  * On entry *len is the capacity of `buf`; on return it is the certificate's length. With
  * `buf` NULL (or too small) only the length is reported. `id` and `len` must not be NULL.
- * Returns 0, PARLEY_ERR_INVALID_ARGUMENT or PARLEY_ERR_BUFFER_TOO_SMALL (*len then holds the
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE or
+ * PARLEY_ERR_BUFFER_TOO_SMALL (*len then holds the
  * size needed).
  */
 PARLEY_API int parley_identity_certificate_der(const parley_identity *id, uint8_t *buf,
                                                size_t *len);
 
-/*
- * parley_identity_free wipes and frees `id`. NULL is a no-op.
+/**
+ * parley_identity_free wipes and frees `id`. NULL is a no-op; freeing twice is ignored (and
+ * logged, with PARLEY_ERR_INVALID_HANDLE as the last error). A context keeps its own copy,
+ * so the identity may be freed once parley_context_create returned.
  */
 PARLEY_API void parley_identity_free(parley_identity *id);
 
-/*
+/**
  * parley_certificate_fingerprint verifies that `der` (`der_len` bytes) is a DER X.509
  * certificate with an Ed25519 key and writes that key's fingerprint (64 lowercase hex + NUL)
  * to `out` (`out_len` >= PARLEY_FINGERPRINT_BUF_LEN). This is how parley identifies a peer;
@@ -338,7 +358,7 @@ PARLEY_API void parley_identity_free(parley_identity *id);
 PARLEY_API int parley_certificate_fingerprint(const uint8_t *der, size_t der_len, char *out,
                                               size_t out_len);
 
-/*
+/**
  * parley_fingerprint_normalize checks that `text` is a fingerprint — 64 hex characters of
  * either case, optionally grouped with spaces, ':' or '-' as a human may have copied it —
  * and writes its canonical form (64 lowercase hex + NUL) to `out` (`out_len` >=
@@ -352,38 +372,40 @@ PARLEY_API int parley_fingerprint_normalize(const char *text, char *out, size_t 
 /* Network diagnosis (netcheck)                                                             */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Output formats for parley_netcheck_run. */
-#define PARLEY_NETCHECK_JSON 0 /* one JSON object (documented in docs/netcheck.md) */
-#define PARLEY_NETCHECK_TEXT 1 /* a human-readable report */
-/* A buffer this large holds any report of a host with up to 64 interface addresses. */
+/** Output formats for parley_netcheck_run. */
+#define PARLEY_NETCHECK_JSON 0 /**< one JSON object (documented in docs/netcheck.md) */
+#define PARLEY_NETCHECK_TEXT 1 /**< a human-readable report */
+/** A buffer this large holds any report of a host with up to 64 interface addresses. */
 #define PARLEY_NETCHECK_REPORT_MAX 16384
 
+/** Options of parley_netcheck_run: zero it, set struct_size, then the fields. */
 typedef struct parley_netcheck_options {
-  /* sizeof(parley_netcheck_options): lets later versions grow the struct. */
+  /** sizeof(parley_netcheck_options): lets later versions grow the struct. */
   size_t struct_size;
-  /* STUN servers as "ip:port", "[ipv6]:port" or "hostname:port". Every server is used for
+  /** STUN servers as "ip:port", "[ipv6]:port" or "hostname:port". Every server is used for
    * candidate gathering; the first is also used for RFC 5780 NAT behaviour discovery, which
    * needs a server with an alternate address (parley-relay with --alt, or coturn with two
    * listening IPs). At least one. */
   const char *const *stun_servers;
+  /** The number of entries in stun_servers. */
   size_t stun_server_count;
-  /* Local address to bind, "ip:port"; NULL for one IPv4 and one IPv6 socket on any address
+  /** Local address to bind, "ip:port"; NULL for one IPv4 and one IPv6 socket on any address
    * and port (as a call context does; IPv6 is skipped quietly where unavailable). */
   const char *bind_address;
-  /* Gathering deadline in milliseconds; 0 for the default (2000). A server that does not
+  /** Gathering deadline in milliseconds; 0 for the default (2000). A server that does not
    * answer within it is reported as such and does not delay the result further. */
   uint32_t deadline_ms;
-  /* Non-zero: also offer loopback addresses as host candidates. */
+  /** Non-zero: also offer loopback addresses as host candidates. */
   int include_loopback;
-  /* PARLEY_NETCHECK_JSON or PARLEY_NETCHECK_TEXT. */
+  /** PARLEY_NETCHECK_JSON or PARLEY_NETCHECK_TEXT. */
   int format;
-  /* The relay's public address "ip:port", announced as the relay candidate; NULL for none. */
+  /** The relay's public address "ip:port", announced as the relay candidate; NULL for none. */
   const char *relay_address;
-  /* Fields added by later versions go here; parley reads them only when struct_size covers
+  /** Fields added by later versions go here; parley reads them only when struct_size covers
    * them, so callers built against this header keep working. */
 } parley_netcheck_options;
 
-/*
+/**
  * parley_netcheck_run diagnoses the network from fresh UDP sockets (one per address family,
  * or the one `bind_address` names): it gathers host, server-reflexive and relay candidates
  * and classifies the NAT (mapping and filtering behaviour, port preservation, hairpinning;
@@ -409,142 +431,176 @@ PARLEY_API int parley_netcheck_run(const parley_netcheck_options *options, char 
 /* Contexts and calls                                                                       */
 /* ---------------------------------------------------------------------------------------- */
 /*
- * Threading (DESIGN.md): a context runs its own event loop on one internal thread. Every
- * function below may be called from any thread, except where marked. Events are delivered
- * either to the callback given in the config, on the context's thread, or queued for
- * parley_context_poll_event; the callback may call any function here (calls made from inside
- * it run at once and never re-enter the callback) except parley_context_destroy.
- * parley_call_push_audio and parley_call_pull_audio are the real-time exceptions: they never
- * lock, block or allocate, and each must be called from one thread at a time (one capture
- * thread pushes, one playout thread pulls).
+ * Threading (DESIGN.md; the full rules are in docs/c-api.md):
+ *  - A context runs its own event loop on one internal thread (the context's thread). Every
+ *    function below may be called from any thread, except where marked.
+ *  - Events go either to the callback given in the config, on the context's thread, one at a
+ *    time, or to a queue the host drains with parley_context_poll_event_v2 (e.g. once per
+ *    frame of a game loop).
+ *  - The callback may call any function here: calls made from inside it run at once and
+ *    never re-enter the callback (events they cause are delivered after it returns).
+ *    parley_context_destroy is the exception: from inside the context's own callback it is
+ *    refused with PARLEY_ERR_WRONG_THREAD and does nothing.
+ *  - parley_call_push_audio, parley_call_pull_audio and parley_call_set_muted are the
+ *    real-time exceptions: they never lock, block or allocate, and each of push and pull
+ *    must be called from one thread at a time (one capture thread pushes, one playout thread
+ *    pulls). They do not validate handles (that would take a lock): a released call handle
+ *    there is undefined behaviour.
+ *  - Handles: every other function checks that its handle is live and returns
+ *    PARLEY_ERR_INVALID_HANDLE for a freed one. On parley_context_destroy, every call is hung
+ *    up and no event is delivered after it returns; call handles stay valid until released
+ *    (requests on them return PARLEY_ERR_CALL_ENDED or PARLEY_ERR_CLOSED, pull gives silence).
  */
 
-/* A client context: an identity, a relay connection, one UDP socket, and calls. Opaque. */
+/** A client context: an identity, a relay connection, one UDP socket, and calls. Opaque. */
 typedef struct parley_context parley_context;
-/* One call. Opaque; owned by the host from parley_call_start or the INCOMING_CALL event
+/** One call. Opaque; owned by the host from parley_call_start or the INCOMING_CALL event
  * until parley_call_release. */
 typedef struct parley_call parley_call;
 
-/* Event types; append-only numbering. */
+/** Event types; append-only numbering. */
 typedef enum parley_event_type {
-  PARLEY_EVENT_NONE = 0,
-  /* relay_state changed (error: why the connection was lost, or 0). */
+  PARLEY_EVENT_NONE = 0, /**< not an event (a zeroed struct) */
+  /** relay_state changed (error: why the connection was lost, or 0). */
   PARLEY_EVENT_RELAY_STATE = 1,
-  /* A call to us: `call` is a new handle the host owns (accept, reject, release); peer. */
+  /** A call to us: `call` is a new handle the host owns (accept, reject, release); peer. */
   PARLEY_EVENT_INCOMING_CALL = 2,
-  /* call_state changed; error and text say why a call ended (0: a normal hangup). */
+  /** call_state changed; error and text say why a call ended (0: a normal hangup). */
   PARLEY_EVENT_CALL_STATE = 3,
-  /* An application datagram from the peer: data/len. */
+  /** An application datagram from the peer: data/len. */
   PARLEY_EVENT_DATAGRAM = 4,
-  /* The call's media moved between paths: path_from -> path, text is the reason. */
+  /** The call's media moved between paths: path_from -> path, text is the reason. */
   PARLEY_EVENT_PATH_CHANGED = 5,
-  /* An error from the relay not tied to a call: error, text. */
+  /** An error from the relay not tied to a call: error, text. */
   PARLEY_EVENT_ERROR = 6,
-  /* The voice profile we send with changed: profile_from -> profile, quality_reason
+  /** The voice profile we send with changed: profile_from -> profile, quality_reason
    * (parley_quality_reason), text its name, timestamp the media timestamp (ours, 48 kHz
    * units) from which it applies. Downgrades apply at once; upgrades at a timestamp agreed
    * with the peer (or the relay), shortly after the event. */
-  PARLEY_EVENT_QUALITY_CHANGED = 7
+  PARLEY_EVENT_QUALITY_CHANGED = 7,
+  /** The trust decision on the relay: no relay_fingerprint was configured, so the relay's
+   * identity was trusted on first use and is pinned for the rest of this context's life.
+   * peer holds its fingerprint: store it and pass it as relay_fingerprint from then on (or
+   * compare it with one obtained out of band, and destroy the context if it differs). At
+   * most once per context, right after the first PARLEY_RELAY_REGISTERED. (The trust
+   * decision on a calling peer is PARLEY_EVENT_INCOMING_CALL: accept or reject by peer.) */
+  PARLEY_EVENT_RELAY_TRUSTED = 8
 } parley_event_type;
 
-/* parley_context_config.quality_mode. */
+/** parley_context_config.quality_mode: the voice profile follows the path (the default). */
 #define PARLEY_QUALITY_ADAPTIVE 0
+/** parley_context_config.quality_mode: always send with parley_context_config.quality_profile. */
 #define PARLEY_QUALITY_FIXED 1
 
-/* Why the voice profile changed; append-only numbering. */
+/** Why the voice profile changed; append-only numbering. */
 typedef enum parley_quality_reason {
-  PARLEY_QUALITY_LOSS = 1,       /* packet loss above what the profile tolerates */
-  PARLEY_QUALITY_CONGESTION = 2, /* a standing queue on the path: it carries less than sent */
-  PARLEY_QUALITY_JITTER = 3,     /* arrival jitter above the profile's limit */
-  PARLEY_QUALITY_RECOVERED = 4,  /* an upgrade: conditions were good long enough */
-  PARLEY_QUALITY_DIRECTIVE = 5   /* the peer or the relay (the judge) said so */
+  PARLEY_QUALITY_LOSS = 1,       /**< packet loss above what the profile tolerates */
+  PARLEY_QUALITY_CONGESTION = 2, /**< a standing queue on the path: it carries less than sent */
+  PARLEY_QUALITY_JITTER = 3,     /**< arrival jitter above the profile's limit */
+  PARLEY_QUALITY_RECOVERED = 4,  /**< an upgrade: conditions were good long enough */
+  PARLEY_QUALITY_DIRECTIVE = 5   /**< the peer or the relay (the judge) said so */
 } parley_quality_reason;
 
+/** The states of a call; append-only numbering. */
 typedef enum parley_call_state {
-  PARLEY_CALL_INVITING = 1, /* invite sent, nothing heard yet */
-  PARLEY_CALL_RINGING = 2,  /* the callee's device is ringing */
-  PARLEY_CALL_INCOMING = 3, /* a call to us: accept or reject it */
-  PARLEY_CALL_ACTIVE = 4,   /* audio flows */
-  PARLEY_CALL_ENDED = 5     /* terminal */
+  PARLEY_CALL_INVITING = 1, /**< invite sent, nothing heard yet */
+  PARLEY_CALL_RINGING = 2,  /**< the callee's device is ringing */
+  PARLEY_CALL_INCOMING = 3, /**< a call to us: accept or reject it */
+  PARLEY_CALL_ACTIVE = 4,   /**< audio flows */
+  PARLEY_CALL_ENDED = 5     /**< terminal */
 } parley_call_state;
 
+/** The states of the context's relay connection; append-only numbering. */
 typedef enum parley_relay_state {
   PARLEY_RELAY_IDLE = 0,
   PARLEY_RELAY_CONNECTING = 1,
-  PARLEY_RELAY_REGISTERED = 2, /* calls can be placed and received */
-  PARLEY_RELAY_BACKOFF = 3,    /* reconnecting after a delay */
-  PARLEY_RELAY_REPLACED = 4    /* the same identity registered elsewhere; not retried */
+  PARLEY_RELAY_REGISTERED = 2, /**< calls can be placed and received */
+  PARLEY_RELAY_BACKOFF = 3,    /**< reconnecting after a delay */
+  PARLEY_RELAY_REPLACED = 4    /**< the same identity registered elsewhere; not retried */
 } parley_relay_state;
 
+/** The path a call's media takes; append-only numbering. */
 typedef enum parley_path {
-  PARLEY_PATH_RELAY = 0, /* through the relay (which cannot read or forge the audio) */
-  PARLEY_PATH_DIRECT = 1 /* peer to peer, identity-pinned QUIC */
+  PARLEY_PATH_RELAY = 0, /**< through the relay (which cannot read or forge the audio) */
+  PARLEY_PATH_DIRECT = 1 /**< peer to peer, identity-pinned QUIC */
 } parley_path;
 
+/**
+ * One event: a tagged union in flat form. `type` says which fields carry meaning; the others
+ * are zero. Fields are only ever appended (see parley_context_poll_event_v2). The pointers
+ * (`call` aside) are valid until the callback returns, or until the next poll on the context.
+ */
 typedef struct parley_event {
-  int type;            /* parley_event_type */
-  parley_call *call;   /* the call concerned, or NULL */
-  int relay_state;     /* PARLEY_EVENT_RELAY_STATE */
-  int call_state;      /* PARLEY_EVENT_CALL_STATE */
-  int error;           /* 0 or a parley_error */
-  int path, path_from; /* PARLEY_EVENT_PATH_CHANGED: parley_path */
-  char peer[PARLEY_FINGERPRINT_BUF_LEN]; /* the peer's fingerprint ("" if none) */
-  /* Both valid until the callback returns, or until the next parley_context_poll_event. */
-  const char *text;    /* never NULL ("" if none) */
-  const uint8_t *data; /* PARLEY_EVENT_DATAGRAM */
-  size_t len;
-  int profile, profile_from; /* PARLEY_EVENT_QUALITY_CHANGED: voice profile ids (0 = best) */
-  int quality_reason;        /* PARLEY_EVENT_QUALITY_CHANGED: parley_quality_reason */
-  uint32_t timestamp;        /* PARLEY_EVENT_QUALITY_CHANGED */
+  int type;            /**< a parley_event_type */
+  parley_call *call;   /**< the call concerned, or NULL; owned by the host */
+  int relay_state;     /**< PARLEY_EVENT_RELAY_STATE: the new parley_relay_state */
+  int call_state;      /**< PARLEY_EVENT_CALL_STATE: the new parley_call_state */
+  int error;           /**< 0 or a parley_error (why a call ended, why the relay was lost) */
+  int path;            /**< PARLEY_EVENT_PATH_CHANGED: the new parley_path */
+  int path_from;       /**< PARLEY_EVENT_PATH_CHANGED: the previous parley_path */
+  char peer[PARLEY_FINGERPRINT_BUF_LEN]; /**< the peer's (or relay's) fingerprint, or "" */
+  const char *text;    /**< a human-readable reason or name; never NULL ("" if none) */
+  const uint8_t *data; /**< PARLEY_EVENT_DATAGRAM: the payload */
+  size_t len;          /**< PARLEY_EVENT_DATAGRAM: the payload's length in bytes */
+  int profile;         /**< PARLEY_EVENT_QUALITY_CHANGED: the new voice profile (0 best .. 4) */
+  int profile_from;    /**< PARLEY_EVENT_QUALITY_CHANGED: the previous voice profile */
+  int quality_reason;  /**< PARLEY_EVENT_QUALITY_CHANGED: a parley_quality_reason */
+  uint32_t timestamp;  /**< PARLEY_EVENT_QUALITY_CHANGED: our media timestamp it applies from */
 } parley_event;
 
-/* The event callback, on the context's thread; must not block. */
+/** The event callback, on the context's thread, one event at a time; must not block. The
+ * event and what it points to are valid until it returns. */
 typedef void (*parley_event_fn)(void *user_data, const parley_event *event);
 
+/** The configuration of parley_context_create; set with parley_context_config_init. */
 typedef struct parley_context_config {
-  /* sizeof(parley_context_config): lets later versions grow the struct. */
+  /** sizeof(parley_context_config): lets later versions grow the struct. */
   size_t struct_size;
-  /* The relay, "ip:port" or "[ipv6]:port". Required. */
+  /** The relay, "ip:port" or "[ipv6]:port". Required. */
   const char *relay_address;
-  /* The relay's fingerprint (64 hex); NULL: trust the first one seen for this context. */
+  /** The relay's fingerprint (64 hex); NULL: trust the first one seen for this context. */
   const char *relay_fingerprint;
-  /* Local address to bind, "ip:port"; NULL: 0.0.0.0, any port. */
+  /** Local address to bind, "ip:port"; NULL: 0.0.0.0, any port. */
   const char *bind_address;
-  /* PCM format of push/pull: 8000, 12000, 16000, 24000 or 48000 Hz (0: 48000); 1 or 2
-   * interleaved channels (0: 1). */
+  /** PCM sample rate of push/pull: 8000, 12000, 16000, 24000 or 48000 Hz (0: 48000). */
   int sample_rate;
+  /** PCM channels of push/pull, interleaved: 1 or 2 (0: 1). */
   int channels;
-  /* Jitter buffer delay bounds in ms (0: 20 and 500). */
+  /** The jitter buffer's lowest delay in ms (0: 20). */
   uint32_t jitter_min_ms;
+  /** The jitter buffer's highest delay in ms, at most 2000 (0: 500). */
   uint32_t jitter_max_ms;
-  /* Non-zero: never try a direct path (calls stay on the relay). */
+  /** Non-zero: never try a direct path (calls stay on the relay). */
   int disable_direct;
-  /* Non-zero: offer loopback addresses as host candidates (both parties on one machine). */
+  /** Non-zero: offer loopback addresses as host candidates (both parties on one machine). */
   int include_loopback;
-  /* Events go to this callback; NULL: they queue for parley_context_poll_event. */
+  /** Events go to this callback; NULL: they queue for parley_context_poll_event. */
   parley_event_fn event_callback;
+  /** Passed to event_callback untouched; may be NULL. */
   void *event_user_data;
-  /* PARLEY_QUALITY_ADAPTIVE (0, the default): the voice profile follows the path
+  /** PARLEY_QUALITY_ADAPTIVE (0, the default): the voice profile follows the path
    * (docs/quality.md). PARLEY_QUALITY_FIXED: always send with quality_profile (0 best .. 4);
    * quality reports still go out, directives are ignored and upgrade proposals refused. */
   int quality_mode;
+  /** With PARLEY_QUALITY_FIXED: the profile, 0 (best) .. 4. */
   int quality_profile;
-  /* Fields added by later versions go here. */
+  /** Fields added by later versions go here. */
 } parley_context_config;
 
-/*
+/**
  * parley_context_config_init sets every field of `config` to its default (zeros, NULLs) and
  * struct_size to sizeof(parley_context_config). `config` must not be NULL.
  * Returns 0 or PARLEY_ERR_INVALID_ARGUMENT.
  */
 PARLEY_API int parley_context_config_init(parley_context_config *config);
 
-/*
+/**
  * parley_context_create starts a context: its thread, its socket, and the connection to the
  * relay (progress arrives as PARLEY_EVENT_RELAY_STATE). `id` (copied; the caller may free it
  * afterwards), `config` and `out` must not be NULL; on error *out is NULL and the last error
  * message names the offending field.
  * Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL, struct_size, a value out of range),
+ * PARLEY_ERR_INVALID_HANDLE (`id` was freed),
  * PARLEY_ERR_ADDRESS_INVALID (relay or bind address), PARLEY_ERR_FINGERPRINT_INVALID,
  * PARLEY_ERR_AUDIO_FORMAT, PARLEY_ERR_SOCKET, PARLEY_ERR_CRYPTO, PARLEY_ERR_NO_MEMORY or
  * PARLEY_ERR_INTERNAL.
@@ -553,135 +609,169 @@ PARLEY_API int parley_context_create(const parley_identity *id,
                                      const parley_context_config *config,
                                      parley_context **out);
 
-/*
+/**
  * parley_context_destroy hangs up every call, closes the relay connection and stops the
  * context's thread; no event is delivered once it returns. Call handles stay valid until
  * released (their calls are ended: push refuses, pull gives silence). NULL is a no-op.
- * Returns 0, or PARLEY_ERR_WRONG_THREAD when called from the context's own event callback
- * (nothing happens then).
+ * Returns 0, PARLEY_ERR_INVALID_HANDLE (already destroyed: nothing happens), or
+ * PARLEY_ERR_WRONG_THREAD when called from the context's own event callback (nothing happens
+ * then; destroy it from another thread, e.g. after the callback signalled one).
  */
 PARLEY_API int parley_context_destroy(parley_context *ctx);
 
-/*
+/**
  * parley_context_poll_event moves the oldest queued event to *event (poll mode only).
- * Pointers in it stay valid until the next call. Returns 1 (an event), 0 (none), or
- * PARLEY_ERR_INVALID_ARGUMENT (NULL, or the context delivers to a callback).
+ * Pointers in it stay valid until the next call. It writes sizeof(parley_event) of the
+ * library's own header: prefer parley_context_poll_event_v2. Returns 1 (an event), 0 (none),
+ * PARLEY_ERR_INVALID_HANDLE, or PARLEY_ERR_INVALID_ARGUMENT (NULL, or the context delivers to
+ * a callback). Up to 4096 events queue; beyond that new ones are dropped (and logged).
  */
 PARLEY_API int parley_context_poll_event(parley_context *ctx, parley_event *event);
 
-/*
+/**
  * parley_context_poll_event_v2 is parley_context_poll_event for hosts that may run against a
  * newer library than their header: it writes only the first `event_size` bytes of the event
  * (pass sizeof(parley_event)), so fields a later version appends never overrun the host's
  * struct. `event_size` must cover at least the fields up to and including `len` (the layout
- * of 0.1.0's first release). Returns 1 (an event), 0 (none), or PARLEY_ERR_INVALID_ARGUMENT
- * (NULL, `event_size` too small, or the context delivers to a callback).
+ * of 0.1.0's first release). Returns 1 (an event), 0 (none), PARLEY_ERR_INVALID_HANDLE, or
+ * PARLEY_ERR_INVALID_ARGUMENT (NULL, `event_size` too small, or the context delivers to a
+ * callback).
  */
 PARLEY_API int parley_context_poll_event_v2(parley_context *ctx, parley_event *event,
                                             size_t event_size);
 
-/*
+/**
  * parley_context_fingerprint writes the context's own fingerprint (64 hex + NUL) to `out`
- * (`out_len` >= PARLEY_FINGERPRINT_BUF_LEN). Returns 0, PARLEY_ERR_INVALID_ARGUMENT or
+ * (`out_len` >= PARLEY_FINGERPRINT_BUF_LEN). Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE or
  * PARLEY_ERR_BUFFER_TOO_SMALL.
  */
 PARLEY_API int parley_context_fingerprint(parley_context *ctx, char *out, size_t out_len);
 
-/*
+/**
+ * parley_context_relay_fingerprint writes the relay's fingerprint (64 hex + NUL) to `out`
+ * (`out_len` >= PARLEY_FINGERPRINT_BUF_LEN): the pinned one, or the one trusted on first use.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE,
+ * PARLEY_ERR_BUFFER_TOO_SMALL or PARLEY_ERR_NOT_REGISTERED (none pinned and none seen yet).
+ */
+PARLEY_API int parley_context_relay_fingerprint(parley_context *ctx, char *out,
+                                                size_t out_len);
+
+/**
  * parley_call_start calls `peer_fingerprint` (64 hex) through the relay. On success *out is
  * a new handle (progress as PARLEY_EVENT_CALL_STATE); on error *out is NULL and no event for
- * this call ever fires. Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_FINGERPRINT_INVALID,
+ * this call ever fires. A peer that is not registered ends the call with
+ * PARLEY_ERR_PEER_UNAVAILABLE in its PARLEY_EVENT_CALL_STATE. Returns 0,
+ * PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_FINGERPRINT_INVALID,
  * PARLEY_ERR_NOT_REGISTERED (the relay connection is not up), PARLEY_ERR_NO_MEMORY.
  */
 PARLEY_API int parley_call_start(parley_context *ctx, const char *peer_fingerprint,
                                  parley_call **out);
 
-/* Accept or reject an incoming call, or end any call. Return 0, PARLEY_ERR_INVALID_ARGUMENT
- * (NULL), PARLEY_ERR_CALL_NOT_FOUND (the call is not in a state that allows it, or ended),
- * PARLEY_ERR_NOT_REGISTERED or PARLEY_ERR_CLOSED (the context was destroyed). */
+/**
+ * parley_call_accept answers an incoming call (PARLEY_CALL_INCOMING); it becomes active and
+ * audio flows. Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL), PARLEY_ERR_INVALID_HANDLE
+ * (released), PARLEY_ERR_CALL_ENDED, PARLEY_ERR_CALL_NOT_FOUND (the call is not in a state
+ * that allows it: an outgoing call, or one already accepted), PARLEY_ERR_NOT_REGISTERED or
+ * PARLEY_ERR_CLOSED (the context was destroyed).
+ */
 PARLEY_API int parley_call_accept(parley_call *call);
+
+/** parley_call_reject refuses an incoming call (the caller's call ends with
+ * PARLEY_ERR_CALL_REJECTED). Returns as parley_call_accept. */
 PARLEY_API int parley_call_reject(parley_call *call);
+
+/** parley_call_hangup ends a call in any state; both sides get PARLEY_CALL_ENDED with error
+ * 0. Returns as parley_call_accept. */
 PARLEY_API int parley_call_hangup(parley_call *call);
 
-/*
+/**
  * parley_call_release ends the call if it is still going and frees the handle; no event
  * names it afterwards. The host must make sure no audio thread is inside push/pull on it.
- * NULL is a no-op. Safe after parley_context_destroy.
+ * NULL is a no-op. Safe after parley_context_destroy. Releasing twice is ignored (and
+ * logged, with PARLEY_ERR_INVALID_HANDLE as the last error).
  */
 PARLEY_API void parley_call_release(parley_call *call);
 
-/*
- * parley_call_peer writes the peer's fingerprint (64 hex + NUL) to `out`. Returns 0,
- * PARLEY_ERR_INVALID_ARGUMENT or PARLEY_ERR_BUFFER_TOO_SMALL.
+/**
+ * parley_call_peer writes the peer's fingerprint (64 hex + NUL) to `out`; also after the
+ * call ended. Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE or
+ * PARLEY_ERR_BUFFER_TOO_SMALL.
  */
 PARLEY_API int parley_call_peer(const parley_call *call, char *out, size_t out_len);
 
-/*
+/**
  * parley_call_push_audio hands `frames` frames of microphone PCM (frames x channels
  * interleaved samples, in the context's format) to the encoder, in any chunk size.
  * Real-time safe: never locks, blocks or allocates; one capture thread at a time. Audio
  * pushed before the call is active is dropped when it becomes active (it would only add
  * delay). Returns the number of frames taken (fewer than `frames` when about 200 ms are
- * already waiting), PARLEY_ERR_INVALID_ARGUMENT (NULL) or PARLEY_ERR_CALL_NOT_FOUND (ended).
+ * already waiting: an oversized push is cut, not refused), PARLEY_ERR_INVALID_ARGUMENT (NULL)
+ * or PARLEY_ERR_CALL_ENDED.
  */
 PARLEY_API int parley_call_push_audio(parley_call *call, const int16_t *pcm, size_t frames);
 
-/*
+/**
  * parley_call_pull_audio writes exactly `frames` frames of playout PCM to `out`: the peer's
  * voice through the jitter buffer, concealment where frames are missing, silence before the
  * call is active and after it ends. Real-time safe: never locks, blocks or allocates; one
  * playout thread at a time. Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL) or
- * PARLEY_ERR_CALL_NOT_FOUND (ended; `out` holds silence).
+ * PARLEY_ERR_CALL_ENDED (`out` holds silence).
  */
 PARLEY_API int parley_call_pull_audio(parley_call *call, int16_t *out, size_t frames);
 
-/*
+/**
  * parley_call_set_muted: while muted the peer hears comfort noise (the encoder gets
  * silence, which DTX sends almost for free). Real-time safe. Returns 0 or
  * PARLEY_ERR_INVALID_ARGUMENT.
  */
 PARLEY_API int parley_call_set_muted(parley_call *call, int muted);
 
-/*
+/** The largest application datagram parley_call_send_datagram takes, in bytes. */
+#define PARLEY_DATAGRAM_MAX 1100
+
+/**
  * parley_call_send_datagram sends an application datagram (the host's own bytes, up to
  * PARLEY_DATAGRAM_MAX) end-to-end encrypted alongside the voice, unreliable and unordered;
  * the peer gets PARLEY_EVENT_DATAGRAM. Returns 0, PARLEY_ERR_INVALID_ARGUMENT,
- * PARLEY_ERR_CALL_NOT_FOUND (not active), PARLEY_ERR_MESSAGE_TOO_LARGE, PARLEY_ERR_QUEUE_FULL.
+ * PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_CALL_NOT_FOUND (not active yet), PARLEY_ERR_CALL_ENDED,
+ * PARLEY_ERR_MESSAGE_TOO_LARGE, PARLEY_ERR_QUEUE_FULL or PARLEY_ERR_CLOSED.
  */
-#define PARLEY_DATAGRAM_MAX 1100
 PARLEY_API int parley_call_send_datagram(parley_call *call, const void *data, size_t len);
 
+/** Statistics of an active call (parley_call_get_stats). */
 typedef struct parley_call_stats {
-  size_t struct_size;          /* sizeof(parley_call_stats), set by the caller */
-  int path;                    /* parley_path in use */
-  uint32_t rtt_ms;             /* of the path in use */
-  uint64_t path_changes;
-  int64_t time_to_direct_ms;   /* from active to the first switch to direct; -1: never */
-  uint64_t frames_sent, frames_received;
-  uint32_t loss_permille;      /* of the peer's frames, last second (what we report to it) */
-  uint32_t peer_loss_permille; /* of our frames, as the peer reports */
-  int profile;                 /* the voice profile we send with */
-  int fec_loss_hint;           /* the loss (percent) our encoder protects against */
-  uint64_t audio_bytes_sent;   /* Opus bytes, for a bitrate from two readings */
-  uint32_t jitter_delay_ms;    /* the jitter buffer's current delay */
-  uint32_t jitter_target_ms;   /* and its target */
-  uint64_t frames_decoded;     /* received voice frames played */
-  uint64_t fec_recovered;      /* lost frames rebuilt from Opus FEC */
-  uint64_t red_recovered;      /* lost frames rebuilt from redundant copies */
-  uint64_t concealed;          /* frames of loss concealment */
-  uint64_t late;               /* frames that arrived after their time */
-  int muted;
-  uint32_t longest_gap_ms;     /* the longest run of consecutive concealment so far */
-  uint64_t quality_changes;    /* profile changes so far (PARLEY_EVENT_QUALITY_CHANGED) */
-  int quality_reason;          /* the last change's parley_quality_reason, 0 before any */
-  uint32_t quality_loss_permille; /* loss of the peer's frames over the last second */
-  /* Fields added by later versions go here. */
+  size_t struct_size;          /**< sizeof(parley_call_stats), set by the caller */
+  int path;                    /**< parley_path in use */
+  uint32_t rtt_ms;             /**< of the path in use */
+  uint64_t path_changes;       /**< switches between relay and direct so far */
+  int64_t time_to_direct_ms;   /**< from active to the first switch to direct; -1: never */
+  uint64_t frames_sent;        /**< media frames we sent (voice and datagrams) */
+  uint64_t frames_received;    /**< authentic frames we received from the peer */
+  uint32_t loss_permille;      /**< of the peer's frames, last second (what we report to it) */
+  uint32_t peer_loss_permille; /**< of our frames, as the peer reports */
+  int profile;                 /**< the voice profile we send with */
+  int fec_loss_hint;           /**< the loss (percent) our encoder protects against */
+  uint64_t audio_bytes_sent;   /**< Opus bytes, for a bitrate from two readings */
+  uint32_t jitter_delay_ms;    /**< the jitter buffer's current delay */
+  uint32_t jitter_target_ms;   /**< and its target */
+  uint64_t frames_decoded;     /**< received voice frames played */
+  uint64_t fec_recovered;      /**< lost frames rebuilt from Opus FEC */
+  uint64_t red_recovered;      /**< lost frames rebuilt from redundant copies */
+  uint64_t concealed;          /**< frames of loss concealment */
+  uint64_t late;               /**< frames that arrived after their time */
+  int muted;                   /**< non-zero while muted (parley_call_set_muted) */
+  uint32_t longest_gap_ms;     /**< the longest run of consecutive concealment so far */
+  uint64_t quality_changes;    /**< profile changes so far (PARLEY_EVENT_QUALITY_CHANGED) */
+  int quality_reason;          /**< the last change's parley_quality_reason, 0 before any */
+  uint32_t quality_loss_permille; /**< loss of the peer's frames over the last second */
+  /** Fields added by later versions go here. */
 } parley_call_stats;
 
-/*
+/**
  * parley_call_get_stats fills *stats (stats->struct_size must be set; an older, smaller
- * layout is filled as far as it goes). Returns 0, PARLEY_ERR_INVALID_ARGUMENT or
- * PARLEY_ERR_CALL_NOT_FOUND (not active).
+ * layout is filled as far as it goes). Returns 0, PARLEY_ERR_INVALID_ARGUMENT,
+ * PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_CALL_NOT_FOUND (not active yet),
+ * PARLEY_ERR_CALL_ENDED or PARLEY_ERR_CLOSED.
  */
 PARLEY_API int parley_call_get_stats(parley_call *call, parley_call_stats *stats);
 
@@ -689,4 +779,4 @@ PARLEY_API int parley_call_get_stats(parley_call *call, parley_call_stats *stats
 }
 #endif
 
-#endif /* PARLEY_PARLEY_H */
+#endif /**< PARLEY_PARLEY_H */

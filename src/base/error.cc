@@ -53,6 +53,8 @@ const char *error_description(int code) {
     case kErrCodec: return "audio codec error";
     case kErrAudioFormat: return "unsupported audio format";
     case kErrWrongThread: return "not allowed on this thread";
+    case kErrInvalidHandle: return "not a live handle (freed, or never created)";
+    case kErrCallEnded: return "the call has ended";
   }
   return "unknown error";
 }

@@ -54,6 +54,8 @@ enum Error : int {
   kErrCodec = -41,
   kErrAudioFormat = -42,
   kErrWrongThread = -43,
+  kErrInvalidHandle = -44,
+  kErrCallEnded = -45,
 };
 
 // The fixed one-line description of `code` ("unknown error" for codes parley never returns).

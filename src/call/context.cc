@@ -152,6 +152,18 @@ int Context::init() {
     e.relay_state = s;
     e.error = error;
     emit(e);
+    // Announced once registered, not from inside the handshake's verify callback, so the
+    // host's handler never runs inside ngtcp2.
+    if (s == RelayState::kRegistered && !config_.relay.relay_fingerprint &&
+        !relay_trust_announced_) {
+      if (auto fp = relay_->relay_fingerprint()) {
+        relay_trust_announced_ = true;
+        Event t(EventType::kRelayTrusted);
+        t.peer = *fp;
+        t.text = "relay identity trusted on first use";
+        emit(t);
+      }
+    }
   };
   l.on_message = [this](const signal::Message &m) { on_relay_message(m); };
   l.on_datagram = [this](const uint8_t *d, size_t n) { on_datagram(d, n); };
@@ -371,7 +383,8 @@ int Context::start_call(const identity::Fingerprint &to, signal::CallId *out) {
   return r;
 }
 
-int Context::start_call_with_id(const identity::Fingerprint &to, const signal::CallId &id) {
+int Context::start_call_with_id(const identity::Fingerprint &to, const signal::CallId &id,
+                                std::shared_ptr<VoiceChannel> *voice) {
   return run([&]() -> int {
     if (to == fp_) return fail(kErrInvalidArgument, "cannot call yourself");
     if (calls_.count(key_of(id))) return fail(kErrInvalidArgument, "call id in use");
@@ -383,6 +396,7 @@ int Context::start_call_with_id(const identity::Fingerprint &to, const signal::C
     if (r != kOk) return r;
     r = send_offer(signal::Type::kCallInvite, c);
     if (r != kOk) return r;
+    if (voice) *voice = c.voice;
     calls_.emplace(key_of(c.id), std::move(c));
     return kOk;
   });

@@ -64,6 +64,9 @@ enum class EventType {
   // Our sending profile changed: call, profile_from, profile, reason (quality::Reason), text
   // (its name), timestamp (the media timestamp of ours from which it applies).
   kQualityChanged = 8,
+  // The relay's identity was trusted on first use (no fingerprint was configured): peer is
+  // its fingerprint, for the host to store and pin from then on. Once per context.
+  kRelayTrusted = 9,
 };
 
 struct Event {
@@ -122,7 +125,10 @@ class Context {
   int start_call(const identity::Fingerprint &to, signal::CallId *out);
   // The same with an id the caller chose (fresh random, e.g. signal::CallId::random()), so
   // it can be known before any event of the call fires. kErrInvalidArgument if in use.
-  int start_call_with_id(const identity::Fingerprint &to, const signal::CallId &id);
+  // `voice` (optional) receives the call's voice channel at once: fetched later, the call
+  // may already have ended and been forgotten (a peer that is not registered).
+  int start_call_with_id(const identity::Fingerprint &to, const signal::CallId &id,
+                         std::shared_ptr<VoiceChannel> *voice = nullptr);
   // kOk, kErrCallNotFound (unknown, or not in a state that allows it), kErrNotRegistered.
   int accept(const signal::CallId &call);
   int reject(const signal::CallId &call);
@@ -251,6 +257,7 @@ class Context {
   size_t active_voice_ = 0;
   ContextStats stats_;
   bool closing_ = false;
+  bool relay_trust_announced_ = false;  // kRelayTrusted went out
   uint8_t frame_[quic::kMaxDatagramPayload];
 };
 

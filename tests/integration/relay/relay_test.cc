@@ -46,6 +46,7 @@ struct Client {
   std::condition_variable cv;
   call::RelayState relay = call::RelayState::kIdle;
   int registrations = 0;
+  std::vector<identity::Fingerprint> trusted;  // kRelayTrusted events
   int last_relay_error = 0;
   std::vector<signal::CallId> incoming;
   std::map<std::vector<uint8_t>, std::pair<CallState, int>> calls;  // id -> state, error
@@ -112,6 +113,9 @@ struct Client {
         break;
       case EventType::kError:
         errors.emplace_back(e.error, e.text);
+        break;
+      case EventType::kRelayTrusted:
+        trusted.push_back(e.peer);
         break;
       case EventType::kPathChanged:
       case EventType::kQualityChanged:
@@ -546,6 +550,12 @@ TEST_F(RelayTest, TrustOnFirstUsePinsTheRelayForReconnects) {
   auto learned = a.ctx->relay_fingerprint();
   ASSERT_TRUE(learned.has_value());
   EXPECT_EQ(*learned, relay_.fingerprint);
+  {
+    // The host hears of the trust decision once, with the fingerprint to store.
+    std::lock_guard<std::mutex> lock(a.m);
+    ASSERT_EQ(a.trusted.size(), 1u);
+    EXPECT_EQ(a.trusted[0], relay_.fingerprint);
+  }
   // Another relay (another key) appears at the same address: the learned pin refuses it.
   EXPECT_EQ(0, relay_.stop(SIGTERM));
   std::remove(seed_.c_str());
@@ -554,6 +564,7 @@ TEST_F(RelayTest, TrustOnFirstUsePinsTheRelayForReconnects) {
   ASSERT_TRUE(a.wait([&] { return a.last_relay_error == kErrPeerIdentity; }, 15s));
   std::lock_guard<std::mutex> lock(a.m);
   EXPECT_EQ(a.registrations, 1);
+  EXPECT_EQ(a.trusted.size(), 1u);
 }
 
 // coturn's STUN client (a STUN stack nobody here wrote) against both of the relay's STUN

@@ -1,0 +1,380 @@
+/* Misuse of the C API, from C99 against libparley.so (and under ASan+UBSan in the sanitizer
+ * build): NULL handles, double free/destroy, handles used after they were freed, calls used
+ * after hangup, destroying a context from its own callback, oversized input and invalid
+ * configuration. Each must return its own distinct error code, and nothing may crash.
+ * Needs the parley-relay executable (argv[1]) for the parts with a real call. */
+#include <parley/parley.h>
+
+#include "relay_child.h"
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond)                                                                \
+  do {                                                                             \
+    ++checks;                                                                      \
+    if (!(cond)) {                                                                 \
+      ++failures;                                                                  \
+      fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,     \
+              __LINE__, #cond, parley_last_error_message());                       \
+    }                                                                              \
+  } while (0)
+#define CHECK_ERR(expr, code) CHECK((expr) == (code))
+
+static relay_child relay;
+
+static void quiet_log(void *user, int level, const char *message) {
+  (void)user;
+  (void)level;
+  (void)message;
+}
+
+static parley_context *make_context(parley_identity *id, parley_event_fn cb, void *user) {
+  parley_context_config cfg;
+  parley_context *ctx = NULL;
+  parley_context_config_init(&cfg);
+  cfg.relay_address = relay.address;
+  cfg.relay_fingerprint = relay.fingerprint;
+  cfg.bind_address = "127.0.0.1:0";
+  cfg.disable_direct = 1;
+  cfg.event_callback = cb;
+  cfg.event_user_data = user;
+  CHECK_ERR(parley_context_create(id, &cfg, &ctx), PARLEY_OK);
+  return ctx;
+}
+
+/* Polls `ctx` until an event of `type` (and, for call states, `state`) arrives or 10 s pass.
+ * Returns 1 and the event, or 0. */
+static int wait_event(parley_context *ctx, int type, int state, parley_event *out) {
+  const long long deadline = relay_child_now_ms() + 10000;
+  while (relay_child_now_ms() < deadline) {
+    parley_event ev;
+    int r = parley_context_poll_event_v2(ctx, &ev, sizeof ev);
+    if (r == 1) {
+      if (ev.type == type &&
+          (state < 0 || (type == PARLEY_EVENT_RELAY_STATE ? ev.relay_state : ev.call_state) ==
+                            state)) {
+        *out = ev;
+        return 1;
+      }
+      continue;
+    }
+    {
+      struct timespec ts = {0, 2000000};
+      nanosleep(&ts, NULL); /* an empty queue: poll again shortly */
+    }
+  }
+  return 0;
+}
+
+static void null_handles(void) {
+  char fp[PARLEY_FINGERPRINT_BUF_LEN];
+  uint8_t buf[64];
+  size_t len = sizeof buf;
+  int16_t pcm[960] = {0};
+  parley_event ev;
+  parley_call_stats st;
+  parley_context *ctx = (parley_context *)1;
+  parley_call *call = (parley_call *)1;
+  parley_context_config cfg;
+
+  CHECK_ERR(parley_identity_fingerprint(NULL, fp, sizeof fp), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_identity_public_key(NULL, buf), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_identity_export_seed(NULL, buf), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_identity_certificate_der(NULL, buf, &len), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_identity_save_file(NULL, "/tmp/x", 0), PARLEY_ERR_INVALID_ARGUMENT);
+  parley_identity_free(NULL);
+  parley_context_config_init(&cfg);
+  cfg.relay_address = "127.0.0.1:1";
+  CHECK_ERR(parley_context_create(NULL, &cfg, &ctx), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK(ctx == NULL); /* *out is NULLed on error */
+  CHECK(strstr(parley_last_error_message(), "'id'") != NULL);
+  CHECK_ERR(parley_context_destroy(NULL), PARLEY_OK);
+  CHECK_ERR(parley_context_poll_event(NULL, &ev), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_poll_event_v2(NULL, &ev, sizeof ev), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_fingerprint(NULL, fp, sizeof fp), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_relay_fingerprint(NULL, fp, sizeof fp),
+            PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_call_start(NULL, relay.fingerprint, &call), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK(call == NULL);
+  CHECK_ERR(parley_call_accept(NULL), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_call_reject(NULL), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_call_hangup(NULL), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_call_push_audio(NULL, pcm, 960), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_call_pull_audio(NULL, pcm, 960), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_call_set_muted(NULL, 1), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_call_send_datagram(NULL, buf, 4), PARLEY_ERR_INVALID_ARGUMENT);
+  st.struct_size = sizeof st;
+  CHECK_ERR(parley_call_get_stats(NULL, &st), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_call_peer(NULL, fp, sizeof fp), PARLEY_ERR_INVALID_ARGUMENT);
+  parley_call_release(NULL);
+}
+
+static void double_free_and_stale_handles(void) {
+  parley_identity *id = NULL;
+  parley_context *ctx;
+  char fp[PARLEY_FINGERPRINT_BUF_LEN];
+  parley_event ev;
+  parley_call *call = NULL;
+
+  CHECK_ERR(parley_identity_generate(&id), PARLEY_OK);
+  ctx = make_context(id, NULL, NULL);
+  /* A handle of one type passed as another is not live as that type. */
+  CHECK_ERR(parley_context_fingerprint((parley_context *)id, fp, sizeof fp),
+            PARLEY_ERR_INVALID_HANDLE);
+  CHECK_ERR(parley_identity_fingerprint((parley_identity *)ctx, fp, sizeof fp),
+            PARLEY_ERR_INVALID_HANDLE);
+  CHECK_ERR(parley_call_hangup((parley_call *)ctx), PARLEY_ERR_INVALID_HANDLE);
+
+  CHECK_ERR(parley_context_destroy(ctx), PARLEY_OK);
+  CHECK_ERR(parley_context_destroy(ctx), PARLEY_ERR_INVALID_HANDLE);
+  CHECK(strstr(parley_last_error_message(), "parley_context") != NULL);
+  CHECK_ERR(parley_context_poll_event_v2(ctx, &ev, sizeof ev), PARLEY_ERR_INVALID_HANDLE);
+  CHECK_ERR(parley_context_fingerprint(ctx, fp, sizeof fp), PARLEY_ERR_INVALID_HANDLE);
+  CHECK_ERR(parley_call_start(ctx, relay.fingerprint, &call), PARLEY_ERR_INVALID_HANDLE);
+  CHECK(call == NULL);
+
+  parley_identity_free(id);
+  parley_identity_free(id); /* ignored, logged */
+  CHECK_ERR(parley_identity_fingerprint(id, fp, sizeof fp), PARLEY_ERR_INVALID_HANDLE);
+  {
+    parley_context_config cfg;
+    parley_context_config_init(&cfg);
+    cfg.relay_address = relay.address;
+    ctx = (parley_context *)1;
+    CHECK_ERR(parley_context_create(id, &cfg, &ctx), PARLEY_ERR_INVALID_HANDLE);
+    CHECK(ctx == NULL);
+  }
+}
+
+static void invalid_config(void) {
+  parley_identity *id = NULL;
+  parley_context_config cfg;
+  parley_context *ctx = NULL;
+  CHECK_ERR(parley_identity_generate(&id), PARLEY_OK);
+
+#define EXPECT_CONFIG_ERROR(code, field)                                          \
+  do {                                                                            \
+    CHECK_ERR(parley_context_create(id, &cfg, &ctx), code);                       \
+    CHECK(ctx == NULL);                                                           \
+    CHECK(strstr(parley_last_error_message(), field) != NULL);                    \
+    parley_context_config_init(&cfg);                                             \
+    cfg.relay_address = relay.address;                                            \
+  } while (0)
+
+  parley_context_config_init(&cfg);
+  cfg.relay_address = relay.address;
+  cfg.struct_size = 0;
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "struct_size");
+  cfg.struct_size = sizeof cfg + 64; /* from a newer header than this library */
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "struct_size");
+  cfg.relay_address = NULL;
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "relay_address");
+  cfg.relay_address = "relay.example:7350";
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_INVALID, "relay_address");
+  cfg.relay_address = "127.0.0.1:99999";
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_INVALID, "relay_address");
+  cfg.relay_fingerprint = "abc";
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_FINGERPRINT_INVALID, "relay_fingerprint");
+  cfg.bind_address = "127.0.0.1";
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_INVALID, "bind_address");
+  cfg.sample_rate = 44100;
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_AUDIO_FORMAT, "sample_rate");
+  cfg.channels = 3;
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_AUDIO_FORMAT, "channels");
+  cfg.channels = -1;
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_AUDIO_FORMAT, "channels");
+  cfg.jitter_min_ms = 300;
+  cfg.jitter_max_ms = 100;
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "jitter_min_ms");
+  cfg.jitter_max_ms = 60000;
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "jitter_max_ms");
+  cfg.quality_mode = 7;
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "quality_mode");
+  cfg.quality_mode = PARLEY_QUALITY_FIXED;
+  cfg.quality_profile = 5;
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "quality_profile");
+  CHECK_ERR(parley_context_create(id, NULL, &ctx), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_create(id, &cfg, NULL), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_config_init(NULL), PARLEY_ERR_INVALID_ARGUMENT);
+#undef EXPECT_CONFIG_ERROR
+  parley_identity_free(id);
+}
+
+/* Destroying a context from inside its own callback is refused; from outside it works. */
+typedef struct {
+  parley_context *ctx; /* set before any event can matter */
+  volatile int destroy_result;
+  volatile int done;
+} destroy_probe;
+
+static void destroy_from_callback(void *user, const parley_event *ev) {
+  destroy_probe *p = (destroy_probe *)user;
+  if (ev->type == PARLEY_EVENT_RELAY_STATE && ev->relay_state == PARLEY_RELAY_REGISTERED &&
+      !p->done) {
+    while (!p->ctx) {
+    }
+    p->destroy_result = parley_context_destroy(p->ctx);
+    __atomic_store_n(&p->done, 1, __ATOMIC_RELEASE);
+  }
+}
+
+static void wrong_thread_destroy(void) {
+  parley_identity *id = NULL;
+  destroy_probe probe = {NULL, 1, 0};
+  parley_context *ctx;
+  parley_event ev;
+  long long deadline;
+  CHECK_ERR(parley_identity_generate(&id), PARLEY_OK);
+  ctx = make_context(id, destroy_from_callback, &probe);
+  __atomic_store_n(&probe.ctx, ctx, __ATOMIC_RELEASE);
+  deadline = relay_child_now_ms() + 10000;
+  while (!__atomic_load_n(&probe.done, __ATOMIC_ACQUIRE) && relay_child_now_ms() < deadline) {
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+  }
+  CHECK(probe.done);
+  CHECK_ERR(probe.destroy_result, PARLEY_ERR_WRONG_THREAD);
+  /* Polling a callback context is a misuse too. */
+  CHECK_ERR(parley_context_poll_event_v2(ctx, &ev, sizeof ev), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_destroy(ctx), PARLEY_OK);
+  parley_identity_free(id);
+}
+
+static void after_hangup(void) {
+  parley_identity *ida = NULL, *idb = NULL;
+  parley_context *a, *b;
+  parley_call *call = NULL, *incoming;
+  parley_event ev;
+  char fpb[PARLEY_FINGERPRINT_BUF_LEN], fp[PARLEY_FINGERPRINT_BUF_LEN];
+  static int16_t big[48000 * 10];
+  int16_t pcm[960];
+  uint8_t payload[PARLEY_DATAGRAM_MAX + 1];
+  parley_call_stats st;
+  int r;
+
+  memset(payload, 7, sizeof payload);
+  CHECK_ERR(parley_identity_generate(&ida), PARLEY_OK);
+  CHECK_ERR(parley_identity_generate(&idb), PARLEY_OK);
+  a = make_context(ida, NULL, NULL);
+  b = make_context(idb, NULL, NULL);
+  CHECK(wait_event(a, PARLEY_EVENT_RELAY_STATE, PARLEY_RELAY_REGISTERED, &ev));
+  CHECK(wait_event(b, PARLEY_EVENT_RELAY_STATE, PARLEY_RELAY_REGISTERED, &ev));
+  CHECK_ERR(parley_context_relay_fingerprint(a, fp, sizeof fp), PARLEY_OK);
+  CHECK(strcmp(fp, relay.fingerprint) == 0);
+  CHECK_ERR(parley_context_relay_fingerprint(a, fp, 10), PARLEY_ERR_BUFFER_TOO_SMALL);
+  CHECK_ERR(parley_context_poll_event_v2(a, &ev, 8), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_fingerprint(b, fpb, sizeof fpb), PARLEY_OK);
+
+  CHECK_ERR(parley_call_start(a, "not-a-fingerprint", &call), PARLEY_ERR_FINGERPRINT_INVALID);
+  CHECK_ERR(parley_call_start(a, fpb, &call), PARLEY_OK);
+  CHECK(wait_event(b, PARLEY_EVENT_INCOMING_CALL, -1, &ev));
+  incoming = ev.call;
+  CHECK(incoming != NULL);
+  /* Only the callee accepts; before it is active a datagram is refused. */
+  CHECK_ERR(parley_call_accept(call), PARLEY_ERR_CALL_NOT_FOUND);
+  CHECK_ERR(parley_call_send_datagram(call, payload, 4), PARLEY_ERR_CALL_NOT_FOUND);
+  CHECK_ERR(parley_call_accept(incoming), PARLEY_OK);
+  CHECK(wait_event(a, PARLEY_EVENT_CALL_STATE, PARLEY_CALL_ACTIVE, &ev));
+  CHECK(wait_event(b, PARLEY_EVENT_CALL_STATE, PARLEY_CALL_ACTIVE, &ev));
+
+  /* Oversized input: a datagram over the limit is refused; ten seconds of audio in one
+   * push are taken only as far as the send buffer goes. */
+  CHECK_ERR(parley_call_send_datagram(call, payload, sizeof payload),
+            PARLEY_ERR_MESSAGE_TOO_LARGE);
+  r = parley_call_push_audio(call, big, sizeof big / sizeof big[0]);
+  CHECK(r >= 0 && r < (int)(sizeof big / sizeof big[0]));
+  CHECK_ERR(parley_call_push_audio(call, NULL, 960), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_call_push_audio(call, NULL, 0), 0);
+  CHECK_ERR(parley_call_accept(incoming), PARLEY_ERR_CALL_NOT_FOUND); /* twice */
+
+  CHECK_ERR(parley_call_hangup(call), PARLEY_OK);
+  CHECK(wait_event(a, PARLEY_EVENT_CALL_STATE, PARLEY_CALL_ENDED, &ev));
+  CHECK(wait_event(b, PARLEY_EVENT_CALL_STATE, PARLEY_CALL_ENDED, &ev));
+  CHECK_ERR(ev.error, PARLEY_OK);
+  /* Every request on an ended call: PARLEY_ERR_CALL_ENDED, on both sides. */
+  CHECK_ERR(parley_call_hangup(call), PARLEY_ERR_CALL_ENDED);
+  CHECK_ERR(parley_call_accept(incoming), PARLEY_ERR_CALL_ENDED);
+  CHECK_ERR(parley_call_reject(incoming), PARLEY_ERR_CALL_ENDED);
+  CHECK_ERR(parley_call_send_datagram(call, payload, 4), PARLEY_ERR_CALL_ENDED);
+  CHECK_ERR(parley_call_push_audio(call, pcm, 960), PARLEY_ERR_CALL_ENDED);
+  pcm[0] = 123;
+  CHECK_ERR(parley_call_pull_audio(incoming, pcm, 960), PARLEY_ERR_CALL_ENDED);
+  CHECK(pcm[0] == 0); /* silence */
+  st.struct_size = sizeof st;
+  CHECK_ERR(parley_call_get_stats(call, &st), PARLEY_ERR_CALL_ENDED);
+  CHECK_ERR(parley_call_peer(call, fp, sizeof fp), PARLEY_OK); /* still answers */
+  CHECK(strcmp(fp, fpb) == 0);
+
+  /* Released handles are not live; releasing twice is ignored. */
+  parley_call_release(call);
+  parley_call_release(call);
+  CHECK_ERR(parley_call_hangup(call), PARLEY_ERR_INVALID_HANDLE);
+  CHECK_ERR(parley_call_peer(call, fp, sizeof fp), PARLEY_ERR_INVALID_HANDLE);
+  CHECK_ERR(parley_call_get_stats(call, &st), PARLEY_ERR_INVALID_HANDLE);
+
+  /* A call handle outlives its context: requests then say the context is closed. */
+  CHECK_ERR(parley_context_destroy(b), PARLEY_OK);
+  CHECK_ERR(parley_call_hangup(incoming), PARLEY_ERR_CALL_ENDED);
+  CHECK_ERR(parley_call_peer(incoming, fp, sizeof fp), PARLEY_OK);
+  parley_call_release(incoming);
+
+  /* Calls after hangup through a live context, then its destruction with a live call. */
+  CHECK_ERR(parley_call_start(a, fpb, &call), PARLEY_OK); /* b is gone: the call fails */
+  CHECK(wait_event(a, PARLEY_EVENT_CALL_STATE, PARLEY_CALL_ENDED, &ev));
+  CHECK_ERR(ev.error, PARLEY_ERR_PEER_UNAVAILABLE);
+  CHECK_ERR(parley_context_destroy(a), PARLEY_OK);
+  CHECK_ERR(parley_call_hangup(call), PARLEY_ERR_CALL_ENDED);
+  parley_call_release(call);
+  parley_identity_free(ida);
+  parley_identity_free(idb);
+}
+
+/* A call still ringing when its context is destroyed: the handle reports the closed context. */
+static void destroyed_context(void) {
+  parley_identity *ida = NULL, *idb = NULL;
+  parley_context *a, *b;
+  parley_call *call = NULL;
+  parley_event ev;
+  char fpb[PARLEY_FINGERPRINT_BUF_LEN];
+  int16_t pcm[960];
+  CHECK_ERR(parley_identity_generate(&ida), PARLEY_OK);
+  CHECK_ERR(parley_identity_generate(&idb), PARLEY_OK);
+  a = make_context(ida, NULL, NULL);
+  b = make_context(idb, NULL, NULL);
+  CHECK(wait_event(a, PARLEY_EVENT_RELAY_STATE, PARLEY_RELAY_REGISTERED, &ev));
+  CHECK(wait_event(b, PARLEY_EVENT_RELAY_STATE, PARLEY_RELAY_REGISTERED, &ev));
+  CHECK_ERR(parley_context_fingerprint(b, fpb, sizeof fpb), PARLEY_OK);
+  CHECK_ERR(parley_call_start(a, fpb, &call), PARLEY_OK);
+  CHECK(wait_event(b, PARLEY_EVENT_INCOMING_CALL, -1, &ev));
+  CHECK_ERR(parley_context_destroy(a), PARLEY_OK);
+  CHECK_ERR(parley_call_hangup(call), PARLEY_ERR_CLOSED);
+  CHECK_ERR(parley_call_pull_audio(call, pcm, 960), PARLEY_ERR_CALL_ENDED);
+  parley_call_release(call);
+  /* b's incoming call handle is released with its context still queued events naming it. */
+  CHECK_ERR(parley_context_destroy(b), PARLEY_OK);
+  parley_call_release(ev.call);
+  parley_identity_free(ida);
+  parley_identity_free(idb);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s PARLEY_RELAY_BINARY\n", argv[0]);
+    return 2;
+  }
+  parley_log_set_callback(quiet_log, NULL);
+  if (relay_child_start(&relay, argv[1]) != 0) {
+    fprintf(stderr, "could not start %s\n", argv[1]);
+    return 1;
+  }
+  null_handles();
+  double_free_and_stale_handles();
+  invalid_config();
+  wrong_thread_destroy();
+  after_hangup();
+  destroyed_context();
+  relay_child_stop(&relay);
+  printf("%d checks, %d failed\n", checks, failures);
+  return failures == 0 ? 0 : 1;
+}
