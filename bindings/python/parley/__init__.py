@@ -1,0 +1,95 @@
+"""parley: end-to-end encrypted voice calls, from Python.
+
+A thin ctypes binding of libparley's C ABI (include/parley/parley.h): no compiled
+extension, so it works with any CPython that can load the shared library. Set
+``PARLEY_LIBRARY`` to the full path of libparley.so, or install the library where
+``ctypes.util.find_library("parley")`` finds it.
+
+Quick start::
+
+    import parley
+    me = parley.Identity.generate()
+    with parley.Context(me, "203.0.113.5:7350", relay_fingerprint=RELAY_FP) as ctx:
+        ctx.wait_for(lambda e: e.relay_state == parley.RelayState.REGISTERED, timeout=10)
+        call = ctx.call(PEER_FP)
+        ctx.wait_for(lambda e: e.call is call and e.call_state == parley.CallState.ACTIVE, 30)
+        call.push(pcm_bytes)            # capture thread
+        out = call.pull(960)            # playout thread
+"""
+
+from __future__ import annotations
+
+from ._enums import (
+    DATAGRAM_MAX,
+    FINGERPRINT_HEX_LEN,
+    PUBLIC_KEY_LEN,
+    SEED_LEN,
+    VERSION_NUM,
+    CallState,
+    ErrorCode,
+    EventType,
+    LogLevel,
+    NetcheckFormat,
+    Path,
+    QualityMode,
+    QualityReason,
+    RelayState,
+)
+from ._native import lib as _lib
+from .context import Call, CallStats, Context, Event
+from .errors import Error, check as _check
+from .identity import Identity, certificate_fingerprint, normalize_fingerprint
+from .netcheck import netcheck
+
+__version__ = "0.1.0"
+
+
+def version() -> int:
+    """The loaded library's version, 0xMMmmpp."""
+    return int(_lib.version())
+
+
+def version_string() -> str:
+    """The loaded library's version, e.g. "0.1.0"."""
+    return _lib.version_string().decode()
+
+
+def library_path() -> str:
+    """The path libparley was loaded from."""
+    return _lib.path
+
+
+def set_log_level(level: int) -> None:
+    """The most verbose level libparley logs (to stderr; default LogLevel.WARN)."""
+    _check(_lib.log_set_level(int(level)), "parley_log_set_level")
+
+
+__all__ = [
+    "Call",
+    "CallState",
+    "CallStats",
+    "Context",
+    "DATAGRAM_MAX",
+    "Error",
+    "ErrorCode",
+    "Event",
+    "EventType",
+    "FINGERPRINT_HEX_LEN",
+    "Identity",
+    "LogLevel",
+    "NetcheckFormat",
+    "PUBLIC_KEY_LEN",
+    "Path",
+    "QualityMode",
+    "QualityReason",
+    "RelayState",
+    "SEED_LEN",
+    "VERSION_NUM",
+    "certificate_fingerprint",
+    "library_path",
+    "netcheck",
+    "normalize_fingerprint",
+    "set_log_level",
+    "version",
+    "version_string",
+]

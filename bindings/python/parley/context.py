@@ -1,0 +1,640 @@
+"""parley.Context and parley.Call: a relay connection, its calls, and their audio.
+
+Why poll mode: the C API can deliver events either to a callback on the context's own
+thread or into a queue the host polls. A Python callback would run on a foreign thread
+while holding the GIL, could stall the library's event loop, and must never destroy its
+context; polling keeps every event on the thread that asks for it. The C API has no
+blocking wait, so ``events()``/``wait_for()`` poll with short sleeps (1-10 ms) between empty
+polls.
+
+Handles: the C API hands out one ``parley_call *`` per call (from parley_call_start or an
+INCOMING_CALL event) that the host owns until parley_call_release. The Context keeps a dict
+keyed by that pointer, so every event about a call yields the same Call object, and
+close() releases whatever the host did not.
+
+Locking: one re-entrant lock per Context serialises polling (an event's pointers are only
+valid until the next poll), the pointer dict, call control (accept, hangup, stats, ...) and
+destruction, so a Call method can never race with Context.close(). push()/pull() take no
+lock: they are the real-time path, to be called from one capture thread and one playout
+thread, which must stop before the call is released.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import sys
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+
+from ._enums import (
+    DATAGRAM_MAX,
+    FINGERPRINT_BUF_LEN,
+    CallState,
+    ErrorCode,
+    EventType,
+    Path,
+    QualityMode,
+    QualityReason,
+    RelayState,
+    enum_or_int,
+)
+from ._native import CallStatsStruct, ContextConfigStruct, EventStruct, c_str, fingerprint_buffer, lib
+from .errors import Error, check
+from .identity import Identity
+
+# Contexts still open at interpreter exit are closed before the interpreter tears down, so
+# no library thread outlives the Python objects it was created for.
+_open_contexts: "weakref.WeakSet[Context]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_contexts() -> None:
+    for ctx in list(_open_contexts):
+        try:
+            ctx.close()
+        except Exception:
+            pass
+
+
+# Sleep between empty polls: starts short (events usually come in bursts), backs off.
+_POLL_SLEEP_MIN = 0.001
+_POLL_SLEEP_MAX = 0.010
+
+
+@dataclass(frozen=True)
+class Event:
+    """One parley_event, copied out of the library (its pointers die at the next poll).
+
+    Fields that only some event types carry are None for the others: relay_state
+    (RELAY_STATE), call_state (CALL_STATE), path/path_from (PATH_CHANGED), profile,
+    profile_from, quality_reason and timestamp (QUALITY_CHANGED). Enum-typed fields hold a
+    plain int when a newer library sends a value this binding does not know.
+    """
+
+    type: Union[EventType, int]
+    call: Optional["Call"] = None
+    error: Union[ErrorCode, int] = ErrorCode.OK
+    peer: str = ""
+    text: str = ""
+    data: bytes = b""
+    relay_state: Optional[Union[RelayState, int]] = None
+    call_state: Optional[Union[CallState, int]] = None
+    path: Optional[Union[Path, int]] = None
+    path_from: Optional[Union[Path, int]] = None
+    profile: Optional[int] = None
+    profile_from: Optional[int] = None
+    quality_reason: Optional[Union[QualityReason, int]] = None
+    timestamp: Optional[int] = None
+
+    def __repr__(self) -> str:
+        parts = [self.type.name if isinstance(self.type, EventType) else f"type={self.type}"]
+        for name in ("relay_state", "call_state", "path_from", "path", "profile_from",
+                     "profile", "quality_reason", "timestamp"):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(f"{name}={getattr(value, 'name', value)}")
+        if self.error:
+            parts.append(f"error={getattr(self.error, 'name', self.error)}")
+        if self.peer:
+            parts.append(f"peer={self.peer[:12]}")
+        if self.text:
+            parts.append(f"text={self.text!r}")
+        if self.data:
+            parts.append(f"data={len(self.data)}B")
+        return f"Event({' '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class CallStats:
+    """parley_call_stats (see the header for each field's meaning)."""
+
+    path: Union[Path, int]
+    rtt_ms: int
+    path_changes: int
+    time_to_direct_ms: int  # -1: never went direct
+    frames_sent: int
+    frames_received: int
+    loss_permille: int
+    peer_loss_permille: int
+    profile: int
+    fec_loss_hint: int
+    audio_bytes_sent: int
+    jitter_delay_ms: int
+    jitter_target_ms: int
+    frames_decoded: int
+    fec_recovered: int
+    red_recovered: int
+    concealed: int
+    late: int
+    muted: bool
+    longest_gap_ms: int
+    quality_changes: int
+    quality_reason: Union[QualityReason, int]
+    quality_loss_permille: int
+
+
+class Context:
+    """A client context: an identity, one relay connection, one UDP socket, and calls.
+
+    Args:
+        identity: who we are (copied; may be closed afterwards).
+        relay_address: "ip:port" or "[ipv6]:port".
+        relay_fingerprint: the relay's 64-hex fingerprint to pin; None trusts the first seen.
+        sample_rate, channels: the PCM format of push()/pull() (8000..48000 Hz; 1 or 2).
+        bind_address: local "ip:port" (None: 0.0.0.0, any port).
+        jitter_min_ms, jitter_max_ms: jitter buffer bounds (0: the defaults, 20 and 500).
+        include_loopback: offer loopback host candidates (both parties on one machine).
+        disable_direct: keep calls on the relay.
+        quality_mode, quality_profile: QualityMode.FIXED pins the voice profile (0 best..4).
+    """
+
+    def __init__(
+        self,
+        identity: Identity,
+        relay_address: str,
+        relay_fingerprint: Optional[str] = None,
+        *,
+        sample_rate: int = 48000,
+        channels: int = 1,
+        bind_address: Optional[str] = None,
+        jitter_min_ms: int = 0,
+        jitter_max_ms: int = 0,
+        include_loopback: bool = False,
+        disable_direct: bool = False,
+        quality_mode: int = QualityMode.ADAPTIVE,
+        quality_profile: int = 0,
+    ) -> None:
+        self._ptr: Optional[int] = None
+        self._lock = threading.RLock()
+        self._calls: Dict[int, Call] = {}
+        self._event = EventStruct()
+        self.sample_rate = sample_rate or 48000  # 0 means the default in the C API too
+        self.channels = channels or 1
+        self.relay_state: Union[RelayState, int] = RelayState.IDLE
+
+        # config_init writes the *library's* sizeof(parley_context_config), which a newer
+        # library may have grown: give it room, then declare the layout we know.
+        raw = (ctypes.c_uint8 * (ctypes.sizeof(ContextConfigStruct) + 1024))()
+        check(lib.context_config_init(raw), "parley_context_config_init")
+        config = ContextConfigStruct.from_buffer(raw)
+        library_size = config.struct_size
+        if not 0 < library_size <= ctypes.sizeof(raw):
+            raise Error(ErrorCode.INTERNAL, f"parley_context_config_init: struct_size {library_size}",
+                        "Context")
+        config.struct_size = min(library_size, ctypes.sizeof(ContextConfigStruct))
+        config.relay_address = c_str(relay_address)
+        config.relay_fingerprint = c_str(relay_fingerprint)
+        config.bind_address = c_str(bind_address)
+        config.sample_rate = sample_rate
+        config.channels = channels
+        config.jitter_min_ms = jitter_min_ms
+        config.jitter_max_ms = jitter_max_ms
+        config.disable_direct = 1 if disable_direct else 0
+        config.include_loopback = 1 if include_loopback else 0
+        config.event_callback = None  # poll mode
+        if quality_mode != QualityMode.ADAPTIVE or quality_profile != 0:
+            if library_size < ContextConfigStruct.quality_profile.offset + ctypes.sizeof(ctypes.c_int):
+                raise Error(ErrorCode.INVALID_ARGUMENT,
+                            "this libparley has no quality_mode/quality_profile", "Context")
+        config.quality_mode = int(quality_mode)
+        config.quality_profile = quality_profile
+
+        out = ctypes.c_void_p()
+        check(lib.context_create(identity._handle, raw, ctypes.byref(out)), "parley_context_create")
+        self._ptr = out.value
+        buf = fingerprint_buffer()
+        check(lib.context_fingerprint(self._ptr, buf, FINGERPRINT_BUF_LEN),
+              "parley_context_fingerprint")
+        self._fingerprint = buf.value.decode()
+        _open_contexts.add(self)
+
+    # -- properties --------------------------------------------------------------------------
+
+    @property
+    def _handle(self) -> int:
+        ptr = self._ptr
+        if ptr is None:
+            raise Error(ErrorCode.CLOSED, "the context was closed", "Context")
+        return ptr
+
+    @property
+    def fingerprint(self) -> str:
+        """Our own fingerprint (64 hex)."""
+        return self._fingerprint
+
+    @property
+    def relay_fingerprint(self) -> str:
+        """The relay's fingerprint: the pinned one, or the one trusted on first use.
+        Raises Error(NOT_REGISTERED) before any was seen."""
+        if lib.context_relay_fingerprint is None:
+            raise Error(ErrorCode.INVALID_ARGUMENT,
+                        "this libparley has no parley_context_relay_fingerprint", "Context")
+        buf = fingerprint_buffer()
+        with self._lock:
+            check(lib.context_relay_fingerprint(self._handle, buf, FINGERPRINT_BUF_LEN),
+                  "parley_context_relay_fingerprint")
+        return buf.value.decode()
+
+    @property
+    def calls(self) -> List["Call"]:
+        """The calls not released yet."""
+        with self._lock:
+            return list(self._calls.values())
+
+    @property
+    def closed(self) -> bool:
+        return self._ptr is None
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def call(self, peer_fingerprint: str) -> "Call":
+        """Calls a peer through the relay; progress arrives as CALL_STATE events."""
+        out = ctypes.c_void_p()
+        with self._lock:  # no poll may see the new pointer before it is in the dict
+            check(lib.call_start(self._handle, c_str(peer_fingerprint), ctypes.byref(out)),
+                  "parley_call_start")
+            try:
+                call = Call(self, out.value, incoming=False)
+            except BaseException:
+                lib.call_release(out.value)
+                raise
+            self._calls[out.value] = call
+        return call
+
+    # -- events ------------------------------------------------------------------------------
+
+    def poll(self) -> Optional[Event]:
+        """The oldest queued event, or None at once if there is none."""
+        with self._lock:
+            ev = self._event
+            ctypes.memset(ctypes.byref(ev), 0, ctypes.sizeof(ev))  # an older library writes less
+            rc = check(lib.context_poll_event_v2(self._handle, ctypes.byref(ev), ctypes.sizeof(ev)),
+                       "parley_context_poll_event_v2")
+            if rc == 0:
+                return None
+            return self._translate(ev)
+
+    def _translate(self, ev: EventStruct) -> Event:
+        etype = enum_or_int(EventType, ev.type)
+        call: Optional[Call] = None
+        if ev.call:
+            call = self._calls.get(ev.call)
+            if call is None and etype == EventType.INCOMING_CALL:
+                call = Call(self, ev.call, incoming=True)
+                self._calls[ev.call] = call
+        fields: Dict[str, Any] = dict(
+            type=etype,
+            call=call,
+            error=enum_or_int(ErrorCode, ev.error),
+            peer=ev.peer.decode(errors="replace"),
+            text=ctypes.string_at(ev.text).decode(errors="replace") if ev.text else "",
+            data=ctypes.string_at(ev.data, ev.len) if ev.data and ev.len else b"",
+        )
+        known = isinstance(etype, EventType)
+        if etype == EventType.RELAY_STATE or not known:
+            fields["relay_state"] = enum_or_int(RelayState, ev.relay_state)
+        if etype == EventType.CALL_STATE or not known:
+            fields["call_state"] = enum_or_int(CallState, ev.call_state)
+        if etype == EventType.PATH_CHANGED or not known:
+            fields["path"] = enum_or_int(Path, ev.path)
+            fields["path_from"] = enum_or_int(Path, ev.path_from)
+        if etype == EventType.QUALITY_CHANGED or not known:
+            fields["profile"] = ev.profile
+            fields["profile_from"] = ev.profile_from
+            fields["quality_reason"] = enum_or_int(QualityReason, ev.quality_reason)
+            fields["timestamp"] = ev.timestamp
+        event = Event(**fields)
+        # Keep the Python-side view of states current.
+        if etype == EventType.RELAY_STATE:
+            self.relay_state = event.relay_state  # type: ignore[assignment]
+        elif call is not None and etype == EventType.INCOMING_CALL:
+            call._state = CallState.INCOMING
+        elif call is not None and etype == EventType.CALL_STATE:
+            call._state = event.call_state  # type: ignore[assignment]
+            if event.call_state == CallState.ENDED:
+                call._end_error = event.error
+                call._end_text = event.text
+        return event
+
+    def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
+        """Yields events as they arrive, for `timeout` seconds in all (None: forever;
+        0: only those queued now)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = _POLL_SLEEP_MIN
+        while True:
+            event = self.poll()
+            if event is not None:
+                delay = _POLL_SLEEP_MIN
+                yield event
+                continue
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return
+            pause = delay if deadline is None else min(delay, deadline - now)
+            time.sleep(pause)
+            delay = min(delay * 2, _POLL_SLEEP_MAX)
+
+    def wait_for(
+        self,
+        predicate: Callable[[Event], bool],
+        timeout: float,
+        on_other: Optional[Callable[[Event], None]] = None,
+    ) -> Event:
+        """Consumes events until one satisfies `predicate` and returns it. Events that do
+        not are passed to `on_other` (or dropped). Raises TimeoutError after `timeout`
+        seconds, naming the last events seen."""
+        seen: List[Event] = []
+        for event in self.events(timeout):
+            if predicate(event):
+                return event
+            seen.append(event)
+            del seen[:-8]
+            if on_other is not None:
+                on_other(event)
+        raise TimeoutError(
+            f"parley: no matching event within {timeout:g} s on {self._fingerprint[:12]}; "
+            f"last seen: {seen}"
+        )
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Hangs up every call, closes the relay connection, stops the context's thread and
+        releases every Call (stop their audio threads first). Idempotent."""
+        with self._lock:
+            if self._ptr is None:
+                return
+            # Adopt incoming calls still queued, so their handles get released too.
+            try:
+                while self.poll() is not None:
+                    pass
+            except Error:
+                pass
+            ptr, self._ptr = self._ptr, None
+            check(lib.context_destroy(ptr), "parley_context_destroy")
+            calls = list(self._calls.values())
+        for call in calls:
+            call.release()
+
+    def __enter__(self) -> "Context":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._ptr is None else getattr(self.relay_state, "name", self.relay_state)
+        return f"<parley.Context {getattr(self, '_fingerprint', '?')[:12]} {state}>"
+
+
+AudioBuffer = Any  # bytes-like (int16 little-endian) or a numpy int16 array
+
+
+class Call:
+    """One call. Obtain it from Context.call() or from an INCOMING_CALL event's `call`."""
+
+    def __init__(self, context: Context, ptr: int, incoming: bool) -> None:
+        self._context = context
+        self._ptr: Optional[int] = ptr
+        self.incoming = incoming
+        self._state: Union[CallState, int] = CallState.INCOMING if incoming else CallState.INVITING
+        self._end_error: Union[ErrorCode, int] = ErrorCode.OK
+        self._end_text = ""
+        self._muted = False
+        self._channels = context.channels
+        buf = fingerprint_buffer()
+        check(lib.call_peer(ptr, buf, FINGERPRINT_BUF_LEN), "parley_call_peer")
+        self.peer: str = buf.value.decode()
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def context(self) -> Context:
+        return self._context
+
+    @property
+    def state(self) -> Union[CallState, int]:
+        """The last call state the context's events reported (updated as they are polled)."""
+        return self._state
+
+    @property
+    def end_error(self) -> Union[ErrorCode, int]:
+        """Why the call ended (ErrorCode.OK: a normal hangup); meaningful once ENDED."""
+        return self._end_error
+
+    @property
+    def end_text(self) -> str:
+        return self._end_text
+
+    @property
+    def released(self) -> bool:
+        return self._ptr is None
+
+    @property
+    def _handle(self) -> int:
+        ptr = self._ptr
+        if ptr is None:
+            raise Error(ErrorCode.CLOSED, "the call was released", "Call")
+        return ptr
+
+    # -- control -----------------------------------------------------------------------------
+
+    def _control(self, fn: Callable[[int], int], name: str) -> None:
+        with self._context._lock:
+            check(fn(self._handle), name)
+
+    def accept(self) -> None:
+        self._control(lib.call_accept, "parley_call_accept")
+
+    def reject(self) -> None:
+        self._control(lib.call_reject, "parley_call_reject")
+
+    def hangup(self) -> None:
+        self._control(lib.call_hangup, "parley_call_hangup")
+
+    def send_datagram(self, data: bytes) -> None:
+        """Sends the host's own bytes (up to DATAGRAM_MAX) end-to-end encrypted, unreliable
+        and unordered; the peer gets a DATAGRAM event."""
+        data = bytes(data)
+        with self._context._lock:
+            check(lib.call_send_datagram(self._handle, data, len(data)),
+                  "parley_call_send_datagram")
+
+    def stats(self) -> CallStats:
+        """Statistics of an active call (Error CALL_NOT_FOUND/CALL_ENDED otherwise)."""
+        s = CallStatsStruct()
+        s.struct_size = ctypes.sizeof(CallStatsStruct)
+        with self._context._lock:
+            check(lib.call_get_stats(self._handle, ctypes.byref(s)), "parley_call_get_stats")
+        values = {name: getattr(s, name) for name, _ in CallStatsStruct._fields_}
+        del values["struct_size"]
+        values["path"] = enum_or_int(Path, s.path)
+        values["quality_reason"] = enum_or_int(QualityReason, s.quality_reason)
+        values["muted"] = bool(s.muted)
+        return CallStats(**values)
+
+    @property
+    def muted(self) -> bool:
+        """While muted the peer hears comfort noise. (The C API has no getter: this is the
+        value last set through this object.)"""
+        return self._muted
+
+    @muted.setter
+    def muted(self, value: bool) -> None:
+        check(lib.call_set_muted(self._handle, 1 if value else 0), "parley_call_set_muted",
+              detailed=False)
+        self._muted = bool(value)
+
+    # -- audio (real-time path: no lock) -----------------------------------------------------
+
+    def push(self, pcm: AudioBuffer) -> int:
+        """Hands microphone PCM (interleaved int16: bytes-like little-endian, or a numpy
+        int16 array) to the encoder. Returns the frames taken (fewer when ~200 ms are
+        already waiting)."""
+        address, samples, _keep = _input_pointer(pcm)
+        if samples % self._channels:
+            raise ValueError(f"{samples} samples is not a whole number of "
+                             f"{self._channels}-channel frames")
+        return check(lib.call_push_audio(self._handle, address, samples // self._channels),
+                     "parley_call_push_audio", detailed=False)
+
+    def pull(self, frames: int, *, numpy: bool = False) -> AudioBuffer:
+        """`frames` frames of playout PCM: bytes (int16 little-endian), or with numpy=True a
+        numpy int16 array (shape (frames,) mono, (frames, channels) otherwise)."""
+        if frames < 0:
+            raise ValueError("frames must not be negative")
+        if numpy:
+            import numpy as np
+
+            shape = (frames,) if self._channels == 1 else (frames, self._channels)
+            arr = np.empty(shape, dtype=np.int16)
+            check(lib.call_pull_audio(self._handle, arr.ctypes.data, frames),
+                  "parley_call_pull_audio", detailed=False)
+            return arr
+        buf = ctypes.create_string_buffer(frames * self._channels * 2)
+        check(lib.call_pull_audio(self._handle, buf, frames), "parley_call_pull_audio",
+              detailed=False)
+        return _to_little_endian(buf.raw)
+
+    def pull_into(self, out: AudioBuffer) -> None:
+        """Fills a writable buffer (bytearray, memoryview, array('h'), numpy int16 array)
+        with playout PCM, without allocating."""
+        address, samples, _keep = _output_pointer(out)
+        if samples % self._channels:
+            raise ValueError(f"{samples} samples is not a whole number of "
+                             f"{self._channels}-channel frames")
+        check(lib.call_pull_audio(self._handle, address, samples // self._channels),
+              "parley_call_pull_audio", detailed=False)
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    def release(self) -> None:
+        """Ends the call if it is still going and frees the handle (no event names it
+        afterwards). No audio thread may be inside push()/pull(). Idempotent."""
+        with self._context._lock:
+            ptr, self._ptr = self._ptr, None
+            if ptr is None:
+                return
+            self._context._calls.pop(ptr, None)
+            lib.call_release(ptr)
+
+    close = release
+
+    def __enter__(self) -> "Call":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        try:
+            self.release()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        state = "released" if self._ptr is None else getattr(self._state, "name", self._state)
+        return f"<parley.Call {'from' if self.incoming else 'to'} {self.peer[:12]} {state}>"
+
+
+# --------------------------------------------------------------------------------------------
+# Audio buffers: bytes-like objects are int16 little-endian; numpy arrays must be int16.
+
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def _to_little_endian(native: bytes) -> bytes:
+    if not _BIG_ENDIAN:
+        return native
+    import array
+
+    a = array.array("h", native)
+    a.byteswap()
+    return a.tobytes()
+
+
+def _numpy_array(obj: Any) -> Any:
+    np = sys.modules.get("numpy")  # an ndarray implies numpy is imported already
+    if np is not None and isinstance(obj, np.ndarray):
+        if obj.dtype.kind != "i" or obj.dtype.itemsize != 2:
+            raise TypeError(f"audio arrays must be int16, not {obj.dtype}")
+        return obj
+    return None
+
+
+def _input_pointer(pcm: AudioBuffer):
+    """(address or bytes, samples, keep-alive) for a const int16_t * parameter."""
+    arr = _numpy_array(pcm)
+    if arr is not None:
+        import numpy as np
+
+        arr = np.ascontiguousarray(arr, dtype=np.int16)  # native order; copies only if needed
+        return arr.ctypes.data, arr.size, arr
+    view = memoryview(pcm)
+    if view.itemsize not in (1, 2) or view.format not in ("B", "b", "c", "h", "<h", "=h"):
+        raise TypeError(f"audio must be int16 samples or raw bytes, not format {view.format!r}")
+    nbytes = view.nbytes
+    if nbytes % 2:
+        raise ValueError(f"{nbytes} bytes is not a whole number of int16 samples")
+    if isinstance(pcm, bytes) and not _BIG_ENDIAN:
+        return pcm, nbytes // 2, pcm  # ctypes passes a pointer to the bytes' own storage
+    data = view.tobytes()
+    if _BIG_ENDIAN and view.format in ("B", "b", "c"):
+        import array
+
+        a = array.array("h", data)
+        a.byteswap()
+        data = a.tobytes()
+    return data, nbytes // 2, data
+
+
+def _output_pointer(out: AudioBuffer):
+    """(address, samples, keep-alive) for an int16_t * output parameter, written in place."""
+    arr = _numpy_array(out)
+    if arr is not None:
+        if not arr.flags.c_contiguous or not arr.flags.writeable:
+            raise ValueError("the output array must be C-contiguous and writable")
+        if not arr.dtype.isnative:
+            raise ValueError("the output array must be in native byte order")
+        return arr.ctypes.data, arr.size, arr
+    view = memoryview(out)
+    if view.readonly or not view.c_contiguous:
+        raise ValueError("the output buffer must be writable and contiguous")
+    if view.format not in ("B", "b", "c", "h", "<h", "=h"):
+        raise TypeError(f"audio must be int16 samples or raw bytes, not format {view.format!r}")
+    if view.nbytes % 2:
+        raise ValueError(f"{view.nbytes} bytes is not a whole number of int16 samples")
+    if _BIG_ENDIAN and view.format in ("B", "b", "c"):
+        raise NotImplementedError("raw byte output buffers on big-endian hosts")
+    holder = (ctypes.c_char * view.nbytes).from_buffer(view.cast("B"))
+    return ctypes.addressof(holder), view.nbytes // 2, holder

@@ -1,0 +1,195 @@
+"""A real call between two contexts through a parley-relay process on loopback."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import parley
+from parley.testing import dominant_frequency, rms, sine
+from conftest import EVENT_TIMEOUT, call_state, connect
+
+RATE = 48000
+CHUNK = RATE // 50  # 20 ms
+TONE_HZ = 440.0
+SECONDS = 3.0
+ANALYSED = int(1.5 * RATE)  # the last 1.5 s of what B heard
+
+
+def _ended_codes() -> tuple:
+    # An ended call: CALL_ENDED where the library has it, CALL_NOT_FOUND before.
+    return (parley.ErrorCode.CALL_ENDED, parley.ErrorCode.CALL_NOT_FOUND)
+
+
+def test_tone_datagram_stats_hangup(pair) -> None:
+    a, b = pair
+    call_a, call_b = connect(a, b)
+
+    # The same Python object for the same parley_call*, on every event and in the registry.
+    assert call_b in b.calls and call_a in a.calls
+    assert call_a.peer == b.fingerprint and call_b.peer == a.fingerprint
+    assert call_a.state == parley.CallState.ACTIVE and call_b.state == parley.CallState.ACTIVE
+    assert not call_a.incoming and call_b.incoming
+
+    # ~3 s of a 440 Hz tone A -> B in 20 ms chunks, paced by the wall clock (this is the
+    # audio clock, not synchronisation); B pulls one chunk per tick like a sound card.
+    heard = bytearray()
+    events_a, events_b = [], []
+    start = time.monotonic()
+    tick = 0
+    while tick * CHUNK < SECONDS * RATE:
+        taken = call_a.push(sine(TONE_HZ, RATE, tick * CHUNK, CHUNK))
+        assert 0 <= taken <= CHUNK
+        heard += call_b.pull(CHUNK)
+        events_a.extend(a.events(0))
+        events_b.extend(b.events(0))
+        tick += 1
+        delay = start + tick * CHUNK / RATE - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    for event in events_a + events_b:
+        assert not (event.type == parley.EventType.CALL_STATE
+                    and event.call_state == parley.CallState.ENDED), event
+    assert len(heard) == 2 * tick * CHUNK
+
+    tail = bytes(heard[-2 * ANALYSED:])
+    frequency = dominant_frequency(tail, RATE)
+    level = rms(tail)
+    print(f"\nB heard: dominant {frequency:.2f} Hz, RMS {level:.0f} "
+          f"(sent amplitude 8000, RMS {8000 / 2 ** 0.5:.0f})")
+    assert abs(frequency - TONE_HZ) <= 10, frequency
+    assert level > 1000, level  # silence / comfort noise is far below this
+
+    # An application datagram A -> B arrives byte for byte. Datagrams are unreliable, so a
+    # lost one is sent again (each attempt waits on the event with its own deadline).
+    payload = bytes(range(256)) + b"parley datagram"
+    for attempt in range(3):
+        call_a.send_datagram(payload)
+        try:
+            event = b.wait_for(lambda e: e.type == parley.EventType.DATAGRAM, 2.0)
+            break
+        except TimeoutError:
+            if attempt == 2:
+                raise
+    assert event.call is call_b
+    assert event.data == payload
+    assert event.peer == a.fingerprint
+
+    with pytest.raises(parley.Error) as info:
+        call_a.send_datagram(b"x" * (parley.DATAGRAM_MAX + 1))
+    assert info.value.code == parley.ErrorCode.MESSAGE_TOO_LARGE
+
+    stats_a = call_a.stats()
+    stats_b = call_b.stats()
+    print(f"A: {stats_a}\nB: {stats_b}")
+    assert stats_a.frames_sent > 0
+    assert stats_a.audio_bytes_sent > 0
+    assert stats_b.frames_received > 0
+    assert stats_b.frames_decoded > 0
+    assert isinstance(stats_a.path, parley.Path)
+    assert stats_a.muted is False
+
+    call_a.muted = True
+    assert call_a.muted
+    assert call_a.stats().muted is True
+    call_a.muted = False
+
+    # A hangs up: B sees ENDED with error 0 (a normal hangup), A sees ENDED too.
+    call_a.hangup()
+    ended = b.wait_for(call_state(call_b, parley.CallState.ENDED), EVENT_TIMEOUT)
+    assert ended.error == 0 and ended.error == parley.ErrorCode.OK
+    a.wait_for(call_state(call_a, parley.CallState.ENDED), EVENT_TIMEOUT)
+    assert call_b.state == parley.CallState.ENDED and call_b.end_error == 0
+
+    # An ended call: push refuses, pull raises (and the C side wrote silence).
+    with pytest.raises(parley.Error) as info:
+        call_a.push(sine(TONE_HZ, RATE, 0, CHUNK))
+    assert info.value.code in _ended_codes()
+    with pytest.raises(parley.Error) as info:
+        call_b.pull(CHUNK)
+    assert info.value.code in _ended_codes()
+    with pytest.raises(parley.Error):
+        call_a.hangup()
+
+    call_a.release()
+    call_b.release()
+    assert call_a.released and call_a not in a.calls
+    with pytest.raises(parley.Error) as info:
+        call_a.push(b"\0\0" * CHUNK)
+    assert info.value.code == parley.ErrorCode.CLOSED
+    call_a.release()  # idempotent
+
+
+def test_reject(pair) -> None:
+    a, b = pair
+    call_a = a.call(b.fingerprint)
+    incoming = b.wait_for(lambda e: e.type == parley.EventType.INCOMING_CALL, EVENT_TIMEOUT)
+    assert incoming.call is not None and incoming.call.state == parley.CallState.INCOMING
+    incoming.call.reject()
+    ended = a.wait_for(call_state(call_a, parley.CallState.ENDED), EVENT_TIMEOUT)
+    assert ended.error == parley.ErrorCode.CALL_REJECTED
+    assert call_a.end_error == parley.ErrorCode.CALL_REJECTED
+    with pytest.raises(parley.Error):  # not active: no stats
+        call_a.stats()
+
+
+def test_unknown_peer_ends_the_call(pair) -> None:
+    a, _ = pair
+    with parley.Identity.generate() as nobody:
+        call = a.call(nobody.fingerprint)
+    ended = a.wait_for(call_state(call, parley.CallState.ENDED), EVENT_TIMEOUT)
+    assert ended.error == parley.ErrorCode.PEER_UNAVAILABLE
+
+
+def test_numpy_audio(pair) -> None:
+    np = pytest.importorskip("numpy")
+    a, b = pair
+    call_a, call_b = connect(a, b)
+    tone = np.frombuffer(sine(TONE_HZ, RATE, 0, CHUNK), dtype="<i2").astype(np.int16)
+    assert call_a.push(tone) == CHUNK
+    with pytest.raises(TypeError):
+        call_a.push(tone.astype(np.float32))
+    out = call_b.pull(CHUNK, numpy=True)
+    assert out.dtype == np.int16 and out.shape == (CHUNK,)
+    buf = np.zeros(CHUNK, dtype=np.int16)
+    call_b.pull_into(buf)
+    raw = bytearray(2 * CHUNK)
+    call_b.pull_into(raw)
+    call_a.hangup()
+    b.wait_for(call_state(call_b, parley.CallState.ENDED), EVENT_TIMEOUT)
+
+
+def test_close_releases_calls(relay) -> None:
+    from conftest import make_context, registered
+
+    a = make_context(relay)
+    b = make_context(relay)
+    a.wait_for(registered, EVENT_TIMEOUT)
+    b.wait_for(registered, EVENT_TIMEOUT)
+    call_a, call_b = connect(a, b)
+    a.close()
+    assert call_a.released and a.closed
+    b.wait_for(call_state(call_b, parley.CallState.ENDED), EVENT_TIMEOUT)
+    with pytest.raises(parley.Error) as info:
+        a.call(b.fingerprint)
+    assert info.value.code == parley.ErrorCode.CLOSED
+    b.close()
+    assert call_b.released
+    a.close()  # idempotent
+
+
+def test_trust_on_first_use(relay) -> None:
+    from parley import _native
+    from conftest import registered
+
+    if _native.lib.context_relay_fingerprint is None:
+        pytest.skip("this libparley has no parley_context_relay_fingerprint")
+    with parley.Identity.generate() as me, parley.Context(me, relay.address) as ctx:
+        ctx.wait_for(registered, EVENT_TIMEOUT)
+        trusted = ctx.wait_for(lambda e: e.type == parley.EventType.RELAY_TRUSTED, EVENT_TIMEOUT)
+        assert trusted.peer == relay.fingerprint and trusted.call is None
+        assert ctx.relay_fingerprint == relay.fingerprint
+    with parley.Identity.generate() as me, \
+            parley.Context(me, "127.0.0.1:9", relay_fingerprint=relay.fingerprint) as ctx:
+        assert ctx.relay_fingerprint == relay.fingerprint  # pinned: known before any contact
