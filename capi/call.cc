@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdio>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -68,6 +70,7 @@ struct parley_context {
   parley_event_fn callback = nullptr;
   void *user = nullptr;
   std::mutex mu;  // handles and the queue
+  std::condition_variable queued;  // poll mode: an event was queued
   std::map<std::vector<uint8_t>, parley_call *> handles;
   std::deque<Queued> queue;
   Queued current;  // the event poll returned last
@@ -90,7 +93,13 @@ void parley_context::deliver(parley_event &ev, const std::string &text, const ui
   }
   std::lock_guard<std::mutex> lock(mu);
   if (queue.size() >= kMaxQueued) {
+    // Logged at 1, 2, 4, 8, ... drops: a host that stopped polling is told, not flooded.
     ++queue_dropped;
+    if ((queue_dropped & (queue_dropped - 1)) == 0) {
+      PARLEY_LOG(parley::kLogWarn, "capi",
+                 "event queue full (%zu events): %llu events dropped; poll more often",
+                 kMaxQueued, static_cast<unsigned long long>(queue_dropped));
+    }
     return;
   }
   Queued q;
@@ -98,6 +107,7 @@ void parley_context::deliver(parley_event &ev, const std::string &text, const ui
   q.text = text;
   if (data) q.data.assign(data, data + len);
   queue.push_back(std::move(q));
+  queued.notify_all();
 }
 
 void parley_context::on_event(const pc::Event &e) {
@@ -180,10 +190,24 @@ static_assert(int(pc::RelayState::kReplaced) == PARLEY_RELAY_REPLACED, "relay st
 static_assert(int(pc::PathKind::kDirect) == PARLEY_PATH_DIRECT, "paths");
 static_assert(int(parley::quality::Reason::kDirective) == PARLEY_QUALITY_DIRECTIVE, "reasons");
 
+namespace {
+// The layout before quality_mode (0.1.0's first) is still accepted: fields only grow.
+constexpr size_t kMinConfig = offsetof(parley_context_config, quality_mode);
+}  // namespace
+
 int parley_context_config_init(parley_context_config *config) {
+  return parley_context_config_init_v2(config, sizeof *config);
+}
+
+int parley_context_config_init_v2(parley_context_config *config, size_t config_size) {
   PARLEY_REQUIRE_ARG(config);
-  std::memset(config, 0, sizeof *config);
-  config->struct_size = sizeof *config;
+  if (config_size < kMinConfig) {
+    return parley::fail(parley::kErrInvalidArgument, "%s: config_size %zu (at least %zu)",
+                        __func__, config_size, kMinConfig);
+  }
+  const size_t n = config_size < sizeof *config ? config_size : sizeof *config;
+  std::memset(config, 0, n);
+  config->struct_size = n;
   return parley::kOk;
 }
 
@@ -195,8 +219,6 @@ int parley_context_create(const parley_identity *id, const parley_context_config
   PARLEY_REQUIRE_ARG(config);
   return guarded(__func__, [&]() -> int {
     using parley::fail;
-    // The layout before quality_mode (0.1.0) is still accepted: fields only grow.
-    constexpr size_t kMinConfig = offsetof(parley_context_config, quality_mode);
     if (config->struct_size < kMinConfig || config->struct_size > sizeof(parley_context_config)) {
       return fail(parley::kErrInvalidArgument,
                   "parley_context_create: config.struct_size %zu, expected %zu (call "
@@ -310,13 +332,21 @@ int parley_context_destroy(parley_context *ctx) {
     std::lock_guard<std::mutex> lock(ctx->mu);
     for (auto &kv : ctx->handles) kv.second->owner = nullptr;
     ctx->handles.clear();
+    // An incoming call whose event was never polled was never the host's to release.
+    for (Queued &q : ctx->queue) {
+      if (q.ev.type == PARLEY_EVENT_INCOMING_CALL && q.ev.call &&
+          parley::capi::handle_remove(HandleKind::kCall, q.ev.call)) {
+        delete q.ev.call;
+      }
+    }
   }
   delete ctx;
   return parley::kOk;
 }
 
 namespace {
-int poll_event(const char *function, parley_context *ctx, parley_event *event, size_t size) {
+int poll_event(const char *function, parley_context *ctx, parley_event *event, size_t size,
+               uint32_t timeout_ms = 0) {
   const int h = parley::capi::check_handle(function, "ctx", HandleKind::kContext, ctx);
   if (h != parley::kOk) return h;
   if (!event) return parley::capi::null_argument(function, "event");
@@ -329,7 +359,11 @@ int poll_event(const char *function, parley_context *ctx, parley_event *event, s
     return parley::fail(parley::kErrInvalidArgument, "%s: this context delivers to a callback",
                         function);
   }
-  std::lock_guard<std::mutex> lock(ctx->mu);
+  std::unique_lock<std::mutex> lock(ctx->mu);
+  if (ctx->queue.empty() && timeout_ms > 0) {
+    ctx->queued.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                         [ctx] { return !ctx->queue.empty(); });
+  }
   if (ctx->queue.empty()) return 0;
   ctx->current = std::move(ctx->queue.front());
   ctx->queue.pop_front();
@@ -348,6 +382,11 @@ int parley_context_poll_event(parley_context *ctx, parley_event *event) {
 
 int parley_context_poll_event_v2(parley_context *ctx, parley_event *event, size_t event_size) {
   return poll_event(__func__, ctx, event, event_size);
+}
+
+int parley_context_wait_event(parley_context *ctx, parley_event *event, size_t event_size,
+                              uint32_t timeout_ms) {
+  return poll_event(__func__, ctx, event, event_size, timeout_ms);
 }
 
 int parley_context_fingerprint(parley_context *ctx, char *out, size_t out_len) {

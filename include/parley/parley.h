@@ -589,10 +589,23 @@ typedef struct parley_context_config {
 
 /**
  * parley_context_config_init sets every field of `config` to its default (zeros, NULLs) and
- * struct_size to sizeof(parley_context_config). `config` must not be NULL.
+ * struct_size to sizeof(parley_context_config) of the library (which writes that many bytes:
+ * prefer parley_context_config_init_v2). `config` must not be NULL.
  * Returns 0 or PARLEY_ERR_INVALID_ARGUMENT.
  */
 PARLEY_API int parley_context_config_init(parley_context_config *config);
+
+/**
+ * parley_context_config_init_v2 is parley_context_config_init for hosts that may run against
+ * another version of the library than their header: pass sizeof(parley_context_config). It
+ * zeroes min(`config_size`, the library's size) bytes and sets struct_size to that; a
+ * struct_size below the host's sizeof tells the host that the library is older and ignores
+ * the fields past it. `config` must not be NULL; `config_size` must cover at least the
+ * fields up to quality_mode (the 0.1.0 layout).
+ * Returns 0 or PARLEY_ERR_INVALID_ARGUMENT.
+ */
+PARLEY_API int parley_context_config_init_v2(parley_context_config *config,
+                                             size_t config_size);
 
 /**
  * parley_context_create starts a context: its thread, its socket, and the connection to the
@@ -613,6 +626,8 @@ PARLEY_API int parley_context_create(const parley_identity *id,
  * parley_context_destroy hangs up every call, closes the relay connection and stops the
  * context's thread; no event is delivered once it returns. Call handles stay valid until
  * released (their calls are ended: push refuses, pull gives silence). NULL is a no-op.
+ * Queued events that were never polled are discarded (incoming calls among them, which the
+ * host never saw, are released by parley).
  * Returns 0, PARLEY_ERR_INVALID_HANDLE (already destroyed: nothing happens), or
  * PARLEY_ERR_WRONG_THREAD when called from the context's own event callback (nothing happens
  * then; destroy it from another thread, e.g. after the callback signalled one).
@@ -639,6 +654,16 @@ PARLEY_API int parley_context_poll_event(parley_context *ctx, parley_event *even
  */
 PARLEY_API int parley_context_poll_event_v2(parley_context *ctx, parley_event *event,
                                             size_t event_size);
+
+/**
+ * parley_context_wait_event is parley_context_poll_event_v2 that blocks the calling thread
+ * up to `timeout_ms` milliseconds for an event when none is queued (0: do not wait), for
+ * hosts that drain events on a thread of their own. Not from a real-time thread. It must not
+ * race with parley_context_destroy of the same context (stop the waiting thread first; a
+ * timeout bounds how long that takes). Returns as parley_context_poll_event_v2.
+ */
+PARLEY_API int parley_context_wait_event(parley_context *ctx, parley_event *event,
+                                         size_t event_size, uint32_t timeout_ms);
 
 /**
  * parley_context_fingerprint writes the context's own fingerprint (64 hex + NUL) to `out`

@@ -43,25 +43,19 @@ static parley_context *make_context(parley_identity *id, parley_event_fn cb, voi
   return ctx;
 }
 
-/* Polls `ctx` until an event of `type` (and, for call states, `state`) arrives or 10 s pass.
- * Returns 1 and the event, or 0. */
+/* Waits on `ctx` until an event of `type` (and, for relay and call states, `state`) arrives
+ * or 10 s pass. Returns 1 and the event, or 0. */
 static int wait_event(parley_context *ctx, int type, int state, parley_event *out) {
   const long long deadline = relay_child_now_ms() + 10000;
-  while (relay_child_now_ms() < deadline) {
+  long long left;
+  while ((left = deadline - relay_child_now_ms()) > 0) {
     parley_event ev;
-    int r = parley_context_poll_event_v2(ctx, &ev, sizeof ev);
-    if (r == 1) {
-      if (ev.type == type &&
-          (state < 0 || (type == PARLEY_EVENT_RELAY_STATE ? ev.relay_state : ev.call_state) ==
-                            state)) {
-        *out = ev;
-        return 1;
-      }
-      continue;
-    }
-    {
-      struct timespec ts = {0, 2000000};
-      nanosleep(&ts, NULL); /* an empty queue: poll again shortly */
+    if (parley_context_wait_event(ctx, &ev, sizeof ev, (uint32_t)left) != 1) continue;
+    if (ev.type == type &&
+        (state < 0 ||
+         (type == PARLEY_EVENT_RELAY_STATE ? ev.relay_state : ev.call_state) == state)) {
+      *out = ev;
+      return 1;
     }
   }
   return 0;
@@ -197,6 +191,17 @@ static void invalid_config(void) {
   CHECK_ERR(parley_context_create(id, NULL, &ctx), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_context_create(id, &cfg, NULL), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_context_config_init(NULL), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_config_init_v2(&cfg, 8), PARLEY_ERR_INVALID_ARGUMENT);
+  {
+    /* A host built against a newer header: the library fills what it knows and says so. */
+    unsigned char bigger[sizeof cfg + 64];
+    memset(bigger, 0xAB, sizeof bigger);
+    CHECK_ERR(parley_context_config_init_v2((parley_context_config *)(void *)bigger,
+                                            sizeof bigger),
+              PARLEY_OK);
+    CHECK(((parley_context_config *)(void *)bigger)->struct_size == sizeof cfg);
+    CHECK(bigger[sizeof cfg] == 0xAB); /* nothing written past the library's struct */
+  }
 #undef EXPECT_CONFIG_ERROR
   parley_identity_free(id);
 }
@@ -354,6 +359,24 @@ static void destroyed_context(void) {
   /* b's incoming call handle is released with its context still queued events naming it. */
   CHECK_ERR(parley_context_destroy(b), PARLEY_OK);
   parley_call_release(ev.call);
+  {
+    /* An incoming call whose event is never polled: destroy frees it (LeakSanitizer checks). */
+    parley_identity *idc = NULL;
+    parley_context *c, *d;
+    char fpc[PARLEY_FINGERPRINT_BUF_LEN];
+    CHECK_ERR(parley_identity_generate(&idc), PARLEY_OK);
+    c = make_context(idc, NULL, NULL);
+    d = make_context(ida, NULL, NULL);
+    CHECK(wait_event(c, PARLEY_EVENT_RELAY_STATE, PARLEY_RELAY_REGISTERED, &ev));
+    CHECK(wait_event(d, PARLEY_EVENT_RELAY_STATE, PARLEY_RELAY_REGISTERED, &ev));
+    CHECK_ERR(parley_context_fingerprint(c, fpc, sizeof fpc), PARLEY_OK);
+    CHECK_ERR(parley_call_start(d, fpc, &call), PARLEY_OK);
+    CHECK(wait_event(d, PARLEY_EVENT_CALL_STATE, PARLEY_CALL_RINGING, &ev)); /* c has it */
+    CHECK_ERR(parley_context_destroy(c), PARLEY_OK);
+    CHECK_ERR(parley_context_destroy(d), PARLEY_OK);
+    parley_call_release(call);
+    parley_identity_free(idc);
+  }
   parley_identity_free(ida);
   parley_identity_free(idb);
 }
