@@ -1,0 +1,325 @@
+import Foundation
+import Parley
+import XCTest
+
+/// Tests of the Swift binding against the real libparley and a real parley-relay process
+/// (its path in the environment variable PARLEY_RELAY). Every wait is a deadline-bounded
+/// polling loop; the only sleeps pace the simulated sound card.
+final class ParleyTests: XCTestCase {
+    private var relay: RelayProcess?
+    private var scratch: URL?
+    private var contexts: [Context] = []
+
+    override func tearDown() {
+        for ctx in contexts { ctx.close() }
+        contexts.removeAll()
+        relay?.terminate()
+        relay = nil
+        if let scratch { try? FileManager.default.removeItem(at: scratch) }
+        scratch = nil
+        super.tearDown()
+    }
+
+    private func scratchDirectory() throws -> URL {
+        if let scratch { return scratch }
+        let dir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("parley-swift-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        scratch = dir
+        return dir
+    }
+
+    private func startRelay() throws -> RelayProcess {
+        guard let path = ProcessInfo.processInfo.environment["PARLEY_RELAY"], !path.isEmpty else {
+            throw XCTSkip("PARLEY_RELAY is not set (path of the parley-relay executable)")
+        }
+        let r = try RelayProcess(executable: path, directory: try scratchDirectory())
+        relay = r
+        XCTAssertEqual(r.fingerprint.count, 64)
+        return r
+    }
+
+    /// A context with a fresh identity that pins the relay's fingerprint.
+    private func party(_ relay: RelayProcess) throws -> Context {
+        var config = Context.Configuration(relayAddress: relay.address,
+                                           relayFingerprint: relay.fingerprint)
+        config.includeLoopback = true
+        let ctx = try Context(identity: Identity.generate(), configuration: config)
+        contexts.append(ctx)
+        return ctx
+    }
+
+    private func waitRegistered(_ ctx: Context, timeout: TimeInterval = 10) throws {
+        try ctx.waitFor(timeout: timeout) { event in
+            if case .relayState(.registered, _) = event { return true }
+            return false
+        }
+    }
+
+    /// Waits for `call` to reach `state`; fails at once if it ends first.
+    private func waitState(_ ctx: Context, _ call: Call, _ state: CallState,
+                           timeout: TimeInterval = 10) throws -> ParleyError? {
+        var error: ParleyError?
+        try ctx.waitFor(timeout: timeout) { event in
+            guard case .callState(let c, let s, let e, let text) = event, c === call else { return false }
+            if s == state {
+                error = e
+                return true
+            }
+            if s == .ended {
+                throw ParleyError(code: e?.code ?? -3,
+                                  detail: "call ended while waiting for \(state): \(text)")
+            }
+            return false
+        }
+        return error
+    }
+
+    /// Two registered parties and an active call from A to B.
+    private func activeCall(_ relay: RelayProcess) throws -> (Context, Call, Context, Call) {
+        let a = try party(relay)
+        let b = try party(relay)
+        try waitRegistered(a)
+        try waitRegistered(b)
+        let callA = try a.call(b.fingerprint)
+        XCTAssertEqual(callA.peer, b.fingerprint)
+        XCTAssertTrue(callA.isOutgoing)
+        let incoming = try b.waitFor(timeout: 10) { event in
+            if case .incomingCall = event { return true }
+            return false
+        }
+        let callB = try XCTUnwrap(incoming.call)
+        XCTAssertEqual(callB.peer, a.fingerprint)
+        XCTAssertFalse(callB.isOutgoing)
+        try callB.accept()
+        XCTAssertNil(try waitState(b, callB, .active))
+        XCTAssertNil(try waitState(a, callA, .active))
+        return (a, callA, b, callB)
+    }
+
+    // MARK: - Tests
+
+    func testVersionAndIdentity() throws {
+        XCTAssertFalse(ParleyLibrary.versionString.isEmpty)
+        XCTAssertEqual(ParleyLibrary.version >> 16, 0)
+
+        let id = try Identity.generate()
+        XCTAssertEqual(id.fingerprint.count, 64)
+        XCTAssertTrue(id.fingerprint.allSatisfy { "0123456789abcdef".contains($0) })
+        XCTAssertEqual(id.publicKey.count, 32)
+
+        let seed = id.exportSeed()
+        XCTAssertEqual(seed.count, 32)
+        XCTAssertEqual(try Identity(seed: seed).fingerprint, id.fingerprint)
+        XCTAssertNotEqual(try Identity.generate().fingerprint, id.fingerprint)
+
+        let file = try scratchDirectory().appendingPathComponent("id.seed").path
+        try id.save(to: file)
+        XCTAssertEqual(try Identity(contentsOfFile: file).fingerprint, id.fingerprint)
+        XCTAssertThrowsError(try id.save(to: file)) { error in
+            XCTAssertEqual((error as? ParleyError)?.code, ParleyError.Code.seedFileExists.rawValue)
+        }
+        try id.save(to: file, overwrite: true)
+
+        XCTAssertEqual(try Fingerprint.of(certificateDER: id.certificateDER()), id.fingerprint)
+        var grouped = ""
+        for (i, ch) in id.fingerprint.uppercased().enumerated() {
+            if i > 0 && i % 4 == 0 { grouped += ":" }
+            grouped.append(ch)
+        }
+        XCTAssertEqual(try Fingerprint.normalize(grouped), id.fingerprint)
+    }
+
+    func testErrorsThrowParleyError() throws {
+        // A malformed relay fingerprint: -12.
+        var config = Context.Configuration(relayAddress: "127.0.0.1:9", relayFingerprint: "xyz")
+        XCTAssertThrowsError(try Context(identity: Identity.generate(), configuration: config)) { error in
+            guard let e = error as? ParleyError else { return XCTFail("not a ParleyError: \(error)") }
+            XCTAssertEqual(e.code, -12)
+            XCTAssertEqual(e.knownCode, .fingerprintInvalid)
+            XCTAssertEqual(e.name, "PARLEY_ERR_FINGERPRINT_INVALID")
+            XCTAssertTrue(e.message.contains("relay_fingerprint"), e.message)
+        }
+        // A relay address that is not ip:port: -20.
+        config = Context.Configuration(relayAddress: "not-an-address")
+        XCTAssertThrowsError(try Context(identity: Identity.generate(), configuration: config)) { error in
+            guard let e = error as? ParleyError else { return XCTFail("not a ParleyError: \(error)") }
+            XCTAssertEqual(e.code, -20)
+            XCTAssertEqual(e.name, "PARLEY_ERR_ADDRESS_INVALID")
+            XCTAssertTrue(e.message.contains("not-an-address"), e.message)
+        }
+        // An unsupported audio format: -42.
+        config = Context.Configuration(relayAddress: "127.0.0.1:9")
+        config.sampleRate = 44100
+        XCTAssertThrowsError(try Context(identity: Identity.generate(), configuration: config)) { error in
+            XCTAssertEqual((error as? ParleyError)?.name, "PARLEY_ERR_AUDIO_FORMAT")
+        }
+        // A seed of the wrong length: -1.
+        XCTAssertThrowsError(try Identity(seed: [1, 2, 3])) { error in
+            XCTAssertEqual((error as? ParleyError)?.code, -1)
+        }
+        // Calls on a context that is not registered (nothing listens on port 9).
+        let ctx = try Context(identity: Identity.generate(),
+                              configuration: Context.Configuration(relayAddress: "127.0.0.1:9"))
+        contexts.append(ctx)
+        XCTAssertThrowsError(try ctx.call("nothex")) { error in
+            XCTAssertEqual((error as? ParleyError)?.code, -12)
+        }
+        XCTAssertThrowsError(try ctx.call(String(repeating: "ab", count: 32))) { error in
+            XCTAssertEqual((error as? ParleyError)?.knownCode, .notRegistered)
+        }
+        XCTAssertThrowsError(try ctx.relayFingerprint()) { error in  // none pinned, none seen
+            XCTAssertEqual((error as? ParleyError)?.knownCode, .notRegistered, "\(error)")
+        }
+        XCTAssertNil(try ctx.next(timeout: 0.05).flatMap { event -> Event? in
+            if case .relayState = event { return nil }  // connecting/backoff: fine
+            return event
+        })
+        ctx.close()
+        ctx.close()
+        XCTAssertTrue(ctx.isClosed)
+        XCTAssertNil(ctx.poll())
+        XCTAssertThrowsError(try ctx.call(String(repeating: "ab", count: 32))) { error in
+            XCTAssertEqual((error as? ParleyError)?.knownCode, .closed)
+        }
+        XCTAssertThrowsError(try ctx.next(timeout: 0.01)) { error in
+            XCTAssertEqual((error as? ParleyError)?.knownCode, .closed)
+        }
+    }
+
+    func testRejectedCall() throws {
+        let relay = try startRelay()
+        let a = try party(relay)
+        let b = try party(relay)
+        try waitRegistered(a)
+        try waitRegistered(b)
+        let callA = try a.call(b.fingerprint)
+        let incoming = try b.waitFor(timeout: 10) { if case .incomingCall = $0 { return true }; return false }
+        try XCTUnwrap(incoming.call).reject()
+        XCTAssertThrowsError(try waitState(a, callA, .active)) { error in
+            XCTAssertEqual((error as? ParleyError)?.knownCode, .callRejected, "\(error)")
+        }
+        XCTAssertThrowsError(try callA.send(datagram: [1])) { error in
+            XCTAssertEqual((error as? ParleyError)?.knownCode, .callEnded, "\(error)")
+        }
+        XCTAssertEqual(callA.push([Int16](repeating: 0, count: 960)), Int(ParleyError.Code.callEnded.rawValue))
+    }
+
+    /// Without a pinned fingerprint the relay is trusted on first use and reported.
+    func testRelayTrustedOnFirstUse() throws {
+        let relay = try startRelay()
+        let ctx = try Context(identity: Identity.generate(),
+                              configuration: Context.Configuration(relayAddress: relay.address))
+        contexts.append(ctx)
+        var registered = false
+        let trusted = try ctx.waitFor(timeout: 10) { event in
+            if case .relayState(.registered, _) = event { registered = true }
+            if case .relayTrusted = event { return true }
+            return false
+        }
+        XCTAssertTrue(registered, "RELAY_TRUSTED comes after REGISTERED")
+        guard case .relayTrusted(let fingerprint) = trusted else { return XCTFail("\(trusted)") }
+        XCTAssertEqual(fingerprint, relay.fingerprint)
+        XCTAssertEqual(try ctx.relayFingerprint(), relay.fingerprint)
+    }
+
+    /// The real call: a 440 Hz sine from A arrives at B, datagrams go both ways, stats count
+    /// frames, and a hangup ends the call on both sides without an error.
+    func testCallCarriesVoiceDatagramsAndHangup() throws {
+        let relay = try startRelay()
+        let (a, callA, b, callB) = try activeCall(relay)
+
+        // ~3 s of a simulated sound card on each side, 20 ms per tick on the wall clock.
+        let rate = 48_000.0
+        let chunk = 960
+        let ticks = 150
+        var received: [Int16] = []
+        received.reserveCapacity(ticks * chunk)
+        var paths: [String] = []
+        let start = ProcessInfo.processInfo.systemUptime
+        for tick in 0..<ticks {
+            let tone = Signal.sine(freq: 440, amplitude: 8000, rate: rate, offset: tick * chunk, count: chunk)
+            XCTAssertGreaterThanOrEqual(callA.push(tone), 0)
+            received += callB.pull(frames: chunk)
+            for ctx in [a, b] {
+                while let event = ctx.poll() {
+                    if case .pathChanged = event { paths.append("\(event)") }
+                    if case .callState(_, .ended, _, let text) = event { XCTFail("call ended: \(text)") }
+                }
+            }
+            let next = start + Double(tick + 1) * Double(chunk) / rate
+            let left = next - ProcessInfo.processInfo.systemUptime
+            if left > 0 { Thread.sleep(forTimeInterval: left) }  // audio pacing, not synchronisation
+        }
+        let tail = Array(received.suffix(Int(1.5 * rate)))
+        let analysis = Signal.analyse(tail, rate: rate)
+        print(String(format: "parley-swift: B's last 1.5 s: dominant %.1f Hz, RMS %.0f, purity %.3f; paths: %@",
+                     analysis.dominantHz, analysis.rms, analysis.purity, paths.description))
+        XCTAssertEqual(analysis.dominantHz, 440, accuracy: 10)
+        XCTAssertGreaterThan(analysis.rms, 1000, "B hears (near) silence")
+
+        let statsA = try callA.stats()
+        let statsB = try callB.stats()
+        print("parley-swift: A sent \(statsA.framesSent) frames on \(statsA.path) (rtt \(statsA.rttMs) ms); "
+            + "B received \(statsB.framesReceived), decoded \(statsB.framesDecoded), "
+            + "concealed \(statsB.concealed)")
+        XCTAssertGreaterThan(statsA.framesSent, 0)
+        XCTAssertGreaterThan(statsB.framesReceived, 0)
+
+        // Datagrams: A -> B, then B echoes them reversed. Unreliable, so resend until seen.
+        let ping: [UInt8] = Array("ping from A".utf8) + [0, 255]
+        let gotPing = try exchange(datagram: ping, from: callA, to: b, at: callB)
+        XCTAssertEqual(gotPing, ping)
+        let pong = Array(ping.reversed())
+        let gotPong = try exchange(datagram: pong, from: callB, to: a, at: callA)
+        XCTAssertEqual(gotPong, pong)
+        XCTAssertThrowsError(try callA.send(datagram: [UInt8](repeating: 0, count: Call.maxDatagramSize + 1))) {
+            XCTAssertEqual(($0 as? ParleyError)?.knownCode, .messageTooLarge)
+        }
+
+        // Mute is remembered.
+        callA.isMuted = true
+        XCTAssertTrue(callA.isMuted)
+        callA.isMuted = false
+
+        // A hangs up: both sides see ENDED without an error.
+        try callA.hangup()
+        XCTAssertNil(try waitState(b, callB, .ended))
+        XCTAssertNil(try waitState(a, callA, .ended))
+        // After the end: push refuses, pull gives silence (and says the call is over), requests
+        // throw PARLEY_ERR_CALL_ENDED.
+        let ended = ParleyError.Code.callEnded.rawValue
+        XCTAssertEqual(callA.push([Int16](repeating: 1000, count: 960)), Int(ended))
+        var after = [Int16](repeating: 7, count: 960)
+        XCTAssertEqual(after.withUnsafeMutableBufferPointer { callB.pull(into: $0) }, ended)
+        XCTAssertEqual(after, [Int16](repeating: 0, count: 960))
+        XCTAssertEqual(callB.pull(frames: 10), [Int16](repeating: 0, count: 10))
+        XCTAssertThrowsError(try callB.send(datagram: [1])) {
+            XCTAssertEqual(($0 as? ParleyError)?.knownCode, .callEnded, "\($0)")
+        }
+
+        // Call objects outlive their context.
+        a.close()
+        XCTAssertEqual(callA.peer, b.fingerprint)
+        XCTAssertEqual(callA.pull(frames: 4), [0, 0, 0, 0])
+        XCTAssertThrowsError(try callA.hangup()) { XCTAssertNotNil($0 as? ParleyError) }
+    }
+
+    /// Sends `datagram` on `sender` until `receiverCtx` reports a datagram on `receiver`.
+    private func exchange(datagram: [UInt8], from sender: Call, to receiverCtx: Context,
+                          at receiver: Call, timeout: TimeInterval = 5) throws -> [UInt8] {
+        let deadline = ProcessInfo.processInfo.systemUptime + timeout
+        while ProcessInfo.processInfo.systemUptime < deadline {
+            try sender.send(datagram: datagram)
+            let resendAt = ProcessInfo.processInfo.systemUptime + 0.2
+            while case let left = resendAt - ProcessInfo.processInfo.systemUptime, left > 0 {
+                guard let event = try receiverCtx.next(timeout: left) else { break }
+                if case .datagram(let c, let bytes) = event {
+                    XCTAssertTrue(c === receiver)
+                    return bytes
+                }
+            }
+        }
+        throw ParleyError(code: ParleyError.Code.timeout.rawValue, detail: "no datagram within \(timeout) s")
+    }
+}
