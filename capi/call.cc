@@ -1,5 +1,5 @@
 // Contexts, calls and audio through the C ABI. A thin layer: validation, handle bookkeeping
-// and event translation; the work is pc::Context's and pc::VoiceChannel's.
+// and event translation; the work is pc::Context's and pc::VoiceChannel's. Rooms: room.cc.
 #include <sodium.h>
 
 #include <cstddef>
@@ -19,66 +19,25 @@
 #include "base/log.h"
 #include "call/context.h"
 #include "capi_internal.h"
+#include "context_internal.h"
 #include "identity/fingerprint.h"
 #include "identity/identity.h"
 #include "parley/parley.h"
 
 using parley::capi::guarded;
 using parley::capi::HandleKind;
+using parley::capi::key_of;
+using parley::capi::Queued;
 namespace pc = parley::call;
 namespace pid = parley::identity;
 
 namespace {
-
-// The part of a context its call handles share: call handles may outlive the context.
-struct Core {
-  std::mutex mu;
-  pc::Context *ctx = nullptr;  // NULL once destroyed
-};
-
-std::vector<uint8_t> key_of(const parley::signal::CallId &id) {
-  return std::vector<uint8_t>(id.bytes, id.bytes + sizeof id.bytes);
-}
-
 // The context whose callback this thread is running, if any: destroying it from there
 // would join the thread we are on.
 thread_local const parley_context *t_in_callback = nullptr;
-
-// Poll mode: an event with copies of what its pointers refer to.
-struct Queued {
-  parley_event ev;
-  std::string text;
-  std::vector<uint8_t> data;
-};
 constexpr size_t kMaxQueued = 4096;
-
 }  // namespace
 
-struct parley_call {
-  std::shared_ptr<Core> core;
-  parley_context *owner;  // only dereferenced while core->ctx is set
-  parley::signal::CallId id;
-  pid::Fingerprint peer;
-  std::shared_ptr<pc::VoiceChannel> voice;
-  std::atomic<bool> ended{false};  // the CALL_STATE ENDED event went out
-};
-
-struct parley_context {
-  std::unique_ptr<pid::Identity> identity;
-  std::shared_ptr<Core> core = std::make_shared<Core>();
-  std::unique_ptr<pc::Context> ctx;
-  parley_event_fn callback = nullptr;
-  void *user = nullptr;
-  std::mutex mu;  // handles and the queue
-  std::condition_variable queued;  // poll mode: an event was queued
-  std::map<std::vector<uint8_t>, parley_call *> handles;
-  std::deque<Queued> queue;
-  Queued current;  // the event poll returned last
-  uint64_t queue_dropped = 0;
-
-  void on_event(const pc::Event &e);
-  void deliver(parley_event &ev, const std::string &text, const uint8_t *data, size_t len);
-};
 
 void parley_context::deliver(parley_event &ev, const std::string &text, const uint8_t *data,
                              size_t len) {
@@ -114,9 +73,12 @@ void parley_context::on_event(const pc::Event &e) {
   parley_event ev;
   std::memset(&ev, 0, sizeof ev);
   parley_call *handle = nullptr;
+  if (e.is_room) {
+    on_room_event(e);
+    return;
+  }
   if (e.type != pc::EventType::kRelayState && e.type != pc::EventType::kError &&
       e.type != pc::EventType::kRelayTrusted) {
-    if (e.is_room) return;  // rooms are not in the C API yet
     std::lock_guard<std::mutex> lock(mu);
     auto it = handles.find(key_of(e.call));
     if (e.type == pc::EventType::kIncomingCall && it == handles.end()) {
@@ -323,15 +285,14 @@ int parley_context_destroy(parley_context *ctx) {
   if (!parley::capi::handle_remove(HandleKind::kContext, ctx)) {  // a racing second destroy
     return parley::capi::check_handle(__func__, "ctx", HandleKind::kContext, ctx);
   }
-  {
-    std::lock_guard<std::mutex> lock(ctx->core->mu);
-    ctx->core->ctx = nullptr;
-  }
+  ctx->core->close();  // requests through call/room handles now fail with kErrClosed
   ctx->ctx.reset();  // hangs up, joins the loop thread: no callback runs after this
   {
     std::lock_guard<std::mutex> lock(ctx->mu);
     for (auto &kv : ctx->handles) kv.second->owner = nullptr;
     ctx->handles.clear();
+    for (auto &kv : ctx->rooms) kv.second->owner = nullptr;
+    ctx->rooms.clear();
     // An incoming call whose event was never polled was never the host's to release.
     for (Queued &q : ctx->queue) {
       if (q.ev.type == PARLEY_EVENT_INCOMING_CALL && q.ev.call &&
@@ -448,21 +409,17 @@ int parley_call_start(parley_context *ctx, const char *peer_fingerprint, parley_
   });
 }
 
+
 namespace {
-// Runs `f` on the call's context, or fails with kErrClosed once the context is gone.
+// Runs `f` on the call's context: kErrCallEnded once the call ended, kErrClosed once the
+// context is gone.
 template <typename F>
 int with_context(const char *function, parley_call *call, F &&f) {
   const int h = parley::capi::check_handle(function, "call", HandleKind::kCall, call);
   if (h != parley::kOk) return h;
   return guarded(function, [&]() -> int {
     if (call->ended) return parley::fail(parley::kErrCallEnded, "%s: the call has ended", function);
-    pc::Context *ctx;
-    {
-      std::lock_guard<std::mutex> lock(call->core->mu);
-      ctx = call->core->ctx;
-    }
-    if (!ctx) return parley::fail(parley::kErrClosed, "%s: the context was destroyed", function);
-    return f(*ctx);
+    return parley::capi::on_core(function, *call->core, f);
   });
 }
 }  // namespace
@@ -488,13 +445,10 @@ void parley_call_release(parley_call *call) {
     return;
   }
   const std::string saved = parley::last_error_message();
-  pc::Context *ctx;
-  {
-    std::lock_guard<std::mutex> lock(call->core->mu);
-    ctx = call->core->ctx;
-  }
-  if (ctx && call->owner) {
+  // While the request holds the core, destroy cannot free the owner under it.
+  parley::capi::on_core(__func__, *call->core, [&](pc::Context &ctx) -> int {
     parley_context *owner = call->owner;
+    if (!owner) return parley::kOk;
     {
       std::lock_guard<std::mutex> lock(owner->mu);
       owner->handles.erase(key_of(call->id));
@@ -505,8 +459,9 @@ void parley_call_release(parley_call *call) {
       if (owner->current.ev.call == call) owner->current.ev.call = nullptr;
     }
     // Not under a lock: from inside the callback this runs inline and emits events.
-    ctx->hangup(call->id);  // kErrCallNotFound if it already ended: fine
-  }
+    ctx.hangup(call->id);  // kErrCallNotFound if it already ended: fine
+    return parley::kOk;
+  });
   parley::restore_last_error_message(saved);
   delete call;
 }

@@ -33,7 +33,7 @@ inline int null_argument(const char *function, const char *name) {
 // a use-after-free (a double destroy, a call used after release). One process-wide set per
 // kind, so a handle of one type passed as another is refused too. The real-time audio
 // functions do not look here: they must not lock.
-enum class HandleKind { kIdentity, kContext, kCall };
+enum class HandleKind { kIdentity, kContext, kCall, kRoom };
 void handle_add(HandleKind kind, const void *handle);
 // True if `handle` was live (it no longer is).
 bool handle_remove(HandleKind kind, const void *handle);

@@ -9,7 +9,7 @@ namespace {
 
 struct Registry {
   std::mutex mu;
-  std::unordered_set<const void *> live[3];
+  std::unordered_set<const void *> live[4];
 };
 
 Registry &registry() {
@@ -22,6 +22,7 @@ const char *kind_name(HandleKind kind) {
     case HandleKind::kIdentity: return "parley_identity";
     case HandleKind::kContext: return "parley_context";
     case HandleKind::kCall: return "parley_call";
+    case HandleKind::kRoom: return "parley_room";
   }
   return "handle";
 }

@@ -457,6 +457,9 @@ typedef struct parley_context parley_context;
 /** One call. Opaque; owned by the host from parley_call_start or the INCOMING_CALL event
  * until parley_call_release. */
 typedef struct parley_call parley_call;
+/** Membership of one room on the relay. Opaque; owned by the host from parley_room_join
+ * until parley_room_release. */
+typedef struct parley_room parley_room;
 
 /** Event types; append-only numbering. */
 typedef enum parley_event_type {
@@ -484,7 +487,14 @@ typedef enum parley_event_type {
    * compare it with one obtained out of band, and destroy the context if it differs). At
    * most once per context, right after the first PARLEY_RELAY_REGISTERED. (The trust
    * decision on a calling peer is PARLEY_EVENT_INCOMING_CALL: accept or reject by peer.) */
-  PARLEY_EVENT_RELAY_TRUSTED = 8
+  PARLEY_EVENT_RELAY_TRUSTED = 8,
+  /** A room's membership changed (or our join took effect): room, member_count, stream_id
+   * (our own stream in the room); parley_room_members lists the members. */
+  PARLEY_EVENT_ROOM_UPDATE = 9,
+  /** A frame from a room member: room, peer (the sender's fingerprint, as the relay
+   * announced it), stream_id, sequence, timestamp, data/len (the payload exactly as the
+   * sender passed it to parley_room_send). */
+  PARLEY_EVENT_ROOM_FRAME = 10
 } parley_event_type;
 
 /** parley_context_config.quality_mode: the voice profile follows the path (the default). */
@@ -545,7 +555,12 @@ typedef struct parley_event {
   int profile;         /**< PARLEY_EVENT_QUALITY_CHANGED: the new voice profile (0 best .. 4) */
   int profile_from;    /**< PARLEY_EVENT_QUALITY_CHANGED: the previous voice profile */
   int quality_reason;  /**< PARLEY_EVENT_QUALITY_CHANGED: a parley_quality_reason */
-  uint32_t timestamp;  /**< PARLEY_EVENT_QUALITY_CHANGED: our media timestamp it applies from */
+  uint32_t timestamp;  /**< QUALITY_CHANGED: our media timestamp it applies from; ROOM_FRAME:
+                            the frame's timestamp */
+  parley_room *room;   /**< the room concerned (ROOM_*, QUALITY_CHANGED of a room), or NULL */
+  uint32_t stream_id;  /**< ROOM_UPDATE: our own stream; ROOM_FRAME: the sender's stream */
+  uint32_t sequence;   /**< PARLEY_EVENT_ROOM_FRAME: the sender's frame sequence number */
+  uint32_t member_count; /**< PARLEY_EVENT_ROOM_UPDATE: members, ourselves included */
 } parley_event;
 
 /** The event callback, on the context's thread, one event at a time; must not block. The
@@ -800,8 +815,86 @@ typedef struct parley_call_stats {
  */
 PARLEY_API int parley_call_get_stats(parley_call *call, parley_call_stats *stats);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Rooms                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * A room is a group on the relay: each member sends frames once and the relay forwards them
+ * to every other member, judging the room's voice profile from what all members report
+ * (PARLEY_EVENT_QUALITY_CHANGED with `room` set). Unlike calls, parley neither encrypts nor
+ * decodes room frames: the payload goes to the other members exactly as given, and the relay
+ * can read it. Seal it with a key the members share (e.g. libsodium's crypto_secretbox with a
+ * key agreed over calls or the host's own channel) before parley_room_send.
+ */
+
+/** Room ids as text: 32 hex characters (16 bytes). */
+#define PARLEY_ROOM_ID_HEX_LEN 32
+/** Buffer size for a room id's text including its terminating NUL. */
+#define PARLEY_ROOM_ID_BUF_LEN 33
+
+/** One member of a room (parley_room_members). */
+typedef struct parley_room_member {
+  char fingerprint[PARLEY_FINGERPRINT_BUF_LEN]; /**< the member's identity (64 hex + NUL) */
+  uint32_t stream_id; /**< the stream its frames carry (PARLEY_EVENT_ROOM_FRAME.stream_id) */
+} parley_room_member;
+
+/**
+ * parley_room_id_generate writes a fresh random room id (32 lowercase hex + NUL) to `out`
+ * (`out_len` >= PARLEY_ROOM_ID_BUF_LEN), to share with the members out of band.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT or PARLEY_ERR_BUFFER_TOO_SMALL.
+ */
+PARLEY_API int parley_room_id_generate(char *out, size_t out_len);
+
+/**
+ * parley_room_join asks the relay to add this context to room `room_id` (32 hex characters;
+ * the room exists while it has members). On success *out is a new handle and membership
+ * arrives as PARLEY_EVENT_ROOM_UPDATE; a refusal (room full, too many rooms) arrives as
+ * PARLEY_EVENT_ERROR. On error *out is NULL and no event names the room. `ctx`, `room_id`
+ * and `out` must not be NULL.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL, an id that is not 32 hex characters, or a
+ * room this context already joined), PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_NOT_REGISTERED or
+ * PARLEY_ERR_NO_MEMORY.
+ */
+PARLEY_API int parley_room_join(parley_context *ctx, const char *room_id, parley_room **out);
+
+/**
+ * parley_room_leave leaves the room; no frame or update of it arrives afterwards. The handle
+ * stays valid until released. Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE,
+ * PARLEY_ERR_CALL_NOT_FOUND (already left), PARLEY_ERR_NOT_REGISTERED or PARLEY_ERR_CLOSED.
+ */
+PARLEY_API int parley_room_leave(parley_room *room);
+
+/**
+ * parley_room_release leaves the room if still in it and frees the handle; no event names it
+ * afterwards. NULL is a no-op; releasing twice is ignored (and logged). Safe after
+ * parley_context_destroy.
+ */
+PARLEY_API void parley_room_release(parley_room *room);
+
+/**
+ * parley_room_members copies the room's members as of the latest PARLEY_EVENT_ROOM_UPDATE
+ * (ourselves included) to `out`: on entry *count is the capacity of `out` in entries, on
+ * return the number of members. With `out` NULL only the number is reported.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE or
+ * PARLEY_ERR_BUFFER_TOO_SMALL (*count then holds the number needed).
+ */
+PARLEY_API int parley_room_members(parley_room *room, parley_room_member *out, size_t *count);
+
+/**
+ * parley_room_send sends one frame to the other members through the relay: `payload`
+ * (`len` bytes, at most PARLEY_DATAGRAM_MAX; seal it first, see above) with the host's own
+ * `sequence` (one more per frame: the relay judges loss from the gaps) and `timestamp`, at
+ * voice `profile` (0..4: the one PARLEY_EVENT_QUALITY_CHANGED of the room last named).
+ * Unreliable and unordered. Returns 0, PARLEY_ERR_INVALID_ARGUMENT,
+ * PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_CALL_NOT_FOUND (not a member yet, or left),
+ * PARLEY_ERR_MESSAGE_TOO_LARGE, PARLEY_ERR_QUEUE_FULL, PARLEY_ERR_NOT_REGISTERED or
+ * PARLEY_ERR_CLOSED.
+ */
+PARLEY_API int parley_room_send(parley_room *room, uint32_t sequence, uint32_t timestamp,
+                                int profile, const void *payload, size_t len);
+
 #ifdef __cplusplus
 }
 #endif
 
-#endif /**< PARLEY_PARLEY_H */
+#endif /* PARLEY_PARLEY_H */

@@ -133,9 +133,14 @@ int VoiceChannel::pull(int16_t *out, size_t frames) {
   while (rx_->read(&s, 1) == 1) {
     receiver_->insert(s.ts48, s.data, s.len, s.arrival_us < now ? s.arrival_us : now);
   }
+  if (ended()) {
+    // What is left in the jitter buffer is not played once the call is over: silence.
+    std::memset(out, 0, frames * size_t(config_.channels) * sizeof *out);
+    return kErrCallNotFound;
+  }
   receiver_->pull(out, frames, now);
   publish(receiver_->stats());
-  return ended() ? kErrCallNotFound : kOk;
+  return kOk;
 }
 
 void VoiceChannel::publish(const media::JitterStats &s) {

@@ -174,6 +174,31 @@ TEST(VoiceChannel, RefusesAfterEndAndPullsSilence) {
   for (int16_t s : pcm) ASSERT_EQ(s, 0);
 }
 
+// Voice still waiting in the jitter buffer when the call ends is not played: the host's
+// playout gets silence from the end on.
+TEST(VoiceChannel, AudioLeftInTheJitterBufferIsNotPlayedAfterEnd) {
+  AudioConfig cfg;
+  std::shared_ptr<VoiceChannel> a, b;
+  ASSERT_EQ(VoiceChannel::create(cfg, &a), kOk);
+  ASSERT_EQ(VoiceChannel::create(cfg, &b), kOk);
+  VoiceChannel *rx = b.get();
+  a->start([rx](uint32_t ts, uint8_t, const uint8_t *p, size_t n) {
+    rx->on_voice_frame(ts, p, n, int64_t(monotonic_now() / 1000));
+  });
+  b->start([](uint32_t, uint8_t, const uint8_t *, size_t) {});
+  std::vector<int16_t> pcm(kChunk * 20);
+  for (size_t i = 0; i < pcm.size(); ++i) pcm[i] = int16_t(8000 * std::sin(i * 0.0576));
+  ASSERT_EQ(a->push(pcm.data(), pcm.size()), int(pcm.size()));
+  a->encode_ready(int64_t(monotonic_now() / 1000));
+  std::vector<int16_t> out(kChunk, 123);
+  ASSERT_EQ(b->pull(out.data(), kChunk), kOk);  // takes the frames into the jitter buffer
+  ASSERT_GT(b->stats().jitter.frames_received, 0u) << "frames should be waiting in b";
+  b->end();
+  std::fill(out.begin(), out.end(), int16_t(123));
+  EXPECT_EQ(b->pull(out.data(), kChunk), kErrCallNotFound);
+  for (int16_t v : out) ASSERT_EQ(v, 0);
+}
+
 TEST(VoiceChannel, PushBeyondTheBufferIsCountedAndStaleAudioDroppedAtStart) {
   AudioConfig cfg;
   cfg.mic_buffer_ms = 100;

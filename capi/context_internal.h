@@ -1,0 +1,112 @@
+// The C API's handle structs for contexts, calls and rooms, shared by call.cc and room.cc.
+#ifndef PARLEY_CAPI_CONTEXT_INTERNAL_H
+#define PARLEY_CAPI_CONTEXT_INTERNAL_H
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "call/context.h"
+#include "capi_internal.h"
+#include "identity/fingerprint.h"
+#include "identity/identity.h"
+#include "parley/parley.h"
+
+namespace parley::capi {
+
+// The part of a context that its call and room handles share: they may outlive the context.
+// `users` counts requests running on the context through a handle, so that destroy waits for
+// them instead of freeing the context under them.
+struct Core {
+  std::mutex mu;
+  std::condition_variable idle;
+  call::Context *ctx = nullptr;  // NULL once destroy began
+  int users = 0;
+
+  // Closes the core: no new request starts; returns once running ones are done.
+  void close() {
+    std::unique_lock<std::mutex> lock(mu);
+    ctx = nullptr;
+    idle.wait(lock, [this] { return users == 0; });
+  }
+};
+
+// Runs `f(context)` for a request made through a call or room handle: kErrClosed once the
+// context is destroyed (or being destroyed).
+template <typename F>
+int on_core(const char *function, Core &core, F &&f) {
+  call::Context *ctx;
+  {
+    std::lock_guard<std::mutex> lock(core.mu);
+    ctx = core.ctx;
+    if (ctx) ++core.users;
+  }
+  if (!ctx) return fail(kErrClosed, "%s: the context was destroyed", function);
+  struct Release {
+    Core &c;
+    ~Release() {
+      std::lock_guard<std::mutex> lock(c.mu);
+      if (--c.users == 0) c.idle.notify_all();
+    }
+  } release{core};
+  return f(*ctx);
+}
+
+inline std::vector<uint8_t> key_of(const signal::Id16 &id) {
+  return std::vector<uint8_t>(id.bytes, id.bytes + sizeof id.bytes);
+}
+
+// Poll mode: an event with copies of what its pointers refer to.
+struct Queued {
+  parley_event ev;
+  std::string text;
+  std::vector<uint8_t> data;
+};
+
+}  // namespace parley::capi
+
+struct parley_call {
+  std::shared_ptr<parley::capi::Core> core;
+  parley_context *owner;  // only dereferenced while core->ctx is set
+  parley::signal::CallId id;
+  parley::identity::Fingerprint peer;
+  std::shared_ptr<parley::call::VoiceChannel> voice;
+  std::atomic<bool> ended{false};  // the CALL_STATE ENDED event went out
+};
+
+struct parley_room {
+  std::shared_ptr<parley::capi::Core> core;
+  parley_context *owner;  // only dereferenced while core->ctx is set
+  parley::signal::RoomId id;
+  std::atomic<bool> left{false};  // parley_room_leave was called
+  std::mutex mu;  // members: written on the context's thread, read by the host
+  std::vector<parley::signal::Member> members;  // as of the latest PARLEY_EVENT_ROOM_UPDATE
+};
+
+struct parley_context {
+  std::unique_ptr<parley::identity::Identity> identity;
+  std::shared_ptr<parley::capi::Core> core = std::make_shared<parley::capi::Core>();
+  std::unique_ptr<parley::call::Context> ctx;
+  parley_event_fn callback = nullptr;
+  void *user = nullptr;
+  std::mutex mu;                   // handles, rooms and the queue
+  std::condition_variable queued;  // poll mode: an event was queued
+  std::map<std::vector<uint8_t>, parley_call *> handles;
+  std::map<std::vector<uint8_t>, parley_room *> rooms;
+  std::deque<parley::capi::Queued> queue;
+  parley::capi::Queued current;  // the event poll returned last
+  uint64_t queue_dropped = 0;
+
+  void on_event(const parley::call::Event &e);
+  void on_room_event(const parley::call::Event &e);  // room.cc
+  void deliver(parley_event &ev, const std::string &text, const uint8_t *data, size_t len);
+};
+
+#endif
