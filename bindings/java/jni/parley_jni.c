@@ -1,0 +1,795 @@
+/*
+ * parley_jni.c — the JNI glue of the Java binding (org.parley), written against the public C
+ * API (include/parley/parley.h) only.
+ *
+ * Handles cross into Java as jlong (the C pointers). Failures of non-audio functions are
+ * thrown as org.parley.ParleyException from here, with parley_last_error_message read on the
+ * failing thread right away; the audio functions return the C result (no allocation, no JNI
+ * call but the array pinning on the hot path).
+ *
+ * Events: every context delivers to on_event (the C API's callback mode) on the context's own
+ * thread. That thread is attached to the JVM as a daemon once (AttachCurrentThreadAsDaemon);
+ * its JNIEnv is cached in a thread-local and the thread detaches itself when it exits (a
+ * pthread key destructor). Each event becomes one call of Context.onNativeEvent on the
+ * Context's global reference; an exception the listener throws is printed and cleared, so it
+ * never unwinds into parley.
+ */
+#include <jni.h>
+#include <parley/parley.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "org_parley_Native.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Cached VM state (JNI_OnLoad)                                                               */
+
+static JavaVM *g_vm;
+static jclass g_exception_class; /* org.parley.ParleyException */
+static jmethodID g_exception_init; /* (ILjava/lang/String;Ljava/lang/String;)V */
+static jclass g_string_class;
+static jmethodID g_string_from_bytes; /* String(byte[], String charsetName) */
+static jmethodID g_string_get_bytes;  /* byte[] String.getBytes(String charsetName) */
+static jstring g_utf8;                /* "UTF-8" */
+static jmethodID g_on_event;          /* Context.onNativeEvent */
+static pthread_key_t g_detach_key;
+
+/* The glue state of one org.parley.Context. */
+typedef struct jparley_context {
+  parley_context *ctx; /* atomic: set once parley_context_create returned */
+  jobject self;        /* global reference to the Context */
+  char thread_name[32];
+} jparley_context;
+
+/* The events this thread is delivering, innermost first. parley emits events synchronously,
+ * so a call made from inside a listener can deliver a nested event on the same thread. */
+typedef struct dispatch_frame {
+  const jparley_context *jc;
+  int nested; /* a nested event was delivered (and returned) while this one ran */
+  struct dispatch_frame *outer;
+} dispatch_frame;
+
+static __thread dispatch_frame *t_frames;
+static __thread JNIEnv *t_attached_env; /* set on threads this file attached */
+
+static parley_context *context_of(const jparley_context *jc) {
+  return __atomic_load_n(&jc->ctx, __ATOMIC_ACQUIRE);
+}
+
+#define HANDLE(T, h) ((T *)(intptr_t)(h))
+#define TO_JLONG(p) ((jlong)(intptr_t)(p))
+
+/* ------------------------------------------------------------------------------------------ */
+/* Strings                                                                                    */
+
+/* A Java String from NUL-terminated UTF-8 (NewStringUTF takes modified UTF-8, which differs
+ * for NUL and characters outside the BMP, so anything but ASCII goes through the String
+ * constructor). NULL with an exception pending on failure. */
+static jstring new_string(JNIEnv *env, const char *s) {
+  size_t n, i;
+  jbyteArray bytes;
+  jstring out;
+  if (!s) s = "";
+  n = strlen(s);
+  for (i = 0; i < n; ++i) {
+    if ((unsigned char)s[i] >= 0x80) break;
+  }
+  if (i == n) return (*env)->NewStringUTF(env, s);
+  if (n > 0x7fffffff) n = 0x7fffffff;
+  bytes = (*env)->NewByteArray(env, (jsize)n);
+  if (!bytes) return NULL;
+  (*env)->SetByteArrayRegion(env, bytes, 0, (jsize)n, (const jbyte *)s);
+  out = (jstring)(*env)->NewObject(env, g_string_class, g_string_from_bytes, bytes, g_utf8);
+  (*env)->DeleteLocalRef(env, bytes);
+  return out;
+}
+
+static void throw_new(JNIEnv *env, const char *class_name, const char *message) {
+  jclass c = (*env)->FindClass(env, class_name);
+  if (c) (*env)->ThrowNew(env, c, message);
+}
+
+/* Throws ParleyException(code, parley_strerror(code), detail). */
+static void throw_parley_detail(JNIEnv *env, int code, const char *detail) {
+  jstring description, message;
+  jobject e;
+  if ((*env)->ExceptionCheck(env)) return;
+  description = new_string(env, parley_strerror(code));
+  if (!description) return;
+  message = new_string(env, detail);
+  if (!message) return;
+  e = (*env)->NewObject(env, g_exception_class, g_exception_init, (jint)code, description,
+                        message);
+  if (e) (*env)->Throw(env, (jthrowable)e);
+}
+
+/* Throws for a failed parley call on this thread, with its last error message. Call it right
+ * after the failure: the message belongs to the most recent parley error of the thread. */
+static void throw_parley(JNIEnv *env, int code) {
+  /* Copied first: the string is only valid until the next parley call on this thread. */
+  const char *m = parley_last_error_message();
+  size_t n = strlen(m);
+  char *detail = (char *)malloc(n + 1);
+  if (!detail) {
+    throw_parley_detail(env, code, "");
+    return;
+  }
+  memcpy(detail, m, n + 1);
+  throw_parley_detail(env, code, detail);
+  free(detail);
+}
+
+/* A malloc'd NUL-terminated UTF-8 copy of `s` in *out (NULL for a null String). Returns 0, or
+ * -1 with an exception pending. A String containing NUL is refused: C would see it cut. */
+static int utf8_of(JNIEnv *env, jstring s, char **out) {
+  jbyteArray bytes;
+  jsize n;
+  char *c;
+  *out = NULL;
+  if (!s) return 0;
+  bytes = (jbyteArray)(*env)->CallObjectMethod(env, s, g_string_get_bytes, g_utf8);
+  if (!bytes || (*env)->ExceptionCheck(env)) return -1;
+  n = (*env)->GetArrayLength(env, bytes);
+  c = (char *)malloc((size_t)n + 1);
+  if (!c) {
+    (*env)->DeleteLocalRef(env, bytes);
+    throw_new(env, "java/lang/OutOfMemoryError", "parley_jni: string copy");
+    return -1;
+  }
+  (*env)->GetByteArrayRegion(env, bytes, 0, n, (jbyte *)c);
+  (*env)->DeleteLocalRef(env, bytes);
+  c[n] = '\0';
+  if (memchr(c, '\0', (size_t)n)) {
+    free(c);
+    throw_parley_detail(env, PARLEY_ERR_INVALID_ARGUMENT, "string contains a NUL character");
+    return -1;
+  }
+  *out = c;
+  return 0;
+}
+
+static jbyteArray new_bytes(JNIEnv *env, const uint8_t *data, size_t len) {
+  jbyteArray a;
+  if (len > 0x7fffffff) len = 0x7fffffff;
+  a = (*env)->NewByteArray(env, (jsize)len);
+  if (a && len) (*env)->SetByteArrayRegion(env, a, 0, (jsize)len, (const jbyte *)data);
+  return a;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Threads                                                                                    */
+
+static void detach_at_exit(void *value) {
+  (void)value;
+  /* The thread is leaving: no Java frame is on it, so it may detach. */
+  if (g_vm) (*g_vm)->DetachCurrentThread(g_vm);
+}
+
+/* The JNIEnv of the calling thread, attaching it as a daemon thread named `name` the first
+ * time. NULL if the VM refuses. */
+static JNIEnv *thread_env(const char *name) {
+  JNIEnv *env = t_attached_env;
+  JavaVMAttachArgs args;
+  if (env) return env;
+  if ((*g_vm)->GetEnv(g_vm, (void **)&env, JNI_VERSION_1_6) == JNI_OK) return env; /* Java */
+  args.version = JNI_VERSION_1_6;
+  args.name = (char *)name;
+  args.group = NULL;
+  if ((*g_vm)->AttachCurrentThreadAsDaemon(g_vm, (void **)&env, &args) != JNI_OK) return NULL;
+  t_attached_env = env;
+  pthread_setspecific(g_detach_key, (void *)1); /* non-NULL: the destructor runs at exit */
+  return env;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Events                                                                                     */
+
+static void on_event(void *user_data, const parley_event *ev) {
+  jparley_context *jc = (jparley_context *)user_data;
+  JNIEnv *env = thread_env(jc->thread_name);
+  dispatch_frame frame, *fr;
+  jstring peer = NULL, text;
+  jbyteArray data = NULL;
+  if (!env) return;
+  for (fr = t_frames; fr; fr = fr->outer) fr->nested = 1;
+  frame.jc = jc;
+  frame.nested = 0;
+  frame.outer = t_frames;
+  t_frames = &frame;
+  /* Native threads never return to Java, so their local references are freed here. */
+  if ((*env)->PushLocalFrame(env, 8) != 0) {
+    (*env)->ExceptionDescribe(env);
+    (*env)->ExceptionClear(env);
+    t_frames = frame.outer;
+    return;
+  }
+  if (ev->peer[0]) peer = new_string(env, ev->peer);
+  text = new_string(env, ev->text);
+  if (ev->type == PARLEY_EVENT_DATAGRAM) data = new_bytes(env, ev->data, ev->len);
+  if (!(*env)->ExceptionCheck(env)) {
+    (*env)->CallVoidMethod(env, jc->self, g_on_event, (jint)ev->type, TO_JLONG(ev->call),
+                           (jint)ev->relay_state, (jint)ev->call_state, (jint)ev->error,
+                           (jint)ev->path, (jint)ev->path_from, peer, text, data,
+                           (jint)ev->profile, (jint)ev->profile_from, (jint)ev->quality_reason,
+                           (jint)ev->timestamp);
+  }
+  if ((*env)->ExceptionCheck(env)) {
+    /* The listener threw (or a conversion ran out of memory): report it like an uncaught
+     * exception and carry on; nothing may unwind into parley. */
+    (*env)->ExceptionDescribe(env);
+    (*env)->ExceptionClear(env);
+  }
+  (*env)->PopLocalFrame(env, NULL);
+  t_frames = frame.outer;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Load                                                                                       */
+
+static jclass global_class(JNIEnv *env, const char *name) {
+  jclass local = (*env)->FindClass(env, name);
+  jclass global;
+  if (!local) return NULL;
+  global = (jclass)(*env)->NewGlobalRef(env, local);
+  (*env)->DeleteLocalRef(env, local);
+  return global;
+}
+
+JNIEXPORT jint JNICALL JNI_OnLoad(JavaVM *vm, void *reserved) {
+  JNIEnv *env;
+  jclass context_class;
+  jstring utf8;
+  (void)reserved;
+  if ((*vm)->GetEnv(vm, (void **)&env, JNI_VERSION_1_6) != JNI_OK) return JNI_ERR;
+  g_vm = vm;
+  if (pthread_key_create(&g_detach_key, detach_at_exit) != 0) return JNI_ERR;
+  /* Looked up here, on a thread whose class loader sees org.parley: FindClass from the
+   * context threads would search the system class loader only (as on Android). */
+  g_exception_class = global_class(env, "org/parley/ParleyException");
+  if (!g_exception_class) return JNI_ERR;
+  g_exception_init = (*env)->GetMethodID(env, g_exception_class, "<init>",
+                                         "(ILjava/lang/String;Ljava/lang/String;)V");
+  g_string_class = global_class(env, "java/lang/String");
+  if (!g_exception_init || !g_string_class) return JNI_ERR;
+  g_string_from_bytes =
+      (*env)->GetMethodID(env, g_string_class, "<init>", "([BLjava/lang/String;)V");
+  g_string_get_bytes =
+      (*env)->GetMethodID(env, g_string_class, "getBytes", "(Ljava/lang/String;)[B");
+  if (!g_string_from_bytes || !g_string_get_bytes) return JNI_ERR;
+  context_class = (*env)->FindClass(env, "org/parley/Context");
+  if (!context_class) return JNI_ERR;
+  g_on_event = (*env)->GetMethodID(env, context_class, "onNativeEvent",
+                                   "(IJIIIIILjava/lang/String;Ljava/lang/String;[BIIII)V");
+  (*env)->DeleteLocalRef(env, context_class);
+  if (!g_on_event) return JNI_ERR;
+  utf8 = (*env)->NewStringUTF(env, "UTF-8");
+  if (!utf8) return JNI_ERR;
+  g_utf8 = (jstring)(*env)->NewGlobalRef(env, utf8);
+  (*env)->DeleteLocalRef(env, utf8);
+  if (!g_utf8) return JNI_ERR;
+  return JNI_VERSION_1_6;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Library                                                                                    */
+
+JNIEXPORT jint JNICALL Java_org_parley_Native_version(JNIEnv *env, jclass cls) {
+  (void)env;
+  (void)cls;
+  return (jint)parley_version();
+}
+
+JNIEXPORT jstring JNICALL Java_org_parley_Native_versionString(JNIEnv *env, jclass cls) {
+  (void)cls;
+  return new_string(env, parley_version_string());
+}
+
+JNIEXPORT jstring JNICALL Java_org_parley_Native_strerror(JNIEnv *env, jclass cls, jint code) {
+  (void)cls;
+  return new_string(env, parley_strerror(code));
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_setLogLevel(JNIEnv *env, jclass cls,
+                                                           jint level) {
+  int r;
+  (void)cls;
+  r = parley_log_set_level(level);
+  if (r != PARLEY_OK) throw_parley(env, r);
+}
+
+JNIEXPORT jstring JNICALL Java_org_parley_Native_normalizeFingerprint(JNIEnv *env, jclass cls,
+                                                                      jstring text) {
+  char *t, out[PARLEY_FINGERPRINT_BUF_LEN];
+  int r;
+  (void)cls;
+  if (utf8_of(env, text, &t) != 0) return NULL;
+  r = parley_fingerprint_normalize(t, out, sizeof out);
+  free(t);
+  if (r != PARLEY_OK) {
+    throw_parley(env, r);
+    return NULL;
+  }
+  return new_string(env, out);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Identity                                                                                   */
+
+JNIEXPORT jlong JNICALL Java_org_parley_Native_identityGenerate(JNIEnv *env, jclass cls) {
+  parley_identity *id = NULL;
+  int r;
+  (void)cls;
+  r = parley_identity_generate(&id);
+  if (r != PARLEY_OK) throw_parley(env, r);
+  return TO_JLONG(id);
+}
+
+JNIEXPORT jlong JNICALL Java_org_parley_Native_identityFromSeed(JNIEnv *env, jclass cls,
+                                                                jbyteArray seed) {
+  parley_identity *id = NULL;
+  uint8_t buf[PARLEY_SEED_LEN];
+  jsize n;
+  int r;
+  (void)cls;
+  n = (*env)->GetArrayLength(env, seed);
+  if (n != PARLEY_SEED_LEN) {
+    /* parley checks the length too: let it say so in its own words. */
+    uint8_t *copy = (uint8_t *)malloc(n > 0 ? (size_t)n : 1);
+    if (!copy) {
+      throw_new(env, "java/lang/OutOfMemoryError", "parley_jni: seed");
+      return 0;
+    }
+    (*env)->GetByteArrayRegion(env, seed, 0, n, (jbyte *)copy);
+    r = parley_identity_from_seed(copy, (size_t)n, &id);
+    memset(copy, 0, (size_t)n);
+    free(copy);
+    if (r == PARLEY_OK) {
+      parley_identity_free(id);
+      throw_parley_detail(env, PARLEY_ERR_INVALID_ARGUMENT, "seed is not 32 bytes");
+    } else {
+      throw_parley(env, r);
+    }
+    return 0;
+  }
+  (*env)->GetByteArrayRegion(env, seed, 0, n, (jbyte *)buf);
+  r = parley_identity_from_seed(buf, sizeof buf, &id);
+  memset(buf, 0, sizeof buf); /* best effort: the Java array is the caller's to wipe */
+  if (r != PARLEY_OK) throw_parley(env, r);
+  return TO_JLONG(id);
+}
+
+JNIEXPORT jlong JNICALL Java_org_parley_Native_identityLoadFile(JNIEnv *env, jclass cls,
+                                                                jstring path) {
+  parley_identity *id = NULL;
+  char *p;
+  int r;
+  (void)cls;
+  if (utf8_of(env, path, &p) != 0) return 0;
+  r = parley_identity_load_file(p, &id);
+  free(p);
+  if (r != PARLEY_OK) throw_parley(env, r);
+  return TO_JLONG(id);
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_identitySaveFile(JNIEnv *env, jclass cls,
+                                                               jlong id, jstring path,
+                                                               jboolean overwrite) {
+  char *p;
+  int r;
+  (void)cls;
+  if (utf8_of(env, path, &p) != 0) return;
+  r = parley_identity_save_file(HANDLE(const parley_identity, id), p,
+                                overwrite ? PARLEY_SAVE_OVERWRITE : 0u);
+  free(p);
+  if (r != PARLEY_OK) throw_parley(env, r);
+}
+
+JNIEXPORT jstring JNICALL Java_org_parley_Native_identityFingerprint(JNIEnv *env, jclass cls,
+                                                                     jlong id) {
+  char out[PARLEY_FINGERPRINT_BUF_LEN];
+  int r;
+  (void)cls;
+  r = parley_identity_fingerprint(HANDLE(const parley_identity, id), out, sizeof out);
+  if (r != PARLEY_OK) {
+    throw_parley(env, r);
+    return NULL;
+  }
+  return new_string(env, out);
+}
+
+JNIEXPORT jbyteArray JNICALL Java_org_parley_Native_identityPublicKey(JNIEnv *env, jclass cls,
+                                                                      jlong id) {
+  uint8_t key[PARLEY_PUBLIC_KEY_LEN];
+  int r;
+  (void)cls;
+  r = parley_identity_public_key(HANDLE(const parley_identity, id), key);
+  if (r != PARLEY_OK) {
+    throw_parley(env, r);
+    return NULL;
+  }
+  return new_bytes(env, key, sizeof key);
+}
+
+JNIEXPORT jbyteArray JNICALL Java_org_parley_Native_identityExportSeed(JNIEnv *env, jclass cls,
+                                                                       jlong id) {
+  uint8_t seed[PARLEY_SEED_LEN];
+  jbyteArray a;
+  int r;
+  (void)cls;
+  r = parley_identity_export_seed(HANDLE(const parley_identity, id), seed);
+  if (r != PARLEY_OK) {
+    throw_parley(env, r);
+    return NULL;
+  }
+  a = new_bytes(env, seed, sizeof seed);
+  memset(seed, 0, sizeof seed);
+  return a;
+}
+
+JNIEXPORT jbyteArray JNICALL Java_org_parley_Native_identityCertificate(JNIEnv *env,
+                                                                        jclass cls, jlong id) {
+  const parley_identity *pid = HANDLE(const parley_identity, id);
+  size_t len = 0;
+  uint8_t *buf;
+  jbyteArray a;
+  int r;
+  (void)cls;
+  r = parley_identity_certificate_der(pid, NULL, &len);
+  if (r != PARLEY_OK && r != PARLEY_ERR_BUFFER_TOO_SMALL) {
+    throw_parley(env, r);
+    return NULL;
+  }
+  buf = (uint8_t *)malloc(len ? len : 1);
+  if (!buf) {
+    throw_new(env, "java/lang/OutOfMemoryError", "parley_jni: certificate");
+    return NULL;
+  }
+  r = parley_identity_certificate_der(pid, buf, &len);
+  if (r != PARLEY_OK) {
+    free(buf);
+    throw_parley(env, r);
+    return NULL;
+  }
+  a = new_bytes(env, buf, len);
+  free(buf);
+  return a;
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_identityFree(JNIEnv *env, jclass cls, jlong id) {
+  (void)env;
+  (void)cls;
+  parley_identity_free(HANDLE(parley_identity, id));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Context                                                                                    */
+
+JNIEXPORT jlong JNICALL Java_org_parley_Native_contextAlloc(JNIEnv *env, jclass cls,
+                                                            jobject self) {
+  jparley_context *jc;
+  (void)cls;
+  jc = (jparley_context *)calloc(1, sizeof *jc);
+  if (!jc) {
+    throw_new(env, "java/lang/OutOfMemoryError", "parley_jni: context");
+    return 0;
+  }
+  jc->self = (*env)->NewGlobalRef(env, self);
+  if (!jc->self) {
+    free(jc);
+    throw_new(env, "java/lang/OutOfMemoryError", "parley_jni: global reference");
+    return 0;
+  }
+  snprintf(jc->thread_name, sizeof jc->thread_name, "parley-context");
+  return TO_JLONG(jc);
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_contextFree(JNIEnv *env, jclass cls,
+                                                          jlong jctx) {
+  jparley_context *jc = HANDLE(jparley_context, jctx);
+  (void)cls;
+  if (!jc || context_of(jc)) return; /* a live context is freed by contextDestroy only */
+  (*env)->DeleteGlobalRef(env, jc->self);
+  free(jc);
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_contextCreate(
+    JNIEnv *env, jclass cls, jlong jctx, jlong identity, jstring relay_address,
+    jstring relay_fingerprint, jstring bind_address, jint sample_rate, jint channels,
+    jint jitter_min_ms, jint jitter_max_ms, jboolean disable_direct, jboolean include_loopback,
+    jint quality_mode, jint quality_profile) {
+  jparley_context *jc = HANDLE(jparley_context, jctx);
+  const parley_identity *id = HANDLE(const parley_identity, identity);
+  parley_context_config cfg;
+  parley_context *ctx = NULL;
+  char *relay = NULL, *relay_fp = NULL, *bind = NULL;
+  char fp[PARLEY_FINGERPRINT_BUF_LEN];
+  int r;
+  (void)cls;
+  if (jitter_min_ms < 0 || jitter_max_ms < 0) {
+    throw_parley_detail(env, PARLEY_ERR_INVALID_ARGUMENT, "negative jitter bounds");
+    return;
+  }
+  if (utf8_of(env, relay_address, &relay) != 0 ||
+      utf8_of(env, relay_fingerprint, &relay_fp) != 0 || utf8_of(env, bind_address, &bind) != 0)
+    goto done;
+  /* The event thread is named after the identity, for thread dumps and profilers. */
+  if (id && parley_identity_fingerprint(id, fp, sizeof fp) == PARLEY_OK) {
+    snprintf(jc->thread_name, sizeof jc->thread_name, "parley-%.8s", fp);
+  }
+  /* What parley_context_config_init does, with this header's size: that function writes the
+   * linked library's sizeof, which a newer library could make larger than this struct. */
+  memset(&cfg, 0, sizeof cfg);
+  cfg.struct_size = sizeof cfg;
+  cfg.relay_address = relay;
+  cfg.relay_fingerprint = relay_fp;
+  cfg.bind_address = bind;
+  cfg.sample_rate = sample_rate;
+  cfg.channels = channels;
+  cfg.jitter_min_ms = (uint32_t)jitter_min_ms;
+  cfg.jitter_max_ms = (uint32_t)jitter_max_ms;
+  cfg.disable_direct = disable_direct ? 1 : 0;
+  cfg.include_loopback = include_loopback ? 1 : 0;
+  cfg.event_callback = on_event;
+  cfg.event_user_data = jc;
+  cfg.quality_mode = quality_mode;
+  cfg.quality_profile = quality_profile;
+  r = parley_context_create(id, &cfg, &ctx);
+  if (r != PARLEY_OK) {
+    throw_parley(env, r);
+    goto done;
+  }
+  __atomic_store_n(&jc->ctx, ctx, __ATOMIC_RELEASE);
+done:
+  free(relay);
+  free(relay_fp);
+  free(bind);
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_contextDestroy(JNIEnv *env, jclass cls,
+                                                             jlong jctx) {
+  jparley_context *jc = HANDLE(jparley_context, jctx);
+  const dispatch_frame *fr;
+  int in_own_callback = 0, r;
+  (void)cls;
+  if (!jc) return;
+  for (fr = t_frames; fr; fr = fr->outer) {
+    if (fr->jc == jc) in_own_callback = 1;
+  }
+  /* parley refuses (PARLEY_ERR_WRONG_THREAD) when called from the context's own callback. It
+   * recognises that only in the innermost event, and only until a nested event (one caused
+   * by a call the listener made) has returned; past that point parley_context_destroy would
+   * join its own thread. So it is asked only where it still knows, and refused here
+   * otherwise, with the same code. */
+  if (in_own_callback && (t_frames->jc != jc || t_frames->nested)) {
+    throw_parley_detail(env, PARLEY_ERR_WRONG_THREAD,
+                        "Context.close() called from the context's own listener thread; "
+                        "close it from another thread");
+    return;
+  }
+  r = parley_context_destroy(context_of(jc));
+  if (r != PARLEY_OK) {
+    throw_parley(env, r);
+    return;
+  }
+  /* No event runs any more: the Context may be collected. */
+  (*env)->DeleteGlobalRef(env, jc->self);
+  free(jc);
+}
+
+JNIEXPORT jstring JNICALL Java_org_parley_Native_contextFingerprint(JNIEnv *env, jclass cls,
+                                                                    jlong jctx) {
+  char out[PARLEY_FINGERPRINT_BUF_LEN];
+  int r;
+  (void)cls;
+  r = parley_context_fingerprint(context_of(HANDLE(jparley_context, jctx)), out, sizeof out);
+  if (r != PARLEY_OK) {
+    throw_parley(env, r);
+    return NULL;
+  }
+  return new_string(env, out);
+}
+
+JNIEXPORT jstring JNICALL Java_org_parley_Native_contextRelayFingerprint(JNIEnv *env,
+                                                                         jclass cls,
+                                                                         jlong jctx) {
+  char out[PARLEY_FINGERPRINT_BUF_LEN];
+  int r;
+  (void)cls;
+  r = parley_context_relay_fingerprint(context_of(HANDLE(jparley_context, jctx)), out,
+                                       sizeof out);
+  if (r == PARLEY_ERR_NOT_REGISTERED) return NULL; /* none pinned, none seen yet */
+  if (r != PARLEY_OK) {
+    throw_parley(env, r);
+    return NULL;
+  }
+  return new_string(env, out);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Calls                                                                                      */
+
+JNIEXPORT jlong JNICALL Java_org_parley_Native_callStart(JNIEnv *env, jclass cls, jlong jctx,
+                                                         jstring peer) {
+  parley_call *call = NULL;
+  char *p;
+  int r;
+  (void)cls;
+  if (utf8_of(env, peer, &p) != 0) return 0;
+  r = parley_call_start(context_of(HANDLE(jparley_context, jctx)), p, &call);
+  free(p);
+  if (r != PARLEY_OK) throw_parley(env, r);
+  return TO_JLONG(call);
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_callAccept(JNIEnv *env, jclass cls, jlong call) {
+  int r;
+  (void)cls;
+  r = parley_call_accept(HANDLE(parley_call, call));
+  if (r != PARLEY_OK) throw_parley(env, r);
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_callReject(JNIEnv *env, jclass cls, jlong call) {
+  int r;
+  (void)cls;
+  r = parley_call_reject(HANDLE(parley_call, call));
+  if (r != PARLEY_OK) throw_parley(env, r);
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_callHangup(JNIEnv *env, jclass cls, jlong call) {
+  int r;
+  (void)cls;
+  r = parley_call_hangup(HANDLE(parley_call, call));
+  if (r != PARLEY_OK) throw_parley(env, r);
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_callRelease(JNIEnv *env, jclass cls, jlong call) {
+  (void)env;
+  (void)cls;
+  parley_call_release(HANDLE(parley_call, call));
+}
+
+JNIEXPORT jstring JNICALL Java_org_parley_Native_callPeer(JNIEnv *env, jclass cls, jlong call) {
+  char out[PARLEY_FINGERPRINT_BUF_LEN];
+  int r;
+  (void)cls;
+  r = parley_call_peer(HANDLE(const parley_call, call), out, sizeof out);
+  if (r != PARLEY_OK) {
+    throw_parley(env, r);
+    return NULL;
+  }
+  return new_string(env, out);
+}
+
+/* The audio hot path: the array is pinned (no copy on most VMs) for the duration of the
+ * push/pull only, which never lock, block or allocate; Java checked the range. */
+JNIEXPORT jint JNICALL Java_org_parley_Native_callPush(JNIEnv *env, jclass cls, jlong call,
+                                                       jshortArray pcm, jint offset,
+                                                       jint frames) {
+  jshort *p;
+  int r;
+  (void)cls;
+  if (frames <= 0) return parley_call_push_audio(HANDLE(parley_call, call), NULL, 0);
+  p = (jshort *)(*env)->GetPrimitiveArrayCritical(env, pcm, NULL);
+  if (!p) return PARLEY_ERR_NO_MEMORY;
+  r = parley_call_push_audio(HANDLE(parley_call, call), (const int16_t *)p + offset,
+                             (size_t)frames);
+  (*env)->ReleasePrimitiveArrayCritical(env, pcm, p, JNI_ABORT); /* read only */
+  return r;
+}
+
+JNIEXPORT jint JNICALL Java_org_parley_Native_callPull(JNIEnv *env, jclass cls, jlong call,
+                                                       jshortArray out, jint offset,
+                                                       jint frames) {
+  jshort *p;
+  int r;
+  (void)cls;
+  if (frames <= 0) return parley_call_pull_audio(HANDLE(parley_call, call), NULL, 0);
+  p = (jshort *)(*env)->GetPrimitiveArrayCritical(env, out, NULL);
+  if (!p) return PARLEY_ERR_NO_MEMORY;
+  r = parley_call_pull_audio(HANDLE(parley_call, call), (int16_t *)p + offset, (size_t)frames);
+  (*env)->ReleasePrimitiveArrayCritical(env, out, p, 0);
+  return r;
+}
+
+JNIEXPORT jint JNICALL Java_org_parley_Native_callPushDirect(JNIEnv *env, jclass cls,
+                                                             jlong call, jobject pcm,
+                                                             jint offset, jint frames) {
+  jshort *p;
+  (void)cls;
+  if (frames <= 0) return parley_call_push_audio(HANDLE(parley_call, call), NULL, 0);
+  p = (jshort *)(*env)->GetDirectBufferAddress(env, pcm);
+  if (!p) return PARLEY_ERR_INVALID_ARGUMENT;
+  return parley_call_push_audio(HANDLE(parley_call, call), (const int16_t *)p + offset,
+                                (size_t)frames);
+}
+
+JNIEXPORT jint JNICALL Java_org_parley_Native_callPullDirect(JNIEnv *env, jclass cls,
+                                                             jlong call, jobject out,
+                                                             jint offset, jint frames) {
+  jshort *p;
+  (void)cls;
+  if (frames <= 0) return parley_call_pull_audio(HANDLE(parley_call, call), NULL, 0);
+  p = (jshort *)(*env)->GetDirectBufferAddress(env, out);
+  if (!p) return PARLEY_ERR_INVALID_ARGUMENT;
+  return parley_call_pull_audio(HANDLE(parley_call, call), (int16_t *)p + offset,
+                                (size_t)frames);
+}
+
+JNIEXPORT jint JNICALL Java_org_parley_Native_callSetMuted(JNIEnv *env, jclass cls, jlong call,
+                                                           jboolean muted) {
+  (void)env;
+  (void)cls;
+  return parley_call_set_muted(HANDLE(parley_call, call), muted ? 1 : 0);
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_callSendDatagram(JNIEnv *env, jclass cls,
+                                                               jlong call, jbyteArray data,
+                                                               jint offset, jint length) {
+  uint8_t stack[PARLEY_DATAGRAM_MAX];
+  uint8_t *buf = stack;
+  int r;
+  (void)cls;
+  /* Copied out rather than pinned: the send waits for the context's thread. */
+  if ((size_t)length > sizeof stack) {
+    buf = (uint8_t *)malloc((size_t)length);
+    if (!buf) {
+      throw_new(env, "java/lang/OutOfMemoryError", "parley_jni: datagram");
+      return;
+    }
+  }
+  (*env)->GetByteArrayRegion(env, data, offset, length, (jbyte *)buf);
+  if ((*env)->ExceptionCheck(env)) {
+    if (buf != stack) free(buf);
+    return;
+  }
+  r = parley_call_send_datagram(HANDLE(parley_call, call), buf, (size_t)length);
+  if (buf != stack) free(buf);
+  if (r != PARLEY_OK) throw_parley(env, r);
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_callStats(JNIEnv *env, jclass cls, jlong call,
+                                                        jlongArray out) {
+  parley_call_stats s;
+  jlong v[23];
+  int r;
+  (void)cls;
+  if ((*env)->GetArrayLength(env, out) < (jsize)(sizeof v / sizeof v[0])) {
+    throw_new(env, "java/lang/IllegalArgumentException", "parley_jni: stats array too short");
+    return;
+  }
+  memset(&s, 0, sizeof s);
+  s.struct_size = sizeof s;
+  r = parley_call_get_stats(HANDLE(parley_call, call), &s);
+  if (r != PARLEY_OK) {
+    throw_parley(env, r);
+    return;
+  }
+  /* The order of org.parley.CallStats's constructor. */
+  v[0] = s.path;
+  v[1] = (jlong)s.rtt_ms;
+  v[2] = (jlong)s.path_changes;
+  v[3] = (jlong)s.time_to_direct_ms;
+  v[4] = (jlong)s.frames_sent;
+  v[5] = (jlong)s.frames_received;
+  v[6] = (jlong)s.loss_permille;
+  v[7] = (jlong)s.peer_loss_permille;
+  v[8] = s.profile;
+  v[9] = s.fec_loss_hint;
+  v[10] = (jlong)s.audio_bytes_sent;
+  v[11] = (jlong)s.jitter_delay_ms;
+  v[12] = (jlong)s.jitter_target_ms;
+  v[13] = (jlong)s.frames_decoded;
+  v[14] = (jlong)s.fec_recovered;
+  v[15] = (jlong)s.red_recovered;
+  v[16] = (jlong)s.concealed;
+  v[17] = (jlong)s.late;
+  v[18] = s.muted;
+  v[19] = (jlong)s.longest_gap_ms;
+  v[20] = (jlong)s.quality_changes;
+  v[21] = s.quality_reason;
+  v[22] = (jlong)s.quality_loss_permille;
+  (*env)->SetLongArrayRegion(env, out, 0, (jsize)(sizeof v / sizeof v[0]), v);
+}

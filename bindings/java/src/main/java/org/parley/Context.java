@@ -1,0 +1,565 @@
+package org.parley;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A parley client: an identity, a connection to a relay, one UDP socket, and calls
+ * ({@code parley_context}). Create one per identity, typically for the lifetime of an app
+ * process or a foreground service, and {@link #close()} it when done.
+ *
+ * <h2>Threads</h2>
+ *
+ * <p>Every method is safe to call from any thread. A context runs its own event loop on one
+ * native thread, and <b>every {@link Listener} method is called on that thread</b> (attached
+ * to the JVM as a daemon thread named after the context). A listener must not block: it holds
+ * up the network of every call of the context. An Android app typically posts from the
+ * listener to its main looper ({@code new Handler(Looper.getMainLooper()).post(...)}) and
+ * updates its UI there; calling parley methods (accept, hangup, sendDatagram, ...) directly
+ * from the listener is fine and runs at once. Such a call may deliver the events it causes
+ * (e.g. {@link CallState#ACTIVE} after {@link Call#accept()}) re-entrantly, before it returns.
+ *
+ * <p>{@link #close()} must not be called from the listener: it stops the very thread the
+ * listener runs on, so it throws {@link ParleyException} {@link
+ * ParleyException#WRONG_THREAD} there (post the close to another thread).
+ *
+ * <p>Audio goes through {@link Call#pushAudio} and {@link Call#pullAudio} on the app's own
+ * capture and playout threads; see {@link Call}.
+ */
+public final class Context implements AutoCloseable {
+  /**
+   * Receives a context's events. All methods have empty defaults: implement the ones you
+   * need.
+   *
+   * <p><b>Every method runs on the context's own native event thread</b>, never on the
+   * thread that created the context or on Android's main thread. Methods must return quickly
+   * and must not block (post longer work elsewhere). An exception thrown by a method is
+   * printed (like an uncaught exception) and otherwise ignored; it never reaches parley.
+   */
+  public interface Listener {
+    /**
+     * The relay connection changed state. {@code error} is why the connection was lost (a
+     * {@code PARLEY_ERR_*} code, see {@link ParleyException}) or 0.
+     */
+    default void onRelayState(RelayState state, int error) {}
+
+    /**
+     * A peer calls us. The call is in state {@link CallState#INCOMING}: {@link Call#accept()
+     * accept} or {@link Call#reject() reject} it (now or later, from any thread), and {@link
+     * Call#close() close} it when done. {@link Call#peerFingerprint()} says who calls.
+     */
+    default void onIncomingCall(Call call) {}
+
+    /**
+     * A call changed state. For {@link CallState#ENDED}, {@code error} and {@code text} say
+     * why: error 0 is a normal hangup, {@link ParleyException#CALL_REJECTED} a rejection,
+     * {@link ParleyException#PEER_UNAVAILABLE} an offline peer, and so on.
+     */
+    default void onCallState(Call call, CallState state, int error, String text) {}
+
+    /** The call's media moved from one path to another; {@code reason} says why. */
+    default void onPathChanged(Call call, Path from, Path to, String reason) {}
+
+    /**
+     * The voice profile we send with changed from {@code fromProfile} to {@code toProfile} (0
+     * is the best). {@code timestamp} is the media timestamp (48 kHz units, unsigned 32 bit)
+     * from which it applies.
+     */
+    default void onQualityChanged(
+        Call call, int fromProfile, int toProfile, QualityReason reason, long timestamp) {}
+
+    /** An application datagram from the peer ({@link Call#sendDatagram(byte[])}). */
+    default void onDatagram(Call call, byte[] data) {}
+
+    /** An error from the relay that concerns no particular call. */
+    default void onError(int error, String text) {}
+
+    /**
+     * No relay fingerprint was configured, so the relay's identity was trusted on first use
+     * and is pinned for the rest of the context's life. Store {@code relayFingerprint} and
+     * pass it to {@link Config.Builder#relayFingerprint(String)} from then on (or compare it
+     * with one obtained out of band and close the context if it differs). At most once per
+     * context, right after the first {@link RelayState#REGISTERED}.
+     */
+    default void onRelayTrusted(String relayFingerprint) {}
+  }
+
+  /** The settings of a {@link Context}; build one with {@link Builder}. Immutable. */
+  public static final class Config {
+    private final String relayAddress;
+    private final String relayFingerprint;
+    private final String bindAddress;
+    private final int sampleRate;
+    private final int channels;
+    private final int jitterMinMs;
+    private final int jitterMaxMs;
+    private final boolean includeLoopback;
+    private final boolean disableDirect;
+    private final QualityMode qualityMode;
+    private final int qualityProfile;
+
+    private Config(Builder b) {
+      relayAddress = b.relayAddress;
+      relayFingerprint = b.relayFingerprint;
+      bindAddress = b.bindAddress;
+      sampleRate = b.sampleRate;
+      channels = b.channels;
+      jitterMinMs = b.jitterMinMs;
+      jitterMaxMs = b.jitterMaxMs;
+      includeLoopback = b.includeLoopback;
+      disableDirect = b.disableDirect;
+      qualityMode = b.qualityMode;
+      qualityProfile = b.qualityProfile;
+    }
+
+    /** A builder; {@link Builder#relayAddress(String)} is required. */
+    public static Builder builder() {
+      return new Builder();
+    }
+
+    public String relayAddress() {
+      return relayAddress;
+    }
+
+    /** The pinned relay fingerprint, or null (trust on first use). */
+    public String relayFingerprint() {
+      return relayFingerprint;
+    }
+
+    /** The local bind address, or null (any address, any port). */
+    public String bindAddress() {
+      return bindAddress;
+    }
+
+    public int sampleRate() {
+      return sampleRate;
+    }
+
+    public int channels() {
+      return channels;
+    }
+
+    public int jitterMinMs() {
+      return jitterMinMs;
+    }
+
+    public int jitterMaxMs() {
+      return jitterMaxMs;
+    }
+
+    public boolean includeLoopback() {
+      return includeLoopback;
+    }
+
+    public boolean disableDirect() {
+      return disableDirect;
+    }
+
+    public QualityMode qualityMode() {
+      return qualityMode;
+    }
+
+    public int qualityProfile() {
+      return qualityProfile;
+    }
+
+    /** Builds a {@link Config}. Values are checked by parley when the context is created. */
+    public static final class Builder {
+      private String relayAddress;
+      private String relayFingerprint;
+      private String bindAddress;
+      private int sampleRate = 48000;
+      private int channels = 1;
+      private int jitterMinMs;
+      private int jitterMaxMs;
+      private boolean includeLoopback;
+      private boolean disableDirect;
+      private QualityMode qualityMode = QualityMode.ADAPTIVE;
+      private int qualityProfile;
+
+      public Builder() {}
+
+      /** The relay, {@code "ip:port"} or {@code "[ipv6]:port"}. Required. */
+      public Builder relayAddress(String address) {
+        this.relayAddress = address;
+        return this;
+      }
+
+      /**
+       * The relay's fingerprint (64 hex) to pin; null (the default) trusts the first relay
+       * certificate seen by this context.
+       */
+      public Builder relayFingerprint(String fingerprint) {
+        this.relayFingerprint = fingerprint;
+        return this;
+      }
+
+      /** The local address to bind, {@code "ip:port"}; null (the default): any. */
+      public Builder bindAddress(String address) {
+        this.bindAddress = address;
+        return this;
+      }
+
+      /** PCM rate of push/pull: 8000, 12000, 16000, 24000 or 48000 (the default) Hz. */
+      public Builder sampleRate(int hz) {
+        this.sampleRate = hz;
+        return this;
+      }
+
+      /** PCM channels of push/pull: 1 (the default) or 2, interleaved. */
+      public Builder channels(int channels) {
+        this.channels = channels;
+        return this;
+      }
+
+      /** Jitter buffer delay bounds in ms; 0 keeps parley's defaults (20 and 500). */
+      public Builder jitterBounds(int minMs, int maxMs) {
+        this.jitterMinMs = minMs;
+        this.jitterMaxMs = maxMs;
+        return this;
+      }
+
+      /** Offer loopback addresses as direct-path candidates (both parties on one machine). */
+      public Builder includeLoopback(boolean include) {
+        this.includeLoopback = include;
+        return this;
+      }
+
+      /** Never try a direct path: calls stay on the relay. */
+      public Builder disableDirect(boolean disable) {
+        this.disableDirect = disable;
+        return this;
+      }
+
+      /** {@link QualityMode#ADAPTIVE} (the default) or {@link QualityMode#FIXED}. */
+      public Builder qualityMode(QualityMode mode) {
+        if (mode == null) throw new NullPointerException("mode");
+        this.qualityMode = mode;
+        return this;
+      }
+
+      /** The profile (0 best .. 4) used with {@link QualityMode#FIXED}. */
+      public Builder qualityProfile(int profile) {
+        this.qualityProfile = profile;
+        return this;
+      }
+
+      public Config build() {
+        if (relayAddress == null) throw new IllegalStateException("relayAddress is required");
+        if (sampleRate == 0) sampleRate = 48000;
+        if (channels == 0) channels = 1;
+        return new Config(this);
+      }
+    }
+  }
+
+  private static final Listener NO_LISTENER = new Listener() {};
+
+  private final Config config;
+  private final Listener listener;
+  /** The glue state in parley_jni.c (it owns the parley_context); valid until closed. */
+  private final long jctx;
+  private final String fingerprint;
+
+  private final Object closeLock = new Object();
+  private final Object usersLock = new Object();
+  private final AtomicInteger users = new AtomicInteger();
+  private volatile boolean closing;
+  private volatile boolean closed;
+  private volatile Thread eventThread;
+  private volatile RelayState relayState = RelayState.IDLE;
+  private volatile String trustedRelay;
+
+  // parley_call* -> its one Call object. Guarded by itself; never held while calling out.
+  private final Map<Long, Call> calls = new HashMap<>();
+  private int startsInFlight;
+
+  private Context(Identity identity, Config config, Listener listener) {
+    this.config = config;
+    this.listener = listener != null ? listener : NO_LISTENER;
+    // The glue state first: events may arrive before parley_context_create returns.
+    this.jctx = Native.contextAlloc(this);
+    try {
+      synchronized (identity) {
+        Native.contextCreate(
+            jctx,
+            identity.live(),
+            config.relayAddress,
+            config.relayFingerprint,
+            config.bindAddress,
+            config.sampleRate,
+            config.channels,
+            config.jitterMinMs,
+            config.jitterMaxMs,
+            config.disableDirect,
+            config.includeLoopback,
+            config.qualityMode.code(),
+            config.qualityProfile);
+      }
+    } catch (RuntimeException | Error e) {
+      Native.contextFree(jctx); // creation failed: no callback ever fires
+      throw e;
+    }
+    this.fingerprint = Native.contextFingerprint(jctx);
+  }
+
+  /**
+   * Starts a context ({@code parley_context_create}): its thread, its socket and the
+   * connection to the relay, whose progress arrives as {@link Listener#onRelayState}. The
+   * identity is copied and may be closed afterwards.
+   *
+   * @param listener receives the events, on the context's thread; null for none
+   * @throws ParleyException ADDRESS_INVALID (relay or bind address), FINGERPRINT_INVALID,
+   *     AUDIO_FORMAT, INVALID_ARGUMENT, SOCKET, ...
+   */
+  public static Context create(Identity identity, Config config, Listener listener) {
+    if (identity == null) throw new NullPointerException("identity");
+    if (config == null) throw new NullPointerException("config");
+    return new Context(identity, config, listener);
+  }
+
+  /** The settings the context was created with. */
+  public Config config() {
+    return config;
+  }
+
+  /** Our own fingerprint: what peers dial. */
+  public String fingerprint() {
+    return fingerprint;
+  }
+
+  /**
+   * The relay's fingerprint: the pinned one ({@link Config#relayFingerprint()}), or the one
+   * trusted on first use ({@link Listener#onRelayTrusted}); null before either is known.
+   */
+  public String relayFingerprint() {
+    if (closing) return trustedRelay != null ? trustedRelay : config.relayFingerprint;
+    long h = enter();
+    try {
+      String fp = Native.contextRelayFingerprint(h); // parley_context_relay_fingerprint
+      if (fp != null) trustedRelay = fp;
+      return fp;
+    } finally {
+      exit();
+    }
+  }
+
+  /** The relay connection's last state reported to the listener. */
+  public RelayState relayState() {
+    return relayState;
+  }
+
+  /**
+   * Calls a peer through the relay ({@code parley_call_start}). Progress arrives as {@link
+   * Listener#onCallState} for the returned call (possibly before this method returns).
+   *
+   * @param peerFingerprint 64 hex digits (see {@link Parley#normalizeFingerprint(String)})
+   * @throws ParleyException FINGERPRINT_INVALID, NOT_REGISTERED (the relay connection is not
+   *     up yet), INVALID_ARGUMENT (calling ourselves), CLOSED
+   */
+  public Call call(String peerFingerprint) {
+    if (peerFingerprint == null) throw new NullPointerException("peerFingerprint");
+    long h = enter();
+    try {
+      synchronized (calls) {
+        ++startsInFlight;
+      }
+      try {
+        long ptr = Native.callStart(h, peerFingerprint);
+        return callFor(ptr, true, false, null);
+      } finally {
+        synchronized (calls) {
+          --startsInFlight;
+        }
+      }
+    } finally {
+      exit();
+    }
+  }
+
+  /** True once {@link #close()} has begun. */
+  public boolean isClosed() {
+    return closing;
+  }
+
+  /**
+   * Hangs up every call, disconnects from the relay and stops the context's thread ({@code
+   * parley_context_destroy}); no listener method runs once this returns. Then closes every
+   * {@link Call} of the context that is still open. Closing twice is harmless.
+   *
+   * @throws ParleyException {@link ParleyException#WRONG_THREAD} when called from this
+   *     context's own listener (nothing happens then: close it from another thread)
+   */
+  @Override
+  public void close() {
+    if (Thread.currentThread() == eventThread) {
+      if (closing) return; // another thread is closing it already
+      Native.contextDestroy(jctx); // throws PARLEY_ERR_WRONG_THREAD
+      return;
+    }
+    synchronized (closeLock) {
+      if (closed) return;
+      closing = true;
+      // Calls in flight on other threads (and on the listener thread) finish first: the
+      // native context must not be freed under them.
+      synchronized (usersLock) {
+        boolean interrupted = false;
+        while (users.get() != 0) {
+          try {
+            usersLock.wait();
+          } catch (InterruptedException e) {
+            interrupted = true;
+          }
+        }
+        if (interrupted) Thread.currentThread().interrupt();
+      }
+      Native.contextDestroy(jctx);
+      closed = true;
+    }
+    List<Call> open;
+    synchronized (calls) {
+      open = new ArrayList<>(calls.values());
+    }
+    for (Call c : open) c.close();
+  }
+
+  // --- handle guard: the native context outlives every method running on it ---
+
+  private long enter() {
+    users.incrementAndGet();
+    if (closing) {
+      exit();
+      throw new ParleyException(
+          ParleyException.CLOSED, Native.strerror(ParleyException.CLOSED), "context closed");
+    }
+    return jctx;
+  }
+
+  private void exit() {
+    if (users.decrementAndGet() == 0 && closing) {
+      synchronized (usersLock) {
+        usersLock.notifyAll();
+      }
+    }
+  }
+
+  // --- calls map ---
+
+  /**
+   * The one Call object for {@code ptr}. {@code create}: make it if missing; {@code
+   * incomingEvent}: an INCOMING_CALL event names a new handle.
+   */
+  private Call callFor(long ptr, boolean create, boolean incomingEvent, String peer) {
+    synchronized (calls) {
+      Call c = calls.get(ptr);
+      if (c == null && (create || startsInFlight > 0 || incomingEvent)) {
+        c = new Call(this, ptr, incomingEvent, peer, config.channels);
+        calls.put(ptr, c);
+      }
+      return c;
+    }
+  }
+
+  void forget(Call call) {
+    synchronized (calls) {
+      if (calls.get(call.handle()) == call) calls.remove(call.handle());
+    }
+  }
+
+  // --- event dispatch, called by parley_jni.c on the context's thread ---
+
+  private static final int EVENT_RELAY_STATE = 1;
+  private static final int EVENT_INCOMING_CALL = 2;
+  private static final int EVENT_CALL_STATE = 3;
+  private static final int EVENT_DATAGRAM = 4;
+  private static final int EVENT_PATH_CHANGED = 5;
+  private static final int EVENT_ERROR = 6;
+  private static final int EVENT_QUALITY_CHANGED = 7;
+  private static final int EVENT_RELAY_TRUSTED = 8;
+
+  @SuppressWarnings("unused") // called from parley_jni.c
+  private void onNativeEvent(
+      int type,
+      long callPtr,
+      int relayStateCode,
+      int callState,
+      int error,
+      int path,
+      int pathFrom,
+      String peer,
+      String text,
+      byte[] data,
+      int profile,
+      int profileFrom,
+      int qualityReason,
+      int timestamp) {
+    if (eventThread == null) eventThread = Thread.currentThread();
+    Call call = null;
+    switch (type) {
+      case EVENT_INCOMING_CALL:
+      case EVENT_CALL_STATE:
+      case EVENT_DATAGRAM:
+      case EVENT_PATH_CHANGED:
+      case EVENT_QUALITY_CHANGED:
+        if (callPtr == 0) return;
+        call = callFor(callPtr, false, type == EVENT_INCOMING_CALL, peer);
+        // A handle the app closed already: nothing names it any more.
+        if (call == null) return;
+        break;
+      default:
+        break;
+    }
+    switch (type) {
+      case EVENT_RELAY_STATE:
+        {
+          RelayState s = RelayState.of(relayStateCode);
+          relayState = s;
+          listener.onRelayState(s, error);
+          break;
+        }
+      case EVENT_INCOMING_CALL:
+        if (call != null) listener.onIncomingCall(call);
+        break;
+      case EVENT_CALL_STATE:
+        if (call != null) {
+          CallState s = CallState.of(callState);
+          call.setState(s);
+          listener.onCallState(call, s, error, text);
+        }
+        break;
+      case EVENT_DATAGRAM:
+        if (call != null) listener.onDatagram(call, data != null ? data : new byte[0]);
+        break;
+      case EVENT_PATH_CHANGED:
+        if (call != null) {
+          call.setPath(Path.of(path));
+          listener.onPathChanged(call, Path.of(pathFrom), Path.of(path), text);
+        }
+        break;
+      case EVENT_ERROR:
+        listener.onError(error, text);
+        break;
+      case EVENT_QUALITY_CHANGED:
+        if (call != null) {
+          listener.onQualityChanged(
+              call, profileFrom, profile, QualityReason.of(qualityReason),
+              timestamp & 0xffffffffL);
+        }
+        break;
+      case EVENT_RELAY_TRUSTED:
+        trustedRelay = peer;
+        listener.onRelayTrusted(peer);
+        break;
+      default:
+        break; // an event type a newer library added
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "Context[" + fingerprint + (closing ? ", closed]" : "]");
+  }
+}

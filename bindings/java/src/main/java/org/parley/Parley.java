@@ -1,0 +1,56 @@
+package org.parley;
+
+/** Library-wide functions and constants of parley. */
+public final class Parley {
+  private Parley() {}
+
+  /** An identity seed is 32 bytes ({@code PARLEY_SEED_LEN}). */
+  public static final int SEED_LENGTH = 32;
+  /** The largest application datagram, in bytes ({@code PARLEY_DATAGRAM_MAX}). */
+  public static final int DATAGRAM_MAX = 1100;
+
+  /** Log levels for {@link #setLogLevel(int)} ({@code parley_log_level}). */
+  public static final int LOG_OFF = 0;
+  public static final int LOG_ERROR = 1;
+  public static final int LOG_WARN = 2;
+  public static final int LOG_INFO = 3;
+  public static final int LOG_DEBUG = 4;
+  public static final int LOG_TRACE = 5;
+
+  /** The linked library's version as {@code 0xMMmmpp} ({@code parley_version}). */
+  public static int version() {
+    return Native.version();
+  }
+
+  /** The linked library's version, e.g. {@code "0.1.0"}. */
+  public static String versionString() {
+    return Native.versionString();
+  }
+
+  /** The fixed English description of an error code ({@code parley_strerror}). */
+  public static String strerror(int code) {
+    return Native.strerror(code);
+  }
+
+  /**
+   * Sets the most verbose level parley logs (default {@link #LOG_WARN}); lines go to stderr
+   * (on Android: nowhere visible; keep it at warn). Process-wide.
+   *
+   * @throws ParleyException INVALID_ARGUMENT for a level outside {@link #LOG_OFF}..{@link
+   *     #LOG_TRACE}
+   */
+  public static void setLogLevel(int level) {
+    Native.setLogLevel(level);
+  }
+
+  /**
+   * Checks that {@code text} is a fingerprint (64 hex digits, either case, optionally grouped
+   * with spaces, ':' or '-') and returns its canonical form: 64 lowercase hex digits.
+   *
+   * @throws ParleyException FINGERPRINT_INVALID
+   */
+  public static String normalizeFingerprint(String text) {
+    if (text == null) throw new NullPointerException("text");
+    return Native.normalizeFingerprint(text);
+  }
+}

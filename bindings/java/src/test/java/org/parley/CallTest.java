@@ -1,0 +1,471 @@
+package org.parley;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertFalse;
+import static org.junit.Assert.assertNotNull;
+import static org.junit.Assert.assertSame;
+import static org.junit.Assert.assertTrue;
+import static org.junit.Assert.fail;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.ShortBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.AfterClass;
+import org.junit.BeforeClass;
+import org.junit.Test;
+
+/**
+ * Real calls: a parley-relay process on loopback ($PARLEY_RELAY) and two contexts in this
+ * JVM. Every wait is on an event with a deadline.
+ */
+public class CallTest {
+  private static final long WAIT_MS = 10_000;
+  private static final int RATE = 48000;
+  private static final int CHUNK = RATE / 50; // 20 ms
+
+  private static RelayProcess relay;
+
+  @BeforeClass
+  public static void startRelay() throws Exception {
+    relay = RelayProcess.start();
+  }
+
+  @AfterClass
+  public static void stopRelay() throws Exception {
+    if (relay != null) relay.close();
+  }
+
+  private static Context.Config.Builder config() {
+    return Context.Config.builder()
+        .relayAddress(relay.address)
+        .relayFingerprint(relay.fingerprint)
+        .sampleRate(RATE)
+        .channels(1)
+        .includeLoopback(true);
+  }
+
+  /** One call-state event as the listener saw it. */
+  static final class StateEvent {
+    final Call call;
+    final CallState state;
+    final int error;
+    final String text;
+    final Thread thread;
+
+    StateEvent(Call call, CallState state, int error, String text) {
+      this.call = call;
+      this.state = state;
+      this.error = error;
+      this.text = text;
+      this.thread = Thread.currentThread();
+    }
+
+    @Override
+    public String toString() {
+      return state + " error " + error + " '" + text + "'";
+    }
+  }
+
+  /** A listener that records every event into queues the test waits on. */
+  static class Recorder implements Context.Listener {
+    final BlockingQueue<RelayState> relayStates = new LinkedBlockingQueue<>();
+    final BlockingQueue<Call> incoming = new LinkedBlockingQueue<>();
+    final BlockingQueue<StateEvent> states = new LinkedBlockingQueue<>();
+    final BlockingQueue<byte[]> datagrams = new LinkedBlockingQueue<>();
+    final BlockingQueue<String> paths = new LinkedBlockingQueue<>();
+    final BlockingQueue<String> trusted = new LinkedBlockingQueue<>();
+
+    @Override
+    public void onRelayTrusted(String relayFingerprint) {
+      trusted.add(relayFingerprint);
+    }
+
+    @Override
+    public void onRelayState(RelayState state, int error) {
+      relayStates.add(state);
+    }
+
+    @Override
+    public void onIncomingCall(Call call) {
+      incoming.add(call);
+    }
+
+    @Override
+    public void onCallState(Call call, CallState state, int error, String text) {
+      states.add(new StateEvent(call, state, error, text));
+    }
+
+    @Override
+    public void onPathChanged(Call call, Path from, Path to, String reason) {
+      paths.add(from + "->" + to + " (" + reason + ")");
+    }
+
+    @Override
+    public void onDatagram(Call call, byte[] data) {
+      datagrams.add(data);
+    }
+
+    void awaitRegistered() throws InterruptedException {
+      long deadline = System.currentTimeMillis() + WAIT_MS;
+      for (;;) {
+        long left = deadline - System.currentTimeMillis();
+        RelayState s = left > 0 ? relayStates.poll(left, TimeUnit.MILLISECONDS) : null;
+        if (s == null) fail("not registered with the relay within " + WAIT_MS + " ms");
+        if (s == RelayState.REGISTERED) return;
+      }
+    }
+
+    /** Waits for `call` to reach `want`; other states of it pass, an early ENDED fails. */
+    StateEvent awaitState(Call call, CallState want) throws InterruptedException {
+      long deadline = System.currentTimeMillis() + WAIT_MS;
+      for (;;) {
+        long left = deadline - System.currentTimeMillis();
+        StateEvent e = left > 0 ? states.poll(left, TimeUnit.MILLISECONDS) : null;
+        if (e == null) fail("call never reached " + want);
+        if (e.call != call) continue;
+        if (e.state == want) return e;
+        if (e.state == CallState.ENDED) fail("call ended while waiting for " + want + ": " + e);
+      }
+    }
+
+    Call awaitIncoming() throws InterruptedException {
+      Call c = incoming.poll(WAIT_MS, TimeUnit.MILLISECONDS);
+      assertNotNull("no incoming call", c);
+      return c;
+    }
+  }
+
+  private static ParleyException expect(int code, Runnable r) {
+    try {
+      r.run();
+    } catch (ParleyException e) {
+      assertEquals(e.toString(), code, e.code());
+      assertEquals(ParleyException.nameOf(code), e.errorName());
+      assertEquals(Parley.strerror(code), e.description());
+      return e;
+    }
+    fail("expected " + ParleyException.nameOf(code));
+    return null;
+  }
+
+  /** The frequency in [lo, hi] Hz with the most energy (Goertzel, coarse then fine). */
+  static double dominantFrequency(short[] x, int from, int n, double lo, double hi) {
+    double best = lo;
+    double bestPower = -1;
+    for (double f = lo; f <= hi; f += 5) {
+      double p = goertzel(x, from, n, f);
+      if (p > bestPower) {
+        bestPower = p;
+        best = f;
+      }
+    }
+    double center = best;
+    for (double f = center - 5; f <= center + 5; f += 0.5) {
+      double p = goertzel(x, from, n, f);
+      if (p > bestPower) {
+        bestPower = p;
+        best = f;
+      }
+    }
+    return best;
+  }
+
+  static double goertzel(short[] x, int from, int n, double f) {
+    double coeff = 2 * Math.cos(2 * Math.PI * f / RATE);
+    double s1 = 0;
+    double s2 = 0;
+    for (int i = 0; i < n; ++i) {
+      double s0 = x[from + i] + coeff * s1 - s2;
+      s2 = s1;
+      s1 = s0;
+    }
+    return s1 * s1 + s2 * s2 - coeff * s1 * s2;
+  }
+
+  static double rms(short[] x, int from, int n) {
+    double sum = 0;
+    for (int i = 0; i < n; ++i) sum += (double) x[from + i] * x[from + i];
+    return Math.sqrt(sum / n);
+  }
+
+  @Test(timeout = 30_000)
+  public void realCall() throws Exception {
+    Recorder ra = new Recorder();
+    Recorder rb = new Recorder();
+    try (Identity ia = Identity.generate();
+        Identity ib = Identity.generate();
+        Context a = Context.create(ia, config().build(), ra);
+        Context b = Context.create(ib, config().build(), rb)) {
+      assertEquals(ia.fingerprint(), a.fingerprint());
+      ra.awaitRegistered();
+      rb.awaitRegistered();
+      assertEquals(RelayState.REGISTERED, a.relayState());
+      assertEquals(relay.fingerprint, a.relayFingerprint());
+      assertTrue(ra.trusted.isEmpty()); // pinned: no trust decision
+
+      // A calls B; B accepts from the test thread.
+      Call ca = a.call(b.fingerprint());
+      assertFalse(ca.isIncoming());
+      Call cb = rb.awaitIncoming();
+      assertTrue(cb.isIncoming());
+      assertEquals(CallState.INCOMING, cb.state());
+      assertEquals(a.fingerprint(), cb.peerFingerprint());
+      assertEquals(b.fingerprint(), ca.peerFingerprint());
+      cb.accept();
+      StateEvent activeB = rb.awaitState(cb, CallState.ACTIVE);
+      StateEvent activeA = ra.awaitState(ca, CallState.ACTIVE);
+      // One Call object per native handle; events come on the context's own thread.
+      assertSame(ca, activeA.call);
+      assertSame(cb, activeB.call);
+      assertTrue(activeA.thread.isDaemon());
+      assertFalse(activeA.thread == Thread.currentThread());
+      assertEquals(CallState.ACTIVE, ca.state());
+
+      // ~3 s of a 440 Hz tone from A, paced by the wall clock like a sound card; B plays out
+      // in the same loop (heap arrays on A, a direct buffer on B).
+      // Odd chunks go through direct buffers, even ones through arrays.
+      final int chunks = 150;
+      short[] tone = new short[CHUNK];
+      ShortBuffer toneDirect =
+          ByteBuffer.allocateDirect(CHUNK * 2).order(ByteOrder.nativeOrder()).asShortBuffer();
+      ShortBuffer out =
+          ByteBuffer.allocateDirect(CHUNK * 2).order(ByteOrder.nativeOrder()).asShortBuffer();
+      short[] heard = new short[chunks * CHUNK];
+      long taken = 0;
+      long start = System.nanoTime();
+      for (int i = 0; i < chunks; ++i) {
+        for (int k = 0; k < CHUNK; ++k) {
+          long n = (long) i * CHUNK + k;
+          tone[k] = (short) Math.round(8000 * Math.sin(2 * Math.PI * 440 * n / RATE));
+        }
+        if (i % 2 == 0) {
+          taken += ca.pushAudio(tone, CHUNK);
+          assertTrue(cb.pullAudio(heard, i * CHUNK, CHUNK));
+        } else {
+          toneDirect.clear();
+          toneDirect.put(tone).flip();
+          taken += ca.pushAudio(toneDirect, CHUNK);
+          assertTrue(cb.pullAudio(out, CHUNK));
+          out.get(heard, i * CHUNK, CHUNK);
+          out.clear();
+        }
+        long wait = start + (i + 1) * 20_000_000L - System.nanoTime();
+        if (wait > 0) TimeUnit.NANOSECONDS.sleep(wait);
+      }
+      assertEquals((long) chunks * CHUNK, taken);
+      int tail = RATE * 3 / 2; // the last 1.5 s
+      int from = heard.length - tail;
+      double freq = dominantFrequency(heard, from, tail, 100, 4000);
+      double level = rms(heard, from, tail);
+      System.out.printf(
+          "CallTest.realCall: B heard %.1f Hz dominant, RMS %.0f over the last 1.5 s (sent"
+              + " 440 Hz, RMS %.0f)%n",
+          freq, level, 8000 / Math.sqrt(2));
+      assertEquals(440.0, freq, 10.0);
+      assertTrue("RMS " + level + " is near silence", level > 1000);
+
+      // Datagrams both ways (unreliable: resend until one arrives).
+      byte[] hello = "hello from A".getBytes(StandardCharsets.UTF_8);
+      byte[] got = null;
+      for (int i = 0; i < 10 && got == null; ++i) {
+        ca.sendDatagram(hello);
+        got = rb.datagrams.poll(500, TimeUnit.MILLISECONDS);
+      }
+      assertNotNull("no datagram reached B", got);
+      assertEquals("hello from A", new String(got, StandardCharsets.UTF_8));
+      got = null;
+      for (int i = 0; i < 10 && got == null; ++i) {
+        cb.sendDatagram(new byte[] {0, 1, 2, (byte) 0xff}, 1, 3);
+        got = ra.datagrams.poll(500, TimeUnit.MILLISECONDS);
+      }
+      assertNotNull("no datagram reached A", got);
+      assertEquals(3, got.length);
+      assertEquals((byte) 0xff, got[2]);
+      expect(ParleyException.MESSAGE_TOO_LARGE,
+          () -> ca.sendDatagram(new byte[Parley.DATAGRAM_MAX + 1]));
+
+      CallStats sa = ca.stats();
+      CallStats sb = cb.stats();
+      System.out.println("CallTest.realCall: A " + sa);
+      System.out.println("CallTest.realCall: B " + sb);
+      assertTrue(sa.framesSent > 0);
+      assertTrue(sb.framesReceived > 0);
+      assertTrue(sb.framesDecoded > 0);
+
+      ca.setMuted(true);
+      assertTrue(ca.stats().muted);
+
+      // A hangs up: B sees ENDED with error 0, A its own ENDED.
+      ca.hangup();
+      StateEvent endB = rb.awaitState(cb, CallState.ENDED);
+      assertEquals(0, endB.error);
+      assertEquals(0, ra.awaitState(ca, CallState.ENDED).error);
+      assertEquals(CallState.ENDED, cb.state());
+      // After the end: push is refused, pull reports it and gives silence, hangup refuses.
+      expect(ParleyException.CALL_ENDED, () -> ca.pushAudio(tone, CHUNK));
+      short[] silence = new short[CHUNK];
+      java.util.Arrays.fill(silence, (short) 1);
+      assertFalse(cb.pullAudio(silence, CHUNK));
+      assertEquals("playout after ENDED is not silent", 0.0, rms(silence, 0, CHUNK), 0.0);
+      expect(ParleyException.CALL_ENDED, ca::hangup);
+
+      // Closing twice is harmless; a closed call refuses politely.
+      ca.close();
+      ca.close();
+      assertTrue(ca.isClosed());
+      expect(ParleyException.CLOSED, ca::hangup);
+      assertFalse(ca.pullAudio(silence, CHUNK));
+      cb.close();
+      a.close();
+      a.close();
+      assertTrue(a.isClosed());
+      // The context's thread detached from the JVM when it exited.
+      assertFalse(activeA.thread.isAlive());
+      expect(ParleyException.CLOSED, () -> a.call(b.fingerprint()));
+    }
+  }
+
+  @Test(timeout = 20_000)
+  public void errorsCarryCodeNameAndDetail() throws Exception {
+    try (Identity id = Identity.generate()) {
+      ParleyException e =
+          expect(ParleyException.FINGERPRINT_INVALID,
+              () -> Context.create(id, config().relayFingerprint("not-a-fingerprint").build(), null));
+      assertEquals("PARLEY_ERR_FINGERPRINT_INVALID", e.errorName());
+      assertTrue(e.detail(), e.detail().contains("relay_fingerprint"));
+
+      e = expect(ParleyException.ADDRESS_INVALID,
+          () -> Context.create(id, config().relayAddress("no.such:address:here").build(), null));
+      assertEquals(-20, e.code());
+      assertEquals("PARLEY_ERR_ADDRESS_INVALID", e.errorName());
+      assertTrue(e.detail(), e.detail().contains("relay_address"));
+
+      expect(ParleyException.AUDIO_FORMAT,
+          () -> Context.create(id, config().sampleRate(44100).build(), null));
+      expect(ParleyException.INVALID_ARGUMENT,
+          () -> Context.create(id, config().qualityMode(QualityMode.FIXED).qualityProfile(9).build(), null));
+
+      Recorder r = new Recorder();
+      try (Context c = Context.create(id, config().qualityMode(QualityMode.FIXED).build(), r)) {
+        e = expect(ParleyException.FINGERPRINT_INVALID, () -> c.call("xyz"));
+        assertEquals(-12, e.code());
+        r.awaitRegistered();
+        expect(ParleyException.INVALID_ARGUMENT, () -> c.call(c.fingerprint())); // ourselves
+        // A peer that is not registered: the call ends with PEER_UNAVAILABLE.
+        String nobody;
+        try (Identity other = Identity.generate()) {
+          nobody = other.fingerprint();
+        }
+        Call call = c.call(nobody);
+        StateEvent end = r.awaitState(call, CallState.ENDED);
+        assertEquals(end.toString(), ParleyException.PEER_UNAVAILABLE, end.error);
+        expect(ParleyException.CALL_ENDED, call::stats);
+        call.close();
+      }
+    }
+  }
+
+  /** Closing a context from its own listener fails with WRONG_THREAD and changes nothing. */
+  @Test(timeout = 20_000)
+  public void closeFromListenerIsWrongThread() throws Exception {
+    final AtomicReference<Context> aRef = new AtomicReference<>();
+    final AtomicReference<Context> bRef = new AtomicReference<>();
+    final BlockingQueue<ParleyException> aErrors = new LinkedBlockingQueue<>();
+    final BlockingQueue<ParleyException> bErrors = new LinkedBlockingQueue<>();
+    Recorder ra =
+        new Recorder() {
+          @Override
+          public void onCallState(Call call, CallState state, int error, String text) {
+            super.onCallState(call, state, error, text);
+            if (state == CallState.ACTIVE) {
+              try {
+                aRef.get().close();
+              } catch (ParleyException e) {
+                aErrors.add(e);
+              }
+            }
+          }
+        };
+    Recorder rb =
+        new Recorder() {
+          @Override
+          public void onIncomingCall(Call call) {
+            super.onIncomingCall(call);
+            // Accepting here delivers ACTIVE re-entrantly before accept() returns; the close
+            // after it must still be refused.
+            call.accept();
+            try {
+              bRef.get().close();
+            } catch (ParleyException e) {
+              bErrors.add(e);
+            }
+          }
+        };
+    try (Identity ia = Identity.generate();
+        Identity ib = Identity.generate();
+        Context a = Context.create(ia, config().disableDirect(true).build(), ra);
+        Context b = Context.create(ib, config().disableDirect(true).build(), rb)) {
+      aRef.set(a);
+      bRef.set(b);
+      ra.awaitRegistered();
+      rb.awaitRegistered();
+      Call ca = a.call(b.fingerprint());
+      Call cb = rb.awaitIncoming();
+      rb.awaitState(cb, CallState.ACTIVE);
+      ra.awaitState(ca, CallState.ACTIVE);
+      ParleyException ea = aErrors.poll(WAIT_MS, TimeUnit.MILLISECONDS);
+      ParleyException eb = bErrors.poll(WAIT_MS, TimeUnit.MILLISECONDS);
+      assertNotNull(ea);
+      assertNotNull(eb);
+      for (ParleyException e : new ParleyException[] {ea, eb}) {
+        assertEquals(e.toString(), ParleyException.WRONG_THREAD, e.code());
+        assertEquals(-43, e.code());
+        assertEquals("PARLEY_ERR_WRONG_THREAD", e.errorName());
+      }
+      System.out.println("CallTest.closeFromListener: A (ACTIVE event): " + ea.getMessage());
+      System.out.println("CallTest.closeFromListener: B (after accept): " + eb.getMessage());
+      // Both contexts still work: the call goes on and ends normally.
+      assertFalse(a.isClosed());
+      ca.hangup();
+      assertEquals(0, rb.awaitState(cb, CallState.ENDED).error);
+    }
+  }
+
+  /** Without a pinned fingerprint the relay is trusted on first use and reported. */
+  @Test(timeout = 20_000)
+  public void trustOnFirstUse() throws Exception {
+    Recorder r = new Recorder();
+    try (Identity id = Identity.generate();
+        Context c = Context.create(id, config().relayFingerprint(null).build(), r)) {
+      r.awaitRegistered();
+      // Delivered right after the first REGISTERED.
+      String fp = r.trusted.poll(WAIT_MS, TimeUnit.MILLISECONDS);
+      assertEquals(relay.fingerprint, fp);
+      assertEquals(relay.fingerprint, c.relayFingerprint());
+      c.close();
+      assertEquals(relay.fingerprint, c.relayFingerprint());
+    }
+  }
+
+  /** A listener that throws does not disturb parley: the exception is printed and cleared. */
+  @Test(timeout = 20_000)
+  public void throwingListener() throws Exception {
+    Recorder r =
+        new Recorder() {
+          @Override
+          public void onRelayState(RelayState state, int error) {
+            super.onRelayState(state, error);
+            throw new IllegalStateException("thrown by a listener on purpose (expected)");
+          }
+        };
+    try (Identity id = Identity.generate(); Context c = Context.create(id, config().build(), r)) {
+      r.awaitRegistered();
+      assertEquals(RelayState.REGISTERED, c.relayState());
+    }
+  }
+}
