@@ -42,12 +42,38 @@ constexpr size_t kMaxQueued = 4096;
 void parley_context::deliver(parley_event &ev, const std::string &text, const uint8_t *data,
                              size_t len) {
   if (callback) {
+    if (t_in_callback == this) {
+      // Raised by a parley call the callback itself made: delivered once it returns, so
+      // the callback is never re-entered.
+      Queued q;
+      q.ev = ev;
+      q.text = text;
+      if (data) q.data.assign(data, data + len);
+      std::lock_guard<std::mutex> lock(mu);
+      nested.push_back(std::move(q));
+      return;
+    }
+    const parley_context *outer = t_in_callback;  // another context's callback, or none
+    t_in_callback = this;
     ev.text = text.c_str();
     ev.data = data;
     ev.len = len;
-    t_in_callback = this;
     callback(user, &ev);
-    t_in_callback = nullptr;
+    for (;;) {
+      Queued q;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (nested.empty()) break;
+        q = std::move(nested.front());
+        nested.pop_front();
+      }
+      if (q.ev.type == PARLEY_EVENT_NONE) continue;  // it named a handle since released
+      q.ev.text = q.text.c_str();
+      q.ev.data = q.data.empty() ? nullptr : q.data.data();
+      q.ev.len = q.data.size();
+      callback(user, &q.ev);
+    }
+    t_in_callback = outer;
     return;
   }
   std::lock_guard<std::mutex> lock(mu);
@@ -325,6 +351,10 @@ int poll_event(const char *function, parley_context *ctx, parley_event *event, s
     ctx->queued.wait_for(lock, std::chrono::milliseconds(timeout_ms),
                          [ctx] { return !ctx->queue.empty(); });
   }
+  // Events naming a handle released since are dropped (PARLEY_EVENT_NONE).
+  while (!ctx->queue.empty() && ctx->queue.front().ev.type == PARLEY_EVENT_NONE) {
+    ctx->queue.pop_front();
+  }
   if (ctx->queue.empty()) return 0;
   ctx->current = std::move(ctx->queue.front());
   ctx->queue.pop_front();
@@ -357,7 +387,7 @@ int parley_context_fingerprint(parley_context *ctx, char *out, size_t out_len) {
     return parley::fail(parley::kErrBufferTooSmall, "%s: needs %d bytes, got %zu", __func__,
                         PARLEY_FINGERPRINT_BUF_LEN, out_len);
   }
-  std::snprintf(out, out_len, "%s", ctx->ctx->fingerprint().hex().c_str());
+  std::snprintf(out, out_len, "%s", ctx->identity->fingerprint().hex().c_str());
   return parley::kOk;
 }
 
@@ -369,13 +399,16 @@ int parley_context_relay_fingerprint(parley_context *ctx, char *out, size_t out_
                         PARLEY_FINGERPRINT_BUF_LEN, out_len);
   }
   return guarded(__func__, [&]() -> int {
-    const auto fp = ctx->ctx->relay_fingerprint();
-    if (!fp) {
-      return parley::fail(parley::kErrNotRegistered,
-                          "%s: no relay identity yet (none pinned, none seen)", __func__);
-    }
-    std::snprintf(out, out_len, "%s", fp->hex().c_str());
-    return parley::kOk;
+    return parley::capi::on_core(__func__, *ctx->core, [&](pc::Context &c) -> int {
+      const auto fp = c.relay_fingerprint();
+      if (!fp) {
+        return parley::fail(parley::kErrNotRegistered,
+                            "parley_context_relay_fingerprint: no relay identity yet (none "
+                            "pinned, none seen)");
+      }
+      std::snprintf(out, out_len, "%s", fp->hex().c_str());
+      return parley::kOk;
+    });
   });
 }
 
@@ -397,7 +430,10 @@ int parley_call_start(parley_context *ctx, const char *peer_fingerprint, parley_
       std::lock_guard<std::mutex> lock(ctx->mu);
       ctx->handles[key_of(id)] = h.get();
     }
-    const int r = ctx->ctx->start_call_with_id(peer, id, &h->voice);
+    // Through the core: a callback may start a call while another thread destroys `ctx`.
+    const int r = parley::capi::on_core(__func__, *ctx->core, [&](pc::Context &c) -> int {
+      return c.start_call_with_id(peer, id, &h->voice);
+    });
     if (r != parley::kOk) {
       std::lock_guard<std::mutex> lock(ctx->mu);
       ctx->handles.erase(key_of(id));
@@ -454,7 +490,10 @@ void parley_call_release(parley_call *call) {
       owner->handles.erase(key_of(call->id));
       // Queued events must not hand out the pointer once it is freed.
       for (Queued &q : owner->queue) {
-        if (q.ev.call == call) q.ev.call = nullptr;
+        if (q.ev.call == call) q.ev.type = PARLEY_EVENT_NONE;  // dropped, never delivered
+      }
+      for (Queued &q : owner->nested) {
+        if (q.ev.call == call) q.ev.type = PARLEY_EVENT_NONE;
       }
       if (owner->current.ev.call == call) owner->current.ev.call = nullptr;
     }

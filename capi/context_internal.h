@@ -101,6 +101,9 @@ struct parley_context {
   std::map<std::vector<uint8_t>, parley_call *> handles;
   std::map<std::vector<uint8_t>, parley_room *> rooms;
   std::deque<parley::capi::Queued> queue;
+  // Callback mode: events raised while the callback runs (by a parley call it made), for
+  // delivery right after it returns. Only the context's thread adds or takes them.
+  std::deque<parley::capi::Queued> nested;
   parley::capi::Queued current;  // the event poll returned last
   uint64_t queue_dropped = 0;
 

@@ -99,7 +99,8 @@ int parley_room_join(parley_context *ctx, const char *room_id, parley_room **out
                             "parley_room_join: this context already joined room %s", room_id);
       }
     }
-    const int r = ctx->ctx->join_room(id);
+    const int r = parley::capi::on_core(__func__, *ctx->core,
+                                        [&](pc::Context &c) -> int { return c.join_room(id); });
     if (r != parley::kOk) {
       std::lock_guard<std::mutex> lock(ctx->mu);
       ctx->rooms.erase(key_of(id));
@@ -151,7 +152,10 @@ void parley_room_release(parley_room *room) {
       std::lock_guard<std::mutex> lock(owner->mu);
       owner->rooms.erase(key_of(room->id));
       for (Queued &q : owner->queue) {
-        if (q.ev.room == room) q.ev.room = nullptr;
+        if (q.ev.room == room) q.ev.type = PARLEY_EVENT_NONE;  // dropped, never delivered
+      }
+      for (Queued &q : owner->nested) {
+        if (q.ev.room == room) q.ev.type = PARLEY_EVENT_NONE;
       }
       if (owner->current.ev.room == room) owner->current.ev.room = nullptr;
     }

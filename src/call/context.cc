@@ -345,6 +345,10 @@ int Context::start_session(Call &c) {
     emit(e);
   };
   env.on_path = [this, id, peer](PathKind from, PathKind to, const char *reason) {
+    // A session torn down after the call ended may still report its paths closing: the
+    // host was already told the call is over.
+    auto it = calls_.find(key_of(id));
+    if (it == calls_.end() || it->second.state == CallState::kEnded) return;
     Event e(EventType::kPathChanged);
     e.call = id;
     e.peer = peer;

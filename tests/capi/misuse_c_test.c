@@ -381,6 +381,80 @@ static void destroyed_context(void) {
   parley_identity_free(idb);
 }
 
+/* Calls made from inside the callback run at once but never re-enter it: the events they
+ * raise arrive after it returns; destroy stays refused for the whole callback. */
+typedef struct {
+  parley_context *ctx;
+  parley_call *incoming;
+  int depth, max_depth, destroy_result, accept_result, active_seen_inside;
+  int in_incoming;
+  int registered, active; /* atomically set */
+} reentry_probe;
+
+static void reentry_callback(void *user, const parley_event *ev) {
+  reentry_probe *p = (reentry_probe *)user;
+  if (++p->depth > p->max_depth) p->max_depth = p->depth;
+  if (ev->type == PARLEY_EVENT_INCOMING_CALL) {
+    while (!__atomic_load_n(&p->ctx, __ATOMIC_ACQUIRE)) {
+    }
+    p->in_incoming = 1;
+    p->incoming = ev->call;
+    p->accept_result = parley_call_accept(ev->call);
+    p->destroy_result = parley_context_destroy(p->ctx); /* after a nested call: refused */
+    p->in_incoming = 0;
+  }
+  if (ev->type == PARLEY_EVENT_RELAY_STATE && ev->relay_state == PARLEY_RELAY_REGISTERED) {
+    __atomic_store_n(&p->registered, 1, __ATOMIC_RELEASE);
+  }
+  if (ev->type == PARLEY_EVENT_CALL_STATE && ev->call_state == PARLEY_CALL_ACTIVE) {
+    if (p->in_incoming) p->active_seen_inside = 1;
+    __atomic_store_n(&p->active, 1, __ATOMIC_RELEASE);
+  }
+  --p->depth;
+}
+
+static void callback_reentry(void) {
+  parley_identity *ida = NULL, *idb = NULL;
+  parley_context *a, *b;
+  parley_call *call = NULL;
+  parley_event ev;
+  char fpb[PARLEY_FINGERPRINT_BUF_LEN];
+  reentry_probe probe;
+  long long deadline;
+  memset(&probe, 0, sizeof probe);
+  probe.destroy_result = 1;
+  CHECK_ERR(parley_identity_generate(&ida), PARLEY_OK);
+  CHECK_ERR(parley_identity_generate(&idb), PARLEY_OK);
+  a = make_context(ida, NULL, NULL);
+  b = make_context(idb, reentry_callback, &probe);
+  __atomic_store_n(&probe.ctx, b, __ATOMIC_RELEASE);
+  CHECK(wait_event(a, PARLEY_EVENT_RELAY_STATE, PARLEY_RELAY_REGISTERED, &ev));
+  CHECK_ERR(parley_context_fingerprint(b, fpb, sizeof fpb), PARLEY_OK);
+  deadline = relay_child_now_ms() + 10000;
+  while (!__atomic_load_n(&probe.registered, __ATOMIC_ACQUIRE) &&
+         relay_child_now_ms() < deadline) {
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+  }
+  CHECK_ERR(parley_call_start(a, fpb, &call), PARLEY_OK);
+  CHECK(wait_event(a, PARLEY_EVENT_CALL_STATE, PARLEY_CALL_ACTIVE, &ev));
+  while (!__atomic_load_n(&probe.active, __ATOMIC_ACQUIRE) && relay_child_now_ms() < deadline) {
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+  }
+  CHECK(probe.active);
+  CHECK_ERR(probe.accept_result, PARLEY_OK);
+  CHECK_ERR(probe.destroy_result, PARLEY_ERR_WRONG_THREAD);
+  CHECK(probe.max_depth == 1);
+  CHECK(!probe.active_seen_inside);
+  CHECK_ERR(parley_context_destroy(b), PARLEY_OK);
+  CHECK_ERR(parley_context_destroy(a), PARLEY_OK);
+  parley_call_release(call);
+  parley_call_release(probe.incoming);
+  parley_identity_free(ida);
+  parley_identity_free(idb);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s PARLEY_RELAY_BINARY\n", argv[0]);
@@ -397,6 +471,7 @@ int main(int argc, char **argv) {
   wrong_thread_destroy();
   after_hangup();
   destroyed_context();
+  callback_reentry();
   relay_child_stop(&relay);
   printf("%d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
