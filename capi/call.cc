@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -77,7 +78,8 @@ void parley_context::deliver(parley_event &ev, const std::string &text, const ui
     return;
   }
   std::lock_guard<std::mutex> lock(mu);
-  if (queue.size() >= kMaxQueued) {
+  // An incoming call is never dropped: its handle would leak and the caller ring on.
+  if (queue.size() >= kMaxQueued && ev.type != PARLEY_EVENT_INCOMING_CALL) {
     // Logged at 1, 2, 4, 8, ... drops: a host that stopped polling is told, not flooded.
     ++queue_dropped;
     if ((queue_dropped & (queue_dropped - 1)) == 0) {
@@ -96,6 +98,15 @@ void parley_context::deliver(parley_event &ev, const std::string &text, const ui
 }
 
 void parley_context::on_event(const pc::Event &e) {
+  // On the context's thread, inside libuv: nothing may escape.
+  try {
+    translate(e);
+  } catch (const std::exception &x) {
+    PARLEY_LOG(parley::kLogError, "capi", "event lost: %s", x.what());
+  }
+}
+
+void parley_context::translate(const pc::Event &e) {
   parley_event ev;
   std::memset(&ev, 0, sizeof ev);
   parley_call *handle = nullptr;
@@ -108,11 +119,10 @@ void parley_context::on_event(const pc::Event &e) {
     std::lock_guard<std::mutex> lock(mu);
     auto it = handles.find(key_of(e.call));
     if (e.type == pc::EventType::kIncomingCall && it == handles.end()) {
-      std::shared_ptr<pc::VoiceChannel> voice;
-      if (ctx->voice(e.call, &voice) != parley::kOk) return;
-      handle = new parley_call{core, this, e.call, e.peer, std::move(voice)};
-      handles[key_of(e.call)] = handle;
+      if (!e.voice) return;
+      handle = new parley_call{core, e.call, e.peer, e.voice};
       parley::capi::handle_add(HandleKind::kCall, handle);
+      handles[key_of(e.call)] = handle;
     } else if (it != handles.end()) {
       handle = it->second;
     } else {
@@ -294,6 +304,7 @@ int parley_context_create(const parley_identity *id, const parley_context_config
     {
       std::lock_guard<std::mutex> lock(c->core->mu);
       c->core->ctx = c->ctx.get();
+      c->core->owner = raw;
     }
     parley::capi::handle_add(HandleKind::kContext, raw);
     *out = c.release();
@@ -314,10 +325,13 @@ int parley_context_destroy(parley_context *ctx) {
   ctx->core->close();  // requests through call/room handles now fail with kErrClosed
   ctx->ctx.reset();  // hangs up, joins the loop thread: no callback runs after this
   {
+    // From here a released handle no longer looks for its context.
+    std::lock_guard<std::mutex> lock(ctx->core->mu);
+    ctx->core->owner = nullptr;
+  }
+  {
     std::lock_guard<std::mutex> lock(ctx->mu);
-    for (auto &kv : ctx->handles) kv.second->owner = nullptr;
     ctx->handles.clear();
-    for (auto &kv : ctx->rooms) kv.second->owner = nullptr;
     ctx->rooms.clear();
     // An incoming call whose event was never polled was never the host's to release.
     for (Queued &q : ctx->queue) {
@@ -347,13 +361,18 @@ int poll_event(const char *function, parley_context *ctx, parley_event *event, s
                         function);
   }
   std::unique_lock<std::mutex> lock(ctx->mu);
-  if (ctx->queue.empty() && timeout_ms > 0) {
-    ctx->queued.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                         [ctx] { return !ctx->queue.empty(); });
-  }
-  // Events naming a handle released since are dropped (PARLEY_EVENT_NONE).
-  while (!ctx->queue.empty() && ctx->queue.front().ev.type == PARLEY_EVENT_NONE) {
-    ctx->queue.pop_front();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto ready = [ctx] {
+    // Events naming a handle released since are dropped (PARLEY_EVENT_NONE).
+    while (!ctx->queue.empty() && ctx->queue.front().ev.type == PARLEY_EVENT_NONE) {
+      ctx->queue.pop_front();
+    }
+    return !ctx->queue.empty();
+  };
+  if (timeout_ms > 0) {
+    ctx->queued.wait_until(lock, deadline, ready);
+  } else {
+    ready();
   }
   if (ctx->queue.empty()) return 0;
   ctx->current = std::move(ctx->queue.front());
@@ -424,9 +443,11 @@ int parley_call_start(parley_context *ctx, const char *peer_fingerprint, parley_
                           "parley_call_start: peer_fingerprint is not 64 hex digits");
     }
     const parley::signal::CallId id = parley::signal::CallId::random();
-    std::unique_ptr<parley_call> h(new parley_call{ctx->core, ctx, id, peer, nullptr});
+    std::unique_ptr<parley_call> h(new parley_call{ctx->core, id, peer, nullptr});
+    // Live and mapped before the call starts: its first event may reach a callback (which
+    // may use the handle) before this function returns.
+    parley::capi::handle_add(HandleKind::kCall, h.get());
     {
-      // Registered before the call starts, so its first event already finds the handle.
       std::lock_guard<std::mutex> lock(ctx->mu);
       ctx->handles[key_of(id)] = h.get();
     }
@@ -435,11 +456,13 @@ int parley_call_start(parley_context *ctx, const char *peer_fingerprint, parley_
       return c.start_call_with_id(peer, id, &h->voice);
     });
     if (r != parley::kOk) {
-      std::lock_guard<std::mutex> lock(ctx->mu);
-      ctx->handles.erase(key_of(id));
+      {
+        std::lock_guard<std::mutex> lock(ctx->mu);
+        ctx->handles.erase(key_of(id));
+      }
+      parley::capi::handle_remove(HandleKind::kCall, h.get());
       return r;
     }
-    parley::capi::handle_add(HandleKind::kCall, h.get());
     *out = h.release();
     return parley::kOk;
   });
@@ -481,14 +504,14 @@ void parley_call_release(parley_call *call) {
     return;
   }
   const std::string saved = parley::last_error_message();
-  // While the request holds the core, destroy cannot free the owner under it.
-  parley::capi::on_core(__func__, *call->core, [&](pc::Context &ctx) -> int {
-    parley_context *owner = call->owner;
-    if (!owner) return parley::kOk;
-    {
+  {
+    // Unlinked under the core's lock: destroy cannot free the owner meanwhile, and once
+    // this returns no event can name the handle.
+    std::lock_guard<std::mutex> core_lock(call->core->mu);
+    if (parley_context *owner = call->core->owner) {
       std::lock_guard<std::mutex> lock(owner->mu);
-      owner->handles.erase(key_of(call->id));
-      // Queued events must not hand out the pointer once it is freed.
+      auto it = owner->handles.find(key_of(call->id));
+      if (it != owner->handles.end() && it->second == call) owner->handles.erase(it);
       for (Queued &q : owner->queue) {
         if (q.ev.call == call) q.ev.type = PARLEY_EVENT_NONE;  // dropped, never delivered
       }
@@ -497,10 +520,14 @@ void parley_call_release(parley_call *call) {
       }
       if (owner->current.ev.call == call) owner->current.ev.call = nullptr;
     }
-    // Not under a lock: from inside the callback this runs inline and emits events.
-    ctx.hangup(call->id);  // kErrCallNotFound if it already ended: fine
-    return parley::kOk;
-  });
+  }
+  // Not under a lock: from inside the callback this runs inline and emits events (which no
+  // longer find the handle). kErrCallNotFound if it already ended, kErrClosed once the
+  // context is gone: both fine.
+  if (!call->ended) {
+    parley::capi::on_core(__func__, *call->core,
+                          [&](pc::Context &ctx) -> int { return ctx.hangup(call->id); });
+  }
   parley::restore_last_error_message(saved);
   delete call;
 }
@@ -538,7 +565,8 @@ int parley_call_set_muted(parley_call *call, int muted) {
 }
 
 int parley_call_send_datagram(parley_call *call, const void *data, size_t len) {
-  if (call && !data && len > 0) return parley::capi::null_argument(__func__, "data");
+  PARLEY_REQUIRE_HANDLE(kCall, call);
+  if (!data && len > 0) return parley::capi::null_argument(__func__, "data");
   if (len > PARLEY_DATAGRAM_MAX) {
     return parley::fail(parley::kErrMessageTooLarge, "%s: %zu bytes (at most %d)", __func__,
                         len, PARLEY_DATAGRAM_MAX);

@@ -19,15 +19,19 @@
 #include "identity/identity.h"
 #include "parley/parley.h"
 
+struct parley_context;
+
 namespace parley::capi {
 
 // The part of a context that its call and room handles share: they may outlive the context.
 // `users` counts requests running on the context through a handle, so that destroy waits for
-// them instead of freeing the context under them.
+// them instead of freeing the context under them. `owner` lets a released handle unlink
+// itself from the context's maps and queues until destroy has emptied them.
 struct Core {
-  std::mutex mu;
+  std::mutex mu;  // taken before parley_context::mu, never after
   std::condition_variable idle;
-  call::Context *ctx = nullptr;  // NULL once destroy began
+  call::Context *ctx = nullptr;    // NULL once destroy began
+  parley_context *owner = nullptr; // NULL once destroy emptied the handle maps
   int users = 0;
 
   // Closes the core: no new request starts; returns once running ones are done.
@@ -74,7 +78,6 @@ struct Queued {
 
 struct parley_call {
   std::shared_ptr<parley::capi::Core> core;
-  parley_context *owner;  // only dereferenced while core->ctx is set
   parley::signal::CallId id;
   parley::identity::Fingerprint peer;
   std::shared_ptr<parley::call::VoiceChannel> voice;
@@ -83,7 +86,6 @@ struct parley_call {
 
 struct parley_room {
   std::shared_ptr<parley::capi::Core> core;
-  parley_context *owner;  // only dereferenced while core->ctx is set
   parley::signal::RoomId id;
   std::atomic<bool> left{false};  // parley_room_leave was called
   std::mutex mu;  // members: written on the context's thread, read by the host
@@ -107,7 +109,8 @@ struct parley_context {
   parley::capi::Queued current;  // the event poll returned last
   uint64_t queue_dropped = 0;
 
-  void on_event(const parley::call::Event &e);
+  void on_event(const parley::call::Event &e);  // translate() behind an exception firewall
+  void translate(const parley::call::Event &e);
   void on_room_event(const parley::call::Event &e);  // room.cc
   void deliver(parley_event &ev, const std::string &text, const uint8_t *data, size_t len);
 };

@@ -22,8 +22,9 @@ static_assert(PARLEY_FINGERPRINT_HEX_LEN == id::kFingerprintHexLen, "fingerprint
 namespace {
 
 int wrap(std::unique_ptr<id::Identity> impl, parley_identity **out) {
-  *out = new parley_identity{std::move(impl)};
-  parley::capi::handle_add(parley::capi::HandleKind::kIdentity, *out);
+  std::unique_ptr<parley_identity> h(new parley_identity{std::move(impl)});
+  parley::capi::handle_add(parley::capi::HandleKind::kIdentity, h.get());
+  *out = h.release();
   return parley::kOk;
 }
 

@@ -24,7 +24,8 @@ void parley_context::on_room_event(const pc::Event &e) {
   {
     std::lock_guard<std::mutex> lock(mu);
     auto it = rooms.find(key_of(e.room));
-    if (it == rooms.end()) return;  // released by the host: nothing names it any more
+    // Released by the host, or left: nothing names it any more.
+    if (it == rooms.end() || it->second->left) return;
     ev.room = it->second;
     switch (e.type) {
       case pc::EventType::kRoomUpdate:
@@ -89,30 +90,52 @@ int parley_room_join(parley_context *ctx, const char *room_id, parley_room **out
     }
     std::unique_ptr<parley_room> h(new parley_room);
     h->core = ctx->core;
-    h->owner = ctx;
     h->id = id;
     {
-      // Registered before the join goes out, so the first update already finds the handle.
+      // Live and mapped before the join goes out: the first update may reach a callback
+      // (which may use the handle) before this function returns.
       std::lock_guard<std::mutex> lock(ctx->mu);
       if (!ctx->rooms.emplace(key_of(id), h.get()).second) {
         return parley::fail(parley::kErrInvalidArgument,
                             "parley_room_join: this context already joined room %s", room_id);
       }
+      parley::capi::handle_add(HandleKind::kRoom, h.get());
     }
     const int r = parley::capi::on_core(__func__, *ctx->core,
                                         [&](pc::Context &c) -> int { return c.join_room(id); });
     if (r != parley::kOk) {
-      std::lock_guard<std::mutex> lock(ctx->mu);
-      ctx->rooms.erase(key_of(id));
+      {
+        std::lock_guard<std::mutex> lock(ctx->mu);
+        ctx->rooms.erase(key_of(id));
+      }
+      parley::capi::handle_remove(HandleKind::kRoom, h.get());
       return r;
     }
-    parley::capi::handle_add(HandleKind::kRoom, h.get());
     *out = h.release();
     return parley::kOk;
   });
 }
 
 namespace {
+// Takes `room` out of its context's map (so the id may be joined again, and no event finds
+// it); with `drop_events`, also drops queued events naming it.
+void unlink(parley_room *room, bool drop_events) {
+  std::lock_guard<std::mutex> core_lock(room->core->mu);
+  parley_context *owner = room->core->owner;
+  if (!owner) return;
+  std::lock_guard<std::mutex> lock(owner->mu);
+  auto it = owner->rooms.find(key_of(room->id));
+  if (it != owner->rooms.end() && it->second == room) owner->rooms.erase(it);
+  if (!drop_events) return;
+  for (Queued &q : owner->queue) {
+    if (q.ev.room == room) q.ev.type = PARLEY_EVENT_NONE;  // dropped, never delivered
+  }
+  for (Queued &q : owner->nested) {
+    if (q.ev.room == room) q.ev.type = PARLEY_EVENT_NONE;
+  }
+  if (owner->current.ev.room == room) owner->current.ev.room = nullptr;
+}
+
 // Runs `f` on the room's context: kErrClosed once the context is gone.
 template <typename F>
 int with_room(const char *function, parley_room *room, F &&f) {
@@ -130,10 +153,12 @@ int with_room(const char *function, parley_room *room, F &&f) {
 }  // namespace
 
 int parley_room_leave(parley_room *room) {
-  return with_room(__func__, room, [&](pc::Context &c) -> int {
+  const int r = with_room(__func__, room, [&](pc::Context &c) -> int {
     room->left = true;
     return c.leave_room(room->id);
   });
+  if (r == parley::kOk) unlink(room, false);
+  return r;
 }
 
 void parley_room_release(parley_room *room) {
@@ -145,23 +170,12 @@ void parley_room_release(parley_room *room) {
     return;
   }
   const std::string saved = parley::last_error_message();
-  parley::capi::on_core(__func__, *room->core, [&](pc::Context &ctx) -> int {
-    parley_context *owner = room->owner;
-    if (!owner) return parley::kOk;
-    {
-      std::lock_guard<std::mutex> lock(owner->mu);
-      owner->rooms.erase(key_of(room->id));
-      for (Queued &q : owner->queue) {
-        if (q.ev.room == room) q.ev.type = PARLEY_EVENT_NONE;  // dropped, never delivered
-      }
-      for (Queued &q : owner->nested) {
-        if (q.ev.room == room) q.ev.type = PARLEY_EVENT_NONE;
-      }
-      if (owner->current.ev.room == room) owner->current.ev.room = nullptr;
-    }
-    if (!room->left) ctx.leave_room(room->id);
-    return parley::kOk;
-  });
+  unlink(room, true);
+  if (!room->left) {  // kErrClosed once the context is gone: fine
+    parley::capi::on_core(__func__, *room->core, [&](pc::Context &ctx) -> int {
+      return ctx.leave_room(room->id);
+    });
+  }
   parley::restore_last_error_message(saved);
   delete room;
 }
@@ -194,7 +208,8 @@ int parley_room_members(parley_room *room, parley_room_member *out, size_t *coun
 
 int parley_room_send(parley_room *room, uint32_t sequence, uint32_t timestamp, int profile,
                      const void *payload, size_t len) {
-  if (room && !payload && len > 0) return parley::capi::null_argument(__func__, "payload");
+  PARLEY_REQUIRE_HANDLE(kRoom, room);
+  if (!payload && len > 0) return parley::capi::null_argument(__func__, "payload");
   if (profile < 0 || profile > 4) {
     return parley::fail(parley::kErrInvalidArgument, "%s: profile %d (0..4)", __func__, profile);
   }

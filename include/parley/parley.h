@@ -440,7 +440,10 @@ PARLEY_API int parley_netcheck_run(const parley_netcheck_options *options, char 
  *  - The callback may call any function here: calls made from inside it run at once and
  *    never re-enter the callback (events they cause are delivered after it returns).
  *    parley_context_destroy is the exception: from inside the context's own callback it is
- *    refused with PARLEY_ERR_WRONG_THREAD and does nothing.
+ *    refused with PARLEY_ERR_WRONG_THREAD and does nothing. A request on *another* context
+ *    waits for that context's thread: two contexts whose callbacks wait on each other
+ *    deadlock, so from a callback use the other contexts only if their callbacks never
+ *    wait on this one.
  *  - parley_call_push_audio, parley_call_pull_audio and parley_call_set_muted are the
  *    real-time exceptions: they never lock, block or allocate, and each of push and pull
  *    must be called from one thread at a time (one capture thread pushes, one playout thread
@@ -702,7 +705,9 @@ PARLEY_API int parley_context_relay_fingerprint(parley_context *ctx, char *out,
  * this call ever fires. A peer that is not registered ends the call with
  * PARLEY_ERR_PEER_UNAVAILABLE in its PARLEY_EVENT_CALL_STATE. Returns 0,
  * PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_FINGERPRINT_INVALID,
- * PARLEY_ERR_NOT_REGISTERED (the relay connection is not up), PARLEY_ERR_NO_MEMORY.
+ * PARLEY_ERR_NOT_REGISTERED (the relay connection is not up), PARLEY_ERR_QUEUE_FULL (the
+ * relay connection is congested: try again), PARLEY_ERR_CLOSED (the context is being
+ * destroyed), PARLEY_ERR_NO_MEMORY, PARLEY_ERR_CRYPTO or PARLEY_ERR_INTERNAL.
  */
 PARLEY_API int parley_call_start(parley_context *ctx, const char *peer_fingerprint,
                                  parley_call **out);
@@ -721,7 +726,9 @@ PARLEY_API int parley_call_accept(parley_call *call);
 PARLEY_API int parley_call_reject(parley_call *call);
 
 /** parley_call_hangup ends a call in any state; both sides get PARLEY_CALL_ENDED with error
- * 0. Returns as parley_call_accept. */
+ * 0. It succeeds once the call ended here, even if the relay could not be told (the peer
+ * then learns it when the relay or the direct path times out). Returns as
+ * parley_call_accept. */
 PARLEY_API int parley_call_hangup(parley_call *call);
 
 /**
@@ -852,15 +859,18 @@ PARLEY_API int parley_room_id_generate(char *out, size_t out_len);
  * PARLEY_EVENT_ERROR. On error *out is NULL and no event names the room. `ctx`, `room_id`
  * and `out` must not be NULL.
  * Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL, an id that is not 32 hex characters, or a
- * room this context already joined), PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_NOT_REGISTERED or
- * PARLEY_ERR_NO_MEMORY.
+ * room this context is in; after parley_room_leave the id may be joined again),
+ * PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_NOT_REGISTERED, PARLEY_ERR_QUEUE_FULL,
+ * PARLEY_ERR_CLOSED, PARLEY_ERR_NO_MEMORY or PARLEY_ERR_INTERNAL.
  */
 PARLEY_API int parley_room_join(parley_context *ctx, const char *room_id, parley_room **out);
 
 /**
- * parley_room_leave leaves the room; no frame or update of it arrives afterwards. The handle
- * stays valid until released. Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE,
- * PARLEY_ERR_CALL_NOT_FOUND (already left), PARLEY_ERR_NOT_REGISTERED or PARLEY_ERR_CLOSED.
+ * parley_room_leave leaves the room; no frame or update of it arrives afterwards (queued ones
+ * still may). It succeeds once left here, even if the relay could not be told (the relay
+ * drops the members of a client that goes away). The handle stays valid until released.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_CALL_NOT_FOUND
+ * (already left) or PARLEY_ERR_CLOSED.
  */
 PARLEY_API int parley_room_leave(parley_room *room);
 

@@ -448,7 +448,12 @@ int Context::hangup(const signal::CallId &id) {
     const int r = relay_->send(call_message(signal::Type::kCallHangup, it->second));
     set_call_state(it->second, CallState::kEnded, kOk, "hung up here");
     calls_.erase(it);
-    return r;
+    // The call is over here whatever the relay heard (it ends calls of clients that vanish,
+    // and the peer's direct path times out): the request succeeded.
+    if (r != kOk) {
+      PARLEY_LOG(kLogWarn, "call", "hangup could not reach the relay: %s", error_description(r));
+    }
+    return kOk;
   });
 }
 
@@ -519,7 +524,11 @@ void Context::on_relay_message(const signal::Message &m) {
     return;
   }
   if (m.type == Type::kRoomUpdate) {
-    Room &r = rooms_[key_of(*m.room_id)];
+    // Only rooms we joined and have not left: an update that crossed our leave on the way
+    // must not bring the room back.
+    auto joined = rooms_.find(key_of(*m.room_id));
+    if (joined == rooms_.end()) return;
+    Room &r = joined->second;
     for (const auto &mb : r.members) media_routes_.erase(mb.stream_id);
     r.stream = m.stream_id.value_or(0);
     r.members = m.members;
@@ -573,6 +582,7 @@ void Context::on_relay_message(const signal::Message &m) {
     Event e(EventType::kIncomingCall);
     e.call = stored.id;
     e.peer = stored.peer;
+    e.voice = stored.voice;
     emit(e);
     return;
   }
@@ -883,7 +893,9 @@ int Context::join_room(const signal::RoomId &room) {
     signal::Message m;
     m.type = signal::Type::kRoomJoin;
     m.room_id = room;
-    return relay_->send(m);
+    const int r = relay_->send(m);
+    if (r == kOk) rooms_.emplace(key_of(room), Room{});  // stream 0 until the first update
+    return r;
   });
 }
 
@@ -892,13 +904,17 @@ int Context::leave_room(const signal::RoomId &room) {
     signal::Message m;
     m.type = signal::Type::kRoomLeave;
     m.room_id = room;
-    const int r = relay_->send(m);
     auto it = rooms_.find(key_of(room));
-    if (it != rooms_.end()) {
-      for (const auto &mb : it->second.members) media_routes_.erase(mb.stream_id);
-      rooms_.erase(it);
+    if (it == rooms_.end()) return fail(kErrCallNotFound, "not in that room");
+    for (const auto &mb : it->second.members) media_routes_.erase(mb.stream_id);
+    rooms_.erase(it);
+    // Left here whatever the relay heard (it drops the members of a client that vanishes).
+    const int r = relay_->send(m);
+    if (r != kOk) {
+      PARLEY_LOG(kLogWarn, "call", "room leave could not reach the relay: %s",
+                 error_description(r));
     }
-    return r;
+    return kOk;
   });
 }
 

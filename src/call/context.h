@@ -89,6 +89,7 @@ struct Event {
   PathKind path = PathKind::kRelay;       // kMedia: the path the frame came by; kPathChanged: new
   PathKind path_from = PathKind::kRelay;  // kPathChanged
   uint8_t profile_from = 0;               // kQualityChanged
+  std::shared_ptr<VoiceChannel> voice;    // kIncomingCall: the call's voice channel
   quality::Reason reason = quality::Reason::kNone;
 };
 
@@ -160,7 +161,9 @@ class Context {
   // The adaptive quality of an active call. kOk or kErrCallNotFound.
   int call_quality(const signal::CallId &call, QualityStats *out);
 
-  // kOk, kErrNotRegistered. Membership arrives as kRoomUpdate events.
+  // join: kOk, kErrNotRegistered (nothing joined). Membership arrives as kRoomUpdate events,
+  // only for rooms joined and not left. leave: kOk (left here, even if the relay could not be
+  // told), kErrCallNotFound (not in that room).
   int join_room(const signal::RoomId &room);
   int leave_room(const signal::RoomId &room);
 

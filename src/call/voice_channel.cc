@@ -135,7 +135,7 @@ int VoiceChannel::pull(int16_t *out, size_t frames) {
   }
   if (ended()) {
     // What is left in the jitter buffer is not played once the call is over: silence.
-    std::memset(out, 0, frames * size_t(config_.channels) * sizeof *out);
+    if (frames) std::memset(out, 0, frames * size_t(config_.channels) * sizeof *out);
     return kErrCallNotFound;
   }
   receiver_->pull(out, frames, now);

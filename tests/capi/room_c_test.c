@@ -130,6 +130,16 @@ int main(int argc, char **argv) {
   CHECK(parley_room_leave(p[2].room) == PARLEY_ERR_CALL_NOT_FOUND);
   CHECK(parley_room_send(p[2].room, 3, 0, 0, hello, 4) == PARLEY_ERR_CALL_NOT_FOUND);
   for (i = 0; i < 2; ++i) CHECK(wait_room(&p[i], PARLEY_EVENT_ROOM_UPDATE, 2, &ev, NULL));
+  /* Left, the id may be joined again: a new handle, and the others see three again. */
+  {
+    parley_room *again = NULL;
+    CHECK(parley_room_join(p[2].ctx, room_id, &again) == PARLEY_OK);
+    CHECK(again != NULL && again != p[2].room);
+    for (i = 0; i < 2; ++i) CHECK(wait_room(&p[i], PARLEY_EVENT_ROOM_UPDATE, 3, &ev, NULL));
+    CHECK(parley_room_leave(again) == PARLEY_OK);
+    for (i = 0; i < 2; ++i) CHECK(wait_room(&p[i], PARLEY_EVENT_ROOM_UPDATE, 2, &ev, NULL));
+    parley_room_release(again);
+  }
   parley_room_release(p[2].room);
   parley_room_release(p[2].room); /* ignored, logged */
   CHECK(parley_room_leave(p[2].room) == PARLEY_ERR_INVALID_HANDLE);
