@@ -593,6 +593,12 @@ void Context::on_relay_message(const signal::Message &m) {
       calls_.erase(it);
       return;
     }
+    if (m.call_id) {
+      // About a call that is already over here (a message of ours crossed its end at the
+      // relay): nothing the host could act on.
+      PARLEY_LOG(kLogDebug, "call", "relay error for a call already gone: %s", m.text.c_str());
+      return;
+    }
     Event e(EventType::kError);
     e.error = m.error_code.value_or(kErrInternal);
     e.text = m.text;
