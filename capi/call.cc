@@ -288,6 +288,26 @@ int parley_context_create(const parley_identity *id, const parley_context_config
       cc.audio.adaptive = false;
     }
 
+    const bool has_ports =
+        config->struct_size >= offsetof(parley_context_config, port_max) + sizeof(int);
+    if (has_ports && (config->port_min != 0 || config->port_max != 0)) {
+      if (config->port_min < 1 || config->port_max > 65535 ||
+          config->port_min > config->port_max) {
+        return fail(parley::kErrInvalidArgument,
+                    "parley_context_create: config.port_min %d / port_max %d (1 <= min <= max "
+                    "<= 65535)",
+                    config->port_min, config->port_max);
+      }
+      if (cc.bind.is_set() && cc.bind.port() != 0) {
+        return fail(parley::kErrInvalidArgument,
+                    "parley_context_create: config.bind_address '%s' has a port and "
+                    "config.port_min is set (use one or the other)",
+                    config->bind_address);
+      }
+      cc.port_min = uint16_t(config->port_min);
+      cc.port_max = uint16_t(config->port_max);
+    }
+
     std::unique_ptr<parley_context> c(new parley_context);
     c->callback = config->event_callback;
     c->user = config->event_user_data;
@@ -402,10 +422,8 @@ int parley_context_wait_event(parley_context *ctx, parley_event *event, size_t e
 int parley_context_fingerprint(parley_context *ctx, char *out, size_t out_len) {
   PARLEY_REQUIRE_HANDLE(kContext, ctx);
   PARLEY_REQUIRE_ARG(out);
-  if (out_len < PARLEY_FINGERPRINT_BUF_LEN) {
-    return parley::fail(parley::kErrBufferTooSmall, "%s: needs %d bytes, got %zu", __func__,
-                        PARLEY_FINGERPRINT_BUF_LEN, out_len);
-  }
+  const int b = parley::capi::check_fingerprint_buffer(__func__, out_len);
+  if (b != parley::kOk) return b;
   std::snprintf(out, out_len, "%s", ctx->identity->fingerprint().hex().c_str());
   return parley::kOk;
 }
@@ -413,10 +431,8 @@ int parley_context_fingerprint(parley_context *ctx, char *out, size_t out_len) {
 int parley_context_relay_fingerprint(parley_context *ctx, char *out, size_t out_len) {
   PARLEY_REQUIRE_HANDLE(kContext, ctx);
   PARLEY_REQUIRE_ARG(out);
-  if (out_len < PARLEY_FINGERPRINT_BUF_LEN) {
-    return parley::fail(parley::kErrBufferTooSmall, "%s: needs %d bytes, got %zu", __func__,
-                        PARLEY_FINGERPRINT_BUF_LEN, out_len);
-  }
+  const int b = parley::capi::check_fingerprint_buffer(__func__, out_len);
+  if (b != parley::kOk) return b;
   return guarded(__func__, [&]() -> int {
     return parley::capi::on_core(__func__, *ctx->core, [&](pc::Context &c) -> int {
       const auto fp = c.relay_fingerprint();
@@ -535,10 +551,8 @@ void parley_call_release(parley_call *call) {
 int parley_call_peer(const parley_call *call, char *out, size_t out_len) {
   PARLEY_REQUIRE_HANDLE(kCall, call);
   PARLEY_REQUIRE_ARG(out);
-  if (out_len < PARLEY_FINGERPRINT_BUF_LEN) {
-    return parley::fail(parley::kErrBufferTooSmall, "%s: needs %d bytes, got %zu", __func__,
-                        PARLEY_FINGERPRINT_BUF_LEN, out_len);
-  }
+  const int b = parley::capi::check_fingerprint_buffer(__func__, out_len);
+  if (b != parley::kOk) return b;
   std::snprintf(out, out_len, "%s", call->peer.hex().c_str());
   return parley::kOk;
 }

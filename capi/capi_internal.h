@@ -29,6 +29,9 @@ inline int null_argument(const char *function, const char *name) {
   return fail(kErrInvalidArgument, "%s: '%s' must not be NULL", function, name);
 }
 
+// kOk, or kErrBufferTooSmall when `out_len` cannot hold a fingerprint and its NUL.
+int check_fingerprint_buffer(const char *function, size_t out_len);
+
 // Live handles, so that a freed or made-up handle gets PARLEY_ERR_INVALID_HANDLE instead of
 // a use-after-free (a double destroy, a call used after release). One process-wide set per
 // kind, so a handle of one type passed as another is refused too. The real-time audio

@@ -1,8 +1,10 @@
-// The registry of live C API handles (capi_internal.h).
+// The registry of live C API handles, and the argument checks the capi/ files share
+// (capi_internal.h).
 #include <mutex>
 #include <unordered_set>
 
 #include "capi_internal.h"
+#include "parley/parley.h"
 
 namespace parley::capi {
 namespace {
@@ -45,6 +47,12 @@ bool handle_live(HandleKind kind, const void *handle) {
   Registry &r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
   return r.live[int(kind)].count(handle) == 1;
+}
+
+int check_fingerprint_buffer(const char *function, size_t out_len) {
+  if (out_len >= PARLEY_FINGERPRINT_BUF_LEN) return kOk;
+  return fail(kErrBufferTooSmall, "%s: needs %d bytes, got %zu", function,
+              PARLEY_FINGERPRINT_BUF_LEN, out_len);
 }
 
 int check_handle(const char *function, const char *name, HandleKind kind, const void *handle) {

@@ -28,14 +28,6 @@ int wrap(std::unique_ptr<id::Identity> impl, parley_identity **out) {
   return parley::kOk;
 }
 
-int check_fingerprint_buffer(const char *function, size_t out_len) {
-  if (out_len < PARLEY_FINGERPRINT_BUF_LEN) {
-    return parley::fail(parley::kErrBufferTooSmall, "%s: needs %d bytes, got %zu", function,
-                        PARLEY_FINGERPRINT_BUF_LEN, out_len);
-  }
-  return parley::kOk;
-}
-
 }  // namespace
 
 int parley_identity_generate(parley_identity **out) {
@@ -86,7 +78,7 @@ int parley_identity_save_file(const parley_identity *identity, const char *path,
 int parley_identity_fingerprint(const parley_identity *identity, char *out, size_t out_len) {
   PARLEY_REQUIRE_HANDLE(kIdentity, identity);
   PARLEY_REQUIRE_ARG(out);
-  int r = check_fingerprint_buffer(__func__, out_len);
+  int r = parley::capi::check_fingerprint_buffer(__func__, out_len);
   if (r == parley::kOk) identity->impl->fingerprint().to_hex(out);
   return r;
 }
@@ -136,7 +128,7 @@ int parley_certificate_fingerprint(const uint8_t *der, size_t der_len, char *out
                                    size_t out_len) {
   PARLEY_REQUIRE_ARG(der);
   PARLEY_REQUIRE_ARG(out);
-  int r = check_fingerprint_buffer(__func__, out_len);
+  int r = parley::capi::check_fingerprint_buffer(__func__, out_len);
   if (r != parley::kOk) return r;
   id::Fingerprint fp;
   r = guarded(__func__, [&] { return id::certificate_fingerprint(der, der_len, &fp); });
@@ -147,7 +139,7 @@ int parley_certificate_fingerprint(const uint8_t *der, size_t der_len, char *out
 int parley_fingerprint_normalize(const char *text, char *out, size_t out_len) {
   PARLEY_REQUIRE_ARG(text);
   PARLEY_REQUIRE_ARG(out);
-  int r = check_fingerprint_buffer(__func__, out_len);
+  int r = parley::capi::check_fingerprint_buffer(__func__, out_len);
   if (r != parley::kOk) return r;
   id::Fingerprint fp;
   r = id::Fingerprint::parse(text, &fp);

@@ -602,6 +602,12 @@ typedef struct parley_context_config {
   int quality_mode;
   /** With PARLEY_QUALITY_FIXED: the profile, 0 (best) .. 4. */
   int quality_profile;
+  /** Non-zero: bind the first free UDP port in port_min..port_max (1..65535) on
+   * bind_address's IP, whose port must then be 0 (or bind_address NULL). For firewalls that
+   * open only a range. No free port: PARLEY_ERR_SOCKET. 0 (the default): any port. */
+  int port_min;
+  /** The last port of the range (see port_min). */
+  int port_max;
   /** Fields added by later versions go here. */
 } parley_context_config;
 

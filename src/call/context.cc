@@ -101,8 +101,7 @@ int Context::init() {
   quality_timer_->start(kQualityTickMs, kQualityTickMs, [this] { on_quality_tick(); });
   SocketAddress bind = config_.bind;
   if (!bind.is_set()) SocketAddress::parse("0.0.0.0:0", &bind);
-  socket_ = std::make_unique<UdpSocket>(loop_);
-  int r = socket_->bind(bind, [this](const uint8_t *d, size_t n, const SocketAddress &from) {
+  auto on_socket_datagram = [this](const uint8_t *d, size_t n, const SocketAddress &from) {
     // RFC 7983: STUN belongs to the calls' ICE agents, QUIC to the endpoint (relay + direct).
     switch (classify_datagram(d, n)) {
       case DatagramKind::kQuic:
@@ -114,8 +113,24 @@ int Context::init() {
       default:
         break;
     }
-  });
-  if (r != kOk) return r;
+  };
+  // A port range (firewalls that open only some ports): the first free port in it.
+  const uint16_t first = config_.port_min ? config_.port_min : bind.port();
+  const uint16_t last = config_.port_min ? config_.port_max : bind.port();
+  int r = kErrSocket;
+  for (uint32_t port = first; port <= last; ++port) {
+    bind.set_port(uint16_t(port));
+    socket_ = std::make_unique<UdpSocket>(loop_);
+    r = socket_->bind(bind, on_socket_datagram);
+    if (r == kOk) break;
+  }
+  if (r != kOk) {
+    if (first != last) {
+      return fail(kErrSocket, "no free UDP port in %u..%u on %s", unsigned(first),
+                  unsigned(last), bind.to_string().c_str());
+    }
+    return r;
+  }
   socket_->set_buffer_sizes(1 << 20, 1 << 20);
   quic::EndpointConfig ec;
   // Incoming connections are direct paths of calls; set_accept below lets in only the one a

@@ -35,6 +35,8 @@ namespace parley::call {
 
 struct ContextConfig {
   SocketAddress bind;  // unset: 0.0.0.0, any port
+  // Non-zero: bind the first free port in port_min..port_max (bind's port must be 0).
+  uint16_t port_min = 0, port_max = 0;
   RelayClientConfig relay;
   DirectConfig direct;  // the direct path (ICE + peer-to-peer QUIC); media starts on the relay
   AudioConfig audio;    // the PCM format of every call's voice channel, its profile and jitter

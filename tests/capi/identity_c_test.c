@@ -2,6 +2,8 @@
  * path a host can hit. Built with -std=c99 -pedantic; links only libparley.so. */
 #include <parley/parley.h>
 
+#include "check.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,18 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int failures = 0;
-static int checks = 0;
-
-#define CHECK(cond)                                                                \
-  do {                                                                             \
-    ++checks;                                                                      \
-    if (!(cond)) {                                                                 \
-      ++failures;                                                                  \
-      fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,     \
-              __LINE__, #cond, parley_last_error_message());                       \
-    }                                                                              \
-  } while (0)
 
 static const uint8_t kSeed[32] = {
     0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec, 0x2c, 0xc4,
@@ -184,6 +174,5 @@ int main(void) {
   unlink(open_path);
   rmdir(dir);
 
-  printf("%d checks, %d failed\n", checks, failures);
-  return failures == 0 ? 0 : 1;
+  return check_report();
 }

@@ -5,20 +5,14 @@
  * Needs the parley-relay executable (argv[1]) for the parts with a real call. */
 #include <parley/parley.h>
 
+#include "check.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "relay_child.h"
 
-static int failures = 0;
-static int checks = 0;
-
-#define CHECK(cond)                                                                \
-  do {                                                                             \
-    ++checks;                                                                      \
-    if (!(cond)) {                                                                 \
-      ++failures;                                                                  \
-      fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,     \
-              __LINE__, #cond, parley_last_error_message());                       \
-    }                                                                              \
-  } while (0)
 #define CHECK_ERR(expr, code) CHECK((expr) == (code))
 
 static relay_child relay;
@@ -185,6 +179,16 @@ static void invalid_config(void) {
   EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "jitter_max_ms");
   cfg.quality_mode = 7;
   EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "quality_mode");
+  cfg.port_min = 5000;
+  cfg.port_max = 4000;
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "port_min");
+  cfg.port_min = 5000;
+  cfg.port_max = 70000;
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "port_max");
+  cfg.port_min = 5000;
+  cfg.port_max = 5010;
+  cfg.bind_address = "127.0.0.1:5005";
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "bind_address");
   cfg.quality_mode = PARLEY_QUALITY_FIXED;
   cfg.quality_profile = 5;
   EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "quality_profile");
@@ -216,10 +220,11 @@ typedef struct {
 static void destroy_from_callback(void *user, const parley_event *ev) {
   destroy_probe *p = (destroy_probe *)user;
   if (ev->type == PARLEY_EVENT_RELAY_STATE && ev->relay_state == PARLEY_RELAY_REGISTERED &&
-      !p->done) {
-    while (!p->ctx) {
+      !__atomic_load_n(&p->done, __ATOMIC_ACQUIRE)) {
+    parley_context *ctx;
+    while (!(ctx = __atomic_load_n(&p->ctx, __ATOMIC_ACQUIRE))) {
     }
-    p->destroy_result = parley_context_destroy(p->ctx);
+    p->destroy_result = parley_context_destroy(ctx);
     __atomic_store_n(&p->done, 1, __ATOMIC_RELEASE);
   }
 }
@@ -393,7 +398,11 @@ typedef struct {
 
 static void reentry_callback(void *user, const parley_event *ev) {
   reentry_probe *p = (reentry_probe *)user;
-  if (++p->depth > p->max_depth) p->max_depth = p->depth;
+  /* Atomics: later events (paths, quality) keep coming while main() reads. */
+  const int depth = __atomic_add_fetch(&p->depth, 1, __ATOMIC_RELAXED);
+  if (depth > __atomic_load_n(&p->max_depth, __ATOMIC_RELAXED)) {
+    __atomic_store_n(&p->max_depth, depth, __ATOMIC_RELAXED);
+  }
   if (ev->type == PARLEY_EVENT_INCOMING_CALL) {
     while (!__atomic_load_n(&p->ctx, __ATOMIC_ACQUIRE)) {
     }
@@ -410,7 +419,7 @@ static void reentry_callback(void *user, const parley_event *ev) {
     if (p->in_incoming) p->active_seen_inside = 1;
     __atomic_store_n(&p->active, 1, __ATOMIC_RELEASE);
   }
-  --p->depth;
+  __atomic_sub_fetch(&p->depth, 1, __ATOMIC_RELAXED);
 }
 
 static void callback_reentry(void) {
@@ -445,7 +454,7 @@ static void callback_reentry(void) {
   CHECK(probe.active);
   CHECK_ERR(probe.accept_result, PARLEY_OK);
   CHECK_ERR(probe.destroy_result, PARLEY_ERR_WRONG_THREAD);
-  CHECK(probe.max_depth == 1);
+  CHECK(__atomic_load_n(&probe.max_depth, __ATOMIC_RELAXED) == 1);
   CHECK(!probe.active_seen_inside);
   CHECK_ERR(parley_context_destroy(b), PARLEY_OK);
   CHECK_ERR(parley_context_destroy(a), PARLEY_OK);
@@ -453,6 +462,49 @@ static void callback_reentry(void) {
   parley_call_release(probe.incoming);
   parley_identity_free(ida);
   parley_identity_free(idb);
+}
+
+/* A port range binds the first free port in it; a range with none free fails cleanly. */
+static void port_range(void) {
+  parley_identity *id = NULL;
+  parley_context_config cfg;
+  parley_context *ctx = NULL;
+  parley_event ev;
+  struct sockaddr_in a;
+  socklen_t alen = sizeof a;
+  int taken = -1, attempt, port = 0;
+  CHECK_ERR(parley_identity_generate(&id), PARLEY_OK);
+  /* Occupy a port P whose neighbour P+1 is free. */
+  for (attempt = 0; attempt < 20 && port == 0; ++attempt) {
+    int probe;
+    if (taken >= 0) close(taken);
+    taken = socket(AF_INET, SOCK_DGRAM, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(taken, (struct sockaddr *)&a, sizeof a) != 0) continue;
+    getsockname(taken, (struct sockaddr *)&a, &alen);
+    if (ntohs(a.sin_port) == 65535) continue;
+    probe = socket(AF_INET, SOCK_DGRAM, 0);
+    a.sin_port = htons((uint16_t)(ntohs(a.sin_port) + 1));
+    if (bind(probe, (struct sockaddr *)&a, sizeof a) == 0) port = ntohs(a.sin_port) - 1;
+    close(probe);
+  }
+  CHECK(port != 0);
+  parley_context_config_init_v2(&cfg, sizeof cfg);
+  cfg.relay_address = relay.address;
+  cfg.relay_fingerprint = relay.fingerprint;
+  cfg.bind_address = "127.0.0.1:0";
+  cfg.port_min = port;
+  cfg.port_max = port;
+  CHECK_ERR(parley_context_create(id, &cfg, &ctx), PARLEY_ERR_SOCKET);
+  CHECK(ctx == NULL);
+  cfg.port_max = port + 1;
+  CHECK_ERR(parley_context_create(id, &cfg, &ctx), PARLEY_OK);
+  CHECK(wait_event(ctx, PARLEY_EVENT_RELAY_STATE, PARLEY_RELAY_REGISTERED, &ev));
+  CHECK_ERR(parley_context_destroy(ctx), PARLEY_OK);
+  close(taken);
+  parley_identity_free(id);
 }
 
 int main(int argc, char **argv) {
@@ -472,7 +524,7 @@ int main(int argc, char **argv) {
   after_hangup();
   destroyed_context();
   callback_reentry();
+  port_range();
   relay_child_stop(&relay);
-  printf("%d checks, %d failed\n", checks, failures);
-  return failures == 0 ? 0 : 1;
+  return check_report();
 }

@@ -4,6 +4,7 @@
 #ifndef PARLEY_TESTS_CAPI_RELAY_CHILD_H
 #define PARLEY_TESTS_CAPI_RELAY_CHILD_H
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -48,6 +49,8 @@ static int relay_child_start(relay_child *r, const char *binary) {
     if (pipe(out) != 0) return -1;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    /* Not the test's stderr: should the test die, nothing holds ctest's pipe open. */
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addclose(&fa, out[0]);
     if (posix_spawn(&r->pid, binary, &fa, NULL, argv, environ) != 0) r->pid = -1;
     posix_spawn_file_actions_destroy(&fa);

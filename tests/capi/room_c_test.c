@@ -4,20 +4,10 @@
  * the misuse cases of the room functions. argv[1]: the parley-relay executable. */
 #include <parley/parley.h>
 
+#include "check.h"
+
 #include "relay_child.h"
 
-static int failures = 0;
-static int checks = 0;
-
-#define CHECK(cond)                                                                \
-  do {                                                                             \
-    ++checks;                                                                      \
-    if (!(cond)) {                                                                 \
-      ++failures;                                                                  \
-      fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,     \
-              __LINE__, #cond, parley_last_error_message());                       \
-    }                                                                              \
-  } while (0)
 
 static relay_child relay;
 
@@ -158,6 +148,5 @@ int main(int argc, char **argv) {
     parley_identity_free(p[i].id);
   }
   relay_child_stop(&relay);
-  printf("%d checks, %d failed\n", checks, failures);
-  return failures == 0 ? 0 : 1;
+  return check_report();
 }

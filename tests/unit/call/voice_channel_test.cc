@@ -63,6 +63,18 @@ int16_t signal_at(size_t n) {
   return int16_t(env * v * 6000);
 }
 
+// Two started channels, `a`'s frames delivered straight into `b` (the loop thread's part).
+void connect_pair(std::shared_ptr<VoiceChannel> *a, std::shared_ptr<VoiceChannel> *b) {
+  AudioConfig cfg;
+  ASSERT_EQ(VoiceChannel::create(cfg, a), kOk);
+  ASSERT_EQ(VoiceChannel::create(cfg, b), kOk);
+  VoiceChannel *rx = b->get();
+  (*a)->start([rx](uint32_t ts, uint8_t, const uint8_t *p, size_t n) {
+    rx->on_voice_frame(ts, p, n, int64_t(monotonic_now() / 1000));
+  });
+  (*b)->start([](uint32_t, uint8_t, const uint8_t *, size_t) {});
+}
+
 TEST(VoiceChannel, RejectsBadFormats) {
   std::shared_ptr<VoiceChannel> c;
   AudioConfig cfg;
@@ -82,15 +94,8 @@ TEST(VoiceChannel, RejectsBadFormats) {
 // Three threads, real time: audio pushed on one channel comes out of the other one's pull,
 // with the waveform intact (correlation with the input at the best lag).
 TEST(VoiceChannel, ThreeThreadsCarryAudio) {
-  AudioConfig cfg;
   std::shared_ptr<VoiceChannel> a, b;
-  ASSERT_EQ(VoiceChannel::create(cfg, &a), kOk);
-  ASSERT_EQ(VoiceChannel::create(cfg, &b), kOk);
-  VoiceChannel *rx = b.get();
-  a->start([rx](uint32_t ts, uint8_t, const uint8_t *p, size_t n) {
-    rx->on_voice_frame(ts, p, n, int64_t(monotonic_now() / 1000));
-  });
-  b->start([](uint32_t, uint8_t, const uint8_t *, size_t) {});
+  ASSERT_NO_FATAL_FAILURE(connect_pair(&a, &b));
 
   constexpr size_t kTotal = kRate * 2;  // 2 s
   std::vector<int16_t> out(kTotal + kRate / 2);
@@ -177,15 +182,8 @@ TEST(VoiceChannel, RefusesAfterEndAndPullsSilence) {
 // Voice still waiting in the jitter buffer when the call ends is not played: the host's
 // playout gets silence from the end on.
 TEST(VoiceChannel, AudioLeftInTheJitterBufferIsNotPlayedAfterEnd) {
-  AudioConfig cfg;
   std::shared_ptr<VoiceChannel> a, b;
-  ASSERT_EQ(VoiceChannel::create(cfg, &a), kOk);
-  ASSERT_EQ(VoiceChannel::create(cfg, &b), kOk);
-  VoiceChannel *rx = b.get();
-  a->start([rx](uint32_t ts, uint8_t, const uint8_t *p, size_t n) {
-    rx->on_voice_frame(ts, p, n, int64_t(monotonic_now() / 1000));
-  });
-  b->start([](uint32_t, uint8_t, const uint8_t *, size_t) {});
+  ASSERT_NO_FATAL_FAILURE(connect_pair(&a, &b));
   std::vector<int16_t> pcm(kChunk * 20);
   for (size_t i = 0; i < pcm.size(); ++i) pcm[i] = int16_t(8000 * std::sin(i * 0.0576));
   ASSERT_EQ(a->push(pcm.data(), pcm.size()), int(pcm.size()));
