@@ -1,4 +1,4 @@
-"""parley: end-to-end encrypted voice calls, from Python.
+"""parley: end-to-end encrypted voice calls (and relay rooms), from Python.
 
 A thin ctypes binding of libparley's C ABI (include/parley/parley.h): no compiled
 extension, so it works with any CPython that can load the shared library. Set
@@ -15,6 +15,12 @@ Quick start::
         ctx.wait_for(lambda e: e.call is call and e.call_state == parley.CallState.ACTIVE, 30)
         call.push(pcm_bytes)            # capture thread
         out = call.pull(960)            # playout thread
+
+Rooms (a group on the relay; parley does NOT encrypt room frames, seal them yourself)::
+
+    room = ctx.join_room(parley.room_id_generate())   # share the id out of band
+    room.send(seal(payload), sequence=1, timestamp=960)
+    # the other members get EventType.ROOM_FRAME events: e.room, e.peer, e.data, ...
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from ._enums import (
     DATAGRAM_MAX,
     FINGERPRINT_HEX_LEN,
     PUBLIC_KEY_LEN,
+    ROOM_ID_HEX_LEN,
     SEED_LEN,
     VERSION_NUM,
     CallState,
@@ -35,11 +42,13 @@ from ._enums import (
     QualityReason,
     RelayState,
 )
+from . import _native
 from ._native import lib as _lib
 from .context import Call, CallStats, Context, Event
 from .errors import Error, check as _check
 from .identity import Identity, certificate_fingerprint, normalize_fingerprint
 from .netcheck import netcheck
+from .room import Room, RoomMember, room_id_generate
 
 __version__ = "0.1.0"
 
@@ -57,6 +66,11 @@ def version_string() -> str:
 def library_path() -> str:
     """The path libparley was loaded from."""
     return _lib.path
+
+
+def has_rooms() -> bool:
+    """Whether the loaded libparley has rooms (Context.join_room, room_id_generate)."""
+    return _native.has_rooms()
 
 
 def set_log_level(level: int) -> None:
@@ -83,12 +97,17 @@ __all__ = [
     "QualityMode",
     "QualityReason",
     "RelayState",
+    "ROOM_ID_HEX_LEN",
+    "Room",
+    "RoomMember",
     "SEED_LEN",
     "VERSION_NUM",
     "certificate_fingerprint",
+    "has_rooms",
     "library_path",
     "netcheck",
     "normalize_fingerprint",
+    "room_id_generate",
     "set_log_level",
     "version",
     "version_string",

@@ -33,7 +33,7 @@ from ctypes import (
 )
 from typing import Optional
 
-from ._enums import FINGERPRINT_BUF_LEN, VERSION_MAJOR, VERSION_NUM
+from ._enums import FINGERPRINT_BUF_LEN, ROOM_ID_BUF_LEN, VERSION_MAJOR, VERSION_NUM
 
 # --------------------------------------------------------------------------------------------
 # Structs (field for field as in parley.h; append-only)
@@ -57,7 +57,22 @@ class EventStruct(Structure):
         ("profile", c_int),
         ("profile_from", c_int),
         ("quality_reason", c_int),
-        ("timestamp", c_uint32),
+        ("timestamp", c_uint32),  # QUALITY_CHANGED and ROOM_FRAME
+        # Appended with rooms; an older library leaves them zero (the binding zeroes the
+        # struct before every poll and passes its size, so it never writes past them).
+        ("room", c_void_p),  # parley_room *
+        ("stream_id", c_uint32),
+        ("sequence", c_uint32),
+        ("member_count", c_uint32),
+    ]
+
+
+class RoomMemberStruct(Structure):
+    """parley_room_member."""
+
+    _fields_ = [
+        ("fingerprint", c_char * FINGERPRINT_BUF_LEN),
+        ("stream_id", c_uint32),
     ]
 
 
@@ -134,7 +149,7 @@ EVENT_MIN_SIZE = EventStruct.len.offset + ctypes.sizeof(c_size_t)
 # --------------------------------------------------------------------------------------------
 # Prototypes: name -> (restype, argtypes). `None` restype is void.
 
-_P = c_void_p  # opaque handles (parley_identity *, parley_context *, parley_call *)
+_P = c_void_p  # opaque handles (parley_identity *, _context *, _call *, _room *)
 _PP = POINTER(c_void_p)
 
 _REQUIRED = {
@@ -176,7 +191,18 @@ _REQUIRED = {
 # Functions a newer header added; missing from an older library (the binding degrades).
 _OPTIONAL = {
     "parley_context_relay_fingerprint": (c_int, [_P, c_void_p, c_size_t]),
+    "parley_context_config_init_v2": (c_int, [c_void_p, c_size_t]),
+    "parley_context_wait_event": (c_int, [_P, POINTER(EventStruct), c_size_t, c_uint32]),
+    "parley_room_id_generate": (c_int, [c_void_p, c_size_t]),
+    "parley_room_join": (c_int, [_P, c_char_p, _PP]),
+    "parley_room_leave": (c_int, [_P]),
+    "parley_room_release": (None, [_P]),
+    "parley_room_members": (c_int, [_P, POINTER(RoomMemberStruct), POINTER(c_size_t)]),
+    "parley_room_send": (c_int, [_P, c_uint32, c_uint32, c_int, c_void_p, c_size_t]),
 }
+
+# The room functions come as a set: the binding offers rooms only when all are there.
+ROOM_FUNCTIONS = tuple(name for name in _OPTIONAL if name.startswith("parley_room_"))
 
 
 class _Lib:
@@ -236,6 +262,15 @@ def fingerprint_buffer() -> ctypes.Array:
     return ctypes.create_string_buffer(FINGERPRINT_BUF_LEN)
 
 
+def room_id_buffer() -> ctypes.Array:
+    return ctypes.create_string_buffer(ROOM_ID_BUF_LEN)
+
+
+def has_rooms() -> bool:
+    """Whether the loaded library has the room functions (a newer header added them)."""
+    return all(getattr(lib, name[len("parley_"):]) is not None for name in ROOM_FUNCTIONS)
+
+
 def c_str(value: Optional[str]) -> Optional[bytes]:
     """A Python string for a `const char *` parameter (None stays NULL)."""
     if value is None:
@@ -253,6 +288,8 @@ __all__ = [
     "EVENT_MIN_SIZE",
     "EventStruct",
     "NetcheckOptionsStruct",
+    "ROOM_FUNCTIONS",
+    "RoomMemberStruct",
     "c_int16",
     "c_uint8",
     "lib",

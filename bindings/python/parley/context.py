@@ -1,28 +1,38 @@
-"""parley.Context and parley.Call: a relay connection, its calls, and their audio.
+"""parley.Context and parley.Call: a relay connection, its calls and rooms, and their audio.
 
 Why poll mode: the C API can deliver events either to a callback on the context's own
 thread or into a queue the host polls. A Python callback would run on a foreign thread
 while holding the GIL, could stall the library's event loop, and must never destroy its
-context; polling keeps every event on the thread that asks for it. The C API has no
-blocking wait, so ``events()``/``wait_for()`` poll with short sleeps (1-10 ms) between empty
-polls.
+context; polling keeps every event on the thread that asks for it. ``events()`` and
+``wait_for()`` block in parley_context_wait_event (ctypes releases the GIL meanwhile), in
+slices of at most 100 ms so that close() from another thread and Ctrl-C are never held up
+for longer. Against an older libparley without it they poll with short sleeps (1-10 ms).
 
 Handles: the C API hands out one ``parley_call *`` per call (from parley_call_start or an
-INCOMING_CALL event) that the host owns until parley_call_release. The Context keeps a dict
-keyed by that pointer, so every event about a call yields the same Call object, and
-close() releases whatever the host did not.
+INCOMING_CALL event) and one ``parley_room *`` per room membership (parley_room_join) that
+the host owns until it releases them. The Context keeps a dict of each keyed by pointer, so
+every event about a call or room yields the same Call or Room object, and close() releases
+whatever the host did not.
 
-Locking: one re-entrant lock per Context serialises polling (an event's pointers are only
-valid until the next poll), the pointer dict, call control (accept, hangup, stats, ...) and
-destruction, so a Call method can never race with Context.close(). push()/pull() take no
-lock: they are the real-time path, to be called from one capture thread and one playout
-thread, which must stop before the call is released.
+Locking: two re-entrant locks per Context, always taken in this order.
+- The poll lock serialises fetching events (an event's pointers are only valid until the
+  next poll on the context) and is held while blocking in parley_context_wait_event, which
+  must not race with parley_context_destroy: close() raises a flag first, and a waiter gives
+  the lock up (raising Error CLOSED) within one slice.
+- The context lock guards the pointer dicts, call and room control (accept, hangup, stats,
+  send, leave, ...) and destruction, so a Call or Room method never races with close(). It is
+  never held while waiting for events, so control calls from other threads do not wait for a
+  waiter. Events are translated under it: a call or room created under it is in its dict
+  before any event naming it is translated.
+push()/pull() take no lock: they are the real-time path, to be called from one capture
+thread and one playout thread, which must stop before the call is released.
 """
 
 from __future__ import annotations
 
 import atexit
 import ctypes
+import math
 import sys
 import threading
 import time
@@ -42,9 +52,17 @@ from ._enums import (
     RelayState,
     enum_or_int,
 )
-from ._native import CallStatsStruct, ContextConfigStruct, EventStruct, c_str, fingerprint_buffer, lib
+from ._native import (
+    CallStatsStruct,
+    ContextConfigStruct,
+    EventStruct,
+    c_str,
+    fingerprint_buffer,
+    lib,
+)
 from .errors import Error, check
 from .identity import Identity
+from .room import Room, require_rooms
 
 # Contexts still open at interpreter exit are closed before the interpreter tears down, so
 # no library thread outlives the Python objects it was created for.
@@ -60,7 +78,12 @@ def _close_open_contexts() -> None:
             pass
 
 
-# Sleep between empty polls: starts short (events usually come in bursts), backs off.
+# The longest single parley_context_wait_event: bounds how long close() from another thread
+# and KeyboardInterrupt wait for a thread blocked in events()/wait_for().
+_WAIT_SLICE_MS = 100
+
+# Without parley_context_wait_event (an older libparley): sleep between empty polls, starting
+# short (events usually come in bursts) and backing off.
 _POLL_SLEEP_MIN = 0.001
 _POLL_SLEEP_MAX = 0.010
 
@@ -69,10 +92,19 @@ _POLL_SLEEP_MAX = 0.010
 class Event:
     """One parley_event, copied out of the library (its pointers die at the next poll).
 
+    ``call`` is the Call concerned (the same object for the same call, every time), ``room``
+    the Room concerned (ROOM_UPDATE, ROOM_FRAME, and QUALITY_CHANGED of a room, which has no
+    ``call``); None otherwise, or once the host released it.
+
     Fields that only some event types carry are None for the others: relay_state
     (RELAY_STATE), call_state (CALL_STATE), path/path_from (PATH_CHANGED), profile,
-    profile_from, quality_reason and timestamp (QUALITY_CHANGED). Enum-typed fields hold a
-    plain int when a newer library sends a value this binding does not know.
+    profile_from and quality_reason (QUALITY_CHANGED), timestamp (QUALITY_CHANGED: the media
+    timestamp it applies from; ROOM_FRAME: the sender's), stream_id (ROOM_UPDATE: our own
+    stream; ROOM_FRAME: the sender's), sequence (ROOM_FRAME) and member_count (ROOM_UPDATE,
+    ourselves included). A ROOM_FRAME's ``peer`` is the sender's fingerprint as the relay
+    announced it and ``data`` the payload exactly as the sender passed it to Room.send: parley
+    does not encrypt room frames, so it is whatever the sender sealed. Enum-typed fields hold
+    a plain int when a newer library sends a value this binding does not know.
     """
 
     type: Union[EventType, int]
@@ -89,11 +121,18 @@ class Event:
     profile_from: Optional[int] = None
     quality_reason: Optional[Union[QualityReason, int]] = None
     timestamp: Optional[int] = None
+    room: Optional[Room] = None
+    stream_id: Optional[int] = None
+    sequence: Optional[int] = None
+    member_count: Optional[int] = None
 
     def __repr__(self) -> str:
         parts = [self.type.name if isinstance(self.type, EventType) else f"type={self.type}"]
+        if self.room is not None:
+            parts.append(f"room={self.room.id[:12]}")
         for name in ("relay_state", "call_state", "path_from", "path", "profile_from",
-                     "profile", "quality_reason", "timestamp"):
+                     "profile", "quality_reason", "timestamp", "member_count", "stream_id",
+                     "sequence"):
             value = getattr(self, name)
             if value is not None:
                 parts.append(f"{name}={getattr(value, 'name', value)}")
@@ -138,7 +177,7 @@ class CallStats:
 
 
 class Context:
-    """A client context: an identity, one relay connection, one UDP socket, and calls.
+    """A client context: an identity, one relay connection, one UDP socket, calls and rooms.
 
     Args:
         identity: who we are (copied; may be closed afterwards).
@@ -169,23 +208,35 @@ class Context:
         quality_profile: int = 0,
     ) -> None:
         self._ptr: Optional[int] = None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the context lock (see the module docstring)
+        self._poll_lock = threading.RLock()  # taken before the context lock, never after
+        self._closing = False
         self._calls: Dict[int, Call] = {}
+        self._rooms: Dict[int, Room] = {}
         self._event = EventStruct()
         self.sample_rate = sample_rate or 48000  # 0 means the default in the C API too
         self.channels = channels or 1
         self.relay_state: Union[RelayState, int] = RelayState.IDLE
 
-        # config_init writes the *library's* sizeof(parley_context_config), which a newer
-        # library may have grown: give it room, then declare the layout we know.
-        raw = (ctypes.c_uint8 * (ctypes.sizeof(ContextConfigStruct) + 1024))()
-        check(lib.context_config_init(raw), "parley_context_config_init")
-        config = ContextConfigStruct.from_buffer(raw)
+        storage: Any
+        if lib.context_config_init_v2 is not None:
+            # Zeroes min(our size, the library's) bytes and sets struct_size to that: a
+            # smaller value says the library is older and ignores the fields past it.
+            config = storage = ContextConfigStruct()
+            check(lib.context_config_init_v2(ctypes.addressof(storage), ctypes.sizeof(storage)),
+                  "parley_context_config_init_v2")
+        else:
+            # config_init writes the *library's* sizeof(parley_context_config), which a newer
+            # library may have grown: give it room, then declare the layout we know.
+            storage = (ctypes.c_uint8 * (ctypes.sizeof(ContextConfigStruct) + 1024))()
+            check(lib.context_config_init(storage), "parley_context_config_init")
+            config = ContextConfigStruct.from_buffer(storage)
+            if not 0 < config.struct_size <= ctypes.sizeof(storage):
+                raise Error(ErrorCode.INTERNAL,
+                            f"parley_context_config_init: struct_size {config.struct_size}",
+                            "Context")
+            config.struct_size = min(config.struct_size, ctypes.sizeof(ContextConfigStruct))
         library_size = config.struct_size
-        if not 0 < library_size <= ctypes.sizeof(raw):
-            raise Error(ErrorCode.INTERNAL, f"parley_context_config_init: struct_size {library_size}",
-                        "Context")
-        config.struct_size = min(library_size, ctypes.sizeof(ContextConfigStruct))
         config.relay_address = c_str(relay_address)
         config.relay_fingerprint = c_str(relay_fingerprint)
         config.bind_address = c_str(bind_address)
@@ -204,7 +255,8 @@ class Context:
         config.quality_profile = quality_profile
 
         out = ctypes.c_void_p()
-        check(lib.context_create(identity._handle, raw, ctypes.byref(out)), "parley_context_create")
+        check(lib.context_create(identity._handle, ctypes.addressof(storage), ctypes.byref(out)),
+              "parley_context_create")
         self._ptr = out.value
         buf = fingerprint_buffer()
         check(lib.context_fingerprint(self._ptr, buf, FINGERPRINT_BUF_LEN),
@@ -246,6 +298,12 @@ class Context:
             return list(self._calls.values())
 
     @property
+    def rooms(self) -> List[Room]:
+        """The rooms not released yet (left ones included)."""
+        with self._lock:
+            return list(self._rooms.values())
+
+    @property
     def closed(self) -> bool:
         return self._ptr is None
 
@@ -265,18 +323,81 @@ class Context:
             self._calls[out.value] = call
         return call
 
+    # -- rooms -------------------------------------------------------------------------------
+
+    def join_room(self, room_id: str) -> Room:
+        """Joins room `room_id` (32 hex characters, e.g. from parley.room_id_generate(),
+        shared with the members out of band). Membership arrives as ROOM_UPDATE events; a
+        refusal by the relay (room full, too many rooms) as an ERROR event.
+
+        Room frames are NOT encrypted by parley: the relay and every member see them as
+        sent. Seal them with a key the members share (see Room.send).
+
+        Raises Error: INVALID_ARGUMENT (not 32 hex characters, or a room this context is in
+        and has not left), NOT_REGISTERED (the relay connection is not up), QUEUE_FULL,
+        CLOSED.
+        """
+        require_rooms("Context.join_room")
+        encoded = c_str(room_id)
+        out = ctypes.c_void_p()
+        with self._lock:  # no poll may see the new pointer before it is in the dict
+            check(lib.room_join(self._handle, encoded, ctypes.byref(out)), "parley_room_join")
+            try:
+                room = Room(self, out.value, room_id.lower())
+            except BaseException:
+                lib.room_release(out.value)
+                raise
+            self._rooms[out.value] = room
+        return room
+
     # -- events ------------------------------------------------------------------------------
 
     def poll(self) -> Optional[Event]:
         """The oldest queued event, or None at once if there is none."""
-        with self._lock:
-            ev = self._event
-            ctypes.memset(ctypes.byref(ev), 0, ctypes.sizeof(ev))  # an older library writes less
-            rc = check(lib.context_poll_event_v2(self._handle, ctypes.byref(ev), ctypes.sizeof(ev)),
+        with self._poll_lock:
+            return self._fetch(0)
+
+    def _fetch(self, timeout_ms: int) -> Optional[Event]:
+        """One poll (timeout_ms 0) or one blocking wait. The caller holds the poll lock."""
+        handle = self._handle
+        ev = self._event
+        size = ctypes.sizeof(ev)
+        ctypes.memset(ctypes.byref(ev), 0, size)  # an older library writes less
+        if timeout_ms > 0:
+            rc = check(lib.context_wait_event(handle, ctypes.byref(ev), size, timeout_ms),
+                       "parley_context_wait_event")
+        else:
+            rc = check(lib.context_poll_event_v2(handle, ctypes.byref(ev), size),
                        "parley_context_poll_event_v2")
-            if rc == 0:
-                return None
+        if rc == 0:
+            return None
+        with self._lock:
             return self._translate(ev)
+
+    def _next_event(self, deadline: Optional[float]) -> Optional[Event]:
+        """The next event, waiting for it until `deadline` (time.monotonic(); None: forever);
+        None once the deadline passed. Raises Error(CLOSED) if the context is closed or
+        being closed meanwhile."""
+        blocking = lib.context_wait_event is not None
+        delay = _POLL_SLEEP_MIN
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            wait_ms = 0
+            if blocking and (remaining is None or remaining > 0):
+                wait_ms = _WAIT_SLICE_MS
+                if remaining is not None:
+                    wait_ms = min(wait_ms, max(1, math.ceil(remaining * 1000)))
+            with self._poll_lock:
+                if self._closing:
+                    raise Error(ErrorCode.CLOSED, "the context was closed", "Context")
+                event = self._fetch(wait_ms)
+            if event is not None:
+                return event
+            if remaining is not None and remaining <= 0:
+                return None
+            if not blocking:
+                time.sleep(delay if remaining is None else min(delay, remaining))
+                delay = min(delay * 2, _POLL_SLEEP_MAX)
 
     def _translate(self, ev: EventStruct) -> Event:
         etype = enum_or_int(EventType, ev.type)
@@ -286,9 +407,12 @@ class Context:
             if call is None and etype == EventType.INCOMING_CALL:
                 call = Call(self, ev.call, incoming=True)
                 self._calls[ev.call] = call
+        # A room unknown here was released while its event was on the way: no Room names it.
+        room: Optional[Room] = self._rooms.get(ev.room) if ev.room else None
         fields: Dict[str, Any] = dict(
             type=etype,
             call=call,
+            room=room,
             error=enum_or_int(ErrorCode, ev.error),
             peer=ev.peer.decode(errors="replace"),
             text=ctypes.string_at(ev.text).decode(errors="replace") if ev.text else "",
@@ -306,7 +430,14 @@ class Context:
             fields["profile"] = ev.profile
             fields["profile_from"] = ev.profile_from
             fields["quality_reason"] = enum_or_int(QualityReason, ev.quality_reason)
+        if etype in (EventType.QUALITY_CHANGED, EventType.ROOM_FRAME) or not known:
             fields["timestamp"] = ev.timestamp
+        if etype in (EventType.ROOM_UPDATE, EventType.ROOM_FRAME) or not known:
+            fields["stream_id"] = ev.stream_id
+        if etype == EventType.ROOM_FRAME or not known:
+            fields["sequence"] = ev.sequence
+        if etype == EventType.ROOM_UPDATE or not known:
+            fields["member_count"] = ev.member_count
         event = Event(**fields)
         # Keep the Python-side view of states current.
         if etype == EventType.RELAY_STATE:
@@ -318,25 +449,22 @@ class Context:
             if event.call_state == CallState.ENDED:
                 call._end_error = event.error
                 call._end_text = event.text
+        elif room is not None and etype == EventType.ROOM_UPDATE:
+            room._member_count = ev.member_count
+            room._stream_id = ev.stream_id
         return event
 
     def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
         """Yields events as they arrive, for `timeout` seconds in all (None: forever;
-        0: only those queued now)."""
+        0: only those queued now). Blocks in parley_context_wait_event between events (no
+        lock is held while the caller handles one). Raises Error(CLOSED) when the context
+        is closed, also by another thread while this one waits."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = _POLL_SLEEP_MIN
         while True:
-            event = self.poll()
-            if event is not None:
-                delay = _POLL_SLEEP_MIN
-                yield event
-                continue
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
+            event = self._next_event(deadline)
+            if event is None:
                 return
-            pause = delay if deadline is None else min(delay, deadline - now)
-            time.sleep(pause)
-            delay = min(delay * 2, _POLL_SLEEP_MAX)
+            yield event
 
     def wait_for(
         self,
@@ -363,22 +491,31 @@ class Context:
     # -- lifetime ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Hangs up every call, closes the relay connection, stops the context's thread and
-        releases every Call (stop their audio threads first). Idempotent."""
+        """Hangs up every call, leaves every room, closes the relay connection, stops the
+        context's thread and releases every Call and Room (stop their audio threads first).
+        A thread waiting in events()/wait_for() gets Error(CLOSED) (within 0.1 s).
+        Idempotent."""
         with self._lock:
             if self._ptr is None:
                 return
+            self._closing = True  # waiters give up the poll lock within one slice
+        with self._poll_lock, self._lock:
+            if self._ptr is None:  # closed by another thread meanwhile
+                return
             # Adopt incoming calls still queued, so their handles get released too.
             try:
-                while self.poll() is not None:
+                while self._fetch(0) is not None:
                     pass
             except Error:
                 pass
             ptr, self._ptr = self._ptr, None
             check(lib.context_destroy(ptr), "parley_context_destroy")
             calls = list(self._calls.values())
+            rooms = list(self._rooms.values())
         for call in calls:
             call.release()
+        for room in rooms:
+            room.release()
 
     def __enter__(self) -> "Context":
         return self

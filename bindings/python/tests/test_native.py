@@ -26,6 +26,7 @@ STRUCTS = {
     "parley_context_config": _native.ContextConfigStruct,
     "parley_call_stats": _native.CallStatsStruct,
     "parley_netcheck_options": _native.NetcheckOptionsStruct,
+    "parley_room_member": _native.RoomMemberStruct,
 }
 
 
@@ -57,6 +58,11 @@ def test_layouts_are_sane() -> None:
     assert _native.EventStruct.call.offset == ptr
     assert _native.EventStruct.peer.size == parley.FINGERPRINT_HEX_LEN + 1
     assert _native.EVENT_MIN_SIZE == _native.EventStruct.len.offset + ctypes.sizeof(ctypes.c_size_t)
+    # The room fields were appended after the 0.1.0 layout, never inserted into it.
+    assert _native.EventStruct.room.offset > _native.EventStruct.timestamp.offset
+    assert [name for name, _ in _native.EventStruct._fields_][-4:] == [
+        "room", "stream_id", "sequence", "member_count"]
+    assert _native.RoomMemberStruct.fingerprint.size == parley.FINGERPRINT_HEX_LEN + 1
 
 
 def test_layouts_match_the_c_compiler(tmp_path) -> None:
@@ -121,6 +127,8 @@ def test_enums_match_the_header() -> None:
         "PARLEY_PUBLIC_KEY_LEN": _enums.PUBLIC_KEY_LEN,
         "PARLEY_FINGERPRINT_BUF_LEN": _enums.FINGERPRINT_BUF_LEN,
         "PARLEY_DATAGRAM_MAX": _enums.DATAGRAM_MAX,
+        "PARLEY_ROOM_ID_HEX_LEN": _enums.ROOM_ID_HEX_LEN,
+        "PARLEY_ROOM_ID_BUF_LEN": _enums.ROOM_ID_BUF_LEN,
         "PARLEY_NETCHECK_REPORT_MAX": _enums.NETCHECK_REPORT_MAX,
         "PARLEY_VERSION_MAJOR": _enums.VERSION_MAJOR,
         "PARLEY_VERSION_MINOR": _enums.VERSION_MINOR,
@@ -134,3 +142,37 @@ def test_library_version() -> None:
     assert parley.version() >> 16 == _enums.VERSION_MAJOR
     assert parley.version_string().count(".") == 2
     assert parley.library_path()
+
+
+def test_prototypes_name_header_functions() -> None:
+    """Every function the binding declares is in the header (a typo would only show as a
+    missing optional function); header functions the binding lacks only warn."""
+    text = _header().read_text()
+    declared = set(re.findall(r"PARLEY_API\s[^;(]*?\b(parley_\w+)\s*\(", text))
+    assert {"parley_version", "parley_room_send", "parley_context_wait_event"} <= declared
+    bound = set(_native._REQUIRED) | set(_native._OPTIONAL)
+    assert bound <= declared, sorted(bound - declared)
+    unbound_on_purpose = {
+        "parley_context_poll_event",  # superseded by _v2 (never writes past our struct)
+        "parley_log_set_callback",  # a Python sink would run on library threads; stderr it is
+    }
+    for name in sorted(declared - bound - unbound_on_purpose):
+        warnings.warn(f"the binding does not declare {name}")
+
+
+@pytest.mark.parametrize("init_v2", [True, False], ids=["config_init_v2", "config_init"])
+def test_context_config_with_either_init(init_v2, monkeypatch) -> None:
+    """Context fills its config through parley_context_config_init_v2 where the library has
+    it, else through parley_context_config_init (an older library); both create a context."""
+    if init_v2 and _native.lib.context_config_init_v2 is None:
+        pytest.skip("this libparley has no parley_context_config_init_v2")
+    if not init_v2:
+        monkeypatch.setattr(_native.lib, "context_config_init_v2", None)
+    with parley.Identity.generate() as me, \
+            parley.Context(me, "127.0.0.1:9", quality_mode=parley.QualityMode.FIXED,
+                           quality_profile=2) as ctx:
+        assert not ctx.closed
+    with parley.Identity.generate() as me, pytest.raises(parley.Error) as info:
+        parley.Context(me, "127.0.0.1:9", quality_mode=parley.QualityMode.FIXED,
+                       quality_profile=7)
+    assert info.value.code == parley.ErrorCode.INVALID_ARGUMENT
