@@ -625,7 +625,7 @@ PARLEY_API int parley_context_config_init(parley_context_config *config);
  * zeroes min(`config_size`, the library's size) bytes and sets struct_size to that; a
  * struct_size below the host's sizeof tells the host that the library is older and ignores
  * the fields past it. `config` must not be NULL; `config_size` must cover at least the
- * fields up to quality_mode (the 0.1.0 layout).
+ * fields before quality_mode (the first 0.1.0 layout).
  * Returns 0 or PARLEY_ERR_INVALID_ARGUMENT.
  */
 PARLEY_API int parley_context_config_init_v2(parley_context_config *config,
@@ -859,7 +859,8 @@ typedef struct parley_room_member {
 PARLEY_API int parley_room_id_generate(char *out, size_t out_len);
 
 /**
- * parley_room_join asks the relay to add this context to room `room_id` (32 hex characters;
+ * parley_room_join asks the relay to add this context to room `room_id` (32 hex characters,
+ * either case;
  * the room exists while it has members). On success *out is a new handle and membership
  * arrives as PARLEY_EVENT_ROOM_UPDATE; a refusal (room full, too many rooms) arrives as
  * PARLEY_EVENT_ERROR. On error *out is NULL and no event names the room. `ctx`, `room_id`

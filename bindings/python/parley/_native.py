@@ -94,6 +94,8 @@ class ContextConfigStruct(Structure):
         ("event_user_data", c_void_p),
         ("quality_mode", c_int),
         ("quality_profile", c_int),
+        ("port_min", c_int),
+        ("port_max", c_int),
     ]
 
 

@@ -38,7 +38,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from ._enums import (
     DATAGRAM_MAX,
@@ -189,6 +189,8 @@ class Context:
         include_loopback: offer loopback host candidates (both parties on one machine).
         disable_direct: keep calls on the relay.
         quality_mode, quality_profile: QualityMode.FIXED pins the voice profile (0 best..4).
+        port_range: (first, last): bind the first free UDP port in it (bind_address's port
+            must then be 0); None: any port.
     """
 
     def __init__(
@@ -206,6 +208,7 @@ class Context:
         disable_direct: bool = False,
         quality_mode: int = QualityMode.ADAPTIVE,
         quality_profile: int = 0,
+        port_range: Optional[Tuple[int, int]] = None,
     ) -> None:
         self._ptr: Optional[int] = None
         self._lock = threading.RLock()  # the context lock (see the module docstring)
@@ -253,6 +256,11 @@ class Context:
                             "this libparley has no quality_mode/quality_profile", "Context")
         config.quality_mode = int(quality_mode)
         config.quality_profile = quality_profile
+        if port_range is not None:
+            if library_size < ContextConfigStruct.port_max.offset + ctypes.sizeof(ctypes.c_int):
+                raise Error(ErrorCode.INVALID_ARGUMENT, "this libparley has no port range",
+                            "Context")
+            config.port_min, config.port_max = port_range
 
         out = ctypes.c_void_p()
         check(lib.context_create(identity._handle, ctypes.addressof(storage), ctypes.byref(out)),

@@ -77,3 +77,26 @@ def test_wait_for_times_out(identity) -> None:
     with parley.Context(identity, NOWHERE) as ctx:
         with pytest.raises(TimeoutError):
             ctx.wait_for(lambda e: e.type == parley.EventType.INCOMING_CALL, timeout=0.2)
+
+
+def test_port_range(identity) -> None:
+    with pytest.raises(parley.Error) as info:
+        parley.Context(identity, NOWHERE, port_range=(5000, 4000))
+    assert info.value.code == parley.ErrorCode.INVALID_ARGUMENT
+    assert "port_min" in info.value.detail
+    import socket
+
+    # The first port of the range is taken: the context binds the next one.
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(parley.Error) as info:
+            parley.Context(identity, NOWHERE, bind_address="127.0.0.1:0",
+                           port_range=(port, port))
+        assert info.value.code == parley.ErrorCode.SOCKET
+        with parley.Context(identity, NOWHERE, bind_address="127.0.0.1:0",
+                            port_range=(port, min(port + 20, 65535))):
+            pass
+    finally:
+        taken.close()
