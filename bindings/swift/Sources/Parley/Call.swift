@@ -18,7 +18,7 @@ import Foundation
 /// array variants allocate (their arrays) and suit tests and non-real-time code.
 public final class Call: @unchecked Sendable, Hashable, CustomStringConvertible {
     let handle: OpaquePointer
-    private let registry: CallRegistry
+    private let registry: Registry
     /// The peer's fingerprint (64 lowercase hex).
     public let peer: String
     /// Interleaved channels per frame (the context's format).
@@ -31,7 +31,7 @@ public final class Call: @unchecked Sendable, Hashable, CustomStringConvertible 
     private let muteLock = NSLock()
     private var muted = false
 
-    init(handle: OpaquePointer, registry: CallRegistry, peer: String, outgoing: Bool) {
+    init(handle: OpaquePointer, registry: Registry, peer: String, outgoing: Bool) {
         self.handle = handle
         self.registry = registry
         self.channels = registry.channels
@@ -41,7 +41,7 @@ public final class Call: @unchecked Sendable, Hashable, CustomStringConvertible 
         self.peer = canonical ?? peer
     }
 
-    deinit { registry.release(handle) }
+    deinit { registry.release(call: handle) }
 
     /// Accepts an incoming call.
     public func accept() throws { try check(parley_call_accept(handle)) }
@@ -91,8 +91,8 @@ public final class Call: @unchecked Sendable, Hashable, CustomStringConvertible 
     public func pull(into out: UnsafeMutableBufferPointer<Int16>) -> Int32 {
         guard let base = out.baseAddress, out.count >= channels else { return 0 }
         let rc = parley_call_pull_audio(handle, base, out.count / channels)
-        // libparley 0.1.0 still plays out what its jitter buffer holds after the call ended
-        // (while returning an error); the header promises silence, so make it so.
+        // libparley fills silence once the call ended (while returning an error); early 0.1.0
+        // builds still played out their jitter buffer, so clear it here too.
         if rc < 0 { out.update(repeating: 0) }
         return rc
     }

@@ -1,14 +1,15 @@
 import CParley
 import Foundation
 
-/// A client context (`parley_context`): an identity, a relay connection, one UDP socket, and
-/// calls. Events are queued by libparley (poll mode) and read with ``poll()``,
+/// A client context (`parley_context`): an identity, a relay connection, one UDP socket,
+/// calls and rooms. Events are queued by libparley (poll mode) and read with ``poll()``,
 /// ``next(timeout:)`` or ``waitFor(timeout:_:)``.
 ///
-/// Thread safety: libparley allows every context function from any thread; this class adds a
-/// lock that serialises polling, call creation, call release and ``close()``, so `Context` is
-/// `Sendable`: e.g. a UI thread may place calls while a worker polls events. Each event is
-/// delivered to exactly one poller.
+/// Thread safety: libparley allows every context function from any thread; this binding
+/// serialises pollers (one thread at a time takes an event, so each event is delivered to
+/// exactly one poller) and keeps handle creation, release and ``close()`` consistent with the
+/// events being read, so `Context` is `Sendable`: e.g. a UI thread may place calls or join
+/// rooms while a worker waits for events.
 public final class Context: @unchecked Sendable {
     /// The settings of a context (`parley_context_config`).
     public struct Configuration: Sendable {
@@ -46,7 +47,7 @@ public final class Context: @unchecked Sendable {
     /// Our own fingerprint (the identity's).
     public let fingerprint: String
     public let configuration: Configuration
-    private let registry: CallRegistry
+    private let registry: Registry
 
     /// Starts a context: its thread, its socket and the connection to the relay (progress
     /// arrives as ``Event/relayState(_:error:)``). The identity is copied.
@@ -89,7 +90,7 @@ public final class Context: @unchecked Sendable {
             throw error
         }
         self.configuration = configuration
-        registry = CallRegistry(
+        registry = Registry(
             context: ctx,
             sampleRate: configuration.sampleRate == 0 ? 48000 : configuration.sampleRate,
             channels: configuration.channels == 0 ? 1 : configuration.channels)
@@ -98,8 +99,10 @@ public final class Context: @unchecked Sendable {
     deinit { registry.close() }
 
     /// Hangs up every call, closes the relay connection and stops the context's thread.
-    /// Queued events are dropped. Idempotent; also done by deinit. ``Call`` objects stay
-    /// valid (their calls are ended).
+    /// Queued events are dropped. Idempotent; also done by deinit. ``Call`` and ``Room``
+    /// objects stay valid (their calls are ended; room requests throw `PARLEY_ERR_CLOSED`).
+    /// If another thread is waiting in ``next(timeout:)``, `close()` waits for it to notice
+    /// (at most ~50 ms: waits are cut into slices of that length).
     public func close() { registry.close() }
 
     /// The relay's fingerprint: the pinned one, or the one trusted on first use. Throws
@@ -122,30 +125,41 @@ public final class Context: @unchecked Sendable {
         try registry.start(peerFingerprint)
     }
 
-    /// The oldest queued event, or nil when there is none (or the context is closed).
-    /// Never blocks.
+    /// Joins room `id` (32 hex characters, e.g. from ``Room/generateID()``, shared with the
+    /// other members out of band). Membership arrives as ``Event/roomUpdate(_:memberCount:ownStream:)``;
+    /// a refusal by the relay (room full, too many rooms) as ``Event/error(_:call:)``.
+    ///
+    /// parley does **not** encrypt room frames end to end: the relay can read what
+    /// ``Room/send(_:sequence:timestamp:profile:)`` carries. Seal payloads with a key the
+    /// members share before sending (see ``Room``).
+    ///
+    /// The context keeps the room alive until ``Room/leave()``, ``Room/close()`` or
+    /// ``close()``. Throws `PARLEY_ERR_INVALID_ARGUMENT` (-1: not 32 hex characters, or a room
+    /// this context is in), `PARLEY_ERR_NOT_REGISTERED` (-36), `PARLEY_ERR_QUEUE_FULL` (-26)
+    /// or `PARLEY_ERR_CLOSED` (-14).
+    public func join(room id: String) throws -> Room {
+        try registry.join(id)
+    }
+
+    /// The oldest queued event, or nil when there is none (or the context is closed). Never
+    /// waits: while another thread is taking an event (in ``next(timeout:)``) it returns nil,
+    /// and that thread gets the event.
     public func poll() -> Event? {
         (try? registry.poll()) ?? nil
     }
 
-    /// The next event, waiting up to `timeout` seconds; nil when none arrived in time.
-    /// Polls with a short back-off (1 to 10 ms), so an event is seen at most ~10 ms late.
-    /// Throws `PARLEY_ERR_CLOSED` when the context is closed.
+    /// The next event, waiting up to `timeout` seconds (`parley_context_wait_event`: an event
+    /// is returned as soon as it is queued); nil when none arrived in time. Several threads may
+    /// wait at once; each event goes to one of them. Throws `PARLEY_ERR_CLOSED` when the
+    /// context is closed. Not from an audio thread.
     public func next(timeout: TimeInterval) throws -> Event? {
-        let deadline = Monotonic.now + timeout
-        var pause = 0.001
-        while true {
-            if let event = try registry.poll() { return event }
-            let left = deadline - Monotonic.now
-            if left <= 0 { return nil }
-            Thread.sleep(forTimeInterval: min(pause, left))
-            pause = min(pause * 2, 0.010)
-        }
+        try registry.next(timeout: timeout)
     }
 
-    /// Polls until an event satisfies `predicate` and returns it; events that do not are
-    /// dropped (calls they name stay alive, see ``Call``). Throws `PARLEY_ERR_TIMEOUT` (-19)
-    /// after `timeout` seconds, `PARLEY_ERR_CLOSED`, or what `predicate` throws.
+    /// Waits until an event satisfies `predicate` and returns it; events that do not are
+    /// dropped (calls and rooms they name stay alive, see ``Call`` and ``Room``). Throws
+    /// `PARLEY_ERR_TIMEOUT` (-19) after `timeout` seconds, `PARLEY_ERR_CLOSED`, or what
+    /// `predicate` throws.
     @discardableResult
     public func waitFor(timeout: TimeInterval, _ predicate: (Event) throws -> Bool) throws -> Event {
         let deadline = Monotonic.now + timeout
@@ -161,170 +175,3 @@ public final class Context: @unchecked Sendable {
     }
 }
 
-/// Monotonic seconds.
-enum Monotonic {
-    static var now: TimeInterval { ProcessInfo.processInfo.systemUptime }
-}
-
-func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) throws -> R) rethrows -> R {
-    guard let s else { return try body(nil) }
-    return try s.withCString { try body($0) }
-}
-
-/// A context's handle and its calls, shared by the ``Context`` and every ``Call`` (calls
-/// outlive their context). One lock serialises polling, call creation, call release and
-/// destruction, so that a handle is never released while an event naming it is being turned
-/// into a ``Call``, and a freed address reused by a new call is never mistaken for the old one.
-final class CallRegistry: @unchecked Sendable {
-    private struct Entry {
-        /// The one Swift object of this handle (weak: it releases the handle in deinit).
-        weak var call: Call?
-        /// A strong reference while the call is going (until its ENDED event, or close).
-        var keep: Call?
-    }
-
-    let sampleRate: Int
-    let channels: Int
-    private let lock = NSLock()
-    private var context: OpaquePointer?
-    private var entries: [OpaquePointer: Entry] = [:]
-
-    init(context: OpaquePointer, sampleRate: Int, channels: Int) {
-        self.context = context
-        self.sampleRate = sampleRate
-        self.channels = channels
-    }
-
-    var isClosed: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return context == nil
-    }
-
-    func close() {
-        var dropped: [Call] = []
-        lock.lock()
-        if let ctx = context {
-            context = nil
-            _ = parley_context_destroy(ctx)
-            for (key, entry) in entries {
-                if let c = entry.keep { dropped.append(c) }
-                entries[key]?.keep = nil
-            }
-        }
-        lock.unlock()
-        dropped.removeAll()  // may run Call deinits, which take the lock
-    }
-
-    /// Runs `body` with the live context handle (lock held); throws `PARLEY_ERR_CLOSED`.
-    func withContext<R>(_ body: (OpaquePointer) throws -> R) throws -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let ctx = context else {
-            throw ParleyError(code: ParleyError.Code.closed.rawValue, detail: "the context is closed")
-        }
-        return try body(ctx)
-    }
-
-    func start(_ peer: String) throws -> Call {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let ctx = context else {
-            throw ParleyError(code: ParleyError.Code.closed.rawValue, detail: "the context is closed")
-        }
-        var out: OpaquePointer?
-        try check(parley_call_start(ctx, peer, &out))
-        let call = Call(handle: out!, registry: self, peer: peer, outgoing: true)
-        entries[out!] = Entry(call: call, keep: call)
-        return call
-    }
-
-    /// Called by `Call.deinit` (never with the lock held by this thread: strong references
-    /// are only dropped after unlocking).
-    func release(_ handle: OpaquePointer) {
-        lock.lock()
-        entries.removeValue(forKey: handle)
-        parley_call_release(handle)
-        lock.unlock()
-    }
-
-    /// The next event, nil when none is queued. Throws `PARLEY_ERR_CLOSED` once closed.
-    func poll() throws -> Event? {
-        var dropped: Call?
-        defer { dropped = nil }  // after unlock (defers run in reverse order)
-        lock.lock()
-        defer { lock.unlock() }
-        guard let ctx = context else {
-            throw ParleyError(code: ParleyError.Code.closed.rawValue, detail: "the context is closed")
-        }
-        while true {
-            var ev = parley_event()
-            let rc = parley_context_poll_event_v2(ctx, &ev, MemoryLayout<parley_event>.size)
-            if rc < 0 { throw ParleyError.last(rc) }
-            if rc == 0 { return nil }
-            if let event = convert(ev, dropping: &dropped) { return event }
-            // The event named a call that is being or was released: nothing to report.
-        }
-    }
-
-    /// Turns a polled C event into an ``Event`` (lock held). Returns nil for an event about a
-    /// released call.
-    private func convert(_ ev: parley_event, dropping dropped: inout Call?) -> Event? {
-        let text = ev.text.map { String(cString: $0) } ?? ""
-        let peer = withUnsafeBytes(of: ev.peer) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
-        let error: ParleyError? = ev.error == 0 ? nil : ParleyError(code: ev.error, detail: text)
-
-        var call: Call?
-        if let handle = ev.call {
-            if let entry = entries[handle] {
-                guard let c = entry.call else { return nil }  // its deinit is waiting for the lock
-                call = c
-            } else if ev.type == Int32(PARLEY_EVENT_INCOMING_CALL.rawValue) {
-                let c = Call(handle: handle, registry: self, peer: peer, outgoing: false)
-                entries[handle] = Entry(call: c, keep: c)
-                call = c
-            } else {
-                return nil  // not a handle this context handed out
-            }
-        }
-
-        switch ev.type {
-        case Int32(PARLEY_EVENT_RELAY_STATE.rawValue):
-            return .relayState(RelayState(rawValue: ev.relay_state), error: error)
-        case Int32(PARLEY_EVENT_INCOMING_CALL.rawValue):
-            guard let call else { return nil }
-            return .incomingCall(call)
-        case Int32(PARLEY_EVENT_CALL_STATE.rawValue):
-            guard let call else { return nil }
-            let state = CallState(rawValue: ev.call_state)
-            if state == .ended, let handle = ev.call {
-                dropped = entries[handle]?.keep
-                entries[handle]?.keep = nil
-            }
-            return .callState(call, state, error: error, text: text)
-        case Int32(PARLEY_EVENT_DATAGRAM.rawValue):
-            guard let call else { return nil }
-            let bytes = ev.data.map { Array(UnsafeBufferPointer(start: $0, count: ev.len)) } ?? []
-            return .datagram(call, bytes)
-        case Int32(PARLEY_EVENT_PATH_CHANGED.rawValue):
-            guard let call else { return nil }
-            return .pathChanged(call, from: Path(rawValue: ev.path_from), to: Path(rawValue: ev.path),
-                                reason: text)
-        case Int32(PARLEY_EVENT_QUALITY_CHANGED.rawValue):
-            guard let call else { return nil }
-            return .qualityChanged(call, QualityChange(
-                from: Int(ev.profile_from), to: Int(ev.profile),
-                reason: QualityReason(rawValue: ev.quality_reason), name: text,
-                timestamp: ev.timestamp))
-        case Int32(PARLEY_EVENT_RELAY_TRUSTED.rawValue):
-            return .relayTrusted(fingerprint: peer)
-        case Int32(PARLEY_EVENT_ERROR.rawValue):
-            return .error(error ?? ParleyError(code: ParleyError.Code.internal.rawValue, detail: text),
-                          call: call)
-        default:
-            return .other(type: ev.type, call: call)
-        }
-    }
-}

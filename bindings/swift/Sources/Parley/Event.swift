@@ -1,4 +1,5 @@
-/// An event from a context (`parley_event`), polled with ``Context/poll()``.
+/// An event from a context (`parley_event`), polled with ``Context/poll()``,
+/// ``Context/next(timeout:)`` or ``Context/waitFor(timeout:_:)``.
 public enum Event: Sendable {
     /// The relay connection changed state; `error` says why it was lost (nil otherwise).
     case relayState(RelayState, error: ParleyError?)
@@ -20,7 +21,22 @@ public enum Event: Sendable {
     case pathChanged(Call, from: Path, to: Path, reason: String)
     /// The voice profile we send with changed.
     case qualityChanged(Call, QualityChange)
-    /// An error from the relay not tied to a call (or, in later versions, tied to `call`).
+    /// A room's membership changed, or our join took effect: `memberCount` members
+    /// (ourselves included; ``Room/members()`` lists them) and `ownStream`, the stream id our
+    /// own frames carry in this room.
+    case roomUpdate(Room, memberCount: Int, ownStream: UInt32)
+    /// A frame from another member of a room: `sender` is its fingerprint (as the relay
+    /// announced it), `stream` its stream id, and `sequence`, `timestamp` and `payload` are
+    /// exactly what it passed to ``Room/send(_:sequence:timestamp:profile:)``. parley does not
+    /// encrypt room frames: the relay could read (and alter) the payload, so open it with the
+    /// key the members share and drop what does not authenticate.
+    case roomFrame(Room, sender: String, stream: UInt32, sequence: UInt32, timestamp: UInt32,
+                   payload: [UInt8])
+    /// The relay, judging from what all members report, changed the voice profile of a room:
+    /// pass `to` as ``Room/send(_:sequence:timestamp:profile:)``'s `profile` from then on.
+    case roomQualityChanged(Room, QualityChange)
+    /// An error from the relay not tied to a call (or, in later versions, tied to `call`),
+    /// e.g. a refused ``Context/join(room:)`` (room full, too many rooms).
     case error(ParleyError, call: Call?)
     /// An event type newer than this binding (`type` is its `parley_event_type`).
     case other(type: Int32, call: Call?)
@@ -36,6 +52,17 @@ public enum Event: Sendable {
         case .qualityChanged(let c, _): return c
         case .error(_, let c): return c
         case .other(_, let c): return c
+        case .roomUpdate, .roomFrame, .roomQualityChanged: return nil
+        }
+    }
+
+    /// The room the event concerns, if any.
+    public var room: Room? {
+        switch self {
+        case .roomUpdate(let r, _, _): return r
+        case .roomFrame(let r, _, _, _, _, _): return r
+        case .roomQualityChanged(let r, _): return r
+        default: return nil
         }
     }
 }
@@ -57,6 +84,12 @@ extension Event: CustomStringConvertible {
             return "pathChanged(\(c.peer.prefix(8)), \(from) -> \(to), \"\(r)\")"
         case .qualityChanged(let c, let q):
             return "qualityChanged(\(c.peer.prefix(8)), \(q.from) -> \(q.to), \(q.reason), \"\(q.name)\")"
+        case .roomUpdate(let r, let n, let stream):
+            return "roomUpdate(\(r.id.prefix(8)), \(n) members, own stream \(stream))"
+        case .roomFrame(let r, let sender, let stream, let seq, let ts, let payload):
+            return "roomFrame(\(r.id.prefix(8)), from \(sender.prefix(8)) stream \(stream), seq \(seq), ts \(ts), \(payload.count) bytes)"
+        case .roomQualityChanged(let r, let q):
+            return "roomQualityChanged(\(r.id.prefix(8)), \(q.from) -> \(q.to), \(q.reason), \"\(q.name)\")"
         case .error(let e, _):
             return "error(\(e))"
         case .other(let t, _):

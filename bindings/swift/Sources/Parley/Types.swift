@@ -178,7 +178,8 @@ public enum QualityReason: RawRepresentable, Sendable, Hashable, CustomStringCon
     }
 }
 
-/// A change of the voice profile we send with (`PARLEY_EVENT_QUALITY_CHANGED`).
+/// A change of the voice profile we send with, in a call or a room
+/// (`PARLEY_EVENT_QUALITY_CHANGED`).
 public struct QualityChange: Sendable, Hashable {
     /// Voice profile ids, 0 = best.
     public var from: Int

@@ -3,59 +3,9 @@ import Parley
 import XCTest
 
 /// Tests of the Swift binding against the real libparley and a real parley-relay process
-/// (its path in the environment variable PARLEY_RELAY). Every wait is a deadline-bounded
-/// polling loop; the only sleeps pace the simulated sound card.
-final class ParleyTests: XCTestCase {
-    private var relay: RelayProcess?
-    private var scratch: URL?
-    private var contexts: [Context] = []
-
-    override func tearDown() {
-        for ctx in contexts { ctx.close() }
-        contexts.removeAll()
-        relay?.terminate()
-        relay = nil
-        if let scratch { try? FileManager.default.removeItem(at: scratch) }
-        scratch = nil
-        super.tearDown()
-    }
-
-    private func scratchDirectory() throws -> URL {
-        if let scratch { return scratch }
-        let dir = FileManager.default.temporaryDirectory
-            .appendingPathComponent("parley-swift-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        scratch = dir
-        return dir
-    }
-
-    private func startRelay() throws -> RelayProcess {
-        guard let path = ProcessInfo.processInfo.environment["PARLEY_RELAY"], !path.isEmpty else {
-            throw XCTSkip("PARLEY_RELAY is not set (path of the parley-relay executable)")
-        }
-        let r = try RelayProcess(executable: path, directory: try scratchDirectory())
-        relay = r
-        XCTAssertEqual(r.fingerprint.count, 64)
-        return r
-    }
-
-    /// A context with a fresh identity that pins the relay's fingerprint.
-    private func party(_ relay: RelayProcess) throws -> Context {
-        var config = Context.Configuration(relayAddress: relay.address,
-                                           relayFingerprint: relay.fingerprint)
-        config.includeLoopback = true
-        let ctx = try Context(identity: Identity.generate(), configuration: config)
-        contexts.append(ctx)
-        return ctx
-    }
-
-    private func waitRegistered(_ ctx: Context, timeout: TimeInterval = 10) throws {
-        try ctx.waitFor(timeout: timeout) { event in
-            if case .relayState(.registered, _) = event { return true }
-            return false
-        }
-    }
-
+/// (its path in the environment variable PARLEY_RELAY). Every wait is bounded by a deadline;
+/// the only sleeps pace the simulated sound card.
+final class ParleyTests: RelayTestCase {
     /// Waits for `call` to reach `state`; fails at once if it ends first.
     private func waitState(_ ctx: Context, _ call: Call, _ state: CallState,
                            timeout: TimeInterval = 10) throws -> ParleyError? {

@@ -1,0 +1,314 @@
+import CParley
+import Foundation
+
+/// Monotonic seconds.
+enum Monotonic {
+    static var now: TimeInterval { ProcessInfo.processInfo.systemUptime }
+}
+
+func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) throws -> R) rethrows -> R {
+    guard let s else { return try body(nil) }
+    return try s.withCString { try body($0) }
+}
+
+/// A context's handle, its calls and its rooms, shared by the ``Context`` and every ``Call``
+/// and ``Room`` (which outlive their context).
+///
+/// Two locks:
+/// - `pollLock` lets one thread at a time take an event: the pointers in a polled event
+///   (`text`, `data`) are valid only until the next poll on the context.
+/// - `state` (a condition) guards the context handle and the handle → object maps. It is not
+///   held while `parley_context_wait_event` blocks, so requests (a call, a join) go ahead
+///   meanwhile; instead `waiting` marks a wait in flight, during which
+///   - releasing a call or room is deferred until the wait returned and its event was
+///     converted, so that an event naming a handle released meanwhile is dropped, and a
+///     freed address reused by a new handle is never mistaken for the old one;
+///   - ``close()`` waits for the wait to return before destroying the context (libparley:
+///     a wait must not race with `parley_context_destroy`). Waits are cut into slices of
+///     `slice` seconds, which bounds that.
+final class Registry: @unchecked Sendable {
+    private struct CallEntry {
+        /// The one Swift object of this handle (weak: it releases the handle in deinit).
+        weak var call: Call?
+        /// A strong reference while the call is going (until its ENDED event, or close).
+        var keep: Call?
+    }
+
+    private struct RoomEntry {
+        weak var room: Room?
+        /// A strong reference while joined (until leave, close of the room, or close).
+        var keep: Room?
+    }
+
+    /// The longest single `parley_context_wait_event`.
+    static let slice: TimeInterval = 0.05
+
+    let sampleRate: Int
+    let channels: Int
+    private let pollLock = NSLock()
+    private let state = NSCondition()
+    private var context: OpaquePointer?
+    /// True while a thread is inside `parley_context_wait_event` (at most one: pollLock).
+    private var waiting = false
+    private var calls: [OpaquePointer: CallEntry] = [:]
+    private var rooms: [OpaquePointer: RoomEntry] = [:]
+    private var deferredCalls: [OpaquePointer] = []
+    private var deferredRooms: [OpaquePointer] = []
+
+    init(context: OpaquePointer, sampleRate: Int, channels: Int) {
+        self.context = context
+        self.sampleRate = sampleRate
+        self.channels = channels
+    }
+
+    private static func closedError() -> ParleyError {
+        ParleyError(code: ParleyError.Code.closed.rawValue, detail: "the context is closed")
+    }
+
+    var isClosed: Bool {
+        state.lock()
+        defer { state.unlock() }
+        return context == nil
+    }
+
+    func close() {
+        var dropped: [AnyObject] = []  // released after unlocking: deinits take the lock
+        state.lock()
+        if let ctx = context {
+            context = nil  // no new wait starts; requests throw PARLEY_ERR_CLOSED
+            while waiting { state.wait() }
+            _ = parley_context_destroy(ctx)
+            for (key, entry) in calls {
+                if let c = entry.keep { dropped.append(c) }
+                calls[key]?.keep = nil
+            }
+            for (key, entry) in rooms {
+                if let r = entry.keep { dropped.append(r) }
+                rooms[key]?.keep = nil
+            }
+        }
+        state.unlock()
+        withExtendedLifetime(dropped) {}
+    }
+
+    /// Runs `body` with the live context handle (lock held); throws `PARLEY_ERR_CLOSED`.
+    func withContext<R>(_ body: (OpaquePointer) throws -> R) throws -> R {
+        state.lock()
+        defer { state.unlock() }
+        guard let ctx = context else { throw Registry.closedError() }
+        return try body(ctx)
+    }
+
+    func start(_ peer: String) throws -> Call {
+        // The lock is held until the call is registered: an event about it that a concurrent
+        // wait takes meanwhile is converted only afterwards.
+        try withContext { ctx in
+            var out: OpaquePointer?
+            try check(parley_call_start(ctx, peer, &out))
+            let call = Call(handle: out!, registry: self, peer: peer, outgoing: true)
+            calls[out!] = CallEntry(call: call, keep: call)
+            return call
+        }
+    }
+
+    func join(_ id: String) throws -> Room {
+        try withContext { ctx in
+            var out: OpaquePointer?
+            try check(parley_room_join(ctx, id, &out))
+            let room = Room(handle: out!, registry: self, id: id.lowercased())
+            rooms[out!] = RoomEntry(room: room, keep: room)
+            return room
+        }
+    }
+
+    /// Called by `Call.deinit` (never with the lock held by this thread: strong references
+    /// are only dropped after unlocking).
+    func release(call handle: OpaquePointer) {
+        state.lock()
+        calls.removeValue(forKey: handle)
+        if waiting {
+            deferredCalls.append(handle)
+        } else {
+            parley_call_release(handle)
+        }
+        state.unlock()
+    }
+
+    /// Called once per room by `Room.close()` or `Room.deinit`.
+    func release(room handle: OpaquePointer) {
+        state.lock()
+        let dropped = rooms.removeValue(forKey: handle)?.keep
+        if waiting {
+            deferredRooms.append(handle)
+        } else {
+            parley_room_release(handle)
+        }
+        state.unlock()
+        withExtendedLifetime(dropped) {}
+    }
+
+    /// The context stops keeping `handle`'s room alive (it was left).
+    func unkeep(room handle: OpaquePointer) {
+        state.lock()
+        let dropped = rooms[handle]?.keep
+        rooms[handle]?.keep = nil
+        state.unlock()
+        withExtendedLifetime(dropped) {}
+    }
+
+    /// Releases the handles whose release waited for a wait to return (lock held).
+    private func releaseDeferred() {
+        for h in deferredCalls { parley_call_release(h) }
+        for h in deferredRooms { parley_room_release(h) }
+        deferredCalls.removeAll()
+        deferredRooms.removeAll()
+    }
+
+    private enum Step {
+        case none
+        /// An event about a released handle: nothing to report.
+        case dropped
+        case event(Event)
+    }
+
+    /// Takes one event, waiting up to `ms` milliseconds (pollLock held by the caller).
+    private func step(waitingUpTo ms: UInt32) throws -> Step {
+        state.lock()
+        guard let ctx = context else {
+            state.unlock()
+            throw Registry.closedError()
+        }
+        waiting = true
+        state.unlock()
+
+        var ev = parley_event()
+        let rc = parley_context_wait_event(ctx, &ev, MemoryLayout<parley_event>.size, ms)
+        let failure = rc < 0 ? ParleyError.last(rc) : nil
+
+        var held: [AnyObject] = []  // released after unlocking: deinits take the lock
+        state.lock()
+        waiting = false
+        var result = Step.none
+        if rc > 0 {
+            // Converted before deferred releases run: the handles it names are still live.
+            result = convert(ev, holding: &held).map { .event($0) } ?? .dropped
+        }
+        releaseDeferred()
+        state.broadcast()  // close() may be waiting
+        state.unlock()
+        withExtendedLifetime(held) {}
+        if let failure { throw failure }
+        return result
+    }
+
+    /// The next event, nil when none is queued (or another thread is taking one). Throws
+    /// `PARLEY_ERR_CLOSED` once closed.
+    func poll() throws -> Event? {
+        guard pollLock.try() else {
+            if isClosed { throw Registry.closedError() }
+            return nil
+        }
+        defer { pollLock.unlock() }
+        while true {
+            switch try step(waitingUpTo: 0) {
+            case .none: return nil
+            case .dropped: continue
+            case .event(let e): return e
+            }
+        }
+    }
+
+    /// The next event within `timeout` seconds, or nil.
+    func next(timeout: TimeInterval) throws -> Event? {
+        let deadline = Monotonic.now + max(0, timeout)
+        repeat {
+            let left = deadline - Monotonic.now
+            guard pollLock.lock(before: Date(timeIntervalSinceNow: max(0, left))) else { break }
+            defer { pollLock.unlock() }
+            let wait = max(0, min(deadline - Monotonic.now, Registry.slice))
+            if case .event(let e) = try step(waitingUpTo: UInt32((wait * 1000).rounded(.up))) {
+                return e
+            }
+        } while Monotonic.now < deadline
+        if isClosed { throw Registry.closedError() }
+        return nil
+    }
+
+    /// Turns a polled C event into an ``Event`` (lock held). Returns nil for an event about a
+    /// released call or room. Every object it takes a strong reference to goes to `held`, for
+    /// the caller to drop after unlocking.
+    private func convert(_ ev: parley_event, holding held: inout [AnyObject]) -> Event? {
+        let text = ev.text.map { String(cString: $0) } ?? ""
+        let peer = withUnsafeBytes(of: ev.peer) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        let error: ParleyError? = ev.error == 0 ? nil : ParleyError(code: ev.error, detail: text)
+        let payload = { ev.data.map { Array(UnsafeBufferPointer(start: $0, count: ev.len)) } ?? [] }
+
+        var call: Call?
+        if let handle = ev.call {
+            if let entry = calls[handle] {
+                guard let c = entry.call else { return nil }  // its deinit is waiting for the lock
+                held.append(c)
+                call = c
+            } else if ev.type == Int32(PARLEY_EVENT_INCOMING_CALL.rawValue) {
+                let c = Call(handle: handle, registry: self, peer: peer, outgoing: false)
+                calls[handle] = CallEntry(call: c, keep: c)
+                call = c
+            } else {
+                return nil  // not a handle this context handed out
+            }
+        }
+        var room: Room?
+        if let handle = ev.room {
+            guard let r = rooms[handle]?.room else { return nil }  // released, or being released
+            held.append(r)
+            room = r
+        }
+
+        switch ev.type {
+        case Int32(PARLEY_EVENT_RELAY_STATE.rawValue):
+            return .relayState(RelayState(rawValue: ev.relay_state), error: error)
+        case Int32(PARLEY_EVENT_INCOMING_CALL.rawValue):
+            guard let call else { return nil }
+            return .incomingCall(call)
+        case Int32(PARLEY_EVENT_CALL_STATE.rawValue):
+            guard let call else { return nil }
+            let state = CallState(rawValue: ev.call_state)
+            if state == .ended, let handle = ev.call, let keep = calls[handle]?.keep {
+                held.append(keep)
+                calls[handle]?.keep = nil
+            }
+            return .callState(call, state, error: error, text: text)
+        case Int32(PARLEY_EVENT_DATAGRAM.rawValue):
+            guard let call else { return nil }
+            return .datagram(call, payload())
+        case Int32(PARLEY_EVENT_PATH_CHANGED.rawValue):
+            guard let call else { return nil }
+            return .pathChanged(call, from: Path(rawValue: ev.path_from), to: Path(rawValue: ev.path),
+                                reason: text)
+        case Int32(PARLEY_EVENT_QUALITY_CHANGED.rawValue):
+            let change = QualityChange(
+                from: Int(ev.profile_from), to: Int(ev.profile),
+                reason: QualityReason(rawValue: ev.quality_reason), name: text,
+                timestamp: ev.timestamp)
+            if let call { return .qualityChanged(call, change) }
+            if let room { return .roomQualityChanged(room, change) }
+            return nil
+        case Int32(PARLEY_EVENT_RELAY_TRUSTED.rawValue):
+            return .relayTrusted(fingerprint: peer)
+        case Int32(PARLEY_EVENT_ERROR.rawValue):
+            return .error(error ?? ParleyError(code: ParleyError.Code.internal.rawValue, detail: text),
+                          call: call)
+        case Int32(PARLEY_EVENT_ROOM_UPDATE.rawValue):
+            guard let room else { return nil }
+            return .roomUpdate(room, memberCount: Int(ev.member_count), ownStream: ev.stream_id)
+        case Int32(PARLEY_EVENT_ROOM_FRAME.rawValue):
+            guard let room else { return nil }
+            return .roomFrame(room, sender: peer, stream: ev.stream_id, sequence: ev.sequence,
+                              timestamp: ev.timestamp, payload: payload())
+        default:
+            return .other(type: ev.type, call: call)
+        }
+    }
+}
