@@ -12,7 +12,9 @@
  * its JNIEnv is cached in a thread-local and the thread detaches itself when it exits (a
  * pthread key destructor). Each event becomes one call of Context.onNativeEvent on the
  * Context's global reference; an exception the listener throws is printed and cleared, so it
- * never unwinds into parley.
+ * never unwinds into parley. parley never re-enters the callback (events raised by a parley
+ * call the listener makes are delivered after it returns) and refuses parley_context_destroy
+ * from inside it (PARLEY_ERR_WRONG_THREAD), so the glue keeps no per-thread dispatch state.
  */
 #include <jni.h>
 #include <parley/parley.h>
@@ -35,6 +37,8 @@ static jmethodID g_string_from_bytes; /* String(byte[], String charsetName) */
 static jmethodID g_string_get_bytes;  /* byte[] String.getBytes(String charsetName) */
 static jstring g_utf8;                /* "UTF-8" */
 static jmethodID g_on_event;          /* Context.onNativeEvent */
+static jclass g_member_class;         /* org.parley.RoomMember */
+static jmethodID g_member_init;       /* RoomMember(String fingerprint, int streamId) */
 static pthread_key_t g_detach_key;
 
 /* The glue state of one org.parley.Context. */
@@ -44,15 +48,6 @@ typedef struct jparley_context {
   char thread_name[32];
 } jparley_context;
 
-/* The events this thread is delivering, innermost first. parley emits events synchronously,
- * so a call made from inside a listener can deliver a nested event on the same thread. */
-typedef struct dispatch_frame {
-  const jparley_context *jc;
-  int nested; /* a nested event was delivered (and returned) while this one ran */
-  struct dispatch_frame *outer;
-} dispatch_frame;
-
-static __thread dispatch_frame *t_frames;
 static __thread JNIEnv *t_attached_env; /* set on threads this file attached */
 
 static parley_context *context_of(const jparley_context *jc) {
@@ -190,31 +185,28 @@ static JNIEnv *thread_env(const char *name) {
 static void on_event(void *user_data, const parley_event *ev) {
   jparley_context *jc = (jparley_context *)user_data;
   JNIEnv *env = thread_env(jc->thread_name);
-  dispatch_frame frame, *fr;
   jstring peer = NULL, text;
   jbyteArray data = NULL;
   if (!env) return;
-  for (fr = t_frames; fr; fr = fr->outer) fr->nested = 1;
-  frame.jc = jc;
-  frame.nested = 0;
-  frame.outer = t_frames;
-  t_frames = &frame;
   /* Native threads never return to Java, so their local references are freed here. */
   if ((*env)->PushLocalFrame(env, 8) != 0) {
     (*env)->ExceptionDescribe(env);
     (*env)->ExceptionClear(env);
-    t_frames = frame.outer;
     return;
   }
   if (ev->peer[0]) peer = new_string(env, ev->peer);
   text = new_string(env, ev->text);
-  if (ev->type == PARLEY_EVENT_DATAGRAM) data = new_bytes(env, ev->data, ev->len);
+  if (ev->type == PARLEY_EVENT_DATAGRAM || ev->type == PARLEY_EVENT_ROOM_FRAME) {
+    data = new_bytes(env, ev->data, ev->len);
+  }
   if (!(*env)->ExceptionCheck(env)) {
+    /* uint32_t fields cross as jint (the same 32 bits); Java reads them as unsigned. */
     (*env)->CallVoidMethod(env, jc->self, g_on_event, (jint)ev->type, TO_JLONG(ev->call),
                            (jint)ev->relay_state, (jint)ev->call_state, (jint)ev->error,
                            (jint)ev->path, (jint)ev->path_from, peer, text, data,
                            (jint)ev->profile, (jint)ev->profile_from, (jint)ev->quality_reason,
-                           (jint)ev->timestamp);
+                           (jint)ev->timestamp, TO_JLONG(ev->room), (jint)ev->stream_id,
+                           (jint)ev->sequence, (jint)ev->member_count);
   }
   if ((*env)->ExceptionCheck(env)) {
     /* The listener threw (or a conversion ran out of memory): report it like an uncaught
@@ -223,7 +215,6 @@ static void on_event(void *user_data, const parley_event *ev) {
     (*env)->ExceptionClear(env);
   }
   (*env)->PopLocalFrame(env, NULL);
-  t_frames = frame.outer;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -262,9 +253,13 @@ JNIEXPORT jint JNICALL JNI_OnLoad(JavaVM *vm, void *reserved) {
   context_class = (*env)->FindClass(env, "org/parley/Context");
   if (!context_class) return JNI_ERR;
   g_on_event = (*env)->GetMethodID(env, context_class, "onNativeEvent",
-                                   "(IJIIIIILjava/lang/String;Ljava/lang/String;[BIIII)V");
+                                   "(IJIIIIILjava/lang/String;Ljava/lang/String;[BIIIIJIII)V");
   (*env)->DeleteLocalRef(env, context_class);
   if (!g_on_event) return JNI_ERR;
+  g_member_class = global_class(env, "org/parley/RoomMember");
+  if (!g_member_class) return JNI_ERR;
+  g_member_init = (*env)->GetMethodID(env, g_member_class, "<init>", "(Ljava/lang/String;I)V");
+  if (!g_member_init) return JNI_ERR;
   utf8 = (*env)->NewStringUTF(env, "UTF-8");
   if (!utf8) return JNI_ERR;
   g_utf8 = (jstring)(*env)->NewGlobalRef(env, utf8);
@@ -551,24 +546,11 @@ done:
 JNIEXPORT void JNICALL Java_org_parley_Native_contextDestroy(JNIEnv *env, jclass cls,
                                                              jlong jctx) {
   jparley_context *jc = HANDLE(jparley_context, jctx);
-  const dispatch_frame *fr;
-  int in_own_callback = 0, r;
+  int r;
   (void)cls;
   if (!jc) return;
-  for (fr = t_frames; fr; fr = fr->outer) {
-    if (fr->jc == jc) in_own_callback = 1;
-  }
-  /* parley refuses (PARLEY_ERR_WRONG_THREAD) when called from the context's own callback. It
-   * recognises that only in the innermost event, and only until a nested event (one caused
-   * by a call the listener made) has returned; past that point parley_context_destroy would
-   * join its own thread. So it is asked only where it still knows, and refused here
-   * otherwise, with the same code. */
-  if (in_own_callback && (t_frames->jc != jc || t_frames->nested)) {
-    throw_parley_detail(env, PARLEY_ERR_WRONG_THREAD,
-                        "Context.close() called from the context's own listener thread; "
-                        "close it from another thread");
-    return;
-  }
+  /* From anywhere inside the context's own callback (the listener, including after a parley
+   * call it made) parley refuses with PARLEY_ERR_WRONG_THREAD and changes nothing. */
   r = parley_context_destroy(context_of(jc));
   if (r != PARLEY_OK) {
     throw_parley(env, r);
@@ -792,4 +774,128 @@ JNIEXPORT void JNICALL Java_org_parley_Native_callStats(JNIEnv *env, jclass cls,
   v[21] = s.quality_reason;
   v[22] = (jlong)s.quality_loss_permille;
   (*env)->SetLongArrayRegion(env, out, 0, (jsize)(sizeof v / sizeof v[0]), v);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Rooms                                                                                      */
+
+JNIEXPORT jstring JNICALL Java_org_parley_Native_roomIdGenerate(JNIEnv *env, jclass cls) {
+  char out[PARLEY_ROOM_ID_BUF_LEN];
+  int r;
+  (void)cls;
+  r = parley_room_id_generate(out, sizeof out);
+  if (r != PARLEY_OK) {
+    throw_parley(env, r);
+    return NULL;
+  }
+  return new_string(env, out);
+}
+
+JNIEXPORT jlong JNICALL Java_org_parley_Native_roomJoin(JNIEnv *env, jclass cls, jlong jctx,
+                                                        jstring room_id) {
+  parley_room *room = NULL;
+  char *id;
+  int r;
+  (void)cls;
+  if (utf8_of(env, room_id, &id) != 0) return 0;
+  r = parley_room_join(context_of(HANDLE(jparley_context, jctx)), id, &room);
+  free(id);
+  if (r != PARLEY_OK) {
+    throw_parley(env, r);
+    return 0;
+  }
+  return TO_JLONG(room);
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_roomLeave(JNIEnv *env, jclass cls, jlong room) {
+  int r;
+  (void)cls;
+  r = parley_room_leave(HANDLE(parley_room, room));
+  if (r != PARLEY_OK) throw_parley(env, r);
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_roomRelease(JNIEnv *env, jclass cls, jlong room) {
+  (void)env;
+  (void)cls;
+  parley_room_release(HANDLE(parley_room, room));
+}
+
+JNIEXPORT jobjectArray JNICALL Java_org_parley_Native_roomMembers(JNIEnv *env, jclass cls,
+                                                                  jlong room) {
+  parley_room *rm = HANDLE(parley_room, room);
+  parley_room_member *m = NULL;
+  size_t count = 0, capacity, i;
+  jobjectArray out;
+  int r;
+  (void)cls;
+  for (;;) {
+    parley_room_member *grown;
+    r = parley_room_members(rm, NULL, &count); /* how many */
+    if (r != PARLEY_OK) goto fail;
+    capacity = count;
+    grown = (parley_room_member *)realloc(m, (capacity ? capacity : 1) * sizeof *m);
+    if (!grown) {
+      free(m);
+      throw_new(env, "java/lang/OutOfMemoryError", "parley_jni: room members");
+      return NULL;
+    }
+    m = grown;
+    count = capacity;
+    r = parley_room_members(rm, m, &count);
+    if (r == PARLEY_OK) break;
+    if (r != PARLEY_ERR_BUFFER_TOO_SMALL) goto fail;
+    /* An update grew the room in between: ask again. */
+  }
+  if (count > 0x7fffffff) count = 0x7fffffff;
+  out = (*env)->NewObjectArray(env, (jsize)count, g_member_class, NULL);
+  for (i = 0; out && i < count; ++i) {
+    jstring fp = new_string(env, m[i].fingerprint);
+    jobject member;
+    if (!fp) {
+      out = NULL;
+      break;
+    }
+    member = (*env)->NewObject(env, g_member_class, g_member_init, fp, (jint)m[i].stream_id);
+    (*env)->DeleteLocalRef(env, fp);
+    if (!member) {
+      out = NULL;
+      break;
+    }
+    (*env)->SetObjectArrayElement(env, out, (jsize)i, member);
+    (*env)->DeleteLocalRef(env, member);
+  }
+  free(m);
+  return out;
+fail:
+  throw_parley(env, r);
+  free(m);
+  return NULL;
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_roomSend(JNIEnv *env, jclass cls, jlong room,
+                                                       jbyteArray payload, jint offset,
+                                                       jint length, jint sequence,
+                                                       jint timestamp, jint profile) {
+  uint8_t stack[PARLEY_DATAGRAM_MAX];
+  uint8_t *buf = stack;
+  int r;
+  (void)cls;
+  /* Copied out rather than pinned: the send waits for the context's thread. Java checked the
+   * range; parley refuses a payload over PARLEY_DATAGRAM_MAX itself. */
+  if ((size_t)length > sizeof stack) {
+    buf = (uint8_t *)malloc((size_t)length);
+    if (!buf) {
+      throw_new(env, "java/lang/OutOfMemoryError", "parley_jni: room frame");
+      return;
+    }
+  }
+  (*env)->GetByteArrayRegion(env, payload, offset, length, (jbyte *)buf);
+  if ((*env)->ExceptionCheck(env)) {
+    if (buf != stack) free(buf);
+    return;
+  }
+  r = parley_room_send(HANDLE(parley_room, room), (uint32_t)sequence, (uint32_t)timestamp,
+                       profile, buf, (size_t)length);
+  if (buf != stack) free(buf);
+  if (r != PARLEY_OK) throw_parley(env, r);
 }

@@ -3,11 +3,12 @@ package org.parley;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * A parley client: an identity, a connection to a relay, one UDP socket, and calls
+ * A parley client: an identity, a connection to a relay, one UDP socket, calls and rooms
  * ({@code parley_context}). Create one per identity, typically for the lifetime of an app
  * process or a foreground service, and {@link #close()} it when done.
  *
@@ -18,13 +19,15 @@ import java.util.concurrent.atomic.AtomicInteger;
  * to the JVM as a daemon thread named after the context). A listener must not block: it holds
  * up the network of every call of the context. An Android app typically posts from the
  * listener to its main looper ({@code new Handler(Looper.getMainLooper()).post(...)}) and
- * updates its UI there; calling parley methods (accept, hangup, sendDatagram, ...) directly
- * from the listener is fine and runs at once. Such a call may deliver the events it causes
- * (e.g. {@link CallState#ACTIVE} after {@link Call#accept()}) re-entrantly, before it returns.
+ * updates its UI there; calling parley methods (accept, hangup, sendDatagram, joinRoom,
+ * Room.send, ...) directly from the listener is fine and runs at once. A listener is never
+ * re-entered: the events such a call causes (e.g. {@link CallState#ACTIVE} after {@link
+ * Call#accept()}) are delivered after the listener returns, in order.
  *
  * <p>{@link #close()} must not be called from the listener: it stops the very thread the
  * listener runs on, so it throws {@link ParleyException} {@link
- * ParleyException#WRONG_THREAD} there (post the close to another thread).
+ * ParleyException#WRONG_THREAD} there, for the listener's whole duration (post the close to
+ * another thread).
  *
  * <p>Audio goes through {@link Call#pushAudio} and {@link Call#pullAudio} on the app's own
  * capture and playout threads; see {@link Call}.
@@ -85,6 +88,39 @@ public final class Context implements AutoCloseable {
      * context, right after the first {@link RelayState#REGISTERED}.
      */
     default void onRelayTrusted(String relayFingerprint) {}
+
+    /**
+     * A room's membership changed, or our join took effect (the first update of a {@link
+     * Room}): it now has {@code memberCount} members, ourselves included, and we send as
+     * {@code ownStreamId} (unsigned 32 bit). {@link Room#members()} lists the members as of
+     * this update. A refusal of the join (room full, too many rooms) arrives as {@link
+     * #onError} instead.
+     */
+    default void onRoomUpdate(Room room, int memberCount, int ownStreamId) {}
+
+    /**
+     * A frame from another member of {@code room}: its fingerprint, its stream, and the
+     * sequence number, timestamp (both unsigned 32 bit, as the sender passed them to {@link
+     * Room#send}) and payload exactly as sent. <b>parley does not encrypt room frames</b>: the
+     * payload is whatever the sender sealed (open it here with the members' shared key); the
+     * relay could read and alter an unsealed one, so never trust one unauthenticated.
+     */
+    default void onRoomFrame(
+        Room room,
+        String senderFingerprint,
+        int streamId,
+        int sequence,
+        int timestamp,
+        byte[] payload) {}
+
+    /**
+     * The voice profile the room should send with changed from {@code fromProfile} to {@code
+     * toProfile} (0 is the best): the relay judges it from what every member reports. Encode
+     * and {@link Room#send send} at {@code toProfile} from the media timestamp {@code
+     * timestamp} on (unsigned 32 bit; 0 for a downgrade, which applies at once).
+     */
+    default void onRoomQualityChanged(
+        Room room, int fromProfile, int toProfile, QualityReason reason, long timestamp) {}
   }
 
   /** The settings of a {@link Context}; build one with {@link Builder}. Immutable. */
@@ -277,6 +313,16 @@ public final class Context implements AutoCloseable {
   private final Map<Long, Call> calls = new HashMap<>();
   private int startsInFlight;
 
+  // parley_room* -> its one Room object. Guarded by itself; never held while calling out.
+  private final Map<Long, Room> rooms = new HashMap<>();
+  // Joins from threads other than this context's own are one at a time (joinLock): while one
+  // is in flight, joiningId is its id, so an update that names the new handle before
+  // parley_room_join returned to Java (the relay answered first) gets a Room with the right
+  // id; such objects wait in `provisional` until the join confirms (or drops) them.
+  private final Object joinLock = new Object();
+  private String joiningId;
+  private final List<Room> provisional = new ArrayList<>();
+
   private Context(Identity identity, Config config, Listener listener) {
     this.config = config;
     this.listener = listener != null ? listener : NO_LISTENER;
@@ -380,15 +426,69 @@ public final class Context implements AutoCloseable {
     }
   }
 
+  /**
+   * Joins room {@code roomId} on the relay ({@code parley_room_join}). Membership arrives as
+   * {@link Listener#onRoomUpdate} for the returned room (possibly before this method
+   * returns); a refusal by the relay (room full, too many rooms) as {@link Listener#onError}.
+   * After {@link Room#leave()} the same id may be joined again (a new Room).
+   *
+   * <p><b>parley does not encrypt room frames</b>: see {@link Room}.
+   *
+   * @param roomId 32 hex characters, e.g. from {@link Room#generateId()}, shared with the other
+   *     members out of band
+   * @throws ParleyException INVALID_ARGUMENT (not 32 hex characters, or a room this context is
+   *     in), NOT_REGISTERED (the relay connection is not up yet), QUEUE_FULL, CLOSED
+   */
+  public Room joinRoom(String roomId) {
+    if (roomId == null) throw new NullPointerException("roomId");
+    // What parley accepted is 32 hex digits in either case; kept in lowercase.
+    String id = roomId.toLowerCase(Locale.ROOT);
+    long h = enter();
+    try {
+      if (Thread.currentThread() == eventThread) {
+        // From our own listener: no event of this context is delivered until the listener
+        // returns, so the handle is mapped before any event can name it (and joinLock, which
+        // another thread may hold while it waits for this very thread, is not needed).
+        long ptr = Native.roomJoin(h, roomId);
+        synchronized (rooms) {
+          return mapJoined(ptr, id);
+        }
+      }
+      synchronized (joinLock) {
+        synchronized (rooms) {
+          joiningId = id;
+        }
+        long ptr;
+        try {
+          ptr = Native.roomJoin(h, roomId);
+        } catch (RuntimeException | Error e) {
+          synchronized (rooms) {
+            joiningId = null;
+            dropProvisional(0);
+          }
+          throw e;
+        }
+        synchronized (rooms) {
+          joiningId = null;
+          dropProvisional(ptr);
+          return mapJoined(ptr, id);
+        }
+      }
+    } finally {
+      exit();
+    }
+  }
+
   /** True once {@link #close()} has begun. */
   public boolean isClosed() {
     return closing;
   }
 
   /**
-   * Hangs up every call, disconnects from the relay and stops the context's thread ({@code
-   * parley_context_destroy}); no listener method runs once this returns. Then closes every
-   * {@link Call} of the context that is still open. Closing twice is harmless.
+   * Hangs up every call, leaves every room, disconnects from the relay and stops the
+   * context's thread ({@code parley_context_destroy}); no listener method runs once this
+   * returns. Then closes every {@link Call} and {@link Room} of the context that is still
+   * open. Closing twice is harmless.
    *
    * @throws ParleyException {@link ParleyException#WRONG_THREAD} when called from this
    *     context's own listener (nothing happens then: close it from another thread)
@@ -424,6 +524,11 @@ public final class Context implements AutoCloseable {
       open = new ArrayList<>(calls.values());
     }
     for (Call c : open) c.close();
+    List<Room> openRooms;
+    synchronized (rooms) {
+      openRooms = new ArrayList<>(rooms.values());
+    }
+    for (Room r : openRooms) r.close();
   }
 
   // --- handle guard: the native context outlives every method running on it ---
@@ -469,6 +574,50 @@ public final class Context implements AutoCloseable {
     }
   }
 
+  // --- rooms map ---
+
+  /** Under the rooms lock: the one Room for a handle parley_room_join just returned. */
+  private Room mapJoined(long ptr, String id) {
+    Room r = rooms.get(ptr);
+    // A closed object at the same address named a handle released since (memory reuse).
+    if (r == null || r.isClosed()) {
+      r = new Room(this, ptr, id);
+      rooms.put(ptr, r);
+    }
+    return r;
+  }
+
+  /** Under the rooms lock: objects made for events during a join that named another handle. */
+  private void dropProvisional(long joined) {
+    for (Room p : provisional) {
+      if (p.handle() == joined) continue; // the joined room itself: confirmed
+      if (rooms.get(p.handle()) == p) rooms.remove(p.handle());
+      p.discard();
+    }
+    provisional.clear();
+  }
+
+  /** The Room an event names, or null (a handle closed, left, or never ours). */
+  private Room roomForEvent(long ptr) {
+    synchronized (rooms) {
+      Room r = rooms.get(ptr);
+      if (r == null && joiningId != null) {
+        // The relay answered a join before parley_room_join returned to its caller.
+        r = new Room(this, ptr, joiningId);
+        rooms.put(ptr, r);
+        provisional.add(r);
+      }
+      if (r == null || r.isClosed() || r.isLeft()) return null;
+      return r;
+    }
+  }
+
+  void forget(Room room) {
+    synchronized (rooms) {
+      if (rooms.get(room.handle()) == room) rooms.remove(room.handle());
+    }
+  }
+
   // --- event dispatch, called by parley_jni.c on the context's thread ---
 
   private static final int EVENT_RELAY_STATE = 1;
@@ -479,6 +628,8 @@ public final class Context implements AutoCloseable {
   private static final int EVENT_ERROR = 6;
   private static final int EVENT_QUALITY_CHANGED = 7;
   private static final int EVENT_RELAY_TRUSTED = 8;
+  private static final int EVENT_ROOM_UPDATE = 9;
+  private static final int EVENT_ROOM_FRAME = 10;
 
   @SuppressWarnings("unused") // called from parley_jni.c
   private void onNativeEvent(
@@ -495,8 +646,17 @@ public final class Context implements AutoCloseable {
       int profile,
       int profileFrom,
       int qualityReason,
-      int timestamp) {
+      int timestamp,
+      long roomPtr,
+      int streamId,
+      int sequence,
+      int memberCount) {
     if (eventThread == null) eventThread = Thread.currentThread();
+    if (roomPtr != 0) {
+      onRoomEvent(type, roomPtr, peer, data, profile, profileFrom, qualityReason, timestamp,
+          streamId, sequence, memberCount);
+      return;
+    }
     Call call = null;
     switch (type) {
       case EVENT_INCOMING_CALL:
@@ -555,6 +715,42 @@ public final class Context implements AutoCloseable {
         break;
       default:
         break; // an event type a newer library added
+    }
+  }
+
+  /** ROOM_UPDATE, ROOM_FRAME and a room's QUALITY_CHANGED. */
+  private void onRoomEvent(
+      int type,
+      long roomPtr,
+      String peer,
+      byte[] data,
+      int profile,
+      int profileFrom,
+      int qualityReason,
+      int timestamp,
+      int streamId,
+      int sequence,
+      int memberCount) {
+    Room room = roomForEvent(roomPtr);
+    // A room the app closed or left: nothing names it any more.
+    if (room == null) return;
+    switch (type) {
+      case EVENT_ROOM_UPDATE:
+        room.setUpdate(memberCount, streamId);
+        listener.onRoomUpdate(room, memberCount, streamId);
+        break;
+      case EVENT_ROOM_FRAME:
+        listener.onRoomFrame(
+            room, peer != null ? peer : "", streamId, sequence, timestamp,
+            data != null ? data : new byte[0]);
+        break;
+      case EVENT_QUALITY_CHANGED:
+        listener.onRoomQualityChanged(
+            room, profileFrom, profile, QualityReason.of(qualityReason),
+            timestamp & 0xffffffffL);
+        break;
+      default:
+        break; // a room event type a newer library added
     }
   }
 

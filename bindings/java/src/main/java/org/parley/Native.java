@@ -130,4 +130,24 @@ final class Native {
 
   /** Fills {@code out} with CallStats.FIELDS values. Throws. */
   static native void callStats(long call, long[] out);
+
+  // --- rooms ---
+  /** A fresh room id (32 lowercase hex). Throws. */
+  static native String roomIdGenerate();
+
+  /** parley_room_join on the context of {@code jctx}; the new handle. Throws. */
+  static native long roomJoin(long jctx, String roomId);
+
+  /** Throws. */
+  static native void roomLeave(long room);
+
+  static native void roomRelease(long room);
+
+  /** The members as of the latest room update. Throws. */
+  static native RoomMember[] roomMembers(long room);
+
+  /** {@code sequence} and {@code timestamp} are unsigned 32 bit. Throws. */
+  static native void roomSend(
+      long room, byte[] payload, int offset, int length, int sequence, int timestamp,
+      int profile);
 }

@@ -9,6 +9,9 @@ public final class Parley {
   /** The largest application datagram, in bytes ({@code PARLEY_DATAGRAM_MAX}). */
   public static final int DATAGRAM_MAX = 1100;
 
+  /** A room id is 32 hex characters ({@code PARLEY_ROOM_ID_HEX_LEN}). */
+  public static final int ROOM_ID_LENGTH = 32;
+
   /** Log levels for {@link #setLogLevel(int)} ({@code parley_log_level}). */
   public static final int LOG_OFF = 0;
   public static final int LOG_ERROR = 1;
@@ -52,5 +55,14 @@ public final class Parley {
   public static String normalizeFingerprint(String text) {
     if (text == null) throw new NullPointerException("text");
     return Native.normalizeFingerprint(text);
+  }
+
+  /**
+   * A fresh random room id: 32 lowercase hex characters ({@code parley_room_id_generate}), to
+   * share with the other members out of band and pass to {@link Context#joinRoom(String)}.
+   * Same as {@link Room#generateId()}.
+   */
+  public static String generateRoomId() {
+    return Native.roomIdGenerate();
   }
 }

@@ -377,6 +377,7 @@ public class CallTest {
     final AtomicReference<Context> bRef = new AtomicReference<>();
     final BlockingQueue<ParleyException> aErrors = new LinkedBlockingQueue<>();
     final BlockingQueue<ParleyException> bErrors = new LinkedBlockingQueue<>();
+    final BlockingQueue<Boolean> activeInsideAccept = new LinkedBlockingQueue<>();
     Recorder ra =
         new Recorder() {
           @Override
@@ -396,9 +397,12 @@ public class CallTest {
           @Override
           public void onIncomingCall(Call call) {
             super.onIncomingCall(call);
-            // Accepting here delivers ACTIVE re-entrantly before accept() returns; the close
-            // after it must still be refused.
+            // Accepting here raises ACTIVE, which parley delivers once this listener returns
+            // (never re-entrantly); the close after the accept must be refused all the same.
             call.accept();
+            boolean early = false;
+            for (StateEvent e : states) early |= e.call == call && e.state == CallState.ACTIVE;
+            activeInsideAccept.add(early);
             try {
               bRef.get().close();
             } catch (ParleyException e) {
@@ -429,6 +433,8 @@ public class CallTest {
       }
       System.out.println("CallTest.closeFromListener: A (ACTIVE event): " + ea.getMessage());
       System.out.println("CallTest.closeFromListener: B (after accept): " + eb.getMessage());
+      assertEquals("ACTIVE was delivered inside the listener that accepted",
+          Boolean.FALSE, activeInsideAccept.poll(WAIT_MS, TimeUnit.MILLISECONDS));
       // Both contexts still work: the call goes on and ends normally.
       assertFalse(a.isClosed());
       ca.hangup();
