@@ -540,10 +540,15 @@ void parley_call_release(parley_call *call) {
   // Not under a lock: from inside the callback this runs inline and emits events (which no
   // longer find the handle). kErrCallNotFound if it already ended, kErrClosed once the
   // context is gone: both fine.
-  if (!call->ended) {
-    parley::capi::on_core(__func__, *call->core,
-                          [&](pc::Context &ctx) -> int { return ctx.hangup(call->id); });
-  }
+  // Either way through the loop: an event naming the call that the context's thread is
+  // delivering right now is over before the handle is freed.
+  parley::capi::on_core(__func__, *call->core, [&](pc::Context &ctx) -> int {
+    if (call->ended) {
+      ctx.sync();
+      return parley::kOk;
+    }
+    return ctx.hangup(call->id);
+  });
   parley::restore_last_error_message(saved);
   delete call;
 }

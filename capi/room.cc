@@ -46,6 +46,13 @@ void parley_context::on_room_event(const pc::Event &e) {
         data = e.payload;
         len = e.len;
         break;
+      case pc::EventType::kError:
+        // The relay refused the membership: the handle now counts as left, and the id may
+        // be joined again.
+        ev.type = PARLEY_EVENT_ERROR;
+        ev.room->left = true;
+        rooms.erase(it);
+        break;
       case pc::EventType::kQualityChanged:
         ev.type = PARLEY_EVENT_QUALITY_CHANGED;
         ev.profile = e.profile;
@@ -171,11 +178,16 @@ void parley_room_release(parley_room *room) {
   }
   const std::string saved = parley::last_error_message();
   unlink(room, true);
-  if (!room->left) {  // kErrClosed once the context is gone: fine
-    parley::capi::on_core(__func__, *room->core, [&](pc::Context &ctx) -> int {
-      return ctx.leave_room(room->id);
-    });
-  }
+  // Either way through the loop: an event naming the room that the context's thread is
+  // delivering right now is over before the handle is freed. kErrClosed once the context
+  // is gone: fine.
+  parley::capi::on_core(__func__, *room->core, [&](pc::Context &ctx) -> int {
+    if (room->left) {
+      ctx.sync();
+      return parley::kOk;
+    }
+    return ctx.leave_room(room->id);
+  });
   parley::restore_last_error_message(saved);
   delete room;
 }

@@ -477,7 +477,8 @@ typedef enum parley_event_type {
   PARLEY_EVENT_DATAGRAM = 4,
   /** The call's media moved between paths: path_from -> path, text is the reason. */
   PARLEY_EVENT_PATH_CHANGED = 5,
-  /** An error from the relay not tied to a call: error, text. */
+  /** An error from the relay not tied to a call: error, text; `room` set when it refused a
+   * room join (the room handle then counts as left: release it). */
   PARLEY_EVENT_ERROR = 6,
   /** The voice profile we send with changed: profile_from -> profile, quality_reason
    * (parley_quality_reason), text its name, timestamp the media timestamp (ours, 48 kHz
@@ -862,8 +863,9 @@ PARLEY_API int parley_room_id_generate(char *out, size_t out_len);
  * parley_room_join asks the relay to add this context to room `room_id` (32 hex characters,
  * either case;
  * the room exists while it has members). On success *out is a new handle and membership
- * arrives as PARLEY_EVENT_ROOM_UPDATE; a refusal (room full, too many rooms) arrives as
- * PARLEY_EVENT_ERROR. On error *out is NULL and no event names the room. `ctx`, `room_id`
+ * arrives as PARLEY_EVENT_ROOM_UPDATE; a refusal by the relay (room full, too many rooms for
+ * this client: 4 by default) arrives as PARLEY_EVENT_ERROR with `room` set to the handle,
+ * which then counts as left. On error *out is NULL and no event names the room. `ctx`, `room_id`
  * and `out` must not be NULL.
  * Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL, an id that is not 32 hex characters, or a
  * room this context is in; after parley_room_leave the id may be joined again),
@@ -901,7 +903,9 @@ PARLEY_API int parley_room_members(parley_room *room, parley_room_member *out, s
  * parley_room_send sends one frame to the other members through the relay: `payload`
  * (`len` bytes, at most PARLEY_DATAGRAM_MAX; seal it first, see above) with the host's own
  * `sequence` (one more per frame: the relay judges loss from the gaps) and `timestamp`, at
- * voice `profile` (0..4: the one PARLEY_EVENT_QUALITY_CHANGED of the room last named).
+ * voice `profile` (0..4: the one PARLEY_EVENT_QUALITY_CHANGED of the room last named; 1
+ * before the first). A room survives a relay reconnection: parley joins it again, and a
+ * PARLEY_EVENT_ROOM_UPDATE brings the (possibly new) stream ids.
  * Unreliable and unordered. Returns 0, PARLEY_ERR_INVALID_ARGUMENT,
  * PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_CALL_NOT_FOUND (not a member yet, or left),
  * PARLEY_ERR_MESSAGE_TOO_LARGE, PARLEY_ERR_QUEUE_FULL, PARLEY_ERR_NOT_REGISTERED or

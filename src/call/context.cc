@@ -167,6 +167,21 @@ int Context::init() {
     e.relay_state = s;
     e.error = error;
     emit(e);
+    // The relay forgets a client's rooms with its connection: join them again, and the
+    // relay's updates bring the memberships (and stream ids) back.
+    if (s == RelayState::kRegistered) {
+      for (auto &kv : rooms_) {
+        for (const auto &mb : kv.second.members) media_routes_.erase(mb.stream_id);
+        kv.second.members.clear();
+        kv.second.streams.clear();
+        kv.second.stream = 0;
+        signal::Message m;
+        m.type = signal::Type::kRoomJoin;
+        m.room_id = signal::RoomId();
+        std::memcpy(m.room_id->bytes, kv.first.data(), sizeof m.room_id->bytes);
+        relay_->send(m);
+      }
+    }
     // Announced once registered, not from inside the handshake's verify callback, so the
     // host's handler never runs inside ngtcp2.
     if (s == RelayState::kRegistered && !config_.relay.relay_fingerprint &&
@@ -222,6 +237,7 @@ void Context::emit(const Event &e) {
 }
 
 RelayState Context::relay_state() { return read([&] { return relay_->state(); }); }
+void Context::sync() { run([] { return kOk; }); }
 SocketAddress Context::local_address() { return read([&] { return socket_->local_address(); }); }
 SocketAddress Context::observed_address() {
   return read([&] { return relay_->observed_address(); });
@@ -606,6 +622,20 @@ void Context::on_relay_message(const signal::Message &m) {
       Call &c = it->second;
       set_call_state(c, CallState::kEnded, m.error_code.value_or(kErrInternal), m.text);
       calls_.erase(it);
+      return;
+    }
+    if (!m.call_id && m.room_id) {
+      // A refused join (room full, too many rooms): the membership never began.
+      auto room = rooms_.find(key_of(*m.room_id));
+      if (room == rooms_.end()) return;  // left meanwhile: nothing to tell
+      for (const auto &mb : room->second.members) media_routes_.erase(mb.stream_id);
+      rooms_.erase(room);
+      Event e(EventType::kError);
+      e.room = *m.room_id;
+      e.is_room = true;
+      e.error = m.error_code.value_or(kErrInternal);
+      e.text = m.text;
+      emit(e);
       return;
     }
     if (m.call_id) {

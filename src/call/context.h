@@ -118,6 +118,9 @@ class Context {
 
   const identity::Fingerprint &fingerprint() const { return fp_; }
   RelayState relay_state();
+  // Returns once whatever the loop thread is doing now (an event handler, say) is done: a
+  // barrier for the C layer before it frees a handle an event may be naming.
+  void sync();
   SocketAddress local_address();
   SocketAddress observed_address();
   // The relay's identity: the pinned one, or the one trusted on first use (unset before).

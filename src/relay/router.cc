@@ -173,12 +173,13 @@ void Router::send(Client *cl, const Message &m) {
 }
 
 void Router::send_error(Client *cl, int code, const std::string &text,
-                        const signal::CallId *call) {
+                        const signal::CallId *call, const signal::RoomId *room) {
   Message m;
   m.type = Type::kError;
   m.error_code = code;
   m.text = text.substr(0, signal::kMaxText);
   if (call) m.call_id = *call;
+  if (room) m.room_id = *room;
   ++stats_.signal_errors_sent;
   send(cl, m);
 }
@@ -433,7 +434,7 @@ void Router::on_room_join(Client *cl, const Message &m) {
     }
   }
   if (!accepting_) {
-    send_error(cl, kErrClosed, "the relay is shutting down");
+    send_error(cl, kErrClosed, "the relay is shutting down", nullptr, &id);
     return;
   }
   const bool full = room ? room->members.size() >= limits_.max_room_size
@@ -442,8 +443,9 @@ void Router::on_room_join(Client *cl, const Message &m) {
     ++stats_.room_joins_refused;
     limit_hit(kLimitRooms, "room join refused (%zu rooms of max %zu, room size max %zu)",
               rooms_.size(), limits_.max_rooms, limits_.max_room_size);
-    send_error(cl, kErrLimitReached, full ? "room (or room count) limit reached"
-                                          : "too many rooms for this client");
+    send_error(cl, kErrLimitReached,
+               full ? "room (or room count) limit reached" : "too many rooms for this client",
+               nullptr, &id);
     return;
   }
   if (!room) {
@@ -469,7 +471,7 @@ void Router::on_room_leave(Client *cl, const Message &m) {
   auto it = rooms_.find(*m.room_id);
   if (it == rooms_.end() ||
       std::find(cl->rooms.begin(), cl->rooms.end(), it->second.get()) == cl->rooms.end()) {
-    send_error(cl, kErrCallNotFound, "not in that room");
+    send_error(cl, kErrCallNotFound, "not in that room", nullptr, &*m.room_id);
     return;
   }
   leave_room(cl, it->second.get());

@@ -115,8 +115,9 @@ class Router {
   void on_room_quality(Client *cl, const signal::Message &m);
 
   void send(Client *cl, const signal::Message &m);
+  // `call` / `room`: the call or room the error is about, if any (the client ends it).
   void send_error(Client *cl, int code, const std::string &text,
-                  const signal::CallId *call = nullptr);
+                  const signal::CallId *call = nullptr, const signal::RoomId *room = nullptr);
   void end_call(Call *call, Client *except, int error, const char *why);
   void leave_room(Client *cl, Room *room);
   void broadcast_room(Room *room);

@@ -31,20 +31,19 @@ static long long relay_child_now_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Returns 0 once the relay serves, -1 on failure (the child is killed). */
-static int relay_child_start(relay_child *r, const char *binary) {
-  char seed[128], line[512];
+/* Spawns the relay on `listen` with the seed in r->dir and waits for it to serve. */
+static int relay_child_spawn(relay_child *r, const char *binary, const char *listen) {
+  char seed[128], line[512], where[64];
   int out[2];
   size_t used = 0;
   posix_spawn_file_actions_t fa;
   const long long deadline = relay_child_now_ms() + 10000;
-  memset(r, 0, sizeof *r);
   r->pid = -1;
-  strcpy(r->dir, "/tmp/parley-relay-XXXXXX");
-  if (!mkdtemp(r->dir)) return -1;
+  r->fingerprint[0] = r->address[0] = '\0';
   snprintf(seed, sizeof seed, "%s/relay.seed", r->dir);
+  snprintf(where, sizeof where, "%s", listen);
   {
-    char *argv[] = {(char *)binary, "--listen", "127.0.0.1:0", "--stun-alt", "none",
+    char *argv[] = {(char *)binary, "--listen", where, "--stun-alt", "none",
                     "--http3", "off", "--log-level", "warn", "--seed", seed, NULL};
     if (pipe(out) != 0) return -1;
     posix_spawn_file_actions_init(&fa);
@@ -89,6 +88,25 @@ static int relay_child_start(relay_child *r, const char *binary) {
     return -1;
   }
   return 0;
+}
+
+/* Returns 0 once the relay serves, -1 on failure (the child is killed). */
+static int relay_child_start(relay_child *r, const char *binary) {
+  memset(r, 0, sizeof *r);
+  strcpy(r->dir, "/tmp/parley-relay-XXXXXX");
+  if (!mkdtemp(r->dir)) return -1;
+  return relay_child_spawn(r, binary, "127.0.0.1:0");
+}
+
+/* Kills the relay and starts it again on the same address with the same identity (a relay
+ * restart, as clients see it). Returns 0 once it serves again. */
+static inline int relay_child_restart(relay_child *r, const char *binary) {
+  char address[64];
+  snprintf(address, sizeof address, "%s", r->address);
+  kill(r->pid, SIGKILL);
+  waitpid(r->pid, NULL, 0);
+  close(r->out_fd);
+  return relay_child_spawn(r, binary, address);
 }
 
 static void relay_child_stop(relay_child *r) {

@@ -110,10 +110,47 @@ int main(int argc, char **argv) {
     CHECK(ev.stream_id == p[0].stream);
     CHECK(ev.sequence == 1 && ev.timestamp == 960);
   }
+  /* The relay restarts (same address, same identity): every context reconnects, joins the
+   * room again, and frames flow with the new stream ids. */
+  CHECK(relay_child_restart(&relay, argv[1]) == 0);
+  for (i = 0; i < 3; ++i) {
+    CHECK(wait_room(&p[i], PARLEY_EVENT_ROOM_UPDATE, 3, &ev, NULL));
+    p[i].stream = ev.stream_id;
+  }
+  CHECK(parley_room_send(p[0].room, 2, 1920, 0, hello, sizeof hello) == PARLEY_OK);
+  CHECK(wait_room(&p[1], PARLEY_EVENT_ROOM_FRAME, 0, &ev, buf));
+  CHECK(ev.stream_id == p[0].stream && ev.sequence == 2);
+
   CHECK(parley_room_send(p[0].room, 2, 1920, 5, hello, 4) == PARLEY_ERR_INVALID_ARGUMENT);
   CHECK(parley_room_send(p[0].room, 2, 1920, 0, buf, PARLEY_DATAGRAM_MAX + 1) ==
         PARLEY_ERR_MESSAGE_TOO_LARGE);
   CHECK(parley_room_send(p[0].room, 2, 1920, 0, NULL, 4) == PARLEY_ERR_INVALID_ARGUMENT);
+
+  /* The relay's per-client room limit (4 by default): the fifth join is refused, with an
+   * error event naming the handle, which then counts as left. */
+  {
+    parley_room *extra[4];
+    char id[PARLEY_ROOM_ID_BUF_LEN];
+    int refused = 0;
+    const long long deadline = relay_child_now_ms() + 10000;
+    for (i = 0; i < 4; ++i) {
+      CHECK(parley_room_id_generate(id, sizeof id) == PARLEY_OK);
+      CHECK(parley_room_join(p[0].ctx, id, &extra[i]) == PARLEY_OK);
+    }
+    while (!refused && relay_child_now_ms() < deadline) {
+      if (parley_context_wait_event(p[0].ctx, &ev, sizeof ev, 100) != 1) continue;
+      if (ev.type == PARLEY_EVENT_ERROR && ev.room != NULL) {
+        CHECK(ev.room == extra[3]);
+        CHECK(ev.error == PARLEY_ERR_LIMIT_REACHED);
+        refused = 1;
+      }
+      if (ev.type == PARLEY_EVENT_ROOM_UPDATE) CHECK(ev.room != extra[3]);
+    }
+    CHECK(refused);
+    CHECK(parley_room_send(extra[3], 1, 0, 0, hello, 4) == PARLEY_ERR_CALL_NOT_FOUND);
+    CHECK(parley_room_leave(extra[3]) == PARLEY_ERR_CALL_NOT_FOUND);
+    for (i = 0; i < 4; ++i) parley_room_release(extra[i]);
+  }
 
   /* p[2] leaves: the others see two members; its handle refuses further use. */
   CHECK(parley_room_leave(p[2].room) == PARLEY_OK);

@@ -94,9 +94,18 @@ public final class Context implements AutoCloseable {
      * Room}): it now has {@code memberCount} members, ourselves included, and we send as
      * {@code ownStreamId} (unsigned 32 bit). {@link Room#members()} lists the members as of
      * this update. A refusal of the join (room full, too many rooms) arrives as {@link
-     * #onError} instead.
+     * #onRoomError} instead.
      */
     default void onRoomUpdate(Room room, int memberCount, int ownStreamId) {}
+
+    /**
+     * The relay refused {@code room}'s join (room full, too many rooms for this client:
+     * {@code error} is LIMIT_REACHED): the room counts as left ({@link Room#isLeft()}), close
+     * it. The default passes it on to {@link #onError}.
+     */
+    default void onRoomError(Room room, int error, String text) {
+      onError(error, text);
+    }
 
     /**
      * A frame from another member of {@code room}: its fingerprint, its stream, and the
@@ -653,8 +662,8 @@ public final class Context implements AutoCloseable {
       int memberCount) {
     if (eventThread == null) eventThread = Thread.currentThread();
     if (roomPtr != 0) {
-      onRoomEvent(type, roomPtr, peer, data, profile, profileFrom, qualityReason, timestamp,
-          streamId, sequence, memberCount);
+      onRoomEvent(type, roomPtr, error, peer, text, data, profile, profileFrom, qualityReason,
+          timestamp, streamId, sequence, memberCount);
       return;
     }
     Call call = null;
@@ -722,7 +731,9 @@ public final class Context implements AutoCloseable {
   private void onRoomEvent(
       int type,
       long roomPtr,
+      int error,
       String peer,
+      String text,
       byte[] data,
       int profile,
       int profileFrom,
@@ -748,6 +759,10 @@ public final class Context implements AutoCloseable {
         listener.onRoomQualityChanged(
             room, profileFrom, profile, QualityReason.of(qualityReason),
             timestamp & 0xffffffffL);
+        break;
+      case EVENT_ERROR:
+        room.markRefused();
+        listener.onRoomError(room, error, text);
         break;
       default:
         break; // a room event type a newer library added

@@ -204,6 +204,11 @@ public final class Room implements AutoCloseable {
   }
 
   /** From the context's thread: a room update for this room. */
+  /** The relay refused the join: the native handle counts as left. */
+  void markRefused() {
+    left = true;
+  }
+
   void setUpdate(int members, int stream) {
     memberCount = members;
     ownStreamId = stream;

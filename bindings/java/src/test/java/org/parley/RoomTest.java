@@ -481,8 +481,8 @@ public class RoomTest {
       r.assertClean();
 
       // A fifth room is one more than the relay allows: parley_room_join succeeded locally,
-      // the relay's refusal arrives as onError (not naming the room), and the room never
-      // becomes usable.
+      // the relay's refusal arrives as onRoomError (by default passed on to onError), and the
+      // room counts as left.
       Room fifth = c.joinRoom(Room.generateId());
       String refusal = r.errors.poll(WAIT_MS, TimeUnit.MILLISECONDS);
       assertNotNull("no refusal of the fifth room", refusal);
@@ -490,8 +490,9 @@ public class RoomTest {
       System.out.println("RoomTest: fifth room refused: " + refusal);
       assertEquals(0, fifth.memberCount());
       assertTrue(fifth.members().isEmpty());
+      assertTrue(fifth.isLeft());
       expect(ParleyException.CALL_NOT_FOUND, () -> fifth.send(PING, 1, 0, 0));
-      fifth.leave();
+      expect(ParleyException.CALL_NOT_FOUND, fifth::leave);
       fifth.close();
       for (Update u : r.updates) assertNotSame(fifth, u.room);
 
