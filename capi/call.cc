@@ -528,12 +528,7 @@ void parley_call_release(parley_call *call) {
       std::lock_guard<std::mutex> lock(owner->mu);
       auto it = owner->handles.find(key_of(call->id));
       if (it != owner->handles.end() && it->second == call) owner->handles.erase(it);
-      for (Queued &q : owner->queue) {
-        if (q.ev.call == call) q.ev.type = PARLEY_EVENT_NONE;  // dropped, never delivered
-      }
-      for (Queued &q : owner->nested) {
-        if (q.ev.call == call) q.ev.type = PARLEY_EVENT_NONE;
-      }
+      owner->drop_events([call](const parley_event &ev) { return ev.call == call; });
       if (owner->current.ev.call == call) owner->current.ev.call = nullptr;
     }
   }

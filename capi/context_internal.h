@@ -109,6 +109,17 @@ struct parley_context {
   parley::capi::Queued current;  // the event poll returned last
   uint64_t queue_dropped = 0;
 
+  // Drops the queued and held events for which `names(event)` is true (a handle being
+  // released): never delivered. Under `mu`.
+  template <typename F>
+  void drop_events(F names) {
+    for (auto *list : {&queue, &nested}) {
+      for (parley::capi::Queued &q : *list) {
+        if (names(q.ev)) q.ev.type = PARLEY_EVENT_NONE;
+      }
+    }
+  }
+
   void on_event(const parley::call::Event &e);  // translate() behind an exception firewall
   void translate(const parley::call::Event &e);
   void on_room_event(const parley::call::Event &e);  // room.cc

@@ -13,7 +13,6 @@
 using parley::capi::guarded;
 using parley::capi::HandleKind;
 using parley::capi::key_of;
-using parley::capi::Queued;
 namespace pc = parley::call;
 
 void parley_context::on_room_event(const pc::Event &e) {
@@ -134,12 +133,7 @@ void unlink(parley_room *room, bool drop_events) {
   auto it = owner->rooms.find(key_of(room->id));
   if (it != owner->rooms.end() && it->second == room) owner->rooms.erase(it);
   if (!drop_events) return;
-  for (Queued &q : owner->queue) {
-    if (q.ev.room == room) q.ev.type = PARLEY_EVENT_NONE;  // dropped, never delivered
-  }
-  for (Queued &q : owner->nested) {
-    if (q.ev.room == room) q.ev.type = PARLEY_EVENT_NONE;
-  }
+  owner->drop_events([room](const parley_event &ev) { return ev.room == room; });
   if (owner->current.ev.room == room) owner->current.ev.room = nullptr;
 }
 
