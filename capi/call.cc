@@ -288,6 +288,19 @@ int parley_context_create(const parley_identity *id, const parley_context_config
       cc.audio.adaptive = false;
     }
 
+    const bool has_cap = config->struct_size >=
+                         offsetof(parley_context_config, quality_best_profile) + sizeof(int);
+    if (has_cap && config->quality_best_profile != 0) {
+      if (config->quality_best_profile < 0 || config->quality_best_profile > 4) {
+        return fail(parley::kErrInvalidArgument,
+                    "parley_context_create: config.quality_best_profile %d (0..4)",
+                    config->quality_best_profile);
+      }
+      if (cc.audio.adaptive) {
+        cc.audio.best_profile = uint8_t(config->quality_best_profile);
+        if (cc.audio.profile < cc.audio.best_profile) cc.audio.profile = cc.audio.best_profile;
+      }
+    }
     const bool has_ports =
         config->struct_size >= offsetof(parley_context_config, port_max) + sizeof(int);
     if (has_ports && (config->port_min != 0 || config->port_max != 0)) {

@@ -609,6 +609,10 @@ typedef struct parley_context_config {
   int port_min;
   /** The last port of the range (see port_min). */
   int port_max;
+  /** PARLEY_QUALITY_ADAPTIVE only: the best voice profile this side ever sends or agrees to
+   * (0 .. 4; 0, the default: no cap), e.g. a data-saver setting. Calls start at the cap if
+   * it is worse than the default start (1); upgrade proposals beyond it are refused. */
+  int quality_best_profile;
   /** Fields added by later versions go here. */
 } parley_context_config;
 

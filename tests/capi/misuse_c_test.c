@@ -179,6 +179,8 @@ static void invalid_config(void) {
   EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "jitter_max_ms");
   cfg.quality_mode = 7;
   EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "quality_mode");
+  cfg.quality_best_profile = 7;
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "quality_best_profile");
   cfg.port_min = 5000;
   cfg.port_max = 4000;
   EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "port_min");

@@ -96,6 +96,7 @@ class ContextConfigStruct(Structure):
         ("quality_profile", c_int),
         ("port_min", c_int),
         ("port_max", c_int),
+        ("quality_best_profile", c_int),
     ]
 
 

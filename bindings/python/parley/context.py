@@ -191,6 +191,8 @@ class Context:
         quality_mode, quality_profile: QualityMode.FIXED pins the voice profile (0 best..4).
         port_range: (first, last): bind the first free UDP port in it (bind_address's port
             must then be 0); None: any port.
+        best_profile: adaptive quality only: the best profile this side ever sends or agrees
+            to (0: no cap), e.g. a data-saver setting.
     """
 
     def __init__(
@@ -209,6 +211,7 @@ class Context:
         quality_mode: int = QualityMode.ADAPTIVE,
         quality_profile: int = 0,
         port_range: Optional[Tuple[int, int]] = None,
+        best_profile: int = 0,
     ) -> None:
         self._ptr: Optional[int] = None
         self._lock = threading.RLock()  # the context lock (see the module docstring)
@@ -261,6 +264,12 @@ class Context:
                 raise Error(ErrorCode.INVALID_ARGUMENT, "this libparley has no port range",
                             "Context")
             config.port_min, config.port_max = port_range
+        if best_profile:
+            if library_size < (ContextConfigStruct.quality_best_profile.offset
+                               + ctypes.sizeof(ctypes.c_int)):
+                raise Error(ErrorCode.INVALID_ARGUMENT, "this libparley has no quality cap",
+                            "Context")
+            config.quality_best_profile = best_profile
 
         out = ctypes.c_void_p()
         check(lib.context_create(identity._handle, ctypes.addressof(storage), ctypes.byref(out)),

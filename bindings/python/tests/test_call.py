@@ -193,3 +193,34 @@ def test_trust_on_first_use(relay) -> None:
     with parley.Identity.generate() as me, \
             parley.Context(me, "127.0.0.1:9", relay_fingerprint=relay.fingerprint) as ctx:
         assert ctx.relay_fingerprint == relay.fingerprint  # pinned: known before any contact
+
+
+def test_quality_cap(relay) -> None:
+    """best_profile (parley_context_config.quality_best_profile): calls start at the cap and
+    no change ever goes better than it."""
+    from conftest import REGISTER_TIMEOUT, make_context, registered
+
+    a = make_context(relay, best_profile=3)
+    b = make_context(relay, best_profile=3)
+    try:
+        a.wait_for(registered, REGISTER_TIMEOUT)
+        b.wait_for(registered, REGISTER_TIMEOUT)
+        call_a, call_b = connect(a, b)
+        assert call_a.stats().profile == 3 and call_b.stats().profile == 3
+        start, n = time.monotonic(), 0
+        while time.monotonic() - start < 3.0:
+            call_a.push(sine(TONE_HZ, RATE, n, CHUNK))
+            call_b.push(sine(TONE_HZ, RATE, n, CHUNK))
+            n += CHUNK
+            call_a.pull(CHUNK)
+            call_b.pull(CHUNK)
+            for ctx in (a, b):
+                while (e := ctx.poll()) is not None:
+                    if e.type == parley.EventType.QUALITY_CHANGED:
+                        assert e.profile >= 3, e
+            time.sleep(max(0.0, start + n / RATE - time.monotonic()))  # audio pacing
+        assert call_a.stats().profile >= 3 and call_b.stats().profile >= 3
+        call_a.hangup()
+    finally:
+        a.close()
+        b.close()
