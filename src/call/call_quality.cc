@@ -60,7 +60,10 @@ void CallQuality::cancel_round(int64_t now_ms) {
 void CallQuality::tick(const QualityInputs &in, int64_t now_ms) {
   path_ = in.path;
   local_.loss_permille = loss_.permille(now_ms);
-  local_.jitter_ms = in.jitter_ms;
+  // Judged as settled: a young window's jitter neither downgrades nor lets an upgrade pass.
+  const uint32_t jitter =
+      quality::settled_jitter_ms(in.jitter_ms, in.jitter_window_ms, voice_->profile());
+  local_.jitter_ms = jitter;
   local_.rtt_ms = in.rtt_ms;
   local_.queue_ms = in.queue_ms;
   local_at_ms_ = now_ms;
@@ -70,7 +73,7 @@ void CallQuality::tick(const QualityInputs &in, int64_t now_ms) {
   r.type = signal::Type::kQualityReport;
   r.loss_permille = local_.loss_permille;
   r.rtt_ms = in.rtt_ms;
-  r.jitter_ms = in.jitter_ms;
+  r.jitter_ms = jitter;
   r.queue_ms = in.queue_ms;
   io_.send(r);
 

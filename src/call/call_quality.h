@@ -39,6 +39,7 @@ constexpr int64_t kQualityTickMs = 250;
 struct QualityInputs {
   path::Path path = path::Path::kRelay;
   uint32_t jitter_ms = 0;     // the jitter buffer's arrival jitter
+  uint32_t jitter_window_ms = 0;  // how long its window has been filling (settling below 3 s)
   uint32_t rtt_ms = 0;        // of the media path in use
   uint32_t queue_ms = 0;      // its smoothed RTT minus its minimum RTT
   uint32_t signal_rtt_ms = 0; // of the relay connection (signaling takes it)

@@ -898,7 +898,9 @@ void Context::on_quality_tick() {
     const quic::PathStats ps = c.session->path_stats();
     QualityInputs in;
     in.path = c.session->path();
-    in.jitter_ms = c.voice->stats().jitter.jitter_ms;
+    const media::JitterStats js = c.voice->stats().jitter;
+    in.jitter_ms = js.jitter_ms;
+    in.jitter_window_ms = js.jitter_window_ms;
     in.rtt_ms = uint32_t(ps.smoothed_rtt / kNanosPerMilli);
     // The base RTT of the path in use, over the last 10 s (one window per path: falling back
     // to a longer relay path is not a queue).

@@ -110,6 +110,7 @@ struct VoiceReceiver::Impl {
   int64_t scratch[kWindowCap];
   bool have_base = false;
   int64_t base_us = 0, q_us = 0;
+  int64_t win_since_us = 0, win_last_us = 0;  // first and latest observation since a clear
 
   uint32_t pulls[kPullRing] = {};
   int pull_idx = 0;
@@ -193,6 +194,8 @@ struct VoiceReceiver::Impl {
     std::nth_element(scratch, scratch + k, scratch + win_count);
     base_us = base;
     q_us = scratch[k] - base;
+    if (!have_base) win_since_us = now_us;
+    win_last_us = now_us;
     have_base = true;
   }
 
@@ -712,6 +715,8 @@ JitterStats VoiceReceiver::stats() const {
   JitterStats s = impl_->st;
   s.target_delay_ms = uint32_t(impl_->target_us() / 1000);
   s.jitter_ms = uint32_t(impl_->q_us / 1000);
+  s.jitter_window_ms =
+      impl_->have_base ? uint32_t((impl_->win_last_us - impl_->win_since_us) / 1000) : 0;
   return s;
 }
 

@@ -78,6 +78,9 @@ struct JitterStats {
   uint64_t skipped_ms = 0;       // lost audio not concealed: an underrun had covered it already
   uint64_t resets = 0;           // sender restarts (timestamp jumps) that reset the buffer
   uint32_t jitter_ms = 0;        // arrival jitter: the window's quantile over its base delay
+  // How long the jitter window has been filling since the stream (re)started: until it holds
+  // a few seconds its quantile is dominated by the first frames (quality::settled_jitter_ms).
+  uint32_t jitter_window_ms = 0;
 };
 
 class VoiceReceiver {

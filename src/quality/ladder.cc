@@ -1,5 +1,7 @@
 #include "quality/ladder.h"
 
+#include <algorithm>
+
 namespace parley::quality {
 
 namespace {
@@ -60,6 +62,11 @@ uint8_t best_to_keep(const LinkReport &r, Reason *why) {
   }
   if (why) *why = first;
   return kRungs[kCount - 1].profile;
+}
+
+uint32_t settled_jitter_ms(uint32_t jitter_ms, uint32_t window_ms, uint8_t profile) {
+  if (window_ms >= kJitterSettleMs) return jitter_ms;
+  return std::min(jitter_ms, rung(profile).keep.jitter_ms);
 }
 
 uint8_t best_to_enter(const LinkReport &r) {

@@ -58,6 +58,16 @@ uint8_t best_to_keep(const LinkReport &r, Reason *why);
 // The best profile the report allows to enter.
 uint8_t best_to_enter(const LinkReport &r);
 
+// The jitter to judge a call by while the receiver's jitter window is young (`window_ms` <
+// kJitterSettleMs): at most `profile`'s keep limit, so it never forces a downgrade, yet it
+// still blocks an upgrade when high (every better profile's enter limit is lower). A host
+// whose capture starts with a burst (a stall, then the backlog pushed at once: 6 frames of
+// 20 ms from a Python host) makes the first frames look up to 100 ms late, which in a window
+// of a few frames is the 95th percentile: a clean path went 1 -> 3 within 0.5 s. After
+// 3 s such a burst is under 5 % of the window. The jitter buffer adapts at once either way.
+constexpr uint32_t kJitterSettleMs = 3000;
+uint32_t settled_jitter_ms(uint32_t jitter_ms, uint32_t window_ms, uint8_t profile);
+
 }  // namespace parley::quality
 
 #endif

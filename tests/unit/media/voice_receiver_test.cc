@@ -429,6 +429,27 @@ TEST(VoiceReceiver, CleanStreamIsTheReferenceDecodeAfterTheTargetDelay) {
               s.target_delay_ms);
 }
 
+// A sender whose capture started with a burst (the first six frames arrive together, with
+// the sixth): the young window reads that as ~100 ms of jitter, and says how young it is,
+// so quality can wait until a few seconds have diluted it (quality::settled_jitter_ms).
+TEST(VoiceReceiver, AStartBurstReadsAsJitterOnlyWhileTheWindowIsYoung) {
+  const auto &pk = stream(6000, 1, 1000);
+  std::vector<Arrival> arr = arrivals(pk, 33300);
+  for (size_t i = 0; i < 5; ++i) arr[i].at_us = arr[5].at_us;
+  auto rx = receiver();
+  JitterStats early, late;
+  run(*rx, arr, 480, 5000000, 1, kRate, [&](int64_t t, const JitterStats &s) {
+    if (t <= 500000) early = s;
+    if (t <= 4800000) late = s;
+  });
+  EXPECT_GE(early.jitter_ms, 80u);
+  EXPECT_LT(early.jitter_window_ms, 600u);
+  EXPECT_GE(late.jitter_window_ms, 4000u);
+  EXPECT_LE(late.jitter_ms, 5u);
+  std::printf("[ measured ] start burst: jitter %u ms with a %u ms window, %u ms at %u ms\n",
+              early.jitter_ms, early.jitter_window_ms, late.jitter_ms, late.jitter_window_ms);
+}
+
 TEST(VoiceReceiver, MixedFrameDurationsAndOtherRatesPlayUnchanged) {
   const auto &pk = stream(4000, 2, 77, {10, 20, 40, 60, 20, 20});
   {

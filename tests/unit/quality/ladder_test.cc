@@ -47,5 +47,22 @@ TEST(Ladder, TheWeakestLimitDecidesAndSaysWhy) {
   EXPECT_STREQ("unknown", reason_name(Reason(99)));
 }
 
+// A young jitter window's reading never forces a downgrade but still blocks an upgrade.
+TEST(Ladder, SettlingJitterIsCappedAtTheKeepLimit) {
+  for (size_t i = 0; i + 1 < ladder_size(); ++i) {
+    const uint8_t p = uint8_t(i);
+    const uint32_t keep = rung(p).keep.jitter_ms;
+    EXPECT_EQ(keep, settled_jitter_ms(1000, 100, p)) << int(p);
+    EXPECT_EQ(7u, settled_jitter_ms(7, 100, p));
+    EXPECT_EQ(1000u, settled_jitter_ms(1000, kJitterSettleMs, p));  // settled: as measured
+    LinkReport r;
+    r.jitter_ms = settled_jitter_ms(1000, 100, p);
+    EXPECT_LE(best_to_keep(r, nullptr), p);  // kept
+    if (p > 0) {
+      EXPECT_GE(best_to_enter(r), p);  // no climb above it
+    }
+  }
+}
+
 }  // namespace
 }  // namespace parley::quality
