@@ -264,15 +264,19 @@ int main(int argc, char **argv) {
        id->fingerprint().hex().c_str(), ctx->local_address().to_string().c_str(),
        ctx->observed_address().to_string().c_str());
   if (!o.call.empty()) {
-    signal::CallId c;
-    r = ctx->start_call(callee, &c);
+    // The id is ours before the call starts: its ACTIVE event may arrive (on the loop
+    // thread) before start_call_with_id returns, and must already find it.
+    const signal::CallId c = signal::CallId::random();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      call = c;
+      have_call = true;
+    }
+    r = ctx->start_call_with_id(callee, c);
     if (r != kOk) {
       emit("{\"ev\":\"ended\",\"error\":%d}", r);
       return 1;
     }
-    std::lock_guard<std::mutex> lock(mu);
-    call = c;
-    have_call = true;
   }
 
   // The sender: frame n every 1/fps seconds while the call is active (pacing is load
