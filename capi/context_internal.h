@@ -2,9 +2,11 @@
 #ifndef PARLEY_CAPI_CONTEXT_INTERNAL_H
 #define PARLEY_CAPI_CONTEXT_INTERNAL_H
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
@@ -63,8 +65,13 @@ int on_core(const char *function, Core &core, F &&f) {
   return f(*ctx);
 }
 
-inline std::vector<uint8_t> key_of(const signal::Id16 &id) {
-  return std::vector<uint8_t>(id.bytes, id.bytes + sizeof id.bytes);
+// Call and room ids as map keys: a fixed array, so the per-event lookups (a room frame, a
+// datagram) allocate nothing.
+using Key = std::array<uint8_t, sizeof(signal::Id16::bytes)>;
+inline Key key_of(const signal::Id16 &id) {
+  Key k;
+  std::memcpy(k.data(), id.bytes, k.size());
+  return k;
 }
 
 // Poll mode: an event with copies of what its pointers refer to.
@@ -100,8 +107,8 @@ struct parley_context {
   void *user = nullptr;
   std::mutex mu;                   // handles, rooms and the queue
   std::condition_variable queued;  // poll mode: an event was queued
-  std::map<std::vector<uint8_t>, parley_call *> handles;
-  std::map<std::vector<uint8_t>, parley_room *> rooms;
+  std::map<parley::capi::Key, parley_call *> handles;
+  std::map<parley::capi::Key, parley_room *> rooms;
   std::deque<parley::capi::Queued> queue;
   // Callback mode: events raised while the callback runs (by a parley call it made), for
   // delivery right after it returns. Only the context's thread adds or takes them.
