@@ -60,6 +60,7 @@ from ._native import (
     fingerprint_buffer,
     lib,
 )
+from ._closeable import Closeable
 from .errors import Error, check
 from .identity import Identity
 from .room import Room, require_rooms
@@ -176,7 +177,7 @@ class CallStats:
     quality_loss_permille: int
 
 
-class Context:
+class Context(Closeable):
     """A client context: an identity, one relay connection, one UDP socket, calls and rooms.
 
     Args:
@@ -534,18 +535,6 @@ class Context:
         for room in rooms:
             room.release()
 
-    def __enter__(self) -> "Context":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
     def __repr__(self) -> str:
         state = "closed" if self._ptr is None else getattr(self.relay_state, "name", self.relay_state)
         return f"<parley.Context {getattr(self, '_fingerprint', '?')[:12]} {state}>"
@@ -554,7 +543,7 @@ class Context:
 AudioBuffer = Any  # bytes-like (int16 little-endian) or a numpy int16 array
 
 
-class Call:
+class Call(Closeable):
     """One call. Obtain it from Context.call() or from an INCOMING_CALL event's `call`."""
 
     def __init__(self, context: Context, ptr: int, incoming: bool) -> None:
@@ -703,18 +692,6 @@ class Call:
             lib.call_release(ptr)
 
     close = release
-
-    def __enter__(self) -> "Call":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def __del__(self) -> None:
-        try:
-            self.release()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         state = "released" if self._ptr is None else getattr(self._state, "name", self._state)

@@ -15,12 +15,13 @@ from typing import Optional, Union
 
 from ._enums import ErrorCode, FINGERPRINT_BUF_LEN, PUBLIC_KEY_LEN, SAVE_OVERWRITE, SEED_LEN
 from ._native import fingerprint_buffer, lib
+from ._closeable import Closeable
 from .errors import Error, check
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-class Identity:
+class Identity(Closeable):
     """An identity handle. Create with generate(), from_seed() or load_file()."""
 
     def __init__(self, _ptr: int) -> None:
@@ -119,18 +120,6 @@ class Identity:
     @property
     def closed(self) -> bool:
         return self._ptr is None
-
-    def __enter__(self) -> "Identity":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: the library may be gone already
-            pass
 
     def __repr__(self) -> str:
         if self._ptr is None:

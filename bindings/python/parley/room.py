@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 from ._enums import ROOM_ID_BUF_LEN, ErrorCode
 from ._native import RoomMemberStruct, has_rooms, lib, room_id_buffer
+from ._closeable import Closeable
 from .errors import Error, check
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,7 +54,7 @@ class RoomMember:
     stream_id: int
 
 
-class Room:
+class Room(Closeable):
     """Membership of one room. Obtain it from Context.join_room(room_id).
 
     Membership arrives as ROOM_UPDATE events (``member_count``, our own ``stream_id``),
@@ -169,18 +170,6 @@ class Room:
             lib.room_release(ptr)
 
     close = release
-
-    def __enter__(self) -> "Room":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def __del__(self) -> None:
-        try:
-            self.release()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         state = "released" if self._ptr is None else "left" if self._left else (
