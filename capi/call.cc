@@ -131,7 +131,12 @@ void parley_context::translate(const pc::Event &e) {
   }
   ev.call = handle;
   ev.error = e.error;
-  if (handle) {
+  ev.origin = int(e.origin);
+  // A relay's presented identity, or the sender of an invite that was refused.
+  const bool peer_named = e.type == pc::EventType::kError ||
+                          (e.type == pc::EventType::kRelayState &&
+                           e.relay_state == pc::RelayState::kUntrusted);
+  if (handle || (peer_named && e.peer != pid::Fingerprint())) {
     const std::string hex = e.peer.hex();
     std::snprintf(ev.peer, sizeof ev.peer, "%s", hex.c_str());
   }
@@ -185,6 +190,8 @@ void parley_context::translate(const pc::Event &e) {
 static_assert(int(pc::CallState::kActive) == PARLEY_CALL_ACTIVE, "call states");
 static_assert(int(pc::CallState::kEnded) == PARLEY_CALL_ENDED, "call states");
 static_assert(int(pc::RelayState::kReplaced) == PARLEY_RELAY_REPLACED, "relay states");
+static_assert(int(pc::RelayState::kUntrusted) == PARLEY_RELAY_UNTRUSTED, "relay states");
+static_assert(int(pc::Origin::kPeer) == PARLEY_ORIGIN_PEER, "origins");
 static_assert(int(pc::PathKind::kDirect) == PARLEY_PATH_DIRECT, "paths");
 static_assert(int(parley::quality::Reason::kDirective) == PARLEY_QUALITY_DIRECTIVE, "reasons");
 
@@ -457,6 +464,20 @@ int parley_context_relay_fingerprint(parley_context *ctx, char *out, size_t out_
       std::snprintf(out, out_len, "%s", fp->hex().c_str());
       return parley::kOk;
     });
+  });
+}
+
+int parley_context_trust_relay(parley_context *ctx, const char *relay_fingerprint) {
+  PARLEY_REQUIRE_HANDLE(kContext, ctx);
+  PARLEY_REQUIRE_ARG(relay_fingerprint);
+  return guarded(__func__, [&]() -> int {
+    pid::Fingerprint fp;
+    if (pid::Fingerprint::parse(relay_fingerprint, &fp) != parley::kOk) {
+      return parley::fail(parley::kErrFingerprintInvalid,
+                          "parley_context_trust_relay: relay_fingerprint is not 64 hex digits");
+    }
+    return parley::capi::on_core(__func__, *ctx->core,
+                                 [&](pc::Context &c) -> int { return c.trust_relay(fp); });
   });
 }
 

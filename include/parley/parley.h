@@ -478,14 +478,18 @@ typedef enum parley_event_type {
   /** The call's media moved between paths: path_from -> path, text is the reason. */
   PARLEY_EVENT_PATH_CHANGED = 5,
   /** An error from the relay not tied to a call: error, text; `room` set when it refused a
-   * room join (the room handle then counts as left: release it). */
+   * room join (the room handle then counts as left: release it). Or, with `peer` set and
+   * PARLEY_ERR_MEDIA_KEY, an invite from `peer` that parley refused without ringing: its
+   * media key was forged, stale or replayed (someone learned that this identity is online,
+   * which the host may want to know). */
   PARLEY_EVENT_ERROR = 6,
   /** The voice profile we send with changed: profile_from -> profile, quality_reason
    * (parley_quality_reason), text its name, timestamp the media timestamp (ours, 48 kHz
    * units) from which it applies. Downgrades apply at once; upgrades at a timestamp agreed
    * with the peer (or the relay), shortly after the event. */
   PARLEY_EVENT_QUALITY_CHANGED = 7,
-  /** The trust decision on the relay: no relay_fingerprint was configured, so the relay's
+  /** No longer raised (the host decides before registration: PARLEY_RELAY_UNTRUSTED and
+   * parley_context_trust_relay). Formerly: no relay_fingerprint was configured, so the relay's
    * identity was trusted on first use and is pinned for the rest of this context's life.
    * peer holds its fingerprint: store it and pass it as relay_fingerprint from then on (or
    * compare it with one obtained out of band, and destroy the context if it differs). At
@@ -530,8 +534,23 @@ typedef enum parley_relay_state {
   PARLEY_RELAY_CONNECTING = 1,
   PARLEY_RELAY_REGISTERED = 2, /**< calls can be placed and received */
   PARLEY_RELAY_BACKOFF = 3,    /**< reconnecting after a delay */
-  PARLEY_RELAY_REPLACED = 4    /**< the same identity registered elsewhere; not retried */
+  PARLEY_RELAY_REPLACED = 4,   /**< the same identity registered elsewhere; not retried */
+  /** No relay_fingerprint was configured: the relay presented the identity in the event's
+   * `peer`, and nothing of ours reached it (the handshake was aborted before our certificate
+   * would have been sent). Nothing goes on until the host decides: parley_context_trust_relay
+   * pins it and registers; or destroy the context. */
+  PARLEY_RELAY_UNTRUSTED = 5
 } parley_relay_state;
+
+/** Who an event's `error` and `text` come from; append-only numbering. Only
+ * PARLEY_ORIGIN_LOCAL is parley's own word: show the others as quoted, untrusted text. */
+typedef enum parley_origin {
+  PARLEY_ORIGIN_LOCAL = 0, /**< this library */
+  PARLEY_ORIGIN_RELAY = 1, /**< the relay's signaling */
+  /** the peer's signaling, carried by the relay unauthenticated (so the relay could have
+   * written it too) */
+  PARLEY_ORIGIN_PEER = 2
+} parley_origin;
 
 /** The path a call's media takes; append-only numbering. */
 typedef enum parley_path {
@@ -565,6 +584,7 @@ typedef struct parley_event {
   uint32_t stream_id;  /**< ROOM_UPDATE: our own stream; ROOM_FRAME: the sender's stream */
   uint32_t sequence;   /**< PARLEY_EVENT_ROOM_FRAME: the sender's frame sequence number */
   uint32_t member_count; /**< PARLEY_EVENT_ROOM_UPDATE: members, ourselves included */
+  int origin;          /**< who `error` and `text` come from: a parley_origin */
 } parley_event;
 
 /** The event callback, on the context's thread, one event at a time; must not block. The
@@ -577,7 +597,9 @@ typedef struct parley_context_config {
   size_t struct_size;
   /** The relay, "ip:port" or "[ipv6]:port". Required. */
   const char *relay_address;
-  /** The relay's fingerprint (64 hex); NULL: trust the first one seen for this context. */
+  /** The relay's fingerprint (64 hex). NULL: the context learns the identity the relay
+   * presents without sending it anything, and waits in PARLEY_RELAY_UNTRUSTED for
+   * parley_context_trust_relay (persist the trusted fingerprint and pass it here next time). */
   const char *relay_fingerprint;
   /** Local address to bind, "ip:port"; NULL: 0.0.0.0, any port. */
   const char *bind_address;
@@ -703,12 +725,26 @@ PARLEY_API int parley_context_fingerprint(parley_context *ctx, char *out, size_t
 
 /**
  * parley_context_relay_fingerprint writes the relay's fingerprint (64 hex + NUL) to `out`
- * (`out_len` >= PARLEY_FINGERPRINT_BUF_LEN): the pinned one, or the one trusted on first use.
+ * (`out_len` >= PARLEY_FINGERPRINT_BUF_LEN): the configured one, or the one the host trusted
+ * with parley_context_trust_relay.
  * Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE,
- * PARLEY_ERR_BUFFER_TOO_SMALL or PARLEY_ERR_NOT_REGISTERED (none pinned and none seen yet).
+ * PARLEY_ERR_BUFFER_TOO_SMALL or PARLEY_ERR_NOT_REGISTERED (none configured or trusted yet).
  */
 PARLEY_API int parley_context_relay_fingerprint(parley_context *ctx, char *out,
                                                 size_t out_len);
+
+/**
+ * parley_context_trust_relay is the host's trust decision on the relay: it pins
+ * `relay_fingerprint` (64 hex; normally the `peer` of the PARLEY_RELAY_UNTRUSTED state event)
+ * as the relay's identity for this context and connects; registration follows as
+ * PARLEY_EVENT_RELAY_STATE events. A relay presenting another identity is refused
+ * (PARLEY_ERR_PEER_IDENTITY in the BACKOFF state event). Also replaces a configured pin. Store
+ * the fingerprint and pass it as relay_fingerprint from then on. `ctx` and
+ * `relay_fingerprint` must not be NULL.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE,
+ * PARLEY_ERR_FINGERPRINT_INVALID (not 64 hex digits) or PARLEY_ERR_CLOSED.
+ */
+PARLEY_API int parley_context_trust_relay(parley_context *ctx, const char *relay_fingerprint);
 
 /**
  * parley_call_start calls `peer_fingerprint` (64 hex) through the relay. On success *out is

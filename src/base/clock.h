@@ -15,6 +15,10 @@ constexpr Timestamp kNanosPerSecond = 1000000000ull;
 // Monotonic time in nanoseconds (CLOCK_MONOTONIC via libuv); never goes backwards.
 Timestamp monotonic_now();
 
+// The wall clock in milliseconds since the Unix epoch: only for what another device must
+// compare with its own (the issue time of a signed media key); it may jump.
+uint64_t wall_clock_ms();
+
 }  // namespace parley
 
 #endif

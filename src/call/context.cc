@@ -21,10 +21,6 @@ constexpr uint16_t kCodecOpus = 1;
 // The encoder tick: a frame pushed by the host waits at most this long for its encode.
 constexpr uint64_t kAudioTickMs = 2;
 
-std::vector<uint8_t> key_of(const signal::Id16 &id) {
-  return std::vector<uint8_t>(id.bytes, id.bytes + sizeof id.bytes);
-}
-
 // ICE credentials: ufrag 8 and password 24 ice-chars (RFC 8445 minimums are 4 and 22).
 std::string ice_string(size_t n) {
   static const char kChars[] =
@@ -32,6 +28,17 @@ std::string ice_string(size_t n) {
   std::string s(n, 'x');
   for (auto &c : s) c = kChars[randombytes_uniform(64)];
   return s;
+}
+
+// Text that came over the network, for a host that may print it: C0 controls and DEL (a
+// terminal's escape sequences) become '?'. The codec already guarantees well-formed UTF-8.
+std::string printable(const std::string &text) {
+  std::string out = text;
+  for (auto &ch : out) {
+    const unsigned char u = static_cast<unsigned char>(ch);
+    if (u < 0x20 || u == 0x7f) ch = '?';
+  }
+  return out;
 }
 
 }  // namespace
@@ -166,32 +173,20 @@ int Context::init() {
     Event e(EventType::kRelayState);
     e.relay_state = s;
     e.error = error;
+    if (s == RelayState::kUntrusted) e.peer = *relay_->presented_fingerprint();
     emit(e);
     // The relay forgets a client's rooms with its connection: join them again, and the
     // relay's updates bring the memberships (and stream ids) back.
     if (s == RelayState::kRegistered) {
       for (auto &kv : rooms_) {
-        for (const auto &mb : kv.second.members) media_routes_.erase(mb.stream_id);
+        drop_room_routes(kv.first, kv.second);
         kv.second.members.clear();
         kv.second.streams.clear();
         kv.second.stream = 0;
         signal::Message m;
         m.type = signal::Type::kRoomJoin;
-        m.room_id = signal::RoomId();
-        std::memcpy(m.room_id->bytes, kv.first.data(), sizeof m.room_id->bytes);
+        m.room_id = kv.first;
         relay_->send(m);
-      }
-    }
-    // Announced once registered, not from inside the handshake's verify callback, so the
-    // host's handler never runs inside ngtcp2.
-    if (s == RelayState::kRegistered && !config_.relay.relay_fingerprint &&
-        !relay_trust_announced_) {
-      if (auto fp = relay_->relay_fingerprint()) {
-        relay_trust_announced_ = true;
-        Event t(EventType::kRelayTrusted);
-        t.peer = *fp;
-        t.text = "relay identity trusted on first use";
-        emit(t);
       }
     }
   };
@@ -237,6 +232,13 @@ void Context::emit(const Event &e) {
 }
 
 RelayState Context::relay_state() { return read([&] { return relay_->state(); }); }
+int Context::trust_relay(const identity::Fingerprint &fp) {
+  return run([&] {
+    PARLEY_LOG(kLogInfo, "call", "the host trusts relay identity %s", fp.hex().c_str());
+    relay_->trust(fp);
+    return kOk;
+  });
+}
 void Context::sync() { run([] { return kOk; }); }
 SocketAddress Context::local_address() { return read([&] { return socket_->local_address(); }); }
 SocketAddress Context::observed_address() {
@@ -303,7 +305,9 @@ std::vector<ice::Candidate> Context::local_candidates() {
 int Context::send_offer(signal::Type type, Call &c) {
   // The ephemeral X25519 key whose signed public half lets the peer derive the call's media
   // keys; the relay carries it but cannot substitute its own (it cannot sign as us).
-  int r = media::make_local_media_key(id_, c.id, c.peer, &c.media_key);
+  const media::KeyRole role =
+      type == signal::Type::kCallInvite ? media::KeyRole::kCaller : media::KeyRole::kCallee;
+  int r = media::make_local_media_key(id_, c.id, c.peer, role, wall_clock_ms(), &c.media_key);
   if (r != kOk) return r;
   c.ufrag = ice_string(8);
   c.pwd = ice_string(24);
@@ -327,9 +331,16 @@ int Context::send_offer(signal::Type type, Call &c) {
 }
 
 int Context::take_peer_offer(Call &c, const signal::Message &m) {
-  const int r = media::verify_peer_media_key(m.identity_key->data(), c.peer, fp_, c.id,
-                                             *m.media_key);
+  const bool invite = m.type == signal::Type::kCallInvite;
+  const uint64_t now_ms = wall_clock_ms();
+  int r = media::verify_peer_media_key(
+      m.identity_key->data(), c.peer, fp_, c.id,
+      invite ? media::KeyRole::kCaller : media::KeyRole::kCallee, now_ms, *m.media_key);
   if (r != kOk) return r;
+  if (invite) {
+    r = recent_invites_.admit(c.id, m.media_key->issued_at_ms, now_ms);
+    if (r != kOk) return r;
+  }
   c.peer_key = *m.media_key;
   c.peer_ufrag = m.ice_ufrag;
   c.peer_pwd = m.ice_pwd;
@@ -349,15 +360,25 @@ int Context::start_session(Call &c) {
   const signal::CallId id = c.id;
   const identity::Fingerprint peer = c.peer;
   const uint32_t stream = c.stream;
-  VoiceChannel *voice = c.voice.get();
-  Call *cp = &c;  // a map node: stable until the call is erased, which retires the session
-  env.on_media = [this, id, peer, stream, voice, cp](const media::FrameHeader &h, uint64_t index,
-                                                     const uint8_t *payload, size_t len,
-                                                     PathKind via) {
+  const uint64_t serial = c.serial;
+  // The session outlives its call by up to a loop turn (it is retired, not destroyed, when
+  // the call ends) and its direct connection keeps delivering meanwhile: every frame finds
+  // the call again by id, and frames for a call that is over are dropped.
+  env.on_media = [this, id, peer, stream, serial](const media::FrameHeader &h, uint64_t index,
+                                                  const uint8_t *payload, size_t len,
+                                                  PathKind via) {
+    auto it = calls_.find(id);
+    if (it == calls_.end() || it->second.serial != serial ||
+        it->second.state != CallState::kActive) {
+      ++stats_.media_after_end;
+      return;
+    }
+    Call &call = it->second;
+    VoiceChannel *voice = call.voice.get();
     ++stats_.media_received;
     const int64_t now = int64_t(monotonic_now() / 1000);
     voice->on_frame_index(index, now);
-    if (cp->quality) cp->quality->on_frame(index, now / 1000);
+    if (call.quality) call.quality->on_frame(index, now / 1000);
     if (h.flags & media::kFrameFlagVoice) {
       voice->on_peer_profile(h.profile, h.timestamp);
       voice->on_voice_frame(h.timestamp, payload, len, now);
@@ -375,11 +396,14 @@ int Context::start_session(Call &c) {
     e.path = via;
     emit(e);
   };
-  env.on_path = [this, id, peer](PathKind from, PathKind to, const char *reason) {
+  env.on_path = [this, id, peer, serial](PathKind from, PathKind to, const char *reason) {
     // A session torn down after the call ended may still report its paths closing: the
     // host was already told the call is over.
-    auto it = calls_.find(key_of(id));
-    if (it == calls_.end() || it->second.state == CallState::kEnded) return;
+    auto it = calls_.find(id);
+    if (it == calls_.end() || it->second.serial != serial ||
+        it->second.state == CallState::kEnded) {
+      return;
+    }
     Event e(EventType::kPathChanged);
     e.call = id;
     e.peer = peer;
@@ -422,8 +446,9 @@ int Context::start_call_with_id(const identity::Fingerprint &to, const signal::C
                                 std::shared_ptr<VoiceChannel> *voice) {
   return run([&]() -> int {
     if (to == fp_) return fail(kErrInvalidArgument, "cannot call yourself");
-    if (calls_.count(key_of(id))) return fail(kErrInvalidArgument, "call id in use");
+    if (calls_.count(id)) return fail(kErrInvalidArgument, "call id in use");
     Call c;
+    c.serial = next_call_serial_++;
     c.id = id;
     c.peer = to;
     c.outgoing = true;
@@ -432,14 +457,14 @@ int Context::start_call_with_id(const identity::Fingerprint &to, const signal::C
     r = send_offer(signal::Type::kCallInvite, c);
     if (r != kOk) return r;
     if (voice) *voice = c.voice;
-    calls_.emplace(key_of(c.id), std::move(c));
+    calls_.emplace(c.id, std::move(c));
     return kOk;
   });
 }
 
 int Context::accept(const signal::CallId &id) {
   return run([&]() -> int {
-    auto it = calls_.find(key_of(id));
+    auto it = calls_.find(id);
     if (it == calls_.end() || it->second.state != CallState::kIncoming) {
       return fail(kErrCallNotFound, "no incoming call with that id");
     }
@@ -460,7 +485,7 @@ int Context::accept(const signal::CallId &id) {
 
 int Context::reject(const signal::CallId &id) {
   return run([&]() -> int {
-    auto it = calls_.find(key_of(id));
+    auto it = calls_.find(id);
     if (it == calls_.end() || it->second.state != CallState::kIncoming) {
       return fail(kErrCallNotFound, "no incoming call with that id");
     }
@@ -474,7 +499,7 @@ int Context::reject(const signal::CallId &id) {
 
 int Context::hangup(const signal::CallId &id) {
   return run([&]() -> int {
-    auto it = calls_.find(key_of(id));
+    auto it = calls_.find(id);
     if (it == calls_.end()) return fail(kErrCallNotFound, "no call with that id");
     const int r = relay_->send(call_message(signal::Type::kCallHangup, it->second));
     set_call_state(it->second, CallState::kEnded, kOk, "hung up here");
@@ -488,12 +513,13 @@ int Context::hangup(const signal::CallId &id) {
   });
 }
 
-void Context::set_call_state(Call &c, CallState s, int error, const std::string &text) {
+void Context::set_call_state(Call &c, CallState s, int error, const std::string &text,
+                             Origin origin) {
   if (c.state == s) return;
   c.state = s;
   // Incoming frames find their call through its stream id while it is active.
   if (s == CallState::kActive) {
-    media_routes_[c.stream] = {&c, {}, c.peer};
+    media_routes_[c.stream] = {true, c.id, c.serial, c.peer};
     Session *session = c.session.get();
     c.voice->start([session](uint32_t ts, uint8_t profile, const uint8_t *p, size_t n) {
       session->send(media::kFrameFlagVoice, ts, profile, p, n);
@@ -529,7 +555,9 @@ void Context::set_call_state(Call &c, CallState s, int error, const std::string 
     if (c.voice_started && --active_voice_ == 0) audio_timer_->stop();
     c.voice_started = false;
     auto it = media_routes_.find(c.stream);
-    if (it != media_routes_.end() && it->second.call == &c) media_routes_.erase(it);
+    if (it != media_routes_.end() && it->second.is_call && it->second.serial == c.serial) {
+      media_routes_.erase(it);
+    }
     // The session may be on the stack below us (a host handler hanging up from inside a
     // media or path event): it is destroyed once the loop is back at the top.
     if (c.session) {
@@ -542,7 +570,8 @@ void Context::set_call_state(Call &c, CallState s, int error, const std::string 
   e.peer = c.peer;
   e.call_state = s;
   e.error = error;
-  e.text = text;
+  e.text = origin == Origin::kLocal ? text : printable(text);
+  e.origin = origin;
   emit(e);
 }
 
@@ -557,10 +586,10 @@ void Context::on_relay_message(const signal::Message &m) {
   if (m.type == Type::kRoomUpdate) {
     // Only rooms we joined and have not left: an update that crossed our leave on the way
     // must not bring the room back.
-    auto joined = rooms_.find(key_of(*m.room_id));
+    auto joined = rooms_.find(*m.room_id);
     if (joined == rooms_.end()) return;
     Room &r = joined->second;
-    for (const auto &mb : r.members) media_routes_.erase(mb.stream_id);
+    drop_room_routes(joined->first, r);
     r.stream = m.stream_id.value_or(0);
     r.members = m.members;
     std::map<uint32_t, Room::Stream> streams;  // members that stay keep their loss history
@@ -569,10 +598,9 @@ void Context::on_relay_message(const signal::Message &m) {
       auto old = r.streams.find(mb.stream_id);
       Room::Stream &s = streams[mb.stream_id];
       if (old != r.streams.end()) s = old->second;
-      media_routes_[mb.stream_id] = {nullptr, *m.room_id, mb.fingerprint, nullptr};
+      media_routes_[mb.stream_id] = {false, *m.room_id, 0, mb.fingerprint};
     }
     r.streams = std::move(streams);
-    for (auto &kv : r.streams) media_routes_[kv.first].stream = &kv.second;
     Event e(EventType::kRoomUpdate);
     e.room = *m.room_id;
     e.is_room = true;
@@ -581,10 +609,11 @@ void Context::on_relay_message(const signal::Message &m) {
     emit(e);
     return;
   }
-  auto it = m.call_id ? calls_.find(key_of(*m.call_id)) : calls_.end();
+  auto it = m.call_id ? calls_.find(*m.call_id) : calls_.end();
   if (m.type == Type::kCallInvite) {
     if (it != calls_.end() || !m.stream_id) return;  // a duplicate, or a relay bug
     Call c;
+    c.serial = next_call_serial_++;
     c.id = *m.call_id;
     c.peer = *m.from;
     c.state = CallState::kIncoming;
@@ -599,16 +628,25 @@ void Context::on_relay_message(const signal::Message &m) {
       return;
     }
     if (take_peer_offer(c, m) != kOk) {
-      // A key the caller did not sign: the relay (or someone) tampered with the invite.
-      PARLEY_LOG(kLogWarn, "call", "rejecting an invite from %s: %s",
-                 c.peer.display().c_str(), last_error_message());
+      // A key the caller did not sign, or a stale or replayed invite: the relay (or someone)
+      // forged or recorded it. The host hears of it: whoever sent it learns from the reject
+      // that we are online, so that must not go unnoticed here.
+      const std::string why = last_error_message();
+      PARLEY_LOG(kLogWarn, "call", "refusing an invite from %s: %s", c.peer.display().c_str(),
+                 why.c_str());
       signal::Message rej = call_message(Type::kCallReject, c);
       rej.error_code = kErrMediaKey;
-      rej.text = "media key not signed by the caller";
+      rej.text = "media key refused";
       relay_->send(rej);
+      Event e(EventType::kError);
+      e.call = c.id;
+      e.peer = c.peer;
+      e.error = kErrMediaKey;
+      e.text = "refused an invite: " + why;
+      emit(e);
       return;
     }
-    auto &stored = calls_.emplace(key_of(c.id), std::move(c)).first->second;
+    auto &stored = calls_.emplace(c.id, std::move(c)).first->second;
     relay_->send(call_message(Type::kCallRinging, stored));
     Event e(EventType::kIncomingCall);
     e.call = stored.id;
@@ -620,21 +658,23 @@ void Context::on_relay_message(const signal::Message &m) {
   if (m.type == Type::kError) {
     if (it != calls_.end()) {
       Call &c = it->second;
-      set_call_state(c, CallState::kEnded, m.error_code.value_or(kErrInternal), m.text);
+      set_call_state(c, CallState::kEnded, m.error_code.value_or(kErrInternal), m.text,
+                     Origin::kRelay);
       calls_.erase(it);
       return;
     }
     if (!m.call_id && m.room_id) {
       // A refused join (room full, too many rooms): the membership never began.
-      auto room = rooms_.find(key_of(*m.room_id));
+      auto room = rooms_.find(*m.room_id);
       if (room == rooms_.end()) return;  // left meanwhile: nothing to tell
-      for (const auto &mb : room->second.members) media_routes_.erase(mb.stream_id);
+      drop_room_routes(room->first, room->second);
       rooms_.erase(room);
       Event e(EventType::kError);
       e.room = *m.room_id;
       e.is_room = true;
       e.error = m.error_code.value_or(kErrInternal);
-      e.text = m.text;
+      e.text = printable(m.text);
+      e.origin = Origin::kRelay;
       emit(e);
       return;
     }
@@ -646,7 +686,8 @@ void Context::on_relay_message(const signal::Message &m) {
     }
     Event e(EventType::kError);
     e.error = m.error_code.value_or(kErrInternal);
-    e.text = m.text;
+    e.text = printable(m.text);
+    e.origin = Origin::kRelay;
     emit(e);
     return;
   }
@@ -655,11 +696,17 @@ void Context::on_relay_message(const signal::Message &m) {
   if (m.from && *m.from != c.peer) return;
   switch (m.type) {
     case Type::kCallRinging:
+      // Only an outgoing call being set up: an active call's stream id keys its media route.
+      if (!c.outgoing || (c.state != CallState::kInviting && c.state != CallState::kRinging)) {
+        break;
+      }
       if (m.stream_id) c.stream = *m.stream_id;
       if (c.state == CallState::kInviting) set_call_state(c, CallState::kRinging, kOk, "");
       break;
     case Type::kCallAccept: {
-      if (c.state == CallState::kActive || !c.outgoing) break;
+      if (!c.outgoing || (c.state != CallState::kInviting && c.state != CallState::kRinging)) {
+        break;
+      }
       if (m.stream_id) c.stream = *m.stream_id;
       int r = take_peer_offer(c, m);
       if (r == kOk) r = start_session(c);
@@ -700,11 +747,11 @@ void Context::on_relay_message(const signal::Message &m) {
       if (c.quality) c.quality->on_message(m, int64_t(monotonic_now() / kNanosPerMilli));
       break;
     case Type::kCallReject:
-      set_call_state(c, CallState::kEnded, kErrCallRejected, m.text);
+      set_call_state(c, CallState::kEnded, kErrCallRejected, m.text, Origin::kPeer);
       calls_.erase(it);
       break;
     case Type::kCallHangup:
-      set_call_state(c, CallState::kEnded, m.error_code.value_or(kOk), m.text);
+      set_call_state(c, CallState::kEnded, m.error_code.value_or(kOk), m.text, Origin::kPeer);
       calls_.erase(it);
       break;
     default:
@@ -723,17 +770,28 @@ void Context::on_datagram(const uint8_t *data, size_t len) {
     ++stats_.media_unknown_stream;
     return;
   }
-  const MediaRoute &r = route->second;
-  if (r.call) {
-    if (r.call->session) r.call->session->on_relay_frame(data, len);
+  const MediaRoute r = route->second;  // a copy: the handlers below may change the routes
+  if (r.is_call) {
+    Call *c = route_call(r);
+    if (!c) {
+      ++stats_.media_unknown_stream;
+      return;
+    }
+    c->session->on_relay_frame(data, len);
     return;
   }
-  if (r.stream) {
-    r.stream->loss.on_frame(r.stream->seq.extend(h.sequence),
-                            int64_t(monotonic_now() / kNanosPerMilli));
+  auto room = rooms_.find(r.id);
+  if (room == rooms_.end()) {
+    ++stats_.media_unknown_stream;
+    return;
+  }
+  auto stream = room->second.streams.find(h.stream_id);
+  if (stream != room->second.streams.end()) {
+    stream->second.loss.on_frame(stream->second.seq.extend(h.sequence),
+                                 int64_t(monotonic_now() / kNanosPerMilli));
   }
   Event e(EventType::kMedia);
-  e.room = r.room;
+  e.room = r.id;
   e.is_room = true;
   e.peer = r.peer;
   ++stats_.media_received;
@@ -743,6 +801,23 @@ void Context::on_datagram(const uint8_t *data, size_t len) {
   e.payload = data + media::kFrameHeaderSize;
   e.len = len - media::kFrameHeaderSize;
   emit(e);
+}
+
+Context::Call *Context::route_call(const MediaRoute &r) {
+  auto it = calls_.find(r.id);
+  if (it == calls_.end()) return nullptr;
+  Call &c = it->second;
+  if (c.serial != r.serial || c.state != CallState::kActive || !c.session) return nullptr;
+  return &c;
+}
+
+void Context::drop_room_routes(const signal::RoomId &id, const Room &r) {
+  for (const auto &mb : r.members) {
+    auto it = media_routes_.find(mb.stream_id);
+    if (it != media_routes_.end() && !it->second.is_call && it->second.id == id) {
+      media_routes_.erase(it);
+    }
+  }
 }
 
 int Context::send_frame(uint32_t stream, uint32_t sequence, uint32_t timestamp, uint8_t profile,
@@ -769,7 +844,7 @@ int Context::send_frame(uint32_t stream, uint32_t sequence, uint32_t timestamp, 
 int Context::send_media(const signal::CallId &id, uint32_t timestamp, uint8_t profile,
                         const uint8_t *payload, size_t len) {
   return run([&]() -> int {
-    auto it = calls_.find(key_of(id));
+    auto it = calls_.find(id);
     if (it == calls_.end() || !it->second.session) {
       return fail(kErrCallNotFound, "no active call with that id");
     }
@@ -785,7 +860,7 @@ int Context::send_media(const signal::CallId &id, uint32_t timestamp, uint8_t pr
 
 int Context::call_stats(const signal::CallId &id, CallStats *out) {
   return run([&]() -> int {
-    auto it = calls_.find(key_of(id));
+    auto it = calls_.find(id);
     if (it == calls_.end() || !it->second.session) {
       return fail(kErrCallNotFound, "no active call with that id");
     }
@@ -797,7 +872,7 @@ int Context::call_stats(const signal::CallId &id, CallStats *out) {
 
 int Context::voice(const signal::CallId &id, std::shared_ptr<VoiceChannel> *out) {
   return run([&]() -> int {
-    auto it = calls_.find(key_of(id));
+    auto it = calls_.find(id);
     if (it == calls_.end()) return fail(kErrCallNotFound, "no call with that id");
     *out = it->second.voice;
     return kOk;
@@ -806,7 +881,7 @@ int Context::voice(const signal::CallId &id, std::shared_ptr<VoiceChannel> *out)
 
 int Context::call_quality(const signal::CallId &id, QualityStats *out) {
   return run([&]() -> int {
-    auto it = calls_.find(key_of(id));
+    auto it = calls_.find(id);
     if (it == calls_.end() || !it->second.quality) {
       return fail(kErrCallNotFound, "no active call with that id");
     }
@@ -816,7 +891,7 @@ int Context::call_quality(const signal::CallId &id, QualityStats *out) {
 }
 
 void Context::on_room_quality(const signal::Message &m) {
-  auto it = rooms_.find(key_of(*m.room_id));
+  auto it = rooms_.find(*m.room_id);
   if (it == rooms_.end()) return;
   Room &r = it->second;
   const int64_t now_ms = int64_t(monotonic_now() / kNanosPerMilli);
@@ -884,8 +959,7 @@ void Context::on_quality_tick() {
     for (auto &s : r.streams) loss = std::max(loss, s.second.loss.permille(now_ms));
     signal::Message q;
     q.type = signal::Type::kQualityReport;
-    q.room_id = signal::RoomId();
-    std::memcpy(q.room_id->bytes, kv.first.data(), sizeof q.room_id->bytes);
+    q.room_id = kv.first;
     q.loss_permille = loss;
     q.rtt_ms = signal_rtt;
     q.jitter_ms = 0;  // no jitter buffer here: room audio is the host's
@@ -921,7 +995,7 @@ void Context::on_audio_tick() {
 
 int Context::media_stream(const signal::CallId &id, uint32_t *stream_id) {
   return run([&]() -> int {
-    auto it = calls_.find(key_of(id));
+    auto it = calls_.find(id);
     if (it == calls_.end() || it->second.state != CallState::kActive) {
       return fail(kErrCallNotFound, "no active call with that id");
     }
@@ -933,7 +1007,7 @@ int Context::media_stream(const signal::CallId &id, uint32_t *stream_id) {
 int Context::send_room_media(const signal::RoomId &id, uint32_t sequence, uint32_t timestamp,
                              uint8_t profile, const uint8_t *sealed, size_t len) {
   return run([&]() -> int {
-    auto it = rooms_.find(key_of(id));
+    auto it = rooms_.find(id);
     if (it == rooms_.end() || it->second.stream == 0) {
       return fail(kErrCallNotFound, "not a member of that room");
     }
@@ -947,7 +1021,7 @@ int Context::join_room(const signal::RoomId &room) {
     m.type = signal::Type::kRoomJoin;
     m.room_id = room;
     const int r = relay_->send(m);
-    if (r == kOk) rooms_.emplace(key_of(room), Room{});  // stream 0 until the first update
+    if (r == kOk) rooms_.emplace(room, Room{});  // stream 0 until the first update
     return r;
   });
 }
@@ -957,9 +1031,9 @@ int Context::leave_room(const signal::RoomId &room) {
     signal::Message m;
     m.type = signal::Type::kRoomLeave;
     m.room_id = room;
-    auto it = rooms_.find(key_of(room));
+    auto it = rooms_.find(room);
     if (it == rooms_.end()) return fail(kErrCallNotFound, "not in that room");
-    for (const auto &mb : it->second.members) media_routes_.erase(mb.stream_id);
+    drop_room_routes(it->first, it->second);
     rooms_.erase(it);
     // Left here whatever the relay heard (it drops the members of a client that vanishes).
     const int r = relay_->send(m);

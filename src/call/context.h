@@ -22,6 +22,7 @@
 #include "base/udp_socket.h"
 #include "call/call_quality.h"
 #include "quality/min_rtt.h"
+#include "call/recent_calls.h"
 #include "call/relay_client.h"
 #include "call/session.h"
 #include "call/voice_channel.h"
@@ -53,7 +54,7 @@ const char *call_state_name(CallState s);
 
 // Append-only numbering.
 enum class EventType {
-  kRelayState = 1,    // relay_state, error
+  kRelayState = 1,    // relay_state, error; kUntrusted: peer, the identity the relay presented
   kIncomingCall = 2,  // call, peer
   kCallState = 3,     // call, peer, call_state, error, text
   // An application datagram (Context::send_media) or a room frame: call or room, stream_id,
@@ -61,14 +62,25 @@ enum class EventType {
   // go to the call's VoiceChannel.
   kMedia = 4,
   kRoomUpdate = 5,    // room, members, stream_id (our own in that room)
-  kError = 6,         // error, text (an error from the relay not tied to a call)
+  // error, text: an error from the relay not tied to a call; or, with call and peer set, an
+  // invite this library refused (its media key forged, stale or replayed: kErrMediaKey).
+  kError = 6,
   kPathChanged = 7,   // call, path_from, path (the new one), text (the reason)
   // Our sending profile changed: call, profile_from, profile, reason (quality::Reason), text
   // (its name), timestamp (the media timestamp of ours from which it applies).
   kQualityChanged = 8,
-  // The relay's identity was trusted on first use (no fingerprint was configured): peer is
-  // its fingerprint, for the host to store and pin from then on. Once per context.
+  // Not raised any more: with no fingerprint configured the relay goes to kUntrusted and the
+  // host decides (trust_relay) before anything of ours reaches it.
   kRelayTrusted = 9,
+};
+
+// Who a kCallState or kError event's error code and text come from. Only kLocal is this
+// library's own word; kPeer text crossed the relay unauthenticated, so the relay could have
+// written it too.
+enum class Origin {
+  kLocal = 0,
+  kRelay = 1,
+  kPeer = 2,
 };
 
 struct Event {
@@ -93,6 +105,7 @@ struct Event {
   uint8_t profile_from = 0;               // kQualityChanged
   std::shared_ptr<VoiceChannel> voice;    // kIncomingCall: the call's voice channel
   quality::Reason reason = quality::Reason::kNone;
+  Origin origin = Origin::kLocal;  // of error and text
 };
 
 using EventHandler = std::function<void(const Event &)>;
@@ -101,6 +114,7 @@ struct ContextStats {
   uint64_t media_sent = 0, media_received = 0;
   uint64_t media_send_failed = 0;    // refused by the QUIC connection (queue full, not registered)
   uint64_t media_unknown_stream = 0; // arrived for no call or room we are in
+  uint64_t media_after_end = 0;      // direct-path frames of a call that had just ended
   uint64_t room_refusals_sent = 0;   // the relay's room upgrade proposals we refused
   uint64_t room_rounds_cancelled = 0;  // proposals we accepted that the relay then cancelled
 };
@@ -123,8 +137,11 @@ class Context {
   void sync();
   SocketAddress local_address();
   SocketAddress observed_address();
-  // The relay's identity: the pinned one, or the one trusted on first use (unset before).
+  // The relay's identity: the configured one, or the one the host trusted (unset before).
   std::optional<identity::Fingerprint> relay_fingerprint();
+  // The host's trust decision: pins `fp` as the relay's identity and connects. For a relay in
+  // kUntrusted (no fingerprint configured; the event carried the one it presented). kOk.
+  int trust_relay(const identity::Fingerprint &fp);
 
   // Calls `to` through the relay. kOk (*out set; progress as kCallState events),
   // kErrNotRegistered, kErrInvalidArgument.
@@ -175,11 +192,19 @@ class Context {
   ContextStats stats();
 
  private:
+  // Tests and fuzz targets stand in for a hostile relay through it (tests/support).
+  friend struct ContextTestAccess;
+
   struct Call {
     signal::CallId id;
+    // Unique per Call object: what a session's callbacks check before touching the call, so
+    // a retired session never reaches a call that replaced its own under the same id.
+    uint64_t serial = 0;
     identity::Fingerprint peer;
     bool outgoing = false;
     CallState state = CallState::kInviting;
+    // The relay may change it only while the call is being set up (inviting/ringing); from
+    // active on it is the key of the call's media route.
     uint32_t stream = 0;
     media::LocalMediaKey media_key;  // our X25519 ephemeral key for the E2E media keys
     std::string ufrag, pwd;
@@ -221,10 +246,13 @@ class Context {
   void emit(const Event &e);
   void on_relay_message(const signal::Message &m);
   void on_datagram(const uint8_t *data, size_t len);
-  void set_call_state(Call &c, CallState s, int error, const std::string &text);
+  void set_call_state(Call &c, CallState s, int error, const std::string &text,
+                      Origin origin = Origin::kLocal);
   // Makes the call's ICE credentials and signed media key and sends invite or accept.
   int send_offer(signal::Type type, Call &c);
-  // Checks and keeps what the peer's invite/accept carries. kOk or kErrMediaKey.
+  // Checks and keeps what the peer's invite/accept carries: its signed media key (for this
+  // call, in the sender's role, fresh) and, for an invite, a call id not seen before.
+  // kOk or kErrMediaKey.
   int take_peer_offer(Call &c, const signal::Message &m);
   // Creates the media session of a call that just became active. kOk or its error.
   int start_session(Call &c);
@@ -243,17 +271,25 @@ class Context {
   std::unique_ptr<quic::Endpoint> endpoint_;
   std::unique_ptr<quic::EndpointDriver> driver_;
   std::unique_ptr<RelayClient> relay_;
-  std::map<std::vector<uint8_t>, Call> calls_;  // keyed by call id bytes
-  std::map<std::vector<uint8_t>, Room> rooms_;
-  // Where an incoming frame's stream id belongs: an active call, or a room member (the relay
-  // hands out stream ids, unique among everything it routes to us).
+  std::map<signal::CallId, Call> calls_;
+  std::map<signal::RoomId, Room> rooms_;
+  // Where an incoming frame's stream id belongs: an active call, or a room member. The relay
+  // hands out stream ids and is not trusted with memory safety: a route names its call or
+  // room by id and every frame looks it up, so a route that outlives its call or room (a
+  // relay reusing or changing ids) finds nothing instead of freed memory.
   struct MediaRoute {
-    Call *call;  // or nullptr for a room
-    signal::RoomId room;
+    bool is_call = false;
+    signal::Id16 id;  // the call's or the room's
+    uint64_t serial = 0;  // a call's Call::serial
     identity::Fingerprint peer;
-    Room::Stream *stream = nullptr;  // a room member's: its loss (a node of Room::streams)
   };
   std::unordered_map<uint32_t, MediaRoute> media_routes_;
+  // The call this route names, if it is still that call and active; nullptr otherwise.
+  Call *route_call(const MediaRoute &r);
+  // Removes the routes of `r`'s members that still name room `id`.
+  void drop_room_routes(const signal::RoomId &id, const Room &r);
+  uint64_t next_call_serial_ = 1;
+  RecentCalls recent_invites_{media::kMaxMediaKeyAgeMs, 4096};
   std::vector<std::unique_ptr<Session>> retired_;  // ended calls' sessions, freed next turn
   // Runs every call's encoder: picks up whole frames of microphone audio soon after the host
   // pushed them (kAudioTickMs bounds what the tick adds to the mouth-to-ear delay).
@@ -265,7 +301,6 @@ class Context {
   size_t active_voice_ = 0;
   ContextStats stats_;
   bool closing_ = false;
-  bool relay_trust_announced_ = false;  // kRelayTrusted went out
   uint8_t frame_[quic::kMaxDatagramPayload];
 };
 

@@ -15,6 +15,7 @@ const char *relay_state_name(RelayState s) {
     case RelayState::kRegistered: return "registered";
     case RelayState::kBackoff: return "backoff";
     case RelayState::kReplaced: return "replaced";
+    case RelayState::kUntrusted: return "untrusted";
   }
   return "?";
 }
@@ -56,6 +57,20 @@ void RelayClient::stop() {
   set_state(RelayState::kIdle, kOk);
 }
 
+void RelayClient::trust(const identity::Fingerprint &fp) {
+  pinned_ = fp;
+  retry_timer_.stop();
+  backoff_.reset();
+  if (conn_) {
+    conn_->set_handler(nullptr);
+    conn_->close(0, "relay trusted: reconnecting");
+    conn_ = nullptr;
+    stream_ = -1;
+  }
+  stopped_ = false;
+  connect();
+}
+
 void RelayClient::set_state(RelayState s, int error) {
   if (s == state_) return;
   state_ = s;
@@ -64,12 +79,18 @@ void RelayClient::set_state(RelayState s, int error) {
 
 void RelayClient::connect() {
   set_state(RelayState::kConnecting, kOk);
+  // Unpinned, the verifier refuses whatever the relay presents: in TLS 1.3 the client checks
+  // the server's certificate before it sends its own, so the relay learns nothing of ours.
   auto verify = [this](const identity::Fingerprint &fp) {
     if (pinned_) return fp == *pinned_;
-    PARLEY_LOG(kLogInfo, "call", "relay identity %s trusted on first use", fp.hex().c_str());
-    pinned_ = fp;
-    return true;
+    presented_ = fp;
+    return false;
   };
+  if (!pinned_) {
+    PARLEY_LOG(kLogWarn, "call",
+               "no relay fingerprint configured: learning the relay's identity without "
+               "registering; nothing is sent until the host trusts it");
+  }
   quic::Connection *c = nullptr;
   const int r = endpoint_.connect(config_.relay, verify,
                                   [this](quic::Connection &cn, const quic::Event &e) {
@@ -134,6 +155,15 @@ void RelayClient::on_event(quic::Connection &c, const quic::Event &e) {
       conn_ = nullptr;
       stream_ = -1;
       const int err = e.close->error != kOk ? e.close->error : kErrClosed;
+      if (!pinned_ && presented_) {
+        PARLEY_LOG(kLogWarn, "call",
+                   "the relay at %s presents identity %s, which nobody pinned: waiting for "
+                   "the host to trust it",
+                   config_.relay.to_string().c_str(), presented_->hex().c_str());
+        retry_timer_.stop();
+        set_state(RelayState::kUntrusted, kOk);
+        return;
+      }
       if (e.close->error == kErrPeerIdentity) {
         PARLEY_LOG(kLogError, "call", "relay identity check failed: %s",
                    e.close->reason.c_str());
@@ -154,7 +184,14 @@ void RelayClient::on_event(quic::Connection &c, const quic::Event &e) {
   }
 }
 
+void RelayClient::attach_test_sink(TestSink sink) {
+  stop();
+  sink_ = std::move(sink);
+  set_state(RelayState::kRegistered, kOk);
+}
+
 int RelayClient::send(const signal::Message &m) {
+  if (sink_) return sink_(&m, nullptr, 0);
   if (state_ != RelayState::kRegistered || !conn_) {
     return fail(kErrNotRegistered, "not registered with the relay (state %s)",
                 relay_state_name(state_));
@@ -167,6 +204,7 @@ int RelayClient::send(const signal::Message &m) {
 }
 
 int RelayClient::send_datagram(const uint8_t *data, size_t len) {
+  if (sink_) return sink_(nullptr, data, len);
   if (state_ != RelayState::kRegistered || !conn_) {
     return fail(kErrNotRegistered, "not registered with the relay (state %s)",
                 relay_state_name(state_));

@@ -1,5 +1,5 @@
 // A context's link to its relay: one QUIC connection (ALPN parley/1, mutual TLS, the relay's
-// fingerprint pinned or learned on first use) on the context's shared socket, registration
+// fingerprint pinned) on the context's shared socket, registration
 // under the context's identity, keep-alive, and reconnection with jittered exponential
 // backoff whenever the connection is lost (relay restart, network outage, idle timeout).
 // After a reconnect it registers again by itself; the host only sees state events.
@@ -24,8 +24,9 @@ namespace parley::call {
 
 struct RelayClientConfig {
   SocketAddress relay;
-  // The relay's identity. Unset: trust on first use — the first fingerprint seen is pinned
-  // for every later reconnect of this client.
+  // The relay's identity. Unset: the client learns the identity the relay presents without
+  // revealing its own (it aborts that handshake before its certificate would be sent), goes
+  // to kUntrusted, and waits for trust() — the host's decision — before it connects for real.
   std::optional<identity::Fingerprint> relay_fingerprint;
   // Short enough that a restarted relay answers the next PING with a stateless reset within a
   // few seconds (and below NAT binding timeouts); costs one small packet per interval.
@@ -45,6 +46,9 @@ enum class RelayState {
   // process) and the relay closed ours. Not retried: two holders of one identity would
   // otherwise take the registration from each other forever. start() tries again.
   kReplaced = 4,
+  // No fingerprint was configured: the relay presented presented_fingerprint() and nothing
+  // of ours was sent to it (not even our certificate). trust() goes on; nothing else does.
+  kUntrusted = 5,
 };
 const char *relay_state_name(RelayState s);
 
@@ -66,11 +70,18 @@ class RelayClient {
   void start();
   // Closes the connection (normal close) and stops reconnecting.
   void stop();
+  // Pins `fp` as the relay's identity and connects (from kUntrusted, or to replace a pin a
+  // reconnect keeps failing on). A relay presenting another identity is refused.
+  void trust(const identity::Fingerprint &fp);
 
   RelayState state() const { return state_; }
   // What the relay saw as our address in its last register-ack (a server-reflexive candidate).
   const SocketAddress &observed_address() const { return observed_; }
   const std::optional<identity::Fingerprint> &relay_fingerprint() const { return pinned_; }
+  // What the relay presented while no fingerprint was pinned (unset before that).
+  const std::optional<identity::Fingerprint> &presented_fingerprint() const {
+    return presented_;
+  }
   uint64_t registrations() const { return registrations_; }
   // The relay connection's path statistics (RTT, loss); zeros while not connected.
   quic::PathStats path_stats() const { return conn_ ? conn_->stats() : quic::PathStats{}; }
@@ -79,6 +90,12 @@ class RelayClient {
   int send(const signal::Message &m);
   // kOk, kErrNotRegistered, or Connection::send_datagram's errors.
   int send_datagram(const uint8_t *data, size_t len);
+
+  // Tests and fuzz targets that play the relay: closes the connection, stops reconnecting,
+  // goes to kRegistered, and from then on hands every send to `sink` (a message, or a
+  // datagram with `m` NULL), whose return value send/send_datagram return.
+  using TestSink = std::function<int(const signal::Message *m, const uint8_t *d, size_t n)>;
+  void attach_test_sink(TestSink sink);
 
  private:
   void connect();
@@ -93,6 +110,7 @@ class RelayClient {
   RelayClientConfig config_;
   Listener listener_;
   std::optional<identity::Fingerprint> pinned_;
+  std::optional<identity::Fingerprint> presented_;
   RelayState state_ = RelayState::kIdle;
   quic::Connection *conn_ = nullptr;
   int64_t stream_ = -1;
@@ -102,6 +120,7 @@ class RelayClient {
   uint64_t registrations_ = 0;
   bool stopped_ = true;
   std::vector<uint8_t> scratch_;
+  TestSink sink_;
 };
 
 }  // namespace parley::call

@@ -10,7 +10,7 @@ namespace parley::media {
 
 namespace {
 
-constexpr char kSignContext[] = "parley media key v1";
+constexpr char kSignContext[] = "parley media key v2";
 constexpr size_t kSignContextLen = sizeof kSignContext - 1;
 constexpr char kKdfContext[] = "parley media keys v1";
 constexpr size_t kKdfContextLen = sizeof kKdfContext - 1;
@@ -22,16 +22,18 @@ static_assert(sizeof(signal::SignedKey::public_key) == crypto_scalarmult_BYTES, 
 static_assert(sizeof(signal::SignedKey::signature) == crypto_sign_BYTES, "");
 static_assert(crypto_generichash_BYTES_MAX >= 2 * kMediaKeyLen, "");
 
-constexpr size_t kSignedLen =
-    kSignContextLen + kCallIdLen + 2 * identity::kFingerprintLen + crypto_scalarmult_BYTES;
+constexpr size_t kSignedLen = kSignContextLen + 1 + 8 + kCallIdLen +
+                              2 * identity::kFingerprintLen + crypto_scalarmult_BYTES;
 
 // The exact bytes a media key signature covers (docs/protocol.md "Media encryption").
-void signed_message(const signal::CallId &call, const identity::Fingerprint &signer,
-                    const identity::Fingerprint &addressee, const uint8_t public_key[32],
-                    uint8_t out[kSignedLen]) {
+void signed_message(KeyRole role, uint64_t issued_at_ms, const signal::CallId &call,
+                    const identity::Fingerprint &signer, const identity::Fingerprint &addressee,
+                    const uint8_t public_key[32], uint8_t out[kSignedLen]) {
   uint8_t *p = out;
   std::memcpy(p, kSignContext, kSignContextLen);
   p += kSignContextLen;
+  *p++ = uint8_t(role);
+  for (int i = 7; i >= 0; --i) *p++ = uint8_t(issued_at_ms >> (8 * i));
   std::memcpy(p, call.bytes, kCallIdLen);
   p += kCallIdLen;
   std::memcpy(p, signer.bytes, identity::kFingerprintLen);
@@ -43,8 +45,17 @@ void signed_message(const signal::CallId &call, const identity::Fingerprint &sig
 
 }  // namespace
 
+const char *key_role_name(KeyRole role) {
+  switch (role) {
+    case KeyRole::kCaller: return "caller";
+    case KeyRole::kCallee: return "callee";
+  }
+  return "?";
+}
+
 int make_local_media_key(const identity::Identity &me, const signal::CallId &call,
-                         const identity::Fingerprint &peer, LocalMediaKey *out) {
+                         const identity::Fingerprint &peer, KeyRole role, uint64_t now_ms,
+                         LocalMediaKey *out) {
   if (out == nullptr) return fail(kErrInvalidArgument, "make_local_media_key: out is NULL");
   LocalMediaKey key;
   int r = key.secret.allocate(crypto_scalarmult_SCALARBYTES);  // also initialises libsodium
@@ -53,8 +64,9 @@ int make_local_media_key(const identity::Identity &me, const signal::CallId &cal
   if (crypto_scalarmult_base(key.signed_key.public_key, key.secret.data()) != 0) {
     return fail(kErrCrypto, "X25519 key generation failed");
   }
+  key.signed_key.issued_at_ms = now_ms;
   uint8_t msg[kSignedLen];
-  signed_message(call, me.fingerprint(), peer, key.signed_key.public_key, msg);
+  signed_message(role, now_ms, call, me.fingerprint(), peer, key.signed_key.public_key, msg);
   if (crypto_sign_detached(key.signed_key.signature, nullptr, msg, sizeof msg,
                            me.secret_key()) != 0) {
     return fail(kErrCrypto, "signing the media key failed");
@@ -65,7 +77,8 @@ int make_local_media_key(const identity::Identity &me, const signal::CallId &cal
 
 int verify_peer_media_key(const uint8_t peer_identity_key[identity::kPublicKeyLen],
                           const identity::Fingerprint &peer, const identity::Fingerprint &me,
-                          const signal::CallId &call, const signal::SignedKey &key) {
+                          const signal::CallId &call, KeyRole role, uint64_t now_ms,
+                          const signal::SignedKey &key) {
   if (peer_identity_key == nullptr) {
     return fail(kErrMediaKey, "the peer's identity key is missing");
   }
@@ -77,11 +90,21 @@ int verify_peer_media_key(const uint8_t peer_identity_key[identity::kPublicKeyLe
                 peer.hex().c_str());
   }
   uint8_t msg[kSignedLen];
-  signed_message(call, peer, me, key.public_key, msg);
+  signed_message(role, key.issued_at_ms, call, peer, me, key.public_key, msg);
   if (crypto_sign_verify_detached(key.signature, msg, sizeof msg, peer_identity_key) != 0) {
     return fail(kErrMediaKey,
-                "the peer's media key is not signed by %s for this call and addressee",
-                peer.hex().c_str());
+                "the peer's media key is not signed by %s as the %s of this call for us",
+                peer.hex().c_str(), key_role_name(role));
+  }
+  // Checked after the signature, so the age in the message is the signer's own claim.
+  if (key.issued_at_ms + kMaxMediaKeyAgeMs < now_ms) {
+    return fail(kErrMediaKey, "the peer's media key was issued %llu s ago: stale or replayed",
+                (unsigned long long)((now_ms - key.issued_at_ms) / 1000));
+  }
+  if (key.issued_at_ms > now_ms + kMaxMediaKeyAgeMs) {
+    return fail(kErrMediaKey,
+                "the peer's media key was issued %llu s in the future: the clocks disagree",
+                (unsigned long long)((key.issued_at_ms - now_ms) / 1000));
   }
   // A low-order point (order dividing the cofactor 8) sends every clamped scalar, which is a
   // multiple of 8, to the all-zero output, so multiplying by any scalar detects it; libsodium

@@ -6,11 +6,15 @@
 // relay, which can carry it but not substitute its own: it cannot sign as either party. The
 // signature covers
 //
-//   "parley media key v1" | call id (16) | signer fingerprint (32) |
-//   addressee fingerprint (32) | X25519 public key (32)
+//   "parley media key v2" | role (1) | issued at (u64, ms since the Unix epoch) |
+//   call id (16) | signer fingerprint (32) | addressee fingerprint (32) |
+//   X25519 public key (32)
 //
-// so a key is bound to one call, one signer and one addressee: the relay cannot replay it
-// into another call, hand it to a third party, or reflect it back to its own signer.
+// so a key is bound to one call, one signer, one addressee and one role: the relay cannot
+// replay it into another call, hand it to a third party, reflect it back to its own signer,
+// or present a callee's accept as an invite. The issue time bounds how long a recorded
+// invite can be replayed; within that window the callee remembers the call ids it has seen
+// (call/recent_calls.h).
 //
 // Both parties then compute the X25519 shared secret and expand it with keyed BLAKE2b-512
 // over the call id, both fingerprints and both public keys into one 32-byte key per direction
@@ -30,6 +34,16 @@
 namespace parley::media {
 
 constexpr size_t kMediaKeyLen = 32;  // each direction's base key, and the X25519 scalar
+// How far a media key's issue time may be from the verifier's wall clock, either way: the
+// replay window of an invite, and the clock disagreement two devices may have.
+constexpr uint64_t kMaxMediaKeyAgeMs = 10 * 60 * 1000;
+
+// Which message of the call set-up a key signs for (its wire value is signed).
+enum class KeyRole : uint8_t {
+  kCaller = 1,  // call-invite
+  kCallee = 2,  // call-accept
+};
+const char *key_role_name(KeyRole role);
 
 // Our half of a call's key agreement. `secret` is the X25519 scalar (kMediaKeyLen bytes of
 // sodium_malloc'd memory, wiped when the struct is destroyed); `signed_key` is what goes into
@@ -46,23 +60,29 @@ struct CallKeys {
 };
 
 // Makes a fresh X25519 key pair for `call` and signs its public key with `me`'s identity key
-// for the addressee `peer` (the signed message is in the comment at the top of this file).
-// Replaces whatever `*out` held. `out` must not be NULL.
+// for the addressee `peer`, in `role`, issued at `now_ms` (wall clock, ms since the Unix
+// epoch; the signed message is in the comment at the top of this file). Replaces whatever
+// `*out` held. `out` must not be NULL.
 // Returns kOk, kErrInvalidArgument (`out` is NULL), kErrNoMemory or kErrCrypto (libsodium
 // failed to initialise or refused the key pair); on error `*out` holds no secret.
 int make_local_media_key(const identity::Identity &me, const signal::CallId &call,
-                         const identity::Fingerprint &peer, LocalMediaKey *out);
+                         const identity::Fingerprint &peer, KeyRole role, uint64_t now_ms,
+                         LocalMediaKey *out);
 
 // Checks a media key received in signaling before anything is derived from it:
 // `peer_identity_key` (32 bytes, the Ed25519 key the same message carried, must not be NULL)
 // must hash to the `peer` fingerprint we expect to be talking to, `key.signature` must be
-// that key's signature over the message above with signer = `peer`, addressee = `me` and
-// call id = `call`, and `key.public_key` must not be a low-order X25519 point (with which the
-// shared secret would be a constant known to the relay).
+// that key's signature over the message above with signer = `peer`, addressee = `me`,
+// call id = `call`, role = `role` (the peer's role: kCaller for an invite) and the key's
+// issue time, that time must be within kMaxMediaKeyAgeMs of `now_ms` (wall clock, ms since
+// the Unix epoch), and `key.public_key` must not be a low-order X25519 point (with which the
+// shared secret would be a constant known to the relay). A call id seen before is the
+// caller's business (call/recent_calls.h).
 // Returns kOk or kErrMediaKey (the detailed message says which check failed).
 int verify_peer_media_key(const uint8_t peer_identity_key[identity::kPublicKeyLen],
                           const identity::Fingerprint &peer, const identity::Fingerprint &me,
-                          const signal::CallId &call, const signal::SignedKey &key);
+                          const signal::CallId &call, KeyRole role, uint64_t now_ms,
+                          const signal::SignedKey &key);
 
 // Derives both directions' keys of `call` from our key `mine` and the peer's `peer_key`,
 // which must have passed verify_peer_media_key (this function does not check signatures).

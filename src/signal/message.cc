@@ -188,9 +188,10 @@ Id16 Id16::random() {
 }
 
 bool Id16::operator==(const Id16 &o) const { return std::memcmp(bytes, o.bytes, 16) == 0; }
+bool Id16::operator<(const Id16 &o) const { return std::memcmp(bytes, o.bytes, 16) < 0; }
 
 bool SignedKey::operator==(const SignedKey &o) const {
-  return std::memcmp(public_key, o.public_key, 32) == 0 &&
+  return std::memcmp(public_key, o.public_key, 32) == 0 && issued_at_ms == o.issued_at_ms &&
          std::memcmp(signature, o.signature, 64) == 0;
 }
 
@@ -228,9 +229,10 @@ int encode(const Message &m, std::vector<uint8_t> *out) {
     w.field(Field::kCandidate, s.data(), s.size());
   }
   if (m.media_key) {
-    uint8_t k[96];
+    uint8_t k[kSignedKeySize];
     std::memcpy(k, m.media_key->public_key, 32);
-    std::memcpy(k + 32, m.media_key->signature, 64);
+    for (int i = 0; i < 8; ++i) k[32 + i] = uint8_t(m.media_key->issued_at_ms >> (56 - 8 * i));
+    std::memcpy(k + 40, m.media_key->signature, 64);
     w.field(Field::kMediaKey, k, sizeof k);
   }
   if (!m.codecs.empty()) {
@@ -351,10 +353,11 @@ int decode(const uint8_t *data, size_t len, Message *out) {
         break;
       }
       case Field::kMediaKey: {
-        if (!need(96)) return malformed("a signed key is 96 bytes", id);
+        if (!need(kSignedKeySize)) return malformed("a signed key is 104 bytes", id);
         SignedKey k;
         std::memcpy(k.public_key, v, 32);
-        std::memcpy(k.signature, v + 32, 64);
+        k.issued_at_ms = read_be(v + 32, 8);
+        std::memcpy(k.signature, v + 40, 64);
         m.media_key = k;
         break;
       }

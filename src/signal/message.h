@@ -30,6 +30,8 @@ constexpr size_t kMaxCandidates = 32;
 constexpr size_t kMaxCodecs = 16;
 constexpr size_t kMaxParticipants = 64;
 constexpr size_t kMaxText = 512;
+// A media key field: X25519 public key (32) | issued at (u64) | Ed25519 signature (64).
+constexpr size_t kSignedKeySize = 104;
 
 // Application error codes the relay closes a client's QUIC connection with (docs/protocol.md).
 constexpr uint64_t kCloseShuttingDown = 1;  // reconnect later
@@ -92,12 +94,14 @@ struct Id16 {
   static Id16 random();
   bool operator==(const Id16 &o) const;
   bool operator!=(const Id16 &o) const { return !(*this == o); }
+  bool operator<(const Id16 &o) const;  // byte order: a map key without copying
 };
 using CallId = Id16;
 using RoomId = Id16;
 
 struct SignedKey {
   uint8_t public_key[32] = {};
+  uint64_t issued_at_ms = 0;  // the signer's wall clock, ms since the Unix epoch
   uint8_t signature[64] = {};
   bool operator==(const SignedKey &o) const;
 };

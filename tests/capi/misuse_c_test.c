@@ -83,6 +83,7 @@ static void null_handles(void) {
   CHECK_ERR(parley_context_fingerprint(NULL, fp, sizeof fp), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_context_relay_fingerprint(NULL, fp, sizeof fp),
             PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_trust_relay(NULL, relay.fingerprint), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_call_start(NULL, relay.fingerprint, &call), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK(call == NULL);
   CHECK_ERR(parley_call_accept(NULL), PARLEY_ERR_INVALID_ARGUMENT);
@@ -275,6 +276,31 @@ static void after_hangup(void) {
   CHECK_ERR(parley_context_relay_fingerprint(a, fp, sizeof fp), PARLEY_OK);
   CHECK(strcmp(fp, relay.fingerprint) == 0);
   CHECK_ERR(parley_context_relay_fingerprint(a, fp, 10), PARLEY_ERR_BUFFER_TOO_SMALL);
+  CHECK_ERR(parley_context_trust_relay(a, NULL), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_trust_relay(a, "not hex"), PARLEY_ERR_FINGERPRINT_INVALID);
+  {
+    /* No relay_fingerprint: the relay's identity arrives in an UNTRUSTED state event, and
+     * the context registers only once the host trusts it. */
+    parley_context_config cfg;
+    parley_context *u = NULL;
+    parley_identity *idu = NULL;
+    CHECK_ERR(parley_identity_generate(&idu), PARLEY_OK);
+    parley_context_config_init(&cfg);
+    cfg.relay_address = relay.address;
+    cfg.bind_address = "127.0.0.1:0";
+    cfg.disable_direct = 1;
+    CHECK_ERR(parley_context_create(idu, &cfg, &u), PARLEY_OK);
+    CHECK(wait_event(u, PARLEY_EVENT_RELAY_STATE, PARLEY_RELAY_UNTRUSTED, &ev));
+    CHECK(strcmp(ev.peer, relay.fingerprint) == 0);
+    CHECK(ev.origin == PARLEY_ORIGIN_LOCAL);
+    CHECK_ERR(parley_context_relay_fingerprint(u, fp, sizeof fp), PARLEY_ERR_NOT_REGISTERED);
+    CHECK_ERR(parley_context_trust_relay(u, ev.peer), PARLEY_OK);
+    CHECK(wait_event(u, PARLEY_EVENT_RELAY_STATE, PARLEY_RELAY_REGISTERED, &ev));
+    CHECK_ERR(parley_context_relay_fingerprint(u, fp, sizeof fp), PARLEY_OK);
+    CHECK(strcmp(fp, relay.fingerprint) == 0);
+    CHECK_ERR(parley_context_destroy(u), PARLEY_OK);
+    parley_identity_free(idu);
+  }
   CHECK_ERR(parley_context_poll_event_v2(a, &ev, 8), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_context_fingerprint(b, fpb, sizeof fpb), PARLEY_OK);
 

@@ -46,7 +46,7 @@ struct Client {
   std::condition_variable cv;
   call::RelayState relay = call::RelayState::kIdle;
   int registrations = 0;
-  std::vector<identity::Fingerprint> trusted;  // kRelayTrusted events
+  std::vector<identity::Fingerprint> presented;  // kUntrusted states: what the relay showed
   int last_relay_error = 0;
   std::vector<signal::CallId> incoming;
   std::map<std::vector<uint8_t>, std::pair<CallState, int>> calls;  // id -> state, error
@@ -81,6 +81,7 @@ struct Client {
       case EventType::kRelayState:
         relay = e.relay_state;
         if (e.relay_state == call::RelayState::kRegistered) ++registrations;
+        if (e.relay_state == call::RelayState::kUntrusted) presented.push_back(e.peer);
         if (e.error) last_relay_error = e.error;
         break;
       case EventType::kIncomingCall:
@@ -115,7 +116,6 @@ struct Client {
         errors.emplace_back(e.error, e.text);
         break;
       case EventType::kRelayTrusted:
-        trusted.push_back(e.peer);
         break;
       case EventType::kPathChanged:
       case EventType::kQualityChanged:
@@ -541,21 +541,28 @@ TEST_F(RelayTest, GtlsclientFetchesHealthMetricsAndIdentityOverHttp3) {
   EXPECT_GE(values["parley_relay_http_requests_total"], 2);
 }
 
-TEST_F(RelayTest, TrustOnFirstUsePinsTheRelayForReconnects) {
+// No fingerprint configured: the client learns the identity the relay presents, registers
+// only once the host trusts it, and keeps that pin for reconnects.
+TEST_F(RelayTest, AnUnpinnedRelayIsUsedOnlyOnceTheHostTrustsIt) {
   ASSERT_TRUE(start_relay());
   const SocketAddress addr = relay_.address;
   Client a;
-  ASSERT_EQ(kOk, a.start(addr, nullptr));  // no pin: TOFU
+  ASSERT_EQ(kOk, a.start(addr, nullptr));
+  ASSERT_TRUE(a.wait([&] { return a.relay == call::RelayState::kUntrusted; }, 10s));
+  identity::Fingerprint shown;
+  {
+    std::lock_guard<std::mutex> lock(a.m);
+    ASSERT_EQ(a.presented.size(), 1u);
+    shown = a.presented[0];
+    EXPECT_EQ(a.registrations, 0);
+  }
+  EXPECT_EQ(shown, relay_.fingerprint);
+  EXPECT_FALSE(a.ctx->relay_fingerprint().has_value()) << "nothing is pinned before the host";
+  ASSERT_EQ(kOk, a.ctx->trust_relay(shown));
   ASSERT_TRUE(a.wait_registered());
   auto learned = a.ctx->relay_fingerprint();
   ASSERT_TRUE(learned.has_value());
   EXPECT_EQ(*learned, relay_.fingerprint);
-  {
-    // The host hears of the trust decision once, with the fingerprint to store.
-    std::lock_guard<std::mutex> lock(a.m);
-    ASSERT_EQ(a.trusted.size(), 1u);
-    EXPECT_EQ(a.trusted[0], relay_.fingerprint);
-  }
   // Another relay (another key) appears at the same address: the learned pin refuses it.
   EXPECT_EQ(0, relay_.stop(SIGTERM));
   std::remove(seed_.c_str());
@@ -564,7 +571,7 @@ TEST_F(RelayTest, TrustOnFirstUsePinsTheRelayForReconnects) {
   ASSERT_TRUE(a.wait([&] { return a.last_relay_error == kErrPeerIdentity; }, 15s));
   std::lock_guard<std::mutex> lock(a.m);
   EXPECT_EQ(a.registrations, 1);
-  EXPECT_EQ(a.trusted.size(), 1u);
+  EXPECT_EQ(a.presented.size(), 1u);
 }
 
 // coturn's STUN client (a STUN stack nobody here wrote) against both of the relay's STUN

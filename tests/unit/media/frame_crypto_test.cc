@@ -448,8 +448,8 @@ TEST_F(FrameCrypto, OneDirectionsFramesDoNotOpenWithTheOthersKey) {
   ASSERT_EQ(kOk, identity::Identity::generate(&bob));
   const signal::CallId call = signal::Id16::random();
   LocalMediaKey ak, bk;
-  ASSERT_EQ(kOk, make_local_media_key(*alice, call, bob->fingerprint(), &ak));
-  ASSERT_EQ(kOk, make_local_media_key(*bob, call, alice->fingerprint(), &bk));
+  ASSERT_EQ(kOk, make_local_media_key(*alice, call, bob->fingerprint(), KeyRole::kCaller, 1, &ak));
+  ASSERT_EQ(kOk, make_local_media_key(*bob, call, alice->fingerprint(), KeyRole::kCallee, 1, &bk));
   CallKeys ac, bc;
   ASSERT_EQ(kOk, derive_call_keys(ak, bk.signed_key, true, call, alice->fingerprint(),
                                   bob->fingerprint(), &ac));
