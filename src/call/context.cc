@@ -310,10 +310,12 @@ int Context::send_offer(signal::Type type, Call &c) {
   int r = media::make_local_media_key(id_, c.id, c.peer, role, wall_clock_ms(), &c.media_key);
   if (r != kOk) return r;
   c.ufrag = ice_string(8);
-  c.pwd = ice_string(24);
+  std::string pwd = ice_string(24);
+  r = c.pwd.assign(pwd.data(), pwd.size());
+  if (r != kOk) return r;
   signal::Message m = call_message(type, c);
   m.ice_ufrag = c.ufrag;
-  m.ice_pwd = c.pwd;
+  m.ice_pwd = std::move(pwd);
   m.media_key = c.media_key.signed_key;
   // Every candidate is known at once (host addresses, and the mapping the relay observed),
   // so they ride in the offer; later ones would be trickled as Candidate messages.
@@ -323,6 +325,7 @@ int Context::send_offer(signal::Type type, Call &c) {
   std::memcpy(m.identity_key->data(), id_.public_key(), identity::kPublicKeyLen);
   m.codecs = {kCodecOpus};
   r = relay_->send(m);
+  identity::wipe(&m.ice_pwd);
   if (r != kOk) return r;
   signal::Message eoc;
   eoc.type = signal::Type::kEndOfCandidates;
@@ -343,7 +346,8 @@ int Context::take_peer_offer(Call &c, const signal::Message &m) {
   }
   c.peer_key = *m.media_key;
   c.peer_ufrag = m.ice_ufrag;
-  c.peer_pwd = m.ice_pwd;
+  r = c.peer_pwd.assign(m.ice_pwd.data(), m.ice_pwd.size());
+  if (r != kOk) return r;
   for (const auto &cand : m.candidates) c.peer_candidates.push_back(cand);
   return kOk;
 }
@@ -418,9 +422,9 @@ int Context::start_session(Call &c) {
   p.caller = c.outgoing;
   p.stream = c.stream;
   p.local_ufrag = c.ufrag;
-  p.local_pwd = c.pwd;
+  p.local_pwd.assign(c.pwd.data(), c.pwd.size());
   p.remote_ufrag = c.peer_ufrag;
-  p.remote_pwd = c.peer_pwd;
+  p.remote_pwd.assign(c.peer_pwd.data(), c.peer_pwd.size());
   p.local_candidates = local_candidates();
   p.remote_candidates = std::move(c.peer_candidates);
   p.remote_candidates_done = c.peer_candidates_done;

@@ -207,11 +207,13 @@ class Context {
     // active on it is the key of the call's media route.
     uint32_t stream = 0;
     media::LocalMediaKey media_key;  // our X25519 ephemeral key for the E2E media keys
-    std::string ufrag, pwd;
+    std::string ufrag;
+    identity::SecretBuffer pwd;  // our ICE password
     // What the peer's offer carried (its media key verified on arrival), and candidates it
     // trickled before the session existed.
     signal::SignedKey peer_key;
-    std::string peer_ufrag, peer_pwd;
+    std::string peer_ufrag;
+    identity::SecretBuffer peer_pwd;
     std::vector<ice::Candidate> peer_candidates;
     bool peer_candidates_done = false;
     std::unique_ptr<Session> session;  // while active

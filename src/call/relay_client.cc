@@ -5,6 +5,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "identity/secret.h"
 
 namespace parley::call {
 
@@ -146,6 +147,7 @@ void RelayClient::on_event(quic::Connection &c, const quic::Event &e) {
         return;
       }
       if (listener_.on_message) listener_.on_message(m);
+      identity::wipe(&m.ice_pwd);  // the call keeps its copy in wiped memory
       break;
     }
     case quic::EventType::kDatagram:
@@ -199,6 +201,8 @@ int RelayClient::send(const signal::Message &m) {
   int r = signal::encode(m, &scratch_);
   if (r != kOk) return r;
   r = conn_->send_message(stream_, scratch_.data(), scratch_.size());
+  // The encoding may hold an ICE password; the connection has its own copy now.
+  if (!m.ice_pwd.empty()) identity::wipe_memory(scratch_.data(), scratch_.size());
   if (r == kOk) driver_.kick();
   return r;
 }

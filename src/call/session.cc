@@ -84,11 +84,12 @@ void Session::start() {
   ice::AgentConfig ac;
   ac.controlling = p_.caller;
   ac.local_ufrag = p_.local_ufrag;
-  ac.local_pwd = p_.local_pwd;
+  ac.local_pwd = std::string(p_.local_pwd.view());  // the agent keeps it wiped, and wipes this
   ac.ta_ms = env_.direct.ta_ms;
-  agent_ = std::make_unique<ice::Agent>(ac, now);
+  agent_ = std::make_unique<ice::Agent>(std::move(ac), now);
   for (const auto &c : p_.local_candidates) agent_->add_local_candidate(c);
-  if (agent_->set_remote_credentials(p_.remote_ufrag, p_.remote_pwd) != kOk) {
+  if (agent_->set_remote_credentials(p_.remote_ufrag, std::string(p_.remote_pwd.view())) !=
+      kOk) {
     give_up_direct(kErrIceFailed, "the peer's ICE credentials are unusable");
     return;
   }

@@ -91,7 +91,8 @@ class Session {
     identity::Fingerprint peer;
     bool caller = false;
     uint32_t stream = 0;
-    std::string local_ufrag, local_pwd, remote_ufrag, remote_pwd;
+    std::string local_ufrag, remote_ufrag;
+    identity::SecretBuffer local_pwd, remote_pwd;  // ICE passwords
     std::vector<ice::Candidate> local_candidates, remote_candidates;
     bool remote_candidates_done = false;
   };

@@ -61,6 +61,9 @@ Agent::Agent(AgentConfig config, Timestamp now)
       tie_breaker_(config_.tie_breaker != 0 ? config_.tie_breaker : random_u64()),
       next_send_(now) {
   if (config_.software.size() > kMaxSoftware) config_.software.resize(kMaxSoftware);
+  // Out of memory leaves the key empty: then nothing is ever answered (as with no password).
+  local_key_.assign(config_.local_pwd.data(), config_.local_pwd.size());
+  identity::wipe(&config_.local_pwd);
   if (config_.check_rtx.rc == 0) config_.check_rtx.rc = 1;
   if (config_.check_rtx.rto_ms == 0) config_.check_rtx.rto_ms = 1;
   // The whole life of a check transaction, replaying ClientTransactions' schedule.
@@ -81,13 +84,15 @@ int Agent::set_remote_credentials(std::string ufrag, std::string pwd) {
     return fail(kErrInvalidArgument, "ICE: empty remote ufrag or password");
   }
   if (!remote_key_.empty()) {
-    if (ufrag == remote_ufrag_ && pwd == remote_pwd_) return kOk;
+    const bool same = ufrag == remote_ufrag_ && pwd == remote_key_.view();
+    identity::wipe(&pwd);
+    if (same) return kOk;
     return fail(kErrInvalidArgument, "ICE: remote credentials changed (restart needs a new agent)");
   }
   remote_ufrag_ = std::move(ufrag);
-  remote_pwd_ = std::move(pwd);
-  remote_key_.assign(remote_pwd_.begin(), remote_pwd_.end());
-  return kOk;
+  const int r = remote_key_.assign(pwd.data(), pwd.size());
+  identity::wipe(&pwd);
+  return r;
 }
 
 Agent::LocalBase *Agent::base_for(int family) {
@@ -313,7 +318,7 @@ bool Agent::start_check(size_t index, bool consent, Timestamp now) {
   size_t n = 0;
   if (b.finish(&n) != kOk ||
       client_.start(buf, n, remotes_[p.remote].cand.address, config_.check_rtx, now, cookie,
-                    remote_key_) != kOk) {
+                    remote_key_.data(), remote_key_.size()) != kOk) {
     // Only absurd credentials get here; failing the pair keeps the scheduler moving.
     if (!consent) fail_pair(index);
     return false;
@@ -553,9 +558,7 @@ void Agent::handle_request(const stun::Message &m, const SocketAddress &from, Ti
   }
   // Unauthenticated requests get nothing: no 401 (it could not be authenticated either, and
   // an answer would make us a reflector for anyone who can guess a ufrag).
-  if (config_.local_pwd.empty() ||
-      m.check_integrity(reinterpret_cast<const uint8_t *>(config_.local_pwd.data()),
-                        config_.local_pwd.size()) != kOk) {
+  if (local_key_.empty() || m.check_integrity(local_key_.data(), local_key_.size()) != kOk) {
     ++stats_.requests_bad_integrity;
     return;
   }
@@ -631,8 +634,7 @@ void Agent::reply_success(const stun::Message &m, const SocketAddress &from) {
   stun::MessageBuilder b(buf, sizeof buf);
   b.start(stun::kBinding, stun::kSuccessResponse, m.transaction_id());
   b.add_xor_address(stun::kAttrXorMappedAddress, from);
-  b.add_message_integrity(reinterpret_cast<const uint8_t *>(config_.local_pwd.data()),
-                          config_.local_pwd.size());
+  b.add_message_integrity(local_key_.data(), local_key_.size());
   b.add_fingerprint();
   size_t n = 0;
   if (b.finish(&n) != kOk) return;
@@ -648,8 +650,7 @@ void Agent::reply_error(const stun::Message &m, const SocketAddress &from, int c
   if (unknown_count != 0) b.add_unknown_attributes(unknown, unknown_count);
   // The request authenticated, so the answer does too: the peer's ClientTransactions only
   // accepts authenticated responses.
-  b.add_message_integrity(reinterpret_cast<const uint8_t *>(config_.local_pwd.data()),
-                          config_.local_pwd.size());
+  b.add_message_integrity(local_key_.data(), local_key_.size());
   b.add_fingerprint();
   size_t n = 0;
   if (b.finish(&n) != kOk) return;

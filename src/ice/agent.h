@@ -32,6 +32,7 @@
 
 #include "ice/candidate.h"
 #include "ice/machine.h"
+#include "identity/secret.h"
 #include "stun/client.h"
 #include "stun/message.h"
 
@@ -134,7 +135,8 @@ class Agent {
   // The peer's ufrag and password from signaling. Until then no check can be sent (they are
   // signed with the peer's password), but incoming checks are answered (they use ours) and
   // the triggered checks they cause wait for this. kOk, or kErrInvalidArgument (empty, or
-  // different from credentials already set: an ICE restart needs a new Agent).
+  // different from credentials already set: an ICE restart needs a new Agent), or
+  // kErrNoMemory. The password is kept in wiped memory and `pwd`'s copy wiped.
   int set_remote_credentials(std::string ufrag, std::string pwd);
 
   // Our candidates as signaled. Host candidates (with the socket's port) form the local side
@@ -271,8 +273,10 @@ class Agent {
   Timestamp check_life_;  // how long a check transaction can live, for cancelled ones
   bool controlling_;
   uint64_t tie_breaker_;
-  std::string remote_ufrag_, remote_pwd_;
-  std::vector<uint8_t> remote_key_;
+  std::string remote_ufrag_;
+  // The passwords (STUN short-term keys) live in wiped, guarded memory; the config's copy of
+  // the local one is wiped once moved here.
+  identity::SecretBuffer local_key_, remote_key_;
   LocalBase v4_, v6_;
   std::vector<Candidate> local_reflexive_;
   std::vector<Remote> remotes_;

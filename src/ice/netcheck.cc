@@ -45,7 +45,7 @@ void Netcheck::send(Test test, const SocketAddress &to, uint32_t change,
   if (!config_.software.empty()) b.add_string(stun::kAttrSoftware, config_.software);
   b.add_fingerprint();
   size_t n = 0;
-  if (b.finish(&n) == kOk) client_.start(buf, n, to, config_.rtx, now, test, {}, expect);
+  if (b.finish(&n) == kOk) client_.start(buf, n, to, config_.rtx, now, test, nullptr, 0, expect);
 }
 
 bool Netcheck::poll_transmit(Timestamp now, Datagram *out) {

@@ -51,6 +51,26 @@ int SecretBuffer::allocate(size_t size) {
   return kOk;
 }
 
+int SecretBuffer::assign(const void *data, size_t len) {
+  if (len == 0) {
+    release();
+    return kOk;
+  }
+  const int r = allocate(len);
+  if (r != kOk) return r;
+  std::memcpy(data_, data, len);
+  return kOk;
+}
+
+void wipe_memory(void *p, size_t n) {
+  if (p != nullptr && n > 0) sodium_memzero(p, n);
+}
+
+void wipe(std::string *s) {
+  wipe_memory(s->data(), s->size());
+  s->clear();
+}
+
 void SecretBuffer::release() {
   if (data_ != nullptr) sodium_free(data_);  // wipes before unmapping
   data_ = nullptr;

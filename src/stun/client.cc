@@ -8,7 +8,7 @@ namespace parley::stun {
 
 int ClientTransactions::start(const uint8_t *req, size_t len, const SocketAddress &to,
                               const RetransmitConfig &config, Timestamp now, uint64_t cookie,
-                              const std::vector<uint8_t> &integrity_key,
+                              const uint8_t *integrity_key, size_t key_len,
                               const SocketAddress &expect_from) {
   Message m;
   if (Message::parse(req, len, &m) != kOk || m.message_class() != kRequest) {
@@ -28,7 +28,7 @@ int ClientTransactions::start(const uint8_t *req, size_t len, const SocketAddres
   t.to = to;
   t.expect_from = expect_from.is_set() ? expect_from : to;
   t.request.assign(req, req + len);
-  t.key = integrity_key;
+  if (integrity_key != nullptr) t.key.assign(integrity_key, integrity_key + key_len);
   t.config = config;
   t.next_send = now;
   t.rto_ns = uint64_t(config.rto_ms) * kNanosPerMilli;

@@ -12,6 +12,7 @@
 
 #include "base/address.h"
 #include "base/clock.h"
+#include "identity/secret.h"
 #include "stun/message.h"
 
 namespace parley::stun {
@@ -59,13 +60,13 @@ class ClientTransactions {
   };
 
   // Starts a transaction for the encoded request `req` (its transaction ID is read from it).
-  // With a non-empty `integrity_key`, responses must carry a MESSAGE-INTEGRITY that verifies
-  // with it. Responses are accepted only from `to`, or from `expect_from` when that is set
+  // With `integrity_key` (`key_len` bytes, copied; NULL for none), responses must carry a
+  // MESSAGE-INTEGRITY that verifies with it. Responses are accepted only from `to`, or from `expect_from` when that is set
   // (an RFC 5780 CHANGE-REQUEST is answered from another address).
   // Returns kOk, kErrInvalidArgument (not a STUN request, or an ID already in use).
   int start(const uint8_t *req, size_t len, const SocketAddress &to,
             const RetransmitConfig &config, Timestamp now, uint64_t cookie,
-            const std::vector<uint8_t> &integrity_key = {},
+            const uint8_t *integrity_key = nullptr, size_t key_len = 0,
             const SocketAddress &expect_from = SocketAddress());
 
   // Next datagram due at `now` (first sends and retransmissions); false when none is due.
@@ -96,7 +97,7 @@ class ClientTransactions {
     SocketAddress to;
     SocketAddress expect_from;
     std::vector<uint8_t> request;
-    std::vector<uint8_t> key;
+    identity::WipedBytes key;  // an ICE password: wiped when the transaction goes
     RetransmitConfig config;
     uint32_t sent = 0;
     Timestamp next_send = 0;  // when sent < rc

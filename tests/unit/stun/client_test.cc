@@ -144,7 +144,7 @@ TEST(StunClient, IntegrityRequiredWhenKeyGiven) {
   auto req = request(id);
   const SocketAddress peer = addr("[2001:db8::1]:9000");
   const std::vector<uint8_t> key = {'p', 'w'};
-  ASSERT_EQ(c.start(req.data(), req.size(), peer, RetransmitConfig{}, 0, 3, key), kOk);
+  ASSERT_EQ(c.start(req.data(), req.size(), peer, RetransmitConfig{}, 0, 3, key.data(), key.size()), kOk);
   drain(c, 0);
   auto unsigned_resp = response(id, peer);
   auto wrong_key = response(id, peer, {'x'});
@@ -179,7 +179,7 @@ TEST(StunClient, ExpectedSourceForChangeRequests) {
   const TransactionId id = TransactionId::random();
   auto req = request(id);
   const SocketAddress server = addr("192.0.2.1:3478"), changed = addr("192.0.2.2:3479");
-  ASSERT_EQ(c.start(req.data(), req.size(), server, RetransmitConfig{}, 1, 1, {}, changed), kOk);
+  ASSERT_EQ(c.start(req.data(), req.size(), server, RetransmitConfig{}, 1, 1, nullptr, 0, changed), kOk);
   auto ok = response(id, server);
   EXPECT_TRUE(c.handle_datagram(ok.data(), ok.size(), server, 2));  // success from `to`: no
   EXPECT_EQ(c.stats().wrong_source, 1u);
