@@ -34,7 +34,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ParleyTests",
-            dependencies: ["Parley"],
+            dependencies: ["Parley", "CParley"],
             path: "Tests/ParleyTests",
             swiftSettings: strict
         ),

@@ -206,7 +206,7 @@ static void on_event(void *user_data, const parley_event *ev) {
                            (jint)ev->path, (jint)ev->path_from, peer, text, data,
                            (jint)ev->profile, (jint)ev->profile_from, (jint)ev->quality_reason,
                            (jint)ev->timestamp, TO_JLONG(ev->room), (jint)ev->stream_id,
-                           (jint)ev->sequence, (jint)ev->member_count);
+                           (jint)ev->sequence, (jint)ev->member_count, (jint)ev->origin);
   }
   if ((*env)->ExceptionCheck(env)) {
     /* The listener threw (or a conversion ran out of memory): report it like an uncaught
@@ -253,7 +253,7 @@ JNIEXPORT jint JNICALL JNI_OnLoad(JavaVM *vm, void *reserved) {
   context_class = (*env)->FindClass(env, "org/parley/Context");
   if (!context_class) return JNI_ERR;
   g_on_event = (*env)->GetMethodID(env, context_class, "onNativeEvent",
-                                   "(IJIIIIILjava/lang/String;Ljava/lang/String;[BIIIIJIII)V");
+                                   "(IJIIIIILjava/lang/String;Ljava/lang/String;[BIIIIJIIII)V");
   (*env)->DeleteLocalRef(env, context_class);
   if (!g_on_event) return JNI_ERR;
   g_member_class = global_class(env, "org/parley/RoomMember");
@@ -582,12 +582,25 @@ JNIEXPORT jstring JNICALL Java_org_parley_Native_contextRelayFingerprint(JNIEnv 
   (void)cls;
   r = parley_context_relay_fingerprint(context_of(HANDLE(jparley_context, jctx)), out,
                                        sizeof out);
-  if (r == PARLEY_ERR_NOT_REGISTERED) return NULL; /* none pinned, none seen yet */
+  if (r == PARLEY_ERR_NOT_REGISTERED) return NULL; /* none configured, none trusted yet */
   if (r != PARLEY_OK) {
     throw_parley(env, r);
     return NULL;
   }
   return new_string(env, out);
+}
+
+JNIEXPORT void JNICALL Java_org_parley_Native_contextTrustRelay(JNIEnv *env, jclass cls,
+                                                               jlong jctx, jstring fingerprint) {
+  char *fp;
+  int r;
+  (void)cls;
+  if (utf8_of(env, fingerprint, &fp) != 0) return;
+  /* Java passed a non-null String: NULL here would only be a glue bug, which parley refuses
+   * with PARLEY_ERR_INVALID_ARGUMENT. */
+  r = parley_context_trust_relay(context_of(HANDLE(jparley_context, jctx)), fp);
+  free(fp);
+  if (r != PARLEY_OK) throw_parley(env, r);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -8,7 +8,9 @@ events. Then Alice sends a datagram and hangs up. Prints the tone Bob heard.
     PARLEY_LIBRARY=build/libparley.so python3 call.py --relay-binary build/src/relay/parley-relay
     PARLEY_LIBRARY=build/libparley.so python3 call.py --relay 203.0.113.5:7350 --relay-fp HEX
 
-Exit status 0 when Bob heard the tone (within 10 Hz), 1 otherwise.
+Exit status 0 when Bob heard the tone (within 10 Hz), 1 otherwise. Given --relay without
+--relay-fp, it only shows the fingerprint that relay presents (exit status 2): trusting it is
+your decision, so check it against the one parley-relay printed and pass it as --relay-fp.
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ def audio_thread(mic: parley.Call, speaker: parley.Call, seconds: float, frequen
 
 def is_registered(e: parley.Event) -> bool:
     return e.type == parley.EventType.RELAY_STATE and e.relay_state == parley.RelayState.REGISTERED
+
+
+def presented_fingerprint(relay_address: str) -> str:
+    """The identity the relay presents: a context without a relay fingerprint stops at
+    RelayState.UNTRUSTED (it sent the relay nothing of ours) and the event names it."""
+    with parley.Identity.generate() as probe_id, parley.Context(probe_id, relay_address) as probe:
+        event = probe.wait_for(lambda e: e.relay_state == parley.RelayState.UNTRUSTED, 10)
+        return event.peer
 
 
 def run(relay_address: str, relay_fp: str | None, seconds: float, frequency: float) -> int:
@@ -102,11 +112,17 @@ def main() -> int:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--relay", help="a running relay, ip:port")
     where.add_argument("--relay-binary", help="start this parley-relay on loopback")
-    parser.add_argument("--relay-fp", help="the relay's fingerprint (default: trust on first use)")
+    parser.add_argument("--relay-fp", help="the relay's fingerprint (without it: show the one "
+                        "the relay presents, and stop)")
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--frequency", type=float, default=440.0)
     args = parser.parse_args()
     print(f"libparley {parley.version_string()} ({parley.library_path()})")
+    if args.relay and not args.relay_fp:
+        fp = presented_fingerprint(args.relay)
+        print(f"the relay at {args.relay} presents {fp}; if that is the one parley-relay "
+              f"printed, run again with --relay-fp {fp}")
+        return 2
     if args.relay:
         return run(args.relay, args.relay_fp, args.seconds, args.frequency)
     with RelayProcess(args.relay_binary) as relay:

@@ -103,7 +103,7 @@ class EventType(enum.IntEnum):
     PATH_CHANGED = 5
     ERROR = 6
     QUALITY_CHANGED = 7
-    RELAY_TRUSTED = 8
+    RELAY_TRUSTED = 8  # no longer raised: the host decides (RelayState.UNTRUSTED, trust_relay)
     ROOM_UPDATE = 9
     ROOM_FRAME = 10
 
@@ -136,6 +136,19 @@ class RelayState(enum.IntEnum):
     REGISTERED = 2
     BACKOFF = 3
     REPLACED = 4
+    # No relay fingerprint was configured: the event's peer is the identity the relay
+    # presented; nothing goes on until Context.trust_relay.
+    UNTRUSTED = 5
+
+
+class Origin(enum.IntEnum):
+    """parley_origin: whose words an event's error and text are. Only LOCAL is parley's own;
+    show RELAY and PEER text as quoted, untrusted text (PEER text is carried by the relay
+    unauthenticated, so the relay could have written it too)."""
+
+    LOCAL = 0
+    RELAY = 1
+    PEER = 2
 
 
 class Path(enum.IntEnum):

@@ -64,6 +64,9 @@ class EventStruct(Structure):
         ("stream_id", c_uint32),
         ("sequence", c_uint32),
         ("member_count", c_uint32),
+        # Appended with parley_context_trust_relay: a library without that function leaves
+        # it zero, which would read as PARLEY_ORIGIN_LOCAL (see has_origin()).
+        ("origin", c_int),  # parley_origin
     ]
 
 
@@ -194,6 +197,7 @@ _REQUIRED = {
 # Functions a newer header added; missing from an older library (the binding degrades).
 _OPTIONAL = {
     "parley_context_relay_fingerprint": (c_int, [_P, c_void_p, c_size_t]),
+    "parley_context_trust_relay": (c_int, [_P, c_char_p]),
     "parley_context_config_init_v2": (c_int, [c_void_p, c_size_t]),
     "parley_context_wait_event": (c_int, [_P, POINTER(EventStruct), c_size_t, c_uint32]),
     "parley_room_id_generate": (c_int, [c_void_p, c_size_t]),
@@ -267,6 +271,11 @@ def fingerprint_buffer() -> ctypes.Array:
 
 def room_id_buffer() -> ctypes.Array:
     return ctypes.create_string_buffer(ROOM_ID_BUF_LEN)
+
+
+def has_origin() -> bool:
+    """Whether the loaded library fills parley_event.origin (it came with trust_relay)."""
+    return lib.context_trust_relay is not None
 
 
 def has_rooms() -> bool:

@@ -46,6 +46,7 @@ from ._enums import (
     CallState,
     ErrorCode,
     EventType,
+    Origin,
     Path,
     QualityMode,
     QualityReason,
@@ -58,6 +59,7 @@ from ._native import (
     EventStruct,
     c_str,
     fingerprint_buffer,
+    has_origin,
     lib,
 )
 from ._closeable import Closeable
@@ -106,6 +108,18 @@ class Event:
     announced it and ``data`` the payload exactly as the sender passed it to Room.send: parley
     does not encrypt room frames, so it is whatever the sender sealed. Enum-typed fields hold
     a plain int when a newer library sends a value this binding does not know.
+
+    Relay trust: a RELAY_STATE event with relay_state RelayState.UNTRUSTED carries in
+    ``peer`` the fingerprint the relay presented (a context created without
+    relay_fingerprint); nothing goes on until the host calls Context.trust_relay.
+
+    ``origin`` says whose words ``error`` and ``text`` are (an Origin, on every event; None
+    against a libparley older than the field): only Origin.LOCAL is parley's own, RELAY and
+    PEER text is untrusted (show it quoted).
+
+    An ERROR event with ``peer`` set (and error ErrorCode.MEDIA_KEY, no ``call``) is an
+    invite from ``peer`` that parley refused without ringing: its media key was forged,
+    stale or replayed. Whoever sent it learned that this identity is online.
     """
 
     type: Union[EventType, int]
@@ -126,6 +140,7 @@ class Event:
     stream_id: Optional[int] = None
     sequence: Optional[int] = None
     member_count: Optional[int] = None
+    origin: Optional[Union[Origin, int]] = None
 
     def __repr__(self) -> str:
         parts = [self.type.name if isinstance(self.type, EventType) else f"type={self.type}"]
@@ -141,6 +156,8 @@ class Event:
             parts.append(f"error={getattr(self.error, 'name', self.error)}")
         if self.peer:
             parts.append(f"peer={self.peer[:12]}")
+        if self.origin is not None and self.origin != Origin.LOCAL:
+            parts.append(f"origin={getattr(self.origin, 'name', self.origin)}")
         if self.text:
             parts.append(f"text={self.text!r}")
         if self.data:
@@ -183,7 +200,11 @@ class Context(Closeable):
     Args:
         identity: who we are (copied; may be closed afterwards).
         relay_address: "ip:port" or "[ipv6]:port".
-        relay_fingerprint: the relay's 64-hex fingerprint to pin; None trusts the first seen.
+        relay_fingerprint: the relay's 64-hex fingerprint to pin. None: the context learns
+            the identity the relay presents without sending it anything of ours, raises a
+            RELAY_STATE event with RelayState.UNTRUSTED and that fingerprint in ``peer``, and
+            waits for the host's decision (trust_relay). Store the trusted fingerprint and
+            pass it here from then on.
         sample_rate, channels: the PCM format of push()/pull() (8000..48000 Hz; 1 or 2).
         bind_address: local "ip:port" (None: 0.0.0.0, any port).
         jitter_min_ms, jitter_max_ms: jitter buffer bounds (0: the defaults, 20 and 500).
@@ -298,8 +319,9 @@ class Context(Closeable):
 
     @property
     def relay_fingerprint(self) -> str:
-        """The relay's fingerprint: the pinned one, or the one trusted on first use.
-        Raises Error(NOT_REGISTERED) before any was seen."""
+        """The relay's fingerprint: the configured one, or the one the host trusted with
+        trust_relay(). Raises Error(NOT_REGISTERED) before either (also while the context
+        waits in RelayState.UNTRUSTED)."""
         if lib.context_relay_fingerprint is None:
             raise Error(ErrorCode.INVALID_ARGUMENT,
                         "this libparley has no parley_context_relay_fingerprint", "Context")
@@ -308,6 +330,24 @@ class Context(Closeable):
             check(lib.context_relay_fingerprint(self._handle, buf, FINGERPRINT_BUF_LEN),
                   "parley_context_relay_fingerprint")
         return buf.value.decode()
+
+    def trust_relay(self, relay_fingerprint: str) -> None:
+        """The host's trust decision on the relay (parley_context_trust_relay): pins
+        `relay_fingerprint` (64 hex; normally the ``peer`` of the RelayState.UNTRUSTED event,
+        once the host checked it, e.g. against one obtained out of band) as the relay's
+        identity, connects and registers; progress arrives as RELAY_STATE events. A relay
+        presenting another identity is refused (RelayState.BACKOFF with
+        ErrorCode.PEER_IDENTITY). Also replaces a configured pin.
+
+        Raises Error: FINGERPRINT_INVALID (not 64 hex digits), CLOSED; INVALID_ARGUMENT
+        against a libparley without the function (which trusts the first relay it sees).
+        """
+        if lib.context_trust_relay is None:
+            raise Error(ErrorCode.INVALID_ARGUMENT,
+                        "this libparley has no parley_context_trust_relay", "Context")
+        encoded = c_str(relay_fingerprint)
+        with self._lock:
+            check(lib.context_trust_relay(self._handle, encoded), "parley_context_trust_relay")
 
     @property
     def calls(self) -> List["Call"]:
@@ -435,6 +475,7 @@ class Context(Closeable):
             peer=ev.peer.decode(errors="replace"),
             text=ctypes.string_at(ev.text).decode(errors="replace") if ev.text else "",
             data=ctypes.string_at(ev.data, ev.len) if ev.data and ev.len else b"",
+            origin=enum_or_int(Origin, ev.origin) if has_origin() else None,
         )
         known = isinstance(etype, EventType)
         if etype == EventType.RELAY_STATE or not known:
@@ -467,6 +508,7 @@ class Context(Closeable):
             if event.call_state == CallState.ENDED:
                 call._end_error = event.error
                 call._end_text = event.text
+                call._end_origin = event.origin
         elif room is not None and etype == EventType.ROOM_UPDATE:
             room._member_count = ev.member_count
             room._stream_id = ev.stream_id
@@ -553,6 +595,7 @@ class Call(Closeable):
         self._state: Union[CallState, int] = CallState.INCOMING if incoming else CallState.INVITING
         self._end_error: Union[ErrorCode, int] = ErrorCode.OK
         self._end_text = ""
+        self._end_origin: Optional[Union[Origin, int]] = None
         self._muted = False
         self._channels = context.channels
         buf = fingerprint_buffer()
@@ -578,6 +621,11 @@ class Call(Closeable):
     @property
     def end_text(self) -> str:
         return self._end_text
+
+    @property
+    def end_origin(self) -> Optional[Union[Origin, int]]:
+        """Whose words end_error and end_text are (see Event.origin); None before ENDED."""
+        return self._end_origin
 
     @property
     def released(self) -> bool:

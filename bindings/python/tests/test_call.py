@@ -99,7 +99,9 @@ def test_tone_datagram_stats_hangup(pair) -> None:
     call_a.hangup()
     ended = b.wait_for(call_state(call_b, parley.CallState.ENDED), EVENT_TIMEOUT)
     assert ended.error == 0 and ended.error == parley.ErrorCode.OK
-    a.wait_for(call_state(call_a, parley.CallState.ENDED), EVENT_TIMEOUT)
+    assert ended.origin == parley.Origin.PEER, ended  # A's words, carried by the relay
+    own_end = a.wait_for(call_state(call_a, parley.CallState.ENDED), EVENT_TIMEOUT)
+    assert own_end.origin == parley.Origin.LOCAL, own_end
     assert call_b.state == parley.CallState.ENDED and call_b.end_error == 0
 
     # An ended call: push refuses, pull raises (and the C side wrote silence).
@@ -130,6 +132,7 @@ def test_reject(pair) -> None:
     ended = a.wait_for(call_state(call_a, parley.CallState.ENDED), EVENT_TIMEOUT)
     assert ended.error == parley.ErrorCode.CALL_REJECTED
     assert call_a.end_error == parley.ErrorCode.CALL_REJECTED
+    assert ended.origin == parley.Origin.PEER and call_a.end_origin == parley.Origin.PEER
     with pytest.raises(parley.Error):  # not active: no stats
         call_a.stats()
 
@@ -140,6 +143,7 @@ def test_unknown_peer_ends_the_call(pair) -> None:
         call = a.call(nobody.fingerprint)
     ended = a.wait_for(call_state(call, parley.CallState.ENDED), EVENT_TIMEOUT)
     assert ended.error == parley.ErrorCode.PEER_UNAVAILABLE
+    assert ended.origin == parley.Origin.RELAY, ended  # the relay's words: untrusted text
 
 
 def test_numpy_audio(pair) -> None:
@@ -179,20 +183,75 @@ def test_close_releases_calls(relay) -> None:
     a.close()  # idempotent
 
 
-def test_trust_on_first_use(relay) -> None:
+def untrusted(event: parley.Event) -> bool:
+    return (event.type == parley.EventType.RELAY_STATE
+            and event.relay_state == parley.RelayState.UNTRUSTED)
+
+
+def test_relay_trust_is_the_hosts_decision(relay) -> None:
+    """No relay_fingerprint: the context reports the identity the relay presents and waits
+    (nothing registers) until the host trusts it; then it registers and keeps that pin."""
     from parley import _native
     from conftest import registered
 
-    if _native.lib.context_relay_fingerprint is None:
-        pytest.skip("this libparley has no parley_context_relay_fingerprint")
+    if _native.lib.context_trust_relay is None:
+        pytest.skip("this libparley has no parley_context_trust_relay")
     with parley.Identity.generate() as me, parley.Context(me, relay.address) as ctx:
+        seen = []
+        event = ctx.wait_for(untrusted, EVENT_TIMEOUT, on_other=seen.append)
+        assert event.peer == relay.fingerprint and event.call is None
+        assert event.origin == parley.Origin.LOCAL
+        assert ctx.relay_state == parley.RelayState.UNTRUSTED
+        assert not any(registered(e) for e in seen), seen
+        with pytest.raises(parley.Error) as info:  # none configured, none trusted yet
+            ctx.relay_fingerprint
+        assert info.value.code == parley.ErrorCode.NOT_REGISTERED
+        with pytest.raises(parley.Error) as info:  # still undecided: not registered
+            ctx.call("ab" * 32)
+        assert info.value.code == parley.ErrorCode.NOT_REGISTERED
+
+        ctx.trust_relay(event.peer)
         ctx.wait_for(registered, EVENT_TIMEOUT)
-        trusted = ctx.wait_for(lambda e: e.type == parley.EventType.RELAY_TRUSTED, EVENT_TIMEOUT)
-        assert trusted.peer == relay.fingerprint and trusted.call is None
         assert ctx.relay_fingerprint == relay.fingerprint
     with parley.Identity.generate() as me, \
             parley.Context(me, "127.0.0.1:9", relay_fingerprint=relay.fingerprint) as ctx:
         assert ctx.relay_fingerprint == relay.fingerprint  # pinned: known before any contact
+
+
+def test_trusting_another_identity_than_the_relays_is_refused(relay) -> None:
+    from parley import _native
+
+    if _native.lib.context_trust_relay is None:
+        pytest.skip("this libparley has no parley_context_trust_relay")
+    with parley.Identity.generate() as me, parley.Identity.generate() as other, \
+            parley.Context(me, relay.address) as ctx:
+        ctx.wait_for(untrusted, EVENT_TIMEOUT)
+        ctx.trust_relay(other.fingerprint)  # not the relay's
+        event = ctx.wait_for(lambda e: e.relay_state in (parley.RelayState.BACKOFF,
+                                                         parley.RelayState.REGISTERED),
+                             EVENT_TIMEOUT)
+        assert event.relay_state == parley.RelayState.BACKOFF, event
+        assert event.error == parley.ErrorCode.PEER_IDENTITY, event
+        assert ctx.relay_fingerprint == other.fingerprint  # the host's pin, kept
+
+
+def test_trust_relay_refuses_a_malformed_fingerprint(relay) -> None:
+    from parley import _native
+
+    if _native.lib.context_trust_relay is None:
+        pytest.skip("this libparley has no parley_context_trust_relay")
+    with parley.Identity.generate() as me, parley.Context(me, relay.address) as ctx:
+        for bad in ("abc", relay.fingerprint[:-1] + "g", relay.fingerprint + "0"):
+            with pytest.raises(parley.Error) as info:
+                ctx.trust_relay(bad)
+            assert info.value.code == parley.ErrorCode.FINGERPRINT_INVALID
+            assert info.value.name == "PARLEY_ERR_FINGERPRINT_INVALID"
+        with pytest.raises(parley.Error) as info:  # nothing was pinned by those
+            ctx.relay_fingerprint
+        assert info.value.code == parley.ErrorCode.NOT_REGISTERED
+    with pytest.raises(parley.Error) as info:  # closed
+        ctx.trust_relay(relay.fingerprint)
+    assert info.value.code == parley.ErrorCode.CLOSED
 
 
 def test_quality_cap(relay) -> None:

@@ -1,9 +1,11 @@
 """Waiting for events: events()/wait_for() block in parley_context_wait_event (in slices, so
 close() from another thread ends a wait promptly), and fall back to polling with sleeps
-against a libparley without it. Every wait is on an event with a deadline."""
+against a libparley without it. Every wait is on an event with a deadline. Also how events
+are copied out of parley_event (origin, the untrusted relay, a refused invite)."""
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 
@@ -114,3 +116,43 @@ def test_polling_fallback_without_wait_event(pair, monkeypatch) -> None:
     assert time.monotonic() - start >= 0.2
     call.hangup()
     b.wait_for(call_state(event.call, parley.CallState.ENDED), EVENT_TIMEOUT)
+
+
+def _struct(**fields) -> _native.EventStruct:
+    ev = _native.EventStruct()
+    for name, value in fields.items():
+        setattr(ev, name, value)
+    return ev
+
+
+def test_event_translation_of_origin_untrusted_relay_and_refused_invite() -> None:
+    """The fields the trust change added, as _translate copies them out of a parley_event
+    (written here by hand: a forged invite needs a hostile relay, which the real one is not).
+    """
+    if not _native.has_origin():
+        pytest.skip("this libparley has no parley_event.origin")
+    fp = "ab" * 32
+    text = ctypes.create_string_buffer(b"refused an invite: stale media key")
+    with parley.Identity.generate() as me, parley.Context(me, "127.0.0.1:9") as ctx:
+        refused = ctx._translate(_struct(
+            type=parley.EventType.ERROR, error=parley.ErrorCode.MEDIA_KEY, peer=fp.encode(),
+            text=ctypes.addressof(text), origin=parley.Origin.LOCAL))
+        assert refused.type == parley.EventType.ERROR and refused.call is None
+        assert refused.peer == fp and refused.error == parley.ErrorCode.MEDIA_KEY
+        assert refused.origin is parley.Origin.LOCAL
+        assert refused.text == "refused an invite: stale media key"
+
+        relay_error = ctx._translate(_struct(
+            type=parley.EventType.ERROR, error=parley.ErrorCode.RATE_LIMITED,
+            text=ctypes.addressof(text), origin=parley.Origin.RELAY))
+        assert relay_error.origin is parley.Origin.RELAY and relay_error.peer == ""
+        assert "origin=RELAY" in repr(relay_error)
+
+        untrusted = ctx._translate(_struct(
+            type=parley.EventType.RELAY_STATE, relay_state=parley.RelayState.UNTRUSTED,
+            peer=fp.encode()))
+        assert untrusted.relay_state is parley.RelayState.UNTRUSTED and untrusted.peer == fp
+        assert ctx.relay_state is parley.RelayState.UNTRUSTED
+
+        newer = ctx._translate(_struct(type=parley.EventType.ERROR, origin=7))
+        assert newer.origin == 7  # an origin newer than this binding stays a plain int

@@ -60,8 +60,10 @@ def test_layouts_are_sane() -> None:
     assert _native.EVENT_MIN_SIZE == _native.EventStruct.len.offset + ctypes.sizeof(ctypes.c_size_t)
     # The room fields were appended after the 0.1.0 layout, never inserted into it.
     assert _native.EventStruct.room.offset > _native.EventStruct.timestamp.offset
-    assert [name for name, _ in _native.EventStruct._fields_][-4:] == [
-        "room", "stream_id", "sequence", "member_count"]
+    assert [name for name, _ in _native.EventStruct._fields_][-5:] == [
+        "room", "stream_id", "sequence", "member_count", "origin"]
+    # origin was appended after the room fields.
+    assert _native.EventStruct.origin.offset > _native.EventStruct.member_count.offset
     assert _native.RoomMemberStruct.fingerprint.size == parley.FINGERPRINT_HEX_LEN + 1
 
 
@@ -104,6 +106,7 @@ _ENUMS = [
     (r"PARLEY_EVENT_(\w+)", _enums.EventType),
     (r"PARLEY_CALL_(INVITING|RINGING|INCOMING|ACTIVE|ENDED)", _enums.CallState),
     (r"PARLEY_RELAY_(\w+)", _enums.RelayState),
+    (r"PARLEY_ORIGIN_(\w+)", _enums.Origin),
     (r"PARLEY_PATH_(\w+)", _enums.Path),
     (r"PARLEY_LOG_(\w+)", _enums.LogLevel),
     (r"PARLEY_QUALITY_(LOSS|CONGESTION|JITTER|RECOVERED|DIRECTIVE)", _enums.QualityReason),

@@ -15,7 +15,9 @@ public final class Context: @unchecked Sendable {
     public struct Configuration: Sendable {
         /// The relay, "ip:port" or "[ipv6]:port".
         public var relayAddress: String
-        /// The relay's fingerprint (64 hex) to pin; nil trusts the first one seen.
+        /// The relay's fingerprint (64 hex) to pin. nil: the context learns the identity the
+        /// relay presents without sending it anything of ours, reports it
+        /// (``Event/relayUntrusted(fingerprint:)``) and waits for ``Context/trustRelay(_:)``.
         public var relayFingerprint: String?
         /// Local address to bind, "ip:port"; nil: any address, any port.
         public var bindAddress: String?
@@ -105,12 +107,25 @@ public final class Context: @unchecked Sendable {
     /// (at most ~50 ms: waits are cut into slices of that length).
     public func close() { registry.close() }
 
-    /// The relay's fingerprint: the pinned one, or the one trusted on first use. Throws
-    /// `PARLEY_ERR_NOT_REGISTERED` when none is pinned and none was seen yet, or
-    /// `PARLEY_ERR_CLOSED`.
+    /// The relay's fingerprint: the configured one, or the one the host trusted with
+    /// ``trustRelay(_:)``. Throws `PARLEY_ERR_NOT_REGISTERED` before either (also while the
+    /// context waits in ``RelayState/untrusted``), or `PARLEY_ERR_CLOSED`.
     public func relayFingerprint() throws -> String {
         try registry.withContext { ctx in
             try readFingerprint { parley_context_relay_fingerprint(ctx, $0, $1) }
+        }
+    }
+
+    /// The host's trust decision on the relay (`parley_context_trust_relay`): pins
+    /// `relayFingerprint` (64 hex; normally the one ``Event/relayUntrusted(fingerprint:)``
+    /// reported, once checked) as the relay's identity, connects and registers; progress
+    /// arrives as ``Event/relayState(_:error:)``. A relay presenting another identity is
+    /// refused (``RelayState/backoff`` with `PARLEY_ERR_PEER_IDENTITY`). Also replaces a
+    /// configured pin. Throws `PARLEY_ERR_FINGERPRINT_INVALID` (-12: not 64 hex digits) or
+    /// `PARLEY_ERR_CLOSED`.
+    public func trustRelay(_ relayFingerprint: String) throws {
+        try registry.withContext { ctx in
+            _ = try check(parley_context_trust_relay(ctx, relayFingerprint))
         }
     }
 

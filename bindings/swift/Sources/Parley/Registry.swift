@@ -234,6 +234,14 @@ final class Registry: @unchecked Sendable {
         return nil
     }
 
+    /// A `PARLEY_EVENT_ERROR` as an ``Event``: an invite refused without ringing names its
+    /// sender (and no call or room); any other error is ``Event/error(_:call:origin:)``.
+    static func errorEvent(_ error: ParleyError, peer: String, call: Call?, room: Room?,
+                           origin: Origin) -> Event {
+        if call == nil && room == nil && !peer.isEmpty { return .inviteRefused(from: peer, error: error) }
+        return .error(error, call: call, origin: origin)
+    }
+
     /// Turns a polled C event into an ``Event`` (lock held). Returns nil for an event about a
     /// released call or room. Every object it takes a strong reference to goes to `held`, for
     /// the caller to drop after unlocking.
@@ -243,6 +251,7 @@ final class Registry: @unchecked Sendable {
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }
         let error: ParleyError? = ev.error == 0 ? nil : ParleyError(code: ev.error, detail: text)
+        let origin = Origin(rawValue: ev.origin)
         let payload = { ev.data.map { Array(UnsafeBufferPointer(start: $0, count: ev.len)) } ?? [] }
 
         var call: Call?
@@ -268,7 +277,10 @@ final class Registry: @unchecked Sendable {
 
         switch ev.type {
         case Int32(PARLEY_EVENT_RELAY_STATE.rawValue):
-            return .relayState(RelayState(rawValue: ev.relay_state), error: error)
+            let state = RelayState(rawValue: ev.relay_state)
+            // The one relay state that names something: the identity the relay presented.
+            if state == .untrusted { return .relayUntrusted(fingerprint: peer) }
+            return .relayState(state, error: error)
         case Int32(PARLEY_EVENT_INCOMING_CALL.rawValue):
             guard let call else { return nil }
             return .incomingCall(call)
@@ -279,7 +291,7 @@ final class Registry: @unchecked Sendable {
                 held.append(keep)
                 calls[handle]?.keep = nil
             }
-            return .callState(call, state, error: error, text: text)
+            return .callState(call, state, error: error, text: text, origin: origin)
         case Int32(PARLEY_EVENT_DATAGRAM.rawValue):
             guard let call else { return nil }
             return .datagram(call, payload())
@@ -298,8 +310,9 @@ final class Registry: @unchecked Sendable {
         case Int32(PARLEY_EVENT_RELAY_TRUSTED.rawValue):
             return .relayTrusted(fingerprint: peer)
         case Int32(PARLEY_EVENT_ERROR.rawValue):
-            return .error(error ?? ParleyError(code: ParleyError.Code.internal.rawValue, detail: text),
-                          call: call)
+            return Registry.errorEvent(
+                error ?? ParleyError(code: ParleyError.Code.internal.rawValue, detail: text),
+                peer: peer, call: call, room: room, origin: origin)
         case Int32(PARLEY_EVENT_ROOM_UPDATE.rawValue):
             guard let room else { return nil }
             return .roomUpdate(room, memberCount: Int(ev.member_count), ownStream: ev.stream_id)

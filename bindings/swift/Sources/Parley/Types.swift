@@ -13,6 +13,10 @@ public enum RelayState: RawRepresentable, Sendable, Hashable, CustomStringConver
     case backoff
     /// The same identity registered elsewhere; not retried.
     case replaced
+    /// No relay fingerprint was configured: the relay presented an identity
+    /// (``Event/relayUntrusted(fingerprint:)``) and nothing of ours reached it. Nothing goes on
+    /// until the host decides: ``Context/trustRelay(_:)``, or close the context.
+    case untrusted
     case unknown(Int32)
 
     public init(rawValue: Int32) {
@@ -22,6 +26,7 @@ public enum RelayState: RawRepresentable, Sendable, Hashable, CustomStringConver
         case 2: self = .registered
         case 3: self = .backoff
         case 4: self = .replaced
+        case 5: self = .untrusted
         default: self = .unknown(rawValue)
         }
     }
@@ -33,6 +38,7 @@ public enum RelayState: RawRepresentable, Sendable, Hashable, CustomStringConver
         case .registered: return 2
         case .backoff: return 3
         case .replaced: return 4
+        case .untrusted: return 5
         case .unknown(let v): return v
         }
     }
@@ -44,7 +50,48 @@ public enum RelayState: RawRepresentable, Sendable, Hashable, CustomStringConver
         case .registered: return "registered"
         case .backoff: return "backoff"
         case .replaced: return "replaced"
+        case .untrusted: return "untrusted"
         case .unknown(let v): return "relay-state(\(v))"
+        }
+    }
+}
+
+/// Whose words an event's error and text are (`parley_origin`). Only ``local`` is parley's
+/// own: show ``relay`` and ``peer`` text as quoted, untrusted text.
+public enum Origin: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+    /// This library.
+    case local
+    /// The relay's signaling.
+    case relay
+    /// The peer's signaling, carried by the relay unauthenticated (so the relay could have
+    /// written it too).
+    case peer
+    case unknown(Int32)
+
+    public init(rawValue: Int32) {
+        switch rawValue {
+        case 0: self = .local
+        case 1: self = .relay
+        case 2: self = .peer
+        default: self = .unknown(rawValue)
+        }
+    }
+
+    public var rawValue: Int32 {
+        switch self {
+        case .local: return 0
+        case .relay: return 1
+        case .peer: return 2
+        case .unknown(let v): return v
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .local: return "local"
+        case .relay: return "relay"
+        case .peer: return "peer"
+        case .unknown(let v): return "origin(\(v))"
         }
     }
 }

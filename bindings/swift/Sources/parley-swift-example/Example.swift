@@ -61,7 +61,7 @@ struct Example {
         try incoming.accept()
         for (ctx, call) in [(alice, outgoing), (bob, incoming)] {
             try ctx.waitFor(timeout: 10) { event in
-                guard case .callState(let c, let state, let error, _) = event, c === call else { return false }
+                guard case .callState(let c, let state, let error, _, _) = event, c === call else { return false }
                 if let error { throw error }
                 return state == .active
             }
@@ -113,7 +113,7 @@ struct Example {
 
         try outgoing.hangup()
         try bob.waitFor(timeout: 10) { event in
-            guard case .callState(let c, .ended, let error, _) = event, c === incoming else { return false }
+            guard case .callState(let c, .ended, let error, _, _) = event, c === incoming else { return false }
             print("bob: call ended (\(error.map { "\($0)" } ?? "normal hangup"))")
             return true
         }

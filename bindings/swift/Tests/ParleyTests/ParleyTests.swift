@@ -1,5 +1,6 @@
+import CParley
 import Foundation
-import Parley
+@testable import Parley
 import XCTest
 
 /// Tests of the Swift binding against the real libparley and a real parley-relay process
@@ -11,7 +12,7 @@ final class ParleyTests: RelayTestCase {
                            timeout: TimeInterval = 10) throws -> ParleyError? {
         var error: ParleyError?
         try ctx.waitFor(timeout: timeout) { event in
-            guard case .callState(let c, let s, let e, let text) = event, c === call else { return false }
+            guard case .callState(let c, let s, let e, let text, _) = event, c === call else { return false }
             if s == state {
                 error = e
                 return true
@@ -118,7 +119,7 @@ final class ParleyTests: RelayTestCase {
         XCTAssertThrowsError(try ctx.call(String(repeating: "ab", count: 32))) { error in
             XCTAssertEqual((error as? ParleyError)?.knownCode, .notRegistered)
         }
-        XCTAssertThrowsError(try ctx.relayFingerprint()) { error in  // none pinned, none seen
+        XCTAssertThrowsError(try ctx.relayFingerprint()) { error in  // none configured or trusted
             XCTAssertEqual((error as? ParleyError)?.knownCode, .notRegistered, "\(error)")
         }
         XCTAssertNil(try ctx.next(timeout: 0.05).flatMap { event -> Event? in
@@ -146,31 +147,90 @@ final class ParleyTests: RelayTestCase {
         let callA = try a.call(b.fingerprint)
         let incoming = try b.waitFor(timeout: 10) { if case .incomingCall = $0 { return true }; return false }
         try XCTUnwrap(incoming.call).reject()
-        XCTAssertThrowsError(try waitState(a, callA, .active)) { error in
-            XCTAssertEqual((error as? ParleyError)?.knownCode, .callRejected, "\(error)")
+        let ended = try a.waitFor(timeout: 10) { event in
+            if case .callState(let c, .ended, _, _, _) = event, c === callA { return true }
+            return false
         }
+        guard case .callState(_, _, let error, _, let origin) = ended else { return XCTFail("\(ended)") }
+        XCTAssertEqual(error?.knownCode, .callRejected, "\(ended)")
+        // The rejection's words are the callee's, carried by the relay: untrusted text.
+        XCTAssertEqual(origin, .peer, "\(ended)")
         XCTAssertThrowsError(try callA.send(datagram: [1])) { error in
             XCTAssertEqual((error as? ParleyError)?.knownCode, .callEnded, "\(error)")
         }
         XCTAssertEqual(callA.push([Int16](repeating: 0, count: 960)), Int(ParleyError.Code.callEnded.rawValue))
     }
 
-    /// Without a pinned fingerprint the relay is trusted on first use and reported.
-    func testRelayTrustedOnFirstUse() throws {
+    /// Without a pinned fingerprint the context reports the identity the relay presents and
+    /// registers only once the host trusts it; then it keeps that pin.
+    func testRelayTrustIsTheHostsDecision() throws {
         let relay = try startRelay()
         let ctx = try Context(identity: Identity.generate(),
                               configuration: Context.Configuration(relayAddress: relay.address))
         contexts.append(ctx)
         var registered = false
-        let trusted = try ctx.waitFor(timeout: 10) { event in
+        let untrusted = try ctx.waitFor(timeout: 10) { event in
             if case .relayState(.registered, _) = event { registered = true }
-            if case .relayTrusted = event { return true }
+            if case .relayTrusted = event { XCTFail("RELAY_TRUSTED is no longer raised") }
+            if case .relayUntrusted = event { return true }
             return false
         }
-        XCTAssertTrue(registered, "RELAY_TRUSTED comes after REGISTERED")
-        guard case .relayTrusted(let fingerprint) = trusted else { return XCTFail("\(trusted)") }
+        XCTAssertFalse(registered, "registered before the host decided")
+        guard case .relayUntrusted(let fingerprint) = untrusted else { return XCTFail("\(untrusted)") }
         XCTAssertEqual(fingerprint, relay.fingerprint)
+        XCTAssertThrowsError(try ctx.relayFingerprint()) { error in  // none configured or trusted
+            XCTAssertEqual((error as? ParleyError)?.knownCode, .notRegistered, "\(error)")
+        }
+        XCTAssertThrowsError(try ctx.call(String(repeating: "ab", count: 32))) { error in
+            XCTAssertEqual((error as? ParleyError)?.knownCode, .notRegistered, "\(error)")
+        }
+        // A malformed fingerprint is refused and pins nothing.
+        XCTAssertThrowsError(try ctx.trustRelay("abc")) { error in
+            XCTAssertEqual((error as? ParleyError)?.knownCode, .fingerprintInvalid, "\(error)")
+            XCTAssertEqual((error as? ParleyError)?.name, "PARLEY_ERR_FINGERPRINT_INVALID")
+        }
+        XCTAssertThrowsError(try ctx.trustRelay(fingerprint + "0")) { error in
+            XCTAssertEqual((error as? ParleyError)?.knownCode, .fingerprintInvalid, "\(error)")
+        }
+        XCTAssertThrowsError(try ctx.relayFingerprint())
+
+        try ctx.trustRelay(fingerprint)
+        try waitRegistered(ctx)
         XCTAssertEqual(try ctx.relayFingerprint(), relay.fingerprint)
+        ctx.close()
+        XCTAssertThrowsError(try ctx.trustRelay(fingerprint)) { error in
+            XCTAssertEqual((error as? ParleyError)?.knownCode, .closed, "\(error)")
+        }
+    }
+
+    /// An ERROR naming a peer is an invite parley refused (no relay here forges one: the
+    /// conversion is checked directly).
+    func testRefusedInviteAndErrorOrigin() {
+        let fp = String(repeating: "ab", count: 32)
+        let key = ParleyError(code: ParleyError.Code.mediaKey.rawValue, detail: "refused an invite: stale")
+        guard case .inviteRefused(let from, let error) =
+                Registry.errorEvent(key, peer: fp, call: nil, room: nil, origin: .local) else {
+            return XCTFail("not an inviteRefused")
+        }
+        XCTAssertEqual(from, fp)
+        XCTAssertEqual(error.name, "PARLEY_ERR_MEDIA_KEY")
+        let limited = ParleyError(code: ParleyError.Code.rateLimited.rawValue, detail: "slow down")
+        guard case .error(let e, let call, let origin) =
+                Registry.errorEvent(limited, peer: "", call: nil, room: nil, origin: .relay) else {
+            return XCTFail("not an error")
+        }
+        XCTAssertEqual(e.knownCode, .rateLimited)
+        XCTAssertNil(call)
+        XCTAssertEqual(origin, .relay)
+    }
+
+    func testEnumsMirrorTheHeader() {
+        XCTAssertEqual(RelayState.untrusted.rawValue, Int32(PARLEY_RELAY_UNTRUSTED.rawValue))
+        XCTAssertEqual(RelayState(rawValue: 5), .untrusted)
+        XCTAssertEqual(Origin.local.rawValue, Int32(PARLEY_ORIGIN_LOCAL.rawValue))
+        XCTAssertEqual(Origin.relay.rawValue, Int32(PARLEY_ORIGIN_RELAY.rawValue))
+        XCTAssertEqual(Origin.peer.rawValue, Int32(PARLEY_ORIGIN_PEER.rawValue))
+        XCTAssertEqual(Origin(rawValue: 7), .unknown(7))
     }
 
     /// The real call: a 440 Hz sine from A arrives at B, datagrams go both ways, stats count
@@ -194,7 +254,7 @@ final class ParleyTests: RelayTestCase {
             for ctx in [a, b] {
                 while let event = ctx.poll() {
                     if case .pathChanged = event { paths.append("\(event)") }
-                    if case .callState(_, .ended, _, let text) = event { XCTFail("call ended: \(text)") }
+                    if case .callState(_, .ended, _, let text, _) = event { XCTFail("call ended: \(text)") }
                 }
             }
             let next = start + Double(tick + 1) * Double(chunk) / rate

@@ -189,7 +189,7 @@ final class RoomTests: RelayTestCase {
                 do {
                     switch try a.next(timeout: 0.2) {
                     case .roomUpdate(let room, _, _)?: seen.count(room)
-                    case .error(let error, _)?: seen.set(error)  // e.g. a refused join
+                    case .error(let error, _, _)?: seen.set(error)  // e.g. a refused join
                     default: break
                     }
                 } catch {

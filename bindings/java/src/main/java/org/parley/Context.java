@@ -45,7 +45,8 @@ public final class Context implements AutoCloseable {
   public interface Listener {
     /**
      * The relay connection changed state. {@code error} is why the connection was lost (a
-     * {@code PARLEY_ERR_*} code, see {@link ParleyException}) or 0.
+     * {@code PARLEY_ERR_*} code, see {@link ParleyException}) or 0. For {@link
+     * RelayState#UNTRUSTED}, {@link #onRelayUntrusted} follows with the relay's fingerprint.
      */
     default void onRelayState(RelayState state, int error) {}
 
@@ -62,6 +63,16 @@ public final class Context implements AutoCloseable {
      * {@link ParleyException#PEER_UNAVAILABLE} an offline peer, and so on.
      */
     default void onCallState(Call call, CallState state, int error, String text) {}
+
+    /**
+     * {@link #onCallState(Call, CallState, int, String)} with whose words {@code error} and
+     * {@code text} are: only {@link Origin#LOCAL} is parley's own; {@link Origin#RELAY} and
+     * {@link Origin#PEER} text is untrusted (show it quoted). This is the method parley calls;
+     * the default passes the event on to the one without {@code origin}.
+     */
+    default void onCallState(Call call, CallState state, int error, String text, Origin origin) {
+      onCallState(call, state, error, text);
+    }
 
     /** The call's media moved from one path to another; {@code reason} says why. */
     default void onPathChanged(Call call, Path from, Path to, String reason) {}
@@ -81,13 +92,43 @@ public final class Context implements AutoCloseable {
     default void onError(int error, String text) {}
 
     /**
-     * No relay fingerprint was configured, so the relay's identity was trusted on first use
-     * and is pinned for the rest of the context's life. Store {@code relayFingerprint} and
-     * pass it to {@link Config.Builder#relayFingerprint(String)} from then on (or compare it
-     * with one obtained out of band and close the context if it differs). At most once per
-     * context, right after the first {@link RelayState#REGISTERED}.
+     * {@link #onError(int, String)} with whose words {@code error} and {@code text} are
+     * (relay errors: {@link Origin#RELAY}, untrusted text). This is the method parley calls;
+     * the default passes the event on to the one without {@code origin}.
+     */
+    default void onError(int error, String text, Origin origin) {
+      onError(error, text);
+    }
+
+    /**
+     * Never called any more: parley no longer trusts a relay on first use (see {@link
+     * #onRelayUntrusted} and {@link Context#trustRelay(String)}). Kept so that listeners
+     * overriding it still compile.
      */
     default void onRelayTrusted(String relayFingerprint) {}
+
+    /**
+     * No relay fingerprint was configured: the relay presented the identity {@code
+     * relayFingerprint}, and nothing of ours reached it (the handshake stopped before our
+     * certificate would have been sent). Right after {@link #onRelayState} with {@link
+     * RelayState#UNTRUSTED}. Nothing goes on until the host decides: check the fingerprint
+     * (e.g. against one obtained out of band, or ask the user) and call {@link
+     * Context#trustRelay(String)} (from here or any thread), or close the context. Store the
+     * trusted fingerprint and pass it to {@link Config.Builder#relayFingerprint(String)} from
+     * then on.
+     */
+    default void onRelayUntrusted(String relayFingerprint) {}
+
+    /**
+     * parley refused an invite from {@code peerFingerprint} without ringing: its media key
+     * was forged, stale or replayed ({@code error} is {@link ParleyException#MEDIA_KEY},
+     * {@code text} parley's own reason). No {@link Call} exists for it. Whoever sent it learned
+     * that this identity is online, which the host may want to know. The default passes it
+     * on to {@link #onError(int, String, Origin)}.
+     */
+    default void onInviteRefused(String peerFingerprint, int error, String text) {
+      onError(error, text, Origin.LOCAL);
+    }
 
     /**
      * A room's membership changed, or our join took effect (the first update of a {@link
@@ -101,10 +142,11 @@ public final class Context implements AutoCloseable {
     /**
      * The relay refused {@code room}'s join (room full, too many rooms for this client:
      * {@code error} is LIMIT_REACHED): the room counts as left ({@link Room#isLeft()}), close
-     * it. The default passes it on to {@link #onError}.
+     * it. {@code text} is the relay's (untrusted). The default passes it on to {@link
+     * #onError(int, String, Origin)} with {@link Origin#RELAY}.
      */
     default void onRoomError(Room room, int error, String text) {
-      onError(error, text);
+      onError(error, text, Origin.RELAY);
     }
 
     /**
@@ -169,7 +211,10 @@ public final class Context implements AutoCloseable {
       return relayAddress;
     }
 
-    /** The pinned relay fingerprint, or null (trust on first use). */
+    /**
+     * The pinned relay fingerprint, or null: the context then waits in {@link
+     * RelayState#UNTRUSTED} for {@link Context#trustRelay(String)}.
+     */
     public String relayFingerprint() {
       return relayFingerprint;
     }
@@ -234,8 +279,9 @@ public final class Context implements AutoCloseable {
       }
 
       /**
-       * The relay's fingerprint (64 hex) to pin; null (the default) trusts the first relay
-       * certificate seen by this context.
+       * The relay's fingerprint (64 hex) to pin. Null (the default): the context learns the
+       * identity the relay presents without sending it anything of ours, reports it ({@link
+       * Listener#onRelayUntrusted}) and waits for {@link Context#trustRelay(String)}.
        */
       public Builder relayFingerprint(String fingerprint) {
         this.relayFingerprint = fingerprint;
@@ -387,8 +433,9 @@ public final class Context implements AutoCloseable {
   }
 
   /**
-   * The relay's fingerprint: the pinned one ({@link Config#relayFingerprint()}), or the one
-   * trusted on first use ({@link Listener#onRelayTrusted}); null before either is known.
+   * The relay's fingerprint: the configured one ({@link Config#relayFingerprint()}), or the one
+   * the host trusted with {@link #trustRelay(String)}; null before either (also while the
+   * context waits in {@link RelayState#UNTRUSTED}).
    */
   public String relayFingerprint() {
     if (closing) return trustedRelay != null ? trustedRelay : config.relayFingerprint;
@@ -397,6 +444,28 @@ public final class Context implements AutoCloseable {
       String fp = Native.contextRelayFingerprint(h); // parley_context_relay_fingerprint
       if (fp != null) trustedRelay = fp;
       return fp;
+    } finally {
+      exit();
+    }
+  }
+
+  /**
+   * The host's trust decision on the relay ({@code parley_context_trust_relay}): pins {@code
+   * relayFingerprint} (64 hex; normally the one {@link Listener#onRelayUntrusted} reported,
+   * once checked) as the relay's identity, connects and registers; progress arrives as {@link
+   * Listener#onRelayState}. A relay presenting another identity is refused ({@link
+   * RelayState#BACKOFF} with {@link ParleyException#PEER_IDENTITY}). Also replaces a configured
+   * pin. May be called from the listener.
+   *
+   * @throws ParleyException FINGERPRINT_INVALID (not 64 hex digits), CLOSED
+   */
+  public void trustRelay(String relayFingerprint) {
+    if (relayFingerprint == null) throw new NullPointerException("relayFingerprint");
+    long h = enter();
+    try {
+      Native.contextTrustRelay(h, relayFingerprint);
+      // parley's normalized spelling, also for relayFingerprint() after close().
+      trustedRelay = Native.contextRelayFingerprint(h);
     } finally {
       exit();
     }
@@ -636,6 +705,7 @@ public final class Context implements AutoCloseable {
   private static final int EVENT_PATH_CHANGED = 5;
   private static final int EVENT_ERROR = 6;
   private static final int EVENT_QUALITY_CHANGED = 7;
+  /** No longer raised by parley (the host decides: UNTRUSTED and trustRelay). */
   private static final int EVENT_RELAY_TRUSTED = 8;
   private static final int EVENT_ROOM_UPDATE = 9;
   private static final int EVENT_ROOM_FRAME = 10;
@@ -659,7 +729,8 @@ public final class Context implements AutoCloseable {
       long roomPtr,
       int streamId,
       int sequence,
-      int memberCount) {
+      int memberCount,
+      int originCode) {
     if (eventThread == null) eventThread = Thread.currentThread();
     if (roomPtr != 0) {
       onRoomEvent(type, roomPtr, error, peer, text, data, profile, profileFrom, qualityReason,
@@ -687,6 +758,7 @@ public final class Context implements AutoCloseable {
           RelayState s = RelayState.of(relayStateCode);
           relayState = s;
           listener.onRelayState(s, error);
+          if (s == RelayState.UNTRUSTED && peer != null) listener.onRelayUntrusted(peer);
           break;
         }
       case EVENT_INCOMING_CALL:
@@ -696,7 +768,7 @@ public final class Context implements AutoCloseable {
         if (call != null) {
           CallState s = CallState.of(callState);
           call.setState(s);
-          listener.onCallState(call, s, error, text);
+          listener.onCallState(call, s, error, text, Origin.of(originCode));
         }
         break;
       case EVENT_DATAGRAM:
@@ -709,7 +781,11 @@ public final class Context implements AutoCloseable {
         }
         break;
       case EVENT_ERROR:
-        listener.onError(error, text);
+        if (peer != null) {
+          listener.onInviteRefused(peer, error, text); // a refused invite names its sender
+        } else {
+          listener.onError(error, text, Origin.of(originCode));
+        }
         break;
       case EVENT_QUALITY_CHANGED:
         if (call != null) {
@@ -718,7 +794,7 @@ public final class Context implements AutoCloseable {
               timestamp & 0xffffffffL);
         }
         break;
-      case EVENT_RELAY_TRUSTED:
+      case EVENT_RELAY_TRUSTED: // from an older library that trusted on first use
         trustedRelay = peer;
         listener.onRelayTrusted(peer);
         break;

@@ -90,8 +90,11 @@ final class Native {
 
   static native String contextFingerprint(long jctx);
 
-  /** The pinned or trusted relay fingerprint; null while none is known. Throws. */
+  /** The configured or host-trusted relay fingerprint; null while there is none. Throws. */
   static native String contextRelayFingerprint(long jctx);
+
+  /** parley_context_trust_relay. Throws. */
+  static native void contextTrustRelay(long jctx, String relayFingerprint);
 
   // --- calls ---
   /** Throws. */

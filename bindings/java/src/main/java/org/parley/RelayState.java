@@ -10,6 +10,12 @@ public enum RelayState {
   BACKOFF(3),
   /** The same identity registered elsewhere; not retried. */
   REPLACED(4),
+  /**
+   * No relay fingerprint was configured: the relay presented an identity ({@link
+   * Context.Listener#onRelayUntrusted}) and nothing of ours reached it. Nothing goes on until
+   * the host decides: {@link Context#trustRelay(String)}, or close the context.
+   */
+  UNTRUSTED(5),
   /** A value this binding does not know (a newer library). */
   UNKNOWN(-1);
 

@@ -3,10 +3,12 @@ package org.parley;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertNotNull;
+import static org.junit.Assert.assertNull;
 import static org.junit.Assert.assertSame;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
+import java.lang.reflect.Method;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.ShortBuffer;
@@ -55,19 +57,21 @@ public class CallTest {
     final CallState state;
     final int error;
     final String text;
+    final Origin origin;
     final Thread thread;
 
-    StateEvent(Call call, CallState state, int error, String text) {
+    StateEvent(Call call, CallState state, int error, String text, Origin origin) {
       this.call = call;
       this.state = state;
       this.error = error;
       this.text = text;
+      this.origin = origin;
       this.thread = Thread.currentThread();
     }
 
     @Override
     public String toString() {
-      return state + " error " + error + " '" + text + "'";
+      return state + " error " + error + " '" + text + "' from " + origin;
     }
   }
 
@@ -79,10 +83,18 @@ public class CallTest {
     final BlockingQueue<byte[]> datagrams = new LinkedBlockingQueue<>();
     final BlockingQueue<String> paths = new LinkedBlockingQueue<>();
     final BlockingQueue<String> trusted = new LinkedBlockingQueue<>();
+    final BlockingQueue<String> untrusted = new LinkedBlockingQueue<>();
+    /** The origin of the call-state event being delivered (the listener thread only). */
+    private Origin origin;
 
     @Override
     public void onRelayTrusted(String relayFingerprint) {
       trusted.add(relayFingerprint);
+    }
+
+    @Override
+    public void onRelayUntrusted(String relayFingerprint) {
+      untrusted.add(relayFingerprint);
     }
 
     @Override
@@ -96,8 +108,15 @@ public class CallTest {
     }
 
     @Override
+    public void onCallState(Call call, CallState state, int error, String text, Origin origin) {
+      this.origin = origin;
+      // The default: passes it on to the four-argument method (which subclasses override).
+      Context.Listener.super.onCallState(call, state, error, text, origin);
+    }
+
+    @Override
     public void onCallState(Call call, CallState state, int error, String text) {
-      states.add(new StateEvent(call, state, error, text));
+      states.add(new StateEvent(call, state, error, text, origin));
     }
 
     @Override
@@ -206,7 +225,8 @@ public class CallTest {
       rb.awaitRegistered();
       assertEquals(RelayState.REGISTERED, a.relayState());
       assertEquals(relay.fingerprint, a.relayFingerprint());
-      assertTrue(ra.trusted.isEmpty()); // pinned: no trust decision
+      assertTrue(ra.untrusted.isEmpty()); // pinned: no trust decision
+      assertTrue(ra.trusted.isEmpty());
 
       // A calls B; B accepts from the test thread.
       Call ca = a.call(b.fingerprint());
@@ -304,7 +324,10 @@ public class CallTest {
       ca.hangup();
       StateEvent endB = rb.awaitState(cb, CallState.ENDED);
       assertEquals(0, endB.error);
-      assertEquals(0, ra.awaitState(ca, CallState.ENDED).error);
+      assertEquals(endB.toString(), Origin.PEER, endB.origin); // the peer's words, relayed
+      StateEvent endA = ra.awaitState(ca, CallState.ENDED);
+      assertEquals(0, endA.error);
+      assertEquals(endA.toString(), Origin.LOCAL, endA.origin); // "hung up here"
       assertEquals(CallState.ENDED, cb.state());
       // After the end: push is refused, pull reports it and gives silence, hangup refuses.
       expect(ParleyException.CALL_ENDED, () -> ca.pushAudio(tone, CHUNK));
@@ -364,6 +387,7 @@ public class CallTest {
         Call call = c.call(nobody);
         StateEvent end = r.awaitState(call, CallState.ENDED);
         assertEquals(end.toString(), ParleyException.PEER_UNAVAILABLE, end.error);
+        assertEquals(end.toString(), Origin.RELAY, end.origin);
         expect(ParleyException.CALL_ENDED, call::stats);
         call.close();
       }
@@ -442,19 +466,102 @@ public class CallTest {
     }
   }
 
-  /** Without a pinned fingerprint the relay is trusted on first use and reported. */
+  /**
+   * Without a pinned fingerprint the relay's identity is reported and nothing registers until
+   * the host trusts it; then the context registers and keeps that pin.
+   */
   @Test(timeout = 20_000)
-  public void trustOnFirstUse() throws Exception {
+  public void relayTrustIsTheHostsDecision() throws Exception {
     Recorder r = new Recorder();
     try (Identity id = Identity.generate();
         Context c = Context.create(id, config().relayFingerprint(null).build(), r)) {
-      r.awaitRegistered();
-      // Delivered right after the first REGISTERED.
-      String fp = r.trusted.poll(WAIT_MS, TimeUnit.MILLISECONDS);
+      String fp = r.untrusted.poll(WAIT_MS, TimeUnit.MILLISECONDS);
       assertEquals(relay.fingerprint, fp);
+      assertEquals(RelayState.UNTRUSTED, c.relayState());
+      assertFalse("registered before the host decided", r.relayStates.contains(RelayState.REGISTERED));
+      assertNull(c.relayFingerprint()); // none configured, none trusted yet
+      expect(ParleyException.NOT_REGISTERED, () -> c.call(relay.fingerprint)); // anyone else
+      // A malformed fingerprint is refused and pins nothing.
+      ParleyException e = expect(ParleyException.FINGERPRINT_INVALID, () -> c.trustRelay("abc"));
+      assertEquals("PARLEY_ERR_FINGERPRINT_INVALID", e.errorName());
+      expect(ParleyException.FINGERPRINT_INVALID, () -> c.trustRelay(fp + "0"));
+      assertNull(c.relayFingerprint());
+
+      c.trustRelay(fp.toUpperCase(java.util.Locale.ROOT)); // any spelling parley accepts
+      assertEquals(relay.fingerprint, c.relayFingerprint()); // pinned at once, normalized
+      r.awaitRegistered();
       assertEquals(relay.fingerprint, c.relayFingerprint());
+      assertTrue(r.trusted.isEmpty()); // RELAY_TRUSTED is no longer raised
       c.close();
       assertEquals(relay.fingerprint, c.relayFingerprint());
+      expect(ParleyException.CLOSED, () -> c.trustRelay(fp));
+    }
+  }
+
+  /**
+   * How Context routes the error events the trust change added: an ERROR naming a peer is a
+   * refused invite (onInviteRefused, by default passed on to onError), others carry their
+   * origin. Delivered here through the glue's entry point by hand: a forged invite needs a
+   * hostile relay, which the real one is not.
+   */
+  @Test(timeout = 20_000)
+  public void errorEventsCarryTheirOriginAndARefusedInviteItsSender() throws Exception {
+    final BlockingQueue<String> seen = new LinkedBlockingQueue<>();
+    Recorder r =
+        new Recorder() {
+          @Override
+          public void onError(int error, String text, Origin origin) {
+            seen.add("error " + error + " " + origin + " " + text);
+            super.onError(error, text, origin); // the default: on to onError(int, String)
+          }
+
+          @Override
+          public void onError(int error, String text) {
+            seen.add("plain " + error + " " + text);
+          }
+        };
+    final BlockingQueue<String> refused = new LinkedBlockingQueue<>();
+    Recorder withRefusals =
+        new Recorder() {
+          @Override
+          public void onInviteRefused(String peer, int error, String text) {
+            refused.add(peer + " " + error + " " + text);
+          }
+        };
+    Method deliver =
+        Context.class.getDeclaredMethod(
+            "onNativeEvent", int.class, long.class, int.class, int.class, int.class, int.class,
+            int.class, String.class, String.class, byte[].class, int.class, int.class, int.class,
+            int.class, long.class, int.class, int.class, int.class, int.class);
+    deliver.setAccessible(true);
+    StringBuilder hex = new StringBuilder();
+    for (int i = 0; i < 32; ++i) hex.append("ab");
+    String peer = hex.toString();
+    try (Identity ia = Identity.generate();
+        Identity ib = Identity.generate();
+        Context a = Context.create(ia, config().build(), r);
+        Context b = Context.create(ib, config().build(), withRefusals)) {
+      r.awaitRegistered(); // the listener thread is known: this one is not taken for it
+      withRefusals.awaitRegistered();
+      // PARLEY_EVENT_ERROR = 6, PARLEY_ORIGIN_RELAY = 1, PARLEY_ORIGIN_LOCAL = 0.
+      deliver.invoke(a, 6, 0L, 0, 0, ParleyException.RATE_LIMITED, 0, 0, null, "slow down",
+          null, 0, 0, 0, 0, 0L, 0, 0, 0, 1);
+      assertEquals("error -33 RELAY slow down", seen.poll(WAIT_MS, TimeUnit.MILLISECONDS));
+      assertEquals("plain -33 slow down", seen.poll(WAIT_MS, TimeUnit.MILLISECONDS));
+      // Not overridden: a refused invite reaches onError with parley's (LOCAL) text.
+      deliver.invoke(a, 6, 0L, 0, 0, ParleyException.MEDIA_KEY, 0, 0, peer,
+          "refused an invite: stale", null, 0, 0, 0, 0, 0L, 0, 0, 0, 0);
+      assertEquals("error -39 LOCAL refused an invite: stale",
+          seen.poll(WAIT_MS, TimeUnit.MILLISECONDS));
+      assertEquals("plain -39 refused an invite: stale", seen.poll(WAIT_MS, TimeUnit.MILLISECONDS));
+      // Overridden: the sender's fingerprint.
+      deliver.invoke(b, 6, 0L, 0, 0, ParleyException.MEDIA_KEY, 0, 0, peer,
+          "refused an invite: replayed", null, 0, 0, 0, 0, 0L, 0, 0, 0, 0);
+      assertEquals(peer + " -39 refused an invite: replayed",
+          refused.poll(WAIT_MS, TimeUnit.MILLISECONDS));
+      // An origin newer than this binding.
+      assertEquals(Origin.UNKNOWN, Origin.of(7));
+      assertEquals(RelayState.UNTRUSTED, RelayState.of(5));
     }
   }
 
