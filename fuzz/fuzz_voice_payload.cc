@@ -15,6 +15,10 @@
 //   fec-profile2    profile 2 with the peer reporting 20 % loss: a SILK primary carrying LBRR
 //                   (has_fec true)
 //   dtx-marker      digital silence once Opus is in DTX: a 1-byte primary, the TOC alone
+//   cbr-padded-profile2  profile 2 at a constant bitrate (the default since the seeds above,
+//                   which are VBR): a 50-byte SILK primary in code 3 with Opus padding
+//                   (made with libopus 1.3 at the sender's settings from the gliding voice
+//                   of tests/unit/media, not the tone above: its fourth frame)
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

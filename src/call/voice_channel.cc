@@ -94,6 +94,7 @@ int VoiceChannel::create(const AudioConfig &config, std::shared_ptr<VoiceChannel
   r = media::VoiceSender::create(config.sample_rate, config.channels, config.profile,
                                  &c->sender_);
   if (r != kOk) return r;
+  if (config.dtx && (r = c->sender_->set_dtx(true)) != kOk) return r;
   const size_t mic_samples =
       size_t(config.sample_rate) / 1000 * config.mic_buffer_ms * size_t(config.channels);
   c->mic_.reset(new (std::nothrow) SpscRing<int16_t>(mic_samples));

@@ -36,6 +36,14 @@ struct AudioConfig {
   // and proposals refused). For hosts that manage quality themselves, and for tests of the
   // voice pipeline at one profile.
   bool adaptive = true;
+  // Opus DTX. false (the default): every frame of a profile has the same size and frames go
+  // out at the frame rate whether the host speaks, is silent or is muted, so the sealed
+  // stream says nothing about what is said (RFC 6562). true: silence costs almost nothing
+  // (a few 1-byte markers, then no frames until speech resumes), but anyone who sees the
+  // frames (the relay, the network) learns when this side speaks and for how long: its
+  // talk-spurt pattern, enough to tell who talks when and to guess at short answers.
+  // Speech frames stay constant-size either way (docs/protocol.md, "Voice payload").
+  bool dtx = false;
   // Jitter buffer bounds (sample_rate/channels of it are taken from above).
   media::JitterConfig jitter;
   // How much microphone audio may wait for the encoder; more is refused by push().

@@ -24,6 +24,16 @@ int opus_bandwidth(Bandwidth b) {
 bool valid_frame_ms(int ms) { return ms == 10 || ms == 20 || ms == 40 || ms == 60; }
 }  // namespace
 
+size_t opus_packet_bytes(const VoiceProfile &p) {
+  // libopus' CBR budget: (bitrate * duration + 4) / 8 bytes (bitrate_to_bits, then the
+  // rounding in opus_encode_native); the same here, so its packets need no padding.
+  const uint64_t bits = uint64_t(p.bitrate_bps) * p.frame_ms / 1000;
+  const uint64_t bytes = (bits + 4) / 8;
+  // Above 2 bytes so that no packet reads as DTX silence (is_dtx_packet).
+  if (bytes < 3) return 3;
+  return bytes > kMaxOpusPacket ? kMaxOpusPacket : size_t(bytes);
+}
+
 int VoiceEncoder::create(int sample_rate, int channels, std::unique_ptr<VoiceEncoder> *out) {
   if (!is_opus_rate(sample_rate) || channels < 1 || channels > 2) {
     return fail(kErrAudioFormat, "opus encoder: %d Hz x %d channels is not an Opus format",
@@ -39,8 +49,10 @@ int VoiceEncoder::create(int sample_rate, int channels, std::unique_ptr<VoiceEnc
   e->rate_ = sample_rate;
   e->channels_ = channels;
   opus_encoder_ctl(e->enc_, OPUS_SET_SIGNAL(OPUS_SIGNAL_VOICE));
-  opus_encoder_ctl(e->enc_, OPUS_SET_DTX(1));
-  opus_encoder_ctl(e->enc_, OPUS_SET_VBR(1));
+  if (opus_encoder_ctl(e->enc_, OPUS_SET_DTX(0)) != OPUS_OK ||
+      opus_encoder_ctl(e->enc_, OPUS_SET_VBR(0)) != OPUS_OK) {
+    return fail(kErrCodec, "opus encoder: constant bitrate refused");
+  }
   const VoiceProfile *p = voice_profile(kDefaultProfile);
   int r = e->set_profile(*p);
   if (r != kOk) return r;
@@ -63,6 +75,15 @@ int VoiceEncoder::set_profile(const VoiceProfile &p) {
     return fail(kErrCodec, "opus encoder: profile %s refused", p.name);
   }
   frame_samples_ = samples_for_ms(rate_, p.frame_ms);
+  packet_bytes_ = opus_packet_bytes(p);
+  return kOk;
+}
+
+int VoiceEncoder::set_dtx(bool on) {
+  if (opus_encoder_ctl(enc_, OPUS_SET_DTX(on ? 1 : 0)) != OPUS_OK) {
+    return fail(kErrCodec, "opus encoder: DTX %s refused", on ? "on" : "off");
+  }
+  dtx_ = on;
   return kOk;
 }
 
@@ -78,10 +99,20 @@ int VoiceEncoder::set_loss_percent(int percent) {
 }
 
 int VoiceEncoder::encode(const int16_t *pcm, uint8_t *out, size_t cap) {
-  const opus_int32 max = cap > 0x7fffffff ? 0x7fffffff : opus_int32(cap);
-  const int n = opus_encode(enc_, pcm, frame_samples_, out, max);
+  if (cap < packet_bytes_) {
+    return fail(kErrBufferTooSmall, "opus encoder: %zu byte buffer, packets are %zu", cap,
+                packet_bytes_);
+  }
+  // The cap is what libopus' CBR produces anyway; it makes "never larger" hold by
+  // construction, and the padding below "never smaller".
+  const int n = opus_encode(enc_, pcm, frame_samples_, out, opus_int32(packet_bytes_));
   if (n <= 0) return fail(kErrCodec, "opus_encode: %s", opus_strerror(n));
-  return n;
+  if (dtx_ && is_dtx_packet(size_t(n))) return n;
+  if (size_t(n) < packet_bytes_) {
+    const int r = opus_packet_pad(out, n, opus_int32(packet_bytes_));
+    if (r != OPUS_OK) return fail(kErrCodec, "opus_packet_pad: %s", opus_strerror(r));
+  }
+  return int(packet_bytes_);
 }
 
 int VoiceDecoder::create(int sample_rate, int channels, std::unique_ptr<VoiceDecoder> *out) {
@@ -151,6 +182,14 @@ bool VoiceDecoder::has_fec(const uint8_t *packet, size_t len) {
 
 int VoiceDecoder::packet_samples(const uint8_t *packet, size_t len, int sample_rate) {
   if (len == 0 || len > kMaxOpusPacket) return kErrCodec;
+  // opus_packet_get_nb_samples reads the TOC and frame count only; the parse checks that the
+  // frame lengths and the padding fit the packet.
+  const unsigned char *frames[48];
+  opus_int16 sizes[48];
+  unsigned char toc = 0;
+  if (opus_packet_parse(packet, opus_int32(len), &toc, frames, sizes, nullptr) <= 0) {
+    return kErrCodec;
+  }
   const int n = opus_packet_get_nb_samples(packet, opus_int32(len), sample_rate);
   return n < 0 ? kErrCodec : n;
 }

@@ -141,6 +141,14 @@ int VoiceSender::set_profile(uint8_t id) {
 
 uint8_t VoiceSender::profile() const { return impl_->profile->id; }
 
+int VoiceSender::set_dtx(bool on) {
+  const int r = impl_->enc->set_dtx(on);
+  if (r == kOk && !on) impl_->dtx_run = 0;
+  return r;
+}
+
+bool VoiceSender::dtx() const { return impl_->enc->dtx(); }
+
 int VoiceSender::frame_samples() const { return impl_->enc->frame_samples(); }
 
 void VoiceSender::on_peer_feedback(uint8_t fraction, int64_t now_ms) {

@@ -9,12 +9,21 @@
 // not switch FEC off at once; with no reports (or all zero) it is 0, and Opus spends no bits
 // on FEC.
 //
-// DTX: Opus marks silence with packets of at most 2 bytes. The first kDtxMarkers of them in a
-// row are sent as 1-byte markers (so the receiver knows the gap that follows is silence, not
-// loss, even if one marker is lost); the rest are not sent at all (encode() returns len 0).
+// Sizes: by default every payload of a profile has the same size, whatever the audio: the
+// Opus packets are constant-size (media/opus_codec.h), the redundant copies are earlier such
+// packets, and nothing else in the payload depends on the audio. Only the network changes a
+// size: a profile switch, and redundancy filling up after the start (the first frames have
+// fewer earlier frames to repeat). RFC 6562 is why: with variable sizes, an observer of the
+// sealed frames can tell silence, vowels, fricatives and tones apart.
 //
-// Muted: the encoder is fed zeros, so the peer hears comfort noise and the timestamps keep
-// running (DTX makes that nearly free).
+// DTX (off unless set_dtx): Opus marks silence with packets of at most 2 bytes. The first
+// kDtxMarkers of them in a row are sent as 1-byte markers (so the receiver knows the gap that
+// follows is silence, not loss, even if one marker is lost); the rest are not sent at all
+// (encode() returns len 0). That saves nearly all of a silent direction's bandwidth, and
+// shows anyone who sees the frames when the sender speaks and when it is silent (or muted).
+//
+// Muted: the encoder is fed zeros, so the peer hears silence (comfort noise with DTX) and the
+// timestamps keep running; without DTX a muted sender's frames look like any others.
 #ifndef PARLEY_MEDIA_VOICE_SENDER_H
 #define PARLEY_MEDIA_VOICE_SENDER_H
 
@@ -52,6 +61,9 @@ class VoiceSender {
   uint8_t profile() const;
   // Samples per channel the next encode() takes.
   int frame_samples() const;
+  // Switches DTX on or off from the next frame (see above). kOk or kErrCodec.
+  int set_dtx(bool on);
+  bool dtx() const;
   // The peer's report of our loss (1/256 units) arriving at `now_ms` (any monotonic ms).
   void on_peer_feedback(uint8_t fraction, int64_t now_ms);
 

@@ -1,7 +1,8 @@
 // VoiceChannel's threading contract, with real threads: a capture thread pushes, the "loop"
 // (this test's main thread) encodes and hands the payloads to a second channel, a playout
 // thread pulls. Runs under TSan in scripts/test-all. Also: push/pull never allocate, the
-// channel refuses after end(), mute sends comfort noise, loss feedback is measured.
+// channel refuses after end(), mute sends silence, loss feedback is measured, and sealed
+// frame sizes do not depend on what is said (unless the host asks for DTX).
 #include "call/voice_channel.h"
 
 #include <gtest/gtest.h>
@@ -10,12 +11,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <new>
 #include <thread>
 #include <vector>
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "media/frame_crypto.h"
+#include "media/voice_payload.h"
 
 namespace {
 // Armed only around the calls under test, on the thread that makes them.
@@ -213,28 +217,270 @@ TEST(VoiceChannel, PushBeyondTheBufferIsCountedAndStaleAudioDroppedAtStart) {
   EXPECT_EQ(sent, 0) << "audio pushed while ringing was sent";
 }
 
-TEST(VoiceChannel, MuteSendsComfortNoiseOnly) {
-  AudioConfig cfg;
-  std::shared_ptr<VoiceChannel> c;
-  ASSERT_EQ(VoiceChannel::create(cfg, &c), kOk);
-  size_t bytes = 0, frames = 0;
-  c->start([&](uint32_t, uint8_t, const uint8_t *, size_t n) {
-    bytes += n;
-    ++frames;
-  });
-  c->set_muted(true);
-  std::vector<int16_t> pcm(kChunk);
-  for (size_t pos = 0; pos < size_t(kRate); pos += kChunk) {  // 1 s of loud signal
-    for (size_t i = 0; i < kChunk; ++i) pcm[i] = signal_at(pos + i);
-    c->push(pcm.data(), kChunk);
-    c->encode_ready(int64_t(pos) * 1000 / kRate * 1000);
+// Muted, the encoder gets silence. By default that goes out like any other audio (every
+// frame, the same size: muting is not visible on the wire); with DTX, Opus needs ~200 ms of
+// silence before DTX starts (10 frames), then sends a few markers and a comfort-noise update
+// every 400 ms: nothing like 50 frames of speech (~4 kB at 32 kbit/s).
+TEST(VoiceChannel, MuteSendsSilence) {
+  for (bool dtx : {false, true}) {
+    SCOPED_TRACE(dtx ? "dtx" : "default");
+    AudioConfig cfg;
+    cfg.dtx = dtx;
+    std::shared_ptr<VoiceChannel> c;
+    ASSERT_EQ(VoiceChannel::create(cfg, &c), kOk);
+    size_t bytes = 0, frames = 0;
+    std::map<size_t, int> sizes;
+    c->start([&](uint32_t, uint8_t, const uint8_t *, size_t n) {
+      bytes += n;
+      ++frames;
+      ++sizes[n];
+    });
+    c->set_muted(true);
+    std::vector<int16_t> pcm(kChunk);
+    for (size_t pos = 0; pos < size_t(kRate); pos += kChunk) {  // 1 s of loud signal
+      for (size_t i = 0; i < kChunk; ++i) pcm[i] = signal_at(pos + i);
+      c->push(pcm.data(), kChunk);
+      c->encode_ready(int64_t(pos) * 1000 / kRate * 1000);
+    }
+    EXPECT_TRUE(c->stats().muted);
+    EXPECT_EQ(c->stats().sender.frames, 50u);
+    if (dtx) {
+      EXPECT_LT(frames, 25u);
+      EXPECT_LT(bytes, 1000u) << frames << " frames";
+    } else {
+      EXPECT_EQ(frames, 50u);
+      ASSERT_EQ(sizes.size(), 1u);
+      EXPECT_EQ(sizes.begin()->first,
+                media::kVoicePayloadFixed +
+                    media::opus_packet_bytes(*media::voice_profile(cfg.profile)));
+    }
   }
-  EXPECT_TRUE(c->stats().muted);
-  EXPECT_EQ(c->stats().sender.frames, 50u);
-  // Opus needs ~200 ms of silence before DTX starts (10 frames), then a few markers and a
-  // comfort-noise update every 400 ms: nothing like 50 frames of speech (~4 kB at 32 kb/s).
-  EXPECT_LT(frames, 25u);
-  EXPECT_LT(bytes, 1000u) << frames << " frames";
+}
+
+// What the encoder is fed, for the size test below. All at 48 kHz, mono, -10 to -20 dBFS.
+enum class Sound { kSpeechLike, kVowel, kNoise, kTone, kSilence, kMuted };
+const char *sound_name(Sound s) {
+  switch (s) {
+    case Sound::kSpeechLike: return "speech-like";
+    case Sound::kVowel: return "vowel";
+    case Sound::kNoise: return "noise";
+    case Sound::kTone: return "tone";
+    case Sound::kSilence: return "silence";
+    case Sound::kMuted: break;
+  }
+  return "muted speech";
+}
+
+// A formant synthesiser: a glottal pulse train (pitch f0) and/or noise through three
+// resonators (F1-F3). Speech-like: syllables of ~300 ms, each a fricative onset (noise
+// through high formants), a voiced nucleus gliding between two vowels with falling pitch and
+// a rising-falling envelope, then a short closure; every fourth syllable a 400 ms pause.
+// Vowel: a steady /a/ at 120 Hz with a little vibrato.
+class Synth {
+ public:
+  explicit Synth(Sound s) : sound_(s) {}
+  int16_t next() {
+    const double t = double(n_++) / kRate;
+    switch (sound_) {
+      case Sound::kSilence: return 0;
+      case Sound::kTone: return int16_t(8000 * std::sin(2 * M_PI * 1000 * t));
+      case Sound::kNoise: return int16_t(6000 * uniform());
+      case Sound::kVowel: {
+        set_formants(730, 1090, 2440);
+        return int16_t(voiced(120 + 3 * std::sin(2 * M_PI * 5 * t)) * 3000);
+      }
+      case Sound::kSpeechLike:
+      case Sound::kMuted: break;
+    }
+    // Vowel targets (F1, F2, F3) for the syllables to glide between: /a/ /i/ /u/ /e/ /o/.
+    static const double kVowels[5][3] = {
+        {730, 1090, 2440}, {270, 2290, 3010}, {300, 870, 2240}, {530, 1840, 2480},
+        {570, 840, 2410}};
+    const double syl = 0.3;
+    const long k = long(t / syl);
+    const double u = (t - k * syl) / syl;  // 0..1 within the syllable
+    if (k % 4 == 3) return 0;              // a pause
+    const double *a = kVowels[k % 5], *b = kVowels[(k * 3 + 1) % 5];
+    if (u < 0.2) {  // fricative: noise, high resonances
+      set_formants(2500, 4500, 6500);
+      return int16_t(resonate(uniform()) * 2500 * std::sin(M_PI * u / 0.2));
+    }
+    if (u > 0.85) return 0;  // closure
+    const double w = (u - 0.2) / 0.65;
+    set_formants(a[0] + (b[0] - a[0]) * w, a[1] + (b[1] - a[1]) * w,
+                 a[2] + (b[2] - a[2]) * w);
+    const double f0 = 150 - 40 * w + 10 * (k % 3);
+    return int16_t(voiced(f0) * 3500 * std::sin(M_PI * w));
+  }
+
+ private:
+  double uniform() {
+    lcg_ = lcg_ * 1664525u + 1013904223u;
+    return double(lcg_ >> 8) / double(1u << 23) - 1.0;
+  }
+  void set_formants(double f1, double f2, double f3) {
+    const double f[3] = {f1, f2, f3}, bw[3] = {90, 110, 170};
+    for (int i = 0; i < 3; ++i) {
+      const double r = std::exp(-M_PI * bw[i] / kRate);
+      a1_[i] = 2 * r * std::cos(2 * M_PI * f[i] / kRate);
+      a2_[i] = -r * r;
+      g_[i] = 1 - r;
+    }
+  }
+  // The resonators in parallel, so their gains stay bounded whatever the formants.
+  double resonate(double x) {
+    double y = 0;
+    for (int i = 0; i < 3; ++i) {
+      const double v = a1_[i] * y1_[i] + a2_[i] * y2_[i] + g_[i] * x;
+      y2_[i] = y1_[i];
+      y1_[i] = v;
+      y += v;
+    }
+    return y;
+  }
+  double voiced(double f0) {
+    phase_ += f0 / kRate;
+    double pulse = 0;
+    if (phase_ >= 1) {
+      phase_ -= 1;
+      pulse = 1;
+    }
+    return resonate(pulse * 40 + 0.02 * uniform());
+  }
+
+  Sound sound_;
+  uint64_t n_ = 0;
+  uint32_t lcg_ = 12345;
+  double phase_ = 0;
+  double a1_[3] = {}, a2_[3] = {}, g_[3] = {}, y1_[3] = {}, y2_[3] = {};
+};
+
+struct SizeRun {
+  std::map<size_t, int> sealed;  // sealed frame size -> frames
+  int fec = 0;                   // primaries carrying Opus FEC
+  uint64_t skipped = 0;          // frames DTX did not send
+};
+
+// Sends `ms` of `sound` through a channel with the default configuration (but `profile` and
+// `dtx`) and seals every payload as the call layer does. `loss`: the peer reports that
+// fraction (/256) of our frames lost, which turns on Opus FEC.
+SizeRun sealed_sizes(Sound sound, uint8_t profile, uint8_t loss, bool dtx, int ms) {
+  AudioConfig cfg;
+  cfg.profile = profile;
+  cfg.dtx = dtx;
+  SizeRun run;
+  std::shared_ptr<VoiceChannel> c;
+  EXPECT_EQ(VoiceChannel::create(cfg, &c), kOk);
+  if (!c) return run;
+  media::FrameSealer sealer;
+  const uint8_t key[media::kFrameKeyLen] = {7};
+  EXPECT_EQ(sealer.init(key, 1), kOk);
+  std::vector<uint8_t> frame(media::kFrameOverhead + media::kMaxVoicePayload);
+  c->start([&](uint32_t ts, uint8_t p, const uint8_t *payload, size_t n) {
+    media::FrameHeader h;
+    h.flags = media::kFrameFlagVoice;
+    h.profile = p;
+    h.timestamp = ts;
+    size_t len = 0;
+    ASSERT_EQ(sealer.seal(h, payload, n, frame.data(), frame.size(), &len, nullptr), kOk);
+    ++run.sealed[len];
+    media::VoicePayload vp;
+    ASSERT_EQ(media::parse_voice_payload(payload, n, &vp), kOk);
+    run.fec += media::VoiceDecoder::has_fec(vp.primary.data, vp.primary.len);
+  });
+  c->set_muted(sound == Sound::kMuted);
+  Synth synth(sound);
+  std::vector<int16_t> pcm(kChunk);
+  // The peer's report: a voice payload whose feedback byte is `loss` (its primary, a bare
+  // TOC, is never decoded here).
+  const uint8_t report[3] = {loss, 0, 0x78};
+  for (size_t pos = 0; pos < size_t(kRate) * ms / 1000; pos += kChunk) {
+    const int64_t now_us = int64_t(pos) * 1000 / kRate * 1000;
+    if (loss && pos % size_t(kRate) == 0) c->on_voice_frame(0, report, sizeof report, now_us);
+    for (auto &v : pcm) v = synth.next();
+    EXPECT_EQ(c->push(pcm.data(), kChunk), int(kChunk));
+    c->encode_ready(now_us);
+  }
+  run.skipped = c->stats().sender.dtx_skipped;
+  return run;
+}
+
+std::string describe(const std::map<size_t, int> &d) {
+  std::string s;
+  for (const auto &[size, n] : d) s += std::to_string(size) + "x" + std::to_string(n) + " ";
+  return s;
+}
+
+// RFC 6562: with variable-size frames an observer of the encrypted stream tells silence,
+// vowels, fricatives and tones apart (parley's VBR measured 3.5 bytes a frame for silence, 39
+// for a vowel, 43-50 for noise, 58 for a tone). By default the sealed sizes must not depend
+// on the audio at all: for every profile, with and without a loss report (FEC on), the
+// sizes' distribution is the same for every sound. It has one size after the first frames
+// (where redundancy fills up): header, tag, payload header, and the profile's packet size
+// for the primary and each earlier frame.
+TEST(VoiceChannel, SealedFrameSizesDoNotDependOnWhatIsSaid) {
+  const Sound sounds[] = {Sound::kSpeechLike, Sound::kVowel,   Sound::kNoise,
+                          Sound::kTone,       Sound::kSilence, Sound::kMuted};
+  for (uint8_t id = 0; id < media::voice_profile_count(); ++id) {
+    const media::VoiceProfile &p = *media::voice_profile(id);
+    for (uint8_t loss : {0, 26}) {
+      SCOPED_TRACE(testing::Message() << "profile " << int(id) << ", loss " << int(loss));
+      SizeRun ref;
+      for (Sound s : sounds) {
+        const SizeRun run = sealed_sizes(s, id, loss, /*dtx=*/false, 1500);
+        SCOPED_TRACE(sound_name(s));
+        if (s == sounds[0]) {
+          ref = run;
+          const size_t packet = media::opus_packet_bytes(p);
+          const size_t full = media::kFrameOverhead + media::kVoicePayloadFixed + packet +
+                              p.redundancy * (media::kVoiceRedBlockHeader + packet);
+          int frames = 0;
+          for (const auto &[size, n] : run.sealed) frames += n;
+          EXPECT_EQ(frames, 1500 / p.frame_ms);
+          EXPECT_EQ(run.sealed.rbegin()->first, full) << describe(run.sealed);
+          EXPECT_EQ(run.sealed.rbegin()->second, frames - int(p.redundancy));
+          // Profile 2 is SILK wideband, where has_fec reads LBRR reliably: the report did
+          // turn FEC on, and the sizes stayed put regardless.
+          if (id == 2 && loss) {
+            EXPECT_GT(run.fec, 10);
+          }
+          if (loss == 0) {
+            EXPECT_EQ(run.fec, 0);
+          }
+        }
+        EXPECT_EQ(run.sealed, ref.sealed)
+            << describe(run.sealed) << "vs " << sound_name(sounds[0]) << " "
+            << describe(ref.sealed);
+        EXPECT_EQ(run.skipped, 0u);
+      }
+    }
+  }
+}
+
+// DTX is the host's choice: silence is then (mostly) not sent, which is what it saves and
+// what it leaks; everything else keeps one size per profile. (That the receiving side plays
+// DTX gaps as comfort noise: media/voice_sender_test.cc.)
+TEST(VoiceChannel, DtxSkipsSilenceAndKeepsSpeechFramesOneSize) {
+  for (uint8_t id : {1, 4}) {
+    SCOPED_TRACE(testing::Message() << "profile " << int(id));
+    const media::VoiceProfile &p = *media::voice_profile(id);
+    const SizeRun silence = sealed_sizes(Sound::kSilence, id, 0, /*dtx=*/true, 3000);
+    EXPECT_GT(silence.skipped, uint64_t(3000 / p.frame_ms / 2)) << describe(silence.sealed);
+    // Markers: a 1-byte primary and no redundancy.
+    EXPECT_GT(silence.sealed.count(media::kFrameOverhead + media::kVoicePayloadFixed + 1), 0u)
+        << describe(silence.sealed);
+    for (Sound s : {Sound::kVowel, Sound::kTone, Sound::kNoise}) {
+      const SizeRun run = sealed_sizes(s, id, 0, /*dtx=*/true, 1500);
+      SCOPED_TRACE(sound_name(s));
+      EXPECT_EQ(run.skipped, 0u);
+      const size_t packet = media::opus_packet_bytes(p);
+      EXPECT_EQ(run.sealed.rbegin()->first,
+                media::kFrameOverhead + media::kVoicePayloadFixed + packet +
+                    p.redundancy * (media::kVoiceRedBlockHeader + packet))
+          << describe(run.sealed);
+      EXPECT_EQ(run.sealed.rbegin()->second, 1500 / p.frame_ms - int(p.redundancy));
+    }
+  }
 }
 
 // The receiver's loss report: frame indices with every 10th missing over > 1 s.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <opus/opus.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -143,7 +144,8 @@ TEST(OpusCodec, EncodesAndDecodesVoiceAtEveryProfileAndFrameLength) {
         for (int i = 0; i < frames; ++i) {
           voice.next(pcm.data(), fs, f.channels);
           const int n = e->encode(pcm.data(), pkt, sizeof pkt);
-          ASSERT_GT(n, 2);  // voice never looks like DTX silence
+          // Constant bitrate: every packet is the profile's size (so above DTX's 2 bytes).
+          ASSERT_EQ(size_t(n), e->packet_bytes());
           total += size_t(n);
           ASSERT_EQ(fs, VoiceDecoder::packet_samples(pkt, size_t(n), f.rate));
           ASSERT_EQ(fs, d->decode(pkt, size_t(n), out.data(), int(kMaxFrameSamples)));
@@ -152,11 +154,9 @@ TEST(OpusCodec, EncodesAndDecodesVoiceAtEveryProfileAndFrameLength) {
             dec.push_back(out[size_t(s) * f.channels]);
           }
         }
-        // VBR averages to the target: within a factor of two over the stream (the first
-        // frames and the 10 ms frames' overhead push it around).
+        // ... which is the target bitrate, to the byte per frame.
         const double bps = double(total) * 8 * 1000 / (frames * ms);
-        EXPECT_GT(bps, 0.5 * voice_profile(uint8_t(id))->bitrate_bps);
-        EXPECT_LT(bps, 2.0 * voice_profile(uint8_t(id))->bitrate_bps);
+        EXPECT_NEAR(bps, voice_profile(uint8_t(id))->bitrate_bps, 4 * 8 * 1000.0 / ms);
         // Measured 0.86-0.92 (VOIP mode's high-pass shifts the phase of the low harmonics,
         // so even 48 kbit/s stays near 0.9), except 6 kbit/s in 10 ms frames (about 0.5:
         // 7.5 bytes a frame is mostly side information; profile 4 uses 60 ms for that reason).
@@ -164,6 +164,96 @@ TEST(OpusCodec, EncodesAndDecodesVoiceAtEveryProfileAndFrameLength) {
         EXPECT_GT(best_correlation(dec, orig, f.rate), want);
       }
     }
+  }
+}
+
+// What libopus' CBR makes of each profile (so the encoder's cap and padding change nothing
+// in practice), and the sizes docs/quality.md and docs/protocol.md quote.
+TEST(OpusCodec, PacketBytesPerProfile) {
+  const size_t want[] = {120, 80, 50, 60, 45};
+  ASSERT_EQ(voice_profile_count(), sizeof want / sizeof want[0]);
+  for (uint8_t id = 0; id < voice_profile_count(); ++id) {
+    EXPECT_EQ(opus_packet_bytes(*voice_profile(id)), want[id]) << int(id);
+  }
+  VoiceProfile tiny = *voice_profile(4);
+  tiny.bitrate_bps = 500;
+  tiny.frame_ms = 10;
+  EXPECT_EQ(opus_packet_bytes(tiny), 3u);  // never a size that reads as DTX
+  VoiceProfile huge = *voice_profile(0);
+  huge.bitrate_bps = 512000;
+  huge.frame_ms = 60;
+  EXPECT_EQ(opus_packet_bytes(huge), kMaxOpusPacket);
+
+  std::unique_ptr<VoiceEncoder> e;
+  ASSERT_EQ(kOk, VoiceEncoder::create(48000, 1, &e));
+  EXPECT_EQ(e->packet_bytes(), opus_packet_bytes(*voice_profile(kDefaultProfile)));
+  std::vector<int16_t> pcm(size_t(e->frame_samples()));
+  uint8_t pkt[kMaxOpusPacket];
+  EXPECT_EQ(kErrBufferTooSmall, e->encode(pcm.data(), pkt, e->packet_bytes() - 1));
+  EXPECT_EQ(int(e->packet_bytes()), e->encode(pcm.data(), pkt, e->packet_bytes()));
+}
+
+// DTX is off after create(): digital silence is full-size packets. On, it becomes packets
+// of at most 2 bytes after ~200 ms; off again, full size again.
+TEST(OpusCodec, DtxOnlyWhenAskedFor) {
+  std::unique_ptr<VoiceEncoder> e;
+  ASSERT_EQ(kOk, VoiceEncoder::create(48000, 1, &e));
+  EXPECT_FALSE(e->dtx());
+  std::vector<int16_t> zeros(size_t(e->frame_samples()));
+  uint8_t pkt[kMaxOpusPacket];
+  const auto smallest = [&](int frames) {
+    size_t m = kMaxOpusPacket;
+    for (int i = 0; i < frames; ++i) {
+      const int n = e->encode(zeros.data(), pkt, sizeof pkt);
+      EXPECT_GT(n, 0);
+      m = std::min(m, size_t(n));
+    }
+    return m;
+  };
+  EXPECT_EQ(smallest(50), e->packet_bytes());
+  ASSERT_EQ(kOk, e->set_dtx(true));
+  EXPECT_TRUE(e->dtx());
+  EXPECT_TRUE(is_dtx_packet(smallest(50)));
+  ASSERT_EQ(kOk, e->set_dtx(false));
+  smallest(2);
+  EXPECT_EQ(smallest(50), e->packet_bytes());
+}
+
+// Opus's own padding (RFC 6716 3.2.5), which CBR packets use: a packet whose padding length
+// runs past its end is refused by packet_samples (so a receiver drops it on arrival) and by
+// the decoder, and nothing crashes.
+TEST(OpusCodec, RefusesPacketsWhosePaddingDoesNotFit) {
+  std::unique_ptr<VoiceEncoder> e;
+  std::unique_ptr<VoiceDecoder> d;
+  ASSERT_EQ(kOk, VoiceEncoder::create(48000, 1, &e));
+  ASSERT_EQ(kOk, VoiceDecoder::create(48000, 1, &d));
+  ASSERT_EQ(kOk, e->set_profile(*voice_profile(4)));
+  std::vector<int16_t> pcm(size_t(e->frame_samples()));
+  std::vector<int16_t> out(kMaxFrameSamples);
+  Voice voice(48000);
+  uint8_t pkt[kMaxOpusPacket];
+  voice.next(pcm.data(), e->frame_samples(), 1);
+  int n = e->encode(pcm.data(), pkt, sizeof pkt);
+  ASSERT_EQ(size_t(n), e->packet_bytes());
+  // A padded packet of our own making: a 1-byte frame (TOC alone, an empty frame) padded to
+  // the profile's size, code 3 with the padding flag.
+  uint8_t padded[kMaxOpusPacket] = {uint8_t(pkt[0] & ~3)};  // code 0: one frame
+  ASSERT_EQ(OPUS_OK, opus_packet_pad(padded, 1, n));
+  ASSERT_EQ(3, padded[0] & 3);
+  ASSERT_TRUE(padded[1] & 0x40);
+  EXPECT_EQ(e->frame_samples(), VoiceDecoder::packet_samples(padded, size_t(n), 48000));
+  EXPECT_EQ(e->frame_samples(), d->decode(padded, size_t(n), out.data(), int(kMaxFrameSamples)));
+  // One more byte of padding than there is room for, and the same packet cut short.
+  uint8_t bad[kMaxOpusPacket];
+  std::memcpy(bad, padded, size_t(n));
+  ++bad[2];
+  EXPECT_EQ(kErrCodec, VoiceDecoder::packet_samples(bad, size_t(n), 48000));
+  EXPECT_EQ(kErrCodec, d->decode(bad, size_t(n), out.data(), int(kMaxFrameSamples)));
+  EXPECT_EQ(kErrCodec, VoiceDecoder::packet_samples(padded, size_t(n) - 3, 48000));
+  // Every truncation of a real CBR packet either parses or is refused; none crashes.
+  for (int len = 1; len <= n; ++len) {
+    const int k = VoiceDecoder::packet_samples(pkt, size_t(len), 48000);
+    EXPECT_TRUE(k == kErrCodec || k == e->frame_samples()) << len;
   }
 }
 
@@ -192,7 +282,7 @@ std::vector<std::vector<uint8_t>> encode_voice(uint8_t profile, int loss, int ra
 // in the same state produces, and with LBRR it does not. libopus decoder states are flat
 // memory (opus_decoder_get_size), so twins are copies. Packets that switch mode or bandwidth
 // are skipped (decode_fec switches the decoder to the packet's first, which changes what the
-// concealment does), and so are the first two (nothing decoded to conceal from yet).
+// concealment does), and so are the first three (nothing decoded to conceal from yet).
 // Returns, per packet, -1 (not judged), 0 or 1.
 std::vector<int> lbrr_per_decoder(const std::vector<std::vector<uint8_t>> &packets, int rate,
                                   int channels, int fs) {
@@ -204,7 +294,11 @@ std::vector<int> lbrr_per_decoder(const std::vector<std::vector<uint8_t>> &packe
   std::vector<int> out(packets.size(), -1);
   for (size_t j = 0; j + 1 < packets.size(); ++j) {
     const auto &next = packets[j + 1];
-    if (j >= 1 && next[0] >> 3 == packets[j][0] >> 3) {  // base has decoded 0 .. j-1
+    // base has decoded 0 .. j-1. A switch one packet earlier still shapes the decoder's
+    // state (seen with constant bitrate: hybrid FB 10 ms right after SWB, no LBRR flag, yet
+    // decode_fec differed from concealment).
+    if (j >= 2 && next[0] >> 3 == packets[j][0] >> 3 &&
+        packets[j][0] >> 3 == packets[j - 1][0] >> 3) {
       a = base;
       b = base;
       EXPECT_EQ(fs, opus_decode(reinterpret_cast<OpusDecoder *>(a.data()), next.data(),
@@ -295,7 +389,7 @@ TEST(OpusCodec, DecodeFecRebuildsTheFrameBeforeFromTheNextPacket) {
   const int rate = 48000, fs = 960, frames = 100;
   std::unique_ptr<VoiceEncoder> e;
   ASSERT_EQ(kOk, VoiceEncoder::create(rate, 1, &e));
-  ASSERT_EQ(kOk, e->set_profile(*voice_profile(2)));
+  ASSERT_EQ(kOk, e->set_profile(*voice_profile(1)));
   ASSERT_EQ(kOk, e->set_loss_percent(20));
   Voice voice(rate);
   std::vector<int16_t> orig(size_t(fs) * frames);
@@ -345,9 +439,10 @@ TEST(OpusCodec, DecodeFecRebuildsTheFrameBeforeFromTheNextPacket) {
     ++trials;
   }
   ASSERT_GE(trials, 20);  // of 30: nearly every packet carries LBRR at this profile
-  // Measured means (libopus 1.3, 25 trials): FEC 0.98 against the frame as decoded without
-  // loss and 0.87 against the original (the lossless decode itself reaches 0.88);
-  // concealment 0.79.
+  // Measured means (libopus 1.3, constant bitrate, 24 trials): FEC 0.98 against the frame as
+  // decoded without loss and 0.86 against the original; concealment 0.75. (Profile 2, which
+  // this test used with VBR, gets less out of its LBRR at a constant 20 kbit/s: FEC 0.90,
+  // concealment 0.84; it was 0.98 and 0.79 with VBR, where the LBRR bits came on top.)
   EXPECT_GT(fec_ref / trials, 0.9);
   EXPECT_GT(fec_ref / trials, plc_ref / trials + 0.1);
   EXPECT_GT(fec_orig / trials, 0.75);

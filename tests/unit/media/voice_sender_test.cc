@@ -6,9 +6,11 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <vector>
 
 #include "base/error.h"
+#include "media/voice_receiver.h"
 
 namespace parley::media {
 namespace {
@@ -40,9 +42,15 @@ class Voice {
   uint32_t noise_ = 1;
 };
 
-std::unique_ptr<VoiceSender> make_sender(int rate, int channels, uint8_t profile) {
+std::unique_ptr<VoiceSender> make_sender(int rate, int channels, uint8_t profile,
+                                         bool dtx = false) {
   std::unique_ptr<VoiceSender> s;
   EXPECT_EQ(kOk, VoiceSender::create(rate, channels, profile, &s));
+  if (s) {
+    EXPECT_FALSE(s->dtx());
+    EXPECT_EQ(kOk, s->set_dtx(dtx));
+    EXPECT_EQ(s->dtx(), dtx);
+  }
   return s;
 }
 
@@ -62,9 +70,9 @@ struct Sent {
 // Drives a sender with voice (or silence, or mute) and parses what it returns.
 class Driver {
  public:
-  Driver(int rate, int channels, uint8_t profile)
-      : rate_(rate), channels_(channels), voice_(rate), s_(make_sender(rate, channels, profile)),
-        buf_(kMaxVoicePayload) {}
+  Driver(int rate, int channels, uint8_t profile, bool dtx = false)
+      : rate_(rate), channels_(channels), voice_(rate),
+        s_(make_sender(rate, channels, profile, dtx)), buf_(kMaxVoicePayload) {}
   VoiceSender &sender() { return *s_; }
 
   enum class Input { kVoice, kZeros, kMuted };
@@ -269,6 +277,7 @@ class Model {
   Model(int rate, int channels, uint8_t profile) {
     EXPECT_EQ(kOk, VoiceEncoder::create(rate, channels, &enc_));
     EXPECT_EQ(kOk, enc_->set_profile(*voice_profile(profile)));
+    EXPECT_EQ(kOk, enc_->set_dtx(true));
     depth_ = voice_profile(profile)->redundancy;
   }
   // The payload expected for `pcm` at `ts48` (empty: nothing sent); counts into `markers`.
@@ -307,12 +316,13 @@ class Model {
   std::deque<std::pair<uint32_t, std::vector<uint8_t>>> history_;
 };
 
-// Speech, then digital silence long enough for Opus to go into DTX (it does after ~10
-// frames, and sends a comfort-noise update every ~20 frames after that), then speech again.
-TEST(VoiceSender, DigitalSilenceBecomesMarkersThenNothing) {
+// With DTX on: speech, then digital silence long enough for Opus to go into DTX (it does
+// after ~10 frames, and sends a comfort-noise update every ~20 frames after that), then
+// speech again.
+TEST(VoiceSender, DigitalSilenceBecomesMarkersThenNothingWithDtx) {
   for (uint8_t id : {1, 4}) {
     SCOPED_TRACE(testing::Message() << "profile " << int(id));
-    Driver d(48000, 1, id);
+    Driver d(48000, 1, id, /*dtx=*/true);
     Model m(48000, 1, id);
     uint32_t ts = 0u - 50 * d.frame_ts();
     int frames = 0, sent = 0, skipped = 0, markers = 0;
@@ -365,7 +375,7 @@ TEST(VoiceSender, DigitalSilenceBecomesMarkersThenNothing) {
 // Muted (NULL pcm) is digital silence: byte for byte what zeros produce, DTX included.
 TEST(VoiceSender, MutedEncodesSilence) {
   for (uint8_t id : {0, 4}) {
-    Driver muted(48000, 2, id), zeros(48000, 2, id);
+    Driver muted(48000, 2, id, true), zeros(48000, 2, id, true);
     uint32_t ts = 123;
     for (int i = 0; i < 100; ++i, ts += muted.frame_ts()) {
       const bool speech = i < 10 || (i >= 60 && i < 70);
@@ -378,6 +388,107 @@ TEST(VoiceSender, MutedEncodesSilence) {
     EXPECT_EQ(sa.bytes, sb.bytes);
     EXPECT_EQ(sa.dtx_skipped, sb.dtx_skipped);
     EXPECT_GT(sa.dtx_skipped, 20u);
+  }
+}
+
+// By default (no DTX) every frame is sent, and every payload of a profile has one size once
+// redundancy has filled up, whatever the input: voice, digital silence, mute, and with the
+// peer reporting loss (Opus FEC on) or not. The primary is always opus_packet_bytes().
+TEST(VoiceSender, EveryPayloadOfAProfileHasOneSizeByDefault) {
+  const struct {
+    int rate, channels;
+  } formats[] = {{48000, 1}, {16000, 2}};
+  for (const auto &f : formats) {
+    for (size_t id = 0; id < voice_profile_count(); ++id) {
+      SCOPED_TRACE(testing::Message() << f.rate << " Hz x" << f.channels << ", profile " << id);
+      const VoiceProfile &p = *voice_profile(uint8_t(id));
+      const size_t packet = opus_packet_bytes(p);
+      Driver d(f.rate, f.channels, uint8_t(id));
+      uint32_t ts = 77;
+      int64_t now = 0;
+      for (int i = 0; i < 90; ++i, ts += d.frame_ts(), now += p.frame_ms) {
+        if (i == 60) d.sender().on_peer_feedback(40, now);
+        const auto in = i % 30 < 10   ? Driver::Input::kVoice
+                        : i % 30 < 20 ? Driver::Input::kZeros
+                                      : Driver::Input::kMuted;
+        const Sent out = d.encode(ts, in, 0, now);
+        ASSERT_FALSE(out.empty()) << "frame " << i;
+        EXPECT_EQ(out.p.primary.len, packet) << "frame " << i;
+        const size_t red = std::min<size_t>(size_t(i), p.redundancy);
+        EXPECT_EQ(out.bytes.size(),
+                  kVoicePayloadFixed + packet + red * (kVoiceRedBlockHeader + packet))
+            << "frame " << i;
+        EXPECT_EQ(VoiceDecoder::packet_samples(out.p.primary.data, out.p.primary.len, f.rate),
+                  d.sender().frame_samples());
+      }
+      const VoiceSenderStats st = d.sender().stats();
+      EXPECT_EQ(st.sent, 90u);
+      EXPECT_EQ(st.dtx_skipped, 0u);
+      EXPECT_GT(st.loss_hint, 0);
+    }
+  }
+}
+
+// The receiving side with these payloads: a VoiceSender's stream into a VoiceReceiver on a
+// simulated clock (payloads arrive 30 ms after their time, the host pulls 10 ms chunks).
+struct RxResult {
+  JitterStats st;
+  double energy = 0;  // of everything played
+};
+RxResult send_and_receive(uint8_t profile, bool dtx, uint8_t feedback, int drop_every,
+                          const std::function<Driver::Input(int)> &input, int frames) {
+  Driver d(48000, 1, profile, dtx);
+  std::unique_ptr<VoiceReceiver> rx;
+  EXPECT_EQ(kOk, VoiceReceiver::create(JitterConfig{}, &rx));
+  RxResult r;
+  if (!rx) return r;
+  const uint32_t ts0 = 0xfffff000u;
+  uint32_t ts = ts0;
+  int64_t pulled_us = 0;
+  std::vector<int16_t> out(480);
+  for (int i = 0; i < frames; ++i, ts += d.frame_ts()) {
+    const int64_t at_us = int64_t(ts - ts0) * 1000 / 48 + 30000;
+    while (pulled_us + 10000 <= at_us) {
+      rx->pull(out.data(), out.size(), pulled_us);
+      for (int16_t v : out) r.energy += double(v) * v;
+      pulled_us += 10000;
+    }
+    const Sent s = d.encode(ts, input(i), feedback, at_us / 1000);
+    if (feedback) d.sender().on_peer_feedback(feedback, at_us / 1000);
+    if (s.empty() || (drop_every && i % drop_every == drop_every - 1)) continue;
+    EXPECT_EQ(kOk, rx->insert(ts, s.bytes.data(), s.bytes.size(), at_us));
+  }
+  r.st = rx->stats();
+  return r;
+}
+
+// Constant-size payloads keep every receive path working: redundancy and Opus FEC rebuild
+// lost frames, and a DTX stream's pauses play as comfort noise.
+TEST(VoiceSender, ReceiverRecoversAndPlaysTheseStreams) {
+  const auto voice = [](int) { return Driver::Input::kVoice; };
+  {
+    SCOPED_TRACE("profile 3, every 4th frame lost: redundancy");
+    const RxResult r = send_and_receive(3, false, 0, 4, voice, 100);
+    EXPECT_EQ(r.st.malformed, 0u);
+    EXPECT_GE(r.st.red_recovered, 20u);
+    EXPECT_GT(r.energy, 0);
+  }
+  {
+    SCOPED_TRACE("profile 2, peer reports 16 % loss, every 10th lost: FEC");
+    const RxResult r = send_and_receive(2, false, 40, 10, voice, 150);
+    EXPECT_EQ(r.st.malformed, 0u);
+    EXPECT_GE(r.st.fec_recovered, 7u);  // of 15 lost
+  }
+  {
+    SCOPED_TRACE("profile 1 with DTX: 1 s voice, 2 s silence, 1 s voice");
+    const RxResult r = send_and_receive(
+        1, true, 0, 0,
+        [](int i) { return i < 50 || i >= 150 ? Driver::Input::kVoice : Driver::Input::kZeros; },
+        200);
+    EXPECT_EQ(r.st.malformed, 0u);
+    EXPECT_GT(r.st.comfort_noise, 50u);
+    EXPECT_GE(r.st.frames_decoded, 100u);
+    EXPECT_EQ(r.st.concealed, 0u);
   }
 }
 
