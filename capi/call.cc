@@ -308,6 +308,9 @@ int parley_context_create(const parley_identity *id, const parley_context_config
         if (cc.audio.profile < cc.audio.best_profile) cc.audio.profile = cc.audio.best_profile;
       }
     }
+    if (config->struct_size >= offsetof(parley_context_config, dtx) + sizeof(int)) {
+      cc.audio.dtx = config->dtx != 0;
+    }
     const bool has_ports =
         config->struct_size >= offsetof(parley_context_config, port_max) + sizeof(int);
     if (has_ports && (config->port_min != 0 || config->port_max != 0)) {

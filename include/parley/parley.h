@@ -635,6 +635,11 @@ typedef struct parley_context_config {
    * (0 .. 4; 0, the default: no cap), e.g. a data-saver setting. Calls start at the cap if
    * it is worse than the default start (1); upgrade proposals beyond it are refused. */
   int quality_best_profile;
+  /** Non-zero: discontinuous transmission. Silence and mute then cost almost nothing on the
+   * wire, but anyone who sees the (encrypted) frames learns when each side speaks and when
+   * it is muted. 0, the default: every voice frame of a profile has one size whatever is
+   * said, silence included (docs/security.md "Frame sizes"). */
+  int dtx;
   /** Fields added by later versions go here. */
 } parley_context_config;
 
@@ -815,7 +820,7 @@ PARLEY_API int parley_call_pull_audio(parley_call *call, int16_t *out, size_t fr
 
 /**
  * parley_call_set_muted: while muted the peer hears comfort noise (the encoder gets
- * silence, which DTX sends almost for free). Real-time safe. Returns 0 or
+ * silence: frames of the usual size, or almost nothing with `dtx`). Real-time safe. Returns 0 or
  * PARLEY_ERR_INVALID_ARGUMENT.
  */
 PARLEY_API int parley_call_set_muted(parley_call *call, int muted);
