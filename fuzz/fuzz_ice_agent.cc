@@ -37,7 +37,8 @@
 // Checked: checks are paced (no request less than Ta after the previous one) and only go
 // to addresses the agent knows as the peer's; every answer goes to where a request came from
 // and answers one authenticated request the agent was given (no reflection, no amplification:
-// answers never outnumber requests and each is small); remote candidates and pairs stay
+// answers never outnumber requests and each is small), a success naming that source; once a
+// pair is selected, requests go to it alone, and none once consent is lost; remote candidates and pairs stay
 // within their caps; kSelected comes at most once and kFailed only at the end; after
 // handle_timeout and draining at `now`, next_deadline() is not already due (no timer spin);
 // a datagram the agent declines leaves its counters alone.
@@ -128,6 +129,10 @@ void drain(Harness &h) {
       h.any_request = true;
       h.last_request = h.now;
       CHECK(h.agent->knows_remote(d.to));
+      // Once selected only consent checks go out, on the selected pair; none once lost.
+      PairInfo sel;
+      if (h.agent->selected_pair(&sel)) CHECK(d.to == sel.remote);
+      CHECK(!h.agent->consent_lost());
       CHECK(m.check_integrity(reinterpret_cast<const uint8_t *>(kRemotePwd),
                               sizeof kRemotePwd - 1) == kOk);
       h.sent.push_back({m.transaction_id(), d.to});
@@ -140,6 +145,10 @@ void drain(Harness &h) {
         found |= g.txid == m.transaction_id() && g.from == d.to;
       }
       CHECK(found);
+      if (m.message_class() == stun::kSuccessResponse) {
+        SocketAddress mapped;
+        CHECK(m.xor_address(stun::kAttrXorMappedAddress, &mapped) == kOk && mapped == d.to);
+      }
       ++h.answers;
       CHECK(h.answers <= h.agent->stats().requests_received);
     }
