@@ -7,9 +7,7 @@
 // past decryption was sent by its authenticated peer, as in a real call; the raw and
 // corrupted datagrams exercise the endpoint's routing and AEAD rejection.
 //
-// HTTP/3 is not driven here: parley's own client speaks parley/1 only and the relay's h3
-// app (relay/http3.h) is reached through the relay's Router; fuzz it with a raw-stream client
-// if that changes.
+// HTTP/3 is fuzz_http3.cc's (parley's own client speaks parley/1 only).
 //
 // Input: one config byte, then records until the input ends (a short last record is
 // dropped). Integers big-endian. `side` is bit 7 of the op byte (0: client, 1: server).
