@@ -179,7 +179,8 @@ void CallQuality::on_message(const signal::Message &m, int64_t now_ms) {
       a.sequence = *m.sequence;
       a.profile = allowed;
       io_.send(a);
-      pending_.active = allowed <= *m.profile;
+      // A profile off the ladder is refused: no confirm could switch to it.
+      pending_.active = allowed <= *m.profile && *m.profile < quality::ladder_size();
       if (!pending_.active) ++st_.refusals_sent;
       pending_.sequence = *m.sequence;
       pending_.profile = *m.profile;
@@ -189,6 +190,14 @@ void CallQuality::on_message(const signal::Message &m, int64_t now_ms) {
     case Type::kUpgradeConfirm: {
       if (!pending_.active || pending_.sequence != *m.sequence) break;
       pending_.active = false;
+      // Only the profile we accepted: a confirm naming another (a better one than we allow,
+      // past our cap, or one off the ladder) switches nothing and ends the round.
+      if (*m.profile != pending_.profile) {
+        PARLEY_LOG(kLogInfo, "quality", "upgrade-confirm for %u, but round %llu proposed %u",
+                   *m.profile, static_cast<unsigned long long>(pending_.sequence),
+                   pending_.profile);
+        break;
+      }
       if (int32_t(voice_->next_timestamp() - *m.media_timestamp) > 0) ++st_.late_switches;
       ctl_.apply(*m.profile, now_ms);
       schedule(*m.profile, *m.media_timestamp);

@@ -273,7 +273,7 @@ int Connection::send_datagram(const uint8_t *data, size_t len) {
     dgram_lens_.reset(new uint16_t[config_.datagram_queue]);
   }
   const size_t slot = (dgram_head_ + dgram_count_) % config_.datagram_queue;
-  std::memcpy(dgram_slot(slot), data, len);
+  if (len != 0) std::memcpy(dgram_slot(slot), data, len);  // an empty one may come as NULL
   dgram_lens_[slot] = uint16_t(len);
   ++dgram_count_;
   ep_.mark_dirty(this);
@@ -548,9 +548,10 @@ void Connection::write(Timestamp now) {
     if (dgram_count_ > 0 && state_ == State::kConnected) {
       ngtcp2_vec v = {dgram_slot(dgram_head_), dgram_lens_[dgram_head_]};
       int accepted = 0;
+      // An empty DATAGRAM goes as no vector at all: ngtcp2 asserts on a zero-length one.
       n = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, ep_.tx(), cap, &accepted,
-                                      NGTCP2_WRITE_DATAGRAM_FLAG_NONE, next_dgram_id_, &v, 1,
-                                      now);
+                                      NGTCP2_WRITE_DATAGRAM_FLAG_NONE, next_dgram_id_, &v,
+                                      v.len != 0 ? 1 : 0, now);
       bool pop = accepted != 0;
       if (n < 0 && !ngtcp2_err_is_fatal(int(n))) {
         // Cannot be sent on this connection/path (e.g. too large after a path change).

@@ -188,8 +188,8 @@ class Connection {
   // ends its side automatically when the peer ends a stream it opened. kOk,
   // kErrInvalidArgument (unknown stream), kErrClosed.
   int end_stream(int64_t stream_id);
-  // Queues one DATAGRAM (unreliable). kOk, kErrMessageTooLarge (> max_datagram_payload()),
-  // kErrQueueFull, kErrClosed.
+  // Queues one DATAGRAM (unreliable); an empty one (`data` may then be NULL) is delivered as
+  // such. kOk, kErrMessageTooLarge (> max_datagram_payload()), kErrQueueFull, kErrClosed.
   int send_datagram(const uint8_t *data, size_t len);
   size_t max_datagram_payload() const;
 

@@ -157,6 +157,10 @@ void Endpoint::handle_datagram(const uint8_t *data, size_t len, const SocketAddr
 
 void Endpoint::dispatch(const uint8_t *data, size_t len, const SocketAddress &from,
                         Timestamp now) {
+  if (len == 0) {  // ngtcp2 asserts on it (the socket demultiplexers never pass one)
+    ++stats_.dropped_malformed;
+    return;
+  }
   ngtcp2_version_cid vc;
   const int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, kCidLen);
   if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {

@@ -94,7 +94,8 @@ class Endpoint {
   int connect(const SocketAddress &remote, PeerVerifier verify, EventHandler handler,
               Timestamp now, Connection **out);
 
-  // A QUIC datagram arrived on the shared socket from `from`.
+  // A QUIC datagram arrived on the shared socket from `from` (an empty one is counted as
+  // malformed; `data` may be NULL then).
   void handle_datagram(const uint8_t *data, size_t len, const SocketAddress &from,
                        Timestamp now);
   // Writes whatever connections have to send (call after handle_* and API calls). Event
