@@ -617,7 +617,7 @@ void Router::broadcast_room(Room *room) {
 }
 
 void Router::on_datagram(Client *cl, const uint8_t *data, size_t len) {
-  if (!cl->registered || cl->replaced) {
+  if (!cl->registered || cl->replaced || cl->closing) {
     ++stats_.dropped_not_owner;
     return;
   }
