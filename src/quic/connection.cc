@@ -228,9 +228,20 @@ int Connection::send_message(int64_t stream_id, const uint8_t *data, size_t len)
   if (it == streams_.end() || it->second.fin_pending) {
     return fail(kErrInvalidArgument, "no open stream %lld", (long long)stream_id);
   }
+  if (config_.max_queued_bytes != 0 &&
+      queued_bytes() + kMessageHeaderLen + len > config_.max_queued_bytes) {
+    return fail(kErrQueueFull, "%llu bytes of signaling already queued (max %zu)",
+                (unsigned long long)queued_bytes(), config_.max_queued_bytes);
+  }
   it->second.tx.append_message(data, len);
   ep_.mark_dirty(this);
   return kOk;
+}
+
+uint64_t Connection::queued_bytes() const {
+  uint64_t n = 0;
+  for (const auto &kv : streams_) n += kv.second.tx.unacked();
+  return n;
 }
 
 int Connection::end_stream(int64_t stream_id) {

@@ -44,6 +44,10 @@ struct ConnectionConfig {
   // DATAGRAMs waiting for congestion control; a voice stream needs a handful (50 per second).
   // The slots are allocated on the first send_datagram, so idle connections cost nothing.
   size_t datagram_queue = 32;
+  // Bytes of signaling messages queued and not yet acknowledged, over all streams, beyond
+  // which send_message refuses more (kErrQueueFull): a peer that stops reading cannot make
+  // this side buffer without bound. 0 = no cap.
+  size_t max_queued_bytes = 0;
 };
 
 struct PathStats {
@@ -181,8 +185,12 @@ class Connection {
   // Opens a bidirectional signaling stream. kOk, kErrClosed, kErrQueueFull (stream limit).
   int open_stream(int64_t *stream_id);
   // Queues one message on a stream (framed, reliable, ordered). kOk, kErrInvalidArgument
-  // (unknown or ended stream), kErrMessageTooLarge, kErrClosed.
+  // (unknown or ended stream), kErrMessageTooLarge, kErrClosed, kErrQueueFull (the message
+  // would take the unacknowledged bytes over ConnectionConfig::max_queued_bytes; nothing was
+  // queued).
+  // queued_bytes(): what those bytes amount to now.
   int send_message(int64_t stream_id, const uint8_t *data, size_t len);
+  uint64_t queued_bytes() const;
   // Ends our side of a stream once its queued messages are sent (FIN). A stream is gone when
   // both sides ended it; ending a stream the peer ended is how its slot is freed, and parley
   // ends its side automatically when the peer ends a stream it opened. kOk,

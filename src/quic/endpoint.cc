@@ -42,7 +42,29 @@ Endpoint::CidKey Endpoint::cid_key(const uint8_t *data, size_t len) {
 }
 
 Endpoint::Endpoint(const identity::Identity &id, EndpointConfig config, SendFn send)
-    : id_(id), config_(std::move(config)), send_(std::move(send)) {}
+    : id_(id), config_(std::move(config)), send_(std::move(send)) {
+  if (config_.h3_app) {
+    // The ALPN is known only mid-handshake: h3 connections are counted (and capped) here, as
+    // their app is made, and uncounted when reaped.
+    config_.h3_app = [this, inner = std::move(config_.h3_app)](
+                         Connection &c) -> std::unique_ptr<StreamApp> {
+      if (config_.h3_max_connections != 0 && h3_live_ >= config_.h3_max_connections) {
+        ++stats_.refused_h3;
+        return nullptr;
+      }
+      std::unique_ptr<StreamApp> app = inner(c);
+      if (!app) return nullptr;
+      if (config_.h3_idle_timeout_ms != 0) {
+        // The transport parameters are not sent yet (on_alpn runs on the ClientHello).
+        ngtcp2_transport_params p = *ngtcp2_conn_get_local_transport_params(c.conn_);
+        p.max_idle_timeout = uint64_t(config_.h3_idle_timeout_ms) * NGTCP2_MILLISECONDS;
+        if (ngtcp2_conn_set_local_transport_params(c.conn_, &p) != 0) return nullptr;
+      }
+      ++h3_live_;
+      return app;
+    };
+  }
+}
 
 Endpoint::~Endpoint() = default;
 
@@ -51,8 +73,11 @@ int Endpoint::create(const identity::Identity &id, EndpointConfig config, SendFn
   std::unique_ptr<Endpoint> ep(new Endpoint(id, std::move(config), std::move(send)));
   int r = TlsCredentials::create(id, &ep->creds_);
   if (r == kOk) r = derive(id, "parley quic stateless reset v1", &ep->reset_secret_);
-  if (r == kOk) r = derive(id, "parley quic retry token v1", &ep->token_secret_);
+  // Retry tokens live seconds: a secret random per process is enough, and one that no
+  // restart or seed leak can reproduce.
+  if (r == kOk) r = ep->token_secret_.allocate(32);
   if (r != kOk) return r;
+  randombytes_buf(ep->token_secret_.data(), ep->token_secret_.size());
   *out = std::move(ep);
   return kOk;
 }
@@ -205,11 +230,23 @@ void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddre
     ++stats_.dropped_malformed;  // not an acceptable Initial (or a stray long header packet)
     return;
   }
-  if (conns_.size() >= config_.max_connections) {
+  if (conns_.size() - h3_live_ >= config_.max_connections) {
     ++stats_.refused_full;
-    const ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
-        tx(), kMaxUdpPayload, hd.version, &hd.scid, &hd.dcid, NGTCP2_CONNECTION_REFUSED, nullptr, 0);
-    if (n > 0) send(from, tx(), size_t(n));
+    refuse(hd, from, kRefusedFull);
+    return;
+  }
+  const SourceKey addr_key = source_key(from, false), net_key = source_key(from, true);
+  const size_t per_addr = source_count(addr_key), per_net = source_count(net_key);
+  const size_t max_addr = config_.max_connections_per_address;
+  const size_t max_net = config_.max_connections_per_network;
+  if (max_addr != 0 && per_addr >= max_addr) {
+    ++stats_.refused_address;
+    refuse(hd, from, kRefusedAddress);
+    return;
+  }
+  if (max_net != 0 && per_net >= max_net) {
+    ++stats_.refused_network;
+    refuse(hd, from, kRefusedNetwork);
     return;
   }
   ngtcp2_cid odcid;
@@ -226,7 +263,10 @@ void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddre
       ++stats_.invalid_tokens;
     }
   }
-  if (!validated && handshaking_count() >= config_.retry_when_handshaking_over) {
+  const bool busy_source =
+      (max_addr != 0 && per_addr * 2 >= max_addr) || (max_net != 0 && per_net * 2 >= max_net);
+  if (!validated && (handshaking_count() >= config_.retry_when_handshaking_over ||
+                     conns_.size() >= config_.retry_when_connections_over || busy_source)) {
     const ngtcp2_cid retry_scid = random_cid();
     uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
     const ngtcp2_ssize tl = ngtcp2_crypto_generate_retry_token(
@@ -261,8 +301,34 @@ void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddre
   }
   ++stats_.accepted;
   Connection *raw = c.get();
+  origin_.emplace(raw, from);
+  ++per_source_[addr_key];
+  ++per_source_[net_key];
   adopt(std::move(c));
   raw->on_packet(local_, from, data, len, now);
+}
+
+Endpoint::SourceKey Endpoint::source_key(const SocketAddress &a, bool network) {
+  SourceKey k{};
+  const size_t len = a.ip_len();
+  const size_t take = !network ? len : len == 4 ? 3 : len == 16 ? 8 : 0;  // /24, /64
+  k[0] = network ? 2 : 1;
+  k[1] = uint8_t(take);
+  if (take) std::memcpy(k.data() + 2, a.ip_bytes(), take);
+  return k;
+}
+
+size_t Endpoint::source_count(const SourceKey &k) const {
+  auto it = per_source_.find(k);
+  return it == per_source_.end() ? 0 : it->second;
+}
+
+void Endpoint::refuse(const ngtcp2_pkt_hd &hd, const SocketAddress &to, const char *reason) {
+  // Smaller than the Initial it answers (>= 1200 bytes): no amplification.
+  const ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
+      tx(), kMaxUdpPayload, hd.version, &hd.scid, &hd.dcid, NGTCP2_CONNECTION_REFUSED,
+      reinterpret_cast<const uint8_t *>(reason), std::strlen(reason));
+  if (n > 0) send(to, tx(), size_t(n));
 }
 
 void Endpoint::send_stateless_reset(const uint8_t *dcid, size_t dcidlen, size_t trigger_len,
@@ -366,6 +432,15 @@ void Endpoint::reap(Connection *c) {
   }
   if (c->timer_key_ != 0) timers_.erase({c->timer_key_, c});
   if (c->dirty_) dirty_.erase(std::find(dirty_.begin(), dirty_.end(), c));
+  if (c->is_h3()) --h3_live_;
+  auto o = origin_.find(c);
+  if (o != origin_.end()) {
+    for (bool network : {false, true}) {
+      auto s = per_source_.find(source_key(o->second, network));
+      if (s != per_source_.end() && --s->second == 0) per_source_.erase(s);
+    }
+    origin_.erase(o);
+  }
   conns_.erase(c);
 }
 

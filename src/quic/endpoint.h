@@ -7,6 +7,7 @@
 #ifndef PARLEY_QUIC_ENDPOINT_H
 #define PARLEY_QUIC_ENDPOINT_H
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <cstring>
@@ -37,10 +38,21 @@ struct TxPacket {
 struct EndpointConfig {
   ConnectionConfig connection;
   bool accept_incoming = true;
+  // Connections of any kind, except h3 connections once their ALPN is known (those have
+  // their own cap, h3_max_connections). Refused beyond: CONNECTION_REFUSED, reason
+  // kRefusedFull.
   size_t max_connections = 10000;
+  // Incoming connections from one IP address / from one network (IPv4 /24, IPv6 /64), so
+  // that one source cannot take every slot; 0 = no limit. Refused beyond: CONNECTION_REFUSED
+  // with reason kRefusedAddress / kRefusedNetwork.
+  size_t max_connections_per_address = 0;
+  size_t max_connections_per_network = 0;
   // Require address validation (Retry) for new connections once this many are still in their
   // handshake; 0 = always. Under a flood, spoofed Initials then cost one small Retry each.
   size_t retry_when_handshaking_over = 64;
+  // ...and once this many connections exist at all, and for a source already holding half
+  // its per-address or per-network share (so spoofed Initials cannot fill a victim's share).
+  size_t retry_when_connections_over = SIZE_MAX;
   uint32_t retry_token_lifetime_ms = 10000;
   // Stateless resets are rate-limited; an endpoint never sends more than this many per
   // second (they answer packets nobody can otherwise identify).
@@ -52,11 +64,23 @@ struct EndpointConfig {
   StreamAppFactory h3_app;
   // Concurrent requests (peer-opened bidirectional streams) per h3 connection.
   uint32_t h3_max_requests = 32;
+  // h3 connections (anonymous: no certificate needed) at once, on top of max_connections;
+  // beyond, the handshake fails as if h3 were not offered. 0 = no separate cap.
+  size_t h3_max_connections = 0;
+  // Idle timeout of h3 connections (0: connection.idle_timeout_ms).
+  uint32_t h3_idle_timeout_ms = 0;
 };
+
+// The reason phrases of the CONNECTION_REFUSED an endpoint answers a refused Initial with
+// (the client's CloseInfo::reason), so a client can tell why.
+constexpr const char *kRefusedFull = "server full";
+constexpr const char *kRefusedAddress = "too many connections from this address";
+constexpr const char *kRefusedNetwork = "too many connections from this network";
 
 struct EndpointStats {
   uint64_t packets_in = 0, packets_out = 0;
   uint64_t accepted = 0, refused_full = 0;
+  uint64_t refused_address = 0, refused_network = 0, refused_h3 = 0;
   uint64_t retries_sent = 0, invalid_tokens = 0;
   uint64_t stateless_resets_sent = 0, version_negotiations_sent = 0;
   uint64_t dropped_unroutable = 0, dropped_malformed = 0;
@@ -108,6 +132,7 @@ class Endpoint {
   void handle_expiry(Timestamp now);
 
   size_t connection_count() const { return conns_.size(); }
+  size_t h3_connection_count() const { return h3_live_; }
   size_t handshaking_count() const { return handshaking_; }
   const EndpointStats &stats() const { return stats_; }
   void close_all(uint64_t app_code, const std::string &reason, Timestamp now);
@@ -137,6 +162,11 @@ class Endpoint {
   void left_handshake() { --handshaking_; }
   void reap(Connection *c);
   void adopt(std::unique_ptr<Connection> c);
+  // Per-source accounting of incoming connections (see max_connections_per_*).
+  using SourceKey = std::array<uint8_t, 18>;  // kind, length, IP bytes (or prefix)
+  static SourceKey source_key(const SocketAddress &a, bool network);
+  size_t source_count(const SourceKey &k) const;
+  void refuse(const ngtcp2_pkt_hd &hd, const SocketAddress &to, const char *reason);
 
   const identity::Identity &id_;
   EndpointConfig config_;
@@ -172,6 +202,9 @@ class Endpoint {
   std::vector<Connection *> dirty_batch_;
   bool flushing_ = false;
   size_t handshaking_ = 0;
+  size_t h3_live_ = 0;  // connections with an h3 StreamApp attached
+  std::map<SourceKey, size_t> per_source_;  // ordered: keys are chosen by remote peers
+  std::unordered_map<Connection *, SocketAddress> origin_;  // incoming: the first address
   int in_dispatch_ = 0;  // > 0 while ngtcp2 is reading a packet or handling an expiry
   EndpointStats stats_;
   Timestamp reset_window_start_ = 0;

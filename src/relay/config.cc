@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "quic/stream_buffers.h"
 
 namespace parley::relay {
 
@@ -20,14 +21,24 @@ const char kUsage[] =
     "  --stun-alt IP:PORT          second STUN port ('none' to disable) [listen port + 1]\n"
     "  --seed FILE                 identity seed, created (0600) if absent [parley-relay.seed]\n"
     "  --max-connections N         [10000]\n"
+    "  --max-connections-per-address N  from one IP address [32]\n"
+    "  --max-connections-per-network N  from one IPv4 /24 or IPv6 /64 [256]\n"
+    "  --retry-percent N           QUIC Retry once N% of max-connections are used, 0 = always [10]\n"
+    "  --h3-max-connections N      HTTP/3 status connections [32]\n"
+    "  --h3-idle-timeout-ms N      [5000]\n"
     "  --max-calls N               calls ringing or active [10000]\n"
-    "  --max-calls-per-client N    [8]\n"
+    "  --max-calls-per-client N    calls placed or accepted [8]\n"
+    "  --max-incoming-invites N    unanswered invites waiting for one client [16]\n"
+    "  --max-invites-per-pair N    unanswered invites from one caller to one callee [1]\n"
     "  --max-rooms N               [1000]\n"
     "  --max-room-size N           at most 64 [16]\n"
     "  --max-rooms-per-client N    [4]\n"
     "  --ring-timeout-ms N         unanswered invites end after this [60000]\n"
     "  --signal-rate N             signaling messages/s per client [50]\n"
     "  --signal-burst N            [200]\n"
+    "  --signal-byte-rate N        signaling bytes/s per client [32768]\n"
+    "  --signal-byte-burst N       at least 65536 [131072]\n"
+    "  --signal-queue-bytes N      unacknowledged signaling per client before it is closed [262144]\n"
     "  --media-packet-rate N       media datagrams/s per client, 0 = unlimited [500]\n"
     "  --media-packet-burst N      [1000]\n"
     "  --media-byte-rate N         media bytes/s per client, 0 = unlimited [1048576]\n"
@@ -95,14 +106,30 @@ const std::map<std::string, Setter> &setters() {
          return nullptr;
        }},
       {"max-connections", number(&RelayConfig::max_connections, 1, 1000000)},
+      {"max-connections-per-address",
+       number(&RelayConfig::max_connections_per_address, 1, 1000000)},
+      {"max-connections-per-network",
+       number(&RelayConfig::max_connections_per_network, 1, 1000000)},
+      {"retry-percent", number(&RelayConfig::retry_percent, 0, 100)},
+      {"h3-max-connections", number(&RelayConfig::h3_max_connections, 1, 100000)},
+      {"h3-idle-timeout-ms", number(&RelayConfig::h3_idle_timeout_ms, 1000, 600000)},
       {"max-calls", limit(&RouterLimits::max_calls, 0, 1000000)},
       {"max-calls-per-client", limit(&RouterLimits::max_calls_per_client, 1, 1000)},
+      {"max-incoming-invites", limit(&RouterLimits::max_incoming_invites, 1, 1000)},
+      {"max-invites-per-pair", limit(&RouterLimits::max_invites_per_pair, 1, 1000)},
       {"max-rooms", limit(&RouterLimits::max_rooms, 0, 1000000)},
       {"max-room-size", limit(&RouterLimits::max_room_size, 2, signal::kMaxParticipants)},
       {"max-rooms-per-client", limit(&RouterLimits::max_rooms_per_client, 1, 1000)},
       {"ring-timeout-ms", limit(&RouterLimits::ring_timeout_ms, 1000, 3600000)},
       {"signal-rate", limit(&RouterLimits::signal_rate, 1, 1000000)},
       {"signal-burst", limit(&RouterLimits::signal_burst, 1, 1000000)},
+      {"signal-byte-rate", limit(&RouterLimits::signal_byte_rate, 1, 1000000000)},
+      // A burst below the largest message would refuse that message forever.
+      {"signal-byte-burst",
+       limit(&RouterLimits::signal_byte_burst, signal::kMaxMessageSize, 1000000000)},
+      {"signal-queue-bytes", number(&RelayConfig::signal_queue_bytes,
+                                    signal::kMaxMessageSize + quic::kMessageHeaderLen,
+                                    size_t(1) << 30)},
       {"media-packet-rate", limit(&RouterLimits::media_packet_rate, 0, 10000000)},
       {"media-packet-burst", limit(&RouterLimits::media_packet_burst, 1, 10000000)},
       {"media-byte-rate", limit(&RouterLimits::media_byte_rate, 0, 1000000000)},

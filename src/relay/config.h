@@ -24,6 +24,18 @@ struct RelayConfig {
   bool stun_alt_enabled = true;
   std::string seed_path = "parley-relay.seed";
   size_t max_connections = 10000;
+  // From one IP address / one IPv4 /24 or IPv6 /64 (quic::EndpointConfig::max_connections_per_*).
+  size_t max_connections_per_address = 32;
+  size_t max_connections_per_network = 256;
+  // New connections must validate their address (QUIC Retry) once this share of
+  // max_connections is in use (0: always).
+  uint32_t retry_percent = 10;
+  // Anonymous HTTP/3 (status) connections: their own cap and a short idle timeout.
+  size_t h3_max_connections = 32;
+  uint32_t h3_idle_timeout_ms = 5000;
+  // Signaling bytes queued for one client and not yet acknowledged; a client that lets more
+  // pile up is closed with kCloseSlowConsumer (relay/router.h).
+  size_t signal_queue_bytes = 256 * 1024;
   uint32_t idle_timeout_ms = 30000;
   uint32_t shutdown_timeout_ms = 3000;
   int socket_buffer_bytes = 4 << 20;

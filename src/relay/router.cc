@@ -22,7 +22,7 @@ using signal::Type;
 
 namespace {
 
-enum LimitKind { kLimitSignal, kLimitMedia, kLimitCalls, kLimitRooms };
+enum LimitKind { kLimitSignal, kLimitMedia, kLimitCalls, kLimitRooms, kLimitQueue };
 
 bool carries_call_parties(Type t) {
   return t == Type::kCallRinging || t == Type::kCallAccept || t == Type::kCallReject ||
@@ -31,13 +31,35 @@ bool carries_call_parties(Type t) {
 
 }  // namespace
 
+class Router::QuicLink final : public Link {
+ public:
+  explicit QuicLink(quic::Connection &c) : c_(c) {}
+  const identity::Fingerprint &peer() const override { return c_.peer(); }
+  SocketAddress remote() const override { return c_.remote(); }
+  int send_message(int64_t stream, const uint8_t *data, size_t len) override {
+    return c_.send_message(stream, data, len);
+  }
+  int send_datagram(const uint8_t *data, size_t len) override {
+    return c_.send_datagram(data, len);
+  }
+  void close(uint64_t app_code, const std::string &reason) override { c_.close(app_code, reason); }
+  quic::PathStats stats() const override { return c_.stats(); }
+
+ private:
+  quic::Connection &c_;
+};
+
 struct Router::Client {
-  quic::Connection *conn = nullptr;
+  Link *conn = nullptr;
+  std::unique_ptr<Link> owned;  // a QuicLink made by accept()'s handler
   identity::Fingerprint fp;
   int64_t stream = -1;  // the stream the client registered on; the relay answers there
   bool registered = false;
+  // Closed by the relay (replaced by a newer connection, or not reading): its kClosed is on
+  // the way, and nothing it still sends is acted on.
   bool replaced = false;
-  TokenBucket signal_bucket, packet_bucket, byte_bucket;
+  bool closing = false;
+  TokenBucket signal_bucket, signal_byte_bucket, packet_bucket, byte_bucket;
   Timestamp rate_error_at = 0;
   std::vector<Call *> calls;
   std::vector<Room *> rooms;
@@ -117,32 +139,59 @@ void Router::limit_hit(int kind, const char *fmt, ...) {
 }
 
 void Router::on_event(quic::Connection &c, const quic::Event &e) {
-  auto it = clients_.find(&c);
+  // user_data: the connection's QuicLink (owned by its Client), set once it connected.
+  Link *link = static_cast<QuicLink *>(c.user_data);
   switch (e.type) {
     case quic::EventType::kConnected: {
-      if (c.is_h3()) return;  // an HTTP/3 status client, not a parley client
-      auto cl = std::make_unique<Client>();
-      cl->conn = &c;
-      cl->fp = c.peer();
-      cl->signal_bucket = TokenBucket(limits_.signal_rate, limits_.signal_burst);
-      cl->packet_bucket = TokenBucket(limits_.media_packet_rate, limits_.media_packet_burst);
-      cl->byte_bucket = TokenBucket(limits_.media_byte_rate, limits_.media_byte_burst);
-      clients_[&c] = std::move(cl);
+      if (c.is_h3() || link) return;  // an HTTP/3 status client, not a parley client
+      auto owned = std::make_unique<QuicLink>(c);
+      link = owned.get();
+      on_link_connected(link);
+      clients_[link]->owned = std::move(owned);
+      c.user_data = link;
       break;
     }
     case quic::EventType::kMessage:
-      if (it != clients_.end()) on_message(it->second.get(), e.stream_id, e.data, e.len);
+      if (link) on_link_message(link, e.stream_id, e.data, e.len);
       break;
     case quic::EventType::kDatagram:
-      if (it != clients_.end()) on_datagram(it->second.get(), e.data, e.len);
+      if (link) on_link_datagram(link, e.data, e.len);
       break;
     case quic::EventType::kClosed:
-      if (it != clients_.end()) {
-        on_closed(it->second.get());
-        clients_.erase(it);
+      if (link) {
+        c.user_data = nullptr;
+        on_link_closed(link);
       }
       break;
   }
+}
+
+void Router::on_link_connected(Link *link) {
+  auto cl = std::make_unique<Client>();
+  cl->conn = link;
+  cl->fp = link->peer();
+  cl->signal_bucket = TokenBucket(limits_.signal_rate, limits_.signal_burst);
+  cl->signal_byte_bucket = TokenBucket(limits_.signal_byte_rate, limits_.signal_byte_burst);
+  cl->packet_bucket = TokenBucket(limits_.media_packet_rate, limits_.media_packet_burst);
+  cl->byte_bucket = TokenBucket(limits_.media_byte_rate, limits_.media_byte_burst);
+  clients_[link] = std::move(cl);
+}
+
+void Router::on_link_message(Link *link, int64_t stream, const uint8_t *data, size_t len) {
+  auto it = clients_.find(link);
+  if (it != clients_.end()) on_message(it->second.get(), stream, data, len);
+}
+
+void Router::on_link_datagram(Link *link, const uint8_t *data, size_t len) {
+  auto it = clients_.find(link);
+  if (it != clients_.end()) on_datagram(it->second.get(), data, len);
+}
+
+void Router::on_link_closed(Link *link) {
+  auto it = clients_.find(link);
+  if (it == clients_.end()) return;
+  on_closed(it->second.get());
+  clients_.erase(it);
 }
 
 Router::Client *Router::registered(const identity::Fingerprint &fp) const {
@@ -167,8 +216,17 @@ void Router::send(Client *cl, const Message &m) {
                last_error_message());
     return;
   }
-  if (cl->conn->send_message(cl->stream, scratch_.data(), scratch_.size()) == kOk) {
+  const int r = cl->conn->send_message(cl->stream, scratch_.data(), scratch_.size());
+  if (r == kOk) {
     ++stats_.signal_out;
+  } else if (r == kErrQueueFull && !cl->closing) {
+    // The client does not read what it is sent (or cannot keep up): rather than buffer for
+    // it without bound, let it go. It reconnects and gets the current state afresh.
+    cl->closing = true;
+    ++stats_.closed_slow_consumers;
+    limit_hit(kLimitQueue, "closing %s: its signaling queue is full (not reading)",
+              cl->fp.display().c_str());
+    cl->conn->close(kCloseSlowConsumer, "signaling queue full: the client is not reading");
   }
 }
 
@@ -186,11 +244,18 @@ void Router::send_error(Client *cl, int code, const std::string &text,
 
 void Router::on_message(Client *cl, int64_t stream, const uint8_t *data, size_t len) {
   ++stats_.signal_in;
+  if (cl->replaced || cl->closing) {
+    // Its registration, calls and rooms are gone or moved to the newer connection: acting
+    // on this (a room join, say) would bring back a phantom member no close ever removes.
+    ++stats_.signal_ignored_replaced;
+    return;
+  }
   if (cl->stream < 0) cl->stream = stream;
-  if (!cl->signal_bucket.take(now_)) {
+  // Messages and bytes: many small messages and few large ones are both bounded.
+  if (!cl->signal_bucket.take(now_) || !cl->signal_byte_bucket.take(now_, len)) {
     ++stats_.signal_rate_limited;
-    limit_hit(kLimitSignal, "signaling rate of %s above %u/s", cl->fp.display().c_str(),
-              limits_.signal_rate);
+    limit_hit(kLimitSignal, "signaling rate of %s above %u messages/s or %u bytes/s",
+              cl->fp.display().c_str(), limits_.signal_rate, limits_.signal_byte_rate);
     if (cl->rate_error_at == 0 || now_ - cl->rate_error_at >= kNanosPerSecond) {
       cl->rate_error_at = now_ == 0 ? 1 : now_;
       send_error(cl, kErrRateLimited, "signaling rate limit exceeded; message dropped");
@@ -305,13 +370,27 @@ void Router::on_invite(Client *cl, Message &m) {
     send_error(cl, kErrInvalidArgument, "call id already in use", &id);
     return;
   }
-  if (calls_.size() >= limits_.max_calls || cl->calls.size() >= limits_.max_calls_per_client ||
-      callee->calls.size() >= limits_.max_calls_per_client) {
+  size_t incoming = 0, pair = 0;
+  for (const Call *c : callee->calls) {
+    if (c->answered() || c->party[1] != callee->fp) continue;
+    ++incoming;
+    if (c->party[0] == cl->fp) ++pair;
+  }
+  const char *refused = nullptr;
+  if (calls_.size() >= limits_.max_calls) {
+    refused = "call limit of the relay reached";
+  } else if (own_calls(cl) >= limits_.max_calls_per_client) {
+    refused = "call limit reached: too many calls of yours";
+  } else if (pair >= limits_.max_invites_per_pair) {
+    refused = "call limit reached: you already ring this peer";
+  } else if (incoming >= limits_.max_incoming_invites) {
+    refused = "call limit reached: too many calls ringing at this peer";
+  }
+  if (refused) {
     ++stats_.calls_refused_limit;
-    limit_hit(kLimitCalls, "call refused: %zu calls relay-wide (max %zu), %zu/%zu per client",
-              calls_.size(), limits_.max_calls,
-              std::max(cl->calls.size(), callee->calls.size()), limits_.max_calls_per_client);
-    send_error(cl, kErrLimitReached, "call limit reached", &id);
+    limit_hit(kLimitCalls, "call refused (%s): %zu calls relay-wide (max %zu)", refused,
+              calls_.size(), limits_.max_calls);
+    send_error(cl, kErrLimitReached, refused, &id);
     return;
   }
   auto call = std::make_unique<Call>();
@@ -355,6 +434,13 @@ void Router::on_call_message(Client *cl, Message &m) {
   if (m.type == Type::kCallAccept) {
     if (call->answered()) {
       send_error(cl, kErrInvalidArgument, "call already accepted", &id);
+      return;
+    }
+    if (own_calls(cl) >= limits_.max_calls_per_client) {
+      // Ringing did not count against the callee; accepting does. The call keeps ringing
+      // (the callee may hang up another call and accept again, or reject).
+      ++stats_.accepts_refused_limit;
+      send_error(cl, kErrLimitReached, "call limit reached: too many calls of yours", &id);
       return;
     }
     ringing_.erase({call->ring_deadline, call});
@@ -428,7 +514,10 @@ void Router::on_room_join(Client *cl, const Message &m) {
   if (room) {
     for (const auto &mb : room->members) {
       if (mb.fingerprint == cl->fp) {
-        broadcast_room(room);  // already in: resend the state
+        // Already in: the state goes again to the asker only. Nothing changed for the
+        // others, and a broadcast would let one member's messages multiply into everyone's
+        // queues.
+        send_room_update(cl, room, mb.stream_id);
         return;
       }
     }
@@ -497,6 +586,23 @@ void Router::leave_room(Client *cl, Room *room) {
   broadcast_room(room);
 }
 
+size_t Router::own_calls(const Client *cl) const {
+  size_t n = 0;
+  for (const Call *c : cl->calls) {
+    if (c->party[0] == cl->fp || c->answered()) ++n;
+  }
+  return n;
+}
+
+void Router::send_room_update(Client *cl, Room *room, uint32_t stream) {
+  Message u;
+  u.type = Type::kRoomUpdate;
+  u.room_id = room->id;
+  u.members = room->members;
+  u.stream_id = stream;  // each member learns which stream id is its own
+  send(cl, u);
+}
+
 void Router::broadcast_room(Room *room) {
   Message u;
   u.type = Type::kRoomUpdate;
@@ -504,14 +610,14 @@ void Router::broadcast_room(Room *room) {
   u.members = room->members;
   for (const auto &mb : room->members) {
     if (Client *cl = registered(mb.fingerprint)) {
-      u.stream_id = mb.stream_id;  // each member learns which stream id is its own
+      u.stream_id = mb.stream_id;
       send(cl, u);
     }
   }
 }
 
 void Router::on_datagram(Client *cl, const uint8_t *data, size_t len) {
-  if (!cl->registered || cl->replaced) {
+  if (!cl->registered || cl->replaced || cl->closing) {
     ++stats_.dropped_not_owner;
     return;
   }

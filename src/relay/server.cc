@@ -67,6 +67,12 @@ int Server::create(Loop &loop, const identity::Identity &id, const RelayConfig &
 
   quic::EndpointConfig ec;
   ec.max_connections = config.max_connections;
+  ec.max_connections_per_address = config.max_connections_per_address;
+  ec.max_connections_per_network = config.max_connections_per_network;
+  ec.retry_when_connections_over = config.max_connections * config.retry_percent / 100;
+  ec.h3_max_connections = config.h3_max_connections;
+  ec.h3_idle_timeout_ms = config.h3_idle_timeout_ms;
+  ec.connection.max_queued_bytes = config.signal_queue_bytes;
   ec.connection.idle_timeout_ms = config.idle_timeout_ms;
   ec.connection.keepalive_ms = 0;  // clients keep their connection (and NAT binding) alive
   ec.connection.datagram_queue = 128;  // a room fans one frame out to every member
@@ -238,6 +244,13 @@ std::string Server::metrics() const {
          s.signal_malformed);
   metric("signal_rate_limited_total", "counter", "Signaling messages dropped by rate limit.",
          s.signal_rate_limited);
+  metric("signal_ignored_replaced_total", "counter",
+         "Signaling messages ignored: their connection was replaced or is being closed.",
+         s.signal_ignored_replaced);
+  metric("slow_consumers_closed_total", "counter",
+         "Connections closed because their signaling queue was full.", s.closed_slow_consumers);
+  metric("accepts_refused_total", "counter",
+         "Call accepts refused by the callee's call limit.", s.accepts_refused_limit);
   metric("relayed_packets_total", "counter", "Media datagrams forwarded.", s.relayed_packets);
   metric("relayed_bytes_total", "counter", "Media bytes forwarded.", s.relayed_bytes);
   out += "# HELP parley_relay_dropped_packets_total Media datagrams not forwarded, by reason.\n"
@@ -255,6 +268,15 @@ std::string Server::metrics() const {
   metric("quic_packets_sent_total", "counter", "QUIC packets sent.", e.packets_out);
   metric("quic_connections_refused_total", "counter", "Connections refused (max-connections).",
          e.refused_full);
+  out += "# HELP parley_relay_quic_connections_refused_source_total Connections refused by "
+         "a per-source limit.\n"
+         "# TYPE parley_relay_quic_connections_refused_source_total counter\n";
+  labelled("quic_connections_refused_source_total", "limit=\"address\"", e.refused_address);
+  labelled("quic_connections_refused_source_total", "limit=\"network\"", e.refused_network);
+  labelled("quic_connections_refused_source_total", "limit=\"h3\"", e.refused_h3);
+  metric("quic_retries_sent_total", "counter", "QUIC Retry packets sent (address validation).",
+         e.retries_sent);
+  metric("h3_connections", "gauge", "HTTP/3 connections.", endpoint_->h3_connection_count());
   metric("udp_send_errors_total", "counter", "Datagrams the kernel refused to send.",
          sock_.stats().send_errors);
   metric("uptime_seconds", "gauge", "Seconds since the relay started.",

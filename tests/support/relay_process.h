@@ -106,6 +106,8 @@ class RelayProcess {
 
   bool running() const { return pid_ > 0; }
 
+  pid_t pid() const { return pid_; }  // -1 when not running
+
   identity::Fingerprint fingerprint;
   SocketAddress address, stun_alt;
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
 #include "base/error.h"
@@ -46,6 +47,48 @@ TEST(RelayConfig, BadValuesNameTheOption) {
   EXPECT_EQ(kErrInvalidArgument, parse({"--max-calls"}, &c, &err));
   EXPECT_EQ(kErrInvalidArgument, parse({"--max-calls", "-1"}, &c, &err));
   EXPECT_EQ(kErrInvalidArgument, parse({"--max-calls", "99999999999999999999999"}, &c, &err));
+}
+
+TEST(RelayConfig, AbuseLimitsHaveDefaultsFlagsAndBounds) {
+  RelayConfig c;
+  std::string err;
+  ASSERT_EQ(kOk, parse({}, &c, &err)) << err;
+  EXPECT_EQ(c.max_connections_per_address, 32u);
+  EXPECT_EQ(c.max_connections_per_network, 256u);
+  EXPECT_EQ(c.retry_percent, 10u);
+  EXPECT_EQ(c.h3_max_connections, 32u);
+  EXPECT_EQ(c.h3_idle_timeout_ms, 5000u);
+  EXPECT_EQ(c.signal_queue_bytes, 256u * 1024);
+  EXPECT_EQ(c.limits.max_incoming_invites, 16u);
+  EXPECT_EQ(c.limits.max_invites_per_pair, 1u);
+  EXPECT_EQ(c.limits.signal_byte_rate, 32768u);
+  EXPECT_EQ(c.limits.signal_byte_burst, 131072u);
+  ASSERT_EQ(kOk, parse({"--max-connections-per-address", "3", "--max-connections-per-network",
+                        "9", "--retry-percent", "0", "--h3-max-connections", "2",
+                        "--h3-idle-timeout-ms", "2000", "--signal-queue-bytes", "100000",
+                        "--max-incoming-invites", "4", "--max-invites-per-pair", "2",
+                        "--signal-byte-rate", "1000", "--signal-byte-burst", "70000"},
+                       &c, &err))
+      << err;
+  EXPECT_EQ(c.max_connections_per_address, 3u);
+  EXPECT_EQ(c.max_connections_per_network, 9u);
+  EXPECT_EQ(c.retry_percent, 0u);
+  EXPECT_EQ(c.h3_max_connections, 2u);
+  EXPECT_EQ(c.h3_idle_timeout_ms, 2000u);
+  EXPECT_EQ(c.signal_queue_bytes, 100000u);
+  EXPECT_EQ(c.limits.max_incoming_invites, 4u);
+  EXPECT_EQ(c.limits.max_invites_per_pair, 2u);
+  EXPECT_EQ(c.limits.signal_byte_rate, 1000u);
+  EXPECT_EQ(c.limits.signal_byte_burst, 70000u);
+  // A queue or burst smaller than the largest message could never carry it.
+  for (const char *bad : {"--signal-queue-bytes=1000", "--signal-byte-burst=1000",
+                          "--retry-percent=101", "--max-connections-per-address=0",
+                          "--max-invites-per-pair=0", "--h3-idle-timeout-ms=10"}) {
+    const std::string flag(bad, std::strchr(bad, '=') - bad);
+    const std::string value(std::strchr(bad, '=') + 1);
+    EXPECT_EQ(kErrInvalidArgument, parse({flag.c_str(), value.c_str()}, &c, &err)) << bad;
+    EXPECT_NE(err.find(flag.substr(2)), std::string::npos) << err;
+  }
 }
 
 TEST(RelayConfig, FileIsReadFirstAndFlagsOverrideIt) {

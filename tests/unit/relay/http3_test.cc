@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <sodium.h>
 
@@ -116,8 +117,8 @@ class Http3Test : public ::testing::Test {
   }
 
   // The relay side: parley/1 (peers accepted by `verify`) and HTTP/3 on one endpoint.
-  Peer *make_relay(Recorder &rec, quic::PeerVerifier verify = anyone()) {
-    quic::EndpointConfig cfg;
+  Peer *make_relay(Recorder &rec, quic::PeerVerifier verify = anyone(),
+                   quic::EndpointConfig cfg = {}) {
     enable_http3(&cfg, [this](const std::string &method, const std::string &path) {
       ++requests_;
       methods_seen_ += method + " ";
@@ -211,6 +212,67 @@ TEST_F(Http3Test, GtlsclientGetsHealthAndNotFound) {
     EXPECT_TRUE(h3);
     EXPECT_FALSE(has_peer) << "gtlsclient presents no certificate";
   });
+}
+
+// Finding 4: anonymous HTTP/3 connections counted against max_connections, so status
+// clients could lock parley clients out. Now they have their own small cap and a short idle
+// timeout, and do not count against max_connections.
+TEST_F(Http3Test, H3ConnectionsHaveTheirOwnCapAndIdleTimeout) {
+  if (!has_gtlsclient()) GTEST_SKIP() << kGtlsclient << " not installed";
+  Recorder &rec = recorder();
+  std::atomic<int> h3_connected{0};
+  std::atomic<bool> h3_closed{false};
+  std::chrono::steady_clock::time_point h3_up{}, h3_down{};
+  rec.also = [&](quic::Connection &c, const quic::Event &e) {
+    if (!c.is_h3()) return;
+    if (e.type == quic::EventType::kConnected && ++h3_connected == 1) {
+      h3_up = std::chrono::steady_clock::now();
+    }
+    if (e.type == quic::EventType::kClosed && !h3_closed.load()) {
+      h3_down = std::chrono::steady_clock::now();  // before the flag the test thread reads
+      h3_closed = true;
+    }
+  };
+  quic::EndpointConfig cfg;
+  cfg.max_connections = 1;
+  cfg.h3_max_connections = 1;
+  cfg.h3_idle_timeout_ms = 4000;
+  Peer *relay = make_relay(rec, anyone(), cfg);
+  ASSERT_TRUE(relay->ok);
+  const std::string port =
+      std::to_string(on_loop(loop_, [&] { return relay->address().port(); }));
+  // A status client that stays connected after its request (no --exit-on-all-streams-close)
+  // until an idle timeout: its own is 15 s, the relay's 4 s.
+  RunResult lingering;
+  std::thread holder([&] {
+    lingering = run({kGtlsclient, "--no-quic-dump", "--no-http-dump", "--timeout=15s",
+                     "127.0.0.1", port, "https://127.0.0.1:" + port + "/health"});
+  });
+  ASSERT_TRUE(rec.wait([&] { return h3_connected.load() == 1; }));
+  // A second one is over the h3 cap: its handshake fails (gtlsclient still exits 0).
+  const RunResult second = fetch(relay, {"/health"}, "GET", false,
+                                 {"--handshake-timeout=3s", "--timeout=3s"});
+  EXPECT_EQ(second.output.find("[:status: 200]"), std::string::npos) << second.output;
+  EXPECT_EQ(h3_connected.load(), 1);
+  EXPECT_EQ(on_loop(loop_, [&] { return relay->endpoint->stats().refused_h3; }), 1u);
+  // The h3 connection does not take the one parley/1 slot (once the refused one is gone:
+  // it was counted while its handshake ran).
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (on_loop(loop_, [&] { return relay->endpoint->connection_count(); }) > 1 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);  // polling a condition, with a deadline
+  }
+  Peer *a = make(*alice_);
+  Recorder &client = recorder();
+  on_loop(loop_, [&] { a->connect(relay->address(), pin(relay_->fingerprint()), client.handler()); });
+  EXPECT_TRUE(client.wait([&] { return client.connected == 1 || !client.closes.empty(); }));
+  EXPECT_EQ(client.connected, 1) << (client.closes.empty() ? "" : client.closes[0].reason);
+  // The relay lets the quiet status client go at its short idle timeout.
+  EXPECT_TRUE(rec.wait([&] { return h3_closed.load(); }, 10s));
+  holder.join();
+  on_loop(loop_, [&] { rec.also = nullptr; });  // it refers to this test's locals
+  const auto held = std::chrono::duration_cast<std::chrono::milliseconds>(h3_down - h3_up);
+  EXPECT_LT(held.count(), 8000) << "h3 connection held " << held.count() << " ms";
 }
 
 TEST_F(Http3Test, LargeBodyArrivesIntact) {

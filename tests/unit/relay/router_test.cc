@@ -246,6 +246,23 @@ TEST_F(RouterTest, CallAndRoomLimitsAnswerLimitReached) {
   EXPECT_EQ(stats().room_joins_refused, 1u);
 }
 
+// Finding 4: address validation (Retry) starts at a low share of max_connections, so a
+// flood of spoofed Initials cannot hold slots; clients are not bothered before.
+TEST_F(RouterTest, RetryIsRequiredAboveTheConfiguredShareOfConnections) {
+  RelayConfig cfg;
+  cfg.max_connections = 4;
+  cfg.retry_percent = 50;
+  start(cfg);
+  auto a = client(), b = client();
+  auto retries = [&] {
+    return testing::on_loop(loop_, [&] { return server_->endpoint().stats().retries_sent; });
+  };
+  EXPECT_EQ(retries(), 0u);
+  auto c = client();  // the third of four: over half
+  EXPECT_EQ(retries(), 1u);
+  c->register_now();  // validated, then served as usual
+}
+
 TEST_F(RouterTest, SignalingRateLimitDropsAndSaysSo) {
   RelayConfig cfg;
   cfg.limits.signal_rate = 1;

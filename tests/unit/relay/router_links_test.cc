@@ -1,0 +1,276 @@
+// The router driven through its Link interface with fake connections: deterministic time
+// and delivery, so races (a replaced connection's late message) and queue limits can be
+// provoked exactly. router_test.cc covers the same router over real QUIC.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "base/error.h"
+#include "relay/router.h"
+#include "signal/message.h"
+
+namespace parley::relay {
+namespace {
+
+using signal::Message;
+using signal::Type;
+
+// A connection as the router sees it. `reading` false: the client stops reading, and what
+// the relay sends piles up until `queue_cap` (quic::ConnectionConfig::max_queued_bytes).
+struct FakeLink final : Link {
+  explicit FakeLink(uint8_t who) {
+    std::memset(fp.bytes, who, sizeof fp.bytes);
+    SocketAddress::parse("192.0.2.1:4000", &addr);
+  }
+  const identity::Fingerprint &peer() const override { return fp; }
+  SocketAddress remote() const override { return addr; }
+  int send_message(int64_t, const uint8_t *data, size_t len) override {
+    if (closed) return kErrClosed;
+    if (!reading) {
+      if (queued + 4 + len > queue_cap) return kErrQueueFull;
+      queued += 4 + len;
+      return kOk;
+    }
+    Message m;
+    EXPECT_EQ(kOk, signal::decode(data, len, &m));
+    got.push_back(m);
+    return kOk;
+  }
+  int send_datagram(const uint8_t *, size_t) override { return closed ? kErrClosed : kOk; }
+  void close(uint64_t code, const std::string &) override {
+    if (closed) return;
+    closed = true;
+    close_code = code;
+  }
+  quic::PathStats stats() const override { return {}; }
+  size_t count(Type t) const {
+    size_t n = 0;
+    for (const auto &m : got) n += m.type == t;
+    return n;
+  }
+
+  identity::Fingerprint fp;
+  SocketAddress addr;
+  std::vector<Message> got;
+  bool reading = true, closed = false;
+  uint64_t close_code = 0;
+  size_t queued = 0, queue_cap = 256 * 1024;
+};
+
+class RouterLinks : public ::testing::Test {
+ protected:
+  void make(RouterLimits limits = {}) {
+    router_ = std::make_unique<Router>(limits);
+    router_->advance(now_);
+  }
+  FakeLink *connect(uint8_t who) {
+    links_.push_back(std::make_unique<FakeLink>(who));
+    router_->on_link_connected(links_.back().get());
+    return links_.back().get();
+  }
+  void send(FakeLink *l, const Message &m) {
+    std::vector<uint8_t> b;
+    ASSERT_EQ(kOk, signal::encode(m, &b));
+    router_->on_link_message(l, 0, b.data(), b.size());
+  }
+  void reg(FakeLink *l) {
+    Message m;
+    m.type = Type::kRegister;
+    send(l, m);
+    ASSERT_FALSE(l->got.empty());
+    ASSERT_EQ(l->got.back().type, Type::kRegisterAck);
+  }
+  Message join(const signal::RoomId &room) {
+    Message m;
+    m.type = Type::kRoomJoin;
+    m.room_id = room;
+    return m;
+  }
+  Message invite(FakeLink *from, FakeLink *to) {
+    Message m;
+    m.type = Type::kCallInvite;
+    m.call_id = signal::CallId::random();
+    m.from = from->fp;
+    m.to = to->fp;
+    m.ice_ufrag = "abcd";
+    m.ice_pwd = "abcdefghijklmnopqrstuv";
+    m.media_key = signal::SignedKey{};
+    m.identity_key.emplace();
+    m.codecs = {1};
+    return m;
+  }
+  Message accept(FakeLink *callee, const Message &inv) {
+    Message a = inv;
+    a.type = Type::kCallAccept;
+    a.from = callee->fp;
+    a.to = *inv.from;
+    return a;
+  }
+  int last_error(FakeLink *l) {
+    for (auto it = l->got.rbegin(); it != l->got.rend(); ++it) {
+      if (it->type == Type::kError) return it->error_code.value_or(0);
+    }
+    return 0;
+  }
+  void tick(Timestamp ns) {
+    now_ += ns;
+    router_->advance(now_);
+  }
+
+  Timestamp now_ = kNanosPerSecond;
+  std::unique_ptr<Router> router_;
+  std::vector<std::unique_ptr<FakeLink>> links_;
+};
+
+// Finding 9: the old connection of a replaced registration may still have messages in
+// flight. Before the fix a room-join from it made its identity a member again with no
+// connection left to remove it (the replaced connection's close does nothing).
+TEST_F(RouterLinks, MessagesFromAReplacedConnectionAreIgnored) {
+  make();
+  FakeLink *old_conn = connect(1);
+  reg(old_conn);
+  FakeLink *new_conn = connect(1);
+  reg(new_conn);
+  EXPECT_TRUE(old_conn->closed);
+  EXPECT_EQ(old_conn->close_code, signal::kCloseReplaced);
+  const signal::RoomId room = signal::RoomId::random();
+  const size_t before = old_conn->got.size();
+  send(old_conn, join(room));  // in flight when the relay closed it
+  EXPECT_EQ(router_->gauges().rooms, 0u);
+  EXPECT_EQ(old_conn->got.size(), before);
+  EXPECT_EQ(router_->stats().signal_ignored_replaced, 1u);
+  router_->on_link_closed(old_conn);
+  router_->on_link_closed(new_conn);
+  EXPECT_EQ(router_->gauges().rooms, 0u);
+  EXPECT_EQ(router_->gauges().room_members, 0u);
+}
+
+// Finding 3: a repeated join re-broadcast the member list to every member, so one member's
+// signaling multiplied into everyone's queues. Now only the asker gets the state again.
+TEST_F(RouterLinks, ARepeatedJoinIsAnsweredToItsSenderOnly) {
+  make();
+  const signal::RoomId room = signal::RoomId::random();
+  std::vector<FakeLink *> members;
+  for (uint8_t i = 1; i <= 4; ++i) {
+    members.push_back(connect(i));
+    reg(members.back());
+    send(members.back(), join(room));
+  }
+  std::vector<size_t> before;
+  for (FakeLink *m : members) before.push_back(m->count(Type::kRoomUpdate));
+  for (int i = 0; i < 10; ++i) send(members[0], join(room));
+  EXPECT_EQ(members[0]->count(Type::kRoomUpdate), before[0] + 10);
+  for (size_t i = 1; i < members.size(); ++i) {
+    EXPECT_EQ(members[i]->count(Type::kRoomUpdate), before[i]) << "member " << i;
+  }
+  const Message &u = members[0]->got.back();
+  ASSERT_EQ(u.type, Type::kRoomUpdate);
+  EXPECT_EQ(u.members.size(), 4u);
+  EXPECT_EQ(*u.stream_id, u.members[0].stream_id);  // its own stream id, as on first join
+}
+
+// Finding 3: a member that stops reading is closed with kCloseSlowConsumer once its queue
+// is full, and leaves its rooms once the close completes; the others go on.
+TEST_F(RouterLinks, AClientThatStopsReadingIsClosedAsASlowConsumer) {
+  make();
+  const signal::RoomId room = signal::RoomId::random();
+  FakeLink *idle = connect(1);
+  reg(idle);
+  send(idle, join(room));
+  idle->reading = false;
+  idle->queue_cap = 4096;
+  // Room churn is legitimate traffic that reaches the idle member.
+  for (uint8_t i = 2; i < 60 && !idle->closed; ++i) {
+    FakeLink *c = connect(i);
+    reg(c);
+    send(c, join(room));
+    Message leave = join(room);
+    leave.type = Type::kRoomLeave;
+    send(c, leave);
+  }
+  ASSERT_TRUE(idle->closed);
+  EXPECT_EQ(idle->close_code, kCloseSlowConsumer);
+  EXPECT_LE(idle->queued, idle->queue_cap);
+  EXPECT_EQ(router_->stats().closed_slow_consumers, 1u);
+  router_->on_link_closed(idle);
+  EXPECT_EQ(router_->gauges().rooms, 0u);
+}
+
+// Finding 3: the signaling rate limit counts bytes, not only messages.
+TEST_F(RouterLinks, SignalingBytesAreRateLimited) {
+  RouterLimits limits;
+  limits.signal_rate = 1000;
+  limits.signal_burst = 1000;
+  limits.signal_byte_rate = 1000;
+  limits.signal_byte_burst = 4000;
+  make(limits);
+  FakeLink *a = connect(1);
+  reg(a);
+  Message big;
+  big.type = Type::kError;  // relayed nowhere: costs only its own bytes
+  big.error_code = 1;
+  big.text = std::string(signal::kMaxText, 'x');
+  size_t accepted = 0;
+  for (int i = 0; i < 20; ++i) {
+    const uint64_t limited = router_->stats().signal_rate_limited;
+    send(a, big);
+    if (router_->stats().signal_rate_limited == limited) ++accepted;
+  }
+  EXPECT_GE(accepted, 5u);  // ~540 bytes each: 4000 bytes of burst, the register's included
+  EXPECT_LE(accepted, 8u);
+  EXPECT_EQ(last_error(a), kErrRateLimited);
+}
+
+// Finding 4: one caller's ringing invites filled the callee's call limit, so nobody else
+// could call the victim, and the victim could not call out.
+TEST_F(RouterLinks, RingingInvitesDoNotLockTheCalleeOut) {
+  make();
+  FakeLink *mallory = connect(1), *victim = connect(2), *alice = connect(3), *bob = connect(4);
+  for (FakeLink *l : {mallory, victim, alice, bob}) reg(l);
+  // One pending invite per caller and callee.
+  send(mallory, invite(mallory, victim));
+  EXPECT_EQ(victim->count(Type::kCallInvite), 1u);
+  for (int i = 0; i < 8; ++i) send(mallory, invite(mallory, victim));
+  EXPECT_EQ(victim->count(Type::kCallInvite), 1u);
+  EXPECT_EQ(last_error(mallory), kErrLimitReached);
+  // Others still reach the victim, and the victim still calls out.
+  send(alice, invite(alice, victim));
+  EXPECT_EQ(victim->count(Type::kCallInvite), 2u);
+  send(victim, invite(victim, bob));
+  EXPECT_EQ(bob->count(Type::kCallInvite), 1u);
+  EXPECT_EQ(last_error(victim), 0);
+}
+
+TEST_F(RouterLinks, IncomingInvitesHaveTheirOwnCapAndAcceptingCounts) {
+  RouterLimits limits;
+  limits.max_calls_per_client = 2;
+  limits.max_incoming_invites = 3;
+  make(limits);
+  FakeLink *callee = connect(100);
+  reg(callee);
+  std::vector<FakeLink *> callers;
+  std::vector<Message> invites;
+  for (uint8_t i = 1; i <= 4; ++i) {
+    callers.push_back(connect(i));
+    reg(callers.back());
+    invites.push_back(invite(callers.back(), callee));
+    send(callers.back(), invites.back());
+  }
+  EXPECT_EQ(callee->count(Type::kCallInvite), 3u);  // the 4th is over max_incoming_invites
+  EXPECT_EQ(last_error(callers[3]), kErrLimitReached);
+  send(callee, accept(callee, invites[0]));
+  send(callee, accept(callee, invites[1]));
+  EXPECT_EQ(callers[0]->count(Type::kCallAccept), 1u);
+  EXPECT_EQ(callers[1]->count(Type::kCallAccept), 1u);
+  // Two accepted calls are the callee's share: a third accept is refused, the call rings on.
+  send(callee, accept(callee, invites[2]));
+  EXPECT_EQ(callers[2]->count(Type::kCallAccept), 0u);
+  EXPECT_EQ(last_error(callee), kErrLimitReached);
+  EXPECT_EQ(router_->stats().accepts_refused_limit, 1u);
+  EXPECT_EQ(router_->gauges().calls, 3u);
+}
+
+}  // namespace
+}  // namespace parley::relay
