@@ -28,7 +28,11 @@ elif is_toolchain /opt/swift/usr/bin/swift; then
   export PATH="/opt/swift/usr/bin:$PATH"
 fi
 if [ -z "$swift" ]; then
-  echo "bindings/swift: no Swift toolchain (swift on PATH or /opt/swift/usr/bin): skipped" >&2
+  # Debian 12 does not package Swift, so scripts/setup-deps cannot install it.
+  echo "bindings.swift: skipped: no Swift toolchain (looked for swift on PATH and" \
+       "/opt/swift/usr/bin/swift). Debian 12 has no Swift package: unpack the Swift 5.9+" \
+       "toolchain for Debian 12 (the release tarball from swift.org) in /opt/swift, or put" \
+       "its usr/bin on PATH, then re-run ctest." >&2
   exit 77
 fi
 for f in "$include_dir/parley/parley.h" "$relay"; do
