@@ -63,22 +63,14 @@
 #include "base/log.h"
 #include "ice/agent.h"
 #include "stun/message.h"
+#include "fuzz_support.h"
 
 namespace {
 
+using parley::fuzz::be;
+
 using namespace parley;
 using namespace parley::ice;
-
-#define CHECK(x)             \
-  do {                       \
-    if (!(x)) std::abort();  \
-  } while (0)
-
-uint64_t be(const uint8_t *p, int n) {
-  uint64_t v = 0;
-  for (int i = 0; i < n; ++i) v = v << 8 | p[i];
-  return v;
-}
 
 constexpr Timestamp kMs = kNanosPerMilli;
 const char kLocalUfrag[] = "LoCa";

@@ -62,21 +62,13 @@
 #include "quality/ladder.h"
 #include "quality/round.h"
 #include "signal/message.h"
+#include "fuzz_support.h"
 
 namespace {
 
+using parley::fuzz::be;
+
 using namespace parley;
-
-uint32_t be(const uint8_t *p, int n) {
-  uint32_t v = 0;
-  for (int i = 0; i < n; ++i) v = v << 8 | p[i];
-  return v;
-}
-
-#define CHECK(x)             \
-  do {                       \
-    if (!(x)) std::abort();  \
-  } while (0)
 
 }  // namespace
 

@@ -62,22 +62,14 @@
 #include "base/log.h"
 #include "identity/identity.h"
 #include "quic/endpoint.h"
+#include "fuzz_support.h"
 
 namespace {
 
+using parley::fuzz::be;
+
 using namespace parley;
 using namespace parley::quic;
-
-#define CHECK(x)             \
-  do {                       \
-    if (!(x)) std::abort();  \
-  } while (0)
-
-uint32_t be(const uint8_t *p, int n) {
-  uint32_t v = 0;
-  for (int i = 0; i < n; ++i) v = v << 8 | p[i];
-  return v;
-}
 
 constexpr Timestamp kMs = kNanosPerMilli;
 constexpr size_t kSmallLimit = 512;

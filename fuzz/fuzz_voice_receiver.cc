@@ -39,20 +39,17 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "media/voice_receiver.h"
+#include "fuzz_support.h"
 
 namespace {
+
+using parley::fuzz::be;
 
 using namespace parley;
 using namespace parley::media;
 
 constexpr int16_t kCanary = 0x5a5a;
 constexpr size_t kCanaryLen = 64;
-
-uint32_t be(const uint8_t *p, int n) {
-  uint32_t v = 0;
-  for (int i = 0; i < n; ++i) v = v << 8 | p[i];
-  return v;
-}
 
 }  // namespace
 

@@ -229,6 +229,16 @@ TEST_F(DirectTest, WithTheDirectPathDisabledTheCallStaysOnTheRelay) {
   EXPECT_TRUE(b.paths.empty());
 }
 
+// The relay in this process, on the test's loop, so a test can tamper with what it forwards
+// (Router::set_tamper_for_test).
+int start_relay_in_process(Loop &loop, const identity::Identity &id,
+                           std::unique_ptr<relay::Server> *out) {
+  relay::RelayConfig rc;
+  SocketAddress::parse("127.0.0.1:0", &rc.listen);
+  rc.stun_alt_enabled = false;
+  return testing::on_loop(loop, [&] { return relay::Server::create(loop, id, rc, out); });
+}
+
 // A malicious relay (the in-process router with a tamper hook) swaps the callee's ICE
 // credentials and candidates in the accept for those of Mallory, a third party that answers
 // the caller's checks correctly and accepts its QUIC connection with Mallory's own identity.
@@ -240,13 +250,8 @@ TEST(DirectMitmTest, ARelayHandingOutAThirdPartysCandidateNeverGetsTheDirectPath
   std::unique_ptr<identity::Identity> relay_id, mallory_id;
   ASSERT_EQ(kOk, identity::Identity::generate(&relay_id));
   ASSERT_EQ(kOk, identity::Identity::generate(&mallory_id));
-  relay::RelayConfig rc;
-  SocketAddress::parse("127.0.0.1:0", &rc.listen);
-  rc.stun_alt_enabled = false;
   std::unique_ptr<relay::Server> server;
-  ASSERT_EQ(kOk, testing::on_loop(loop, [&] {
-              return relay::Server::create(loop, *relay_id, rc, &server);
-            }));
+  ASSERT_EQ(kOk, start_relay_in_process(loop, *relay_id, &server));
   const SocketAddress relay_addr = testing::on_loop(loop, [&] { return server->address(); });
 
   // Mallory: a socket with an ICE agent (controlled) and a QUIC endpoint that accepts anyone.
@@ -473,13 +478,8 @@ TEST(HostileRelayTest, ReplayedInvitesAndAcceptsPresentedAsInvitesNeverRing) {
   ASSERT_EQ(kOk, loop.start());
   std::unique_ptr<identity::Identity> relay_id;
   ASSERT_EQ(kOk, identity::Identity::generate(&relay_id));
-  relay::RelayConfig rc;
-  SocketAddress::parse("127.0.0.1:0", &rc.listen);
-  rc.stun_alt_enabled = false;
   std::unique_ptr<relay::Server> server;
-  ASSERT_EQ(kOk, testing::on_loop(loop, [&] {
-              return relay::Server::create(loop, *relay_id, rc, &server);
-            }));
+  ASSERT_EQ(kOk, start_relay_in_process(loop, *relay_id, &server));
   const SocketAddress relay_addr = testing::on_loop(loop, [&] { return server->address(); });
   std::mutex rm;
   std::vector<signal::Message> recorded;  // invites and accepts as the relay forwarded them
