@@ -351,7 +351,10 @@ TEST_F(RelayTest, FiveThousandSealedFramesEachWayArriveIntactOrAreCountedLost) {
                 dir, sent, kFrames - sent, seen.size(), lost);
     // Loopback with a paced sender: nothing should be lost; allow a sliver for a busy CI box.
     EXPECT_LE(lost, sent / 100) << dir;
-    EXPECT_GE(sent, kFrames * 99 / 100) << dir;
+    // At 40x a voice stream the sender's datagram queue may refuse some frames when the loop
+    // thread falls behind (ASan on two busy cores refused 3.6 % and 5.6 %); a refusal is the
+    // documented answer (kErrQueueFull), so this only bounds it well away from "most".
+    EXPECT_GE(sent, kFrames * 9 / 10) << dir;
   };
   check(b, sent_ab, "a->b");
   check(a, sent_ba, "b->a");
