@@ -44,7 +44,9 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "identity/identity.h"
+#include "quic/connection.h"
 #include "quic/endpoint.h"
+#include "raw_quic_client.h"
 #include "relay/http3.h"
 #include "fuzz_support.h"
 
@@ -94,17 +96,7 @@ struct Client {
     if (session) gnutls_deinit(session);
     if (cred) gnutls_certificate_free_credentials(cred);
   }
-  ngtcp2_path path() {
-    ngtcp2_path p;
-    p.local.addr = const_cast<ngtcp2_sockaddr *>(
-        reinterpret_cast<const ngtcp2_sockaddr *>(local.sockaddr_ptr()));
-    p.local.addrlen = local.sockaddr_len();
-    p.remote.addr = const_cast<ngtcp2_sockaddr *>(
-        reinterpret_cast<const ngtcp2_sockaddr *>(remote.sockaddr_ptr()));
-    p.remote.addrlen = remote.sockaddr_len();
-    p.user_data = nullptr;
-    return p;
-  }
+  ngtcp2_path path() { return quic::make_path(local, remote); }
   bool start(Timestamp now) {
     if (gnutls_certificate_allocate_credentials(&cred) != 0) return false;
     if (gnutls_init(&session, GNUTLS_CLIENT | GNUTLS_NO_END_OF_EARLY_DATA) != 0) return false;
@@ -123,28 +115,7 @@ struct Client {
     gnutls_datum_t alpn = {reinterpret_cast<unsigned char *>(const_cast<char *>("h3")), 2};
     gnutls_alpn_set_protocols(session, &alpn, 1, 0);
 
-    ngtcp2_callbacks cb{};
-    cb.client_initial = ngtcp2_crypto_client_initial_cb;
-    cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
-    cb.encrypt = ngtcp2_crypto_encrypt_cb;
-    cb.decrypt = ngtcp2_crypto_decrypt_cb;
-    cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
-    cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
-    cb.update_key = ngtcp2_crypto_update_key_cb;
-    cb.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
-    cb.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
-    cb.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
-    cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
-    cb.rand = [](uint8_t *dest, size_t len, const ngtcp2_rand_ctx *) {
-      randombytes_buf(dest, len);
-    };
-    cb.get_new_connection_id = [](ngtcp2_conn *, ngtcp2_cid *cid, uint8_t *token, size_t len,
-                                  void *) {
-      cid->datalen = len;
-      randombytes_buf(cid->data, len);
-      randombytes_buf(token, NGTCP2_STATELESS_RESET_TOKENLEN);
-      return 0;
-    };
+    ngtcp2_callbacks cb = testing::raw_client_callbacks();
     // The server's responses and streams: taken and credited at once.
     cb.recv_stream_data = [](ngtcp2_conn *c, uint32_t, int64_t id, uint64_t, const uint8_t *,
                              size_t len, void *, void *) {

@@ -19,6 +19,11 @@ namespace {
 constexpr uint64_t kAppNoError = 0;
 constexpr uint64_t kAppMessageTooLarge = 0x101;
 
+
+Connection *self(void *user) { return static_cast<Connection *>(user); }
+
+}  // namespace
+
 ngtcp2_path make_path(const SocketAddress &local, const SocketAddress &remote) {
   ngtcp2_path p;
   p.local.addr = const_cast<ngtcp2_sockaddr *>(
@@ -30,10 +35,6 @@ ngtcp2_path make_path(const SocketAddress &local, const SocketAddress &remote) {
   p.user_data = nullptr;
   return p;
 }
-
-Connection *self(void *user) { return static_cast<Connection *>(user); }
-
-}  // namespace
 
 Connection::Connection(Endpoint &ep, Role role, const SocketAddress &local,
                        const SocketAddress &remote, const ConnectionConfig &config)

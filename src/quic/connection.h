@@ -24,6 +24,9 @@
 
 namespace parley::quic {
 
+// The ngtcp2 path between two addresses (it points into them: they must outlive its use).
+ngtcp2_path make_path(const SocketAddress &local, const SocketAddress &remote);
+
 class Endpoint;
 class Connection;
 

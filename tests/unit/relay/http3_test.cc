@@ -24,6 +24,7 @@
 #include <sodium.h>
 
 #include "quic_peer.h"
+#include "raw_quic_client.h"
 #include "relay_process.h"
 
 extern char **environ;
@@ -447,28 +448,7 @@ class CertlessClient {
     gnutls_datum_t alpn = {reinterpret_cast<unsigned char *>(const_cast<char *>("parley/1")), 8};
     gnutls_alpn_set_protocols(session_, &alpn, 1, 0);
 
-    ngtcp2_callbacks cb{};
-    cb.client_initial = ngtcp2_crypto_client_initial_cb;
-    cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
-    cb.encrypt = ngtcp2_crypto_encrypt_cb;
-    cb.decrypt = ngtcp2_crypto_decrypt_cb;
-    cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
-    cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
-    cb.update_key = ngtcp2_crypto_update_key_cb;
-    cb.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
-    cb.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
-    cb.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
-    cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
-    cb.rand = [](uint8_t *dest, size_t len, const ngtcp2_rand_ctx *) {
-      randombytes_buf(dest, len);
-    };
-    cb.get_new_connection_id = [](ngtcp2_conn *, ngtcp2_cid *cid, uint8_t *token, size_t len,
-                                  void *) {
-      cid->datalen = len;
-      randombytes_buf(cid->data, len);
-      randombytes_buf(token, NGTCP2_STATELESS_RESET_TOKENLEN);
-      return 0;
-    };
+    ngtcp2_callbacks cb = testing::raw_client_callbacks();
     ngtcp2_cid dcid, scid;
     dcid.datalen = scid.datalen = 16;
     randombytes_buf(dcid.data, 16);
