@@ -48,6 +48,9 @@
 //   seed-judge            the relay-style judge: three links report clean conditions until it
 //                         proposes; all ack, the round is confirmed; then a lossy link
 //   seed-pinned           a non-adaptive call: a proposal (refused), a directive (ignored)
+//   seed-downgrade-overtakes-round
+//                         the judge proposes, a lossy link downgrades it past the proposal,
+//                         then the round is confirmed (found by CI: it used to jump rungs)
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

@@ -4,11 +4,17 @@
 #define PARLEY_FUZZ_FUZZ_SUPPORT_H
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 
-#define CHECK(x)             \
-  do {                       \
-    if (!(x)) std::abort();  \
+// The failed condition and its line go to stderr first: a CI log then says which invariant
+// broke even when the crashing input is lost with the CI machine.
+#define CHECK(x)                                                                   \
+  do {                                                                             \
+    if (!(x)) {                                                                    \
+      std::fprintf(stderr, "CHECK failed at %s:%d: %s\n", __FILE__, __LINE__, #x); \
+      std::abort();                                                                \
+    }                                                                              \
   } while (0)
 
 namespace parley::fuzz {

@@ -113,8 +113,9 @@ void Controller::upgrade_result(bool switched, int64_t now_ms) {
     failed(now_ms);
     return;
   }
-  // A downgrade may have overtaken the round: never "upgrade" past what is in force.
-  if (proposed_ >= profile_) return;
+  // A downgrade (poll() or apply()) overtook the round: its answer was given for a profile
+  // no longer in force, and taking it would skip rungs (owners cancel such rounds anyway).
+  if (proposed_ + 1 != profile_) return;
   upgraded_from_ = profile_;
   changed(proposed_, now_ms);
   ++st_.upgrades;

@@ -70,7 +70,8 @@ class Controller {
   // upgrade_result(). Call after every report and on a timer (stale links, hold expiry).
   Decision poll(int64_t now_ms);
   // The outcome of the round poll() proposed: switched (everyone agreed; the new profile is
-  // in force from now) or not (refused, cancelled, timed out).
+  // in force from now) or not (refused, cancelled, timed out). A switch after a downgrade
+  // overtook the round changes nothing: upgrades are one rung from the profile proposed at.
   void upgrade_result(bool switched, int64_t now_ms);
   // The profile was set from outside (a directive of the judge, or the peer's downgrade).
   // Counts as a failed upgrade when it is a downgrade soon after an upgrade.

@@ -167,6 +167,27 @@ TEST(Controller, ADeepFallRightAfterAnUpgradeIsNoFailedUpgrade) {
   EXPECT_EQ(3000, c.stats().hold_ms);
 }
 
+// Found by fuzz/fuzz_quality: an owner that does not cancel its round on a downgrade reports
+// the round's success later; the controller must not jump from the downgraded profile to the
+// one proposed before it (two rungs and more).
+TEST(Controller, ARoundOvertakenByADowngradeSwitchesNothing) {
+  Controller c(config3(), 2);
+  Decision d;
+  for (int64_t t = 0; t <= 4000 && d.action != Action::kProposeUpgrade; t += 250) {
+    c.report(0, kClean, t);
+    d = c.poll(t);
+  }
+  ASSERT_EQ(Action::kProposeUpgrade, d.action);
+  ASSERT_EQ(1, d.profile);
+  c.report(0, kLoss10, 4250);
+  ASSERT_EQ(Action::kDowngrade, c.poll(4250).action);
+  ASSERT_EQ(3, c.profile());
+  c.upgrade_result(true, 4500);
+  EXPECT_EQ(3, c.profile());
+  EXPECT_EQ(0u, c.stats().upgrades);
+  EXPECT_FALSE(c.upgrade_in_flight());
+}
+
 TEST(Controller, AllowsEnteringAnswersProposals) {
   Controller c(config3(), 2);
   EXPECT_EQ(4, c.allows_entering_all(0));  // nothing known: only the floor
