@@ -126,14 +126,16 @@ TEST_F(ResumeTest, ADirectCallMissesNoFrameWhileTheRelayRestarts) {
   wait_flowing(a, b, std::chrono::steady_clock::now());
   uint64_t a_from, b_from;
   size_t a_paths, b_paths;
+  int a_regs, b_regs;
   {
     std::lock_guard<std::mutex> la(a.m), lb(b.m);
     a_from = *a.frames.rbegin();
     b_from = *b.frames.rbegin();
     a_paths = a.paths.size();
     b_paths = b.paths.size();
+    a_regs = a.registrations;
+    b_regs = b.registrations;
   }
-  const int a_regs = a.registrations, b_regs = b.registrations;
   restart(SIGKILL);
   // Both notice (a keep-alive meets the new relay's stateless reset) and register again.
   ASSERT_TRUE(a.wait([&] { return a.registrations > a_regs; }, 15s));
