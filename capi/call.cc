@@ -311,6 +311,11 @@ int parley_context_create(const parley_identity *id, const parley_context_config
     if (config->struct_size >= offsetof(parley_context_config, dtx) + sizeof(int)) {
       cc.audio.dtx = config->dtx != 0;
     }
+    if (config->struct_size >=
+            offsetof(parley_context_config, no_path_timeout_ms) + sizeof(uint32_t) &&
+        config->no_path_timeout_ms != 0) {
+      cc.no_path_timeout_ms = config->no_path_timeout_ms;
+    }
     const bool has_ports =
         config->struct_size >= offsetof(parley_context_config, port_max) + sizeof(int);
     if (has_ports && (config->port_min != 0 || config->port_max != 0)) {

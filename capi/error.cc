@@ -51,6 +51,7 @@ PARLEY_SAME(PARLEY_ERR_AUDIO_FORMAT, kErrAudioFormat);
 PARLEY_SAME(PARLEY_ERR_WRONG_THREAD, kErrWrongThread);
 PARLEY_SAME(PARLEY_ERR_INVALID_HANDLE, kErrInvalidHandle);
 PARLEY_SAME(PARLEY_ERR_CALL_ENDED, kErrCallEnded);
+PARLEY_SAME(PARLEY_ERR_NO_PATH, kErrNoPath);
 #undef PARLEY_SAME
 
 const char *parley_strerror(int err) { return parley::error_description(err); }

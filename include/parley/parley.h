@@ -177,7 +177,11 @@ typedef enum parley_error {
   PARLEY_ERR_INVALID_HANDLE = -44,
   /** The call has ended (hung up by either side, rejected, failed): the request needs a call
    * that is still going. */
-  PARLEY_ERR_CALL_ENDED = -45
+  PARLEY_ERR_CALL_ENDED = -45,
+  /** The call ended because it had no path to the peer for no_path_timeout_ms: the relay
+   * was unreachable (or had not taken the call back) and no direct path carried it. A call
+   * on a working direct path never ends for the relay's absence. */
+  PARLEY_ERR_NO_PATH = -46
 } parley_error;
 
 /**
@@ -640,6 +644,12 @@ typedef struct parley_context_config {
    * it is muted. 0, the default: every voice frame of a profile has one size whatever is
    * said, silence included (docs/security.md "Frame sizes"). */
   int dtx;
+  /** How long an active call may have no path to the peer before it ends with
+   * PARLEY_ERR_NO_PATH: the relay unreachable (or not yet holding the call again after it
+   * restarted) and no direct path carrying the call. 0: 30000. A call on a working direct
+   * path outlives any relay outage; a relay restart alone ends no call (docs/protocol.md
+   * "What ends a call"). */
+  uint32_t no_path_timeout_ms;
   /** Fields added by later versions go here. */
 } parley_context_config;
 

@@ -55,6 +55,7 @@ const char *error_description(int code) {
     case kErrWrongThread: return "not allowed on this thread";
     case kErrInvalidHandle: return "not a live handle (freed, or never created)";
     case kErrCallEnded: return "the call has ended";
+    case kErrNoPath: return "no path to the peer for too long";
   }
   return "unknown error";
 }

@@ -56,6 +56,7 @@ enum Error : int {
   kErrWrongThread = -43,
   kErrInvalidHandle = -44,
   kErrCallEnded = -45,
+  kErrNoPath = -46,
 };
 
 // The fixed one-line description of `code` ("unknown error" for codes parley never returns).

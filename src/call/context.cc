@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <future>
 
@@ -20,6 +21,7 @@ namespace {
 constexpr uint16_t kCodecOpus = 1;
 // The encoder tick: a frame pushed by the host waits at most this long for its encode.
 constexpr uint64_t kAudioTickMs = 2;
+constexpr int64_t kRelaySilentMs = 2000;
 
 // ICE credentials: ufrag 8 and password 24 ice-chars (RFC 8445 minimums are 4 and 22).
 std::string ice_string(size_t n) {
@@ -188,6 +190,16 @@ int Context::init() {
         m.room_id = kv.first;
         relay_->send(m);
       }
+      // A relay that restarted (or timed our connection out) may have lost our calls: each
+      // active one is re-announced with its proof, and what ended meanwhile is told now.
+      for (auto &kv : calls_) {
+        if (kv.second.state == CallState::kActive) send_resume(kv.second);
+      }
+      std::vector<signal::Message> hangups = std::move(pending_hangups_);
+      pending_hangups_.clear();
+      for (const auto &h : hangups) {
+        if (relay_->send(h) == kOk) ++stats_.hangups_delivered_late;
+      }
     }
   };
   l.on_message = [this](const signal::Message &m) { on_relay_message(m); };
@@ -345,6 +357,7 @@ int Context::take_peer_offer(Call &c, const signal::Message &m) {
     if (r != kOk) return r;
   }
   c.peer_key = *m.media_key;
+  c.peer_identity_key = *m.identity_key;
   c.peer_ufrag = m.ice_ufrag;
   r = c.peer_pwd.assign(m.ice_pwd.data(), m.ice_pwd.size());
   if (r != kOk) return r;
@@ -505,16 +518,37 @@ int Context::hangup(const signal::CallId &id) {
   return run([&]() -> int {
     auto it = calls_.find(id);
     if (it == calls_.end()) return fail(kErrCallNotFound, "no call with that id");
-    const int r = relay_->send(call_message(signal::Type::kCallHangup, it->second));
+    send_or_queue_hangup(call_message(signal::Type::kCallHangup, it->second));
     set_call_state(it->second, CallState::kEnded, kOk, "hung up here");
     calls_.erase(it);
-    // The call is over here whatever the relay heard (it ends calls of clients that vanish,
-    // and the peer's direct path times out): the request succeeded.
+    // The call is over here whatever the relay heard: the request succeeded.
+    return kOk;
+  });
+}
+
+void Context::send_resume(Call &c) {
+  signal::Message m = call_message(signal::Type::kCallResume, c);
+  m.stream_id = c.stream;
+  m.media_key = c.peer_key;
+  m.identity_key = c.peer_identity_key;
+  c.resumed_in = relay_->registrations();
+  if (relay_->send(m) == kOk) ++stats_.resumes_sent;
+}
+
+void Context::send_or_queue_hangup(const signal::Message &m) {
+  if (relay_->state() == RelayState::kRegistered) {
+    const int r = relay_->send(m);
     if (r != kOk) {
       PARLEY_LOG(kLogWarn, "call", "hangup could not reach the relay: %s", error_description(r));
     }
-    return kOk;
-  });
+    return;
+  }
+  if (pending_hangups_.size() < kMaxPendingHangups) {
+    pending_hangups_.push_back(m);
+  } else {
+    PARLEY_LOG(kLogWarn, "call", "relay away: a hangup is dropped (%zu already wait)",
+               pending_hangups_.size());
+  }
 }
 
 void Context::set_call_state(Call &c, CallState s, int error, const std::string &text,
@@ -659,7 +693,34 @@ void Context::on_relay_message(const signal::Message &m) {
     emit(e);
     return;
   }
+  if (m.type == Type::kCallResume) {
+    // Parties resume calls at the relay; a relay (or anyone) announcing one to us creates,
+    // revives and changes nothing.
+    ++stats_.resumes_ignored;
+    return;
+  }
   if (m.type == Type::kError) {
+    if (it != calls_.end() && it->second.state == CallState::kActive) {
+      // A relay's word never ends a call that its parties hold (docs/protocol.md "What ends a
+      // call"): "no such call" means it lost the call, and gets the call back.
+      Call &c = it->second;
+      const int code = m.error_code.value_or(kErrInternal);
+      ++stats_.relay_errors_kept;
+      PARLEY_LOG(kLogInfo, "call", "relay error %d for an active call (kept): %s", code,
+                 m.text.c_str());
+      if (code == kErrCallNotFound) {
+        if (c.resumed_in != relay_->registrations()) send_resume(c);
+        return;
+      }
+      Event e(EventType::kError);
+      e.call = c.id;
+      e.peer = c.peer;
+      e.error = code;
+      e.text = printable(m.text);
+      e.origin = Origin::kRelay;
+      emit(e);
+      return;
+    }
     if (it != calls_.end()) {
       Call &c = it->second;
       set_call_state(c, CallState::kEnded, m.error_code.value_or(kErrInternal), m.text,
@@ -970,9 +1031,30 @@ void Context::on_quality_tick() {
     q.queue_ms = quality::queue_ms(signal_rtt, uint32_t(relay_ps.min_rtt / kNanosPerMilli));
     relay_->send(q);
   }
+  std::vector<signal::CallId> lost;
+  if (relay_ps.packets_received != relay_rx_packets_) {
+    relay_rx_packets_ = relay_ps.packets_received;
+    relay_rx_at_ms_ = now_ms;
+  }
+  // A relay that died says nothing: its connection lingers until the QUIC idle timeout.
+  // Every active call sends it a quality report per tick, which it acknowledges within the
+  // RTT, so silence this long means it is gone (no connection at all: a test's sink).
+  const bool relay_up =
+      relay_->state() == RelayState::kRegistered &&
+      (now_ms - relay_rx_at_ms_ <= kRelaySilentMs || relay_ps.packets_sent == 0);
   for (auto &kv : calls_) {
     Call &c = kv.second;
     if (!c.quality || !c.session) continue;
+    if (config_.no_path_timeout_ms != 0) {
+      if (relay_up || c.session->path() == PathKind::kDirect) {
+        c.no_path_since_ms = -1;
+      } else if (c.no_path_since_ms < 0) {
+        c.no_path_since_ms = now_ms;
+      } else if (now_ms - c.no_path_since_ms >= int64_t(config_.no_path_timeout_ms)) {
+        lost.push_back(kv.first);
+        continue;
+      }
+    }
     const quic::PathStats ps = c.session->path_stats();
     QualityInputs in;
     in.path = c.session->path();
@@ -987,6 +1069,20 @@ void Context::on_quality_tick() {
     in.queue_ms = quality::queue_ms(in.rtt_ms, base.min(now_ms));
     in.signal_rtt_ms = signal_rtt;
     c.quality->tick(in, now_ms);
+  }
+  for (const auto &id : lost) {
+    auto it = calls_.find(id);
+    if (it == calls_.end()) continue;  // a handler above ended it
+    Call &c = it->second;
+    char why[96];
+    std::snprintf(why, sizeof why, "no path to the peer for %u ms", config_.no_path_timeout_ms);
+    PARLEY_LOG(kLogWarn, "call", "call with %s ends: %s", c.peer.display().c_str(), why);
+    signal::Message h = call_message(signal::Type::kCallHangup, c);
+    h.error_code = kErrNoPath;
+    h.text = why;
+    send_or_queue_hangup(h);
+    set_call_state(c, CallState::kEnded, kErrNoPath, why);
+    calls_.erase(it);
   }
 }
 

@@ -10,6 +10,7 @@
 #ifndef PARLEY_CALL_CONTEXT_H
 #define PARLEY_CALL_CONTEXT_H
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -41,6 +42,10 @@ struct ContextConfig {
   RelayClientConfig relay;
   DirectConfig direct;  // the direct path (ICE + peer-to-peer QUIC); media starts on the relay
   AudioConfig audio;    // the PCM format of every call's voice channel, its profile and jitter
+  // An active call with no path to the peer this long ends with kErrNoPath: the relay not
+  // registered, or silent for 2 s (a dead relay's connection lingers until the QUIC idle
+  // timeout), and media not on the direct path. 0: never.
+  uint32_t no_path_timeout_ms = 30000;
 };
 
 enum class CallState {
@@ -117,6 +122,10 @@ struct ContextStats {
   uint64_t media_after_end = 0;      // direct-path frames of a call that had just ended
   uint64_t room_refusals_sent = 0;   // the relay's room upgrade proposals we refused
   uint64_t room_rounds_cancelled = 0;  // proposals we accepted that the relay then cancelled
+  uint64_t resumes_sent = 0;         // active calls re-announced to a relay that had lost them
+  uint64_t resumes_ignored = 0;      // call-resume messages from the relay (never acted on)
+  uint64_t relay_errors_kept = 0;    // relay errors naming an active call, which it outlived
+  uint64_t hangups_delivered_late = 0;  // hangups queued while the relay was away, sent after
 };
 
 class Context {
@@ -212,6 +221,13 @@ class Context {
     // What the peer's offer carried (its media key verified on arrival), and candidates it
     // trickled before the session existed.
     signal::SignedKey peer_key;
+    // The peer's Ed25519 key: with peer_key, the proof a resume shows a relay that lost the
+    // call (the peer signed this call with us).
+    std::array<uint8_t, identity::kPublicKeyLen> peer_identity_key{};
+    // The relay registration (RelayClient::registrations) the call was last resumed in: one
+    // resume per registration, whatever the relay answers.
+    uint64_t resumed_in = 0;
+    int64_t no_path_since_ms = -1;  // since when the call has had no path (-1: it has one)
     std::string peer_ufrag;
     identity::SecretBuffer peer_pwd;
     std::vector<ice::Candidate> peer_candidates;
@@ -293,6 +309,16 @@ class Context {
   uint64_t next_call_serial_ = 1;
   RecentCalls recent_invites_{media::kMaxMediaKeyAgeMs, 4096};
   std::vector<std::unique_ptr<Session>> retired_;  // ended calls' sessions, freed next turn
+  // Re-announces an active call to the relay (after a reconnect, or its "no such call").
+  void send_resume(Call &c);
+  // Sends `m` (a hangup) now, or once the relay is registered again: a call's end is the
+  // peer's business even when the relay was away when it happened. Bounded.
+  void send_or_queue_hangup(const signal::Message &m);
+  std::vector<signal::Message> pending_hangups_;
+  // When the relay connection last received a packet (for the no-path timeout).
+  uint64_t relay_rx_packets_ = 0;
+  int64_t relay_rx_at_ms_ = 0;
+  static constexpr size_t kMaxPendingHangups = 64;
   // Runs every call's encoder: picks up whole frames of microphone audio soon after the host
   // pushed them (kAudioTickMs bounds what the tick adds to the mouth-to-ear delay).
   void on_audio_tick();

@@ -75,10 +75,9 @@ int make_local_media_key(const identity::Identity &me, const signal::CallId &cal
   return kOk;
 }
 
-int verify_peer_media_key(const uint8_t peer_identity_key[identity::kPublicKeyLen],
-                          const identity::Fingerprint &peer, const identity::Fingerprint &me,
-                          const signal::CallId &call, KeyRole role, uint64_t now_ms,
-                          const signal::SignedKey &key) {
+int verify_call_proof(const uint8_t peer_identity_key[identity::kPublicKeyLen],
+                      const identity::Fingerprint &peer, const identity::Fingerprint &me,
+                      const signal::CallId &call, KeyRole role, const signal::SignedKey &key) {
   if (peer_identity_key == nullptr) {
     return fail(kErrMediaKey, "the peer's identity key is missing");
   }
@@ -96,6 +95,15 @@ int verify_peer_media_key(const uint8_t peer_identity_key[identity::kPublicKeyLe
                 "the peer's media key is not signed by %s as the %s of this call for us",
                 peer.hex().c_str(), key_role_name(role));
   }
+  return kOk;
+}
+
+int verify_peer_media_key(const uint8_t peer_identity_key[identity::kPublicKeyLen],
+                          const identity::Fingerprint &peer, const identity::Fingerprint &me,
+                          const signal::CallId &call, KeyRole role, uint64_t now_ms,
+                          const signal::SignedKey &key) {
+  const int r = verify_call_proof(peer_identity_key, peer, me, call, role, key);
+  if (r != kOk) return r;
   // Checked after the signature, so the age in the message is the signer's own claim.
   if (key.issued_at_ms + kMaxMediaKeyAgeMs < now_ms) {
     return fail(kErrMediaKey, "the peer's media key was issued %llu s ago: stale or replayed",

@@ -84,6 +84,14 @@ int verify_peer_media_key(const uint8_t peer_identity_key[identity::kPublicKeyLe
                           const signal::CallId &call, KeyRole role, uint64_t now_ms,
                           const signal::SignedKey &key);
 
+// The part of verify_peer_media_key that outlives the key's freshness: `key` is signed by the
+// identity `peer_identity_key` (whose SHA-256 is `peer`) as the `role` of `call` with `me`.
+// What a relay checks when a party resumes a call (signal::Type::kCallResume): proof that the
+// peer agreed to this call with the sender, however long ago. Returns kOk or kErrMediaKey.
+int verify_call_proof(const uint8_t peer_identity_key[identity::kPublicKeyLen],
+                      const identity::Fingerprint &peer, const identity::Fingerprint &me,
+                      const signal::CallId &call, KeyRole role, const signal::SignedKey &key);
+
 // Derives both directions' keys of `call` from our key `mine` and the peer's `peer_key`,
 // which must have passed verify_peer_media_key (this function does not check signatures).
 // `i_am_caller` says which of the two we are; `caller` and `callee` are the two parties'

@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "identity/secret.h"
+#include "media/e2e_keys.h"
 #include "media/frame_header.h"
 #include "media/voice_profile.h"
 #include "quality/min_rtt.h"
@@ -112,7 +113,13 @@ Router::Router(RouterLimits limits) : limits_(limits) {
   if (limits_.max_room_size > signal::kMaxParticipants) {
     limits_.max_room_size = signal::kMaxParticipants;
   }
-  if (identity::sodium_ready() == kOk) randombytes_buf(hash_key_, sizeof hash_key_);
+  if (identity::sodium_ready() == kOk) {
+    randombytes_buf(hash_key_, sizeof hash_key_);
+    // Stream ids of calls a previous run of this relay handed out come back with their
+    // parties' resumes: a restarted relay counts on from somewhere else, so the new calls'
+    // ids seldom take one of them (a taken id refuses that resume; docs/protocol.md).
+    next_stream_ = randombytes_random();
+  }
   const KeyHash h{hash_key_};
   registry_ = decltype(registry_)(16, h);
   calls_ = decltype(calls_)(16, h);
@@ -203,8 +210,20 @@ void Router::on_closed(Client *cl) {
   if (!cl->registered || cl->replaced) return;
   registry_.erase(cl->fp);
   PARLEY_LOG(kLogInfo, "relay", "%s went away", cl->fp.display().c_str());
+  // A call belongs to its parties: one that loses the relay (an outage, its network moving)
+  // keeps talking on the direct path and resumes here when it is back. Only calls still
+  // ringing end; an answered one is forgotten once neither party is here.
   while (!cl->calls.empty()) {
-    end_call(cl->calls.back(), cl, kErrPeerUnavailable, "the peer disconnected from the relay");
+    Call *call = cl->calls.back();
+    if (!call->answered()) {
+      end_call(call, cl, kErrPeerUnavailable, "the peer disconnected from the relay");
+      continue;
+    }
+    cl->calls.pop_back();
+    if (!registered(call->party[0]) && !registered(call->party[1])) {
+      streams_.erase(call->stream);
+      calls_.erase(call->id);
+    }
   }
   while (!cl->rooms.empty()) leave_room(cl, cl->rooms.back());
 }
@@ -279,6 +298,9 @@ void Router::on_message(Client *cl, int64_t stream, const uint8_t *data, size_t 
       break;
     case Type::kCallInvite:
       on_invite(cl, m);
+      break;
+    case Type::kCallResume:
+      on_resume(cl, m);
       break;
     case Type::kRoomJoin:
       on_room_join(cl, m);
@@ -408,6 +430,80 @@ void Router::on_invite(Client *cl, Message &m) {
   m.stream_id = c->stream;
   if (tamper_) tamper_(m);
   send(callee, m);
+}
+
+void Router::attach(Client *cl, Call *call) {
+  if (std::find(cl->calls.begin(), cl->calls.end(), call) == cl->calls.end()) {
+    cl->calls.push_back(call);
+  }
+}
+
+void Router::on_resume(Client *cl, const Message &m) {
+  const signal::CallId id = *m.call_id;
+  auto refuse = [&](int code, const char *why) {
+    ++stats_.resumes_refused;
+    PARLEY_LOG(kLogInfo, "relay", "resume of a call by %s refused: %s",
+               cl->fp.display().c_str(), why);
+    send_error(cl, code, why, &id);
+  };
+  if (*m.from != cl->fp) {
+    ++stats_.spoof_attempts;
+    refuse(kErrPeerIdentity, "'from' is not the identity this connection proved");
+    return;
+  }
+  auto it = calls_.find(id);
+  if (it != calls_.end()) {
+    Call *call = it->second.get();
+    const int side = call->side(cl->fp);
+    if (side < 0 || call->party[1 - side] != *m.to || !call->answered()) {
+      refuse(kErrCallNotFound, "no such call of yours");
+      return;
+    }
+    attach(cl, call);
+    ++stats_.calls_reattached;
+    return;
+  }
+  if (!accepting_) {
+    refuse(kErrClosed, "the relay is shutting down");
+    return;
+  }
+  // The proof: the peer's media key for this call, signed to us, in either role (the
+  // signature covers the role, so it also says who called).
+  int caller_side = -1;
+  if (media::verify_call_proof(m.identity_key->data(), *m.to, cl->fp, id, media::KeyRole::kCaller,
+                               *m.media_key) == kOk) {
+    caller_side = 1;
+  } else if (media::verify_call_proof(m.identity_key->data(), *m.to, cl->fp, id,
+                                      media::KeyRole::kCallee, *m.media_key) == kOk) {
+    caller_side = 0;
+  }
+  if (caller_side < 0) {
+    refuse(kErrMediaKey, "the proof is not the peer's signed key for this call with you");
+    return;
+  }
+  const uint32_t stream = *m.stream_id;
+  if (stream == 0 || streams_.count(stream)) {
+    refuse(kErrLimitReached, "the call's stream id is taken here");
+    return;
+  }
+  if (calls_.size() >= limits_.max_calls || own_calls(cl) >= limits_.max_calls_per_client) {
+    refuse(kErrLimitReached, "call limit reached");
+    return;
+  }
+  auto call = std::make_unique<Call>();
+  call->id = id;
+  call->party[caller_side == 0 ? 0 : 1] = cl->fp;
+  call->party[caller_side == 0 ? 1 : 0] = *m.to;
+  call->stream = stream;
+  call->judge = std::make_unique<Judge>(media::kDefaultProfile, 2);
+  Call *c = call.get();
+  calls_.emplace(id, std::move(call));
+  streams_.emplace(stream, Route{c->party[0], c, nullptr});
+  attach(cl, c);
+  if (Client *peer = registered(*m.to)) attach(peer, c);
+  ++stats_.calls_resumed;
+  PARLEY_LOG(kLogInfo, "relay", "call resumed by %s with %s", cl->fp.display().c_str(),
+             m.to->display().c_str());
 }
 
 void Router::on_call_message(Client *cl, Message &m) {

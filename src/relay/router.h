@@ -65,6 +65,9 @@ struct RouterStats {
   uint64_t dropped_malformed = 0, dropped_unknown_stream = 0, dropped_not_owner = 0;
   uint64_t dropped_rate_limited = 0, dropped_queue_full = 0;
   uint64_t rooms_created = 0, room_joins_refused = 0;
+  // Call-resume: calls rebuilt from a party's proof (a restart lost them), resumes of calls
+  // the relay still had, and refused ones (bad proof, stream id taken, limits).
+  uint64_t calls_resumed = 0, calls_reattached = 0, resumes_refused = 0;
 };
 
 struct RouterGauges {
@@ -145,6 +148,9 @@ class Router {
   void on_datagram(Client *cl, const uint8_t *data, size_t len);
   void on_register(Client *cl, const signal::Message &m);
   void on_invite(Client *cl, signal::Message &m);
+  void on_resume(Client *cl, const signal::Message &m);
+  // Adds `call` to `cl`'s calls unless it is there already.
+  static void attach(Client *cl, Call *call);
   void on_call_message(Client *cl, signal::Message &m);
   void on_room_join(Client *cl, const signal::Message &m);
   void on_room_leave(Client *cl, const signal::Message &m);

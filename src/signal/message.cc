@@ -118,6 +118,10 @@ const char *problem(const Message &m) {
       return m.room_id ? nullptr : "room id required";
     case Type::kError:
       return m.error_code ? nullptr : "error code required";
+    case Type::kCallResume:
+      if (!call || !m.stream_id) return "call id, from, to and stream id are required";
+      return m.media_key && m.identity_key ? nullptr
+                                           : "the peer's signed media key and identity key are required";
   }
   return "unknown type";
 }
@@ -176,7 +180,7 @@ const char *type_name(Type t) {
       "?", "register", "register-ack", "call-invite", "call-ringing", "call-accept",
       "call-reject", "call-hangup", "candidate", "end-of-candidates", "path-switch-propose",
       "path-switch-ack", "quality-report", "quality-directive", "upgrade-propose",
-      "upgrade-ack", "upgrade-confirm", "room-join", "room-leave", "room-update", "error"};
+      "upgrade-ack", "upgrade-confirm", "room-join", "room-leave", "room-update", "error", "call-resume"};
   const size_t i = size_t(t);
   return i < sizeof kNames / sizeof kNames[0] ? kNames[i] : "?";
 }
@@ -292,7 +296,7 @@ int decode(const uint8_t *data, size_t len, Message *out) {
   }
   if (read_be(data + 4, 4) != len - kHeaderSize) return malformed("body length mismatch");
   const uint8_t type = data[1];
-  if (type < uint8_t(Type::kRegister) || type > uint8_t(Type::kError)) {
+  if (type < uint8_t(Type::kRegister) || type > uint8_t(kLastType)) {
     return fail(kErrSignalUnknownType, "unknown signaling message type %u", type);
   }
   Message m;

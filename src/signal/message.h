@@ -58,7 +58,12 @@ enum class Type : uint8_t {
   kRoomLeave = 18,
   kRoomUpdate = 19,
   kError = 20,
+  // A party re-announces an active call to a relay that may have lost it (restarted, or the
+  // party's connection timed out): call id, from, to, stream id, and the peer's signed media
+  // key with the peer's identity key, the proof that the peer agreed to this call with us.
+  kCallResume = 21,
 };
+constexpr Type kLastType = Type::kCallResume;
 const char *type_name(Type t);
 
 enum class Field : uint16_t {

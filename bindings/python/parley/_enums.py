@@ -78,6 +78,7 @@ class ErrorCode(enum.IntEnum):
     WRONG_THREAD = -43
     INVALID_HANDLE = -44
     CALL_ENDED = -45
+    NO_PATH = -46
 
     @property
     def c_name(self) -> str:

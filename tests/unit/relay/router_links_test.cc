@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "base/error.h"
+#include "identity/identity.h"
+#include "media/e2e_keys.h"
 #include "relay/router.h"
 #include "signal/message.h"
 
@@ -67,6 +69,12 @@ class RouterLinks : public ::testing::Test {
   }
   FakeLink *connect(uint8_t who) {
     links_.push_back(std::make_unique<FakeLink>(who));
+    router_->on_link_connected(links_.back().get());
+    return links_.back().get();
+  }
+  FakeLink *connect_as(const identity::Fingerprint &fp) {
+    links_.push_back(std::make_unique<FakeLink>(0));
+    links_.back()->fp = fp;
     router_->on_link_connected(links_.back().get());
     return links_.back().get();
   }
@@ -270,6 +278,90 @@ TEST_F(RouterLinks, IncomingInvitesHaveTheirOwnCapAndAcceptingCounts) {
   EXPECT_EQ(last_error(callee), kErrLimitReached);
   EXPECT_EQ(router_->stats().accepts_refused_limit, 1u);
   EXPECT_EQ(router_->gauges().calls, 3u);
+}
+
+}  // namespace
+}  // namespace parley::relay
+
+namespace parley::relay {
+namespace {
+
+// What a party shows a relay that lost its call: the peer's media key for this call, signed
+// to it. Nobody else can use it, and the relay rebuilds exactly that call from it.
+TEST_F(RouterLinks, AResumeNeedsThePeersProofAndRebuildsTheCall) {
+  make();
+  std::unique_ptr<identity::Identity> ia, ib, ic;
+  ASSERT_EQ(kOk, identity::Identity::generate(&ia));
+  ASSERT_EQ(kOk, identity::Identity::generate(&ib));
+  ASSERT_EQ(kOk, identity::Identity::generate(&ic));
+  FakeLink *a = connect_as(ia->fingerprint()), *b = connect_as(ib->fingerprint()),
+           *c = connect_as(ic->fingerprint());
+  reg(a);
+  reg(b);
+  reg(c);
+  const signal::CallId id = signal::CallId::random();
+  media::LocalMediaKey a_key, b_key;  // a called b: a signed as the caller, b as the callee
+  ASSERT_EQ(kOk, media::make_local_media_key(*ia, id, b->fp, media::KeyRole::kCaller, 1, &a_key));
+  ASSERT_EQ(kOk, media::make_local_media_key(*ib, id, a->fp, media::KeyRole::kCallee, 1, &b_key));
+  auto resume = [&](FakeLink *from, FakeLink *to, const identity::Identity &signer,
+                    const media::LocalMediaKey &key, uint32_t stream) {
+    Message m;
+    m.type = Type::kCallResume;
+    m.call_id = id;
+    m.from = from->fp;
+    m.to = to->fp;
+    m.stream_id = stream;
+    m.media_key = key.signed_key;
+    m.identity_key.emplace();
+    std::memcpy(m.identity_key->data(), signer.public_key(), identity::kPublicKeyLen);
+    return m;
+  };
+  // Mallory with b's proof made out to a; and a claiming another identity.
+  send(c, resume(c, b, *ib, b_key, 4242));
+  EXPECT_EQ(kErrMediaKey, last_error(c));
+  Message spoof = resume(a, b, *ib, b_key, 4242);
+  spoof.from = c->fp;
+  send(a, spoof);
+  EXPECT_EQ(kErrPeerIdentity, last_error(a));
+  // b's proof passed off as c's: the identity key is not c's.
+  send(a, resume(a, c, *ib, b_key, 4242));
+  EXPECT_EQ(kErrMediaKey, last_error(a));
+  EXPECT_EQ(0u, router_->gauges().calls);
+  EXPECT_EQ(3u, router_->stats().resumes_refused);
+
+  send(a, resume(a, b, *ib, b_key, 4242));
+  EXPECT_EQ(1u, router_->gauges().calls);
+  EXPECT_EQ(1u, router_->stats().calls_resumed);
+  // Signaling reaches b again; b's own resume finds the call (no second one).
+  Message q;
+  q.type = Type::kQualityReport;
+  q.call_id = id;
+  q.loss_permille = 0;
+  q.rtt_ms = 10;
+  q.jitter_ms = 1;
+  send(a, q);
+  EXPECT_EQ(1u, b->count(Type::kQualityReport));
+  EXPECT_EQ(4242u, *b->got.back().stream_id);
+  send(b, resume(b, a, *ia, a_key, 4242));
+  EXPECT_EQ(1u, router_->stats().calls_reattached);
+  EXPECT_EQ(1u, router_->gauges().calls);
+  // Another call cannot take the stream id of a resumed one.
+  const signal::CallId other = signal::CallId::random();
+  media::LocalMediaKey c_key;
+  ASSERT_EQ(kOk, media::make_local_media_key(*ic, other, a->fp, media::KeyRole::kCallee, 1, &c_key));
+  Message taken = resume(a, c, *ic, c_key, 4242);
+  taken.call_id = other;
+  send(a, taken);
+  EXPECT_EQ(kErrLimitReached, last_error(a));
+
+  // A party that goes away leaves the call to the other; the relay forgets it only when
+  // neither is here.
+  const size_t b_hangups = b->count(Type::kCallHangup);
+  router_->on_link_closed(a);
+  EXPECT_EQ(1u, router_->gauges().calls);
+  EXPECT_EQ(b_hangups, b->count(Type::kCallHangup));
+  router_->on_link_closed(b);
+  EXPECT_EQ(0u, router_->gauges().calls);
 }
 
 }  // namespace

@@ -91,6 +91,7 @@ public struct ParleyError: Error, Sendable, Hashable, CustomStringConvertible {
         case wrongThread = -43
         case invalidHandle = -44
         case callEnded = -45
+        case noPath = -46
 
         /// The C enumerator's name, e.g. "PARLEY_ERR_FINGERPRINT_INVALID".
         public var cName: String { ParleyError.cNames[Int(-rawValue)] }
@@ -114,7 +115,7 @@ public struct ParleyError: Error, Sendable, Hashable, CustomStringConvertible {
         "PARLEY_ERR_CALL_REJECTED", "PARLEY_ERR_NOT_REGISTERED", "PARLEY_ERR_MEDIA_AUTH",
         "PARLEY_ERR_MEDIA_REPLAY", "PARLEY_ERR_MEDIA_KEY", "PARLEY_ERR_ICE_FAILED",
         "PARLEY_ERR_CODEC", "PARLEY_ERR_AUDIO_FORMAT", "PARLEY_ERR_WRONG_THREAD",
-        "PARLEY_ERR_INVALID_HANDLE", "PARLEY_ERR_CALL_ENDED",
+        "PARLEY_ERR_INVALID_HANDLE", "PARLEY_ERR_CALL_ENDED", "PARLEY_ERR_NO_PATH",
     ]
 
     /// The C name of `code`; codes newer than this binding read "PARLEY_ERR_<number>".

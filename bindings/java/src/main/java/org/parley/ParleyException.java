@@ -60,6 +60,8 @@ public class ParleyException extends RuntimeException {
   public static final int INVALID_HANDLE = -44;
   /** The call has ended: the request needs a call that is still going. */
   public static final int CALL_ENDED = -45;
+  /** The call had no path to the peer (relay gone, no direct path) for too long. */
+  public static final int NO_PATH = -46;
 
   // Index: -code. The names are the C enumerators (parley.h), which never change.
   private static final String[] NAMES = {
@@ -109,6 +111,7 @@ public class ParleyException extends RuntimeException {
     "PARLEY_ERR_WRONG_THREAD",
     "PARLEY_ERR_INVALID_HANDLE",
     "PARLEY_ERR_CALL_ENDED",
+    "PARLEY_ERR_NO_PATH",
   };
 
   private final int code;
