@@ -226,11 +226,7 @@ int main(int argc, char **argv) {
   cfg.direct.budget_ms = o.budget_ms;
   cfg.direct.dead_max_ms = o.dead_max_ms;
   cfg.direct.include_loopback = o.loopback;
-  if (o.no_path_timeout_ms >= 0) {
-    // NO_PATH_TIMEOUT: cfg.no_path_timeout_ms = uint32_t(o.no_path_timeout_ms);
-    std::fprintf(stderr, "--no-path-timeout-ms: not supported by this build\n");
-    return 2;
-  }
+  if (o.no_path_timeout_ms >= 0) cfg.no_path_timeout_ms = uint32_t(o.no_path_timeout_ms);
 
   const Timestamp t0 = monotonic_now();
   auto ms_since = [](Timestamp t) { return (long long)((monotonic_now() - t) / 1000000); };
