@@ -189,6 +189,20 @@ class ResumeCase(unittest.TestCase):
                 return times, sts
             time.sleep(pace)
 
+    def reset_and_receive(self, peers, counts=None, keys=None, n=10):
+        """``reset`` the peers' receive measurements, then wait until each has ``n`` frames
+        again (from every sender in ``keys[i]``; calls: ``unique``), so that what is counted
+        from now on spans what the test does next (a loss at the stop shows as missing)."""
+        counts = counts or (lambda s: {"unique": s["unique"]})
+        keys = keys or [["unique"]] * len(peers)
+        for p in peers:
+            p.reset()
+        times, st = self.wait_counts(peers, counts, [{k: n - 1 for k in ks} for ks in keys],
+                                     time.monotonic(), 3.0)
+        self.assertEqual(len(times), sum(len(ks) for ks in keys),
+                         f"fewer than {n} frames within 3 s of the reset" + self.ctx())
+        return st
+
     # -- the calls ---------------------------------------------------------------------------
 
     def direct_call(self, tag, extra=()):
@@ -250,8 +264,7 @@ class RelayRestartTest(ResumeCase):
 
     def direct(self, how):
         _, _, call = self.direct_call("d")
-        for p in call.peers:
-            p.reset()
+        self.reset_and_receive(call.peers)
         marks = call.marks()
         t_stop = self.stop_relay(how)
         t_listen = self.restart_relay()
@@ -291,8 +304,7 @@ class RelayRestartTest(ResumeCase):
 
     def relayed(self, how):
         _, _, call = self.relayed_call("r")
-        for p in call.peers:
-            p.reset()
+        self.reset_and_receive(call.peers)
         marks = call.marks()
         t_stop = self.stop_relay(how)
         base = call.stats()              # nothing can arrive until the relay is back
@@ -359,8 +371,7 @@ class RelayRestartTest(ResumeCase):
                                      t0, 10.0)
         self.assertEqual(len(times), 6, f"not every member receives from both others: "
                                         f"{sorted(times)}" + self.ctx())
-        for p in members:
-            p.reset()
+        self.reset_and_receive(members, counts, others)
         marks = [p.mark() for p in members]
         t_stop = self.stop_relay(how)
         base = [p.stats() for p in members]
@@ -412,8 +423,7 @@ class RelayOutageTest(ResumeCase):
     def test_relay_unreachable_during_direct_call(self):
         lab = self.env.lab
         a, _, call = self.direct_call("o")
-        for p in call.peers:
-            p.reset()
+        self.reset_and_receive(call.peers)
         marks = call.marks()
         block = lab.block_udp(a.router, [RELAY_IP])
         t_block = time.monotonic()
@@ -472,8 +482,7 @@ class NoPathTimeoutTest(ResumeCase):
         extra = ("--no-path-timeout-ms", str(NO_PATH_TIMEOUT_MS))
         _, _, direct = self.direct_call("d", extra)
         _, _, relayed = self.relayed_call("r", extra)
-        for p in direct.peers:
-            p.reset()
+        self.reset_and_receive(direct.peers)
         dmarks = direct.marks()
         rmarks = relayed.marks()
         ended = {}
