@@ -1,7 +1,7 @@
 // libFuzzer target: the relay's Router, stateful. The input is a program for a few clients
 // (two of them share an identity, so registrations get replaced): connect, register, invite,
-// answer, hang up, join and leave rooms, send raw bytes and media, stop reading, let time
-// pass, close. The router talks to fake connections (relay::Link), whose closes arrive later
+// answer, hang up, resume calls (with a genuine proof, or a broken one), join and leave
+// rooms, send raw bytes and media, stop reading, let time pass, close. The router talks to fake connections (relay::Link), whose closes arrive later
 // like a QUIC close does.
 //
 // Invariants checked (abort on violation): every gauge stays within its limit, a client that
@@ -17,6 +17,8 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "identity/identity.h"
+#include "media/e2e_keys.h"
 #include "media/frame_header.h"
 #include "relay/router.h"
 #include "signal/message.h"
@@ -76,6 +78,8 @@ struct World {
   std::unique_ptr<Router> router;
   std::unique_ptr<FakeLink> links[kLinks];
   parley::identity::Fingerprint ids[kIdentities];
+  // Real identities (fixed seeds): resumes carry proofs the router verifies.
+  std::unique_ptr<parley::identity::Identity> keys[kIdentities];
   parley::signal::Id16 pool[kIds];
   Timestamp now = parley::kNanosPerSecond;
 
@@ -93,7 +97,14 @@ struct World {
     limits.signal_byte_burst = 1 << 16;
     router = std::make_unique<Router>(limits);
     router->advance(now);
-    for (int i = 0; i < kIdentities; ++i) std::memset(ids[i].bytes, 0x10 + i, 32);
+    for (int i = 0; i < kIdentities; ++i) {
+      uint8_t seed[32];
+      std::memset(seed, 0x10 + i, sizeof seed);
+      if (parley::identity::Identity::from_seed(seed, sizeof seed, &keys[i]) != parley::kOk) {
+        std::abort();
+      }
+      ids[i] = keys[i]->fingerprint();
+    }
     for (int i = 0; i < kIds; ++i) std::memset(pool[i].bytes, 0x40 + i, 16);
   }
 
@@ -126,7 +137,7 @@ struct World {
     const int i = in.byte() % kLinks;
     FakeLink *l = links[i].get();
     Message m;
-    switch (op % 14) {
+    switch (op % 15) {
       case 0:  // connect
         if (!l) {
           links[i] = std::make_unique<FakeLink>();
@@ -176,7 +187,7 @@ struct World {
       case 5:
       case 6:  // room join / leave
         if (!l) return;
-        m.type = op % 14 == 5 ? Type::kRoomJoin : Type::kRoomLeave;
+        m.type = op % 15 == 5 ? Type::kRoomJoin : Type::kRoomLeave;
         m.room_id = pool[in.byte() % kIds];
         deliver(l, m);
         return;
@@ -230,6 +241,30 @@ struct World {
       case 13:  // the relay shuts down gracefully
         if (in.byte() == 0xff) router->stop_accepting();
         return;
+      case 14: {  // a resume: the peer's signed key for this call as proof (bit 7: broken)
+        if (!l) return;
+        const uint8_t how = in.byte();
+        const int peer = in.byte() % kIdentities;
+        m.type = Type::kCallResume;
+        m.call_id = pool[in.byte() % kIds];
+        m.from = l->fp;
+        m.to = ids[peer];
+        m.stream_id = uint32_t(in.byte()) + 1;
+        parley::media::LocalMediaKey key;
+        const auto role = how & 1 ? parley::media::KeyRole::kCaller
+                                  : parley::media::KeyRole::kCallee;
+        if (parley::media::make_local_media_key(*keys[peer], *m.call_id, l->fp, role, 1, &key) !=
+            parley::kOk) {
+          std::abort();
+        }
+        m.media_key = key.signed_key;
+        if (how & 0x80) m.media_key->signature[how & 63] ^= 1;
+        m.identity_key.emplace();
+        std::memcpy(m.identity_key->data(), keys[peer]->public_key(),
+                    parley::identity::kPublicKeyLen);
+        deliver(l, m);
+        return;
+      }
     }
   }
 };

@@ -220,7 +220,12 @@ void Router::on_closed(Client *cl) {
       continue;
     }
     cl->calls.pop_back();
-    if (!registered(call->party[0]) && !registered(call->party[1])) {
+    // The other party keeps it (and lists it: one that registered again without resuming
+    // yet would otherwise leave it behind when it goes too).
+    const int side = call->side(cl->fp);
+    if (Client *other = side < 0 ? nullptr : registered(call->party[1 - side])) {
+      attach(other, call);
+    } else {
       streams_.erase(call->stream);
       calls_.erase(call->id);
     }
@@ -449,6 +454,10 @@ void Router::on_resume(Client *cl, const Message &m) {
   if (*m.from != cl->fp) {
     ++stats_.spoof_attempts;
     refuse(kErrPeerIdentity, "'from' is not the identity this connection proved");
+    return;
+  }
+  if (*m.to == cl->fp) {
+    refuse(kErrInvalidArgument, "a call with yourself");
     return;
   }
   auto it = calls_.find(id);

@@ -230,6 +230,12 @@ std::string Server::metrics() const {
          s.calls_started);
   metric("calls_answered_total", "counter", "Calls accepted.", s.calls_answered);
   metric("calls_rejected_total", "counter", "Calls rejected by the callee.", s.calls_rejected);
+  metric("calls_resumed_total", "counter", "Calls rebuilt from a party's resume (a restart lost them).",
+         s.calls_resumed);
+  metric("calls_reattached_total", "counter", "Resumes of calls the relay still had.",
+         s.calls_reattached);
+  metric("resumes_refused_total", "counter", "Resumes refused (bad proof, stream id taken, limits).",
+         s.resumes_refused);
   metric("calls_timed_out_total", "counter", "Invites not answered in time.", s.calls_timed_out);
   metric("calls_refused_total", "counter", "Invites refused (offline callee or limits).",
          s.calls_refused_offline + s.calls_refused_limit);

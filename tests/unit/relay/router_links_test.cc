@@ -362,6 +362,18 @@ TEST_F(RouterLinks, AResumeNeedsThePeersProofAndRebuildsTheCall) {
   EXPECT_EQ(b_hangups, b->count(Type::kCallHangup));
   router_->on_link_closed(b);
   EXPECT_EQ(0u, router_->gauges().calls);
+
+  // Found by fuzz_router: the peer registers only after the resume (so the call is not on
+  // its list), then both go; the call must not outlive them.
+  FakeLink *a2 = connect_as(ia->fingerprint());
+  reg(a2);
+  send(a2, resume(a2, b, *ib, b_key, 4343));
+  FakeLink *b2 = connect_as(ib->fingerprint());
+  reg(b2);
+  router_->on_link_closed(a2);
+  EXPECT_EQ(1u, router_->gauges().calls);
+  router_->on_link_closed(b2);
+  EXPECT_EQ(0u, router_->gauges().calls);
 }
 
 }  // namespace
