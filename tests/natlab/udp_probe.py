@@ -32,9 +32,14 @@ object::
 
 ``observed`` is null when no answer came.  Exit status 0 unless the arguments are wrong or
 the bind fails.
+
+IPv6 endpoints are written ``[ADDR]:PORT`` everywhere (arguments, ``from=``, output; the
+address in its canonical RFC 5952 form); a socket's family follows its bind address (IPv6
+sockets are IPV6_V6ONLY).  A request to the other family than ``--bind`` gets no answer.
 """
 
 import argparse
+import ipaddress
 import json
 import os
 import select
@@ -47,17 +52,35 @@ import time
 def parse_addr(text):
     host, sep, port = text.rpartition(":")
     if not sep or not host:
-        raise argparse.ArgumentTypeError(f"expected IP:PORT, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected IP:PORT or [IPv6]:PORT, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            host = str(ipaddress.IPv6Address(host[1:-1]))
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from e
     return (host, int(port))
 
 
 def fmt(addr):
+    if ":" in addr[0]:
+        return f"[{addr[0]}]:{addr[1]}"
     return f"{addr[0]}:{addr[1]}"
 
 
-def udp_socket(bind):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def family(addr):
+    return socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+
+
+def new_socket(addr, kind):
+    s = socket.socket(family(addr), kind)
+    if family(addr) == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return s
+
+
+def udp_socket(bind):
+    s = new_socket(bind, socket.SOCK_DGRAM)
     s.bind(bind)
     return s
 
@@ -69,8 +92,7 @@ def serve(binds, tcp_binds=()):
         socks[fmt(s.getsockname())] = s
     listeners = []
     for b in tcp_binds:
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        t = new_socket(b, socket.SOCK_STREAM)
         t.bind(b)
         t.listen(16)
         listeners.append(t)
