@@ -14,6 +14,14 @@ One ``Lab`` owns a set of network namespaces that share a per-run prefix
   an nftables ruleset chosen by the site's NAT type (see ``nft_ruleset`` and
   README.md).
 
+IPv6 is opt-in (every namespace of the IPv4 lab has IPv6 disabled): ``add_server(ipv6=True)``,
+``add_public_host(ipv6=True)``, the site types in ``V6_SITE_TYPES`` (``v6-firewall``,
+``dual-stack``, ``v6-only-nat64``: a real ``tayga`` NAT64 and an ``unbound`` DNS64) or
+``add_site(..., ipv6=True)`` put those nodes on the public IPv6 segment 2001:db8:0:ff::/64
+(still inside the ``pub`` bridge, no route off-lab).  ``add_dns`` starts an ``unbound`` for the
+lab's names (zone ``natlab.test``) that every namespace's resolver then uses
+(``/etc/netns/<ns>/resolv.conf``, which ``ip netns exec`` bind-mounts over /etc/resolv.conf).
+
 Everything is torn down by ``Lab.close()``: it is called by ``__exit__``, by an
 ``atexit`` hook, on SIGTERM (turned into ``SystemExit``), and is idempotent.
 ``cleanup_stale()`` removes namespaces left behind by a run that was killed
@@ -36,6 +44,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -48,6 +57,8 @@ __all__ = [
     "nft_ruleset", "cleanup_stale", "wait_for_line", "output_of", "check_prerequisites",
     "PRIMARY_PORT", "ALT_PORT", "server_endpoints", "start_echo", "probe", "IP", "NFT",
     "wait_for_match", "lines_of", "send_line", "quic_divert_ruleset", "flush_conntrack_here",
+    "V6_SITE_TYPES", "NAT64_WKP", "DNS_ZONE", "DNS_IP", "DNS_IP6", "nft_ruleset6", "public_ip6",
+    "nat64_synth", "hostport", "server_endpoints6", "check_ipv6_prerequisites",
 ]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -70,6 +81,22 @@ PUBLIC_NET = ipaddress.ip_network("203.0.113.0/24")
 SERVER_IPS = ("203.0.113.10", "203.0.113.11")
 NS_PREFIX_RE = re.compile(r"^nl(\d+)x(\d+)-")
 
+#: Site types with IPv6 (``Lab.add_site``), on top of ``NAT_TYPES`` (which stay IPv4-only unless
+#: ``add_site(..., ipv6=True)``).
+V6_SITE_TYPES = (
+    "v6-firewall",          # IPv6-only host, global 2001:db8:k::/64, stateful firewall, no NAT66
+    "dual-stack",           # an IPv4 NAT type (v4nat=, default port-restricted) + the v6 firewall
+    "v6-only-nat64",        # IPv6-only host + tayga NAT64 (64:ff9b::/96) + unbound DNS64
+)
+PUBLIC_NET6 = ipaddress.ip_network("2001:db8:0:ff::/64")    # the public segment's IPv6 /64
+NAT64_WKP = "64:ff9b::/96"          # RFC 6052 well-known prefix
+NAT64_POOL = "192.168.255"          # tayga's IPv4 side: .1 tayga itself, .2+i host i
+DNS_ZONE = "natlab.test"            # the lab DNS zone (add_dns)
+DNS_IP = "203.0.113.5"              # the lab DNS server (add_dns)
+DNS_IP6 = "2001:db8:0:ff::5"
+ETC_NETNS = "/etc/netns"            # ip netns exec bind-mounts /etc/netns/<ns>/* over /etc/*
+TMP_PREFIX = "natlab-"              # + lab prefix: the lab's temp dir (tayga/unbound configs)
+
 
 def _tool(name: str) -> str:
     """Absolute path of a system tool, also when PATH lacks the sbin directories."""
@@ -80,6 +107,10 @@ def _tool(name: str) -> str:
 _IP = _tool("ip")
 _NFT = _tool("nft")
 _SYSCTL = _tool("sysctl")
+_TAYGA = _tool("tayga")
+_UNBOUND = _tool("unbound")
+_UNBOUND_CONTROL = _tool("unbound-control")
+_STDBUF = _tool("stdbuf")
 IP = _IP      #: absolute path of ``ip`` (for tests that call it themselves)
 NFT = _NFT    #: absolute path of ``nft``
 
@@ -148,13 +179,43 @@ def _delete_netns(ns: str) -> Optional[str]:
     return None
 
 
+def _stale_pid(name: str) -> bool:
+    """True when ``name`` starts with ``nl<pid>x<n>-`` and ``<pid>`` is dead (not us)."""
+    m = NS_PREFIX_RE.match(name)
+    if not m:
+        return False
+    pid = int(m.group(1))
+    return pid != os.getpid() and not _pid_alive(pid)
+
+
+def _remove_stale_files(verbose: bool) -> None:
+    """Remove /etc/netns/<ns> directories and temp dirs of dead lab runs."""
+    candidates = []
+    try:
+        candidates += [os.path.join(ETC_NETNS, d) for d in os.listdir(ETC_NETNS)
+                       if _stale_pid(d)]
+    except OSError:
+        pass
+    tmp = tempfile.gettempdir()
+    try:
+        candidates += [os.path.join(tmp, d) for d in os.listdir(tmp)
+                       if d.startswith(TMP_PREFIX) and _stale_pid(d[len(TMP_PREFIX):])]
+    except OSError:
+        pass
+    for path in candidates:
+        shutil.rmtree(path, ignore_errors=True)
+        if verbose:
+            print(f"natlab: removed stale {path}", file=sys.stderr)
+
+
 def cleanup_stale(verbose: bool = False) -> list:
     """Delete namespaces left by earlier, crashed lab runs.
 
     A namespace belongs to the lab scheme when its name starts with ``nl<pid>x<n>-``.  It is
     stale when ``<pid>`` no longer exists; namespaces of live processes (other labs running
     in parallel, e.g. under ``ctest -j``) and of this process are left alone.  Returns the
-    names deleted.
+    names deleted.  The same runs' ``/etc/netns/<ns>`` resolver directories and temp dirs
+    (``/tmp/natlab-nl<pid>x<n>-*``) are removed too.
     """
     removed = []
     for ns in _list_netns():
@@ -171,6 +232,7 @@ def cleanup_stale(verbose: bool = False) -> list:
             print(f"natlab: {err}", file=sys.stderr)
     if verbose and removed:
         print(f"natlab: removed stale namespaces: {' '.join(removed)}", file=sys.stderr)
+    _remove_stale_files(verbose)
     return removed
 
 
@@ -182,6 +244,57 @@ def check_prerequisites() -> None:
         raise unittest.SkipTest("natlab needs iproute2 ('ip' not found)")
     if not os.path.isabs(_NFT):
         raise unittest.SkipTest("natlab needs nftables ('nft' not found)")
+
+
+def check_ipv6_prerequisites(*, nat64: bool = False, dns: bool = False) -> None:
+    """Raise ``unittest.SkipTest`` unless the IPv6 parts can run here.
+
+    Always: root, ip, nft (``check_prerequisites``) and a kernel with IPv6.  ``nat64``: also
+    ``tayga`` and ``/dev/net/tun`` (and ``unbound`` for the DNS64); ``dns``: ``unbound``
+    (Debian packages ``tayga`` and ``unbound``, installed by scripts/setup-deps).
+    """
+    check_prerequisites()
+    if not os.path.isdir("/proc/sys/net/ipv6"):
+        raise unittest.SkipTest("natlab IPv6: the kernel has no IPv6 (/proc/sys/net/ipv6)")
+    if nat64:
+        if not os.path.isabs(_TAYGA):
+            raise unittest.SkipTest("natlab v6-only-nat64 needs tayga (Debian package 'tayga';"
+                                    " scripts/setup-deps installs it)")
+        if not os.path.exists("/dev/net/tun"):
+            raise unittest.SkipTest("natlab v6-only-nat64 needs /dev/net/tun (tayga's tun)")
+    if nat64 or dns:
+        if not os.path.isabs(_UNBOUND) or not os.path.isabs(_UNBOUND_CONTROL):
+            raise unittest.SkipTest("natlab DNS/DNS64 needs unbound and unbound-control (Debian"
+                                    " package 'unbound'; scripts/setup-deps installs it)")
+
+
+def public_ip6(ip4: str) -> str:
+    """The IPv6 twin of a public lab address: 203.0.113.N -> 2001:db8:0:ff::N.
+
+    (N's decimal digits are used as they are, i.e. read as hex: .10 -> ::10, .200 -> ::200.)
+    """
+    addr = ipaddress.ip_address(ip4)
+    if addr not in PUBLIC_NET:
+        raise ValueError(f"{ip4} is not in {PUBLIC_NET}")
+    return f"2001:db8:0:ff::{ip4.rsplit('.', 1)[1]}"
+
+
+def nat64_synth(ip4: str, prefix: str = NAT64_WKP) -> str:
+    """The IPv6 address that reaches IPv4 ``ip4`` through a NAT64 /96 ``prefix`` (RFC 6052)."""
+    net = ipaddress.ip_network(prefix)
+    if net.version != 6 or net.prefixlen != 96:
+        raise ValueError(f"{prefix} is not an IPv6 /96")
+    return str(ipaddress.IPv6Address(int(net.network_address) |
+                                     int(ipaddress.IPv4Address(ip4))))
+
+
+def hostport(ip: str, port: int) -> str:
+    """``ip:port`` for IPv4, ``[ip]:port`` for IPv6 (the form udp_probe.py reads and prints)."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _family(addr: str) -> int:
+    return ipaddress.ip_address(addr).version
 
 
 def _atexit_close_all() -> None:
@@ -381,6 +494,10 @@ class Node:
     ``name`` is the lab-local short name (e.g. ``"pr-h0"``), ``ns`` the real namespace name
     (prefixed), ``ips`` its addresses on its main link (the first is ``ip``).  Routers also
     have ``wan_ip``, ``lan_ip`` and ``nft_rules`` (the ruleset text loaded into them).
+    IPv6 (opt-in): ``ips6`` (the first is ``ip6``; routers: the WAN address), routers'
+    ``wan_ip6``/``lan_ip6`` and ``nft_rules6`` (their ``table ip6 natlab6``), and
+    ``resolvers``: the nameservers of its /etc/netns resolv.conf (empty: none written).
+    IPv6-only nodes have ``ips == []``.
     """
     name: str
     ns: str
@@ -389,10 +506,19 @@ class Node:
     wan_ip: Optional[str] = None
     lan_ip: Optional[str] = None
     nft_rules: Optional[str] = None
+    ips6: list = field(default_factory=list)
+    wan_ip6: Optional[str] = None
+    lan_ip6: Optional[str] = None
+    nft_rules6: Optional[str] = None
+    resolvers: list = field(default_factory=list)
 
     @property
     def ip(self) -> Optional[str]:
         return self.ips[0] if self.ips else None
+
+    @property
+    def ip6(self) -> Optional[str]:
+        return self.ips6[0] if self.ips6 else None
 
     def __str__(self) -> str:
         return self.ns
@@ -408,15 +534,31 @@ class Site:
     ``host_port``: the UDP port the hosts are expected to use.
     ``public_ports``: host name -> public port that ``host_port`` is pinned to (EIM types and
     full-cone); empty for ``symmetric`` and when ``pin=False``.
+    IPv6 (``V6_SITE_TYPES`` or ``ipv6=True``): ``v4nat`` is the IPv4 behaviour (the type for
+    IPv4 types, dual-stack's ``v4nat``, None for IPv6-only sites); ``prefix6`` the LAN's
+    2001:db8:k::/64 (None for ``none``: its hosts sit on the public /64); ``v6-only-nat64``:
+    ``nat64_prefix`` (the /96 the hosts reach IPv4 through), ``dns64`` (the resolver address
+    the hosts use), and ``public_ip``/``public_ports`` are the NAT64's IPv4 side (the
+    address and pinned ports the IPv4 internet sees).  ``v6-firewall``: ``public_ip`` None.
     """
     name: str
     nat: str
     hosts: list
     routers: list
-    public_ip: str
+    public_ip: Optional[str]
     host_port: int
     public_ports: dict
     blocked_peers: tuple = ()
+    v4nat: Optional[str] = None
+    ipv6: bool = False
+    prefix6: Optional[str] = None
+    nat64_prefix: Optional[str] = None
+    dns64: Optional[str] = None
+
+    @property
+    def ipv4(self) -> bool:
+        """Whether the hosts have IPv4 (False for v6-firewall and v6-only-nat64)."""
+        return self.nat not in ("v6-firewall", "v6-only-nat64")
 
     @property
     def host(self) -> Node:
@@ -490,6 +632,47 @@ def nft_ruleset(kind: str, *, wan_if: str = "wan0",
             + "}\n")
 
 
+def nft_ruleset6(*, wan_if: str = "wan0", lan_if: str = "lan0",
+                 blocked_peers: Iterable = (), block_udp: bool = False,
+                 nat64_map: Optional[tuple] = None) -> str:
+    """``table ip6 natlab6``: a router's stateful IPv6 firewall (no NAT66).
+
+    Forward: from ``wan_if`` only ``ct state established,related`` passes, everything else
+    (new flows) is dropped -- address-and-port-dependent filtering, the hosts keep their own
+    global addresses.  Input: new flows from the WAN are dropped (neighbour discovery is
+    untracked by conntrack, so it still works).  ``block_udp`` / ``blocked_peers`` (IPv6
+    addresses) as in ``nft_ruleset``.  ``nat64_map=(public, internal)``: a prerouting rule that
+    maps the /96 ``public`` NAT64 prefix the LAN uses onto tayga's ``internal`` one
+    (``dnat ip6 prefix to``; conntrack maps the answers back).
+    """
+    pre = []
+    if nat64_map:
+        public, internal = nat64_map
+        pre.append(f'iifname "{lan_if}" ip6 daddr {public} dnat ip6 prefix to {internal}')
+    fwd = []
+    if block_udp:
+        fwd.append("meta l4proto udp drop")
+    peers = sorted(set(blocked_peers))
+    if peers:
+        s = ", ".join(peers)
+        fwd.append(f"ip6 daddr {{ {s} }} meta l4proto udp drop")
+        fwd.append(f"ip6 saddr {{ {s} }} meta l4proto udp drop")
+    fwd.append(f'iifname "{wan_if}" ct state established,related accept')
+    fwd.append(f'iifname "{wan_if}" drop')
+
+    def chain(name, hook, prio, kind, rules):
+        body = "".join(f"\t\t{r}\n" for r in rules)
+        return (f"\tchain {name} {{\n\t\ttype {kind} hook {hook} priority {prio}; "
+                f"policy accept;\n{body}\t}}\n")
+
+    return ("table ip6 natlab6 {\n"
+            + (chain("prerouting", "prerouting", "dstnat", "nat", pre) if pre else "")
+            + chain("input", "input", "filter", "filter",
+                    [f'iifname "{wan_if}" ct state new drop'])
+            + chain("forward", "forward", "filter", "filter", fwd)
+            + "}\n")
+
+
 # --------------------------------------------------------------------------------------------
 # The lab
 
@@ -530,6 +713,17 @@ class Lab:
         self._started = False
         self._closed = False
         self.internet: Optional[Node] = None
+        # IPv6 / DNS (opt-in)
+        self.dns: Optional[Node] = None         # add_dns
+        self.dns_records: dict = {}            # fqdn -> [addresses]
+        self.blackholes: dict = {}             # table name -> addresses (blackhole)
+        self._v6_public: list = []             # namespaces with an address on 2001:db8:0:ff::/64
+        self._v6_routes: list = []             # (site prefix, router WAN v6, router ns)
+        self._resolver_override: dict = {}     # node name -> nameservers (NAT64 hosts)
+        self._etc_dirs: list = []              # /etc/netns/<ns> written by this lab
+        self._tables: dict = {}                # (ns, table) -> family, for remove_table
+        self._unbounds: list = []              # (node, "dns"|"dns64", config path)
+        self._tmpdir: Optional[str] = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -597,6 +791,12 @@ class Lab:
                 if err:
                     errors.append(err)
                 self._namespaces.pop()
+            while self._etc_dirs:
+                shutil.rmtree(self._etc_dirs[-1], ignore_errors=True)
+                self._etc_dirs.pop()
+            if self._tmpdir is not None:
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+                self._tmpdir = None
             with _open_labs_lock:
                 _open_labs.discard(self)
         finally:
@@ -717,14 +917,27 @@ class Lab:
     def _ipn(self, ns: str, *args: str) -> None:
         _cmd([_IP, "-n", ns, *args])
 
-    def _setup_ns(self, ns: str, *, forward: bool = False) -> None:
-        """lo up; IPv6 off (the lab is IPv4-only); ip_forward for routers."""
+    def _setup_ns(self, ns: str, *, forward: bool = False, ipv6: bool = False) -> None:
+        """lo up; IPv6 off (unless ``ipv6``); ip_forward (and IPv6 forwarding) for routers.
+
+        With ``ipv6``: no DAD (addresses are usable at once), no router advertisements, no
+        SLAAC -- every address and route is static.
+        """
         self._ipn(ns, "link", "set", "lo", "up")
-        settings = ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
-                    f"net.ipv4.ip_forward={1 if forward else 0}"]
+        if not ipv6:
+            settings = ["net.ipv6.conf.all.disable_ipv6=1",
+                        "net.ipv6.conf.default.disable_ipv6=1",
+                        f"net.ipv4.ip_forward={1 if forward else 0}"]
+        else:
+            f = 1 if forward else 0
+            settings = [f"net.ipv6.conf.{c}.{k}={v}" for k, v in
+                        (("disable_ipv6", 0), ("accept_dad", 0), ("accept_ra", 0),
+                         ("autoconf", 0), ("forwarding", f)) for c in ("all", "default")]
+            settings.append(f"net.ipv4.ip_forward={f}")
         _cmd([_IP, "netns", "exec", ns, _SYSCTL, "-q", "-w", *settings])
 
-    def _add_ns(self, short: str, role: str, *, forward: bool = False) -> Node:
+    def _add_ns(self, short: str, role: str, *, forward: bool = False,
+                ipv6: bool = False) -> Node:
         self._require_running()
         if short in self.nodes:
             raise ValueError(f"node name {short!r} already used")
@@ -733,7 +946,7 @@ class Lab:
         ns = self.prefix + short
         self._namespaces.append(ns)        # registered first: teardown covers partial work
         _cmd([_IP, "netns", "add", ns])
-        self._setup_ns(ns, forward=forward)
+        self._setup_ns(ns, forward=forward, ipv6=ipv6)
         node = Node(short, ns, role)
         self.nodes[short] = node
         return node
@@ -754,32 +967,113 @@ class Lab:
             self._ipn(ns, "addr", "add", f"{a}/{plen}", "dev", ifname)
         self._ipn(ns, "link", "set", ifname, "up")
 
+    def _addr6_up(self, ns: str, ifname: str, addrs: Sequence[str], plen: int = 64) -> None:
+        for a in addrs:
+            self._ipn(ns, "-6", "addr", "add", f"{a}/{plen}", "dev", ifname, "nodad")
+        self._ipn(ns, "link", "set", ifname, "up")
+
+    def _public6(self, node: Node, ifname: str, addrs: Sequence[str]) -> None:
+        """Put IPv6 ``addrs`` (in 2001:db8:0:ff::/64) on ``node``'s public link, with routes to
+        every IPv6 site LAN created so far (their routers' WAN addresses as next hops)."""
+        for a in addrs:
+            if ipaddress.ip_address(a) not in PUBLIC_NET6:
+                raise ValueError(f"{a} is not in {PUBLIC_NET6}")
+        self._addr6_up(node.ns, ifname, addrs)
+        self._v6_public.append(node.ns)
+        for prefix, via, _owner in self._v6_routes:
+            self._ipn(node.ns, "-6", "route", "add", prefix, "via", via)
+
+    def _add_route6(self, prefix: str, router: Node) -> None:
+        """Route a site's LAN ``prefix`` via ``router``'s WAN from every other public v6 node
+        (and from those created later)."""
+        for ns in self._v6_public:
+            if ns != router.ns:
+                self._ipn(ns, "-6", "route", "add", prefix, "via", router.wan_ip6)
+        self._v6_routes.append((prefix, router.wan_ip6, router.ns))
+
+    def _tmp(self) -> str:
+        """The lab's temp dir (configs of tayga/unbound), removed at teardown."""
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.mkdtemp(prefix=TMP_PREFIX + self.prefix)
+        return self._tmpdir
+
+    def _resolvers_for(self, node: Node) -> list:
+        if node.name in self._resolver_override:
+            return list(self._resolver_override[node.name])
+        if self.dns is None:
+            return []
+        servers = []
+        if node.ips:
+            servers.append(DNS_IP)
+        if node.ips6 and self.dns.ips6:
+            servers.append(DNS_IP6)
+        return servers
+
+    def _write_resolv(self, node: Node) -> None:
+        """(Re)write ``/etc/netns/<ns>/resolv.conf`` when ``node`` has a lab resolver."""
+        servers = self._resolvers_for(node)
+        if not servers or servers == node.resolvers:
+            return
+        d = os.path.join(ETC_NETNS, node.ns)
+        if d not in self._etc_dirs:
+            self._etc_dirs.append(d)             # registered first: teardown removes it
+        os.makedirs(d, exist_ok=True)
+        text = (f"# natlab {self.prefix}: the lab's resolver (removed at lab teardown)\n"
+                + "".join(f"nameserver {a}\n" for a in servers)
+                + "options timeout:1 attempts:2\n")
+        # Written in place (no temp file: ip netns exec bind-mounts every entry of the dir).
+        path = os.path.join(d, "resolv.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o644)
+        node.resolvers = servers
+
     # -- public segment ----------------------------------------------------------------------
 
-    def add_public_host(self, name: str, ips: Optional[Sequence[str]] = None) -> Node:
-        """A host directly on 203.0.113.0/24 with the given (or next free .200+) addresses."""
+    def add_public_host(self, name: str, ips: Optional[Sequence[str]] = None, *,
+                        ipv6: bool = False, ips6: Optional[Sequence[str]] = None) -> Node:
+        """A host directly on 203.0.113.0/24 with the given (or next free .200+) addresses.
+
+        ``ipv6=True``: also the IPv6 twin of each address (``public_ip6``: 203.0.113.N ->
+        2001:db8:0:ff::N); ``ips6``: explicit IPv6 addresses in 2001:db8:0:ff::/64 instead
+        (``ips=[]`` with ``ips6`` makes an IPv6-only public host).
+        """
         if ips is None:
             ips = [f"203.0.113.{self._next_public_host}"]
             self._next_public_host += 1
         for a in ips:
             if ipaddress.ip_address(a) not in PUBLIC_NET:
                 raise ValueError(f"{a} is not in {PUBLIC_NET}")
-        node = self._add_ns(name, "public")
+        if ips6 is None:
+            ips6 = [public_ip6(a) for a in ips] if ipv6 else []
+        ips6 = list(ips6)
+        if ips6:
+            check_ipv6_prerequisites()
+        node = self._add_ns(name, "public", ipv6=bool(ips6))
         self._attach_public(node, "eth0")
         self._addr_up(node.ns, "eth0", ips, 24)
         node.ips = list(ips)
+        if ips6:
+            self._public6(node, "eth0", ips6)
+            node.ips6 = ips6
+        self._write_resolv(node)
         return node
 
-    def add_server(self, name: str = "server", ips: Sequence[str] = SERVER_IPS) -> Node:
-        """The STUN-server host: two public addresses (RFC 5780 needs an alternate IP)."""
-        return self.add_public_host(name, ips)
+    def add_server(self, name: str = "server", ips: Sequence[str] = SERVER_IPS, *,
+                   ipv6: bool = False) -> Node:
+        """The STUN-server host: two public addresses (RFC 5780 needs an alternate IP).
+
+        ``ipv6=True``: also 2001:db8:0:ff::10 and ::11 (``server.ips6``, ``server.ip6``).
+        """
+        return self.add_public_host(name, ips, ipv6=ipv6)
 
     # -- NAT sites ---------------------------------------------------------------------------
 
     def add_site(self, name: str, nat: str, *, hosts: Optional[int] = None,
                  host_port: int = 40000, blocked_peers: Iterable[str] = (),
-                 pin: bool = True) -> Site:
-        """Build a NAT site of type ``nat`` (one of ``NAT_TYPES``).
+                 pin: bool = True, ipv6: bool = False, v4nat: Optional[str] = None,
+                 nat64_prefix: str = NAT64_WKP) -> Site:
+        """Build a NAT site of type ``nat`` (one of ``NAT_TYPES`` or ``V6_SITE_TYPES``).
 
         ``hosts``: number of hosts (default 2 for ``same-lan``, else 1).
         ``host_port``: the hosts' UDP port.  Host i's ``host_port`` is pinned (static SNAT)
@@ -788,17 +1082,54 @@ class Lab:
         ``blocked_peers``: public IPs whose UDP the ``udp-blocked-to-peer`` router drops.
         Node names: ``<name>-h<i>`` for hosts, ``<name>-r`` for the router (``double``:
         ``<name>-ri`` inner, ``<name>-ro`` outer).
+
+        IPv6 (site k's LAN is 2001:db8:k::/64, router ::1, hosts ::2, ::3, ...; the router WAN
+        is ``public_ip6(<site's public IPv4>)``; ``blocked_peers`` may hold IPv6 addresses, and
+        on ``v6-firewall``/``v6-only-nat64`` sites any given ones are dropped like
+        ``udp-blocked-to-peer`` does -- IPv4 ones on the NAT64's IPv4 side):
+
+        * ``ipv6=True`` on an IPv4 type (not ``double``): dual stack -- the IPv4 NAT as usual
+          plus the hosts' global IPv6 addresses behind the router's stateful IPv6 firewall
+          (``nft_ruleset6``); ``none``: the hosts get their public twins (no firewall).
+        * ``dual-stack``: the same as ``v4nat`` (default ``port-restricted``) with
+          ``ipv6=True``, but ``site.nat == "dual-stack"``.
+        * ``v6-firewall``: IPv6-only hosts behind the firewall; no IPv4 anywhere on the site.
+        * ``v6-only-nat64``: IPv6-only hosts; the router runs tayga (NAT64 from
+          ``nat64_prefix``, default 64:ff9b::/96, to its public IPv4 address, host i's port
+          ``host_port`` pinned to ``host_port + i``) and unbound (DNS64 at 2001:db8:k::1, the
+          hosts' only resolver, forwarding the lab zone to ``add_dns``'s server).
         """
-        if nat not in NAT_TYPES:
-            raise ValueError(f"unknown NAT type {nat!r}; expected one of {NAT_TYPES}")
+        if nat in V6_SITE_TYPES:
+            if nat == "dual-stack":
+                v4 = v4nat or "port-restricted"
+                ipv6 = True
+            else:
+                if v4nat is not None:
+                    raise ValueError(f"{nat} has no IPv4 NAT (v4nat)")
+                v4 = None
+        elif nat in NAT_TYPES:
+            if v4nat is not None:
+                raise ValueError("v4nat= is for 'dual-stack' sites")
+            v4 = nat
+        else:
+            raise ValueError(f"unknown NAT type {nat!r}; expected one of "
+                             f"{NAT_TYPES + V6_SITE_TYPES}")
+        if v4 is not None and v4 not in NAT_TYPES:
+            raise ValueError(f"unknown IPv4 NAT type {v4!r}; expected one of {NAT_TYPES}")
+        if v4 == "double" and ipv6:
+            raise ValueError("IPv6 is not supported on 'double' sites")
+        if v4 is None or ipv6:
+            check_ipv6_prerequisites(nat64=(nat == "v6-only-nat64"))
         if name in self.sites:
             raise ValueError(f"site {name!r} already exists")
         blocked_peers = tuple(blocked_peers)
-        if nat == "udp-blocked-to-peer" and not blocked_peers:
+        blocked4 = tuple(a for a in blocked_peers if _family(a) == 4)
+        blocked6 = tuple(a for a in blocked_peers if _family(a) == 6)
+        if v4 == "udp-blocked-to-peer" and not blocked_peers:
             raise ValueError("udp-blocked-to-peer needs blocked_peers")
-        if nat == "full-cone" and not pin:
+        if v4 == "full-cone" and not pin:
             raise ValueError("full-cone needs pin=True (the DNAT is the pinned port)")
-        nhosts = hosts if hosts is not None else (2 if nat == "same-lan" else 1)
+        nhosts = hosts if hosts is not None else (2 if v4 == "same-lan" else 1)
         if nhosts < 1:
             raise ValueError("a site needs at least one host")
         k = len(self.sites) + 1
@@ -807,22 +1138,28 @@ class Lab:
         base = 20 + 10 * (k - 1)
         public_ip = f"203.0.113.{base}"
 
-        if nat == "none":
+        if v4 is None:
+            return self._add_v6only_site(name, nat, nhosts, k, public_ip, host_port,
+                                         blocked_peers, nat64_prefix)
+
+        if v4 == "none":
             if nhosts > 9:
                 raise ValueError("at most 9 hosts on a 'none' site")
             hosts_ = []
             for i in range(nhosts):
-                h = self.add_public_host(f"{name}-h{i}", [f"203.0.113.{base + i}"])
+                h = self.add_public_host(f"{name}-h{i}", [f"203.0.113.{base + i}"],
+                                         ipv6=ipv6)
                 h.role = "host"
                 hosts_.append(h)
             site = Site(name, nat, hosts_, [], public_ip, host_port,
-                        {h.name: host_port for h in hosts_})
+                        {h.name: host_port for h in hosts_}, v4nat=v4, ipv6=ipv6)
             self.sites[name] = site
             return site
 
         lan_net = f"10.0.{k}"
+        lan6 = f"2001:db8:{k}::" if ipv6 else None
         routers = []
-        if nat == "double":
+        if v4 == "double":
             cgn = f"100.64.{k}"
             inner = self._add_router(f"{name}-ri", wan_ip=f"{cgn}.2", wan_plen=24,
                                      lan_ip=f"{lan_net}.1", wan_gateway=f"{cgn}.1")
@@ -836,12 +1173,14 @@ class Lab:
             self._ipn(inner.ns, "route", "add", "default", "via", f"{cgn}.1")
             routers = [inner, outer]
         else:
-            routers = [self._add_router(f"{name}-r", wan_ip=public_ip, wan_plen=24,
-                                        lan_ip=f"{lan_net}.1", public=True)]
+            routers = [self._add_router(
+                f"{name}-r", wan_ip=public_ip, wan_plen=24, lan_ip=f"{lan_net}.1", public=True,
+                wan_ip6=public_ip6(public_ip) if ipv6 else None,
+                lan_ip6=lan6 + "1" if ipv6 else None)]
 
         hosts_ = []
         for i in range(nhosts):
-            h = self._add_ns(f"{name}-h{i}", "host")
+            h = self._add_ns(f"{name}-h{i}", "host", ipv6=ipv6)
             ip = f"{lan_net}.{2 + i}"
             self._link(h.ns, "eth0", routers[0].ns, f"h{i}")
             self._ipn(routers[0].ns, "link", "set", f"h{i}", "master", "lan0")
@@ -849,45 +1188,330 @@ class Lab:
             self._addr_up(h.ns, "eth0", [ip], 24)
             self._ipn(h.ns, "route", "add", "default", "via", f"{lan_net}.1")
             h.ips = [ip]
+            if ipv6:
+                h.ips6 = [f"{lan6}{2 + i}"]
+                self._addr6_up(h.ns, "eth0", h.ips6)
+                self._ipn(h.ns, "-6", "route", "add", "default", "via", routers[0].lan_ip6)
             hosts_.append(h)
 
         # Rulesets.
-        do_pin = pin and nat != "symmetric"
+        do_pin = pin and v4 != "symmetric"
         public_ports = {}
         pins_inner = []
         for i, h in enumerate(hosts_):
             if do_pin:
                 public_ports[h.name] = host_port + i
                 pins_inner.append((h.ip, host_port, routers[0].wan_ip, host_port + i))
-        kind = "symmetric" if nat == "symmetric" else "eim"
+        kind = "symmetric" if v4 == "symmetric" else "eim"
         self._load_rules(routers[0], nft_ruleset(
-            kind, pins=pins_inner, dnat=(nat == "full-cone"),
-            blocked_peers=blocked_peers if nat == "udp-blocked-to-peer" else (),
-            block_udp=(nat == "udp-blocked")))
-        if nat == "double":
+            kind, pins=pins_inner, dnat=(v4 == "full-cone"),
+            blocked_peers=blocked4 if v4 == "udp-blocked-to-peer" else (),
+            block_udp=(v4 == "udp-blocked")))
+        if v4 == "double":
             pins_outer = ([(routers[0].wan_ip, host_port + i, routers[1].wan_ip, host_port + i)
                            for i in range(nhosts)] if do_pin else [])
             self._load_rules(routers[1], nft_ruleset("eim", pins=pins_outer))
+        if ipv6:
+            self._load_rules6(routers[0], nft_ruleset6(
+                blocked_peers=blocked6 if v4 == "udp-blocked-to-peer" else (),
+                block_udp=(v4 == "udp-blocked")))
+            self._add_route6(lan6 + "/64", routers[0])
 
         site = Site(name, nat, hosts_, routers, public_ip, host_port, public_ports,
-                    blocked_peers)
+                    blocked_peers, v4nat=v4, ipv6=ipv6,
+                    prefix6=lan6 + "/64" if ipv6 else None)
         self.sites[name] = site
+        for n in hosts_ + routers:
+            self._write_resolv(n)
         return site
 
-    def _add_router(self, name: str, *, wan_ip: str, wan_plen: int, lan_ip: str,
-                    public: bool = False, wan_gateway: Optional[str] = None) -> Node:
-        r = self._add_ns(name, "router", forward=True)
-        r.wan_ip, r.lan_ip, r.ips = wan_ip, lan_ip, [wan_ip]
+    def _add_v6only_site(self, name: str, nat: str, nhosts: int, k: int, public_ip: str,
+                         host_port: int, blocked_peers: tuple, nat64_prefix: str) -> Site:
+        """``v6-firewall`` and ``v6-only-nat64`` (see ``add_site``)."""
+        nat64 = nat == "v6-only-nat64"
+        blocked6 = tuple(a for a in blocked_peers if _family(a) == 6)
+        if len(blocked6) != len(blocked_peers) and not nat64:
+            raise ValueError("a v6-firewall site has no IPv4 to block")
+        if nat64:
+            net = ipaddress.ip_network(nat64_prefix)
+            if net.version != 6 or net.prefixlen != 96:
+                raise ValueError(f"nat64_prefix {nat64_prefix} is not an IPv6 /96")
+            nat64_prefix = str(net)
+        lan6 = f"2001:db8:{k}::"
+        r = self._add_router(f"{name}-r", wan_ip=public_ip if nat64 else None, wan_plen=24,
+                             lan_ip=None, public=True, wan_ip6=public_ip6(public_ip),
+                             lan_ip6=lan6 + "1")
+        hosts_ = []
+        for i in range(nhosts):
+            h = self._add_ns(f"{name}-h{i}", "host", ipv6=True)
+            self._link(h.ns, "eth0", r.ns, f"h{i}")
+            self._ipn(r.ns, "link", "set", f"h{i}", "master", "lan0")
+            self._ipn(r.ns, "link", "set", f"h{i}", "up")
+            h.ips6 = [f"{lan6}{2 + i}"]
+            self._addr6_up(h.ns, "eth0", h.ips6)
+            self._ipn(h.ns, "-6", "route", "add", "default", "via", r.lan_ip6)
+            hosts_.append(h)
+        site = Site(name, nat, hosts_, [r], public_ip if nat64 else None, host_port, {},
+                    blocked_peers, v4nat=None, ipv6=True, prefix6=lan6 + "/64",
+                    nat64_prefix=nat64_prefix if nat64 else None)
+        self.sites[name] = site
+        if nat64:
+            self._start_nat64(site, k)
+        else:
+            self._load_rules6(r, nft_ruleset6(blocked_peers=blocked6))
+        self._add_route6(site.prefix6, r)
+        for n in hosts_ + [r]:
+            self._write_resolv(n)
+        return site
+
+    def _start_nat64(self, site: Site, k: int) -> None:
+        """tayga + unbound DNS64 on ``site``'s router (see README, "IPv6").
+
+        tayga 0.9.2 refuses to translate the well-known prefix to RFC 5737 addresses (the lab's
+        "public" 203.0.113.0/24; RFC 6052 section 3.1), so with 64:ff9b::/96 tayga itself
+        runs on a network-specific prefix 2001:db8:k:64::/96 and the router maps the
+        well-known prefix onto it (``dnat ip6 prefix to``, conntrack maps the answers back):
+        the hosts only ever see 64:ff9b::/96.  Any other /96 is tayga's own prefix.
+        """
+        r = site.router
+        public = site.nat64_prefix
+        wkp = ipaddress.ip_network(public) == ipaddress.ip_network(NAT64_WKP)
+        xlat = f"2001:db8:{k}:64::/96" if wkp else public
+        conf = os.path.join(self._tmp(), f"{r.name}-tayga.conf")
+        lines = ["tun-device nat64", f"ipv4-addr {NAT64_POOL}.1", f"prefix {xlat}",
+                 f"dynamic-pool {NAT64_POOL}.0/24"]
+        lines += [f"map {NAT64_POOL}.{2 + i} {h.ip6}" for i, h in enumerate(site.hosts)]
+        with open(conf, "w") as f:
+            f.write("".join(line + "\n" for line in lines))
+        cp = self.run(r, [_TAYGA, "--mktun", "-c", conf], timeout=10)
+        if cp.returncode != 0:
+            raise LabError(f"tayga --mktun in {r.ns} failed ({cp.returncode}): "
+                           f"{(cp.stdout + cp.stderr).strip()}")
+        self._ipn(r.ns, "link", "set", "nat64", "up")
+        self._ipn(r.ns, "route", "add", f"{NAT64_POOL}.0/24", "dev", "nat64")
+        self._ipn(r.ns, "-6", "route", "add", xlat, "dev", "nat64")
+        site.public_ports = {h.name: site.host_port + i for i, h in enumerate(site.hosts)}
+        self._load_rules(r, nft_ruleset("eim", pins=[
+            (f"{NAT64_POOL}.{2 + i}", site.host_port, site.public_ip, site.host_port + i)
+            for i in range(len(site.hosts))],
+            blocked_peers=[a for a in site.blocked_peers if _family(a) == 4]))
+        self._load_rules6(r, nft_ruleset6(
+            blocked_peers=[a for a in site.blocked_peers if _family(a) == 6],
+            nat64_map=(public, xlat) if wkp else None))
+        # tayga -d logs to stdout through stdio: line-buffer it so the ready line arrives.
+        argv = [_TAYGA, "-d", "-c", conf]
+        if os.path.isabs(_STDBUF):
+            argv = [_STDBUF, "-oL", *argv]
+        proc = self.spawn(r, argv)
+        wait_for_line(proc, r"dynamically-assigned mappings", 10)
+        # DNS64: the hosts' only resolver; the lab zone and ipv4only.arpa (RFC 7050) come
+        # from the lab DNS server (add_dns), whenever it exists.
+        site.dns64 = r.lan_ip6
+        self._start_unbound(r, "dns64", [r.lan_ip6], "dns64 iterator", [
+            f"dns64-prefix: {public}",
+            'local-zone: "test." nodefault',
+        ], [f'stub-zone:\n\tname: "{z}."\n\tstub-addr: {DNS_IP}\n'
+            for z in (DNS_ZONE, "ipv4only.arpa")], cache=False)
+        for h in site.hosts:
+            self._resolver_override[h.name] = [r.lan_ip6]
+
+    def _add_router(self, name: str, *, wan_ip: Optional[str], wan_plen: int,
+                    lan_ip: Optional[str], public: bool = False,
+                    wan_gateway: Optional[str] = None, wan_ip6: Optional[str] = None,
+                    lan_ip6: Optional[str] = None) -> Node:
+        ipv6 = bool(wan_ip6 or lan_ip6)
+        r = self._add_ns(name, "router", forward=True, ipv6=ipv6)
+        r.wan_ip, r.lan_ip, r.ips = wan_ip, lan_ip, [wan_ip] if wan_ip else []
         self._ipn(r.ns, "link", "add", "lan0", "type", "bridge")
-        self._addr_up(r.ns, "lan0", [lan_ip], 24)
+        self._addr_up(r.ns, "lan0", [lan_ip] if lan_ip else [], 24)
         if public:
             self._attach_public(r, "wan0")
-            self._addr_up(r.ns, "wan0", [wan_ip], wan_plen)
+            self._addr_up(r.ns, "wan0", [wan_ip] if wan_ip else [], wan_plen)
+        if lan_ip6:
+            r.lan_ip6 = lan_ip6
+            self._addr6_up(r.ns, "lan0", [lan_ip6])
+        if wan_ip6:
+            r.wan_ip6, r.ips6 = wan_ip6, [wan_ip6]
+            self._public6(r, "wan0", [wan_ip6])
         return r
 
     def _load_rules(self, router: Node, rules: str) -> None:
         _cmd([_IP, "netns", "exec", router.ns, _NFT, "-f", "-"], input=rules)
         router.nft_rules = rules
+
+    def _load_rules6(self, router: Node, rules: str) -> None:
+        _cmd([_IP, "netns", "exec", router.ns, _NFT, "-f", "-"], input=rules)
+        router.nft_rules6 = rules
+
+    # -- DNS ---------------------------------------------------------------------------------
+
+    def _start_unbound(self, node: Node, tag: str, interfaces: Sequence[str], modules: str,
+                       server: Sequence[str], tail: Sequence[str], *,
+                       cache: bool = True) -> subprocess.Popen:
+        """Run an unbound (foreground, config in the lab's temp dir) in ``node``; wait until
+        it serves.  Remote control over a unix socket (``_unbound_control``)."""
+        tmp = self._tmp()
+        conf = os.path.join(tmp, f"{node.name}-{tag}.conf")
+        opts = ["verbosity: 1", "use-syslog: no", 'logfile: ""', 'chroot: ""', 'username: ""',
+                f'directory: "{tmp}"', f'pidfile: "{tmp}/{node.name}-{tag}.pid"',
+                "do-daemonize: no", "interface-automatic: no",
+                *[f"interface: {a}" for a in interfaces], "port: 53",
+                "do-ip4: yes", f"do-ip6: {'yes' if node.ips6 else 'no'}",
+                "do-udp: yes", "do-tcp: yes",
+                "access-control: 0.0.0.0/0 allow", "access-control: ::/0 allow",
+                "num-threads: 1", "so-reuseport: no", "outgoing-range: 64",
+                "num-queries-per-thread: 32", "msg-cache-size: 1m", "rrset-cache-size: 1m",
+                "qname-minimisation: no", "infra-keep-probing: yes", "infra-host-ttl: 10",
+                f'module-config: "{modules}"']
+        if not cache:
+            # Lab records change under test (dns_set flushes too): keep nothing for long.
+            opts += ["cache-max-ttl: 1", "cache-max-negative-ttl: 1"]
+        text = ("server:\n" + "".join(f"\t{o}\n" for o in [*opts, *server])
+                + "".join(tail)
+                + "remote-control:\n\tcontrol-enable: yes\n"
+                f'\tcontrol-interface: "{tmp}/{node.name}-{tag}.ctl"\n'
+                "\tcontrol-use-cert: no\n")
+        with open(conf, "w") as f:
+            f.write(text)
+        proc = self.spawn(node, [_UNBOUND, "-d", "-c", conf])
+        wait_for_line(proc, r"start of service", 10, stream="stderr")
+        self._unbounds.append((node, tag, conf))
+        return proc
+
+    def _unbound_control(self, node: Node, conf: str, *args: str) -> str:
+        cp = self.run(node, [_UNBOUND_CONTROL, "-c", conf, *args], timeout=10)
+        if cp.returncode != 0:
+            raise LabError(f"unbound-control {' '.join(args)} in {node.ns} failed "
+                           f"({cp.returncode}): {(cp.stdout + cp.stderr).strip()}")
+        return cp.stdout
+
+    @staticmethod
+    def dns_name(name: str) -> str:
+        """``"relay"`` -> ``"relay.natlab.test"``; full names (with a dot) are kept."""
+        name = name.rstrip(".")
+        full = name if "." in name else f"{name}.{DNS_ZONE}"
+        if full != DNS_ZONE and not full.endswith("." + DNS_ZONE):
+            raise ValueError(f"{name!r} is not in the lab zone {DNS_ZONE}")
+        return full
+
+    @staticmethod
+    def _rr(fqdn: str, addr: str, ttl: int = 30) -> str:
+        return f"{fqdn}. {ttl} IN {'A' if _family(addr) == 4 else 'AAAA'} {addr}"
+
+    def add_dns(self, records: Optional[dict] = None, *, ipv6: bool = True,
+                name: str = "dns") -> Node:
+        """The lab's DNS server: an unbound authoritative for ``natlab.test`` (``local-data``).
+
+        A public node at ``DNS_IP`` (203.0.113.5) and, with ``ipv6``, ``DNS_IP6``
+        (2001:db8:0:ff::5).  ``records``: name -> addresses (IPv4 -> A, IPv6 -> AAAA;
+        ``"relay"`` means ``relay.natlab.test``).  ``ipv4only.arpa`` has its RFC 7050 A records
+        (192.0.0.170, .171), so NAT64 prefix discovery works behind a DNS64.  From now on every
+        namespace of the lab with an address (existing and future ones) resolves through it:
+        ``/etc/netns/<ns>/resolv.conf`` (``node.resolvers``) names ``DNS_IP`` if the node has
+        IPv4 and ``DNS_IP6`` if it has IPv6; ``v6-only-nat64`` hosts use their DNS64 instead,
+        which asks this server.  Change records later with ``dns_set``.
+        """
+        if ipv6:
+            check_ipv6_prerequisites(dns=True)
+        else:
+            check_prerequisites()
+            if not os.path.isabs(_UNBOUND) or not os.path.isabs(_UNBOUND_CONTROL):
+                raise unittest.SkipTest("natlab DNS needs unbound and unbound-control (Debian"
+                                        " package 'unbound'; scripts/setup-deps installs it)")
+        if self.dns is not None:
+            raise ValueError("the lab already has a DNS server")
+        recs = {self.dns_name(n): [str(ipaddress.ip_address(a)) for a in addrs]
+                for n, addrs in (records or {}).items()}
+        node = self.add_public_host(name, [DNS_IP], ips6=[DNS_IP6] if ipv6 else [])
+        soa = (f"{DNS_ZONE}. 3600 IN SOA ns.{DNS_ZONE}. hostmaster.{DNS_ZONE}. "
+               "1 3600 600 86400 1")
+        server = [f'local-zone: "{DNS_ZONE}." static', f'local-data: "{soa}"']
+        server += [f'local-data: "{self._rr(fq, a)}"' for fq, addrs in recs.items()
+                   for a in addrs]
+        server += ['local-zone: "ipv4only.arpa." static',
+                   'local-data: "ipv4only.arpa. 3600 IN A 192.0.0.170"',
+                   'local-data: "ipv4only.arpa. 3600 IN A 192.0.0.171"']
+        self._start_unbound(node, "dns", node.ips + node.ips6, "iterator", server, [])
+        self.dns = node
+        self.dns_records = recs
+        for n in self.nodes.values():
+            self._write_resolv(n)
+        return node
+
+    def dns_set(self, name: str, addrs: Sequence[str]) -> None:
+        """Replace the records of ``name`` on the lab DNS (empty ``addrs``: remove the name)
+        and flush it from every DNS64's cache."""
+        if self.dns is None:
+            raise LabError("the lab has no DNS server (add_dns)")
+        fq = self.dns_name(name)
+        addrs = [str(ipaddress.ip_address(a)) for a in addrs]
+        for node, tag, conf in self._unbounds:
+            if tag == "dns":
+                self._unbound_control(node, conf, "local_data_remove", fq)
+                for a in addrs:
+                    self._unbound_control(node, conf, "local_data", self._rr(fq, a))
+        for node, tag, conf in self._unbounds:
+            if tag == "dns64":
+                self._unbound_control(node, conf, "flush_zone", DNS_ZONE)
+                self._unbound_control(node, conf, "flush_infra", "all")
+        if addrs:
+            self.dns_records[fq] = addrs
+        else:
+            self.dns_records.pop(fq, None)
+
+    def resolvers(self, node: NsLike) -> list:
+        """The nameserver addresses ``node``'s resolv.conf names (empty: the machine's)."""
+        n = node if isinstance(node, Node) else self.nodes[node]
+        return list(n.resolvers)
+
+    # -- black holes -------------------------------------------------------------------------
+
+    def blackhole(self, target: Union[Node, str, Iterable[str]], family: Optional[int] = None,
+                  *, name: Optional[str] = None) -> str:
+        """Silently drop every packet to or from some addresses on the public segment.
+
+        ``target``: an address, a list of addresses, or a Node (its ``ips`` and ``ips6``);
+        ``family`` (4 or 6) keeps only that family -- e.g. ``blackhole(server, 6)`` leaves the
+        server reachable over IPv4 only, with IPv6 packets vanishing (no ICMP error, no
+        reset: what a Happy-Eyeballs client meets on a broken IPv6 path).  A ``bridge`` table
+        in the ``inet`` namespace (neighbour discovery still passes, so the loss is silent).
+        Returns the table name for ``unblackhole``.
+        """
+        if isinstance(target, Node):
+            addrs = list(target.ips) + list(target.ips6)
+        elif isinstance(target, str):
+            addrs = [target]
+        else:
+            addrs = list(target)
+        addrs = [str(ipaddress.ip_address(a)) for a in addrs]
+        if family is not None:
+            addrs = [a for a in addrs if _family(a) == family]
+        if not addrs:
+            raise ValueError("blackhole: no address of that family")
+        if name is None:
+            n = 0
+            while f"natlab_bh{n}" in self.blackholes:
+                n += 1
+            name = f"natlab_bh{n}"
+        v4 = ", ".join(sorted(a for a in addrs if _family(a) == 4))
+        v6 = ", ".join(sorted(a for a in addrs if _family(a) == 6))
+        rules = []
+        if v6:
+            rules.append("icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept")
+            rules += [f"ip6 daddr {{ {v6} }} drop", f"ip6 saddr {{ {v6} }} drop"]
+        if v4:
+            rules += [f"ip daddr {{ {v4} }} drop", f"ip saddr {{ {v4} }} drop"]
+        body = ("\tchain forward {\n"
+                "\t\ttype filter hook forward priority filter; policy accept;\n"
+                + "".join(f"\t\t{r}\n" for r in rules) + "\t}\n")
+        self.add_table(self.internet, name, body, family="bridge")
+        self.blackholes[name] = addrs
+        return name
+
+    def unblackhole(self, name: str) -> None:
+        """Undo ``blackhole``."""
+        self.remove_table(self.internet, name)
+        self.blackholes.pop(name, None)
 
     def next_site_public_ip(self, ahead: int = 0) -> str:
         """The public address the ``ahead``-th next ``add_site`` call will give its site.
@@ -899,21 +1523,28 @@ class Lab:
 
     # -- changing a running router -----------------------------------------------------------
 
-    def add_table(self, router: NsLike, name: str, body: str) -> str:
+    def add_table(self, router: NsLike, name: str, body: str, *, family: str = "ip") -> str:
         """Load ``table ip <name> { <body> }`` into ``router`` (next to its ``natlab`` table).
 
         Returns ``name``; ``remove_table`` deletes it again.  A drop in any table's base chain
         drops the packet, so extra tables can only add restrictions or rewrites.
+        ``family``: ``ip6``, ``inet`` or ``bridge`` for a table of another family.
         """
-        if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", name) or name == "natlab":
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", name) or name in ("natlab", "natlab6"):
             raise ValueError(f"bad table name {name!r}")
-        _cmd([_IP, "netns", "exec", self.ns_of(router), _NFT, "-f", "-"],
-             input=f"table ip {name} {{\n{body}}}\n")
+        if family not in ("ip", "ip6", "inet", "bridge"):
+            raise ValueError(f"bad table family {family!r}")
+        ns = self.ns_of(router)
+        _cmd([_IP, "netns", "exec", ns, _NFT, "-f", "-"],
+             input=f"table {family} {name} {{\n{body}}}\n")
+        self._tables[(ns, name)] = family
         return name
 
     def remove_table(self, router: NsLike, name: str) -> None:
         """Delete a table loaded with ``add_table`` / ``block_udp``."""
-        _cmd([_IP, "netns", "exec", self.ns_of(router), _NFT, "delete", "table", "ip", name])
+        ns = self.ns_of(router)
+        family = self._tables.pop((ns, name), "ip")
+        _cmd([_IP, "netns", "exec", ns, _NFT, "delete", "table", family, name])
 
     def block_udp(self, router: NsLike, peer_ips: Iterable[str], *,
                   name: str = "natlab_block") -> str:
@@ -923,15 +1554,22 @@ class Lab:
         own, priority just before the ``natlab`` forward chain): existing conntrack entries
         do not help the packets through.  Returns the table name for ``remove_table``.
         """
-        peers = ", ".join(sorted(set(peer_ips)))
-        if not peers:
+        peer_ips = sorted(set(peer_ips))
+        if not peer_ips:
             raise ValueError("block_udp needs at least one address")
+        peers = ", ".join(a for a in peer_ips if _family(a) == 4)
+        peers6 = ", ".join(a for a in peer_ips if _family(a) == 6)
+        rules = []
+        if peers:
+            rules += [f"\t\tip daddr {{ {peers} }} meta l4proto udp drop\n",
+                      f"\t\tip saddr {{ {peers} }} meta l4proto udp drop\n"]
+        if peers6:     # IPv6 peers: an inet table (IPv4-only calls keep their ip table)
+            rules += [f"\t\tip6 daddr {{ {peers6} }} meta l4proto udp drop\n",
+                      f"\t\tip6 saddr {{ {peers6} }} meta l4proto udp drop\n"]
         body = ("\tchain forward {\n"
                 "\t\ttype filter hook forward priority filter - 1; policy accept;\n"
-                f"\t\tip daddr {{ {peers} }} meta l4proto udp drop\n"
-                f"\t\tip saddr {{ {peers} }} meta l4proto udp drop\n"
-                "\t}\n")
-        return self.add_table(router, name, body)
+                + "".join(rules) + "\t}\n")
+        return self.add_table(router, name, body, family="inet" if peers6 else "ip")
 
     def flush_conntrack(self, router: NsLike) -> int:
         """Forget every IPv4 conntrack entry of ``router`` (like ``conntrack -F``).
@@ -961,10 +1599,26 @@ class Lab:
         lines = [f"lab {self.prefix}"]
         for n in self.nodes.values():
             extra = f" wan={n.wan_ip} lan={n.lan_ip}" if n.role == "router" else ""
+            if n.ips6:
+                extra += f" ips6={n.ips6}"
+                if n.role == "router":
+                    extra += f" lan6={n.lan_ip6}"
+            if n.resolvers:
+                extra += f" dns={n.resolvers}"
             lines.append(f"  {n.role:8} {n.name:12} ns={n.ns} ips={n.ips}{extra}")
         for s in self.sites.values():
+            extra = ""
+            if s.ipv6:
+                extra = f" v4nat={s.v4nat} prefix6={s.prefix6}"
+                if s.nat64_prefix:
+                    extra += f" nat64={s.nat64_prefix} dns64={s.dns64}"
             lines.append(f"  site {s.name}: {s.nat} public={s.public_ip} "
-                         f"ports={s.public_ports}")
+                         f"ports={s.public_ports}{extra}")
+        if self.dns is not None:
+            lines.append(f"  dns {DNS_ZONE} at {self.dns.ips + self.dns.ips6}: "
+                         + ", ".join(f"{k}={v}" for k, v in self.dns_records.items()))
+        for name, addrs in self.blackholes.items():
+            lines.append(f"  blackhole {name}: {addrs}")
         return "\n".join(lines)
 
 
@@ -978,6 +1632,11 @@ ALT_PORT = 3479
 def server_endpoints(server: Node, ports: Sequence[int] = (PRIMARY_PORT, ALT_PORT)) -> list:
     """Every ``ip:port`` combination of the server's addresses and ``ports`` (RFC 5780 style)."""
     return [f"{ip}:{port}" for ip in server.ips for port in ports]
+
+
+def server_endpoints6(server: Node, ports: Sequence[int] = (PRIMARY_PORT, ALT_PORT)) -> list:
+    """``server_endpoints`` for the server's IPv6 addresses: ``["[ip6]:port", ...]``."""
+    return [hostport(ip, port) for ip in server.ips6 for port in ports]
 
 
 def start_echo(lab: Lab, node: NsLike, binds: Sequence[str], *, tcp: Sequence[str] = (),
