@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "base/resolver.h"
 #include "base/address.h"
 #include "base/log.h"
 #include "call/context.h"
@@ -237,10 +238,17 @@ int parley_context_create(const parley_identity *id, const parley_context_config
       return fail(parley::kErrInvalidArgument, "parley_context_create: config.relay_address "
                                                "must not be NULL");
     }
-    if (parley::SocketAddress::parse(config->relay_address, &cc.relay.relay) != parley::kOk) {
-      return fail(parley::kErrAddressInvalid,
-                  "parley_context_create: config.relay_address '%s' is not ip:port",
-                  config->relay_address);
+    std::string relay_host;
+    uint16_t relay_port = 0;
+    if (parley::SocketAddress::parse(config->relay_address, &cc.relay.relay) == parley::kOk) {
+      // an IP literal
+    } else if (parley::split_host_port(config->relay_address, &relay_host, &relay_port) ==
+               parley::kOk) {
+      cc.relay.relay_name = config->relay_address;  // resolved on the context's loop
+    } else {
+      const std::string why = parley::last_error_message();  // fail() rewrites that buffer
+      return fail(parley::kErrAddressInvalid, "parley_context_create: config.relay_address: %s",
+                  why.c_str());
     }
     if (config->relay_fingerprint) {
       pid::Fingerprint fp;

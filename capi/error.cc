@@ -52,6 +52,8 @@ PARLEY_SAME(PARLEY_ERR_WRONG_THREAD, kErrWrongThread);
 PARLEY_SAME(PARLEY_ERR_INVALID_HANDLE, kErrInvalidHandle);
 PARLEY_SAME(PARLEY_ERR_CALL_ENDED, kErrCallEnded);
 PARLEY_SAME(PARLEY_ERR_NO_PATH, kErrNoPath);
+PARLEY_SAME(PARLEY_ERR_NAME_NOT_FOUND, kErrNameNotFound);
+PARLEY_SAME(PARLEY_ERR_NO_USABLE_ADDRESS, kErrNoUsableAddress);
 #undef PARLEY_SAME
 
 const char *parley_strerror(int err) { return parley::error_description(err); }

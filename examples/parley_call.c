@@ -4,7 +4,7 @@
  * status line is printed every second (path, RTT, loss, jitter-buffer delay, bitrate,
  * profile).
  *
- *   parley-call --relay IP:PORT [--relay-fp HEX] --seed FILE (--call FINGERPRINT | --answer)
+ *   parley-call --relay HOST:PORT [--relay-fp HEX] --seed FILE (--call FINGERPRINT | --answer)
  *               [--in IN.wav] [--out OUT.wav] [--duration SECONDS] [--tail SECONDS]
  *               [--bind IP:PORT] [--no-direct] [--loopback] [--fingerprint-file FILE]
  *               [--chunk-ms MS] [--status-ms MS] [--mute-after SECONDS] [--profile N]
@@ -234,7 +234,7 @@ static void sleep_ms(int ms) {
 
 static int usage(void) {
   fprintf(stderr,
-          "usage: parley-call --relay IP:PORT [--relay-fp HEX] --seed FILE\n"
+          "usage: parley-call --relay HOST:PORT [--relay-fp HEX] --seed FILE\n"
           "                   (--call FINGERPRINT | --answer) [--in IN.wav] [--out OUT.wav]\n"
           "                   [--duration S] [--tail S] [--bind IP:PORT] [--no-direct]\n"
           "                   [--loopback] [--fingerprint-file FILE] [--chunk-ms MS]\n"

@@ -181,7 +181,13 @@ typedef enum parley_error {
   /** The call ended because it had no path to the peer for no_path_timeout_ms: the relay
    * was unreachable (or had not taken the call back) and no direct path carried it. A call
    * on a working direct path never ends for the relay's absence. */
-  PARLEY_ERR_NO_PATH = -46
+  PARLEY_ERR_NO_PATH = -46,
+  /** A host name (the relay's) does not resolve: it does not exist, or no DNS answer could
+   * be had. The message names the name and what the resolver said. */
+  PARLEY_ERR_NAME_NOT_FOUND = -47,
+  /** A host name resolves, but to no address this context can use (none of its socket's
+   * family; or no IPv4/IPv6 address at all). The message names the name. */
+  PARLEY_ERR_NO_USABLE_ADDRESS = -48
 } parley_error;
 
 /**
@@ -599,7 +605,11 @@ typedef void (*parley_event_fn)(void *user_data, const parley_event *event);
 typedef struct parley_context_config {
   /** sizeof(parley_context_config): lets later versions grow the struct. */
   size_t struct_size;
-  /** The relay, "ip:port" or "[ipv6]:port". Required. */
+  /** The relay, "ip:port", "[ipv6]:port" or "host:port". Required. A name is resolved on
+   * the context's own thread before every connection (never blocking the caller), so a relay
+   * that moves keeps its clients; a name that does not resolve, or has no address of the
+   * socket's family, shows as PARLEY_EVENT_RELAY_STATE (backoff) with error
+   * PARLEY_ERR_NAME_NOT_FOUND or PARLEY_ERR_NO_USABLE_ADDRESS, and is tried again. */
   const char *relay_address;
   /** The relay's fingerprint (64 hex). NULL: the context learns the identity the relay
    * presents without sending it anything, and waits in PARLEY_RELAY_UNTRUSTED for

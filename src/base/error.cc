@@ -56,6 +56,8 @@ const char *error_description(int code) {
     case kErrInvalidHandle: return "not a live handle (freed, or never created)";
     case kErrCallEnded: return "the call has ended";
     case kErrNoPath: return "no path to the peer for too long";
+    case kErrNameNotFound: return "the name does not resolve";
+    case kErrNoUsableAddress: return "the name has no usable address";
   }
   return "unknown error";
 }

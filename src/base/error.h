@@ -57,6 +57,8 @@ enum Error : int {
   kErrInvalidHandle = -44,
   kErrCallEnded = -45,
   kErrNoPath = -46,
+  kErrNameNotFound = -47,
+  kErrNoUsableAddress = -48,
 };
 
 // The fixed one-line description of `code` ("unknown error" for codes parley never returns).

@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "base/demux.h"
+#include "base/resolver.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "ice/driver.h"
@@ -61,7 +62,15 @@ Context::Context(const identity::Identity &id, ContextConfig config, EventHandle
 
 int Context::create(const identity::Identity &id, ContextConfig config, EventHandler handler,
                     std::unique_ptr<Context> *out) {
-  if (!config.relay.relay.is_set()) return fail(kErrInvalidArgument, "no relay address");
+  if (!config.relay.relay.is_set()) {
+    if (config.relay.relay_name.empty()) return fail(kErrInvalidArgument, "no relay address");
+    std::string host;
+    uint16_t port;
+    if (split_host_port(config.relay.relay_name, &host, &port) != kOk) {
+      const std::string why = last_error_message();  // fail() rewrites that buffer
+      return fail(kErrInvalidArgument, "relay: %s", why.c_str());
+    }
+  }
   {
     // The audio settings are checked once here, so a call never fails for them later.
     std::shared_ptr<VoiceChannel> probe;
@@ -204,6 +213,7 @@ int Context::init() {
   };
   l.on_message = [this](const signal::Message &m) { on_relay_message(m); };
   l.on_datagram = [this](const uint8_t *d, size_t n) { on_datagram(d, n); };
+  config_.relay.family = socket_->local_address().family();
   relay_ = std::make_unique<RelayClient>(loop_, *endpoint_, *driver_, fp_, config_.relay, l);
   relay_->start();
   return kOk;
@@ -308,7 +318,7 @@ std::vector<ice::Candidate> Context::local_candidates() {
     c.address = mapped;
     c.related = hosts.empty() ? local : hosts.front();
     c.priority = ice::candidate_priority(c.type, 65535);
-    c.foundation = ice::candidate_foundation(c.type, c.related, config_.relay.relay);
+    c.foundation = ice::candidate_foundation(c.type, c.related, relay_->relay_address());
     out.push_back(c);
   }
   return out;

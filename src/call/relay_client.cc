@@ -32,6 +32,7 @@ RelayClient::RelayClient(Loop &loop, quic::Endpoint &endpoint, quic::EndpointDri
       listener_(std::move(listener)),
       pinned_(config_.relay_fingerprint),
       backoff_(config_.backoff_initial_ms, config_.backoff_max_ms),
+      resolver_(loop),
       retry_timer_(loop) {}
 
 RelayClient::~RelayClient() {
@@ -51,6 +52,7 @@ void RelayClient::start() {
 void RelayClient::stop() {
   stopped_ = true;
   retry_timer_.stop();
+  resolver_.cancel();
   if (conn_) {
     conn_->close(0, "client stopped");
     driver_.kick();
@@ -80,6 +82,47 @@ void RelayClient::set_state(RelayState s, int error) {
 
 void RelayClient::connect() {
   set_state(RelayState::kConnecting, kOk);
+  if (config_.relay_name.empty()) {
+    current_ = config_.relay;
+    dial();
+    return;
+  }
+  // Resolved again on every connect: a relay that moved (a new address behind its name) is
+  // found by the next reconnect.
+  std::string host;
+  uint16_t port = 0;
+  int r = split_host_port(config_.relay_name, &host, &port);
+  if (r == kOk) {
+    r = resolver_.resolve(host, port, [this](int error, const std::vector<SocketAddress> &all) {
+      if (stopped_) return;
+      if (error == kOk) {
+        error = kErrNoUsableAddress;
+        for (const auto &a : all) {
+          if (a.family() == config_.family) {
+            current_ = a;
+            error = kOk;
+            break;
+          }
+        }
+        if (error != kOk) {
+          fail(kErrNoUsableAddress, "'%s' has no IPv%c address (the context's socket is IPv%c)",
+               config_.relay_name.c_str(), config_.family == AF_INET6 ? '6' : '4',
+               config_.family == AF_INET6 ? '6' : '4');
+        }
+      }
+      if (error != kOk) {
+        PARLEY_LOG(kLogWarn, "call", "relay %s: %s", config_.relay_name.c_str(),
+                   last_error_message());
+        schedule_reconnect(error);
+        return;
+      }
+      dial();
+    });
+  }
+  if (r != kOk) schedule_reconnect(r);
+}
+
+void RelayClient::dial() {
   // Unpinned, the verifier refuses whatever the relay presents: in TLS 1.3 the client checks
   // the server's certificate before it sends its own, so the relay learns nothing of ours.
   auto verify = [this](const identity::Fingerprint &fp) {
@@ -93,7 +136,7 @@ void RelayClient::connect() {
                "registering; nothing is sent until the host trusts it");
   }
   quic::Connection *c = nullptr;
-  const int r = endpoint_.connect(config_.relay, verify,
+  const int r = endpoint_.connect(current_, verify,
                                   [this](quic::Connection &cn, const quic::Event &e) {
                                     on_event(cn, e);
                                   },
@@ -161,7 +204,7 @@ void RelayClient::on_event(quic::Connection &c, const quic::Event &e) {
         PARLEY_LOG(kLogWarn, "call",
                    "the relay at %s presents identity %s, which nobody pinned: waiting for "
                    "the host to trust it",
-                   config_.relay.to_string().c_str(), presented_->hex().c_str());
+                   current_.to_string().c_str(), presented_->hex().c_str());
         retry_timer_.stop();
         set_state(RelayState::kUntrusted, kOk);
         return;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/loop.h"
+#include "base/resolver.h"
 #include "call/backoff.h"
 #include "identity/fingerprint.h"
 #include "quic/endpoint.h"
@@ -24,6 +25,12 @@ namespace parley::call {
 
 struct RelayClientConfig {
   SocketAddress relay;
+  // Instead of `relay`: "host:port" (base/resolver.h split_host_port), resolved without
+  // blocking before every connect, so a relay that moves keeps its clients.
+  std::string relay_name;
+  // The address family the context's socket can reach (AF_INET or AF_INET6): the one a
+  // resolved name must offer. Set by the context.
+  int family = AF_INET;
   // The relay's identity. Unset: the client learns the identity the relay presents without
   // revealing its own (it aborts that handshake before its certificate would be sent), goes
   // to kUntrusted, and waits for trust() — the host's decision — before it connects for real.
@@ -75,6 +82,8 @@ class RelayClient {
   void trust(const identity::Fingerprint &fp);
 
   RelayState state() const { return state_; }
+  // The relay's address: the configured one, or what its name resolved to last (unset before).
+  const SocketAddress &relay_address() const { return current_; }
   // What the relay saw as our address in its last register-ack (a server-reflexive candidate).
   const SocketAddress &observed_address() const { return observed_; }
   const std::optional<identity::Fingerprint> &relay_fingerprint() const { return pinned_; }
@@ -99,6 +108,7 @@ class RelayClient {
 
  private:
   void connect();
+  void dial();  // connects to current_
   void on_event(quic::Connection &c, const quic::Event &e);
   void set_state(RelayState s, int error);
   void schedule_reconnect(int error);
@@ -116,6 +126,8 @@ class RelayClient {
   int64_t stream_ = -1;
   SocketAddress observed_;
   Backoff backoff_;
+  Resolver resolver_;
+  SocketAddress current_;
   Timer retry_timer_;
   uint64_t registrations_ = 0;
   bool stopped_ = true;

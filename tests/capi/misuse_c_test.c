@@ -159,7 +159,13 @@ static void invalid_config(void) {
   EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "struct_size");
   cfg.relay_address = NULL;
   EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "relay_address");
-  cfg.relay_address = "relay.example:7350";
+  /* Names are welcome ("relay.example:7350" resolves later, on the context's loop); what
+   * is neither ip:port nor host:port is refused at once. */
+  cfg.relay_address = "relay example:7350";
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_INVALID, "relay_address");
+  cfg.relay_address = "relay.example";
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_INVALID, "relay_address");
+  cfg.relay_address = "2001:db8::1:7350";
   EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_INVALID, "relay_address");
   cfg.relay_address = "127.0.0.1:99999";
   EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_INVALID, "relay_address");

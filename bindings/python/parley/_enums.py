@@ -79,6 +79,8 @@ class ErrorCode(enum.IntEnum):
     INVALID_HANDLE = -44
     CALL_ENDED = -45
     NO_PATH = -46
+    NAME_NOT_FOUND = -47
+    NO_USABLE_ADDRESS = -48
 
     @property
     def c_name(self) -> str:

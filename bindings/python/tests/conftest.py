@@ -52,8 +52,10 @@ def call_state(call: parley.Call, state: parley.CallState) -> Callable[[parley.E
 
 
 def make_context(relay: RelayProcess, **kwargs: object) -> parley.Context:
+    # The relay by name: "localhost:PORT" goes through the library's resolver.
+    port = relay.address.rsplit(":", 1)[1]
     with parley.Identity.generate() as identity:  # the context keeps its own copy
-        return parley.Context(identity, relay.address, relay.fingerprint,
+        return parley.Context(identity, f"localhost:{port}", relay.fingerprint,
                               include_loopback=True, **kwargs)  # type: ignore[arg-type]
 
 

@@ -92,6 +92,8 @@ public struct ParleyError: Error, Sendable, Hashable, CustomStringConvertible {
         case invalidHandle = -44
         case callEnded = -45
         case noPath = -46
+        case nameNotFound = -47
+        case noUsableAddress = -48
 
         /// The C enumerator's name, e.g. "PARLEY_ERR_FINGERPRINT_INVALID".
         public var cName: String { ParleyError.cNames[Int(-rawValue)] }
@@ -116,6 +118,7 @@ public struct ParleyError: Error, Sendable, Hashable, CustomStringConvertible {
         "PARLEY_ERR_MEDIA_REPLAY", "PARLEY_ERR_MEDIA_KEY", "PARLEY_ERR_ICE_FAILED",
         "PARLEY_ERR_CODEC", "PARLEY_ERR_AUDIO_FORMAT", "PARLEY_ERR_WRONG_THREAD",
         "PARLEY_ERR_INVALID_HANDLE", "PARLEY_ERR_CALL_ENDED", "PARLEY_ERR_NO_PATH",
+        "PARLEY_ERR_NAME_NOT_FOUND", "PARLEY_ERR_NO_USABLE_ADDRESS",
     ]
 
     /// The C name of `code`; codes newer than this binding read "PARLEY_ERR_<number>".

@@ -8,6 +8,8 @@ final class RelayProcess: @unchecked Sendable {
     let process = Process()
     let fingerprint: String
     let address: String
+    /// The same relay by name, "localhost:port" (the library resolves it).
+    var name: String { "localhost:" + (address.split(separator: ":").last.map(String.init) ?? "") }
 
     init(executable: String, directory: URL, timeout: TimeInterval = 15) throws {
         process.executableURL = URL(fileURLWithPath: executable)

@@ -41,7 +41,7 @@ class RelayTestCase: XCTestCase {
 
     /// A context with a fresh identity that pins the relay's fingerprint.
     func party(_ relay: RelayProcess) throws -> Context {
-        var config = Context.Configuration(relayAddress: relay.address,
+        var config = Context.Configuration(relayAddress: relay.name,  // resolved by the library
                                            relayFingerprint: relay.fingerprint)
         config.includeLoopback = true
         let ctx = try Context(identity: Identity.generate(), configuration: config)

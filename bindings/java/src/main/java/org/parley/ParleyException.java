@@ -62,6 +62,10 @@ public class ParleyException extends RuntimeException {
   public static final int CALL_ENDED = -45;
   /** The call had no path to the peer (relay gone, no direct path) for too long. */
   public static final int NO_PATH = -46;
+  /** A host name (the relay's) does not resolve. */
+  public static final int NAME_NOT_FOUND = -47;
+  /** A host name resolves to no address the context can use. */
+  public static final int NO_USABLE_ADDRESS = -48;
 
   // Index: -code. The names are the C enumerators (parley.h), which never change.
   private static final String[] NAMES = {
@@ -112,6 +116,8 @@ public class ParleyException extends RuntimeException {
     "PARLEY_ERR_INVALID_HANDLE",
     "PARLEY_ERR_CALL_ENDED",
     "PARLEY_ERR_NO_PATH",
+    "PARLEY_ERR_NAME_NOT_FOUND",
+    "PARLEY_ERR_NO_USABLE_ADDRESS",
   };
 
   private final int code;

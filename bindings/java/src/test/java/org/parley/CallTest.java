@@ -44,7 +44,7 @@ public class CallTest {
 
   private static Context.Config.Builder config() {
     return Context.Config.builder()
-        .relayAddress(relay.address)
+        .relayAddress(relay.name)  // by name: the library resolves "localhost:port"
         .relayFingerprint(relay.fingerprint)
         .sampleRate(RATE)
         .channels(1)

@@ -20,6 +20,8 @@ public final class RelayProcess implements AutoCloseable {
 
   /** The relay's QUIC+STUN address, "127.0.0.1:port". */
   public final String address;
+  /** The same relay by name, "localhost:port" (the library resolves it). */
+  public final String name;
   /** The relay's fingerprint (64 hex), to pin. */
   public final String fingerprint;
 
@@ -30,6 +32,7 @@ public final class RelayProcess implements AutoCloseable {
     this.process = process;
     this.dir = dir;
     this.address = address;
+    this.name = "localhost:" + address.substring(address.lastIndexOf(':') + 1);
     this.fingerprint = fingerprint;
   }
 
