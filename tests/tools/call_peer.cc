@@ -63,7 +63,7 @@ struct Options {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: parley-call-peer --seed FILE --relay IP:PORT --relay-fp HEX\n"
+               "usage: parley-call-peer --seed FILE --relay HOST:PORT --relay-fp HEX\n"
                "       [--call HEX | --room HEX32] [--bind IP:PORT] [--fps N] [--budget-ms N]\n"
                "       [--dead-max-ms N] [--no-path-timeout-ms N] [--no-direct] [--loopback]\n"
                "       [--log-level LEVEL]\n");
@@ -213,8 +213,9 @@ int main(int argc, char **argv) {
   identity::Fingerprint relay_fp, callee;
   signal::RoomId room;
   const bool room_mode = !o.room.empty();
-  if (SocketAddress::parse(o.relay, &cfg.relay.relay) != kOk ||
-      SocketAddress::parse(o.bind, &cfg.bind) != kOk ||
+  // An IP literal, or a name the context resolves ("host:port").
+  if (SocketAddress::parse(o.relay, &cfg.relay.relay) != kOk) cfg.relay.relay_name = o.relay;
+  if (SocketAddress::parse(o.bind, &cfg.bind) != kOk ||
       identity::Fingerprint::parse(o.relay_fp.c_str(), &relay_fp) != kOk ||
       (!o.call.empty() && identity::Fingerprint::parse(o.call.c_str(), &callee) != kOk) ||
       (room_mode && !parse_id16(o.room, &room))) {
