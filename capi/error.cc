@@ -54,6 +54,7 @@ PARLEY_SAME(PARLEY_ERR_CALL_ENDED, kErrCallEnded);
 PARLEY_SAME(PARLEY_ERR_NO_PATH, kErrNoPath);
 PARLEY_SAME(PARLEY_ERR_NAME_NOT_FOUND, kErrNameNotFound);
 PARLEY_SAME(PARLEY_ERR_NO_USABLE_ADDRESS, kErrNoUsableAddress);
+PARLEY_SAME(PARLEY_ERR_ADDRESS_FAMILY, kErrAddressFamily);
 #undef PARLEY_SAME
 
 const char *parley_strerror(int err) { return parley::error_description(err); }

@@ -187,7 +187,10 @@ typedef enum parley_error {
   PARLEY_ERR_NAME_NOT_FOUND = -47,
   /** A host name resolves, but to no address this context can use (none of its socket's
    * family; or no IPv4/IPv6 address at all). The message names the name. */
-  PARLEY_ERR_NO_USABLE_ADDRESS = -48
+  PARLEY_ERR_NO_USABLE_ADDRESS = -48,
+  /** Two addresses that must share a family do not, e.g. an IPv6 bind_address with an IPv4
+   * relay address: the socket could never reach the relay. */
+  PARLEY_ERR_ADDRESS_FAMILY = -49
 } parley_error;
 
 /**

@@ -58,6 +58,7 @@ const char *error_description(int code) {
     case kErrNoPath: return "no path to the peer for too long";
     case kErrNameNotFound: return "the name does not resolve";
     case kErrNoUsableAddress: return "the name has no usable address";
+    case kErrAddressFamily: return "the addresses are of different families";
   }
   return "unknown error";
 }

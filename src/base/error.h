@@ -59,6 +59,7 @@ enum Error : int {
   kErrNoPath = -46,
   kErrNameNotFound = -47,
   kErrNoUsableAddress = -48,
+  kErrAddressFamily = -49,
 };
 
 // The fixed one-line description of `code` ("unknown error" for codes parley never returns).

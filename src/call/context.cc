@@ -62,6 +62,11 @@ Context::Context(const identity::Identity &id, ContextConfig config, EventHandle
 
 int Context::create(const identity::Identity &id, ContextConfig config, EventHandler handler,
                     std::unique_ptr<Context> *out) {
+  if (config.relay.relay.is_set() && config.bind.is_set() &&
+      config.relay.relay.family() != config.bind.family()) {
+    return fail(kErrAddressFamily, "bind address %s cannot reach the relay at %s (another family)",
+                config.bind.to_string().c_str(), config.relay.relay.to_string().c_str());
+  }
   if (!config.relay.relay.is_set()) {
     if (config.relay.relay_name.empty()) return fail(kErrInvalidArgument, "no relay address");
     std::string host;

@@ -132,7 +132,8 @@ class Context {
  public:
   // Starts the loop thread, binds the socket and connects to the relay. `id` must outlive
   // the context. kOk, kErrInvalidArgument (no relay address, or a relay name that is not
-  // host:port), kErrSocket, kErrCrypto, kErrInternal. A relay name that does not resolve is
+  // host:port), kErrAddressFamily (bind and relay addresses of different families),
+  // kErrSocket, kErrCrypto, kErrInternal. A relay name that does not resolve is
   // no error here: the relay state events carry kErrNameNotFound / kErrNoUsableAddress.
   static int create(const identity::Identity &id, ContextConfig config, EventHandler handler,
                     std::unique_ptr<Context> *out);

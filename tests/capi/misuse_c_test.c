@@ -167,6 +167,10 @@ static void invalid_config(void) {
   EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_INVALID, "relay_address");
   cfg.relay_address = "2001:db8::1:7350";
   EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_INVALID, "relay_address");
+  cfg.relay_address = "127.0.0.1:7350";
+  cfg.bind_address = "[::1]:0";
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_FAMILY, "another family");
+  cfg.bind_address = NULL;
   cfg.relay_address = "127.0.0.1:99999";
   EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_INVALID, "relay_address");
   cfg.relay_fingerprint = "abc";

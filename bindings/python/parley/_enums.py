@@ -81,6 +81,7 @@ class ErrorCode(enum.IntEnum):
     NO_PATH = -46
     NAME_NOT_FOUND = -47
     NO_USABLE_ADDRESS = -48
+    ADDRESS_FAMILY = -49
 
     @property
     def c_name(self) -> str:

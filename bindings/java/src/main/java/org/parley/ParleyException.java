@@ -66,6 +66,8 @@ public class ParleyException extends RuntimeException {
   public static final int NAME_NOT_FOUND = -47;
   /** A host name resolves to no address the context can use. */
   public static final int NO_USABLE_ADDRESS = -48;
+  /** Two addresses that must share a family do not (bind address and relay address). */
+  public static final int ADDRESS_FAMILY = -49;
 
   // Index: -code. The names are the C enumerators (parley.h), which never change.
   private static final String[] NAMES = {
@@ -118,6 +120,7 @@ public class ParleyException extends RuntimeException {
     "PARLEY_ERR_NO_PATH",
     "PARLEY_ERR_NAME_NOT_FOUND",
     "PARLEY_ERR_NO_USABLE_ADDRESS",
+    "PARLEY_ERR_ADDRESS_FAMILY",
   };
 
   private final int code;
