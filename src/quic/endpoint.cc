@@ -158,7 +158,7 @@ int Endpoint::connect(const SocketAddress &remote, PeerVerifier verify, EventHan
     return fail(kErrQueueFull, "endpoint has %zu connections already", conns_.size());
   }
   std::unique_ptr<Connection> c(
-      new Connection(*this, Connection::Role::kClient, local_, remote, config_.connection));
+      new Connection(*this, Connection::Role::kClient, local_for(remote), remote, config_.connection));
   c->set_handler(std::move(handler));
   ngtcp2_cid dcid = random_cid(), scid = random_cid();
   const int r = c->init_client(dcid, scid, std::move(verify), now);
@@ -198,7 +198,7 @@ void Endpoint::dispatch(const uint8_t *data, size_t len, const SocketAddress &fr
   }
   auto it = by_cid_.find(cid_key(vc.dcid, vc.dcidlen));
   if (it != by_cid_.end()) {
-    it->second->on_packet(local_, from, data, len, now);
+    it->second->on_packet(local_for(from), from, data, len, now);
     return;
   }
   if (data[0] & 0x80) {
@@ -212,7 +212,7 @@ void Endpoint::dispatch(const uint8_t *data, size_t len, const SocketAddress &fr
   bool offered = false;
   for (auto &kv : conns_) {
     if (kv.first->remote() == from) {
-      kv.first->on_packet(local_, from, data, len, now);
+      kv.first->on_packet(local_for(from), from, data, len, now);
       offered = true;
     }
   }
@@ -288,7 +288,7 @@ void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddre
     return;
   }
   std::unique_ptr<Connection> c(
-      new Connection(*this, Connection::Role::kServer, local_, from, config_.connection));
+      new Connection(*this, Connection::Role::kServer, local_for(from), from, config_.connection));
   c->set_handler(std::move(inc.handler));
   const int r = c->init_server(hd, random_cid(), validated ? &odcid : nullptr,
                                validated ? hd.token : nullptr, validated ? hd.tokenlen : 0,
@@ -305,7 +305,7 @@ void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddre
   ++per_source_[addr_key];
   ++per_source_[net_key];
   adopt(std::move(c));
-  raw->on_packet(local_, from, data, len, now);
+  raw->on_packet(local_for(from), from, data, len, now);
 }
 
 Endpoint::SourceKey Endpoint::source_key(const SocketAddress &a, bool network) {

@@ -109,8 +109,15 @@ class Endpoint {
 
   void set_accept(AcceptFn accept) { accept_ = std::move(accept); }
   void set_batch_sender(BatchSendFn send) { batch_send_ = std::move(send); }
-  void set_local_address(const SocketAddress &local) { local_ = local; }
-  const SocketAddress &local_address() const { return local_; }
+  // The bound address of the socket of `local`'s family (an endpoint may send and receive on
+  // one socket per family; each connection's path uses the one of its peer's family).
+  void set_local_address(const SocketAddress &local) {
+    (local.is_v6() ? local6_ : local_) = local;
+  }
+  const SocketAddress &local_address() const { return local_.is_set() ? local_ : local6_; }
+  const SocketAddress &local_for(const SocketAddress &remote) const {
+    return remote.is_v6() && local6_.is_set() ? local6_ : local_.is_set() ? local_ : local6_;
+  }
 
   // Dials `remote`; `verify` decides on the server's identity (pin or TOFU).
   // kOk (*out valid until its kClosed event has been delivered), kErrInvalidArgument,
@@ -172,7 +179,7 @@ class Endpoint {
   EndpointConfig config_;
   SendFn send_;
   AcceptFn accept_;
-  SocketAddress local_;
+  SocketAddress local_, local6_;  // IPv4 (or the only one), IPv6
   std::unique_ptr<TlsCredentials> creds_;
   identity::SecretBuffer reset_secret_, token_secret_;
   // Connection IDs are at most 20 bytes: a fixed-size key keeps the per-packet lookup free of

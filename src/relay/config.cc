@@ -18,6 +18,7 @@ namespace {
 const char kUsage[] =
     "usage: parley-relay [--config FILE] [--KEY VALUE]...\n"
     "  --listen IP:PORT            QUIC (parley/1, h3) and STUN port   [0.0.0.0:7350]\n"
+    "                              (twice, one IPv4 and one IPv6: both families)\n"
     "  --stun-alt IP:PORT          second STUN port ('none' to disable) [listen port + 1]\n"
     "  --seed FILE                 identity seed, created (0600) if absent [parley-relay.seed]\n"
     "  --max-connections N         [10000]\n"
@@ -87,7 +88,18 @@ const std::map<std::string, Setter> &setters() {
   static const std::map<std::string, Setter> m = {
       {"listen",
        [](RelayConfig &c, const std::string &v) -> const char * {
-         return SocketAddress::parse(v, &c.listen) == kOk ? nullptr : "expects IP:PORT";
+         SocketAddress a;
+         if (SocketAddress::parse(v, &a) != kOk) return "expects IP:PORT";
+         if (!c.listen_given) {
+           c.listen = a;
+           c.listen_given = true;
+           return nullptr;
+         }
+         if (c.listen_other.is_set() || a.family() == c.listen.family()) {
+           return "is given at most twice: one IPv4 and one IPv6 address";
+         }
+         c.listen_other = a;
+         return nullptr;
        }},
       {"stun-alt",
        [](RelayConfig &c, const std::string &v) -> const char * {
@@ -222,6 +234,10 @@ int parse_config(int argc, const char *const *argv, RelayConfig *out, std::strin
       if (!load_file(c, argv[i + 1], error)) return kErrInvalidArgument;
     }
   }
+  // A --listen on the command line replaces the file's (both families), as other flags do.
+  const SocketAddress file_listen = c.listen, file_other = c.listen_other;
+  c.listen_given = false;
+  c.listen_other = SocketAddress();
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -236,6 +252,10 @@ int parse_config(int argc, const char *const *argv, RelayConfig *out, std::strin
     const std::string value = argv[++i];
     if (a == "--config") continue;
     if (!apply(c, a.substr(2), value, error, "command line")) return kErrInvalidArgument;
+  }
+  if (!c.listen_given) {
+    c.listen = file_listen;
+    c.listen_other = file_other;
   }
   *out = c;
   return kOk;

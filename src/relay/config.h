@@ -18,6 +18,9 @@ namespace parley::relay {
 
 struct RelayConfig {
   SocketAddress listen;      // QUIC (parley/1 and h3) + STUN; default 0.0.0.0:7350
+  // The same on the other family ("listen" given twice: one IPv4, one IPv6); unset: none.
+  SocketAddress listen_other;
+  bool listen_given = false;  // "listen" was set (a second one is the other family's)
   // A second STUN-only port, so clients can tell whether their NAT's mapping depends on the
   // destination port. Unset: the listen IP with port + 1 (an ephemeral port if listen's is 0).
   SocketAddress stun_alt;

@@ -4,7 +4,8 @@
 // Prints two machine-readable lines on stdout once it serves (tests and scripts wait for
 // them):
 //   fingerprint <64 hex>
-//   listening quic+stun <ip:port> stun-alt <ip:port|none>
+//   listening quic+stun <ip:port> stun-alt <ip:port|none> [also <ip:port>]
+// ("also": the QUIC+STUN port of the other family, with --listen given twice)
 // SIGTERM/SIGINT shut it down gracefully (bounded by --shutdown-timeout-ms); exit status 0.
 #include <signal.h>
 
@@ -79,8 +80,10 @@ int main(int argc, char **argv) {
       return;
     }
     const SocketAddress alt = server->stun_alt_address();
+    const SocketAddress other = server->other_address();
     started.set_value("listening quic+stun " + server->address().to_string() + " stun-alt " +
-                      (alt.is_set() ? alt.to_string() : std::string("none")));
+                      (alt.is_set() ? alt.to_string() : std::string("none")) +
+                      (other.is_set() ? " also " + other.to_string() : std::string()));
   });
   const std::string listening = started.get_future().get();
   if (listening.empty()) {

@@ -23,6 +23,7 @@ Server::Server(Loop &loop, const identity::Identity &id, const RelayConfig &conf
       router_(config.limits),
       sock_(loop),
       alt_sock_(loop),
+      other_sock_(loop),
       tick_timer_(loop),
       shutdown_timer_(loop) {}
 
@@ -31,6 +32,9 @@ Server::~Server() = default;
 int Server::create(Loop &loop, const identity::Identity &id, const RelayConfig &config,
                    std::unique_ptr<Server> *out) {
   if (!config.listen.is_set()) return fail(kErrInvalidArgument, "relay: no listen address");
+  if (config.listen_other.is_set() && config.listen_other.family() == config.listen.family()) {
+    return fail(kErrInvalidArgument, "relay: the second listen address must be of the other family");
+  }
   std::unique_ptr<Server> s(new Server(loop, id, config));
   Server *self = s.get();
   int r = s->sock_.bind(config.listen, [self](const uint8_t *d, size_t n,
@@ -59,6 +63,18 @@ int Server::create(Loop &loop, const identity::Identity &id, const RelayConfig &
   // Each port answers for itself: a change of port or IP (RFC 5780 CHANGE-REQUEST) would need
   // the four sockets of two IPs, which a relay on one address does not have.
   s->responder_ = std::make_unique<stun::Responder>(rc);
+  if (config.listen_other.is_set()) {
+    r = s->other_sock_.bind(config.listen_other,
+                            [self](const uint8_t *d, size_t n, const SocketAddress &from) {
+                              self->on_other_datagram(d, n, from);
+                            });
+    if (r != kOk) return r;
+    s->other_sock_.set_buffer_sizes(config.socket_buffer_bytes, config.socket_buffer_bytes);
+    s->other_bound_ = true;
+    stun::ResponderConfig oc = rc;
+    oc.primary = s->other_sock_.local_address();
+    s->other_responder_ = std::make_unique<stun::Responder>(oc);
+  }
   if (s->alt_bound_) {
     stun::ResponderConfig ac = rc;
     ac.primary = s->alt_sock_.local_address();
@@ -107,15 +123,24 @@ int Server::create(Loop &loop, const identity::Identity &id, const RelayConfig &
   }
   r = quic::Endpoint::create(
       id, ec,
-      [self](const SocketAddress &to, const uint8_t *d, size_t n) { self->sock_.send(to, d, n); },
+      [self](const SocketAddress &to, const uint8_t *d, size_t n) {
+        self->socket_for(to).send(to, d, n);
+      },
       &s->endpoint_);
   if (r != kOk) return r;
   s->endpoint_->set_batch_sender([self](const quic::TxPacket *p, size_t n) {
+    // One system call per family present in the batch (almost always just one).
     OutDatagram batch[quic::kTxBatch];
-    for (size_t i = 0; i < n; ++i) batch[i] = {p[i].data, p[i].len, &p[i].to};
-    self->sock_.send_batch(batch, n);
+    for (UdpSocket *sock : {&self->sock_, &self->other_sock_}) {
+      size_t k = 0;
+      for (size_t i = 0; i < n; ++i) {
+        if (&self->socket_for(p[i].to) == sock) batch[k++] = {p[i].data, p[i].len, &p[i].to};
+      }
+      if (k) sock->send_batch(batch, k);
+    }
   });
   s->endpoint_->set_local_address(local);
+  if (s->other_bound_) s->endpoint_->set_local_address(s->other_sock_.local_address());
   s->endpoint_->set_accept([self](const SocketAddress &) { return self->router_.accept(); });
   s->driver_ = std::make_unique<quic::EndpointDriver>(loop, *s->endpoint_);
   s->started_ = monotonic_now();
@@ -126,18 +151,31 @@ int Server::create(Loop &loop, const identity::Identity &id, const RelayConfig &
 
 SocketAddress Server::address() const { return sock_.local_address(); }
 
+SocketAddress Server::other_address() const {
+  return other_bound_ ? other_sock_.local_address() : SocketAddress();
+}
+
 SocketAddress Server::stun_alt_address() const {
   return alt_bound_ ? alt_sock_.local_address() : SocketAddress();
 }
 
 void Server::on_main_datagram(const uint8_t *data, size_t len, const SocketAddress &from) {
+  on_quic_port_datagram(sock_, *responder_, data, len, from);
+}
+
+void Server::on_other_datagram(const uint8_t *data, size_t len, const SocketAddress &from) {
+  on_quic_port_datagram(other_sock_, *other_responder_, data, len, from);
+}
+
+void Server::on_quic_port_datagram(UdpSocket &sock, stun::Responder &responder,
+                                   const uint8_t *data, size_t len, const SocketAddress &from) {
   switch (classify_datagram(data, len)) {
     case DatagramKind::kQuic:
       router_.advance(monotonic_now());
       driver_->on_datagram(data, len, from);
       break;
     case DatagramKind::kStun:
-      answer_stun(sock_, *responder_, data, len, from);
+      answer_stun(sock, responder, data, len, from);
       break;
     case DatagramKind::kUnknown:
       ++stats_.dropped_unknown_protocol;

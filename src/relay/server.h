@@ -35,6 +35,7 @@ class Server {
   ~Server();
 
   SocketAddress address() const;           // the QUIC+STUN port as bound
+  SocketAddress other_address() const;     // the other family's (RelayConfig::listen_other), or unset
   SocketAddress stun_alt_address() const;  // unset when disabled
 
   // Stops accepting connections and calls, closes every connection with "shutting down"
@@ -51,6 +52,10 @@ class Server {
  private:
   Server(Loop &loop, const identity::Identity &id, const RelayConfig &config);
   void on_main_datagram(const uint8_t *data, size_t len, const SocketAddress &from);
+  void on_other_datagram(const uint8_t *data, size_t len, const SocketAddress &from);
+  // Either family's QUIC port: QUIC to the shared endpoint, STUN answered from `sock`.
+  void on_quic_port_datagram(UdpSocket &sock, stun::Responder &responder, const uint8_t *data,
+                             size_t len, const SocketAddress &from);
   void on_alt_datagram(const uint8_t *data, size_t len, const SocketAddress &from);
   void answer_stun(UdpSocket &sock, stun::Responder &responder, const uint8_t *data,
                    size_t len, const SocketAddress &from);
@@ -61,9 +66,14 @@ class Server {
   const identity::Identity &id_;
   RelayConfig config_;
   Router router_;
-  UdpSocket sock_, alt_sock_;
-  bool alt_bound_ = false;
-  std::unique_ptr<stun::Responder> responder_, alt_responder_;
+  UdpSocket sock_, alt_sock_, other_sock_;
+  bool alt_bound_ = false, other_bound_ = false;
+  std::unique_ptr<stun::Responder> responder_, alt_responder_, other_responder_;
+  // The socket a datagram to `to` leaves from: the one of its family.
+  UdpSocket &socket_for(const SocketAddress &to) {
+    return other_bound_ && to.family() == other_sock_.local_address().family() ? other_sock_
+                                                                                : sock_;
+  }
   std::unique_ptr<quic::Endpoint> endpoint_;
   std::unique_ptr<quic::EndpointDriver> driver_;
   Timer tick_timer_, shutdown_timer_;

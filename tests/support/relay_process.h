@@ -65,6 +65,8 @@ class RelayProcess {
     in >> w1 >> w2 >> quic >> w3 >> alt;
     if (SocketAddress::parse(quic, &address) != 0) return false;
     if (alt != "none") SocketAddress::parse(alt, &stun_alt);
+    std::string w4, other;
+    if (in >> w4 >> other && w4 == "also") SocketAddress::parse(other, &address_other);
     return true;
   }
 
@@ -110,6 +112,7 @@ class RelayProcess {
 
   identity::Fingerprint fingerprint;
   SocketAddress address, stun_alt;
+  SocketAddress address_other;  // the other family's port (--listen twice), or unset
 
  private:
   bool read_line(std::chrono::steady_clock::time_point deadline, std::string *line) {

@@ -117,5 +117,37 @@ TEST(RelayConfig, FileIsReadFirstAndFlagsOverrideIt) {
   EXPECT_NE(err.find("cannot read config file"), std::string::npos) << err;
 }
 
+// Both families: --listen twice, one IPv4 and one IPv6; the command line's replace the file's.
+TEST(RelayConfig, ListenTwiceIsOneAddressPerFamily) {
+  RelayConfig c;
+  std::string err;
+  ASSERT_EQ(kOk, parse({"--listen", "127.0.0.1:7350", "--listen", "[::1]:7350"}, &c, &err)) << err;
+  EXPECT_EQ(c.listen.to_string(), "127.0.0.1:7350");
+  EXPECT_EQ(c.listen_other.to_string(), "[::1]:7350");
+  ASSERT_EQ(kOk, parse({"--listen", "[::]:7350"}, &c, &err)) << err;
+  EXPECT_EQ(c.listen.to_string(), "[::]:7350");
+  EXPECT_FALSE(c.listen_other.is_set());
+  EXPECT_EQ(kErrInvalidArgument,
+            parse({"--listen", "127.0.0.1:1", "--listen", "127.0.0.2:1"}, &c, &err));
+  EXPECT_NE(err.find("one IPv4 and one IPv6"), std::string::npos) << err;
+  EXPECT_EQ(kErrInvalidArgument, parse({"--listen", "127.0.0.1:1", "--listen", "[::1]:1",
+                                        "--listen", "[::2]:1"}, &c, &err));
+
+  char path[] = "/tmp/parley-relay-config-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  {
+    std::ofstream f(path);
+    f << "listen = 127.0.0.1:7000\nlisten = [::1]:7000\n";
+  }
+  ASSERT_EQ(kOk, parse({"--config", path}, &c, &err)) << err;
+  EXPECT_EQ(c.listen_other.to_string(), "[::1]:7000");
+  ASSERT_EQ(kOk, parse({"--config", path, "--listen", "127.0.0.1:8000"}, &c, &err)) << err;
+  EXPECT_EQ(c.listen.to_string(), "127.0.0.1:8000");
+  EXPECT_FALSE(c.listen_other.is_set()) << "the command line's listen replaces both";
+  std::remove(path);
+}
+
 }  // namespace
 }  // namespace parley::relay
