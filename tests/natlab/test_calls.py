@@ -152,10 +152,11 @@ class Peer:
     """One parley-call-peer: its JSON-lines events and its stdin commands."""
 
     def __init__(self, lab, node, binary, relay, seed, *, name, call=None, fps=FPS,
-                 budget_ms=BUDGET_MS, extra=(), log_level="info"):
+                 budget_ms=BUDGET_MS, extra=(), log_level="info", bind=None):
         self.lab, self.node, self.name = lab, node, name
+        bind = bind or f"{node.ip}:{HOST_PORT}"  # an IPv6 one is "[ip6]:port"
         argv = [binary, "--seed", seed, "--relay", relay.addr, "--relay-fp", relay.fp,
-                "--bind", f"{node.ip}:{HOST_PORT}", "--fps", str(fps),
+                "--bind", bind, "--fps", str(fps),
                 "--budget-ms", str(budget_ms), "--log-level", log_level, *extra]
         if call:
             argv += ["--call", call]
@@ -324,7 +325,7 @@ class Call:
 class CallEnv:
     """Per-test fixture: a lab with the server running parley-relay, and a seed directory."""
 
-    def __init__(self, test):
+    def __init__(self, test, ipv6=False):
         self.relay_bin = _binary("PARLEY_RELAY", "parley-relay")
         self.peer_bin = _binary("PARLEY_CALL_PEER", "parley-call-peer")
         self.tmp = tempfile.mkdtemp(prefix="parley-calls-")
@@ -332,7 +333,7 @@ class CallEnv:
         self.lab = Lab()
         test.addCleanup(self.lab.close)
         self.lab.start()
-        self.server = self.lab.add_server()
+        self.server = self.lab.add_server(ipv6=ipv6)
         self.relay = None
 
     def start_relay(self):

@@ -1,0 +1,134 @@
+"""Calls on the lab's IPv6 sites (issue 17, first cells): a relay on both families
+(``--listen`` twice), parties on ``v6-firewall`` sites (global addresses, no NAT66, a stateful
+address-and-port-dependent firewall) and on IPv4 port-restricted NATs.
+
+Needs root, the variables of test_calls.py (PARLEY_RELAY, PARLEY_CALL_PEER) and the IPv6 lab
+(tests/natlab/README.md "IPv6").  Each cell is a real call with numbered frames both ways;
+the family, the path and the time to direct are printed, as the IPv4 matrix prints its cells.
+
+* ``IPv6CallTest.test_v6_firewall_both_sides_goes_direct`` -- two v6-firewall hosts: ICE over
+  IPv6 punches both firewalls (each side's checks open its pinhole for the other's address),
+  the call goes direct over IPv6.
+* ``IPv6CallTest.test_v4_only_and_v6_only_meet_on_the_relay`` -- a port-restricted IPv4 host
+  and a v6-firewall IPv6-only host, no NAT64: no common family, so the call stays on the
+  dual-stack relay and completes there.
+* ``IPv6CallTest.test_v6_party_reaches_the_relay_by_name`` -- the relay's name has an A and an
+  AAAA record; the IPv6-only party resolves it and dials the AAAA one.
+
+Run (as root): cd tests/natlab && PARLEY_RELAY=... PARLEY_CALL_PEER=... \\
+    /usr/bin/python3 run.py test_ipv6_calls
+"""
+
+import time
+import types
+import unittest
+
+from natlab import DNS_ZONE, check_ipv6_prerequisites, hostport
+from test_calls import (ACTIVE_TIMEOUT, BUDGET_MS, HOST_PORT, MARGIN_S, CallEnv, Peer, Relay,
+                        _fmt_stats)
+
+PORT = 3478
+FLOW_TIMEOUT = 5.0
+
+
+def _out(text):
+    print(text, flush=True)
+
+
+class IPv6CallTest(unittest.TestCase):
+    def setUp(self):
+        check_ipv6_prerequisites()
+        self.env = CallEnv(self, ipv6=True)
+        server = self.env.server
+        self.v4, self.v6 = hostport(server.ip, PORT), hostport(server.ip6, PORT)
+        self.relay = Relay(self.env.lab, server, self.env.relay_bin, self.env.seed("relay"),
+                           listen=self.v4, extra=("--listen", self.v6))
+        self.peers = []
+
+    def describe(self):
+        return "\n" + "\n".join(p.describe() for p in self.peers) + "\n" + \
+            self.env.lab.describe()
+
+    def peer(self, node, tag, relay_addr, bind, **kw):
+        relay = types.SimpleNamespace(addr=relay_addr, fp=self.relay.fp)
+        p = Peer(self.env.lab, node, self.env.peer_bin, relay, self.env.seed(tag), name=tag,
+                 bind=bind, **kw)
+        self.peers.append(p)
+        self.addCleanup(p.quit)
+        return p
+
+    def call(self, callee_node, callee_relay, callee_bind, caller_node, caller_relay,
+             caller_bind):
+        """Callee, then caller; both active. Returns (caller, callee)."""
+        callee = self.peer(callee_node, "callee", callee_relay, callee_bind)
+        callee.wait_ready()
+        caller = self.peer(caller_node, "caller", caller_relay, caller_bind, call=callee.fp)
+        caller.wait_ready()
+        caller.wait_event("active", ACTIVE_TIMEOUT)
+        callee.wait_event("active", ACTIVE_TIMEOUT)
+        return caller, callee
+
+    def flowing(self, peers, key="unique", n=50):
+        """Every peer received more than ``n`` frames (``key``) within FLOW_TIMEOUT; stats."""
+        deadline = time.monotonic() + FLOW_TIMEOUT
+        while True:
+            st = [p.stats() for p in peers]
+            if all(s[key] > n for s in st) or time.monotonic() >= deadline:
+                return st
+            time.sleep(0.05)  # pacing the queries; each answer is waited for
+
+    def test_v6_firewall_both_sides_goes_direct(self):
+        lab = self.env.lab
+        a, b = lab.add_site("fa", "v6-firewall"), lab.add_site("fb", "v6-firewall")
+        caller, callee = self.call(b.host, self.v6, hostport(b.host.ip6, HOST_PORT),
+                                   a.host, self.v6, hostport(a.host.ip6, HOST_PORT))
+        for p in (caller, callee):
+            try:
+                p.wait_event("path", BUDGET_MS / 1000 + MARGIN_S,
+                             pred=lambda e: e.get("to") == "direct")
+            except TimeoutError:
+                self.fail(f"{p.name}: no direct path over IPv6" + self.describe())
+        st = self.flowing((caller, callee), key="via_direct")
+        for name, s in zip(("caller", "callee"), st):
+            _out(_fmt_stats(f"v6-firewall <-> v6-firewall {name}", s))
+        _out(f"cell v6fw x v6fw: IPv6, direct, time to direct "
+             f"{max(s['time_to_direct_ms'] for s in st)} ms")
+        for s in st:
+            self.assertGreater(s["via_direct"], 50, "frames do not flow directly" + self.describe())
+            self.assertIn("[2001:db8:", s["remote"], "the direct pair is not IPv6")
+            self.assertEqual(s["missing"], 0)
+
+    def test_v4_only_and_v6_only_meet_on_the_relay(self):
+        lab = self.env.lab
+        v4 = lab.add_site("pa", "port-restricted")
+        v6 = lab.add_site("fb", "v6-firewall")
+        caller, callee = self.call(v6.host, self.v6, hostport(v6.host.ip6, HOST_PORT),
+                                   v4.host, self.v4, f"{v4.host.ip}:{HOST_PORT}")
+        st = self.flowing((caller, callee))
+        for name, s in zip(("caller (IPv4)", "callee (IPv6)"), st):
+            _out(_fmt_stats(f"v4 port-restricted <-> v6-firewall {name}", s))
+        _out("cell prc(v4) x v6fw: relay (the relay is dual-stack)")
+        for s in st:
+            self.assertGreater(s["unique"], 50, "frames do not flow" + self.describe())
+            self.assertEqual(s["path"], "relay")
+            self.assertEqual(s["via_direct"], 0)
+        self.assertEqual(caller.events("ended") + callee.events("ended"), [])
+
+    def test_v6_party_reaches_the_relay_by_name(self):
+        lab = self.env.lab
+        server = self.env.server
+        lab.add_dns({"relay": [server.ip, server.ip6]})
+        v6 = lab.add_site("fa", "v6-firewall")
+        v4 = lab.add_site("pb", "port-restricted")
+        name = f"relay.{DNS_ZONE}:{PORT}"
+        caller, callee = self.call(v4.host, name, f"{v4.host.ip}:{HOST_PORT}",
+                                   v6.host, name, hostport(v6.host.ip6, HOST_PORT))
+        st = self.flowing((caller, callee))
+        for s in st:
+            self.assertGreater(s["unique"], 50, "frames do not flow" + self.describe())
+        _out(f"relay by name {name}: the IPv6-only party and the IPv4 party registered and "
+             f"called through it ({st[0]['unique']} / {st[1]['unique']} frames)")
+
+
+if __name__ == "__main__":
+    unittest.main()
