@@ -315,8 +315,12 @@ std::vector<ice::Candidate> Context::local_candidates() {
   }
   // The relay saw this socket's public mapping when we registered: a server-reflexive
   // candidate without a STUN round trip.
+  // Not across families: behind NAT64 an IPv6 socket is seen at the gateway's IPv4 address,
+  // which nothing on this socket can pair with until peers' IPv4 candidates are synthesized
+  // into the NAT64 prefix (and a candidate's related address must share its family).
   const SocketAddress mapped = relay_->observed_address();
-  if (mapped.is_set() && std::none_of(hosts.begin(), hosts.end(),
+  if (mapped.is_set() && mapped.family() == local.family() &&
+      std::none_of(hosts.begin(), hosts.end(),
                                       [&](const SocketAddress &h) { return h == mapped; })) {
     ice::Candidate c;
     c.type = ice::CandidateType::kServerReflexive;

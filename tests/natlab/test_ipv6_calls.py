@@ -14,6 +14,10 @@ the family, the path and the time to direct are printed, as the IPv4 matrix prin
   dual-stack relay and completes there.
 * ``IPv6CallTest.test_v6_party_reaches_the_relay_by_name`` -- the relay's name has an A and an
   AAAA record; the IPv6-only party resolves it and dials the AAAA one.
+* ``IPv6CallTest.test_v6_only_behind_nat64_calls_an_ipv4_host_through_an_ipv4_relay`` -- an
+  IPv4-only relay known by an A record only; the IPv6-only party behind NAT64/DNS64 (tayga,
+  unbound dns64) gets a synthesized AAAA, reaches the relay through NAT64 and calls an IPv4
+  host (on the relay: the peer's IPv4 candidates are not synthesized into NAT64 yet).
 
 Run (as root): cd tests/natlab && PARLEY_RELAY=... PARLEY_CALL_PEER=... \\
     /usr/bin/python3 run.py test_ipv6_calls
@@ -128,6 +132,28 @@ class IPv6CallTest(unittest.TestCase):
             self.assertGreater(s["unique"], 50, "frames do not flow" + self.describe())
         _out(f"relay by name {name}: the IPv6-only party and the IPv4 party registered and "
              f"called through it ({st[0]['unique']} / {st[1]['unique']} frames)")
+
+    def test_v6_only_behind_nat64_calls_an_ipv4_host_through_an_ipv4_relay(self):
+        """The relay is IPv4-only here and known by an A record alone: the DNS64 of the
+        IPv6-only site synthesizes its AAAA (64:ff9b::/96) and tayga carries the call."""
+        check_ipv6_prerequisites(nat64=True, dns=True)
+        lab = self.env.lab
+        server = self.env.server
+        relay4 = Relay(lab, server, self.env.relay_bin, self.env.seed("relay4"),
+                       listen=hostport(server.ips[1], PORT))
+        self.relay = relay4
+        lab.add_dns({"relay4": [server.ips[1]]})
+        n64 = lab.add_site("na", "v6-only-nat64")
+        v4 = lab.add_site("pb", "port-restricted")
+        name = f"relay4.{DNS_ZONE}:{PORT}"
+        caller, callee = self.call(v4.host, name, f"{v4.host.ip}:{HOST_PORT}",
+                                   n64.host, name, hostport(n64.host.ip6, HOST_PORT))
+        st = self.flowing((caller, callee))
+        for who, s in zip(("caller (IPv6-only, NAT64)", "callee (IPv4)"), st):
+            _out(_fmt_stats(f"v6-only-nat64 <-> v4 port-restricted {who}", s))
+            self.assertGreater(s["unique"], 50, "frames do not flow" + self.describe())
+        _out(f"cell nat64(v6-only) x prc(v4): {st[0]['path']} (relay {name}, IPv4-only, "
+             f"reached through DNS64 + NAT64)")
 
 
 if __name__ == "__main__":
