@@ -155,6 +155,16 @@ int Context::init() {
     return r;
   }
   socket_->set_buffer_sizes(1 << 20, 1 << 20);
+  if (config_.bind6.is_set()) {
+    if (!config_.bind6.is_v6() || !socket_->local_address().is_v4()) {
+      return fail(kErrAddressFamily, "bind6 %s needs an IPv6 address next to an IPv4 bind",
+                  config_.bind6.to_string().c_str());
+    }
+    socket6_ = std::make_unique<UdpSocket>(loop_);
+    r = socket6_->bind(config_.bind6, on_socket_datagram);
+    if (r != kOk) return r;
+    socket6_->set_buffer_sizes(1 << 20, 1 << 20);
+  }
   quic::EndpointConfig ec;
   // Incoming connections are direct paths of calls; set_accept below lets in only the one a
   // call's ICE agent validated, and only with the peer's certificate.
@@ -162,18 +172,27 @@ int Context::init() {
   ec.connection.keepalive_ms = config_.relay.keepalive_ms;
   ec.connection.idle_timeout_ms = config_.relay.idle_timeout_ms;
   ec.connection.datagram_queue = 64;
-  UdpSocket *sock = socket_.get();
   r = quic::Endpoint::create(
       id_, ec,
-      [sock](const SocketAddress &to, const uint8_t *d, size_t n) { sock->send(to, d, n); },
+      [this](const SocketAddress &to, const uint8_t *d, size_t n) {
+        socket_for(to).send(to, d, n);
+      },
       &endpoint_);
   if (r != kOk) return r;
-  endpoint_->set_batch_sender([sock](const quic::TxPacket *p, size_t n) {
+  endpoint_->set_batch_sender([this](const quic::TxPacket *p, size_t n) {
+    // One system call per family present in the batch (almost always just one).
     OutDatagram batch[quic::kTxBatch];
-    for (size_t i = 0; i < n; ++i) batch[i] = {p[i].data, p[i].len, &p[i].to};
-    sock->send_batch(batch, n);
+    for (UdpSocket *sock : {socket_.get(), socket6_.get()}) {
+      if (!sock) continue;
+      size_t k = 0;
+      for (size_t i = 0; i < n; ++i) {
+        if (&socket_for(p[i].to) == sock) batch[k++] = {p[i].data, p[i].len, &p[i].to};
+      }
+      if (k) sock->send_batch(batch, k);
+    }
   });
   endpoint_->set_local_address(socket_->local_address());
+  if (socket6_) endpoint_->set_local_address(socket6_->local_address());
   endpoint_->set_accept([this](const SocketAddress &remote) {
     for (auto &kv : calls_) {
       Session *s = kv.second.session.get();
@@ -248,6 +267,7 @@ Context::~Context() {
     if (driver_) driver_->kick();
     driver_.reset();
     endpoint_.reset();
+    socket6_.reset();
     socket_.reset();
     return kOk;
   });
@@ -288,20 +308,28 @@ signal::Message Context::call_message(signal::Type t, const Call &c) const {
 std::vector<ice::Candidate> Context::local_candidates() {
   std::vector<ice::Candidate> out;
   if (!config_.direct.enabled) return out;
-  const SocketAddress local = socket_->local_address();
-  std::vector<SocketAddress> hosts;
-  if (local.is_unspecified_ip()) {
-    ice::InterfaceOptions io;
-    io.include_loopback = config_.direct.include_loopback;
-    std::vector<SocketAddress> all;
-    if (ice::host_interface_addresses(io, &all) != kOk) all.clear();
+  // Host candidates of each socket, the IPv6 one's first (RFC 8421: preferred where both
+  // work); a socket on the wildcard address offers every interface address of its family.
+  std::vector<SocketAddress> hosts, all;
+  bool listed = false;
+  for (UdpSocket *sock : {socket6_.get(), socket_.get()}) {
+    if (!sock) continue;
+    const SocketAddress local = sock->local_address();
+    if (!local.is_unspecified_ip()) {
+      hosts.push_back(local);
+      continue;
+    }
+    if (!listed) {
+      ice::InterfaceOptions io;
+      io.include_loopback = config_.direct.include_loopback;
+      if (ice::host_interface_addresses(io, &all) != kOk) all.clear();
+      listed = true;
+    }
     for (auto a : all) {
       if (a.family() != local.family()) continue;
       a.set_port(local.port());
       hosts.push_back(a);
     }
-  } else {
-    hosts.push_back(local);
   }
   uint16_t pref = 65535;
   for (const auto &h : hosts) {
@@ -313,23 +341,33 @@ std::vector<ice::Candidate> Context::local_candidates() {
     out.push_back(c);
     if (pref > 0) --pref;
   }
-  // The relay saw this socket's public mapping when we registered: a server-reflexive
-  // candidate without a STUN round trip.
-  // Not across families: behind NAT64 an IPv6 socket is seen at the gateway's IPv4 address,
-  // which nothing on this socket can pair with until peers' IPv4 candidates are synthesized
-  // into the NAT64 prefix (and a candidate's related address must share its family).
+  // The relay saw the relay socket's public mapping when we registered: a server-reflexive
+  // candidate without a STUN round trip. Its related address is a host of its family; none
+  // (behind NAT64 an IPv6 socket is seen at the gateway's IPv4 address, which nothing here
+  // can pair with until peers' IPv4 candidates are synthesized into the NAT64 prefix): none.
   const SocketAddress mapped = relay_->observed_address();
-  if (mapped.is_set() && mapped.family() == local.family() &&
-      std::none_of(hosts.begin(), hosts.end(),
+  if (!mapped.is_set() || std::any_of(hosts.begin(), hosts.end(),
                                       [&](const SocketAddress &h) { return h == mapped; })) {
-    ice::Candidate c;
-    c.type = ice::CandidateType::kServerReflexive;
-    c.address = mapped;
-    c.related = hosts.empty() ? local : hosts.front();
-    c.priority = ice::candidate_priority(c.type, 65535);
-    c.foundation = ice::candidate_foundation(c.type, c.related, relay_->relay_address());
-    out.push_back(c);
+    return out;
   }
+  SocketAddress related;
+  for (const auto &h : hosts) {
+    if (h.family() == mapped.family()) {
+      related = h;
+      break;
+    }
+  }
+  if (!related.is_set() && socket_->local_address().family() == mapped.family()) {
+    related = socket_->local_address();
+  }
+  if (!related.is_set()) return out;
+  ice::Candidate c;
+  c.type = ice::CandidateType::kServerReflexive;
+  c.address = mapped;
+  c.related = related;
+  c.priority = ice::candidate_priority(c.type, 65535);
+  c.foundation = ice::candidate_foundation(c.type, c.related, relay_->relay_address());
+  out.push_back(c);
   return out;
 }
 
@@ -388,6 +426,7 @@ int Context::start_session(Call &c) {
   Session::Env env;
   env.loop = &loop_;
   env.socket = socket_.get();
+  env.socket6 = socket6_.get();
   env.endpoint = endpoint_.get();
   env.driver = driver_.get();
   env.relay = relay_.get();

@@ -37,6 +37,11 @@ namespace parley::call {
 
 struct ContextConfig {
   SocketAddress bind;  // unset: 0.0.0.0, any port
+  // Set: a second socket, IPv6, here ("[::]:0": every address, any port), next to an IPv4
+  // `bind`. Calls then offer host candidates of both families and pair within each, so two
+  // parties with IPv6 go direct over it whatever their IPv4 NATs do; the relay connection
+  // stays on the IPv4 socket. Unset: only `bind`'s family.
+  SocketAddress bind6;
   // Non-zero: bind the first free port in port_min..port_max (bind's port must be 0).
   uint16_t port_min = 0, port_max = 0;
   RelayClientConfig relay;
@@ -288,6 +293,11 @@ class Context {
   EventHandler handler_;
   Loop loop_;
   std::unique_ptr<UdpSocket> socket_;
+  std::unique_ptr<UdpSocket> socket6_;  // ContextConfig::bind6, or none
+  // The socket a datagram to `to` leaves from: the one of its family.
+  UdpSocket &socket_for(const SocketAddress &to) {
+    return socket6_ && to.is_v6() ? *socket6_ : *socket_;
+  }
   std::unique_ptr<quic::Endpoint> endpoint_;
   std::unique_ptr<quic::EndpointDriver> driver_;
   std::unique_ptr<RelayClient> relay_;

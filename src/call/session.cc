@@ -114,7 +114,10 @@ void Session::pump() {
   if (agent_) {
     agent_->handle_timeout(now);
     ice::Datagram d;
-    while (agent_ && agent_->poll_transmit(now, &d)) env_.socket->send(d.to, d.data, d.len);
+    while (agent_ && agent_->poll_transmit(now, &d)) {
+      UdpSocket *s = env_.socket6 && d.to.is_v6() ? env_.socket6 : env_.socket;
+      s->send(d.to, d.data, d.len);
+    }
     ice::AgentEvent e;
     while (agent_ && agent_->poll_event(&e)) on_agent_event(e);
     if (agent_ && !direct_verified_ && now >= budget_end_) {

@@ -75,6 +75,7 @@ class Session {
   struct Env {
     Loop *loop;
     UdpSocket *socket;
+    UdpSocket *socket6 = nullptr;  // the context's IPv6 socket next to an IPv4 one, or null
     quic::Endpoint *endpoint;
     quic::EndpointDriver *driver;
     RelayClient *relay;

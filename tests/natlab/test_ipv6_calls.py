@@ -9,6 +9,9 @@ the family, the path and the time to direct are printed, as the IPv4 matrix prin
 * ``IPv6CallTest.test_v6_firewall_both_sides_goes_direct`` -- two v6-firewall hosts: ICE over
   IPv6 punches both firewalls (each side's checks open its pinhole for the other's address),
   the call goes direct over IPv6.
+* ``IPv6CallTest.test_dual_stack_symmetric_v4_goes_direct_over_ipv6`` -- symmetric IPv4 NATs
+  on both sides (IPv4 alone: relay) but global IPv6 on both: with ``--bind6`` (an IPv6 socket
+  next to the IPv4 one) the call goes direct over IPv6.
 * ``IPv6CallTest.test_v4_only_and_v6_only_meet_on_the_relay`` -- a port-restricted IPv4 host
   and a v6-firewall IPv6-only host, no NAT64: no common family, so the call stays on the
   dual-stack relay and completes there.
@@ -101,6 +104,40 @@ class IPv6CallTest(unittest.TestCase):
             self.assertGreater(s["via_direct"], 50, "frames do not flow directly" + self.describe())
             self.assertIn("[2001:db8:", s["remote"], "the direct pair is not IPv6")
             self.assertEqual(s["missing"], 0)
+
+    def test_dual_stack_symmetric_v4_goes_direct_over_ipv6(self):
+        """Symmetric IPv4 NATs both sides (relay only on IPv4) but global IPv6 on both: with an
+        IPv6 socket next to the IPv4 one (--bind6), the call goes direct over IPv6 while the
+        relay connection stays on IPv4."""
+        lab = self.env.lab
+        a = lab.add_site("da", "dual-stack", v4nat="symmetric")
+        b = lab.add_site("db", "dual-stack", v4nat="symmetric")
+
+        def extra(site):
+            return ("--bind6", hostport(site.host.ip6, HOST_PORT))
+
+        callee = self.peer(b.host, "callee", self.v4, f"{b.host.ip}:{HOST_PORT}",
+                           extra=extra(b))
+        callee.wait_ready()
+        caller = self.peer(a.host, "caller", self.v4, f"{a.host.ip}:{HOST_PORT}",
+                           call=callee.fp, extra=extra(a))
+        caller.wait_ready()
+        caller.wait_event("active", ACTIVE_TIMEOUT)
+        callee.wait_event("active", ACTIVE_TIMEOUT)
+        for p in (caller, callee):
+            try:
+                p.wait_event("path", BUDGET_MS / 1000 + MARGIN_S,
+                             pred=lambda e: e.get("to") == "direct")
+            except TimeoutError:
+                self.fail(f"{p.name}: no direct path over IPv6" + self.describe())
+        st = self.flowing((caller, callee), key="via_direct")
+        for name, s in zip(("caller", "callee"), st):
+            _out(_fmt_stats(f"dual-stack(sym v4) <-> dual-stack(sym v4) {name}", s))
+        _out(f"cell ds-sym x ds-sym: IPv6, direct, time to direct "
+             f"{max(s['time_to_direct_ms'] for s in st)} ms (IPv4 alone: relay)")
+        for s in st:
+            self.assertGreater(s["via_direct"], 50, "frames do not flow directly" + self.describe())
+            self.assertIn("[2001:db8:", s["remote"], "the direct pair is not IPv6")
 
     def test_v4_only_and_v6_only_meet_on_the_relay(self):
         lab = self.env.lab

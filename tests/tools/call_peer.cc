@@ -53,7 +53,7 @@ using namespace parley;
 namespace {
 
 struct Options {
-  std::string seed, relay, relay_fp, bind = "0.0.0.0:0", call, room;
+  std::string seed, relay, relay_fp, bind = "0.0.0.0:0", bind6, call, room;
   int fps = 50;
   uint32_t budget_ms = 3000, dead_max_ms = 1000;
   long long no_path_timeout_ms = -1;  // -1: the library's default
@@ -64,8 +64,9 @@ struct Options {
 void usage() {
   std::fprintf(stderr,
                "usage: parley-call-peer --seed FILE --relay HOST:PORT --relay-fp HEX\n"
-               "       [--call HEX | --room HEX32] [--bind IP:PORT] [--fps N] [--budget-ms N]\n"
-               "       [--dead-max-ms N] [--no-path-timeout-ms N] [--no-direct] [--loopback]\n"
+               "       [--call HEX | --room HEX32] [--bind IP:PORT] [--bind6 [IP6]:PORT]\n"
+               "       [--fps N] [--budget-ms N] [--dead-max-ms N] [--no-path-timeout-ms N]\n"
+               "       [--no-direct] [--loopback]\n"
                "       [--log-level LEVEL]\n");
 }
 
@@ -175,6 +176,7 @@ int main(int argc, char **argv) {
     else if (a == "--relay") o.relay = next();
     else if (a == "--relay-fp") o.relay_fp = next();
     else if (a == "--bind") o.bind = next();
+    else if (a == "--bind6") o.bind6 = next();
     else if (a == "--call") o.call = next();
     else if (a == "--room") o.room = next();
     else if (a == "--fps") o.fps = std::stoi(next());
@@ -216,6 +218,7 @@ int main(int argc, char **argv) {
   // An IP literal, or a name the context resolves ("host:port").
   if (SocketAddress::parse(o.relay, &cfg.relay.relay) != kOk) cfg.relay.relay_name = o.relay;
   if (SocketAddress::parse(o.bind, &cfg.bind) != kOk ||
+      (!o.bind6.empty() && SocketAddress::parse(o.bind6, &cfg.bind6) != kOk) ||
       identity::Fingerprint::parse(o.relay_fp.c_str(), &relay_fp) != kOk ||
       (!o.call.empty() && identity::Fingerprint::parse(o.call.c_str(), &callee) != kOk) ||
       (room_mode && !parse_id16(o.room, &room))) {

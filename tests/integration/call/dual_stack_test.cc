@@ -52,5 +52,45 @@ TEST(DualStackRelayTest, AnIPv4PartyAndAnIPv6PartyCallThroughOneRelay) {
   unlink(seed.c_str());
 }
 
+// With an IPv6 socket next to the IPv4 one (bind6), calls offer candidates of both families
+// and ICE prefers IPv6 (RFC 8421): on loopback the direct path runs over ::1 while the relay
+// connection stays on IPv4.
+TEST(DualStackRelayTest, WithBind6TheDirectPathPrefersIPv6) {
+  ASSERT_GE(sodium_init(), 0);
+  const std::string seed =
+      ::testing::TempDir() + "bind6-relay-" + std::to_string(getpid()) + ".seed";
+  unlink(seed.c_str());
+  testing::RelayProcess relay;
+  ASSERT_TRUE(relay.start(PARLEY_RELAY_BIN, {"--listen", "127.0.0.1:0", "--seed", seed,
+                                             "--stun-alt", "none", "--log-level", "warn"}));
+  auto dual = [](call::ContextConfig &c) { SocketAddress::parse("[::1]:0", &c.bind6); };
+  Party a, b;
+  ASSERT_EQ(kOk, a.start(relay.address, relay.fingerprint, true, dual));
+  ASSERT_EQ(kOk, b.start(relay.address, relay.fingerprint, true, dual));
+  signal::CallId id;
+  ASSERT_NO_FATAL_FAILURE(active_call(a, b, &id));
+  Streamer sa(a, id), sb(b, id);
+  ASSERT_TRUE(a.wait([&] { return a.on_direct(); }, 10s));
+  ASSERT_TRUE(b.wait([&] { return b.on_direct(); }, 10s));
+  call::CallStats st;
+  ASSERT_EQ(kOk, a.ctx->call_stats(id, &st));
+  EXPECT_NE(st.remote_candidate.find("[::1]"), std::string::npos) << st.remote_candidate;
+  EXPECT_TRUE(a.ctx->observed_address().is_v4());
+  sa.stop();
+  sb.stop();
+  ASSERT_EQ(kOk, a.ctx->hangup(id));
+
+  // bind6 must be IPv6, next to an IPv4 bind.
+  std::unique_ptr<identity::Identity> id6;
+  ASSERT_EQ(kOk, identity::Identity::generate(&id6));
+  call::ContextConfig cfg;
+  cfg.relay.relay = relay.address;
+  SocketAddress::parse("127.0.0.1:0", &cfg.bind6);
+  std::unique_ptr<call::Context> ctx;
+  EXPECT_EQ(kErrAddressFamily, call::Context::create(*id6, cfg, nullptr, &ctx));
+  relay.stop();
+  unlink(seed.c_str());
+}
+
 }  // namespace
 }  // namespace parley
