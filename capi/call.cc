@@ -319,6 +319,13 @@ int parley_context_create(const parley_identity *id, const parley_context_config
     if (config->struct_size >= offsetof(parley_context_config, dtx) + sizeof(int)) {
       cc.audio.dtx = config->dtx != 0;
     }
+    if (config->struct_size >= offsetof(parley_context_config, bind_address6) + sizeof(char *) &&
+        config->bind_address6 &&
+        parley::SocketAddress::parse(config->bind_address6, &cc.bind6) != parley::kOk) {
+      return fail(parley::kErrAddressInvalid,
+                  "parley_context_create: config.bind_address6 '%s' is not [ipv6]:port",
+                  config->bind_address6);
+    }
     if (config->struct_size >=
             offsetof(parley_context_config, no_path_timeout_ms) + sizeof(uint32_t) &&
         config->no_path_timeout_ms != 0) {

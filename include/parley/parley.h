@@ -663,6 +663,12 @@ typedef struct parley_context_config {
    * path outlives any relay outage; a relay restart alone ends no call (docs/protocol.md
    * "What ends a call"). */
   uint32_t no_path_timeout_ms;
+  /** "[ipv6]:port" ("[::]:0": every address, any port): a second, IPv6 socket next to the
+   * IPv4 bind_address (NULL or IPv4). Calls then offer candidates of both families and pair
+   * within each (IPv6 first), so two parties with IPv6 go direct over it whatever their IPv4
+   * NATs do; the relay connection stays on IPv4. NULL (the default): one socket. Not IPv6,
+   * or next to an IPv6 bind_address: PARLEY_ERR_ADDRESS_FAMILY. */
+  const char *bind_address6;
   /** Fields added by later versions go here. */
 } parley_context_config;
 

@@ -170,6 +170,10 @@ static void invalid_config(void) {
   cfg.relay_address = "127.0.0.1:7350";
   cfg.bind_address = "[::1]:0";
   EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_FAMILY, "another family");
+  cfg.bind_address6 = "127.0.0.1:0";
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_FAMILY, "bind6");
+  cfg.bind_address6 = "[::1]";
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_INVALID, "bind_address6");
   cfg.bind_address = NULL;
   cfg.relay_address = "127.0.0.1:99999";
   EXPECT_CONFIG_ERROR(PARLEY_ERR_ADDRESS_INVALID, "relay_address");
