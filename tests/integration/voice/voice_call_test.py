@@ -4,21 +4,22 @@ recordings out, compared objectively.
 Environment: PARLEY_RELAY, PARLEY_CALL (binaries). Needs espeak-ng and sox (scripts/setup-deps).
 
 Thresholds, and why:
-* Waveform correlation >= 0.80 at the best lag. Opus at 32 kb/s (hybrid SILK + CELT) keeps the
-  waveform of voiced speech, so a clean call correlates well above that; anything broken (a
-  skipped or doubled frame, a wrong sample rate, concealment instead of audio, a channel
-  mix-up) pulls a whole-utterance correlation far below it. Measured values are printed.
-* Segmental SNR >= 5 dB over the speech frames: an intact codec path is well above it; one
-  misaligned frame in five already pulls it under.
+* Block by block (voice_audio.lag_track over the loud 20 ms blocks of the input): at least
+  80 % of them found in the recording at correlation >= 0.80, and at most 3 playout shifts
+  (a lag change of more than 0.5 ms between adjacent blocks). Opus at the best profile keeps
+  the waveform of voiced speech, so an intact path matches nearly every loud block; anything
+  broken (a wrong sample rate, concealment instead of audio, a channel mix-up, frames skipped
+  or doubled again and again) fails one or the other. A few shifts are the jitter buffer's
+  answer to a CPU stall (ASan on two busy cores: CI saw whole-utterance correlations of 0.70
+  and 0.72 with every block intact and 3 frames concealed), so they are counted and printed,
+  not failed. The whole-utterance correlation and segmental SNR at one lag are printed too;
+  with no shift the SNR must be >= 5 dB (an intact codec path is well above it).
 * Lag (mouth-to-ear on loopback) between 20 ms (one frame must be captured before it can be
   sent) and 200 ms (frame + jitter-buffer maximum under no load); printed.
 
 Both processes send with the best profile, pinned (--profile 0): the thresholds are the best
-profile's. An adaptive call downgrades at once when its judge sees jitter, and under ASan on
-two busy cores a CPU stall looks like jitter. CI once saw a relayed direction at correlation
-0.70 / 4.6 dB (the other at 0.92) in a run where this test alone gave 0.96 / 9 dB; pinned
-profile 4 measures 0.72 / 2.8 dB and profile 3 0.93 / 6.8 dB here, so a downgrade during the
-call fits. Adaptation is the quality tests' subject (tests/natlab, tests/unit/quality).
+profile's (profile 4 measures 0.72 / 2.8 dB whole-utterance here). Adaptation is the quality
+tests' subject (tests/natlab, tests/unit/quality).
 """
 
 import os
@@ -166,11 +167,22 @@ class LoopbackVoiceCall(unittest.TestCase):
         self.assertEqual(rate, rate2)
         lag, corr = va.align(ref, out, max_lag=rate)  # at most 1 s late
         snr = va.segmental_snr(ref, out, lag, rate)
+        track = va.lag_track(ref, out, rate, lag, rel_db=-20.0)
+        good = [(i, l) for i, l, c in track if c >= 0.80]
+        block = rate * 20 // 1000
+        shifts = [(round(i1 / rate, 2), l1 - l0)
+                  for (i0, l0), (i1, l1) in zip(good, good[1:])
+                  if i1 - i0 == block and abs(l1 - l0) > rate // 2000]
+        share = len(good) / len(track) if track else 0.0
         print(f"{name}: lag {lag / rate * 1000:.1f} ms, correlation {corr:.3f}, "
-              f"segmental SNR {snr:.1f} dB", flush=True)
+              f"segmental SNR {snr:.1f} dB; loud blocks matched {len(good)}/{len(track)}, "
+              f"playout shifts (s, samples) {shifts}", flush=True)
         why = f"{name}\n{self.call_report()}"
-        self.assertGreaterEqual(corr, 0.80, why)
-        self.assertGreaterEqual(snr, 5.0, why)
+        self.assertGreater(len(track), 50, f"{name}: too little speech to judge")
+        self.assertGreaterEqual(share, 0.80, why)
+        self.assertLessEqual(len(shifts), 3, why)
+        if not shifts:
+            self.assertGreaterEqual(snr, 5.0, why)
         self.assertGreaterEqual(lag, rate * 20 // 1000, name)
         self.assertLessEqual(lag, rate * 200 // 1000, name)
         return lag, corr, snr
