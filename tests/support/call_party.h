@@ -19,9 +19,13 @@
 #include <thread>
 #include <vector>
 
+#include <sodium.h>
+#include <unistd.h>
+
 #include "call/context.h"
 #include "quic_peer.h"
 #include "relay/server.h"
+#include "relay_process.h"
 
 namespace parley::testing {
 
@@ -161,6 +165,30 @@ inline int start_relay_in_process(Loop &loop, const identity::Identity &id,
   rc.stun_alt_enabled = false;
   return testing::on_loop(loop, [&] { return relay::Server::create(loop, id, rc, out); });
 }
+
+// A test with a parley-relay process on loopback (PARLEY_RELAY_BIN), its identity seed in a
+// temporary file removed afterwards; start_relay again restarts it with the same identity.
+class RelayProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_GE(sodium_init(), 0); }
+  void TearDown() override {
+    relay_.stop();
+    if (!seed_.empty()) unlink(seed_.c_str());
+  }
+  bool start_relay(const std::string &listen = "127.0.0.1:0",
+                   const std::vector<std::string> &extra = {}) {
+    if (seed_.empty()) {
+      seed_ = ::testing::TempDir() + "relay-" + std::to_string(getpid()) + ".seed";
+      unlink(seed_.c_str());
+    }
+    std::vector<std::string> args = {"--listen", listen, "--seed", seed_, "--stun-alt", "none",
+                                     "--log-level", "warn"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return relay_.start(PARLEY_RELAY_BIN, args);
+  }
+  RelayProcess relay_;
+  std::string seed_;
+};
 
 }  // namespace parley::testing
 

@@ -36,22 +36,7 @@ using testing::Streamer;
 using testing::active_call;
 using testing::start_relay_in_process;
 
-class DirectTest : public ::testing::Test {
- protected:
-  void SetUp() override { ASSERT_GE(sodium_init(), 0); }
-  bool start_relay() {
-    seed_ = ::testing::TempDir() + "direct-relay-" + std::to_string(getpid()) + ".seed";
-    unlink(seed_.c_str());
-    return relay_.start(PARLEY_RELAY_BIN, {"--listen", "127.0.0.1:0", "--seed", seed_,
-                                           "--stun-alt", "none", "--log-level", "warn"});
-  }
-  void TearDown() override {
-    relay_.stop();
-    if (!seed_.empty()) unlink(seed_.c_str());
-  }
-  testing::RelayProcess relay_;
-  std::string seed_;
-};
+class DirectTest : public testing::RelayProcessTest {};
 
 TEST_F(DirectTest, ACallMovesFromTheRelayToDirectWithoutLosingOrRepeatingAFrame) {
   ASSERT_TRUE(start_relay());

@@ -21,15 +21,11 @@ using testing::Party;
 using testing::Streamer;
 using testing::active_call;
 
-TEST(DualStackRelayTest, AnIPv4PartyAndAnIPv6PartyCallThroughOneRelay) {
-  ASSERT_GE(sodium_init(), 0);
-  const std::string seed =
-      ::testing::TempDir() + "dual-relay-" + std::to_string(getpid()) + ".seed";
-  unlink(seed.c_str());
-  testing::RelayProcess relay;
-  ASSERT_TRUE(relay.start(PARLEY_RELAY_BIN, {"--listen", "127.0.0.1:0", "--listen", "[::1]:0",
-                                             "--seed", seed, "--stun-alt", "none",
-                                             "--log-level", "warn"}));
+class DualStackRelayTest : public testing::RelayProcessTest {};
+
+TEST_F(DualStackRelayTest, AnIPv4PartyAndAnIPv6PartyCallThroughOneRelay) {
+  ASSERT_TRUE(start_relay("127.0.0.1:0", {"--listen", "[::1]:0"}));
+  const testing::RelayProcess &relay = relay_;
   ASSERT_TRUE(relay.address.is_v4());
   ASSERT_TRUE(relay.address_other.is_v6()) << "no IPv6 port announced";
   Party a, b;
@@ -48,21 +44,14 @@ TEST(DualStackRelayTest, AnIPv4PartyAndAnIPv6PartyCallThroughOneRelay) {
   sb.stop();
   ASSERT_EQ(kOk, a.ctx->hangup(id));
   ASSERT_TRUE(b.wait([&] { return b.calls[Party::key(id)] == call::CallState::kEnded; }));
-  relay.stop();
-  unlink(seed.c_str());
 }
 
 // With an IPv6 socket next to the IPv4 one (bind6), calls offer candidates of both families
 // and ICE prefers IPv6 (RFC 8421): on loopback the direct path runs over ::1 while the relay
 // connection stays on IPv4.
-TEST(DualStackRelayTest, WithBind6TheDirectPathPrefersIPv6) {
-  ASSERT_GE(sodium_init(), 0);
-  const std::string seed =
-      ::testing::TempDir() + "bind6-relay-" + std::to_string(getpid()) + ".seed";
-  unlink(seed.c_str());
-  testing::RelayProcess relay;
-  ASSERT_TRUE(relay.start(PARLEY_RELAY_BIN, {"--listen", "127.0.0.1:0", "--seed", seed,
-                                             "--stun-alt", "none", "--log-level", "warn"}));
+TEST_F(DualStackRelayTest, WithBind6TheDirectPathPrefersIPv6) {
+  ASSERT_TRUE(start_relay());
+  const testing::RelayProcess &relay = relay_;
   auto dual = [](call::ContextConfig &c) { SocketAddress::parse("[::1]:0", &c.bind6); };
   Party a, b;
   ASSERT_EQ(kOk, a.start(relay.address, relay.fingerprint, true, dual));
@@ -88,8 +77,6 @@ TEST(DualStackRelayTest, WithBind6TheDirectPathPrefersIPv6) {
   SocketAddress::parse("127.0.0.1:0", &cfg.bind6);
   std::unique_ptr<call::Context> ctx;
   EXPECT_EQ(kErrAddressFamily, call::Context::create(*id6, cfg, nullptr, &ctx));
-  relay.stop();
-  unlink(seed.c_str());
 }
 
 }  // namespace

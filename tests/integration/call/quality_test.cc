@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "call/context.h"
+#include "call_party.h"
 #include "impairment_proxy.h"
 #include "media/voice_profile.h"
 #include "quic_peer.h"
@@ -123,18 +124,11 @@ class SoundCards {
   std::thread t_;
 };
 
-class QualityTest : public ::testing::Test {
+class QualityTest : public testing::RelayProcessTest {
  protected:
   void SetUp() override {
-    ASSERT_GE(sodium_init(), 0);
-    seed_ = ::testing::TempDir() + "quality-relay-" + std::to_string(getpid()) + ".seed";
-    unlink(seed_.c_str());
-    ASSERT_TRUE(relay_.start(PARLEY_RELAY_BIN, {"--listen", "127.0.0.1:0", "--seed", seed_,
-                                                "--stun-alt", "none", "--log-level", "warn"}));
-  }
-  void TearDown() override {
-    relay_.stop();
-    unlink(seed_.c_str());
+    RelayProcessTest::SetUp();
+    ASSERT_TRUE(start_relay());
   }
   // A call from a to b that is active on the direct path, with sound cards running.
   void direct_call(Party &a, Party &b, signal::CallId *id) {
@@ -149,8 +143,6 @@ class QualityTest : public ::testing::Test {
     ASSERT_TRUE(a.wait([&] { return a.active && a.direct; }));
     ASSERT_TRUE(b.wait([&] { return b.active && b.direct; }));
   }
-  testing::RelayProcess relay_;
-  std::string seed_;
   std::unique_ptr<SoundCards> cards_;
 };
 

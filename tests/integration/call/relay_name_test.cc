@@ -20,18 +20,11 @@ namespace {
 using testing::Party;
 using testing::active_call;
 
-class RelayNameTest : public ::testing::Test {
+class RelayNameTest : public testing::RelayProcessTest {
  protected:
   void SetUp() override {
-    ASSERT_GE(sodium_init(), 0);
-    seed_ = ::testing::TempDir() + "name-relay-" + std::to_string(getpid()) + ".seed";
-    unlink(seed_.c_str());
-    ASSERT_TRUE(relay_.start(PARLEY_RELAY_BIN, {"--listen", "127.0.0.1:0", "--seed", seed_,
-                                                "--stun-alt", "none", "--log-level", "warn"}));
-  }
-  void TearDown() override {
-    relay_.stop();
-    unlink(seed_.c_str());
+    RelayProcessTest::SetUp();
+    ASSERT_TRUE(start_relay());
   }
   // A party whose relay is `name` (no address).
   int start(Party &p, const std::string &name) {
@@ -40,8 +33,6 @@ class RelayNameTest : public ::testing::Test {
       c.relay.relay_name = name;
     });
   }
-  testing::RelayProcess relay_;
-  std::string seed_;
 };
 
 TEST_F(RelayNameTest, ACallThroughARelayGivenAsLocalhost) {

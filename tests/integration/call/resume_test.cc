@@ -26,22 +26,12 @@ using testing::Party;
 using testing::Streamer;
 using testing::active_call;
 
-class ResumeTest : public ::testing::Test {
+class ResumeTest : public testing::RelayProcessTest {
  protected:
   void SetUp() override {
-    ASSERT_GE(sodium_init(), 0);
-    seed_ = ::testing::TempDir() + "resume-relay-" + std::to_string(getpid()) + ".seed";
-    unlink(seed_.c_str());
-    ASSERT_TRUE(start_relay("127.0.0.1:0"));
+    RelayProcessTest::SetUp();
+    ASSERT_TRUE(start_relay());
     listen_ = relay_.address.to_string();
-  }
-  void TearDown() override {
-    relay_.stop();
-    unlink(seed_.c_str());
-  }
-  bool start_relay(const std::string &listen) {
-    return relay_.start(PARLEY_RELAY_BIN, {"--listen", listen, "--seed", seed_, "--stun-alt",
-                                           "none", "--log-level", "warn"});
   }
   // Stops the relay with `sig` and starts it again with the same seed and address; returns
   // when the new one listens.
@@ -76,8 +66,7 @@ class ResumeTest : public ::testing::Test {
   }
   void relayed_call_resumes(int sig);
 
-  testing::RelayProcess relay_;
-  std::string seed_, listen_;
+  std::string listen_;
 };
 
 void ResumeTest::relayed_call_resumes(int sig) {
