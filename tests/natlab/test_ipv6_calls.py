@@ -65,11 +65,12 @@ class IPv6CallTest(unittest.TestCase):
         return p
 
     def call(self, callee_node, callee_relay, callee_bind, caller_node, caller_relay,
-             caller_bind):
+             caller_bind, callee_extra=(), caller_extra=()):
         """Callee, then caller; both active. Returns (caller, callee)."""
-        callee = self.peer(callee_node, "callee", callee_relay, callee_bind)
+        callee = self.peer(callee_node, "callee", callee_relay, callee_bind, extra=callee_extra)
         callee.wait_ready()
-        caller = self.peer(caller_node, "caller", caller_relay, caller_bind, call=callee.fp)
+        caller = self.peer(caller_node, "caller", caller_relay, caller_bind, call=callee.fp,
+                           extra=caller_extra)
         caller.wait_ready()
         caller.wait_event("active", ACTIVE_TIMEOUT)
         callee.wait_event("active", ACTIVE_TIMEOUT)
@@ -84,11 +85,8 @@ class IPv6CallTest(unittest.TestCase):
                 return st
             time.sleep(0.05)  # pacing the queries; each answer is waited for
 
-    def test_v6_firewall_both_sides_goes_direct(self):
-        lab = self.env.lab
-        a, b = lab.add_site("fa", "v6-firewall"), lab.add_site("fb", "v6-firewall")
-        caller, callee = self.call(b.host, self.v6, hostport(b.host.ip6, HOST_PORT),
-                                   a.host, self.v6, hostport(a.host.ip6, HOST_PORT))
+    def direct_over_ipv6(self, caller, callee, cell, what):
+        """Both sides switch to direct, frames flow on it and the pair is IPv6; the stats."""
         for p in (caller, callee):
             try:
                 p.wait_event("path", BUDGET_MS / 1000 + MARGIN_S,
@@ -97,12 +95,21 @@ class IPv6CallTest(unittest.TestCase):
                 self.fail(f"{p.name}: no direct path over IPv6" + self.describe())
         st = self.flowing((caller, callee), key="via_direct")
         for name, s in zip(("caller", "callee"), st):
-            _out(_fmt_stats(f"v6-firewall <-> v6-firewall {name}", s))
-        _out(f"cell v6fw x v6fw: IPv6, direct, time to direct "
+            _out(_fmt_stats(f"{what} {name}", s))
+        _out(f"cell {cell}: IPv6, direct, time to direct "
              f"{max(s['time_to_direct_ms'] for s in st)} ms")
         for s in st:
             self.assertGreater(s["via_direct"], 50, "frames do not flow directly" + self.describe())
             self.assertIn("[2001:db8:", s["remote"], "the direct pair is not IPv6")
+        return st
+
+    def test_v6_firewall_both_sides_goes_direct(self):
+        lab = self.env.lab
+        a, b = lab.add_site("fa", "v6-firewall"), lab.add_site("fb", "v6-firewall")
+        caller, callee = self.call(b.host, self.v6, hostport(b.host.ip6, HOST_PORT),
+                                   a.host, self.v6, hostport(a.host.ip6, HOST_PORT))
+        st = self.direct_over_ipv6(caller, callee, "v6fw x v6fw", "v6-firewall <-> v6-firewall")
+        for s in st:
             self.assertEqual(s["missing"], 0)
 
     def test_dual_stack_symmetric_v4_goes_direct_over_ipv6(self):
@@ -113,31 +120,14 @@ class IPv6CallTest(unittest.TestCase):
         a = lab.add_site("da", "dual-stack", v4nat="symmetric")
         b = lab.add_site("db", "dual-stack", v4nat="symmetric")
 
-        def extra(site):
+        def bind6(site):
             return ("--bind6", hostport(site.host.ip6, HOST_PORT))
 
-        callee = self.peer(b.host, "callee", self.v4, f"{b.host.ip}:{HOST_PORT}",
-                           extra=extra(b))
-        callee.wait_ready()
-        caller = self.peer(a.host, "caller", self.v4, f"{a.host.ip}:{HOST_PORT}",
-                           call=callee.fp, extra=extra(a))
-        caller.wait_ready()
-        caller.wait_event("active", ACTIVE_TIMEOUT)
-        callee.wait_event("active", ACTIVE_TIMEOUT)
-        for p in (caller, callee):
-            try:
-                p.wait_event("path", BUDGET_MS / 1000 + MARGIN_S,
-                             pred=lambda e: e.get("to") == "direct")
-            except TimeoutError:
-                self.fail(f"{p.name}: no direct path over IPv6" + self.describe())
-        st = self.flowing((caller, callee), key="via_direct")
-        for name, s in zip(("caller", "callee"), st):
-            _out(_fmt_stats(f"dual-stack(sym v4) <-> dual-stack(sym v4) {name}", s))
-        _out(f"cell ds-sym x ds-sym: IPv6, direct, time to direct "
-             f"{max(s['time_to_direct_ms'] for s in st)} ms (IPv4 alone: relay)")
-        for s in st:
-            self.assertGreater(s["via_direct"], 50, "frames do not flow directly" + self.describe())
-            self.assertIn("[2001:db8:", s["remote"], "the direct pair is not IPv6")
+        caller, callee = self.call(b.host, self.v4, f"{b.host.ip}:{HOST_PORT}",
+                                   a.host, self.v4, f"{a.host.ip}:{HOST_PORT}",
+                                   callee_extra=bind6(b), caller_extra=bind6(a))
+        self.direct_over_ipv6(caller, callee, "ds-sym x ds-sym (IPv4 alone: relay)",
+                              "dual-stack(sym v4) <-> dual-stack(sym v4)")
 
     def test_v4_only_and_v6_only_meet_on_the_relay(self):
         lab = self.env.lab
