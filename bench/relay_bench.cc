@@ -516,6 +516,10 @@ class ParleyLoad {
     m.ice_ufrag = "benchufr";
     m.ice_pwd = "benchpasswordbenchpassw0";
     m.media_key = signal::SignedKey{};  // the relay forwards it without looking
+    // Required by the codec (docs/protocol.md): without it every offer failed to encode and
+    // no call was set up.
+    m.identity_key.emplace();
+    std::memcpy(m.identity_key->data(), cl.id->public_key(), identity::kPublicKeyLen);
     m.codecs = {1};
     return m;
   }
