@@ -55,6 +55,7 @@ PARLEY_SAME(PARLEY_ERR_NO_PATH, kErrNoPath);
 PARLEY_SAME(PARLEY_ERR_NAME_NOT_FOUND, kErrNameNotFound);
 PARLEY_SAME(PARLEY_ERR_NO_USABLE_ADDRESS, kErrNoUsableAddress);
 PARLEY_SAME(PARLEY_ERR_ADDRESS_FAMILY, kErrAddressFamily);
+PARLEY_SAME(PARLEY_ERR_ALL_ADDRESSES_FAILED, kErrAllAddressesFailed);
 #undef PARLEY_SAME
 
 const char *parley_strerror(int err) { return parley::error_description(err); }

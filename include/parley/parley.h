@@ -190,7 +190,10 @@ typedef enum parley_error {
   PARLEY_ERR_NO_USABLE_ADDRESS = -48,
   /** Two addresses that must share a family do not, e.g. an IPv6 bind_address with an IPv4
    * relay address: the socket could never reach the relay. */
-  PARLEY_ERR_ADDRESS_FAMILY = -49
+  PARLEY_ERR_ADDRESS_FAMILY = -49,
+  /** A host name (the relay's) resolved, but no connection to any of its addresses could be
+   * made; the message lists each address tried and why it failed. */
+  PARLEY_ERR_ALL_ADDRESSES_FAILED = -50
 } parley_error;
 
 /**

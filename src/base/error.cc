@@ -59,6 +59,7 @@ const char *error_description(int code) {
     case kErrNameNotFound: return "the name does not resolve";
     case kErrNoUsableAddress: return "the name has no usable address";
     case kErrAddressFamily: return "the addresses are of different families";
+    case kErrAllAddressesFailed: return "every address of the name failed";
   }
   return "unknown error";
 }

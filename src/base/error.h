@@ -60,6 +60,7 @@ enum Error : int {
   kErrNameNotFound = -47,
   kErrNoUsableAddress = -48,
   kErrAddressFamily = -49,
+  kErrAllAddressesFailed = -50,
 };
 
 // The fixed one-line description of `code` ("unknown error" for codes parley never returns).

@@ -95,6 +95,9 @@ int Resolver::resolve(const std::string &host, uint16_t port, Done done) {
   struct addrinfo hints = {};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_DGRAM;
+  // Only families the host has an address of (loopback aside): an address nothing can route
+  // to would cost a Happy Eyeballs race an attempt delay, and is "no usable address".
+  hints.ai_flags = AI_ADDRCONFIG;
   // Literals go through the same path (AI_NUMERICHOST is not set): one code path, one turn.
   const int rc = uv_getaddrinfo(loop_.uv(), &r->req, &Resolver::on_resolved, host.c_str(),
                                 nullptr, &hints);

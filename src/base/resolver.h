@@ -22,10 +22,11 @@ int split_host_port(const std::string &text, std::string *host, uint16_t *port);
 // One asynchronous lookup at a time on a loop. Loop thread only.
 class Resolver {
  public:
-  // `addresses`: every address the name has, IPv6 first then IPv4, each once, all with the
-  // port. `error`: kOk (then at least one address), kErrNameNotFound (the name does not
-  // exist, or no answer could be had: the message says which) or kErrNoUsableAddress (it
-  // exists but has no IPv4 or IPv6 address).
+  // `addresses`: every address the name has in a family the host has an address of
+  // (AI_ADDRCONFIG), IPv6 first then IPv4, each once, all with the port. `error`: kOk (then
+  // at least one address), kErrNameNotFound (the name does not exist, or no answer could be
+  // had: the message says which) or kErrNoUsableAddress (it exists but has no address of a
+  // family the host has).
   using Done = std::function<void(int error, const std::vector<SocketAddress> &addresses)>;
 
   explicit Resolver(Loop &loop) : loop_(loop) {}

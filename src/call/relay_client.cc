@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <algorithm>
+
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -33,10 +35,12 @@ RelayClient::RelayClient(Loop &loop, quic::Endpoint &endpoint, quic::EndpointDri
       pinned_(config_.relay_fingerprint),
       backoff_(config_.backoff_initial_ms, config_.backoff_max_ms),
       resolver_(loop),
-      retry_timer_(loop) {}
+      retry_timer_(loop),
+      attempt_timer_(loop) {}
 
 RelayClient::~RelayClient() {
   stopped_ = true;
+  abandon_attempts("client gone");
   if (conn_) {
     conn_->set_handler(nullptr);
     conn_->close(0, "client gone");
@@ -53,6 +57,7 @@ void RelayClient::stop() {
   stopped_ = true;
   retry_timer_.stop();
   resolver_.cancel();
+  abandon_attempts("client stopped");
   if (conn_) {
     conn_->close(0, "client stopped");
     driver_.kick();
@@ -64,6 +69,7 @@ void RelayClient::trust(const identity::Fingerprint &fp) {
   pinned_ = fp;
   retry_timer_.stop();
   backoff_.reset();
+  abandon_attempts("relay trusted: reconnecting");
   if (conn_) {
     conn_->set_handler(nullptr);
     conn_->close(0, "relay trusted: reconnecting");
@@ -83,8 +89,8 @@ void RelayClient::set_state(RelayState s, int error) {
 void RelayClient::connect() {
   set_state(RelayState::kConnecting, kOk);
   if (config_.relay_name.empty()) {
-    current_ = config_.relay;
-    dial();
+    resolved_ = {config_.relay};
+    race(resolved_);
     return;
   }
   // Resolved again on every connect: a relay that moved (a new address behind its name) is
@@ -95,34 +101,61 @@ void RelayClient::connect() {
   if (r == kOk) {
     r = resolver_.resolve(host, port, [this](int error, const std::vector<SocketAddress> &all) {
       if (stopped_) return;
-      if (error == kOk) {
-        error = kErrNoUsableAddress;
-        for (const auto &a : all) {
-          if (a.family() == config_.family) {
-            current_ = a;
-            error = kOk;
-            break;
-          }
-        }
-        if (error != kOk) {
-          fail(kErrNoUsableAddress, "'%s' has no IPv%c address (the context's socket is IPv%c)",
-               config_.relay_name.c_str(), config_.family == AF_INET6 ? '6' : '4',
-               config_.family == AF_INET6 ? '6' : '4');
-        }
-      }
       if (error != kOk) {
         PARLEY_LOG(kLogWarn, "call", "relay %s: %s", config_.relay_name.c_str(),
                    last_error_message());
         schedule_reconnect(error);
         return;
       }
-      dial();
+      resolved_ = all;
+      race(all);
     });
   }
   if (r != kOk) schedule_reconnect(r);
 }
 
-void RelayClient::dial() {
+void RelayClient::race(const std::vector<SocketAddress> &addresses) {
+  // RFC 8305 4: IPv6 first, then the families alternating, so one dead family costs the other
+  // a single attempt delay. An IPv4 address is also tried through a known NAT64 prefix (an
+  // IPv6-only network), after the address itself.
+  std::vector<SocketAddress> v6, v4;
+  for (const auto &a : addresses) {
+    if (a.is_v6() && config_.ipv6) v6.push_back(a);
+    if (a.is_v4() && config_.ipv4) v4.push_back(a);
+    if (a.is_v4() && config_.ipv6 && nat64_.is_set()) {
+      SocketAddress s;
+      if (nat64_synthesize(nat64_, a, &s) == kOk) v6.push_back(s);
+    }
+  }
+  order_.clear();
+  for (size_t i = 0; i < std::max(v6.size(), v4.size()); ++i) {
+    if (i < v6.size()) order_.push_back(v6[i]);
+    if (i < v4.size()) order_.push_back(v4[i]);
+  }
+  next_ = 0;
+  failures_.clear();
+  last_failure_ = kOk;
+  if (order_.empty()) {
+    const char *have = config_.ipv4 && config_.ipv6 ? "IPv4 or IPv6"
+                       : config_.ipv6               ? "IPv6"
+                                                    : "IPv4";
+    fail(kErrNoUsableAddress, "relay %s has no %s address (the context's sockets are %s)",
+         config_.relay_name.empty() ? config_.relay.to_string().c_str()
+                                    : config_.relay_name.c_str(),
+         have, have);
+    PARLEY_LOG(kLogWarn, "call", "%s", last_error_message());
+    schedule_reconnect(kErrNoUsableAddress);
+    return;
+  }
+  if (!pinned_) {
+    PARLEY_LOG(kLogWarn, "call",
+               "no relay fingerprint configured: learning the relay's identity without "
+               "registering; nothing is sent until the host trusts it");
+  }
+  dial_next();
+}
+
+bool RelayClient::dial_next() {
   // Unpinned, the verifier refuses whatever the relay presents: in TLS 1.3 the client checks
   // the server's certificate before it sends its own, so the relay learns nothing of ours.
   auto verify = [this](const identity::Fingerprint &fp) {
@@ -130,23 +163,76 @@ void RelayClient::dial() {
     presented_ = fp;
     return false;
   };
-  if (!pinned_) {
-    PARLEY_LOG(kLogWarn, "call",
-               "no relay fingerprint configured: learning the relay's identity without "
-               "registering; nothing is sent until the host trusts it");
+  while (next_ < order_.size()) {
+    const SocketAddress to = order_[next_++];
+    quic::Connection *c = nullptr;
+    const int r = endpoint_.connect(to, verify,
+                                    [this](quic::Connection &cn, const quic::Event &e) {
+                                      on_event(cn, e);
+                                    },
+                                    monotonic_now(), &c);
+    if (r != kOk) {
+      failures_ += (failures_.empty() ? "" : ", ") + to.to_string() + " (" +
+                   error_description(r) + ")";
+      last_failure_ = r;
+      continue;
+    }
+    attempts_.push_back({c, to});
+    if (next_ < order_.size()) {
+      attempt_timer_.start(config_.attempt_delay_ms, 0, [this] { dial_next(); });
+    }
+    driver_.kick();
+    return true;
   }
-  quic::Connection *c = nullptr;
-  const int r = endpoint_.connect(current_, verify,
-                                  [this](quic::Connection &cn, const quic::Event &e) {
-                                    on_event(cn, e);
-                                  },
-                                  monotonic_now(), &c);
-  if (r != kOk) {
-    schedule_reconnect(r);
+  return false;
+}
+
+void RelayClient::abandon_attempts(const char *why) {
+  attempt_timer_.stop();
+  for (Attempt &a : attempts_) {
+    a.conn->set_handler(nullptr);
+    a.conn->close(0, why);
+  }
+  attempts_.clear();
+}
+
+void RelayClient::on_attempt_closed(quic::Connection &c, const quic::CloseInfo &close) {
+  for (size_t i = 0; i < attempts_.size(); ++i) {
+    if (attempts_[i].conn != &c) continue;
+    const int err = close.error != kOk ? close.error : kErrClosed;
+    failures_ += (failures_.empty() ? "" : ", ") + attempts_[i].to.to_string() + " (" +
+                 error_description(err) + ")";
+    last_failure_ = err;
+    current_ = attempts_[i].to;
+    attempts_.erase(attempts_.begin() + long(i));
+    break;
+  }
+  if (!pinned_ && presented_) {
+    PARLEY_LOG(kLogWarn, "call",
+               "the relay at %s presents identity %s, which nobody pinned: waiting for "
+               "the host to trust it",
+               current_.to_string().c_str(), presented_->hex().c_str());
+    abandon_attempts("relay not trusted yet");
+    retry_timer_.stop();
+    set_state(RelayState::kUntrusted, kOk);
     return;
   }
-  conn_ = c;
-  driver_.kick();
+  if (close.error == kErrPeerIdentity) {
+    PARLEY_LOG(kLogError, "call", "relay identity check failed: %s", close.reason.c_str());
+  }
+  if (stopped_) return;
+  // RFC 8305 5: a failed attempt starts the next one at once.
+  attempt_timer_.stop();
+  if (!attempts_.empty() || dial_next()) return;
+  int error = last_failure_;
+  if (order_.size() > 1) {
+    error = fail(kErrAllAddressesFailed, "relay %s: every address failed: %s",
+                 config_.relay_name.empty() ? config_.relay.to_string().c_str()
+                                            : config_.relay_name.c_str(),
+                 failures_.c_str());
+    PARLEY_LOG(kLogWarn, "call", "%s", last_error_message());
+  }
+  schedule_reconnect(error);
 }
 
 void RelayClient::schedule_reconnect(int error) {
@@ -161,6 +247,22 @@ void RelayClient::schedule_reconnect(int error) {
 }
 
 void RelayClient::on_event(quic::Connection &c, const quic::Event &e) {
+  if (&c != conn_) {
+    // An attempt of the race: the first to connect becomes the relay connection.
+    if (e.type == quic::EventType::kClosed) {
+      on_attempt_closed(c, *e.close);
+      return;
+    }
+    if (e.type != quic::EventType::kConnected) return;
+    for (const Attempt &a : attempts_) {
+      if (a.conn == &c) current_ = a.to;
+    }
+    attempts_.erase(std::remove_if(attempts_.begin(), attempts_.end(),
+                                   [&](const Attempt &a) { return a.conn == &c; }),
+                    attempts_.end());
+    abandon_attempts("another address of the relay answered first");
+    conn_ = &c;
+  }
   switch (e.type) {
     case quic::EventType::kConnected: {
       if (c.open_stream(&stream_) != kOk) {
@@ -200,19 +302,6 @@ void RelayClient::on_event(quic::Connection &c, const quic::Event &e) {
       conn_ = nullptr;
       stream_ = -1;
       const int err = e.close->error != kOk ? e.close->error : kErrClosed;
-      if (!pinned_ && presented_) {
-        PARLEY_LOG(kLogWarn, "call",
-                   "the relay at %s presents identity %s, which nobody pinned: waiting for "
-                   "the host to trust it",
-                   current_.to_string().c_str(), presented_->hex().c_str());
-        retry_timer_.stop();
-        set_state(RelayState::kUntrusted, kOk);
-        return;
-      }
-      if (e.close->error == kErrPeerIdentity) {
-        PARLEY_LOG(kLogError, "call", "relay identity check failed: %s",
-                   e.close->reason.c_str());
-      }
       if (e.close->by_peer && e.close->error == kOk && e.close->app_code == signal::kCloseReplaced) {
         PARLEY_LOG(kLogWarn, "call",
                    "the relay registered this identity from another connection; not "

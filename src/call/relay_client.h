@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/loop.h"
+#include "base/nat64.h"
 #include "base/resolver.h"
 #include "call/backoff.h"
 #include "identity/fingerprint.h"
@@ -28,9 +29,14 @@ struct RelayClientConfig {
   // Instead of `relay`: "host:port" (base/resolver.h split_host_port), resolved without
   // blocking before every connect, so a relay that moves keeps its clients.
   std::string relay_name;
-  // The address family the context's socket can reach (AF_INET or AF_INET6): the one a
-  // resolved name must offer. Set by the context.
-  int family = AF_INET;
+  // The families the context has a socket of: the ones a resolved name's addresses are
+  // dialed in. Set by the context.
+  bool ipv4 = true;
+  bool ipv6 = false;
+  // Happy Eyeballs (RFC 8305): a name's addresses are dialed IPv6 first, the families
+  // alternating; each next address this long after the previous one unless a connection
+  // completed first (or at once when the previous attempt failed).
+  uint32_t attempt_delay_ms = 250;
   // The relay's identity. Unset: the client learns the identity the relay presents without
   // revealing its own (it aborts that handshake before its certificate would be sent), goes
   // to kUntrusted, and waits for trust() — the host's decision — before it connects for real.
@@ -82,8 +88,15 @@ class RelayClient {
   void trust(const identity::Fingerprint &fp);
 
   RelayState state() const { return state_; }
-  // The relay's address: the configured one, or what its name resolved to last (unset before).
+  // The relay's address: the configured one, or the address of its name the last connection
+  // went to (unset before).
   const SocketAddress &relay_address() const { return current_; }
+  // Every address the last resolution of the relay's name gave (the literal alone when no
+  // name is configured), IPv6 first.
+  const std::vector<SocketAddress> &relay_addresses() const { return resolved_; }
+  // A NAT64 prefix (RFC 6052; set by the context once discovered, RFC 7050): the relay's IPv4
+  // addresses are also dialed through it, synthesized, from an IPv6 socket. Unset: none.
+  void set_nat64(const Nat64Prefix &prefix) { nat64_ = prefix; }
   // What the relay saw as our address in its last register-ack (a server-reflexive candidate).
   const SocketAddress &observed_address() const { return observed_; }
   const std::optional<identity::Fingerprint> &relay_fingerprint() const { return pinned_; }
@@ -107,8 +120,19 @@ class RelayClient {
   void attach_test_sink(TestSink sink);
 
  private:
+  // One connection attempt of a Happy Eyeballs race, not yet connected.
+  struct Attempt {
+    quic::Connection *conn;
+    SocketAddress to;
+  };
+
   void connect();
-  void dial();  // connects to current_
+  // Dials every address of `addresses` in turn (RFC 8305 order), racing them.
+  void race(const std::vector<SocketAddress> &addresses);
+  // Dials the next address of the race; false when none is left.
+  bool dial_next();
+  void on_attempt_closed(quic::Connection &c, const quic::CloseInfo &close);
+  void abandon_attempts(const char *why);
   void on_event(quic::Connection &c, const quic::Event &e);
   void set_state(RelayState s, int error);
   void schedule_reconnect(int error);
@@ -128,7 +152,15 @@ class RelayClient {
   Backoff backoff_;
   Resolver resolver_;
   SocketAddress current_;
+  std::vector<SocketAddress> resolved_;
+  Nat64Prefix nat64_;
+  std::vector<SocketAddress> order_;  // the race's addresses, in dialing order
+  size_t next_ = 0;                   // the next of order_ to dial
+  std::vector<Attempt> attempts_;
+  std::string failures_;  // "address (why), ..." of the race so far, for the error message
+  int last_failure_ = 0;
   Timer retry_timer_;
+  Timer attempt_timer_;
   uint64_t registrations_ = 0;
   bool stopped_ = true;
   std::vector<uint8_t> scratch_;

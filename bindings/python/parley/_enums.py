@@ -82,6 +82,7 @@ class ErrorCode(enum.IntEnum):
     NAME_NOT_FOUND = -47
     NO_USABLE_ADDRESS = -48
     ADDRESS_FAMILY = -49
+    ALL_ADDRESSES_FAILED = -50
 
     @property
     def c_name(self) -> str:

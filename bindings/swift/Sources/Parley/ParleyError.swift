@@ -95,6 +95,7 @@ public struct ParleyError: Error, Sendable, Hashable, CustomStringConvertible {
         case nameNotFound = -47
         case noUsableAddress = -48
         case addressFamily = -49
+        case allAddressesFailed = -50
 
         /// The C enumerator's name, e.g. "PARLEY_ERR_FINGERPRINT_INVALID".
         public var cName: String { ParleyError.cNames[Int(-rawValue)] }
@@ -120,6 +121,7 @@ public struct ParleyError: Error, Sendable, Hashable, CustomStringConvertible {
         "PARLEY_ERR_CODEC", "PARLEY_ERR_AUDIO_FORMAT", "PARLEY_ERR_WRONG_THREAD",
         "PARLEY_ERR_INVALID_HANDLE", "PARLEY_ERR_CALL_ENDED", "PARLEY_ERR_NO_PATH",
         "PARLEY_ERR_NAME_NOT_FOUND", "PARLEY_ERR_NO_USABLE_ADDRESS", "PARLEY_ERR_ADDRESS_FAMILY",
+        "PARLEY_ERR_ALL_ADDRESSES_FAILED",
     ]
 
     /// The C name of `code`; codes newer than this binding read "PARLEY_ERR_<number>".

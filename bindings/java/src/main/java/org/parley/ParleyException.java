@@ -68,6 +68,8 @@ public class ParleyException extends RuntimeException {
   public static final int NO_USABLE_ADDRESS = -48;
   /** Two addresses that must share a family do not (bind address and relay address). */
   public static final int ADDRESS_FAMILY = -49;
+  /** No connection could be made to any address a host name resolved to. */
+  public static final int ALL_ADDRESSES_FAILED = -50;
 
   // Index: -code. The names are the C enumerators (parley.h), which never change.
   private static final String[] NAMES = {
@@ -121,6 +123,7 @@ public class ParleyException extends RuntimeException {
     "PARLEY_ERR_NAME_NOT_FOUND",
     "PARLEY_ERR_NO_USABLE_ADDRESS",
     "PARLEY_ERR_ADDRESS_FAMILY",
+    "PARLEY_ERR_ALL_ADDRESSES_FAILED",
   };
 
   private final int code;
