@@ -164,6 +164,30 @@ int Context::init() {
     r = socket6_->bind(config_.bind6, on_socket_datagram);
     if (r != kOk) return r;
     socket6_->set_buffer_sizes(1 << 20, 1 << 20);
+  } else if (!config_.bind.is_set()) {
+    // Dual-stack unless the host pinned an address. The IPv6 socket takes the IPv4 one's
+    // port where it can (one port to open in a firewall); a host without IPv6 keeps IPv4.
+    SocketAddress any6;
+    SocketAddress::parse("[::]:0", &any6);
+    any6.set_port(socket_->local_address().port());
+    socket6_ = std::make_unique<UdpSocket>(loop_);
+    r = socket6_->bind(any6, on_socket_datagram);
+    for (uint32_t port = first; r != kOk && config_.port_min && port <= last; ++port) {
+      any6.set_port(uint16_t(port));
+      socket6_ = std::make_unique<UdpSocket>(loop_);
+      r = socket6_->bind(any6, on_socket_datagram);
+    }
+    if (r != kOk && !config_.port_min) {
+      any6.set_port(0);
+      socket6_ = std::make_unique<UdpSocket>(loop_);
+      r = socket6_->bind(any6, on_socket_datagram);
+    }
+    if (r == kOk) {
+      socket6_->set_buffer_sizes(1 << 20, 1 << 20);
+    } else {
+      PARLEY_LOG(kLogInfo, "call", "no IPv6 socket (%s): IPv4 only", last_error_message());
+      socket6_.reset();
+    }
   }
   quic::EndpointConfig ec;
   // Incoming connections are direct paths of calls; set_accept below lets in only the one a
@@ -237,9 +261,44 @@ int Context::init() {
   };
   l.on_message = [this](const signal::Message &m) { on_relay_message(m); };
   l.on_datagram = [this](const uint8_t *d, size_t n) { on_datagram(d, n); };
-  config_.relay.family = socket_->local_address().family();
+  config_.relay.ipv4 = socket_->local_address().is_v4();
+  config_.relay.ipv6 = socket_->local_address().is_v6() || socket6_ != nullptr;
+  // An IPv6-only network (IPv6 sockets, no IPv4 address but loopback) may reach IPv4 only
+  // through NAT64: its prefix is learned first, so the relay given as an IPv4 literal and the
+  // peers' IPv4 candidates can be reached through it (RFC 7050, RFC 8305 7).
+  bool ipv6_only = false;
+  if (config_.relay.ipv6 && config_.direct.nat64_discovery) {
+    std::vector<SocketAddress> all;
+    if (ice::host_interface_addresses(ice::InterfaceOptions{}, &all) == kOk) {
+      ipv6_only = !all.empty() && std::none_of(all.begin(), all.end(), [](const auto &a) {
+        return a.is_v4();
+      });
+    }
+  }
+  if (ipv6_only) config_.relay.ipv4 = false;
   relay_ = std::make_unique<RelayClient>(loop_, *endpoint_, *driver_, fp_, config_.relay, l);
-  relay_->start();
+  if (!ipv6_only) {
+    relay_->start();
+    return kOk;
+  }
+  PARLEY_LOG(kLogInfo, "call", "IPv6-only network: looking for a NAT64 prefix (%s)",
+             kNat64DiscoveryName);
+  nat64_resolver_ = std::make_unique<Resolver>(loop_);
+  r = nat64_resolver_->resolve(
+      kNat64DiscoveryName, 0, [this](int error, const std::vector<SocketAddress> &answers) {
+        if (error == kOk && nat64_prefix_from(answers, &nat64_)) {
+          SocketAddress zero, shown;
+          SocketAddress::parse_ip("0.0.0.0", 0, &zero);
+          nat64_synthesize(nat64_, zero, &shown);
+          PARLEY_LOG(kLogInfo, "call", "NAT64 prefix %s/%u", shown.ip_string().c_str(),
+                     unsigned(nat64_.length));
+          relay_->set_nat64(nat64_);
+        } else {
+          PARLEY_LOG(kLogInfo, "call", "no NAT64 prefix found: IPv6 only");
+        }
+        relay_->start();
+      });
+  if (r != kOk) relay_->start();
   return kOk;
 }
 
@@ -290,6 +349,9 @@ void Context::sync() { run([] { return kOk; }); }
 SocketAddress Context::local_address() { return read([&] { return socket_->local_address(); }); }
 SocketAddress Context::observed_address() {
   return read([&] { return relay_->observed_address(); });
+}
+SocketAddress Context::relay_address() {
+  return read([&] { return relay_->relay_address(); });
 }
 std::optional<identity::Fingerprint> Context::relay_fingerprint() {
   return read([&] { return relay_->relay_fingerprint(); });
@@ -342,9 +404,7 @@ std::vector<ice::Candidate> Context::local_candidates() {
     if (pref > 0) --pref;
   }
   // The relay saw the relay socket's public mapping when we registered: a server-reflexive
-  // candidate without a STUN round trip. Its related address is a host of its family; none
-  // (behind NAT64 an IPv6 socket is seen at the gateway's IPv4 address, which nothing here
-  // can pair with until peers' IPv4 candidates are synthesized into the NAT64 prefix): none.
+  // candidate without a STUN round trip. Its related address is a host of its family.
   const SocketAddress mapped = relay_->observed_address();
   if (!mapped.is_set() || std::any_of(hosts.begin(), hosts.end(),
                                       [&](const SocketAddress &h) { return h == mapped; })) {
@@ -357,10 +417,16 @@ std::vector<ice::Candidate> Context::local_candidates() {
       break;
     }
   }
-  if (!related.is_set() && socket_->local_address().family() == mapped.family()) {
+  if (!related.is_set() && socket_->local_address().family() == mapped.family() &&
+      !socket_->local_address().is_unspecified_ip()) {
     related = socket_->local_address();
   }
-  if (!related.is_set()) return out;
+  // Behind NAT64 an IPv6 socket is seen by an IPv4 relay at the gateway's IPv4 mapping: peers
+  // with IPv4 can reach it there (their checks arrive from their own address synthesized into
+  // the prefix, which our IPv4 candidates of theirs are paired as). It has no base of its
+  // family, so it goes without a related address.
+  const bool nat64_mapping = mapped.is_v4() && relay_->relay_address().is_v6();
+  if (!related.is_set() && !nat64_mapping) return out;
   ice::Candidate c;
   c.type = ice::CandidateType::kServerReflexive;
   c.address = mapped;
@@ -497,6 +563,13 @@ int Context::start_session(Call &c) {
   p.remote_ufrag = c.peer_ufrag;
   p.remote_pwd.assign(c.peer_pwd.data(), c.peer_pwd.size());
   p.local_candidates = local_candidates();
+  if (nat64_.is_set() && std::none_of(p.local_candidates.begin(), p.local_candidates.end(),
+                                      [](const ice::Candidate &lc) {
+                                        return lc.type == ice::CandidateType::kHost &&
+                                               lc.address.is_v4();
+                                      })) {
+    p.nat64 = nat64_;
+  }
   p.remote_candidates = std::move(c.peer_candidates);
   p.remote_candidates_done = c.peer_candidates_done;
   c.peer_candidates.clear();

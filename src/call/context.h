@@ -153,6 +153,9 @@ class Context {
   void sync();
   SocketAddress local_address();
   SocketAddress observed_address();
+  // Where the relay connection goes: the relay's address, or the one of its name's that
+  // answered first (unset before a connection).
+  SocketAddress relay_address();
   // The relay's identity: the configured one, or the one the host trusted (unset before).
   std::optional<identity::Fingerprint> relay_fingerprint();
   // The host's trust decision: pins `fp` as the relay's identity and connects. For a relay in
@@ -301,6 +304,8 @@ class Context {
   std::unique_ptr<quic::Endpoint> endpoint_;
   std::unique_ptr<quic::EndpointDriver> driver_;
   std::unique_ptr<RelayClient> relay_;
+  std::unique_ptr<Resolver> nat64_resolver_;  // RFC 7050 discovery on IPv6-only networks
+  Nat64Prefix nat64_;                         // unset: none found (or not looked for)
   std::map<signal::CallId, Call> calls_;
   std::map<signal::RoomId, Room> rooms_;
   // Where an incoming frame's stream id belongs: an active call, or a room member. The relay

@@ -93,7 +93,7 @@ void Session::start() {
     give_up_direct(kErrIceFailed, "the peer's ICE credentials are unusable");
     return;
   }
-  for (const auto &c : p_.remote_candidates) agent_->add_remote_candidate(c, now);
+  for (const auto &c : p_.remote_candidates) add_remote_candidate(c, now);
   if (p_.remote_candidates_done) agent_->end_of_remote_candidates(now);
   pump();
 }
@@ -387,12 +387,22 @@ bool Session::on_stun(const uint8_t *data, size_t len, const SocketAddress &from
   return true;
 }
 
+void Session::add_remote_candidate(const ice::Candidate &c, Timestamp now) {
+  agent_->add_remote_candidate(c, now);
+  if (!p_.nat64.is_set() || !c.address.is_v4()) return;
+  ice::Candidate s = c;
+  s.related = SocketAddress();
+  if (nat64_synthesize(p_.nat64, c.address, &s.address) == kOk) {
+    agent_->add_remote_candidate(s, now);
+  }
+}
+
 void Session::on_signal(const signal::Message &m) {
   const Timestamp now = monotonic_now();
   switch (m.type) {
     case signal::Type::kCandidate:
       if (agent_) {
-        for (const auto &c : m.candidates) agent_->add_remote_candidate(c, now);
+        for (const auto &c : m.candidates) add_remote_candidate(c, now);
         pump();
       }
       break;

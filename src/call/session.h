@@ -44,6 +44,9 @@ struct DirectConfig {
   bool include_loopback = false;
   // How long the direct path may stay silent before media falls back to the relay, at most.
   uint32_t dead_max_ms = 1000;
+  // On an IPv6-only network, learn the NAT64 prefix (RFC 7050) so IPv4 literals (the relay,
+  // peers' candidates) are reached through it.
+  bool nat64_discovery = true;
 };
 
 // The path layer's own enum (kRelay = 0, kDirect = 1, the wire's numbers too).
@@ -96,6 +99,9 @@ class Session {
     identity::SecretBuffer local_pwd, remote_pwd;  // ICE passwords
     std::vector<ice::Candidate> local_candidates, remote_candidates;
     bool remote_candidates_done = false;
+    // Set when this side has no IPv4 host but a NAT64 prefix: every IPv4 candidate of the
+    // peer is also tried at its synthesized IPv6 address.
+    Nat64Prefix nat64;
   };
 
   // Derives the media keys from `mine` and the peer's verified `peer_key`. kOk, kErrMediaKey,
@@ -132,6 +138,8 @@ class Session {
   Session(Env env, Params params);
   void start();
   void pump();            // runs the agent and the manager, re-arms the timer
+  // Adds a signaled candidate of the peer, and its NAT64 synthesis when Params::nat64 is set.
+  void add_remote_candidate(const ice::Candidate &c, Timestamp now);
   void on_agent_event(const ice::AgentEvent &e);
   void on_direct_event(quic::Connection &c, const quic::Event &e);
   void on_direct_frame(const uint8_t *data, size_t len);

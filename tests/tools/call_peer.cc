@@ -6,7 +6,8 @@
 //
 //   {"ev":"relay","state":S,"error":N,"t":MS}     every relay state change (S from
 //                                                 call::relay_state_name: "registered", ...)
-//   {"ev":"ready","fp":HEX,"local":ADDR}          registered with the relay (once)
+//   {"ev":"ready","fp":HEX,"local":ADDR,"observed":ADDR,"relay":ADDR}
+//                                                 registered with the relay (once)
 //   {"ev":"error","error":N,"text":T,"t":MS}      an error event not tied to a call's end
 // Call mode:
 //   {"ev":"active","t":MS}                        the call is accepted
@@ -53,7 +54,7 @@ using namespace parley;
 namespace {
 
 struct Options {
-  std::string seed, relay, relay_fp, bind = "0.0.0.0:0", bind6, call, room;
+  std::string seed, relay, relay_fp, bind, bind6, call, room;
   int fps = 50;
   uint32_t budget_ms = 3000, dead_max_ms = 1000;
   long long no_path_timeout_ms = -1;  // -1: the library's default
@@ -65,6 +66,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: parley-call-peer --seed FILE --relay HOST:PORT --relay-fp HEX\n"
                "       [--call HEX | --room HEX32] [--bind IP:PORT] [--bind6 [IP6]:PORT]\n"
+               "       (no --bind: the library's default, a socket of each family)\n"
                "       [--fps N] [--budget-ms N] [--dead-max-ms N] [--no-path-timeout-ms N]\n"
                "       [--no-direct] [--loopback]\n"
                "       [--log-level LEVEL]\n");
@@ -217,7 +219,7 @@ int main(int argc, char **argv) {
   const bool room_mode = !o.room.empty();
   // An IP literal, or a name the context resolves ("host:port").
   if (SocketAddress::parse(o.relay, &cfg.relay.relay) != kOk) cfg.relay.relay_name = o.relay;
-  if (SocketAddress::parse(o.bind, &cfg.bind) != kOk ||
+  if ((!o.bind.empty() && SocketAddress::parse(o.bind, &cfg.bind) != kOk) ||
       (!o.bind6.empty() && SocketAddress::parse(o.bind6, &cfg.bind6) != kOk) ||
       identity::Fingerprint::parse(o.relay_fp.c_str(), &relay_fp) != kOk ||
       (!o.call.empty() && identity::Fingerprint::parse(o.call.c_str(), &callee) != kOk) ||
@@ -358,9 +360,10 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  emit("{\"ev\":\"ready\",\"fp\":\"%s\",\"local\":\"%s\",\"observed\":\"%s\"}",
+  emit("{\"ev\":\"ready\",\"fp\":\"%s\",\"local\":\"%s\",\"observed\":\"%s\","
+       "\"relay\":\"%s\"}",
        id->fingerprint().hex().c_str(), ctx->local_address().to_string().c_str(),
-       ctx->observed_address().to_string().c_str());
+       ctx->observed_address().to_string().c_str(), ctx->relay_address().to_string().c_str());
   if (room_mode) {
     r = ctx->join_room(room);
     if (r != kOk) {
