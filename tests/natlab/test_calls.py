@@ -154,9 +154,10 @@ class Peer:
     def __init__(self, lab, node, binary, relay, seed, *, name, call=None, fps=FPS,
                  budget_ms=BUDGET_MS, extra=(), log_level="info", bind=None):
         self.lab, self.node, self.name = lab, node, name
-        bind = bind or f"{node.ip}:{HOST_PORT}"  # an IPv6 one is "[ip6]:port"
+        # An IPv6 one is "[ip6]:port"; "default": none, the library's dual-stack default.
+        bind = bind or f"{node.ip}:{HOST_PORT}"
         argv = [binary, "--seed", seed, "--relay", relay.addr, "--relay-fp", relay.fp,
-                "--bind", bind, "--fps", str(fps),
+                *(("--bind", bind) if bind != "default" else ()), "--fps", str(fps),
                 "--budget-ms", str(budget_ms), "--log-level", log_level, *extra]
         if call:
             argv += ["--call", call]

@@ -20,7 +20,11 @@ the family, the path and the time to direct are printed, as the IPv4 matrix prin
 * ``IPv6CallTest.test_v6_only_behind_nat64_calls_an_ipv4_host_through_an_ipv4_relay`` -- an
   IPv4-only relay known by an A record only; the IPv6-only party behind NAT64/DNS64 (tayga,
   unbound dns64) gets a synthesized AAAA, reaches the relay through NAT64 and calls an IPv4
-  host (on the relay: the peer's IPv4 candidates are not synthesized into NAT64 yet).
+  host behind a port-restricted NAT; the call goes direct through NAT64 (the IPv6-only side
+  learned the prefix, RFC 7050, and pairs the peer's IPv4 candidates at their synthesized
+  addresses).
+* ``IPv6CallTest.test_v6_only_reaches_an_ipv4_literal_relay_through_nat64`` -- the relay as
+  an IPv4 literal: the IPv6-only party synthesizes its address from the discovered prefix.
 
 Run (as root): cd tests/natlab && PARLEY_RELAY=... PARLEY_CALL_PEER=... \\
     /usr/bin/python3 run.py test_ipv6_calls
@@ -162,7 +166,10 @@ class IPv6CallTest(unittest.TestCase):
 
     def test_v6_only_behind_nat64_calls_an_ipv4_host_through_an_ipv4_relay(self):
         """The relay is IPv4-only here and known by an A record alone: the DNS64 of the
-        IPv6-only site synthesizes its AAAA (64:ff9b::/96) and tayga carries the call."""
+        IPv6-only site synthesizes its AAAA (64:ff9b::/96) and tayga carries the relay
+        connection.  The IPv6-only party learns the NAT64 prefix (RFC 7050), pairs the IPv4
+        host's candidates at their synthesized addresses and offers the mapping the relay saw
+        (the NAT64 gateway's IPv4 address): the call goes direct through NAT64."""
         check_ipv6_prerequisites(nat64=True, dns=True)
         lab = self.env.lab
         server = self.env.server
@@ -175,13 +182,36 @@ class IPv6CallTest(unittest.TestCase):
         name = f"relay4.{DNS_ZONE}:{PORT}"
         caller, callee = self.call(v4.host, name, f"{v4.host.ip}:{HOST_PORT}",
                                    n64.host, name, hostport(n64.host.ip6, HOST_PORT))
-        st = self.flowing((caller, callee))
+        for p in (caller, callee):
+            try:
+                p.wait_event("path", BUDGET_MS / 1000 + MARGIN_S,
+                             pred=lambda e: e.get("to") == "direct")
+            except TimeoutError:
+                self.fail(f"{p.name}: no direct path through NAT64" + self.describe())
+        st = self.flowing((caller, callee), key="via_direct")
         for who, s in zip(("caller (IPv6-only, NAT64)", "callee (IPv4)"), st):
             _out(_fmt_stats(f"v6-only-nat64 <-> v4 port-restricted {who}", s))
-            self.assertGreater(s["unique"], 50, "frames do not flow" + self.describe())
-        _out(f"cell nat64(v6-only) x prc(v4): {st[0]['path']} (relay {name}, IPv4-only, "
-             f"reached through DNS64 + NAT64)")
+            self.assertGreater(s["via_direct"], 50, "frames do not flow directly" + self.describe())
+        self.assertIn("[64:ff9b::", st[0]["remote"], "the IPv6-only side's pair is not NAT64")
+        _out(f"cell nat64(v6-only) x prc(v4): IPv6 -> NAT64 -> IPv4, direct, time to direct "
+             f"{max(s['time_to_direct_ms'] for s in st)} ms (relay {name}, IPv4-only, reached "
+             f"through DNS64 + NAT64)")
 
+    def test_v6_only_reaches_an_ipv4_literal_relay_through_nat64(self):
+        """The relay given as an IPv4 literal to an IPv6-only party: no DNS64 can help, the
+        party synthesizes the address itself from the prefix it discovered."""
+        check_ipv6_prerequisites(nat64=True, dns=True)
+        lab = self.env.lab
+        server = self.env.server
+        literal = hostport(server.ips[1], PORT)
+        self.relay = Relay(lab, server, self.env.relay_bin, self.env.seed("relay4"),
+                           listen=literal)
+        lab.add_dns({})
+        n64 = lab.add_site("na", "v6-only-nat64")
+        p = self.peer(n64.host, "v6only", literal, "default")
+        ready = p.wait_ready()
+        _out(f"IPv6-only party, relay {literal}: registered through {ready['relay']}")
+        self.assertTrue(ready["relay"].startswith("[64:ff9b::"), ready["relay"])
 
 if __name__ == "__main__":
     unittest.main()
