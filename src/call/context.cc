@@ -237,6 +237,7 @@ int Context::init() {
     // The relay forgets a client's rooms with its connection: join them again, and the
     // relay's updates bring the memberships (and stream ids) back.
     if (s == RelayState::kRegistered) {
+      probe_other_family();
       for (auto &kv : rooms_) {
         drop_room_routes(kv.first, kv.second);
         kv.second.members.clear();
@@ -321,6 +322,8 @@ Context::~Context() {
     audio_timer_.reset();
     quality_timer_.reset();
     retired_.clear();
+    other_runner_.reset();
+    other_gatherer_.reset();
     relay_.reset();
     if (endpoint_) endpoint_->close_all(0, "context closed", monotonic_now());
     if (driver_) driver_->kick();
@@ -403,38 +406,76 @@ std::vector<ice::Candidate> Context::local_candidates() {
     out.push_back(c);
     if (pref > 0) --pref;
   }
-  // The relay saw the relay socket's public mapping when we registered: a server-reflexive
-  // candidate without a STUN round trip. Its related address is a host of its family.
-  const SocketAddress mapped = relay_->observed_address();
-  if (!mapped.is_set() || std::any_of(hosts.begin(), hosts.end(),
-                                      [&](const SocketAddress &h) { return h == mapped; })) {
-    return out;
+  // The relay saw the relay socket's public mapping when we registered, and answered a STUN
+  // request from the other family's socket (other_family_probe): server-reflexive candidates
+  // of each family without a round trip at call time. A related address is a host of the
+  // mapping's family.
+  auto add_reflexive = [&](const SocketAddress &mapped, const SocketAddress &server,
+                           uint16_t local_pref) {
+    if (!mapped.is_set() || std::any_of(hosts.begin(), hosts.end(),
+                                        [&](const SocketAddress &h) { return h == mapped; })) {
+      return;
+    }
+    SocketAddress related;
+    for (const auto &h : hosts) {
+      if (h.family() == mapped.family()) {
+        related = h;
+        break;
+      }
+    }
+    // Behind NAT64 an IPv6 socket is seen by an IPv4 relay at the gateway's IPv4 mapping:
+    // peers with IPv4 can reach it there (their checks arrive from their own address
+    // synthesized into the prefix, which is how we pair their IPv4 candidates). It has no
+    // base of its family, so it goes without a related address.
+    const bool nat64_mapping = mapped.is_v4() && server.is_v6();
+    if (!related.is_set() && !nat64_mapping) return;
+    ice::Candidate c;
+    c.type = ice::CandidateType::kServerReflexive;
+    c.address = mapped;
+    c.related = related;
+    c.priority = ice::candidate_priority(c.type, local_pref);
+    c.foundation = ice::candidate_foundation(c.type, c.related, server);
+    out.push_back(c);
+  };
+  add_reflexive(relay_->observed_address(), relay_->relay_address(), 65535);
+  if (observed_other_.is_set() && observed_other_ != relay_->observed_address()) {
+    add_reflexive(observed_other_, other_server_, 65534);
   }
-  SocketAddress related;
-  for (const auto &h : hosts) {
-    if (h.family() == mapped.family()) {
-      related = h;
+  return out;
+}
+
+void Context::probe_other_family() {
+  // The relay connection shows the relay one of our mappings; the socket of the other
+  // family has its own (an IPv4 NAT's, when the connection went over IPv6), which IPv4-only
+  // peers need to reach us directly. The relay answers STUN on each family it listens on.
+  other_runner_.reset();
+  other_gatherer_.reset();
+  observed_other_ = SocketAddress();
+  other_server_ = SocketAddress();
+  const SocketAddress via = relay_->relay_address();
+  for (const auto &a : relay_->relay_addresses()) {
+    const bool usable = a.is_v6() ? socket6_ || socket_->local_address().is_v6()
+                                  : config_.relay.ipv4 && socket_->local_address().is_v4();
+    if (a.family() != via.family() && usable) {
+      other_server_ = a;
       break;
     }
   }
-  if (!related.is_set() && socket_->local_address().family() == mapped.family() &&
-      !socket_->local_address().is_unspecified_ip()) {
-    related = socket_->local_address();
-  }
-  // Behind NAT64 an IPv6 socket is seen by an IPv4 relay at the gateway's IPv4 mapping: peers
-  // with IPv4 can reach it there (their checks arrive from their own address synthesized into
-  // the prefix, which our IPv4 candidates of theirs are paired as). It has no base of its
-  // family, so it goes without a related address.
-  const bool nat64_mapping = mapped.is_v4() && relay_->relay_address().is_v6();
-  if (!related.is_set() && !nat64_mapping) return out;
-  ice::Candidate c;
-  c.type = ice::CandidateType::kServerReflexive;
-  c.address = mapped;
-  c.related = related;
-  c.priority = ice::candidate_priority(c.type, 65535);
-  c.foundation = ice::candidate_foundation(c.type, c.related, relay_->relay_address());
-  out.push_back(c);
-  return out;
+  if (!other_server_.is_set() || !config_.direct.enabled) return;
+  ice::GatherConfig gc;
+  gc.stun_servers.push_back({other_server_, socket_for(other_server_).local_address()});
+  other_gatherer_ = std::make_unique<ice::Gatherer>(std::move(gc), monotonic_now());
+  UdpSocket *v4 = socket_->local_address().is_v4() ? socket_.get() : nullptr;
+  UdpSocket *v6 = socket6_ ? socket6_.get() : v4 ? nullptr : socket_.get();
+  other_runner_ = std::make_unique<ice::MachineRunner>(loop_, v4, v6, *other_gatherer_, [this] {
+    for (const auto &s : other_gatherer_->servers()) {
+      if (s.mapped.is_set()) observed_other_ = s.mapped;
+      PARLEY_LOG(kLogDebug, "call", "the relay at %s sees us at %s (%s)",
+                 s.server.to_string().c_str(), s.mapped.to_string().c_str(),
+                 ice::server_status_name(s.status));
+    }
+  });
+  other_runner_->start();
 }
 
 int Context::send_offer(signal::Type type, Call &c) {
@@ -577,6 +618,10 @@ int Context::start_session(Call &c) {
 }
 
 void Context::on_stun(const uint8_t *data, size_t len, const SocketAddress &from) {
+  if (other_runner_ && from == other_server_) {
+    other_runner_->on_datagram(data, len, from);
+    return;
+  }
   for (auto &kv : calls_) {
     Session *s = kv.second.session.get();
     if (s && s->on_stun(data, len, from)) return;

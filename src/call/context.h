@@ -27,6 +27,8 @@
 #include "call/relay_client.h"
 #include "call/session.h"
 #include "call/voice_channel.h"
+#include "ice/driver.h"
+#include "ice/gatherer.h"
 #include "identity/identity.h"
 #include "identity/secret.h"
 #include "quic/endpoint.h"
@@ -285,6 +287,7 @@ class Context {
   // Creates the media session of a call that just became active. kOk or its error.
   int start_session(Call &c);
   std::vector<ice::Candidate> local_candidates();
+  void probe_other_family();
   void on_stun(const uint8_t *data, size_t len, const SocketAddress &from);
   signal::Message call_message(signal::Type t, const Call &c) const;
   int send_frame(uint32_t stream, uint32_t sequence, uint32_t timestamp, uint8_t profile,
@@ -306,6 +309,11 @@ class Context {
   std::unique_ptr<RelayClient> relay_;
   std::unique_ptr<Resolver> nat64_resolver_;  // RFC 7050 discovery on IPv6-only networks
   Nat64Prefix nat64_;                         // unset: none found (or not looked for)
+  // The relay's address of the other family than the relay connection's, and what it saw
+  // of our socket of that family (probe_other_family).
+  SocketAddress other_server_, observed_other_;
+  std::unique_ptr<ice::Gatherer> other_gatherer_;
+  std::unique_ptr<ice::MachineRunner> other_runner_;
   std::map<signal::CallId, Call> calls_;
   std::map<signal::RoomId, Room> rooms_;
   // Where an incoming frame's stream id belongs: an active call, or a room member. The relay

@@ -17,6 +17,9 @@ the family, the path and the time to direct are printed, as the IPv4 matrix prin
   dual-stack relay and completes there.
 * ``IPv6CallTest.test_v6_party_reaches_the_relay_by_name`` -- the relay's name has an A and an
   AAAA record; the IPv6-only party resolves it and dials the AAAA one.
+* ``IPv6CallTest.test_dual_stack_default_reaches_an_ipv4_only_peer_directly`` -- a dual-stack
+  party with the default sockets whose relay connection went over IPv6 learns its IPv4 NAT
+  mapping from the relay's IPv4 address (STUN) and goes direct with an IPv4-only peer.
 * ``IPv6CallTest.test_v6_only_behind_nat64_calls_an_ipv4_host_through_an_ipv4_relay`` -- an
   IPv4-only relay known by an A record only; the IPv6-only party behind NAT64/DNS64 (tayga,
   unbound dns64) gets a synthesized AAAA, reaches the relay through NAT64 and calls an IPv4
@@ -163,6 +166,38 @@ class IPv6CallTest(unittest.TestCase):
             self.assertGreater(s["unique"], 50, "frames do not flow" + self.describe())
         _out(f"relay by name {name}: the IPv6-only party and the IPv4 party registered and "
              f"called through it ({st[0]['unique']} / {st[1]['unique']} frames)")
+
+    def test_dual_stack_default_reaches_an_ipv4_only_peer_directly(self):
+        """A dual-stack party with the library's default sockets and the relay by name (A and
+        AAAA): its relay connection goes over IPv6 (Happy Eyeballs), yet an IPv4-only peer
+        behind a port-restricted NAT needs its IPv4 NAT mapping -- which it learns from the
+        relay's IPv4 address by STUN -- to go direct."""
+        lab = self.env.lab
+        server = self.env.server
+        lab.add_dns({"relay": [server.ip, server.ip6]})
+        ds = lab.add_site("da", "dual-stack")
+        v4 = lab.add_site("pb", "port-restricted")
+        name = f"relay.{DNS_ZONE}:{PORT}"
+        callee = self.peer(ds.host, "callee", name, "default")
+        ready = callee.wait_ready()
+        self.assertTrue(ready["relay"].startswith("[2001:db8:"), ready["relay"])
+        caller = self.peer(v4.host, "caller", name, f"{v4.host.ip}:{HOST_PORT}",
+                           call=callee.fp)
+        caller.wait_ready()
+        for p in (caller, callee):
+            p.wait_event("active", ACTIVE_TIMEOUT)
+            try:
+                p.wait_event("path", BUDGET_MS / 1000 + MARGIN_S,
+                             pred=lambda e: e.get("to") == "direct")
+            except TimeoutError:
+                self.fail(f"{p.name}: no direct path over IPv4" + self.describe())
+        st = self.flowing((caller, callee), key="via_direct")
+        for who, s in zip(("caller (IPv4)", "callee (dual-stack, relay over IPv6)"), st):
+            _out(_fmt_stats(f"v4 port-restricted <-> dual-stack default {who}", s))
+            self.assertGreater(s["via_direct"], 50, "frames do not flow directly" + self.describe())
+            self.assertNotIn("[", s["remote"], "the direct pair is not IPv4")
+        _out(f"cell prc(v4) x ds(default sockets, relay over IPv6): IPv4, direct, time to "
+             f"direct {max(s['time_to_direct_ms'] for s in st)} ms")
 
     def test_v6_only_behind_nat64_calls_an_ipv4_host_through_an_ipv4_relay(self):
         """The relay is IPv4-only here and known by an A record alone: the DNS64 of the
