@@ -613,15 +613,21 @@ typedef struct parley_context_config {
   size_t struct_size;
   /** The relay, "ip:port", "[ipv6]:port" or "host:port". Required. A name is resolved on
    * the context's own thread before every connection (never blocking the caller), so a relay
-   * that moves keeps its clients; a name that does not resolve, or has no address of the
-   * socket's family, shows as PARLEY_EVENT_RELAY_STATE (backoff) with error
-   * PARLEY_ERR_NAME_NOT_FOUND or PARLEY_ERR_NO_USABLE_ADDRESS, and is tried again. */
+   * that moves keeps its clients. Its addresses are raced Happy-Eyeballs style (RFC 8305:
+   * IPv6 first, the next address 250 ms later unless one connected), so a broken family
+   * costs 250 ms. A name that does not resolve, has no address of the sockets' families, or
+   * none of whose addresses answers shows as PARLEY_EVENT_RELAY_STATE (backoff) with error
+   * PARLEY_ERR_NAME_NOT_FOUND, PARLEY_ERR_NO_USABLE_ADDRESS or
+   * PARLEY_ERR_ALL_ADDRESSES_FAILED, and is tried again. On an IPv6-only network with NAT64
+   * an IPv4 literal is reached through the network's NAT64 prefix (RFC 7050). */
   const char *relay_address;
   /** The relay's fingerprint (64 hex). NULL: the context learns the identity the relay
    * presents without sending it anything, and waits in PARLEY_RELAY_UNTRUSTED for
    * parley_context_trust_relay (persist the trusted fingerprint and pass it here next time). */
   const char *relay_fingerprint;
-  /** Local address to bind, "ip:port"; NULL: 0.0.0.0, any port. */
+  /** Local address to bind, "ip:port" or "[ipv6]:port": one socket, of that family. NULL
+   * (the default): a socket of each family, 0.0.0.0 and [::] on one port where it is free
+   * (IPv4 only on a host without IPv6). */
   const char *bind_address;
   /** PCM sample rate of push/pull: 8000, 12000, 16000, 24000 or 48000 Hz (0: 48000). */
   int sample_rate;
@@ -666,10 +672,10 @@ typedef struct parley_context_config {
    * path outlives any relay outage; a relay restart alone ends no call (docs/protocol.md
    * "What ends a call"). */
   uint32_t no_path_timeout_ms;
-  /** "[ipv6]:port" ("[::]:0": every address, any port): a second, IPv6 socket next to the
-   * IPv4 bind_address (NULL or IPv4). Calls then offer candidates of both families and pair
-   * within each (IPv6 first), so two parties with IPv6 go direct over it whatever their IPv4
-   * NATs do; the relay connection stays on IPv4. NULL (the default): one socket. Not IPv6,
+  /** "[ipv6]:port": the IPv6 socket's address next to the IPv4 bind_address (NULL or IPv4),
+   * e.g. a fixed port. Calls offer candidates of both families and pair within each (IPv6
+   * first), so two parties with IPv6 go direct over it whatever their IPv4 NATs do. NULL:
+   * "[::]:0" when bind_address is NULL too, else no IPv6 socket. Not IPv6,
    * or next to an IPv6 bind_address: PARLEY_ERR_ADDRESS_FAMILY. */
   const char *bind_address6;
   /** Fields added by later versions go here. */

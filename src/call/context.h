@@ -38,11 +38,12 @@
 namespace parley::call {
 
 struct ContextConfig {
-  SocketAddress bind;  // unset: 0.0.0.0, any port
-  // Set: a second socket, IPv6, here ("[::]:0": every address, any port), next to an IPv4
-  // `bind`. Calls then offer host candidates of both families and pair within each, so two
-  // parties with IPv6 go direct over it whatever their IPv4 NATs do; the relay connection
-  // stays on the IPv4 socket. Unset: only `bind`'s family.
+  // Set: one socket, of its family. Unset: a socket of each family (0.0.0.0 and [::], on one
+  // port where it is free; IPv4 alone on a host without IPv6).
+  SocketAddress bind;
+  // Set: the IPv6 socket's address next to an IPv4 `bind`. Calls offer host candidates of
+  // both families and pair within each, so two parties with IPv6 go direct over it whatever
+  // their IPv4 NATs do. Unset: "[::]:0" when `bind` is unset too, else no IPv6 socket.
   SocketAddress bind6;
   // Non-zero: bind the first free port in port_min..port_max (bind's port must be 0).
   uint16_t port_min = 0, port_max = 0;

@@ -224,12 +224,11 @@ void RelayClient::on_attempt_closed(quic::Connection &c, const quic::CloseInfo &
   // RFC 8305 5: a failed attempt starts the next one at once.
   attempt_timer_.stop();
   if (!attempts_.empty() || dial_next()) return;
+  // A literal keeps its connection's error; a name says what each of its addresses did.
   int error = last_failure_;
-  if (order_.size() > 1) {
+  if (!config_.relay_name.empty()) {
     error = fail(kErrAllAddressesFailed, "relay %s: every address failed: %s",
-                 config_.relay_name.empty() ? config_.relay.to_string().c_str()
-                                            : config_.relay_name.c_str(),
-                 failures_.c_str());
+                 config_.relay_name.c_str(), failures_.c_str());
     PARLEY_LOG(kLogWarn, "call", "%s", last_error_message());
   }
   schedule_reconnect(error);

@@ -8,7 +8,10 @@
 #include "check.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "relay_child.h"
@@ -549,6 +552,56 @@ static void port_range(void) {
   parley_identity_free(id);
 }
 
+/* Relay names that cannot be used: parley_context_create returns at once (a name resolves on
+ * the context's thread), and the relay state event says why, each with its own code. */
+static void unusable_relay_names(void) {
+  parley_identity *id = NULL;
+  parley_context_config cfg;
+  parley_context *ctx = NULL;
+  parley_event ev;
+  char address[80];
+  const char *port = strrchr(relay.address, ':') + 1;
+  long long t;
+
+  CHECK_ERR(parley_identity_generate(&id), PARLEY_OK);
+  parley_context_config_init(&cfg);
+  cfg.relay_fingerprint = relay.fingerprint;
+  cfg.disable_direct = 1;
+  /* RFC 6761: .invalid never resolves. */
+  snprintf(address, sizeof address, "nosuch.invalid:%s", port);
+  cfg.relay_address = address;
+  t = relay_child_now_ms();
+  CHECK_ERR(parley_context_create(id, &cfg, &ctx), PARLEY_OK);
+  CHECK(relay_child_now_ms() - t < 1000);
+  CHECK(wait_event(ctx, PARLEY_EVENT_RELAY_STATE, PARLEY_RELAY_BACKOFF, &ev));
+  CHECK_ERR(ev.error, PARLEY_ERR_NAME_NOT_FOUND);
+  CHECK_ERR(parley_context_destroy(ctx), PARLEY_OK);
+
+  /* An IPv6 socket and a name with IPv4 addresses only. "localhost" has an IPv6 address
+   * where the host has IPv6 beyond loopback (AI_ADDRCONFIG), and the check means nothing
+   * there: it says so instead. */
+  {
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET6;
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    if (getaddrinfo("localhost", NULL, &hints, &res) == 0) {
+      freeaddrinfo(res);
+      printf("unusable_relay_names: localhost has an IPv6 address here; "
+             "PARLEY_ERR_NO_USABLE_ADDRESS not checked\n");
+    } else {
+      snprintf(address, sizeof address, "localhost:%s", port);
+      cfg.bind_address = "[::1]:0";
+      CHECK_ERR(parley_context_create(id, &cfg, &ctx), PARLEY_OK);
+      CHECK(wait_event(ctx, PARLEY_EVENT_RELAY_STATE, PARLEY_RELAY_BACKOFF, &ev));
+      CHECK_ERR(ev.error, PARLEY_ERR_NO_USABLE_ADDRESS);
+      CHECK_ERR(parley_context_destroy(ctx), PARLEY_OK);
+    }
+  }
+  parley_identity_free(id);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s PARLEY_RELAY_BINARY\n", argv[0]);
@@ -567,6 +620,7 @@ int main(int argc, char **argv) {
   destroyed_context();
   callback_reentry();
   port_range();
+  unusable_relay_names();
   relay_child_stop(&relay);
   return check_report();
 }
