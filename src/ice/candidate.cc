@@ -1,5 +1,7 @@
 #include "ice/candidate.h"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <vector>
 
@@ -29,6 +31,26 @@ uint32_t type_preference(CandidateType t) {
 
 uint32_t candidate_priority(CandidateType t, uint16_t local_preference, uint32_t component) {
   return (type_preference(t) << 24) | (uint32_t(local_preference) << 8) | (256 - component);
+}
+
+namespace {
+
+int host_rank(const SocketAddress &a) {
+  if (!a.is_v6()) return 8;
+  const uint8_t *ip = a.ip_bytes();
+  // RFC 4291 appendix A: a modified EUI-64 identifier has ff:fe in its middle.
+  const bool eui64 = ip[11] == 0xff && ip[12] == 0xfe;
+  const int scope = (ip[0] & 0xe0) == 0x20 ? 0 : (ip[0] & 0xfe) == 0xfc ? 2 : 4;
+  return scope + (eui64 ? 1 : 0);
+}
+
+}  // namespace
+
+void order_host_addresses(std::vector<SocketAddress> *addresses) {
+  std::stable_sort(addresses->begin(), addresses->end(),
+                   [](const SocketAddress &x, const SocketAddress &y) {
+                     return host_rank(x) < host_rank(y);
+                   });
 }
 
 std::string candidate_foundation(CandidateType t, const SocketAddress &base,

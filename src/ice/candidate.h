@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "base/address.h"
@@ -26,6 +27,12 @@ uint32_t candidate_priority(CandidateType t, uint16_t local_preference, uint32_t
 
 // Same type, base IP, STUN/relay server IP and transport => same foundation (RFC 8445
 // 5.1.1.3). A short, stable hash so both ends and logs agree run after run.
+// Orders host addresses by preference, stably: IPv6 before IPv4 (RFC 8421); within IPv6
+// global before unique-local before the rest, and at each scope addresses with a random
+// interface identifier (temporary, RFC 8981, or stable-privacy, RFC 7217) before EUI-64
+// ones, which carry the device's hardware address to every peer.
+void order_host_addresses(std::vector<SocketAddress> *addresses);
+
 std::string candidate_foundation(CandidateType t, const SocketAddress &base,
                                  const SocketAddress &server);
 

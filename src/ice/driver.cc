@@ -5,6 +5,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "ice/candidate.h"
 
 namespace parley::ice {
 
@@ -28,6 +29,7 @@ int host_interface_addresses(const InterfaceOptions &options, std::vector<Socket
   uv_free_interface_addresses(ifs, count);
   out->assign(v6.begin(), v6.end());
   out->insert(out->end(), v4.begin(), v4.end());
+  order_host_addresses(out);
   return kOk;
 }
 

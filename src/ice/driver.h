@@ -17,8 +17,8 @@ struct InterfaceOptions {
   bool include_link_local = false;
 };
 
-// Addresses of every up interface (port 0), IPv6 first then IPv4, skipping loopback and
-// link-local unless asked. kOk or kErrSocket.
+// Addresses of every up interface (port 0) in order_host_addresses's order, skipping loopback
+// and link-local unless asked. kOk or kErrSocket.
 int host_interface_addresses(const InterfaceOptions &options, std::vector<SocketAddress> *out);
 
 // Runs `machine` until it is done, sending through `v4`/`v6` (either may be null: datagrams

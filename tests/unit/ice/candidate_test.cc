@@ -89,3 +89,29 @@ TEST(Candidate, StrictParsing) {
 
 }  // namespace
 }  // namespace parley::ice
+
+namespace parley::ice {
+namespace {
+
+TEST(HostOrder, IPv6GlobalRandomIdentifiersComeFirstAndEui64Last) {
+  std::vector<SocketAddress> in;
+  for (const char *ip : {"192.168.1.5", "fd00:1::21a:2bff:fe3c:4d5e", "2001:db8::21a:2bff:fe3c:4d5e",
+                         "fd00:1::8c1f:3a2b:9e0d:7f11", "10.0.0.7", "2001:db8::8c1f:3a2b:9e0d:7f11",
+                         "2001:db8::d3a9:41e2:5b77:c001"}) {
+    SocketAddress a;
+    ASSERT_EQ(kOk, SocketAddress::parse_ip(ip, 0, &a)) << ip;
+    in.push_back(a);
+  }
+  order_host_addresses(&in);
+  std::vector<std::string> got;
+  for (const auto &a : in) got.push_back(a.ip_string());
+  const std::vector<std::string> want = {
+      "2001:db8::8c1f:3a2b:9e0d:7f11", "2001:db8::d3a9:41e2:5b77:c001",  // random, in order
+      "2001:db8::21a:2bff:fe3c:4d5e",                                    // EUI-64
+      "fd00:1::8c1f:3a2b:9e0d:7f11", "fd00:1::21a:2bff:fe3c:4d5e",       // unique-local
+      "192.168.1.5", "10.0.0.7"};
+  EXPECT_EQ(got, want);
+}
+
+}  // namespace
+}  // namespace parley::ice
