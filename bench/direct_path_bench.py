@@ -12,7 +12,10 @@ needs root).  Per call it records, from the peers' own JSON events:
   moving to the direct path; the later of the two sides;
 * direct share and family: a call counts as direct when both sides report the switch within
   the direct budget (plus a margin); the family is the one of the direct pair's remote
-  address.  Pairs where no call went direct (symmetric vs symmetric) show "relay".
+  address, or "IPv6->NAT64->IPv4" when a side's remote is in the NAT64 well-known prefix
+  64:ff9b::/96 (an IPv6-only party paired with the peer's IPv4 candidate at its synthesized
+  address; the IPv4 side then sees the NAT64 gateway's IPv4 address).  Pairs where no call
+  went direct (symmetric vs symmetric) show "relay".
 
 and prints the median and p90 of each per pair.  Every call uses fresh identities, and the
 routers' conntrack tables are flushed before it, so each call meets cold NATs and firewalls
@@ -33,6 +36,7 @@ Nothing here is a test: it asserts nothing beyond "the call worked", and it is r
 import argparse
 import collections
 import datetime
+import ipaddress
 import math
 import os
 import platform
@@ -77,8 +81,8 @@ PAIRS_V4 = {
     "symmetric/symmetric": Pair(_v4("symmetric"), _v4("symmetric"), "v4", "relay"),
 }
 # The first four are the cells of tests/natlab/test_ipv6_calls.py; "expect" is what that test
-# asserts (the NAT64 one asserts only that the call works: the peer's IPv4 candidates are not
-# synthesized into the NAT64 prefix, so relay is what to expect today).  dual-stack/dual-stack
+# asserts (the NAT64 one: direct, the IPv6-only side pairing the peer's IPv4 candidates at
+# their synthesized 64:ff9b:: addresses, after RFC 7050 prefix discovery).  dual-stack/dual-stack
 # (port-restricted IPv4, --bind6) can go direct on either family, so it shows which one ICE
 # ends up on.
 _V6FW = Party("v6-firewall", {}, "v6")
@@ -88,7 +92,7 @@ PAIRS_V6 = {
         Party("dual-stack", {"v4nat": "symmetric"}, "v4+v6"),
         Party("dual-stack", {"v4nat": "symmetric"}, "v4+v6"), "dual", "direct"),
     "v6-only-nat64/port-restricted": Pair(Party("v6-only-nat64", {}, "v6"),
-                                          _v4("port-restricted"), "v4-name", "relay"),
+                                          _v4("port-restricted"), "v4-name", "direct"),
     "port-restricted/v6-firewall": Pair(_v4("port-restricted"), _V6FW, "dual", "relay"),
     "dual-stack/dual-stack": Pair(Party("dual-stack", {}, "v4+v6"),
                                   Party("dual-stack", {}, "v4+v6"), "dual", "direct"),
@@ -171,9 +175,28 @@ def build(lab, pair):
     return (a, sa.host), (b, sb.host), list(sa.routers) + list(sb.routers)
 
 
+NAT64_WKP = ipaddress.ip_network("64:ff9b::/96")   # RFC 6052; the lab's hosts see only this
+
+
+def address_of(candidate):
+    """The address of a call peer's candidate text ("host [ip6]:port", "srflx ip:port")."""
+    hp = candidate.split()[-1]
+    return ipaddress.ip_address(hp[1:hp.index("]")] if hp.startswith("[")
+                                else hp.rsplit(":", 1)[0])
+
+
 def family_of(candidate):
-    """"IPv6" or "IPv4" for a call peer's candidate text ("host [ip6]:port", "srflx ip:port")."""
-    return "IPv6" if candidate.split()[-1].startswith("[") else "IPv4"
+    """"IPv6" or "IPv4" for a call peer's candidate text."""
+    return f"IPv{address_of(candidate).version}"
+
+
+def path_family(remotes):
+    """The family of a direct call from both sides' remote candidates: "IPv6->NAT64->IPv4" when
+    one side's remote is a synthesized NAT64 address (its peer's IPv4 candidate seen through
+    64:ff9b::/96), else "IPv6", "IPv4", or "IPv4/IPv6" if the sides disagree."""
+    if any(address_of(r) in NAT64_WKP for r in remotes):
+        return "IPv6->NAT64->IPv4"
+    return "/".join(sorted({family_of(r) for r in remotes}))
 
 
 def one_call(lab, relay, peer_bin, tmp, i, caller, callee, relay_addrs):
@@ -209,10 +232,10 @@ def one_call(lab, relay, peer_bin, tmp, i, caller, callee, relay_addrs):
         if all(switched):
             st = [p.stats() for p in peers]
             ttd = max(s["time_to_direct_ms"] for s in st)
-            family = "/".join(sorted({family_of(ev["remote"]) for ev in switched}))
+            family = path_family([ev["remote"] for ev in switched])
         return {"first": max(ev["since_active"] for ev in first),
                 "first_via": "/".join(ev["via"] for ev in first), "ttd": ttd,
-                "family": family, "remote": switched[0]["remote"] if switched[0] else None,
+                "family": family, "remotes": [ev["remote"] if ev else None for ev in switched],
                 "one_sided": sum(1 for ev in switched if ev) == 1}
     finally:
         for p in (caller_p, callee_p):
@@ -262,7 +285,7 @@ def run_pair(label, relay_bin, peer_bin, calls, verbose):
                 rows.append(res)
                 if verbose:
                     path = (f"direct over {res['family']} after {res['ttd']} ms (caller -> "
-                            f"{res['remote']})"
+                            f"{res['remotes'][0]}, callee -> {res['remotes'][1]})"
                             if res["ttd"] is not None else
                             "relay (only one side switched)" if res["one_sided"] else "relay")
                     print(f"  {label} #{i + 1}: first frame {res['first']} ms "
