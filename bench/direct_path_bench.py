@@ -24,7 +24,10 @@ routers' conntrack tables are flushed before it, so each call meets cold NATs an
 The IPv6 pairs (``PAIRS_V6``) use the lab's IPv6 sites (tests/natlab/README.md, "IPv6") and
 the relay set-ups of tests/natlab/test_ipv6_calls.py: a relay listening on both families, or,
 for the NAT64 pair, an IPv4-only relay known by an A record only (reached through DNS64 +
-NAT64).  They need the IPv6 lab's packages (tayga and unbound for the NAT64 pair).
+NAT64).  The pair with the library's default sockets (no --bind, no --bind6) dials the relay
+by a name with an A and an AAAA record, as tests/natlab/test_happy_eyeballs.py does.  They
+need the IPv6 lab's packages (tayga and unbound for the NAT64 pair, unbound for the named
+relays).
 
     sudo bench/direct_path_bench.py [--calls 20] [--pairs none/none,...|ipv6|all]
         [--relay build-release/src/relay/parley-relay]
@@ -59,11 +62,15 @@ from test_ipv6_calls import PORT  # noqa: E402
 # One party: its site type, add_site options, and its sockets --
 #   "v4":    --bind <ip>:40000, dials the relay's IPv4 address;
 #   "v6":    --bind [<ip6>]:40000 (an IPv6-only host), dials the relay's IPv6 address;
-#   "v4+v6": --bind <ip>:40000 and --bind6 [<ip6>]:40000, dials the relay's IPv4 address.
-# A relay known by name (relay "v4-name") is dialled by that name whatever the sockets.
+#   "v4+v6": --bind <ip>:40000 and --bind6 [<ip6>]:40000, dials the relay's IPv4 address;
+#   "default": neither --bind nor --bind6 (the library's default: a socket of each family),
+#              dials the relay's IPv4 address.
+# A relay known by name (relay "v4-name", "dual-name") is dialled by that name whatever the
+# sockets.
 Party = collections.namedtuple("Party", "nat site_kw sock")
 # relay: "v4" (203.0.113.10:3478 only, the IPv4 lab exactly as it always was), "dual" (also
-# [2001:db8:0:ff::10]:3478), "v4-name" (IPv4 only, by an A-only name in the lab DNS).
+# [2001:db8:0:ff::10]:3478), "v4-name" (IPv4 only, by an A-only name in the lab DNS),
+# "dual-name" (both families, by a name with an A and an AAAA record: Happy Eyeballs).
 Pair = collections.namedtuple("Pair", "caller callee relay expect")
 
 
@@ -84,7 +91,8 @@ PAIRS_V4 = {
 # asserts (the NAT64 one: direct, the IPv6-only side pairing the peer's IPv4 candidates at
 # their synthesized 64:ff9b:: addresses, after RFC 7050 prefix discovery).  dual-stack/dual-stack
 # (port-restricted IPv4, --bind6) can go direct on either family, so it shows which one ICE
-# ends up on.
+# ends up on; dual-stack-default/dual-stack-default is the same sites with no socket options
+# at all and the relay by name, what an application that sets nothing gets.
 _V6FW = Party("v6-firewall", {}, "v6")
 PAIRS_V6 = {
     "v6-firewall/v6-firewall": Pair(_V6FW, _V6FW, "dual", "direct"),
@@ -96,6 +104,9 @@ PAIRS_V6 = {
     "port-restricted/v6-firewall": Pair(_v4("port-restricted"), _V6FW, "dual", "relay"),
     "dual-stack/dual-stack": Pair(Party("dual-stack", {}, "v4+v6"),
                                   Party("dual-stack", {}, "v4+v6"), "dual", "direct"),
+    "dual-stack-default/dual-stack-default": Pair(
+        Party("dual-stack", {}, "default"), Party("dual-stack", {}, "default"), "dual-name",
+        "direct"),
 }
 PAIRS = {**PAIRS_V4, **PAIRS_V6}
 DEFAULT_PAIRS = ("none/none", "port-restricted/port-restricted", "full-cone/symmetric",
@@ -103,6 +114,7 @@ DEFAULT_PAIRS = ("none/none", "port-restricted/port-restricted", "full-cone/symm
 PAIR_GROUPS = {"ipv4": tuple(PAIRS_V4), "ipv6": tuple(PAIRS_V6), "all": tuple(PAIRS),
                "default": DEFAULT_PAIRS}
 RELAY4_NAME = "relay4"
+RELAY_NAME = "relay"        # relay "dual-name": A and AAAA
 
 
 def nearest_rank(values, q):
@@ -141,21 +153,30 @@ def start_relay(lab, server, relay_bin, seed, kind):
     v4 = hostport(server.ip, PORT)
     if kind == "v4":
         relay = Relay(lab, server, relay_bin, seed)
-        return relay, {"v4": relay.addr, "v6": None, "v4+v6": relay.addr}
+        return relay, {"v4": relay.addr, "v6": None, "v4+v6": relay.addr,
+                       "default": relay.addr}
     if kind == "dual":
         v6 = hostport(server.ip6, PORT)
         relay = Relay(lab, server, relay_bin, seed, listen=v4, extra=("--listen", v6))
-        return relay, {"v4": v4, "v6": v6, "v4+v6": v4}
+        return relay, {"v4": v4, "v6": v6, "v4+v6": v4, "default": v4}
+    if kind == "dual-name":
+        relay = Relay(lab, server, relay_bin, seed, listen=v4,
+                      extra=("--listen", hostport(server.ip6, PORT)))
+        lab.add_dns({RELAY_NAME: [server.ip, server.ip6]})
+        name = f"{RELAY_NAME}.{DNS_ZONE}:{PORT}"
+        return relay, dict.fromkeys(("v4", "v6", "v4+v6", "default"), name)
     # An A record only: the IPv6-only party behind NAT64 gets a synthesized AAAA from its
     # DNS64, which is the path a real IPv6-only mobile network takes to an IPv4-only relay.
     relay = Relay(lab, server, relay_bin, seed, listen=v4)
     lab.add_dns({RELAY4_NAME: [server.ip]})
     name = f"{RELAY4_NAME}.{DNS_ZONE}:{PORT}"
-    return relay, {"v4": name, "v6": name, "v4+v6": name}
+    return relay, dict.fromkeys(("v4", "v6", "v4+v6", "default"), name)
 
 
 def party_args(party, node):
-    """(--bind, extra argv) of one party."""
+    """(--bind, extra argv) of one party (Peer's bind "default": no --bind)."""
+    if party.sock == "default":
+        return "default", ()
     if party.sock == "v6":
         return hostport(node.ip6, HOST_PORT), ()
     bind = hostport(node.ip, HOST_PORT)
@@ -210,9 +231,9 @@ def one_call(lab, relay, peer_bin, tmp, i, caller, callee, relay_addrs):
     callee_p = start("callee", callee)
     caller_p = None
     try:
-        callee_p.wait_ready(READY_TIMEOUT)
+        relay_callee = callee_p.wait_ready(READY_TIMEOUT).get("relay")
         caller_p = start("caller", caller, call=callee_p.fp)
-        caller_p.wait_ready(READY_TIMEOUT)
+        relay_caller = caller_p.wait_ready(READY_TIMEOUT).get("relay")
         peers = (caller_p, callee_p)
         for p in peers:
             p.wait_event("active", ACTIVE_TIMEOUT)
@@ -236,7 +257,8 @@ def one_call(lab, relay, peer_bin, tmp, i, caller, callee, relay_addrs):
         return {"first": max(ev["since_active"] for ev in first),
                 "first_via": "/".join(ev["via"] for ev in first), "ttd": ttd,
                 "family": family, "remotes": [ev["remote"] if ev else None for ev in switched],
-                "one_sided": sum(1 for ev in switched if ev) == 1}
+                "one_sided": sum(1 for ev in switched if ev) == 1,
+                "relays": (relay_caller, relay_callee)}
     finally:
         for p in (caller_p, callee_p):
             if p is not None:
@@ -261,11 +283,11 @@ def run_pair(label, relay_bin, peer_bin, calls, verbose):
     v6 = ipv6_pair(pair)
     if v6:
         nat64 = "v6-only-nat64" in (pair.caller.nat, pair.callee.nat)
-        check_ipv6_prerequisites(nat64=nat64, dns=pair.relay == "v4-name")
+        check_ipv6_prerequisites(nat64=nat64, dns=pair.relay in ("v4-name", "dual-name"))
     tmp = tempfile.mkdtemp(prefix="parley-bench-")
     try:
         with Lab() as lab:
-            server = lab.add_server(ipv6=pair.relay == "dual")
+            server = lab.add_server(ipv6=pair.relay in ("dual", "dual-name"))
             relay, relay_addrs = start_relay(lab, server, relay_bin,
                                              os.path.join(tmp, "relay.seed"), pair.relay)
             caller, callee, routers = build(lab, pair)
@@ -289,7 +311,9 @@ def run_pair(label, relay_bin, peer_bin, calls, verbose):
                             if res["ttd"] is not None else
                             "relay (only one side switched)" if res["one_sided"] else "relay")
                     print(f"  {label} #{i + 1}: first frame {res['first']} ms "
-                          f"({res['first_via']}), {path}, {res['wall']:.2f}s", file=sys.stderr)
+                          f"({res['first_via']}), {path}, {res['wall']:.2f}s; relay "
+                          f"connections {' / '.join(map(str, res['relays']))}",
+                          file=sys.stderr)
             return rows, failures
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
