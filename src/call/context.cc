@@ -396,6 +396,15 @@ std::vector<ice::Candidate> Context::local_candidates() {
       hosts.push_back(a);
     }
   }
+  // RFC 8421 4: the families alternate in preference (IPv6 first), so the peer's checks of
+  // a family that does not work never queue all ahead of the other's.
+  std::vector<SocketAddress> v6, v4;
+  for (const auto &h : hosts) (h.is_v6() ? v6 : v4).push_back(h);
+  hosts.clear();
+  for (size_t i = 0; i < std::max(v6.size(), v4.size()); ++i) {
+    if (i < v6.size()) hosts.push_back(v6[i]);
+    if (i < v4.size()) hosts.push_back(v4[i]);
+  }
   uint16_t pref = 65535;
   for (const auto &h : hosts) {
     ice::Candidate c;
