@@ -3,7 +3,11 @@
 #include <netdb.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <system_error>
+#include <thread>
 
 #include "base/error.h"
 
@@ -65,9 +69,14 @@ int split_host_port(const std::string &text, std::string *host, uint16_t *port) 
   return kOk;
 }
 
+// What a lookup thread shares with its Resolver. The thread runs getaddrinfo (which may take
+// the system resolver's whole timeout) and never holds anything of the Resolver's but this:
+// a Resolver that goes away, or starts another lookup, clears `loop` and leaves the thread
+// to finish alone, so destroying a context never waits for DNS.
 struct Resolver::Request {
-  uv_getaddrinfo_t req;
-  Resolver *owner = nullptr;  // nullptr once cancelled: the answer is dropped
+  std::mutex mu;
+  Loop *loop = nullptr;       // nullptr once cancelled; guarded by mu
+  Resolver *owner = nullptr;  // loop thread only
   std::string host;
   uint16_t port = 0;
   Done done;
@@ -77,21 +86,32 @@ Resolver::~Resolver() { cancel(); }
 
 void Resolver::cancel() {
   if (!pending_) return;
-  // uv_cancel succeeds only while the lookup waits for a pool thread; either way the
-  // callback still comes (UV_EAI_CANCELED or the answer) and frees the request.
+  {
+    std::lock_guard<std::mutex> lock(pending_->mu);
+    pending_->loop = nullptr;
+  }
   pending_->owner = nullptr;
-  uv_cancel(reinterpret_cast<uv_req_t *>(&pending_->req));
-  pending_ = nullptr;
+  pending_.reset();
 }
 
 int Resolver::resolve(const std::string &host, uint16_t port, Done done) {
   cancel();
-  auto *r = new Request;
+  auto r = std::make_shared<Request>();
+  r->loop = &loop_;
   r->owner = this;
   r->host = host;
   r->port = port;
   r->done = std::move(done);
-  r->req.data = r;
+  try {
+    std::thread([r] { lookup(r); }).detach();
+  } catch (const std::system_error &e) {
+    return fail(kErrInternal, "cannot start resolving '%s': %s", host.c_str(), e.what());
+  }
+  pending_ = std::move(r);
+  return kOk;
+}
+
+void Resolver::lookup(std::shared_ptr<Request> r) {
   struct addrinfo hints = {};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_DGRAM;
@@ -99,18 +119,8 @@ int Resolver::resolve(const std::string &host, uint16_t port, Done done) {
   // to would cost a Happy Eyeballs race an attempt delay, and is "no usable address".
   hints.ai_flags = AI_ADDRCONFIG;
   // Literals go through the same path (AI_NUMERICHOST is not set): one code path, one turn.
-  const int rc = uv_getaddrinfo(loop_.uv(), &r->req, &Resolver::on_resolved, host.c_str(),
-                                nullptr, &hints);
-  if (rc != 0) {
-    delete r;
-    return fail(kErrInternal, "cannot start resolving '%s': %s", host.c_str(), uv_strerror(rc));
-  }
-  pending_ = r;
-  return kOk;
-}
-
-void Resolver::on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  std::unique_ptr<Request> r(static_cast<Request *>(req->data));
+  struct addrinfo *res = nullptr;
+  const int status = getaddrinfo(r->host.c_str(), nullptr, &hints, &res);
   std::vector<SocketAddress> v6, v4;
   for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
     SocketAddress a = SocketAddress::from_sockaddr(ai->ai_addr);
@@ -119,21 +129,25 @@ void Resolver::on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
     auto &list = a.is_v6() ? v6 : v4;
     if (std::find(list.begin(), list.end(), a) == list.end()) list.push_back(a);
   }
-  uv_freeaddrinfo(res);
-  Resolver *owner = r->owner;
-  if (!owner) return;  // cancelled
-  owner->pending_ = nullptr;
+  if (res) freeaddrinfo(res);
   v6.insert(v6.end(), v4.begin(), v4.end());
-  int error = kOk;
-  if (status == UV_EAI_NONAME || status == UV_EAI_AGAIN || status == UV_EAI_FAIL ||
-      (status != 0 && status != UV_EAI_NODATA && status != UV_EAI_ADDRFAMILY)) {
-    error = fail(kErrNameNotFound, "cannot resolve '%s': %s", r->host.c_str(),
-                 uv_strerror(status));
-  } else if (v6.empty()) {
-    error = fail(kErrNoUsableAddress, "'%s' has no IPv4 or IPv6 address", r->host.c_str());
-  }
-  Done done = std::move(r->done);
-  done(error, v6);
+  std::lock_guard<std::mutex> lock(r->mu);
+  if (!r->loop) return;  // cancelled
+  r->loop->post([r, status, all = std::move(v6)] {
+    Resolver *owner = r->owner;
+    if (!owner) return;  // cancelled after the answer was posted
+    owner->pending_.reset();
+    int error = kOk;
+    if (status == EAI_NONAME || status == EAI_AGAIN || status == EAI_FAIL ||
+        (status != 0 && status != EAI_NODATA && status != EAI_ADDRFAMILY)) {
+      error = fail(kErrNameNotFound, "cannot resolve '%s': %s", r->host.c_str(),
+                   status == EAI_SYSTEM ? std::strerror(errno) : gai_strerror(status));
+    } else if (all.empty()) {
+      error = fail(kErrNoUsableAddress, "'%s' has no IPv4 or IPv6 address", r->host.c_str());
+    }
+    Done done = std::move(r->done);
+    done(error, all);
+  });
 }
 
 }  // namespace parley

@@ -1,5 +1,7 @@
 // Names to addresses without blocking a loop: "host:port" parsing, and asynchronous
-// resolution on libuv's thread pool (uv_getaddrinfo), whose answer comes back on the loop.
+// resolution: getaddrinfo on a thread of its own per lookup, whose answer comes back on the
+// loop. Not libuv's pool: a lookup there cannot be abandoned, and the loop (a context) could
+// not close until the system resolver gave up.
 #ifndef PARLEY_BASE_RESOLVER_H
 #define PARLEY_BASE_RESOLVER_H
 
@@ -36,18 +38,20 @@ class Resolver {
   Resolver &operator=(const Resolver &) = delete;
 
   // Starts resolving `host` (an IP literal answers at once, still through `done`, on a later
-  // loop turn). Replaces (cancels) a lookup in flight. kOk (then `done` fires exactly once)
-  // or kErrInternal (libuv refused; `done` never fires).
+  // loop turn). Replaces (cancels) a lookup in flight. kOk (then `done` fires exactly once,
+  // unless cancelled) or kErrInternal (no thread could be started; `done` never fires).
   int resolve(const std::string &host, uint16_t port, Done done);
+  // Abandons the lookup in flight at once: its callback never fires, and its thread ends
+  // by itself when the system resolver answers.
   void cancel();
   bool busy() const { return pending_ != nullptr; }
 
  private:
   struct Request;
-  static void on_resolved(struct uv_getaddrinfo_s *req, int status, struct addrinfo *res);
+  static void lookup(std::shared_ptr<Request> r);
 
   Loop &loop_;
-  Request *pending_ = nullptr;  // owned by libuv until its callback
+  std::shared_ptr<Request> pending_;  // shared with its lookup thread
 };
 
 }  // namespace parley

@@ -11,6 +11,10 @@ Needs root, unbound, and the variables of test_calls.py (PARLEY_RELAY, PARLEY_CA
 * ``RelayNameTest.test_names_that_cannot_be_used`` -- a name the DNS does not know gives a
   relay backoff with ``kErrNameNotFound`` (-47); a name with only an AAAA record, for a
   party whose socket is IPv4, gives ``kErrNoUsableAddress`` (-48).  Neither registers.
+* ``RelayNameTest.test_closing_never_waits_for_dns`` -- the lab's DNS server black-holed, so
+  the party's lookup of the relay's name hangs for the system resolver's timeout; the party
+  gives up waiting for registration after 1 s and destroys its context, which must return
+  at once (the lookup is abandoned, not waited for).
 
 Run (as root): cd tests/natlab && PARLEY_RELAY=... PARLEY_CALL_PEER=... \\
     /usr/bin/python3 run.py test_relay_name
@@ -20,7 +24,7 @@ import time
 import types
 import unittest
 
-from natlab import DNS_ZONE
+from natlab import DNS_ZONE, wait_for_line
 from test_calls import Peer, Relay
 from test_resume import NO_DIRECT, ResumeCase, _out
 
@@ -29,6 +33,8 @@ ERR_NO_USABLE_ADDRESS = -48
 PORT = 3478
 MOVE_LIMIT_S = 5.0          # the old relay's graceful stop, a reconnect and a resume
 EVENT_TIMEOUT = 10.0
+READY_GIVE_UP_MS = 1000
+CLOSE_LIMIT_MS = 1000       # the resolver's timeout is set to 5 s per try
 
 
 class RelayNameTest(ResumeCase):
@@ -84,6 +90,32 @@ class RelayNameTest(ResumeCase):
                  f"{(time.monotonic() - t) * 1000:.0f} ms")
             self.assertEqual(ev["error"], want, f"{host}: the backoff's error" + self.ctx())
             self.assertEqual(peer.events("ready"), [], f"{host}: registered" + self.ctx())
+
+    def test_closing_never_waits_for_dns(self):
+        lab = self.env.lab
+        lab.blackhole(lab.dns)
+        site = lab.add_site("q", "port-restricted")
+        # The system resolver's usual patience (the lab's is 1 s), so a close that waited
+        # for the lookup would take seconds.
+        path = f"/etc/netns/{site.host.ns}/resolv.conf"
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("timeout:1", "timeout:5"))
+        peer = Peer(lab, site.host, self.env.peer_bin, self.env.relay, self.env.seed("q"),
+                    name="party with a hanging lookup",
+                    extra=NO_DIRECT + ("--ready-timeout-ms", str(READY_GIVE_UP_MS)))
+        self.parties.append(peer)
+        self.addCleanup(peer.quit)
+        t = time.monotonic()
+        wait_for_line(peer.proc, r"^not registered", EVENT_TIMEOUT, stream="stderr")
+        t_gave_up = time.monotonic()
+        peer.proc.wait(timeout=EVENT_TIMEOUT)
+        closed_ms = (time.monotonic() - t_gave_up) * 1000
+        _out(f"DNS black-holed: gave up registering after {(t_gave_up - t) * 1000:.0f} ms, "
+             f"context destroyed and process gone {closed_ms:.0f} ms later")
+        self.assertEqual(peer.events("ready"), [], "registered without DNS" + self.ctx())
+        self.assertLess(closed_ms, CLOSE_LIMIT_MS, "destroying the context waited for DNS")
 
 
 if __name__ == "__main__":

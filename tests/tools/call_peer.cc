@@ -58,6 +58,7 @@ struct Options {
   int fps = 50;
   uint32_t budget_ms = 3000, dead_max_ms = 1000;
   long long no_path_timeout_ms = -1;  // -1: the library's default
+  long long ready_timeout_ms = 20000;  // not registered by then: destroy the context, exit 1
   bool no_direct = false, loopback = false;
   std::string log_level = "warn";
 };
@@ -68,6 +69,7 @@ void usage() {
                "       [--call HEX | --room HEX32] [--bind IP:PORT] [--bind6 [IP6]:PORT]\n"
                "       (no --bind: the library's default, a socket of each family)\n"
                "       [--fps N] [--budget-ms N] [--dead-max-ms N] [--no-path-timeout-ms N]\n"
+               "       [--ready-timeout-ms N]\n"
                "       [--no-direct] [--loopback]\n"
                "       [--log-level LEVEL]\n");
 }
@@ -185,6 +187,7 @@ int main(int argc, char **argv) {
     else if (a == "--budget-ms") o.budget_ms = uint32_t(std::stoul(next()));
     else if (a == "--dead-max-ms") o.dead_max_ms = uint32_t(std::stoul(next()));
     else if (a == "--no-path-timeout-ms") o.no_path_timeout_ms = std::stoll(next());
+    else if (a == "--ready-timeout-ms") o.ready_timeout_ms = std::stoll(next());
     else if (a == "--no-direct") o.no_direct = true;
     else if (a == "--loopback") o.loopback = true;
     else if (a == "--log-level") o.log_level = next();
@@ -355,8 +358,10 @@ int main(int argc, char **argv) {
   ctx_ptr = ctx.get();
   {
     std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_for(lock, std::chrono::seconds(20), [&] { return registered; })) {
-      std::fprintf(stderr, "not registered with the relay within 20 s\n");
+    if (!cv.wait_for(lock, std::chrono::milliseconds(o.ready_timeout_ms),
+                     [&] { return registered; })) {
+      std::fprintf(stderr, "not registered with the relay within %lld ms\n",
+                   o.ready_timeout_ms);
       return 1;
     }
   }
