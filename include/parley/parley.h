@@ -435,7 +435,9 @@ typedef struct parley_netcheck_options {
  * fresh probe, so a second call may produce a different (even longer) report: pass a buffer
  * of PARLEY_NETCHECK_REPORT_MAX bytes rather than querying the size first.
  * Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL, bad struct_size, no servers, bad format),
- * PARLEY_ERR_ADDRESS_INVALID (a server or bind address that does not parse or resolve),
+ * PARLEY_ERR_ADDRESS_INVALID (a server or bind address that does not parse),
+ * PARLEY_ERR_NAME_NOT_FOUND (a server name that does not resolve),
+ * PARLEY_ERR_NO_USABLE_ADDRESS (a server name without an address of a family this host has),
  * PARLEY_ERR_SOCKET (cannot bind), PARLEY_ERR_BUFFER_TOO_SMALL, PARLEY_ERR_NO_MEMORY or
  * PARLEY_ERR_INTERNAL. UDP being blocked is a result (in the report), not an error.
  */

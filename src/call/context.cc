@@ -62,8 +62,11 @@ Context::Context(const identity::Identity &id, ContextConfig config, EventHandle
 
 int Context::create(const identity::Identity &id, ContextConfig config, EventHandler handler,
                     std::unique_ptr<Context> *out) {
+  // A pinned bind address of one family cannot reach a relay literal of the other, unless
+  // bind6 adds the IPv6 socket.
   if (config.relay.relay.is_set() && config.bind.is_set() &&
-      config.relay.relay.family() != config.bind.family()) {
+      config.relay.relay.family() != config.bind.family() &&
+      !(config.relay.relay.is_v6() && config.bind6.is_set())) {
     return fail(kErrAddressFamily, "bind address %s cannot reach the relay at %s (another family)",
                 config.bind.to_string().c_str(), config.relay.relay.to_string().c_str());
   }

@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/resolver.h"
 #include "base/udp_socket.h"
 #include "ice/driver.h"
 
@@ -16,18 +17,21 @@ namespace parley::ice {
 
 int resolve_host_port(const std::string &text, SocketAddress *out) {
   if (SocketAddress::parse(text, out) == kOk) return kOk;
-  const size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || text.find(']') != std::string::npos) {
-    return fail(kErrAddressInvalid, "'%s' is not host:port", text.c_str());
-  }
-  const std::string host = text.substr(0, colon), port = text.substr(colon + 1);
+  std::string host;
+  uint16_t port = 0;
+  int r = split_host_port(text, &host, &port);
+  if (r != kOk) return r;
   struct addrinfo hints = {};
   hints.ai_socktype = SOCK_DGRAM;
-  hints.ai_flags = AI_NUMERICSERV;
+  hints.ai_flags = AI_ADDRCONFIG;
   struct addrinfo *res = nullptr;
-  const int r = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+  r = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (r == EAI_NODATA || r == EAI_ADDRFAMILY) {
+    return fail(kErrNoUsableAddress, "'%s' has no address of a family this host has",
+                text.c_str());
+  }
   if (r != 0) {
-    return fail(kErrAddressInvalid, "cannot resolve '%s': %s", text.c_str(), gai_strerror(r));
+    return fail(kErrNameNotFound, "cannot resolve '%s': %s", text.c_str(), gai_strerror(r));
   }
   SocketAddress best;
   for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -39,7 +43,10 @@ int resolve_host_port(const std::string &text, SocketAddress *out) {
     if (!best.is_set()) best = a;
   }
   freeaddrinfo(res);
-  if (!best.is_set()) return fail(kErrAddressInvalid, "'%s' has no usable address", text.c_str());
+  if (!best.is_set()) {
+    return fail(kErrNoUsableAddress, "'%s' has no IPv4 or IPv6 address", text.c_str());
+  }
+  best.set_port(port);
   *out = best;
   return kOk;
 }

@@ -34,7 +34,9 @@ struct ProbeResult {
 // kErrAddressInvalid (a server that does not parse or resolve), kErrSocket, kErrInternal.
 int run_probe(const ProbeOptions &options, ProbeResult *out);
 
-// Resolves "host:port" (or an IP literal) to one address, preferring IPv4. Blocking.
+// Resolves "host:port", "[v6]:port" or "v4:port" to one address, preferring IPv4 (NAT
+// behaviour discovery is about IPv4 NATs). Blocking. kOk, kErrAddressInvalid (not host:port),
+// kErrNameNotFound, kErrNoUsableAddress.
 int resolve_host_port(const std::string &text, SocketAddress *out);
 
 }  // namespace parley::ice

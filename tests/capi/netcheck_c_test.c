@@ -37,6 +37,9 @@ int main(int argc, char **argv) {
   o.format = PARLEY_NETCHECK_JSON;
   CHECK(parley_netcheck_run(&o, out, &len) == PARLEY_ERR_ADDRESS_INVALID);
   CHECK(strstr(parley_last_error_message(), "no-port-here") != NULL);
+  bad[0] = "nosuch.invalid:3478"; /* RFC 6761: never resolves */
+  CHECK(parley_netcheck_run(&o, out, &len) == PARLEY_ERR_NAME_NOT_FOUND);
+  CHECK(strstr(parley_last_error_message(), "nosuch.invalid") != NULL);
 
   if (argc > 1) {
     servers[0] = argv[1];

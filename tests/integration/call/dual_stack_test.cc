@@ -79,5 +79,21 @@ TEST_F(DualStackRelayTest, WithBind6TheDirectPathPrefersIPv6) {
   EXPECT_EQ(kErrAddressFamily, call::Context::create(*id6, cfg, nullptr, &ctx));
 }
 
+// A pinned IPv4 bind with bind6 next to it reaches a relay given as an IPv6 literal: the
+// connection leaves from the IPv6 socket.
+TEST_F(DualStackRelayTest, APinnedIPv4BindWithBind6ReachesAnIPv6Relay) {
+  ASSERT_TRUE(start_relay("127.0.0.1:0", {"--listen", "[::1]:0"}));
+  const testing::RelayProcess &relay = relay_;
+  Party a;
+  ASSERT_EQ(kOk, a.start(relay.address_other, relay.fingerprint, false,
+                         [](call::ContextConfig &c) {
+                           SocketAddress::parse("127.0.0.1:0", &c.bind);
+                           SocketAddress::parse("[::1]:0", &c.bind6);
+                         }));
+  ASSERT_TRUE(a.wait([&] { return a.registered; }, 10s));
+  EXPECT_TRUE(a.ctx->relay_address().is_v6()) << a.ctx->relay_address().to_string();
+  EXPECT_TRUE(a.ctx->observed_address().is_v6());
+}
+
 }  // namespace
 }  // namespace parley
