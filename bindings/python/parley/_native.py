@@ -100,6 +100,9 @@ class ContextConfigStruct(Structure):
         ("port_min", c_int),
         ("port_max", c_int),
         ("quality_best_profile", c_int),
+        ("dtx", c_int),
+        ("no_path_timeout_ms", c_uint32),
+        ("bind_address6", c_char_p),
     ]
 
 

@@ -206,7 +206,13 @@ class Context(Closeable):
             waits for the host's decision (trust_relay). Store the trusted fingerprint and
             pass it here from then on.
         sample_rate, channels: the PCM format of push()/pull() (8000..48000 Hz; 1 or 2).
-        bind_address: local "ip:port" (None: 0.0.0.0, any port).
+        bind_address: local "ip:port" or "[ipv6]:port": one socket, of that family. None: a
+            socket of each family, 0.0.0.0 and [::] on one port where it is free (IPv4 only
+            on a host without IPv6).
+        bind_address6: "[ipv6]:port": the IPv6 socket's address next to an IPv4 (or None)
+            bind_address, e.g. a fixed port. None: "[::]:0" when bind_address is None too,
+            else no IPv6 socket. Not IPv6, or next to an IPv6 bind_address: raises
+            Error(ErrorCode.ADDRESS_FAMILY).
         jitter_min_ms, jitter_max_ms: jitter buffer bounds (0: the defaults, 20 and 500).
         include_loopback: offer loopback host candidates (both parties on one machine).
         disable_direct: keep calls on the relay.
@@ -215,6 +221,12 @@ class Context(Closeable):
             must then be 0); None: any port.
         best_profile: adaptive quality only: the best profile this side ever sends or agrees
             to (0: no cap), e.g. a data-saver setting.
+        dtx: discontinuous transmission: silence and mute cost almost nothing on the wire,
+            but whoever sees the (encrypted) frames learns when each side speaks and when it
+            is muted. False (the default): every voice frame of a profile has one size.
+        no_path_timeout_ms: how long an active call may have no path to the peer (relay
+            unreachable and no direct path) before it ends with ErrorCode.NO_PATH (0: 30000).
+            A call on a working direct path outlives any relay outage.
     """
 
     def __init__(
@@ -234,6 +246,9 @@ class Context(Closeable):
         quality_profile: int = 0,
         port_range: Optional[Tuple[int, int]] = None,
         best_profile: int = 0,
+        bind_address6: Optional[str] = None,
+        dtx: bool = False,
+        no_path_timeout_ms: int = 0,
     ) -> None:
         self._ptr: Optional[int] = None
         self._lock = threading.RLock()  # the context lock (see the module docstring)
@@ -292,6 +307,18 @@ class Context(Closeable):
                 raise Error(ErrorCode.INVALID_ARGUMENT, "this libparley has no quality cap",
                             "Context")
             config.quality_best_profile = best_profile
+        # Fields appended to parley_context_config since 0.1.0: set only when not the
+        # default (zero / NULL), so an older library that lacks them still works.
+        appended = (("dtx", 1 if dtx else 0), ("no_path_timeout_ms", no_path_timeout_ms),
+                    ("bind_address6", c_str(bind_address6)))
+        for name, value in appended:
+            if value is None or value == 0:
+                continue
+            field = getattr(ContextConfigStruct, name)
+            if library_size < field.offset + field.size:
+                raise Error(ErrorCode.INVALID_ARGUMENT, f"this libparley has no {name}",
+                            "Context")
+            setattr(config, name, value)
 
         out = ctypes.c_void_p()
         check(lib.context_create(identity._handle, ctypes.addressof(storage), ctypes.byref(out)),
