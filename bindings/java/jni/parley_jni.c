@@ -494,12 +494,13 @@ JNIEXPORT void JNICALL Java_org_parley_Native_contextCreate(
     JNIEnv *env, jclass cls, jlong jctx, jlong identity, jstring relay_address,
     jstring relay_fingerprint, jstring bind_address, jint sample_rate, jint channels,
     jint jitter_min_ms, jint jitter_max_ms, jboolean disable_direct, jboolean include_loopback,
-    jint quality_mode, jint quality_profile) {
+    jint quality_mode, jint quality_profile, jstring bind_address6, jint port_min, jint port_max,
+    jint quality_best_profile, jboolean dtx, jint no_path_timeout_ms) {
   jparley_context *jc = HANDLE(jparley_context, jctx);
   const parley_identity *id = HANDLE(const parley_identity, identity);
   parley_context_config cfg;
   parley_context *ctx = NULL;
-  char *relay = NULL, *relay_fp = NULL, *bind = NULL;
+  char *relay = NULL, *relay_fp = NULL, *bind = NULL, *bind6 = NULL;
   char fp[PARLEY_FINGERPRINT_BUF_LEN];
   int r;
   (void)cls;
@@ -507,8 +508,13 @@ JNIEXPORT void JNICALL Java_org_parley_Native_contextCreate(
     throw_parley_detail(env, PARLEY_ERR_INVALID_ARGUMENT, "negative jitter bounds");
     return;
   }
+  if (no_path_timeout_ms < 0) {
+    throw_parley_detail(env, PARLEY_ERR_INVALID_ARGUMENT, "negative noPathTimeoutMs");
+    return;
+  }
   if (utf8_of(env, relay_address, &relay) != 0 ||
-      utf8_of(env, relay_fingerprint, &relay_fp) != 0 || utf8_of(env, bind_address, &bind) != 0)
+      utf8_of(env, relay_fingerprint, &relay_fp) != 0 || utf8_of(env, bind_address, &bind) != 0 ||
+      utf8_of(env, bind_address6, &bind6) != 0)
     goto done;
   /* The event thread is named after the identity, for thread dumps and profilers. */
   if (id && parley_identity_fingerprint(id, fp, sizeof fp) == PARLEY_OK) {
@@ -531,6 +537,12 @@ JNIEXPORT void JNICALL Java_org_parley_Native_contextCreate(
   cfg.event_user_data = jc;
   cfg.quality_mode = quality_mode;
   cfg.quality_profile = quality_profile;
+  cfg.port_min = port_min;
+  cfg.port_max = port_max;
+  cfg.quality_best_profile = quality_best_profile;
+  cfg.dtx = dtx ? 1 : 0;
+  cfg.no_path_timeout_ms = (uint32_t)no_path_timeout_ms;
+  cfg.bind_address6 = bind6;
   r = parley_context_create(id, &cfg, &ctx);
   if (r != PARLEY_OK) {
     throw_parley(env, r);
@@ -541,6 +553,7 @@ done:
   free(relay);
   free(relay_fp);
   free(bind);
+  free(bind6);
 }
 
 JNIEXPORT void JNICALL Java_org_parley_Native_contextDestroy(JNIEnv *env, jclass cls,

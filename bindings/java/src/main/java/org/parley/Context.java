@@ -187,6 +187,12 @@ public final class Context implements AutoCloseable {
     private final boolean disableDirect;
     private final QualityMode qualityMode;
     private final int qualityProfile;
+    private final String bindAddress6;
+    private final int portMin;
+    private final int portMax;
+    private final int qualityBestProfile;
+    private final boolean dtx;
+    private final int noPathTimeoutMs;
 
     private Config(Builder b) {
       relayAddress = b.relayAddress;
@@ -200,6 +206,12 @@ public final class Context implements AutoCloseable {
       disableDirect = b.disableDirect;
       qualityMode = b.qualityMode;
       qualityProfile = b.qualityProfile;
+      bindAddress6 = b.bindAddress6;
+      portMin = b.portMin;
+      portMax = b.portMax;
+      qualityBestProfile = b.qualityBestProfile;
+      dtx = b.dtx;
+      noPathTimeoutMs = b.noPathTimeoutMs;
     }
 
     /** A builder; {@link Builder#relayAddress(String)} is required. */
@@ -219,9 +231,20 @@ public final class Context implements AutoCloseable {
       return relayFingerprint;
     }
 
-    /** The local bind address, or null (any address, any port). */
+    /**
+     * The local bind address ({@code "ip:port"} or {@code "[ipv6]:port"}: one socket, of that
+     * family), or null: a socket of each family, 0.0.0.0 and [::], any port.
+     */
     public String bindAddress() {
       return bindAddress;
+    }
+
+    /**
+     * The IPv6 socket's address ({@code "[ipv6]:port"}) next to an IPv4 (or null) {@link
+     * #bindAddress()}, or null (see {@link Builder#bindAddress6(String)}).
+     */
+    public String bindAddress6() {
+      return bindAddress6;
     }
 
     public int sampleRate() {
@@ -256,6 +279,31 @@ public final class Context implements AutoCloseable {
       return qualityProfile;
     }
 
+    /** The first port of the range to bind in, or 0 (any port). */
+    public int portMin() {
+      return portMin;
+    }
+
+    /** The last port of the range to bind in, or 0 (any port). */
+    public int portMax() {
+      return portMax;
+    }
+
+    /** The best voice profile this side sends or agrees to (adaptive mode), 0: no cap. */
+    public int qualityBestProfile() {
+      return qualityBestProfile;
+    }
+
+    /** Whether discontinuous transmission is on. */
+    public boolean dtx() {
+      return dtx;
+    }
+
+    /** How long an active call may have no path before it ends, in ms; 0: parley's 30000. */
+    public int noPathTimeoutMs() {
+      return noPathTimeoutMs;
+    }
+
     /** Builds a {@link Config}. Values are checked by parley when the context is created. */
     public static final class Builder {
       private String relayAddress;
@@ -269,6 +317,12 @@ public final class Context implements AutoCloseable {
       private boolean disableDirect;
       private QualityMode qualityMode = QualityMode.ADAPTIVE;
       private int qualityProfile;
+      private String bindAddress6;
+      private int portMin;
+      private int portMax;
+      private int qualityBestProfile;
+      private boolean dtx;
+      private int noPathTimeoutMs;
 
       public Builder() {}
 
@@ -288,9 +342,36 @@ public final class Context implements AutoCloseable {
         return this;
       }
 
-      /** The local address to bind, {@code "ip:port"}; null (the default): any. */
+      /**
+       * The local address to bind, {@code "ip:port"} or {@code "[ipv6]:port"}: one socket, of
+       * that family. Null (the default): a socket of each family, 0.0.0.0 and [::] on one
+       * port where it is free (IPv4 only on a host without IPv6).
+       */
       public Builder bindAddress(String address) {
         this.bindAddress = address;
+        return this;
+      }
+
+      /**
+       * The IPv6 socket's address, {@code "[ipv6]:port"}, next to an IPv4 (or null) {@link
+       * #bindAddress(String)}, e.g. a fixed port. Calls offer candidates of both families.
+       * Null (the default): {@code "[::]:0"} when bindAddress is null too, else no IPv6
+       * socket. Not IPv6, or next to an IPv6 bindAddress: {@link
+       * ParleyException#ADDRESS_FAMILY} at create.
+       */
+      public Builder bindAddress6(String address) {
+        this.bindAddress6 = address;
+        return this;
+      }
+
+      /**
+       * Binds the first free UDP port in {@code first..last} (1..65535) on bindAddress's IP,
+       * whose port must then be 0, for firewalls that open only a range; no free port:
+       * {@link ParleyException#SOCKET}. (0, 0), the default: any port.
+       */
+      public Builder portRange(int first, int last) {
+        this.portMin = first;
+        this.portMax = last;
         return this;
       }
 
@@ -335,6 +416,35 @@ public final class Context implements AutoCloseable {
       /** The profile (0 best .. 4) used with {@link QualityMode#FIXED}. */
       public Builder qualityProfile(int profile) {
         this.qualityProfile = profile;
+        return this;
+      }
+
+      /**
+       * {@link QualityMode#ADAPTIVE} only: the best voice profile this side ever sends or
+       * agrees to (0 .. 4; 0, the default: no cap), e.g. a data-saver setting.
+       */
+      public Builder qualityBestProfile(int profile) {
+        this.qualityBestProfile = profile;
+        return this;
+      }
+
+      /**
+       * Discontinuous transmission: silence and mute then cost almost nothing on the wire,
+       * but anyone who sees the (encrypted) frames learns when each side speaks and when it is
+       * muted. Off (the default): every voice frame of a profile has one size.
+       */
+      public Builder dtx(boolean dtx) {
+        this.dtx = dtx;
+        return this;
+      }
+
+      /**
+       * How long an active call may have no path to the peer (the relay unreachable and no
+       * direct path) before it ends with {@link ParleyException#NO_PATH}; 0 (the default):
+       * 30000. A call on a working direct path outlives any relay outage.
+       */
+      public Builder noPathTimeoutMs(int ms) {
+        this.noPathTimeoutMs = ms;
         return this;
       }
 
@@ -398,7 +508,13 @@ public final class Context implements AutoCloseable {
             config.disableDirect,
             config.includeLoopback,
             config.qualityMode.code(),
-            config.qualityProfile);
+            config.qualityProfile,
+            config.bindAddress6,
+            config.portMin,
+            config.portMax,
+            config.qualityBestProfile,
+            config.dtx,
+            config.noPathTimeoutMs);
       }
     } catch (RuntimeException | Error e) {
       Native.contextFree(jctx); // creation failed: no callback ever fires
@@ -413,8 +529,9 @@ public final class Context implements AutoCloseable {
    * identity is copied and may be closed afterwards.
    *
    * @param listener receives the events, on the context's thread; null for none
-   * @throws ParleyException ADDRESS_INVALID (relay or bind address), FINGERPRINT_INVALID,
-   *     AUDIO_FORMAT, INVALID_ARGUMENT, SOCKET, ...
+   * @throws ParleyException ADDRESS_INVALID (relay or bind address), ADDRESS_FAMILY (bind
+   *     addresses of the wrong family), FINGERPRINT_INVALID, AUDIO_FORMAT, INVALID_ARGUMENT,
+   *     SOCKET, ...
    */
   public static Context create(Identity identity, Config config, Listener listener) {
     if (identity == null) throw new NullPointerException("identity");

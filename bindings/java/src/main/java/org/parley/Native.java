@@ -80,7 +80,13 @@ final class Native {
       boolean disableDirect,
       boolean includeLoopback,
       int qualityMode,
-      int qualityProfile);
+      int qualityProfile,
+      String bindAddress6,
+      int portMin,
+      int portMax,
+      int qualityBestProfile,
+      boolean dtx,
+      int noPathTimeoutMs);
 
   /**
    * parley_context_destroy, then frees the glue state and its global reference. Throws (and

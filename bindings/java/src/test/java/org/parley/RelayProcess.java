@@ -18,7 +18,7 @@ import java.util.concurrent.TimeUnit;
 public final class RelayProcess implements AutoCloseable {
   private static final String EOF = "\u0000eof";
 
-  /** The relay's QUIC+STUN address, "127.0.0.1:port". */
+  /** The relay's QUIC+STUN address, "127.0.0.1:port" (or as asked of {@link #start(String)}). */
   public final String address;
   /** The same relay by name, "localhost:port" (the library resolves it). */
   public final String name;
@@ -38,6 +38,11 @@ public final class RelayProcess implements AutoCloseable {
 
   /** Starts the relay named by $PARLEY_RELAY and waits up to 10 s for it to serve. */
   public static RelayProcess start() throws IOException, InterruptedException {
+    return start("127.0.0.1:0");
+  }
+
+  /** {@link #start()} listening on {@code listen}, e.g. {@code "[::1]:0"}. */
+  public static RelayProcess start(String listen) throws IOException, InterruptedException {
     String binary = System.getenv("PARLEY_RELAY");
     if (binary == null || binary.isEmpty()) {
       throw new IllegalStateException("PARLEY_RELAY must name the parley-relay executable");
@@ -46,7 +51,7 @@ public final class RelayProcess implements AutoCloseable {
     ProcessBuilder pb =
         new ProcessBuilder(
             binary,
-            "--listen", "127.0.0.1:0",
+            "--listen", listen,
             "--stun-alt", "none",
             "--http3", "off",
             "--seed", new File(dir, "relay.seed").getPath(),
