@@ -19,8 +19,19 @@ public final class Context: @unchecked Sendable {
         /// relay presents without sending it anything of ours, reports it
         /// (``Event/relayUntrusted(fingerprint:)``) and waits for ``Context/trustRelay(_:)``.
         public var relayFingerprint: String?
-        /// Local address to bind, "ip:port"; nil: any address, any port.
+        /// Local address to bind, "ip:port" or "[ipv6]:port": one socket, of that family.
+        /// nil: a socket of each family, 0.0.0.0 and [::] on one port where it is free (IPv4
+        /// only on a host without IPv6).
         public var bindAddress: String?
+        /// "[ipv6]:port": the IPv6 socket's address next to an IPv4 (or nil) `bindAddress`,
+        /// e.g. a fixed port; calls offer candidates of both families. nil: "[::]:0" when
+        /// `bindAddress` is nil too, else no IPv6 socket. Not IPv6, or next to an IPv6
+        /// `bindAddress`: `PARLEY_ERR_ADDRESS_FAMILY` (-49).
+        public var bindAddress6: String?
+        /// Bind the first free UDP port in this range (1...65535) on `bindAddress`'s IP, whose
+        /// port must then be 0; for firewalls that open only a range. No free port:
+        /// `PARLEY_ERR_SOCKET` (-22). nil: any port.
+        public var portRange: ClosedRange<Int>?
         /// PCM format of push/pull: 8000, 12000, 16000, 24000 or 48000 Hz; 1 or 2 channels.
         public var sampleRate: Int = 48000
         public var channels: Int = 1
@@ -33,6 +44,17 @@ public final class Context: @unchecked Sendable {
         public var disableDirect = false
         /// Adaptive (the profile follows the path) or one fixed voice profile.
         public var qualityMode: QualityMode = .adaptive
+        /// ``QualityMode/adaptive`` only: the best voice profile this side ever sends or agrees
+        /// to (0 ... 4; 0: no cap), e.g. a data-saver setting.
+        public var qualityBestProfile: Int = 0
+        /// Discontinuous transmission: silence and mute then cost almost nothing on the wire,
+        /// but anyone who sees the (encrypted) frames learns when each side speaks and when it
+        /// is muted. false: every voice frame of a profile has one size.
+        public var dtx = false
+        /// How long an active call may have no path to the peer (the relay unreachable and no
+        /// direct path) before it ends with `PARLEY_ERR_NO_PATH` (-46); 0: 30000. A call on a
+        /// working direct path outlives any relay outage.
+        public var noPathTimeoutMs: UInt32 = 0
 
         public enum QualityMode: Sendable, Hashable {
             case adaptive
@@ -53,8 +75,8 @@ public final class Context: @unchecked Sendable {
 
     /// Starts a context: its thread, its socket and the connection to the relay (progress
     /// arrives as ``Event/relayState(_:error:)``). The identity is copied.
-    /// Throws e.g. `PARLEY_ERR_ADDRESS_INVALID` (-20), `PARLEY_ERR_FINGERPRINT_INVALID` (-12)
-    /// or `PARLEY_ERR_AUDIO_FORMAT` (-42).
+    /// Throws e.g. `PARLEY_ERR_ADDRESS_INVALID` (-20), `PARLEY_ERR_ADDRESS_FAMILY` (-49),
+    /// `PARLEY_ERR_FINGERPRINT_INVALID` (-12) or `PARLEY_ERR_AUDIO_FORMAT` (-42).
     public init(identity: Identity, configuration: Configuration) throws {
         var cfg = parley_context_config()
         try check(parley_context_config_init(&cfg))
@@ -72,14 +94,24 @@ public final class Context: @unchecked Sendable {
             cfg.quality_mode = PARLEY_QUALITY_FIXED
             cfg.quality_profile = Int32(clamping: profile)
         }
+        if let range = configuration.portRange {
+            cfg.port_min = Int32(clamping: range.lowerBound)
+            cfg.port_max = Int32(clamping: range.upperBound)
+        }
+        cfg.quality_best_profile = Int32(clamping: configuration.qualityBestProfile)
+        cfg.dtx = configuration.dtx ? 1 : 0
+        cfg.no_path_timeout_ms = configuration.noPathTimeoutMs
         var out: OpaquePointer?
         let rc: Int32 = withOptionalCString(configuration.relayFingerprint) { fp in
             withOptionalCString(configuration.bindAddress) { bind in
-                configuration.relayAddress.withCString { relay in
-                    cfg.relay_address = relay
-                    cfg.relay_fingerprint = fp
-                    cfg.bind_address = bind
-                    return parley_context_create(identity.handle, &cfg, &out)
+                withOptionalCString(configuration.bindAddress6) { bind6 in
+                    configuration.relayAddress.withCString { relay in
+                        cfg.relay_address = relay
+                        cfg.relay_fingerprint = fp
+                        cfg.bind_address = bind
+                        cfg.bind_address6 = bind6
+                        return parley_context_create(identity.handle, &cfg, &out)
+                    }
                 }
             }
         }

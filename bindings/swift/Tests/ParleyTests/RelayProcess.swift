@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// A parley-relay child process on loopback: `--listen 127.0.0.1:0`, its identity seed in a
+/// A parley-relay child process on loopback: `--listen 127.0.0.1:0` (or `listen`), its identity seed in a
 /// scratch directory. The constructor reads the two lines the relay prints at start-up
 /// (`fingerprint <hex>`, `listening quic+stun <ip:port> ...`) with a deadline.
 final class RelayProcess: @unchecked Sendable {
@@ -11,10 +11,11 @@ final class RelayProcess: @unchecked Sendable {
     /// The same relay by name, "localhost:port" (the library resolves it).
     var name: String { "localhost:" + (address.split(separator: ":").last.map(String.init) ?? "") }
 
-    init(executable: String, directory: URL, timeout: TimeInterval = 15) throws {
+    init(executable: String, directory: URL, listen: String = "127.0.0.1:0",
+         timeout: TimeInterval = 15) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = [
-            "--listen", "127.0.0.1:0", "--stun-alt", "none", "--http3", "off",
+            "--listen", listen, "--stun-alt", "none", "--http3", "off",
             "--seed", directory.appendingPathComponent("relay.seed").path, "--log-level", "warn",
         ]
         let out = Pipe()

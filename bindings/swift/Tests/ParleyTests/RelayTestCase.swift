@@ -29,11 +29,12 @@ class RelayTestCase: XCTestCase {
         return dir
     }
 
-    func startRelay() throws -> RelayProcess {
+    /// Starts `relay`, on `listen` (tearDown terminates it).
+    func startRelay(listen: String = "127.0.0.1:0") throws -> RelayProcess {
         guard let path = ProcessInfo.processInfo.environment["PARLEY_RELAY"], !path.isEmpty else {
             throw XCTSkip("PARLEY_RELAY is not set (path of the parley-relay executable)")
         }
-        let r = try RelayProcess(executable: path, directory: try scratchDirectory())
+        let r = try RelayProcess(executable: path, directory: try scratchDirectory(), listen: listen)
         relay = r
         XCTAssertEqual(r.fingerprint.count, 64)
         return r
