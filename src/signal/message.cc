@@ -118,6 +118,10 @@ const char *problem(const Message &m) {
       return m.room_id ? nullptr : "room id required";
     case Type::kError:
       return m.error_code ? nullptr : "error code required";
+    case Type::kIceRestart:
+      return m.call_id && m.sequence && !m.ice_ufrag.empty() && !m.ice_pwd.empty()
+                 ? nullptr
+                 : "call id, generation (sequence), ICE ufrag and password required";
     case Type::kCallResume:
       if (!call || !m.stream_id) return "call id, from, to and stream id are required";
       return m.media_key && m.identity_key ? nullptr
@@ -180,7 +184,8 @@ const char *type_name(Type t) {
       "?", "register", "register-ack", "call-invite", "call-ringing", "call-accept",
       "call-reject", "call-hangup", "candidate", "end-of-candidates", "path-switch-propose",
       "path-switch-ack", "quality-report", "quality-directive", "upgrade-propose",
-      "upgrade-ack", "upgrade-confirm", "room-join", "room-leave", "room-update", "error", "call-resume"};
+      "upgrade-ack", "upgrade-confirm", "room-join", "room-leave", "room-update", "error", "call-resume",
+      "ice-restart"};
   const size_t i = size_t(t);
   return i < sizeof kNames / sizeof kNames[0] ? kNames[i] : "?";
 }

@@ -62,8 +62,12 @@ enum class Type : uint8_t {
   // party's connection timed out): call id, from, to, stream id, and the peer's signed media
   // key with the peer's identity key, the proof that the peer agreed to this call with us.
   kCallResume = 21,
+  // An ICE restart of an active call (RFC 8445 9): `sequence` is the generation, with the
+  // sender's new ufrag and password and its candidates of that generation. Sent by the side
+  // that restarts, and by the other side as its answer, with the same generation.
+  kIceRestart = 22,
 };
-constexpr Type kLastType = Type::kCallResume;
+constexpr Type kLastType = Type::kIceRestart;
 const char *type_name(Type t);
 
 enum class Field : uint16_t {
