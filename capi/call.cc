@@ -504,6 +504,14 @@ int parley_context_trust_relay(parley_context *ctx, const char *relay_fingerprin
   });
 }
 
+int parley_context_network_changed(parley_context *ctx) {
+  PARLEY_REQUIRE_HANDLE(kContext, ctx);
+  return guarded(__func__, [&]() -> int {
+    return parley::capi::on_core(__func__, *ctx->core,
+                                 [](pc::Context &c) -> int { return c.network_changed(); });
+  });
+}
+
 int parley_call_start(parley_context *ctx, const char *peer_fingerprint, parley_call **out) {
   PARLEY_REQUIRE_ARG(out);
   *out = nullptr;

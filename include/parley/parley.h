@@ -792,6 +792,24 @@ PARLEY_API int parley_context_relay_fingerprint(parley_context *ctx, char *out,
 PARLEY_API int parley_context_trust_relay(parley_context *ctx, const char *relay_fingerprint);
 
 /**
+ * parley_context_network_changed tells the context that the device's network changed: an
+ * interface came or went, Wi-Fi handed over to cellular, a VPN started. Call it from the
+ * platform's network monitor (Android's ConnectivityManager.NetworkCallback, iOS's
+ * NWPathMonitor) whenever the usable networks or their addresses change; extra calls cost a
+ * few packets. The context then, without blocking the caller:
+ * - refreshes its relay registration on the same connection (QUIC follows it to the new
+ *   path) and reconnects at once if the relay does not answer within a second;
+ * - learns its public addresses again (STUN to the relay, each family);
+ * - restarts ICE on every active call (new credentials, new candidates, through the relay)
+ *   while the call's audio keeps flowing on whatever path still works, relay included, and
+ *   moves it to the new direct path once one is verified.
+ * Calls on the relay also retry the direct path by themselves (2, 4, 8 ... 60 s after each
+ * failure); a network change makes the next retry immediate. `ctx` must not be NULL.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE or PARLEY_ERR_CLOSED.
+ */
+PARLEY_API int parley_context_network_changed(parley_context *ctx);
+
+/**
  * parley_call_start calls `peer_fingerprint` (64 hex) through the relay. On success *out is
  * a new handle (progress as PARLEY_EVENT_CALL_STATE); on error *out is NULL and no event for
  * this call ever fires. A peer that is not registered ends the call with

@@ -22,17 +22,11 @@ namespace {
 constexpr uint16_t kCodecOpus = 1;
 // The encoder tick: a frame pushed by the host waits at most this long for its encode.
 constexpr uint64_t kAudioTickMs = 2;
+// How long the relay's STUN answers about our mappings are waited for.
+constexpr uint32_t kMappingProbeMs = 1000;
 constexpr int64_t kRelaySilentMs = 2000;
 
 // ICE credentials: ufrag 8 and password 24 ice-chars (RFC 8445 minimums are 4 and 22).
-std::string ice_string(size_t n) {
-  static const char kChars[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string s(n, 'x');
-  for (auto &c : s) c = kChars[randombytes_uniform(64)];
-  return s;
-}
-
 // Text that came over the network, for a host that may print it: C0 controls and DEL (a
 // terminal's escape sequences) become '?'. The codec already guarantees well-formed UTF-8.
 std::string printable(const std::string &text) {
@@ -240,7 +234,7 @@ int Context::init() {
     // The relay forgets a client's rooms with its connection: join them again, and the
     // relay's updates bring the memberships (and stream ids) back.
     if (s == RelayState::kRegistered) {
-      probe_other_family();
+      probe_mappings(false);
       for (auto &kv : rooms_) {
         drop_room_routes(kv.first, kv.second);
         kv.second.members.clear();
@@ -325,8 +319,8 @@ Context::~Context() {
     audio_timer_.reset();
     quality_timer_.reset();
     retired_.clear();
-    other_runner_.reset();
-    other_gatherer_.reset();
+    probe_runner_.reset();
+    probe_gatherer_.reset();
     relay_.reset();
     if (endpoint_) endpoint_->close_all(0, "context closed", monotonic_now());
     if (driver_) driver_->kick();
@@ -449,20 +443,27 @@ std::vector<ice::Candidate> Context::local_candidates() {
     c.foundation = ice::candidate_foundation(c.type, c.related, server);
     out.push_back(c);
   };
-  add_reflexive(relay_->observed_address(), relay_->relay_address(), 65535);
-  if (observed_other_.is_set() && observed_other_ != relay_->observed_address()) {
+  add_reflexive(observed_now_.is_set() ? observed_now_ : relay_->observed_address(),
+                relay_->relay_address(), 65535);
+  if (observed_other_.is_set() && observed_other_ != relay_->observed_address() &&
+      observed_other_ != observed_now_) {
     add_reflexive(observed_other_, other_server_, 65534);
   }
   return out;
 }
 
-void Context::probe_other_family() {
+void Context::probe_mappings(bool after_change) {
   // The relay connection shows the relay one of our mappings; the socket of the other
   // family has its own (an IPv4 NAT's, when the connection went over IPv6), which IPv4-only
-  // peers need to reach us directly. The relay answers STUN on each family it listens on.
-  other_runner_.reset();
-  other_gatherer_.reset();
-  observed_other_ = SocketAddress();
+  // peers need to reach us directly. After a network change the connection's own mapping is
+  // new too, and the register-ack's is stale: the relay answers STUN on every port it
+  // listens on, so one Binding per family learns them.
+  probe_runner_.reset();
+  probe_gatherer_.reset();
+  if (!after_change) {
+    observed_now_ = SocketAddress();
+    observed_other_ = SocketAddress();
+  }
   other_server_ = SocketAddress();
   const SocketAddress via = relay_->relay_address();
   for (const auto &a : relay_->relay_addresses()) {
@@ -473,21 +474,51 @@ void Context::probe_other_family() {
       break;
     }
   }
-  if (!other_server_.is_set() || !config_.direct.enabled) return;
+  if (!config_.direct.enabled) return;
   ice::GatherConfig gc;
-  gc.stun_servers.push_back({other_server_, socket_for(other_server_).local_address()});
-  other_gatherer_ = std::make_unique<ice::Gatherer>(std::move(gc), monotonic_now());
+  if (after_change && via.is_set()) gc.stun_servers.push_back({via, socket_for(via).local_address()});
+  if (other_server_.is_set()) {
+    gc.stun_servers.push_back({other_server_, socket_for(other_server_).local_address()});
+  }
+  if (gc.stun_servers.empty()) return;
+  gc.deadline_ms = kMappingProbeMs;
+  probe_gatherer_ = std::make_unique<ice::Gatherer>(std::move(gc), monotonic_now());
   UdpSocket *v4 = socket_->local_address().is_v4() ? socket_.get() : nullptr;
   UdpSocket *v6 = socket6_ ? socket6_.get() : v4 ? nullptr : socket_.get();
-  other_runner_ = std::make_unique<ice::MachineRunner>(loop_, v4, v6, *other_gatherer_, [this] {
-    for (const auto &s : other_gatherer_->servers()) {
-      if (s.mapped.is_set()) observed_other_ = s.mapped;
-      PARLEY_LOG(kLogDebug, "call", "the relay at %s sees us at %s (%s)",
-                 s.server.to_string().c_str(), s.mapped.to_string().c_str(),
-                 ice::server_status_name(s.status));
+  probe_runner_ = std::make_unique<ice::MachineRunner>(
+      loop_, v4, v6, *probe_gatherer_, [this, via, after_change] {
+        for (const auto &s : probe_gatherer_->servers()) {
+          PARLEY_LOG(kLogDebug, "call", "the relay at %s sees us at %s (%s)",
+                     s.server.to_string().c_str(), s.mapped.to_string().c_str(),
+                     ice::server_status_name(s.status));
+          if (!s.mapped.is_set()) continue;
+          (s.server == via ? observed_now_ : observed_other_) = s.mapped;
+        }
+        if (!after_change) return;
+        // What peers must now reach us at: trickled to every call's current generation.
+        std::vector<ice::Candidate> fresh;
+        for (const auto &c : local_candidates()) {
+          if (c.type == ice::CandidateType::kServerReflexive) fresh.push_back(c);
+        }
+        for (auto &kv : calls_) {
+          if (kv.second.session) kv.second.session->trickle_local(fresh);
+        }
+      });
+  probe_runner_->start();
+}
+
+int Context::network_changed() {
+  return run([&] {
+    PARLEY_LOG(kLogInfo, "call", "the network changed: the relay connection is checked, every "
+               "call restarts ICE");
+    ++stats_.network_changes;
+    relay_->network_changed();
+    for (auto &kv : calls_) {
+      if (kv.second.session) kv.second.session->network_changed();
     }
+    probe_mappings(true);
+    return kOk;
   });
-  other_runner_->start();
 }
 
 int Context::send_offer(signal::Type type, Call &c) {
@@ -497,8 +528,8 @@ int Context::send_offer(signal::Type type, Call &c) {
       type == signal::Type::kCallInvite ? media::KeyRole::kCaller : media::KeyRole::kCallee;
   int r = media::make_local_media_key(id_, c.id, c.peer, role, wall_clock_ms(), &c.media_key);
   if (r != kOk) return r;
-  c.ufrag = ice_string(8);
-  std::string pwd = ice_string(24);
+  c.ufrag = ice::random_ice_chars(8);
+  std::string pwd = ice::random_ice_chars(24);
   r = c.pwd.assign(pwd.data(), pwd.size());
   if (r != kOk) return r;
   signal::Message m = call_message(type, c);
@@ -551,6 +582,14 @@ int Context::start_session(Call &c) {
   env.relay = relay_.get();
   env.id = &id_;
   env.direct = config_.direct;
+  env.gather = [this](Nat64Prefix *nat64) {
+    std::vector<ice::Candidate> local = local_candidates();
+    const bool ipv4_host = std::any_of(local.begin(), local.end(), [](const ice::Candidate &lc) {
+      return lc.type == ice::CandidateType::kHost && lc.address.is_v4();
+    });
+    *nat64 = ipv4_host ? Nat64Prefix() : nat64_;
+    return local;
+  };
   const signal::CallId id = c.id;
   const identity::Fingerprint peer = c.peer;
   const uint32_t stream = c.stream;
@@ -615,14 +654,7 @@ int Context::start_session(Call &c) {
   p.local_pwd.assign(c.pwd.data(), c.pwd.size());
   p.remote_ufrag = c.peer_ufrag;
   p.remote_pwd.assign(c.peer_pwd.data(), c.peer_pwd.size());
-  p.local_candidates = local_candidates();
-  if (nat64_.is_set() && std::none_of(p.local_candidates.begin(), p.local_candidates.end(),
-                                      [](const ice::Candidate &lc) {
-                                        return lc.type == ice::CandidateType::kHost &&
-                                               lc.address.is_v4();
-                                      })) {
-    p.nat64 = nat64_;
-  }
+  p.local_candidates = env.gather(&p.nat64);
   p.remote_candidates = std::move(c.peer_candidates);
   p.remote_candidates_done = c.peer_candidates_done;
   c.peer_candidates.clear();
@@ -630,8 +662,8 @@ int Context::start_session(Call &c) {
 }
 
 void Context::on_stun(const uint8_t *data, size_t len, const SocketAddress &from) {
-  if (other_runner_ && from == other_server_) {
-    other_runner_->on_datagram(data, len, from);
+  if (probe_runner_ && (from == other_server_ || from == relay_->relay_address())) {
+    probe_runner_->on_datagram(data, len, from);
     return;
   }
   for (auto &kv : calls_) {
@@ -990,6 +1022,7 @@ void Context::on_relay_message(const signal::Message &m) {
       break;
     case Type::kPathSwitchPropose:
     case Type::kPathSwitchAck:
+    case Type::kIceRestart:
       if (c.session) c.session->on_signal(m);
       break;
     case Type::kQualityReport:

@@ -134,6 +134,7 @@ struct ContextStats {
   uint64_t resumes_ignored = 0;      // call-resume messages from the relay (never acted on)
   uint64_t relay_errors_kept = 0;    // relay errors naming an active call, which it outlived
   uint64_t hangups_delivered_late = 0;  // hangups queued while the relay was away, sent after
+  uint64_t network_changes = 0;      // network_changed() calls
 };
 
 class Context {
@@ -156,6 +157,11 @@ class Context {
   void sync();
   SocketAddress local_address();
   SocketAddress observed_address();
+  // The host's word that the network changed (an interface came or went, Wi-Fi to cellular):
+  // the relay connection is checked (reconnected at once if it no longer answers), our
+  // mappings are learned again, and every active call restarts ICE while its media keeps
+  // flowing. Any thread. kOk, kErrClosed.
+  int network_changed();
   // Where the relay connection goes: the relay's address, or the one of its name's that
   // answered first (unset before a connection).
   SocketAddress relay_address();
@@ -288,7 +294,9 @@ class Context {
   // Creates the media session of a call that just became active. kOk or its error.
   int start_session(Call &c);
   std::vector<ice::Candidate> local_candidates();
-  void probe_other_family();
+  // STUN to the relay's address of the other family (and, after a network change, of the
+  // connection's own): our mappings per family.
+  void probe_mappings(bool after_change);
   void on_stun(const uint8_t *data, size_t len, const SocketAddress &from);
   signal::Message call_message(signal::Type t, const Call &c) const;
   int send_frame(uint32_t stream, uint32_t sequence, uint32_t timestamp, uint8_t profile,
@@ -311,10 +319,11 @@ class Context {
   std::unique_ptr<Resolver> nat64_resolver_;  // RFC 7050 discovery on IPv6-only networks
   Nat64Prefix nat64_;                         // unset: none found (or not looked for)
   // The relay's address of the other family than the relay connection's, and what it saw
-  // of our socket of that family (probe_other_family).
-  SocketAddress other_server_, observed_other_;
-  std::unique_ptr<ice::Gatherer> other_gatherer_;
-  std::unique_ptr<ice::MachineRunner> other_runner_;
+  // of our socket of that family; what the relay connection's address saw since the last
+  // network change (unset: the register-ack's is current). probe_mappings.
+  SocketAddress other_server_, observed_other_, observed_now_;
+  std::unique_ptr<ice::Gatherer> probe_gatherer_;
+  std::unique_ptr<ice::MachineRunner> probe_runner_;
   std::map<signal::CallId, Call> calls_;
   std::map<signal::RoomId, Room> rooms_;
   // Where an incoming frame's stream id belongs: an active call, or a room member. The relay

@@ -36,7 +36,8 @@ RelayClient::RelayClient(Loop &loop, quic::Endpoint &endpoint, quic::EndpointDri
       backoff_(config_.backoff_initial_ms, config_.backoff_max_ms),
       resolver_(loop),
       retry_timer_(loop),
-      attempt_timer_(loop) {}
+      attempt_timer_(loop),
+      change_timer_(loop) {}
 
 RelayClient::~RelayClient() {
   stopped_ = true;
@@ -63,6 +64,38 @@ void RelayClient::stop() {
     driver_.kick();
   }
   set_state(RelayState::kIdle, kOk);
+}
+
+void RelayClient::network_changed() {
+  if (stopped_ || sink_) return;
+  if (state_ == RelayState::kBackoff) {
+    retry_timer_.stop();
+    backoff_.reset();
+    connect();
+    return;
+  }
+  if (state_ != RelayState::kRegistered || !conn_) return;
+  signal::Message reg;
+  reg.type = signal::Type::kRegister;
+  reg.software = config_.software;
+  if (signal::encode(reg, &scratch_) == kOk) {
+    conn_->send_message(stream_, scratch_.data(), scratch_.size());
+    driver_.kick();
+  }
+  refreshing_ = true;
+  change_timer_.start(config_.change_check_ms, 0, [this] {
+    if (!refreshing_ || !conn_ || stopped_) return;
+    PARLEY_LOG(kLogInfo, "call",
+               "the relay did not answer on the new network within %u ms: reconnecting",
+               config_.change_check_ms);
+    refreshing_ = false;
+    conn_->set_handler(nullptr);
+    conn_->close(0, "network changed");
+    conn_ = nullptr;
+    stream_ = -1;
+    backoff_.reset();
+    connect();
+  });
 }
 
 void RelayClient::trust(const identity::Fingerprint &fp) {
@@ -285,6 +318,13 @@ void RelayClient::on_event(quic::Connection &c, const quic::Event &e) {
       }
       if (m.type == signal::Type::kRegisterAck) {
         observed_ = m.observed_address;
+        if (refreshing_ && state_ == RelayState::kRegistered) {
+          // The connection works on the new network: nothing else to do.
+          refreshing_ = false;
+          change_timer_.stop();
+          ++refreshes_;
+          return;
+        }
         ++registrations_;
         backoff_.reset();
         set_state(RelayState::kRegistered, kOk);
@@ -300,6 +340,8 @@ void RelayClient::on_event(quic::Connection &c, const quic::Event &e) {
     case quic::EventType::kClosed: {
       conn_ = nullptr;
       stream_ = -1;
+      refreshing_ = false;
+      change_timer_.stop();
       const int err = e.close->error != kOk ? e.close->error : kErrClosed;
       if (e.close->by_peer && e.close->error == kOk && e.close->app_code == signal::kCloseReplaced) {
         PARLEY_LOG(kLogWarn, "call",

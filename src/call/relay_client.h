@@ -47,6 +47,7 @@ struct RelayClientConfig {
   uint32_t idle_timeout_ms = 15000;
   uint32_t backoff_initial_ms = 200;
   uint32_t backoff_max_ms = 10000;
+  uint32_t change_check_ms = 1000;
   std::string software = "parley";
 };
 
@@ -83,6 +84,11 @@ class RelayClient {
   void start();
   // Closes the connection (normal close) and stops reconnecting.
   void stop();
+  // The network changed. Registered: the registration is refreshed on the same connection
+  // (QUIC moves it to the new path if the relay answers there; the answer carries the new
+  // observed address); no answer within change_check_ms: reconnect at once. Waiting in
+  // backoff: reconnect at once.
+  void network_changed();
   // Pins `fp` as the relay's identity and connects (from kUntrusted, or to replace a pin a
   // reconnect keeps failing on). A relay presenting another identity is refused.
   void trust(const identity::Fingerprint &fp);
@@ -105,6 +111,8 @@ class RelayClient {
     return presented_;
   }
   uint64_t registrations() const { return registrations_; }
+  // Registrations refreshed on the same connection after a network change (it survived).
+  uint64_t refreshes() const { return refreshes_; }
   // The relay connection's path statistics (RTT, loss); zeros while not connected.
   quic::PathStats path_stats() const { return conn_ ? conn_->stats() : quic::PathStats{}; }
 
@@ -161,7 +169,10 @@ class RelayClient {
   int last_failure_ = 0;
   Timer retry_timer_;
   Timer attempt_timer_;
+  Timer change_timer_;
+  bool refreshing_ = false;  // a register sent after a network change awaits its ack
   uint64_t registrations_ = 0;
+  uint64_t refreshes_ = 0;
   bool stopped_ = true;
   std::vector<uint8_t> scratch_;
   TestSink sink_;

@@ -65,12 +65,14 @@ Session::~Session() {
 }
 
 void Session::close_direct() {
-  if (!direct_) return;
-  // The connection lives until its kClosed event; nothing of this session may run then.
-  direct_->set_handler([](quic::Connection &, const quic::Event &) {});
-  direct_->close(0, "call ended");
-  direct_ = nullptr;
-  env_.driver->kick();
+  // A connection lives until its kClosed event; nothing of this session may run then.
+  for (quic::Connection **c : {&direct_, &next_}) {
+    if (!*c) continue;
+    (*c)->set_handler([](quic::Connection &, const quic::Event &) {});
+    (*c)->close(0, "call ended");
+    *c = nullptr;
+    env_.driver->kick();
+  }
 }
 
 void Session::start() {
@@ -78,16 +80,10 @@ void Session::start() {
   active_at_ = now;
   if (!env_.direct.enabled) {
     stats_.direct_error = kErrIceFailed;
+    retry_.stop();
     return;
   }
-  budget_end_ = now + Timestamp(env_.direct.budget_ms) * kMs;
-  ice::AgentConfig ac;
-  ac.controlling = p_.caller;
-  ac.local_ufrag = p_.local_ufrag;
-  ac.local_pwd = std::string(p_.local_pwd.view());  // the agent keeps it wiped, and wipes this
-  ac.ta_ms = env_.direct.ta_ms;
-  agent_ = std::make_unique<ice::Agent>(std::move(ac), now);
-  for (const auto &c : p_.local_candidates) agent_->add_local_candidate(c);
+  start_agent(now, p_.local_ufrag, p_.local_pwd, p_.local_candidates);
   if (agent_->set_remote_credentials(p_.remote_ufrag, std::string(p_.remote_pwd.view())) !=
       kOk) {
     give_up_direct(kErrIceFailed, "the peer's ICE credentials are unusable");
@@ -98,15 +94,167 @@ void Session::start() {
   pump();
 }
 
-void Session::give_up_direct(int error, const char *why) {
-  if (!agent_ && !direct_) return;
-  PARLEY_LOG(kLogInfo, "call", "no direct path: %s; the call stays on the relay", why);
+void Session::start_agent(Timestamp now, const std::string &ufrag,
+                          const identity::SecretBuffer &pwd,
+                          const std::vector<ice::Candidate> &local) {
+  if (next_) {  // the previous generation's handshake: its agent is going
+    next_->set_handler([](quic::Connection &, const quic::Event &) {});
+    next_->close(0, "superseded by an ICE restart");
+    next_ = nullptr;
+  }
+  ice::AgentConfig ac;
+  ac.controlling = p_.caller;  // roles never change across restarts: no role conflict
+  ac.local_ufrag = ufrag;
+  ac.local_pwd = std::string(pwd.view());  // the agent keeps it wiped, and wipes this
+  ac.ta_ms = env_.direct.ta_ms;
+  agent_ = std::make_unique<ice::Agent>(std::move(ac), now);
+  for (const auto &c : local) agent_->add_local_candidate(c);
+  selected_remote_ = SocketAddress();
+  valid_remotes_.clear();
+  budget_end_ = now + Timestamp(env_.direct.budget_ms) * kMs;
+  attempt_open_ = true;
+  ++stats_.direct_attempts;
+}
+
+void Session::send_restart(uint64_t generation, const std::string &ufrag,
+                           const identity::SecretBuffer &pwd,
+                           const std::vector<ice::Candidate> &local) {
+  signal::Message m;
+  m.type = signal::Type::kIceRestart;
+  m.call_id = p_.id;
+  m.sequence = generation;
+  m.ice_ufrag = ufrag;
+  m.ice_pwd = std::string(pwd.view());
+  m.candidates = local;
+  if (m.candidates.size() > signal::kMaxCandidates) m.candidates.resize(signal::kMaxCandidates);
+  const int r = env_.relay->send(m);
+  identity::wipe(&m.ice_pwd);
+  if (r != kOk) {
+    PARLEY_LOG(kLogInfo, "call", "ICE restart %llu not sent (%s); the next retry sends another",
+               (unsigned long long)generation, error_description(r));
+  }
+}
+
+void Session::restart_ice(Timestamp now, const char *why) {
+  if (!env_.direct.enabled || !env_.gather) return;
+  const uint64_t generation = restart_.begin_local();
+  const std::string ufrag = ice::random_ice_chars(8);
+  std::string pwd_text = ice::random_ice_chars(24);
+  identity::SecretBuffer pwd;
+  const int r = pwd.assign(pwd_text.data(), pwd_text.size());
+  identity::wipe(&pwd_text);
+  if (r != kOk) return;
+  const std::vector<ice::Candidate> local = env_.gather(&p_.nat64);
+  start_agent(now, ufrag, pwd, local);
+  ++stats_.ice_restarts;
+  PARLEY_LOG(kLogInfo, "call", "ICE restart, generation %llu (%s)",
+             (unsigned long long)generation, why);
+  send_restart(generation, ufrag, pwd, local);
+}
+
+void Session::on_ice_restart(const signal::Message &m, Timestamp now) {
+  if (!env_.direct.enabled || !env_.gather) return;
+  switch (restart_.on_remote(*m.sequence)) {
+    case ice::RestartSequencer::Incoming::kStale:
+      PARLEY_LOG(kLogDebug, "call", "ICE restart generation %llu ignored (now %llu)",
+                 (unsigned long long)*m.sequence, (unsigned long long)restart_.generation());
+      return;
+    case ice::RestartSequencer::Incoming::kAdopt: {
+      const std::string ufrag = ice::random_ice_chars(8);
+      std::string pwd_text = ice::random_ice_chars(24);
+      identity::SecretBuffer pwd;
+      const int r = pwd.assign(pwd_text.data(), pwd_text.size());
+      identity::wipe(&pwd_text);
+      if (r != kOk) return;
+      const std::vector<ice::Candidate> local = env_.gather(&p_.nat64);
+      start_agent(now, ufrag, pwd, local);
+      ++stats_.ice_restarts;
+      PARLEY_LOG(kLogInfo, "call", "the peer restarts ICE, generation %llu",
+                 (unsigned long long)*m.sequence);
+      send_restart(*m.sequence, ufrag, pwd, local);
+      break;
+    }
+    case ice::RestartSequencer::Incoming::kAnswer:
+      if (!agent_) return;
+      break;
+  }
+  if (agent_->set_remote_credentials(m.ice_ufrag, m.ice_pwd) != kOk) {
+    end_attempt(kErrIceFailed, "the peer's ICE credentials are unusable");
+    return;
+  }
+  for (const auto &c : m.candidates) add_remote_candidate(c, now);
+  agent_->end_of_remote_candidates(now);
+  pump();
+}
+
+void Session::network_changed() {
+  if (!env_.direct.enabled) return;
+  retry_.reset(monotonic_now());
+  pump();
+}
+
+void Session::trickle_local(const std::vector<ice::Candidate> &candidates) {
+  if (!agent_ || candidates.empty()) return;
+  for (const auto &c : candidates) agent_->add_local_candidate(c);
+  signal::Message m;
+  m.type = signal::Type::kCandidate;
+  m.call_id = p_.id;
+  m.candidates = candidates;
+  env_.relay->send(m);
+}
+
+void Session::end_attempt(int error, const char *why) {
+  const Timestamp now = monotonic_now();
   stats_.direct_error = error;
   agent_.reset();
+  attempt_open_ = false;
+  if (next_) {
+    next_->set_handler([](quic::Connection &, const quic::Event &) {});
+    next_->close(0, "direct attempt over");
+    next_ = nullptr;
+    env_.driver->kick();
+  }
+  if (direct_ && manager_.state() == path::State::kDirect) {
+    PARLEY_LOG(kLogInfo, "call", "ICE restart failed (%s); the direct path still works", why);
+    return;
+  }
+  retry_.on_failure(now, error);
+  stats_.next_retry_ms = retry_.next_delay_ms();
+  PARLEY_LOG(kLogInfo, "call", "no direct path: %s; on the relay, direct tried again in %llu ms",
+             why, (unsigned long long)((retry_.due() - now) / kMs));
+}
+
+void Session::give_up_direct(int error, const char *why) {
+  if (!agent_ && !direct_ && !next_) return;
   if (direct_) {
-    close_direct();
+    direct_->set_handler([](quic::Connection &, const quic::Event &) {});
+    direct_->close(0, why);
+    direct_ = nullptr;
+    direct_verified_ = false;
     manager_.direct_down(monotonic_now());
   }
+  end_attempt(error, why);
+}
+
+void Session::promote(quic::Connection &c, Timestamp now) {
+  const bool replacing = direct_ != nullptr;
+  if (direct_) {
+    direct_->set_handler([](quic::Connection &, const quic::Event &) {});
+    direct_->close(0, "replaced by a newer direct path");
+  }
+  direct_ = &c;
+  next_ = nullptr;
+  direct_verified_ = true;
+  direct_rx_packets_ = c.stats().packets_received;
+  attempt_open_ = false;
+  retry_.on_success();
+  stats_.direct_error = 0;
+  PARLEY_LOG(kLogInfo, "call", "direct path to %s verified", c.remote().to_string().c_str());
+  // A working direct path is simply carried on the new connection; a lost or doubtful one
+  // starts a fresh switch (make-before-break, both paths until the peer confirms).
+  if (replacing && manager_.state() == path::State::kDirect) return;
+  if (replacing) manager_.direct_down(now);
+  manager_.direct_up(now);
 }
 
 void Session::pump() {
@@ -120,10 +268,11 @@ void Session::pump() {
     }
     ice::AgentEvent e;
     while (agent_ && agent_->poll_event(&e)) on_agent_event(e);
-    if (agent_ && !direct_verified_ && now >= budget_end_) {
-      give_up_direct(kErrIceFailed, "the direct attempt ran out of time");
+    if (agent_ && attempt_open_ && now >= budget_end_) {
+      end_attempt(kErrIceFailed, "the direct attempt ran out of time");
     }
   }
+  if (retry_.take(now)) restart_ice(now, "retrying the direct path");
   poll_direct(now);
   manager_.handle_timeout(now);
   drain_manager();
@@ -133,8 +282,9 @@ void Session::pump() {
   };
   if (agent_) {
     take(agent_->next_deadline());
-    if (!direct_verified_) take(budget_end_);
+    if (attempt_open_) take(budget_end_);
   }
+  take(retry_.due());
   take(manager_.next_deadline());
   if (direct_) take(now + kDirectPollMs * kMs);
   if (next == 0) {
@@ -159,7 +309,7 @@ void Session::on_agent_event(const ice::AgentEvent &e) {
       stats_.remote_candidate = describe(e.pair.remote_type, e.pair.remote);
       PARLEY_LOG(kLogInfo, "call", "ICE selected %s -> %s (%s)", stats_.local_candidate.c_str(),
                  stats_.remote_candidate.c_str(), agent_->controlling() ? "dialing" : "accepting");
-      if (agent_->controlling() && !direct_) {
+      if (agent_->controlling() && !next_) {
         // Dial the selected address with the peer's fingerprint pinned: whoever answers
         // there without the peer's key fails the handshake, and the call stays on the relay.
         const identity::Fingerprint peer = p_.peer;
@@ -172,16 +322,16 @@ void Session::on_agent_event(const ice::AgentEvent &e) {
             [this](quic::Connection &conn, const quic::Event &ev) { on_direct_event(conn, ev); },
             monotonic_now(), &c);
         if (r != kOk) {
-          give_up_direct(r, "cannot dial the selected pair");
+          end_attempt(r, "cannot dial the selected pair");
           return;
         }
-        direct_ = c;
+        next_ = c;
         env_.driver->kick();
       }
       break;
     }
     case ice::AgentEventType::kFailed:
-      give_up_direct(kErrIceFailed, "every candidate pair failed");
+      end_attempt(kErrIceFailed, "every candidate pair failed");
       break;
     case ice::AgentEventType::kConsentLost:
       // QUIC may have moved the connection to a new address (NAT rebinding) that the ICE
@@ -200,7 +350,7 @@ void Session::on_agent_event(const ice::AgentEvent &e) {
 }
 
 bool Session::wants_connection(const SocketAddress &remote) const {
-  if (!agent_ || agent_->controlling() || direct_) return false;
+  if (!agent_ || agent_->controlling() || next_ || !attempt_open_) return false;
   // The nominated address; before nomination (the caller's Initial can overtake the
   // nominating check's effect here by a round trip) any address of the peer's the agent
   // knows: signaled, or learned from an authenticated check. Refusing it would cost a QUIC
@@ -216,23 +366,37 @@ quic::Endpoint::Incoming Session::accept_direct(const SocketAddress &remote) {
   const identity::Fingerprint peer = p_.peer;
   in.verify = [peer](const identity::Fingerprint &fp) { return fp == peer; };
   in.handler = [this](quic::Connection &conn, const quic::Event &ev) {
-    if (!direct_) direct_ = &conn;
+    if (!next_ && &conn != direct_) next_ = &conn;
     on_direct_event(conn, ev);
   };
   return in;
 }
 
 void Session::on_direct_event(quic::Connection &c, const quic::Event &e) {
-  if (&c != direct_) return;
   const Timestamp now = monotonic_now();
-  switch (e.type) {
-    case quic::EventType::kConnected:
+  if (&c == next_) {
+    if (e.type == quic::EventType::kConnected) {
       // The handshake verified the pinned fingerprint: this really is the peer.
-      direct_verified_ = true;
-      direct_rx_packets_ = c.stats().packets_received;
-      PARLEY_LOG(kLogInfo, "call", "direct path to %s verified", c.remote().to_string().c_str());
-      manager_.direct_up(now);
-      break;
+      promote(c, now);
+    } else if (e.type == quic::EventType::kClosed) {
+      const int err = e.close ? e.close->error : kOk;
+      next_ = nullptr;
+      if (agent_ && agent_->controlling()) {
+        // Pinning refused whoever answered at the selected address, or the handshake never
+        // completed: this attempt is over.
+        end_attempt(err == kOk ? kErrIceFailed : err, "the direct handshake failed");
+      } else {
+        // An incoming handshake that failed (someone else's key) leaves the attempt open:
+        // the peer's own connection may still come.
+        PARLEY_LOG(kLogInfo, "call", "refused a direct connection: %s", error_description(err));
+        if (err != kOk) stats_.direct_error = err;
+      }
+    }
+    pump();
+    return;
+  }
+  if (&c != direct_) return;
+  switch (e.type) {
     case quic::EventType::kDatagram:
       on_direct_frame(e.data, e.len);
       break;
@@ -240,27 +404,20 @@ void Session::on_direct_event(quic::Connection &c, const quic::Event &e) {
       const int err = e.close ? e.close->error : kOk;
       PARLEY_LOG(kLogInfo, "call", "direct connection closed (%s)", error_description(err));
       direct_ = nullptr;
-      const bool was_verified = direct_verified_;
       direct_verified_ = false;
-      if (was_verified) {
-        manager_.direct_down(now);
-      } else if (agent_ && agent_->controlling()) {
-        // Pinning refused whoever answered at the selected address, or the handshake never
-        // completed: this attempt is over, the call stays on the relay.
-        stats_.direct_error = err == kOk ? kErrIceFailed : err;
-        agent_.reset();
-      } else {
-        // An incoming handshake that failed (someone else's key) leaves the attempt open:
-        // the peer's own connection may still come.
-        PARLEY_LOG(kLogInfo, "call", "refused a direct connection: %s", error_description(err));
-        if (err != kOk) stats_.direct_error = err;
+      manager_.direct_down(now);
+      // A verified direct path that died: reported as such, and tried again.
+      if (!attempt_open_) {
+        stats_.direct_error = err == kOk ? kErrClosed : err;
+        retry_.on_failure(now, stats_.direct_error);
+        stats_.next_retry_ms = retry_.next_delay_ms();
       }
       break;
     }
     default:
       break;
   }
-  drain_manager();
+  pump();
 }
 
 void Session::poll_direct(Timestamp now) {
@@ -286,6 +443,14 @@ void Session::drain_manager() {
     PARLEY_LOG(kLogInfo, "call", "media path %s -> %s (%s)", path_kind_name(pe.old_path),
                path_kind_name(pe.new_path), path::reason_name(pe.reason));
     if (env_.on_path) env_.on_path(pe.old_path, pe.new_path, path::reason_name(pe.reason));
+  }
+  // Media fell back from a direct path that went silent: its connection may linger until the
+  // QUIC idle timeout, but a new generation is tried after the usual delay, not after that.
+  if (manager_.state() == path::State::kFallback && !attempt_open_ && retry_.due() == 0 &&
+      env_.direct.enabled) {
+    const Timestamp now = monotonic_now();
+    retry_.on_failure(now, kErrTimeout);
+    stats_.next_retry_ms = retry_.next_delay_ms();
   }
   path::PathMessage pm;
   while (manager_.poll_message(&pm)) {
@@ -400,6 +565,9 @@ void Session::add_remote_candidate(const ice::Candidate &c, Timestamp now) {
 void Session::on_signal(const signal::Message &m) {
   const Timestamp now = monotonic_now();
   switch (m.type) {
+    case signal::Type::kIceRestart:
+      on_ice_restart(m, now);
+      break;
     case signal::Type::kCandidate:
       if (agent_) {
         for (const auto &c : m.candidates) add_remote_candidate(c, now);
@@ -436,6 +604,7 @@ quic::PathStats Session::path_stats() const {
 
 CallStats Session::stats() const {
   CallStats s = stats_;
+  s.ice_generation = restart_.generation();
   if (direct_ && direct_verified_ && s.path == PathKind::kDirect) {
     s.rtt_ms = direct_->stats().smoothed_rtt / kMs;
   } else {

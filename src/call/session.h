@@ -24,10 +24,12 @@
 #include "call/voice_channel.h"
 #include "ice/agent.h"
 #include "ice/candidate.h"
+#include "ice/restart.h"
 #include "identity/identity.h"
 #include "media/e2e_keys.h"
 #include "media/frame_crypto.h"
 #include "path/manager.h"
+#include "path/retry.h"
 #include "quic/endpoint.h"
 #include "quic/endpoint_driver.h"
 #include "signal/message.h"
@@ -69,6 +71,10 @@ struct CallStats {
   int64_t time_to_direct_ms = -1;    // from active to the first switch to direct; -1: never
   std::string local_candidate, remote_candidate;  // the selected pair ("" before)
   int direct_error = 0;              // why there is no direct path (kErrIceFailed, ...), or 0
+  uint64_t direct_attempts = 0;      // ICE generations run (the first one and every restart)
+  uint64_t ice_restarts = 0;         // restarts, ours and the peer's
+  uint64_t ice_generation = 0;       // the ICE generation in use (0: the offers')
+  uint32_t next_retry_ms = 0;        // the delay before the next retry after a failure
   VoiceStats voice;                  // the call's audio, both directions
 };
 
@@ -89,6 +95,8 @@ class Session {
                        size_t len, PathKind via)>
         on_media;
     std::function<void(PathKind from, PathKind to, const char *reason)> on_path;
+    // The context's candidates now, for an ICE restart; sets *nat64 as Params::nat64.
+    std::function<std::vector<ice::Candidate>(Nat64Prefix *nat64)> gather;
   };
   struct Params {
     signal::CallId id;
@@ -123,6 +131,12 @@ class Session {
   bool on_stun(const uint8_t *data, size_t len, const SocketAddress &from);
   // The peer's trickled candidates / end of candidates / path messages (via the relay).
   void on_signal(const signal::Message &m);
+  // The network changed: the direct path is tried again at once with a new ICE generation
+  // (RFC 8445 9), while media keeps flowing on whatever path carries it.
+  void network_changed();
+  // Our server-reflexive candidates changed (learned after a network change): they go to the
+  // peer as trickled candidates of the current generation.
+  void trickle_local(const std::vector<ice::Candidate> &candidates);
   // An incoming QUIC connection from `remote`: the verifier and handler if it may be this
   // call's direct path, else an empty Incoming.
   bool wants_connection(const SocketAddress &remote) const;
@@ -148,6 +162,23 @@ class Session {
   void drain_manager();
   void give_up_direct(int error, const char *why);
   void close_direct();
+  // A new ICE agent (generation) with these local credentials and candidates; the attempt's
+  // budget starts now.
+  void start_agent(Timestamp now, const std::string &ufrag, const identity::SecretBuffer &pwd,
+                   const std::vector<ice::Candidate> &local);
+  // Starts an ICE restart of ours (a retry, a network change).
+  void restart_ice(Timestamp now, const char *why);
+  // The peer's ice-restart message: adopt its generation and answer, or complete ours.
+  void on_ice_restart(const signal::Message &m, Timestamp now);
+  // Sends our credentials and candidates of `generation` to the peer.
+  void send_restart(uint64_t generation, const std::string &ufrag,
+                    const identity::SecretBuffer &pwd, const std::vector<ice::Candidate> &local);
+  // The current attempt failed: its agent and pending connection go; a retry is scheduled
+  // unless a working direct path carries the call.
+  void end_attempt(int error, const char *why);
+  // The current generation's connection completed its handshake: it becomes the direct path
+  // (make-before-break: an older direct connection is closed only now).
+  void promote(quic::Connection &c, Timestamp now);
 
   Env env_;
   Params p_;
@@ -155,8 +186,12 @@ class Session {
   media::FrameOpener opener_;
   std::unique_ptr<ice::Agent> agent_;
   path::Manager manager_;
-  quic::Connection *direct_ = nullptr;
+  quic::Connection *direct_ = nullptr;  // verified: carries the call when the manager says
+  quic::Connection *next_ = nullptr;    // the current generation's, not yet verified
   bool direct_verified_ = false;
+  bool attempt_open_ = false;  // the current generation has no verified connection yet
+  ice::RestartSequencer restart_;
+  path::DirectRetry retry_;
   SocketAddress selected_remote_;
   std::vector<SocketAddress> valid_remotes_;
   Timestamp active_at_ = 0, budget_end_ = 0;

@@ -1,5 +1,7 @@
 #include "ice/candidate.h"
 
+#include <sodium.h>
+
 #include <algorithm>
 
 #include <cstdio>
@@ -31,6 +33,14 @@ uint32_t type_preference(CandidateType t) {
 
 uint32_t candidate_priority(CandidateType t, uint16_t local_preference, uint32_t component) {
   return (type_preference(t) << 24) | (uint32_t(local_preference) << 8) | (256 - component);
+}
+
+std::string random_ice_chars(size_t n) {
+  static const char kChars[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string s(n, 'x');
+  for (auto &c : s) c = kChars[randombytes_uniform(64)];
+  return s;
 }
 
 namespace {

@@ -27,6 +27,10 @@ uint32_t candidate_priority(CandidateType t, uint16_t local_preference, uint32_t
 
 // Same type, base IP, STUN/relay server IP and transport => same foundation (RFC 8445
 // 5.1.1.3). A short, stable hash so both ends and logs agree run after run.
+// `n` random ice-chars (RFC 8445 15.4): a ufrag is 8 of them (48 bits), a password 24 (144
+// bits, above the 128 the RFC requires).
+std::string random_ice_chars(size_t n);
+
 // Orders host addresses by preference, stably: IPv6 before IPv4 (RFC 8421); within IPv6
 // global before unique-local before the rest, and at each scope addresses with a random
 // interface identifier (temporary, RFC 8981, or stable-privacy, RFC 7217) before EUI-64
