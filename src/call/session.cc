@@ -113,6 +113,7 @@ void Session::start_agent(Timestamp now, const std::string &ufrag,
   valid_remotes_.clear();
   budget_end_ = now + Timestamp(env_.direct.budget_ms) * kMs;
   attempt_open_ = true;
+  agent_generation_ = restart_.generation();
   ++stats_.direct_attempts;
 }
 
@@ -249,6 +250,7 @@ void Session::promote(quic::Connection &c, Timestamp now) {
   attempt_open_ = false;
   retry_.on_success();
   stats_.direct_error = 0;
+  stats_.direct_generation = agent_generation_;
   PARLEY_LOG(kLogInfo, "call", "direct path to %s verified", c.remote().to_string().c_str());
   // A working direct path is simply carried on the new connection; a lost or doubtful one
   // starts a fresh switch (make-before-break, both paths until the peer confirms).

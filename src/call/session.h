@@ -74,6 +74,7 @@ struct CallStats {
   uint64_t direct_attempts = 0;      // ICE generations run (the first one and every restart)
   uint64_t ice_restarts = 0;         // restarts, ours and the peer's
   uint64_t ice_generation = 0;       // the ICE generation in use (0: the offers')
+  uint64_t direct_generation = 0;    // the generation whose connection is the direct path
   uint32_t next_retry_ms = 0;        // the delay before the next retry after a failure
   VoiceStats voice;                  // the call's audio, both directions
 };
@@ -190,6 +191,7 @@ class Session {
   quic::Connection *next_ = nullptr;    // the current generation's, not yet verified
   bool direct_verified_ = false;
   bool attempt_open_ = false;  // the current generation has no verified connection yet
+  uint64_t agent_generation_ = 0;  // the generation agent_ runs
   ice::RestartSequencer restart_;
   path::DirectRetry retry_;
   SocketAddress selected_remote_;

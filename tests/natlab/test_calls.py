@@ -228,6 +228,10 @@ class Peer:
     def reset(self, timeout=5.0):
         return self._command("reset", "reset", timeout)
 
+    def network_changed(self, timeout=5.0):
+        """The host's network_changed(); the answer event."""
+        return self._command("network-changed", "network-changed", timeout)
+
     def quit(self, timeout=5.0):
         """Ask it to quit (it hangs up and closes its relay connection), then reap it."""
         if self.proc.poll() is None:

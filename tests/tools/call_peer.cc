@@ -21,7 +21,8 @@
 //                                                 senders, then one entry per sender
 //
 // Commands on stdin, one per line: "stats", "reset" (restart the receive measurements),
-// "hangup" (room mode: leave the room), "quit". The payload of frame n is n (u64 big-endian)
+// "hangup" (room mode: leave the room), "network-changed" (Context::network_changed, answered
+// by {"ev":"network-changed","error":N,"t":MS}), "quit". The payload of frame n is n (u64 big-endian)
 // padded to 60 bytes, so the receiver can count losses, duplicates and the longest run of
 // missing frames exactly; the numbering runs on through relay outages (a microphone does not
 // stop), so frames sent while nothing carried them show up as missing. In a room the
@@ -430,7 +431,8 @@ int main(int argc, char **argv) {
          "\"via_relay\":%llu,\"via_direct\":%llu,\"sent\":%llu,\"sent_relay\":%llu,"
          "\"sent_direct\":%llu,\"dropped_duplicates\":%llu,\"auth_failed\":%llu,"
          "\"rtt_ms\":%llu,\"time_to_direct_ms\":%lld,\"path_changes\":%llu,"
-         "\"local\":\"%s\",\"remote\":\"%s\",\"direct_error\":%d}",
+         "\"local\":\"%s\",\"remote\":\"%s\",\"direct_error\":%d,"
+         "\"direct_attempts\":%llu,\"ice_restarts\":%llu,\"ice_generation\":%llu,\"direct_generation\":%llu}",
          sr == kOk ? "true" : "false", call::path_kind_name(s.path),
          (unsigned long long)rx.frames, rx.seen.size(), (unsigned long long)rx.duplicates,
          (unsigned long long)rx.missing(), (unsigned long long)rx.max_missing_run,
@@ -439,7 +441,9 @@ int main(int argc, char **argv) {
          (unsigned long long)s.sent_direct, (unsigned long long)s.duplicates,
          (unsigned long long)s.auth_failed, (unsigned long long)s.rtt_ms,
          (long long)s.time_to_direct_ms, (unsigned long long)s.path_changes,
-         s.local_candidate.c_str(), s.remote_candidate.c_str(), s.direct_error);
+         s.local_candidate.c_str(), s.remote_candidate.c_str(), s.direct_error,
+         (unsigned long long)s.direct_attempts, (unsigned long long)s.ice_restarts,
+         (unsigned long long)s.ice_generation, (unsigned long long)s.direct_generation);
   };
 
   // Room mode: totals over the senders (received, unique, duplicates, missing summed;
@@ -503,6 +507,9 @@ int main(int argc, char **argv) {
     } else if (cmd == "hangup") {
       if (room_mode) ctx->leave_room(room);
       else ctx->hangup(call);
+    } else if (cmd == "network-changed") {
+      const int nr = ctx->network_changed();
+      emit("{\"ev\":\"network-changed\",\"error\":%d,\"t\":%lld}", nr, ms_since(t0));
     } else if (cmd == "quit") {
       break;
     }

@@ -41,8 +41,8 @@ TEST_F(RestartTest, ANetworkChangeRestartsIceAndTheCallStaysDirectLosingNothing)
   call::CallStats st_a, st_b;
   auto restarted = [&](Party &p, call::CallStats *st) {
     return p.ctx->call_stats(id, st) == kOk && st->ice_generation >= 2 &&
-           st->ice_restarts >= 2 && st->direct_error == 0 &&
-           st->path == call::PathKind::kDirect;
+           st->direct_generation == st->ice_generation && st->ice_restarts >= 2 &&
+           st->direct_error == 0 && st->path == call::PathKind::kDirect;
   };
   ASSERT_TRUE(a.wait([&] { return restarted(a, &st_a); }, 10s))
       << "restarts " << st_a.ice_restarts << ", attempts " << st_a.direct_attempts

@@ -1,0 +1,136 @@
+"""Never giving up on the direct path (issue 18): calls between two port-restricted sites
+whose peer-to-peer UDP flow is blocked by one router (``Lab.block_udp``; the relay stays
+reachable), so the call is on the relay, then unblocked.
+
+* ``DirectRetryTest.test_a_call_that_started_on_the_relay_goes_direct_once_unblocked`` --
+  the block is in place before the call: the first direct attempt fails (its 3 s budget runs
+  out) and the call stays on the relay; the block is lifted right after that failure, and the
+  retry (2 s after the failure, a new ICE generation) takes the call direct.
+* ``DirectRetryTest.test_a_direct_path_blocked_longer_than_the_idle_timeout_comes_back`` --
+  a direct call whose flow is blocked for 20 s (longer than QUIC's 15 s idle timeout, which
+  used to leave the call on the relay for good): media falls back to the relay, the retries
+  fail while the block lasts (2, 4, 8 ... s apart), and after the block is lifted the next
+  retry takes the call direct again -- within the retry delay then due plus an attempt.
+* ``DirectRetryTest.test_network_changed_restarts_ice_at_once`` -- the host's
+  ``network_changed`` during a direct call: both sides run a new ICE generation and the call
+  is direct on it within 3 s, with no frame missing for longer than 1 s.
+
+Each prints the times.  Run (as root): cd tests/natlab && PARLEY_RELAY=... \\
+    PARLEY_CALL_PEER=... /usr/bin/python3 run.py test_network_change
+"""
+
+import time
+import unittest
+
+from test_calls import BUDGET_MS, FRAME_MS, MARGIN_S, CallEnv, _fmt_stats
+
+D, R = "direct", "relay"
+FIRST_RETRY_S = 2.0      # path::RetryConfig::first_ms
+BLOCK_S = 20.0           # longer than the QUIC idle timeout (15 s)
+# After a 20 s block the retry delays were 2, 4, 8 s, so the next one is at most 16 s away,
+# plus an attempt's budget.
+RECOVERY_BOUND_S = 16.0 + BUDGET_MS / 1000 + MARGIN_S
+RESTART_BOUND_S = 3.0
+MAX_HOLE_MS = 1000
+
+
+class DirectRetryTest(unittest.TestCase):
+    def setUp(self):
+        self.env = CallEnv(self)
+        self.env.start_relay()
+        lab = self.env.lab
+        self.a = lab.add_site("a", "port-restricted")
+        self.b = lab.add_site("b", "port-restricted")
+
+    def call(self, tag):
+        call = self.env.call(self.a.host, self.b.host, tag).start()
+        self.addCleanup(call.close)
+        return call
+
+    def ctx(self, call):
+        return "\n" + call.describe() + "\n" + self.env.lab.describe()
+
+    def wait_direct(self, call, timeout, marks):
+        t = time.monotonic()
+        try:
+            call.wait_path(D, timeout, start=marks)
+        except TimeoutError as e:
+            self.fail(f"not direct within {timeout:.1f} s: {e}" + self.ctx(call))
+        return time.monotonic() - t
+
+    def test_a_call_that_started_on_the_relay_goes_direct_once_unblocked(self):
+        lab = self.env.lab
+        block = lab.block_udp(self.a.router, [self.b.public_ip])
+        call = self.call("rb")
+        met, st = call.poll_stats(lambda a, b: a["direct_error"] != 0 and b["direct_error"] != 0,
+                                  BUDGET_MS / 1000 + MARGIN_S)
+        self.assertTrue(met, "the blocked first attempt did not fail" + self.ctx(call))
+        for s in st:
+            self.assertEqual(s["path"], R)
+        marks = call.marks()
+        lab.remove_table(self.a.router, block)
+        took = self.wait_direct(call, FIRST_RETRY_S + BUDGET_MS / 1000 + MARGIN_S, marks)
+        met, st = call.poll_stats(lambda a, b: a["via_direct"] > 10 and b["via_direct"] > 10,
+                                  3.0)
+        print(f"\nstarted on the relay (UDP to the peer blocked): direct {took * 1000:.0f} ms "
+              f"after the block was lifted\n  " + _fmt_stats("caller", st[0]) + "\n  "
+              + _fmt_stats("callee", st[1]) + f"\n  attempts {st[0]['direct_attempts']} / "
+              f"{st[1]['direct_attempts']}, generation {st[0]['ice_generation']}", flush=True)
+        self.assertTrue(met, "frames do not flow directly" + self.ctx(call))
+        for s in st:
+            self.assertGreaterEqual(s["direct_attempts"], 2)
+            self.assertEqual(s["direct_error"], 0)
+
+    def test_a_direct_path_blocked_longer_than_the_idle_timeout_comes_back(self):
+        lab = self.env.lab
+        call = self.call("lb")
+        self.wait_direct(call, BUDGET_MS / 1000 + MARGIN_S, (0, 0))
+        marks = call.marks()
+        block = lab.block_udp(self.a.router, [self.b.public_ip])
+        t_block = time.monotonic()
+        call.wait_path(R, 5.0, start=marks)
+        # The block lasts BLOCK_S: waited on the clock, as the block's length is the point.
+        deadline = t_block + BLOCK_S
+        while time.monotonic() < deadline:
+            _, st = call.poll_stats(lambda a, b: False, min(1.0, deadline - time.monotonic()))
+        self.assertEqual(call.caller.events("ended") + call.callee.events("ended"), [])
+        during = st
+        marks = call.marks()
+        lab.remove_table(self.a.router, block)
+        took = self.wait_direct(call, RECOVERY_BOUND_S, marks)
+        met, st = call.poll_stats(lambda a, b: a["via_direct"] > during[0]["via_direct"] + 10
+                                  and b["via_direct"] > during[1]["via_direct"] + 10, 3.0)
+        print(f"\ndirect path blocked {BLOCK_S:.0f} s: attempts during the block "
+              f"{during[0]['direct_attempts']} / {during[1]['direct_attempts']}; direct again "
+              f"{took * 1000:.0f} ms after the block was lifted (bound "
+              f"{RECOVERY_BOUND_S:.0f} s)\n  " + _fmt_stats("caller", st[0]) + "\n  "
+              + _fmt_stats("callee", st[1]), flush=True)
+        self.assertTrue(met, "frames do not flow directly again" + self.ctx(call))
+        # Bounded: attempts at most every 2, 4, 8 ... s during the block.
+        for s in during:
+            self.assertLessEqual(s["direct_attempts"], 6)
+
+    def test_network_changed_restarts_ice_at_once(self):
+        call = self.call("nc")
+        self.wait_direct(call, BUDGET_MS / 1000 + MARGIN_S, (0, 0))
+        for p in call.peers:
+            p.reset()
+        t = time.monotonic()
+        call.caller.network_changed()
+        met, st = call.poll_stats(
+            lambda a, b: a["direct_generation"] >= 1
+            and a["direct_generation"] == b["direct_generation"]
+            and a["path"] == D and b["path"] == D, RESTART_BOUND_S)
+        took = time.monotonic() - t
+        holes = [s["max_missing_run"] * FRAME_MS for s in st]
+        print(f"\nnetwork_changed: generation {st[0]['direct_generation']} direct on both sides "
+              f"{took * 1000:.0f} ms later; longest missing run {holes[0]} / {holes[1]} ms\n  "
+              + _fmt_stats("caller", st[0]) + "\n  " + _fmt_stats("callee", st[1]), flush=True)
+        self.assertTrue(met, "no new ICE generation carrying the call" + self.ctx(call))
+        for h in holes:
+            self.assertLessEqual(h, MAX_HOLE_MS)
+        self.assertEqual(call.caller.events("ended") + call.callee.events("ended"), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
