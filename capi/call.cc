@@ -327,6 +327,11 @@ int parley_context_create(const parley_identity *id, const parley_context_config
                   config->bind_address6);
     }
     if (config->struct_size >=
+            offsetof(parley_context_config, disable_network_watch) + sizeof(int) &&
+        config->disable_network_watch != 0) {
+      cc.watch_network = false;
+    }
+    if (config->struct_size >=
             offsetof(parley_context_config, no_path_timeout_ms) + sizeof(uint32_t) &&
         config->no_path_timeout_ms != 0) {
       cc.no_path_timeout_ms = config->no_path_timeout_ms;

@@ -680,6 +680,12 @@ typedef struct parley_context_config {
    * "[::]:0" when bind_address is NULL too, else no IPv6 socket. Not IPv6,
    * or next to an IPv6 bind_address: PARLEY_ERR_ADDRESS_FAMILY. */
   const char *bind_address6;
+  /** Non-zero: do not watch the network. 0 (the default): where the OS lets a process watch
+   * its interfaces (Linux: rtnetlink; not Android apps), the context notices network changes
+   * by itself, 500 ms after the last event of a burst, and acts as on
+   * parley_context_network_changed. Hosts that get the platform's word sooner (or on
+   * platforms without a watch) call parley_context_network_changed; both together are fine. */
+  int disable_network_watch;
   /** Fields added by later versions go here. */
 } parley_context_config;
 

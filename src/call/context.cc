@@ -275,6 +275,16 @@ int Context::init() {
   }
   if (ipv6_only) config_.relay.ipv4 = false;
   relay_ = std::make_unique<RelayClient>(loop_, *endpoint_, *driver_, fp_, config_.relay, l);
+  if (config_.watch_network) {
+    network_watch_ = std::make_unique<NetworkWatch>(loop_, config_.network_debounce_ms, [this] {
+      on_network_change("an interface, address or default route changed");
+    });
+    if (network_watch_->start() != kOk) {
+      PARLEY_LOG(kLogInfo, "call", "not watching the network (%s): the host must call "
+                 "network_changed", last_error_message());
+      network_watch_.reset();
+    }
+  }
   if (!ipv6_only) {
     relay_->start();
     return kOk;
@@ -321,6 +331,7 @@ Context::~Context() {
     retired_.clear();
     probe_runner_.reset();
     probe_gatherer_.reset();
+    network_watch_.reset();
     relay_.reset();
     if (endpoint_) endpoint_->close_all(0, "context closed", monotonic_now());
     if (driver_) driver_->kick();
@@ -509,16 +520,20 @@ void Context::probe_mappings(bool after_change) {
 
 int Context::network_changed() {
   return run([&] {
-    PARLEY_LOG(kLogInfo, "call", "the network changed: the relay connection is checked, every "
-               "call restarts ICE");
-    ++stats_.network_changes;
-    relay_->network_changed();
-    for (auto &kv : calls_) {
-      if (kv.second.session) kv.second.session->network_changed();
-    }
-    probe_mappings(true);
+    on_network_change("the host says so");
     return kOk;
   });
+}
+
+void Context::on_network_change(const char *source) {
+  PARLEY_LOG(kLogInfo, "call", "the network changed (%s): the relay connection is checked, "
+             "every call restarts ICE", source);
+  ++stats_.network_changes;
+  relay_->network_changed();
+  for (auto &kv : calls_) {
+    if (kv.second.session) kv.second.session->network_changed();
+  }
+  probe_mappings(true);
 }
 
 int Context::send_offer(signal::Type type, Call &c) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/loop.h"
+#include "base/network_watch.h"
 #include "base/udp_socket.h"
 #include "call/call_quality.h"
 #include "quality/min_rtt.h"
@@ -54,6 +55,10 @@ struct ContextConfig {
   // registered, or silent for 2 s (a dead relay's connection lingers until the QUIC idle
   // timeout), and media not on the direct path. 0: never.
   uint32_t no_path_timeout_ms = 30000;
+  // Notice network changes by ourselves where the OS allows it (Linux: rtnetlink), as if the
+  // host had called network_changed(), this long after the last event of a burst.
+  bool watch_network = true;
+  uint32_t network_debounce_ms = 500;
 };
 
 enum class CallState {
@@ -134,7 +139,7 @@ struct ContextStats {
   uint64_t resumes_ignored = 0;      // call-resume messages from the relay (never acted on)
   uint64_t relay_errors_kept = 0;    // relay errors naming an active call, which it outlived
   uint64_t hangups_delivered_late = 0;  // hangups queued while the relay was away, sent after
-  uint64_t network_changes = 0;      // network_changed() calls
+  uint64_t network_changes = 0;      // network_changed() calls and changes the watch saw
 };
 
 class Context {
@@ -297,6 +302,8 @@ class Context {
   // STUN to the relay's address of the other family (and, after a network change, of the
   // connection's own): our mappings per family.
   void probe_mappings(bool after_change);
+  // What a network change sets off (network_changed(), or the watch); loop thread.
+  void on_network_change(const char *source);
   void on_stun(const uint8_t *data, size_t len, const SocketAddress &from);
   signal::Message call_message(signal::Type t, const Call &c) const;
   int send_frame(uint32_t stream, uint32_t sequence, uint32_t timestamp, uint8_t profile,
@@ -316,7 +323,8 @@ class Context {
   std::unique_ptr<quic::Endpoint> endpoint_;
   std::unique_ptr<quic::EndpointDriver> driver_;
   std::unique_ptr<RelayClient> relay_;
-  std::unique_ptr<Resolver> nat64_resolver_;  // RFC 7050 discovery on IPv6-only networks
+  std::unique_ptr<Resolver> nat64_resolver_;
+  std::unique_ptr<NetworkWatch> network_watch_;  // RFC 7050 discovery on IPv6-only networks
   Nat64Prefix nat64_;                         // unset: none found (or not looked for)
   // The relay's address of the other family than the relay connection's, and what it saw
   // of our socket of that family; what the relay connection's address saw since the last

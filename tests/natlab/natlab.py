@@ -573,6 +573,15 @@ class Site:
         return self.public_ports.get((host or self.host).name)
 
 
+@dataclass
+class _SiteMeta:
+    """What ``Lab`` remembers of a site to plug hosts into it later (``Lab.plug``)."""
+    k: int                  # site number (1-based): LAN 10.0.k.0/24, 2001:db8:k::/64
+    pin: bool               # add_site(pin=...)
+    next_index: int         # the index the next host plugged in gets (indices are not reused)
+    static: int             # v6-only-nat64: hosts 0 .. static-1 have tayga static maps
+
+
 NsLike = Union[Node, str]
 
 
@@ -724,6 +733,10 @@ class Lab:
         self._tables: dict = {}                # (ns, table) -> family, for remove_table
         self._unbounds: list = []              # (node, "dns"|"dns64", config path)
         self._tmpdir: Optional[str] = None
+        # Moving hosts (move_host / unplug / plug)
+        self._site_meta: dict = {}             # site name -> _SiteMeta
+        self._slot: dict = {}                  # host name -> its index on its current site
+        self._ns_ipv6: set = set()             # namespaces with IPv6 enabled (_setup_ns)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -935,6 +948,10 @@ class Lab:
                          ("autoconf", 0), ("forwarding", f)) for c in ("all", "default")]
             settings.append(f"net.ipv4.ip_forward={f}")
         _cmd([_IP, "netns", "exec", ns, _SYSCTL, "-q", "-w", *settings])
+        if ipv6:
+            self._ns_ipv6.add(ns)
+        else:
+            self._ns_ipv6.discard(ns)
 
     def _add_ns(self, short: str, role: str, *, forward: bool = False,
                 ipv6: bool = False) -> Node:
@@ -1010,17 +1027,25 @@ class Lab:
         return servers
 
     def _write_resolv(self, node: Node) -> None:
-        """(Re)write ``/etc/netns/<ns>/resolv.conf`` when ``node`` has a lab resolver."""
+        """(Re)write ``/etc/netns/<ns>/resolv.conf`` when ``node`` has a lab resolver.
+
+        A node that had one and has none any more (a host moved off a NAT64 site, unplugged)
+        gets a resolv.conf without a nameserver: the file is rewritten in place, so processes
+        already running in the namespace see the change too.
+        """
         servers = self._resolvers_for(node)
-        if not servers or servers == node.resolvers:
+        if servers == node.resolvers:
             return
         d = os.path.join(ETC_NETNS, node.ns)
         if d not in self._etc_dirs:
             self._etc_dirs.append(d)             # registered first: teardown removes it
         os.makedirs(d, exist_ok=True)
-        text = (f"# natlab {self.prefix}: the lab's resolver (removed at lab teardown)\n"
-                + "".join(f"nameserver {a}\n" for a in servers)
-                + "options timeout:1 attempts:2\n")
+        if servers:
+            text = (f"# natlab {self.prefix}: the lab's resolver (removed at lab teardown)\n"
+                    + "".join(f"nameserver {a}\n" for a in servers)
+                    + "options timeout:1 attempts:2\n")
+        else:
+            text = f"# natlab {self.prefix}: no resolver on this node's network now\n"
         # Written in place (no temp file: ip netns exec bind-mounts every entry of the dir).
         path = os.path.join(d, "resolv.conf")
         with open(path, "w") as f:
@@ -1123,7 +1148,6 @@ class Lab:
         if name in self.sites:
             raise ValueError(f"site {name!r} already exists")
         blocked_peers = tuple(blocked_peers)
-        blocked4 = tuple(a for a in blocked_peers if _family(a) == 4)
         blocked6 = tuple(a for a in blocked_peers if _family(a) == 6)
         if v4 == "udp-blocked-to-peer" and not blocked_peers:
             raise ValueError("udp-blocked-to-peer needs blocked_peers")
@@ -1153,6 +1177,7 @@ class Lab:
                 hosts_.append(h)
             site = Site(name, nat, hosts_, [], public_ip, host_port,
                         {h.name: host_port for h in hosts_}, v4nat=v4, ipv6=ipv6)
+            self._register_site(site, k, pin, hosts_)
             self.sites[name] = site
             return site
 
@@ -1194,32 +1219,20 @@ class Lab:
                 self._ipn(h.ns, "-6", "route", "add", "default", "via", routers[0].lan_ip6)
             hosts_.append(h)
 
-        # Rulesets.
-        do_pin = pin and v4 != "symmetric"
-        public_ports = {}
-        pins_inner = []
-        for i, h in enumerate(hosts_):
-            if do_pin:
-                public_ports[h.name] = host_port + i
-                pins_inner.append((h.ip, host_port, routers[0].wan_ip, host_port + i))
-        kind = "symmetric" if v4 == "symmetric" else "eim"
-        self._load_rules(routers[0], nft_ruleset(
-            kind, pins=pins_inner, dnat=(v4 == "full-cone"),
-            blocked_peers=blocked4 if v4 == "udp-blocked-to-peer" else (),
-            block_udp=(v4 == "udp-blocked")))
-        if v4 == "double":
-            pins_outer = ([(routers[0].wan_ip, host_port + i, routers[1].wan_ip, host_port + i)
-                           for i in range(nhosts)] if do_pin else [])
-            self._load_rules(routers[1], nft_ruleset("eim", pins=pins_outer))
+        # Rulesets (pins by host index: _nat_rules).
+        site = Site(name, nat, hosts_, routers, public_ip, host_port, {},
+                    blocked_peers, v4nat=v4, ipv6=ipv6,
+                    prefix6=lan6 + "/64" if ipv6 else None)
+        self._register_site(site, k, pin, hosts_)
+        rulesets, site.public_ports = self._nat_rules(site)
+        for router, rules in rulesets:
+            self._load_rules(router, rules)
         if ipv6:
             self._load_rules6(routers[0], nft_ruleset6(
                 blocked_peers=blocked6 if v4 == "udp-blocked-to-peer" else (),
                 block_udp=(v4 == "udp-blocked")))
             self._add_route6(lan6 + "/64", routers[0])
 
-        site = Site(name, nat, hosts_, routers, public_ip, host_port, public_ports,
-                    blocked_peers, v4nat=v4, ipv6=ipv6,
-                    prefix6=lan6 + "/64" if ipv6 else None)
         self.sites[name] = site
         for n in hosts_ + routers:
             self._write_resolv(n)
@@ -1254,6 +1267,7 @@ class Lab:
         site = Site(name, nat, hosts_, [r], public_ip if nat64 else None, host_port, {},
                     blocked_peers, v4nat=None, ipv6=True, prefix6=lan6 + "/64",
                     nat64_prefix=nat64_prefix if nat64 else None)
+        self._register_site(site, k, True, hosts_)
         self.sites[name] = site
         if nat64:
             self._start_nat64(site, k)
@@ -1521,6 +1535,252 @@ class Lab:
         k = len(self.sites) + 1 + ahead
         return f"203.0.113.{20 + 10 * (k - 1)}"
 
+    # -- moving hosts between sites (a phone changing networks) ------------------------------
+
+    def move_host(self, host: Node, to_site: Site) -> None:
+        """Move LAN host ``host`` onto ``to_site``'s network, keeping its namespace.
+
+        A phone that leaves one network for another in the middle of a call: processes in
+        the host's namespace keep running and keep their sockets (bound to 0.0.0.0 / [::] or
+        to a port only); what changes is the host's one link and its addresses.  The same
+        as ``unplug`` + ``plug`` with the old site's clean-up done last:
+
+        1. the host's ``eth0`` (its veth into the old LAN bridge, or into ``pub`` for a
+           ``none`` site) is deleted -- its old addresses and routes go with it;
+        2. ``plug(host, to_site)``: a new ``eth0`` into ``to_site``'s LAN with a fresh
+           address (the site's next host index, never one used before on that site), the
+           default route(s), the pin on EIM routers (loaded before the link comes up, so
+           the host's first packet already gets its pinned port);
+        3. the old site's routers drop the host's pin and forget its conntrack entries
+           (``nat`` mappings included, layer by layer for ``double``; other hosts' entries
+           stay), so no old mapping lingers.
+
+        ``to_site`` may be any site of this lab, the host's own one included (a new address on
+        the same network).  Takes some tens of milliseconds (a few ``ip``/``nft`` commands;
+        the conntrack clean-up runs in-process over ctnetlink).  See ``plug`` for what the
+        host gets on each kind of site and what is not supported.  Raises ``ValueError`` for
+        a node that is not a site host, a host that is not plugged in, or a site with no
+        room left; nothing is changed then.
+        """
+        self._require_running()
+        self._check_host(host)
+        if self._site_of(host) is None:
+            raise ValueError(f"host {host.name} is not plugged in (use plug)")
+        plan = self._plug_plan(host, to_site)           # validate before touching anything
+        old_site, old_addrs, old_index = self._detach(host)
+        self._attach(host, to_site, plan)
+        self._forget_departed(old_site, old_addrs, old_index,
+                              reload_rules=old_site is not to_site)
+
+    def unplug(self, host: Node) -> None:
+        """Take ``host`` off its site's network: afterwards it has nothing but ``lo``.
+
+        A total outage (a phone between networks, in a tunnel): ``eth0`` is deleted, with it
+        every address and route, so a send fails at once (``ENETUNREACH`` for IPv4; for IPv6
+        ``ENETUNREACH`` or ``EADDRNOTAVAIL``) and nothing arrives.  Processes and their
+        sockets live on.  The site forgets the host (``site.hosts``, ``site.public_ports``,
+        its pin, its conntrack entries on the routers); ``host.ips`` / ``host.ips6`` become
+        empty and a lab resolver it had (DNS64) is taken out of its resolv.conf.  ``plug``
+        brings it back, on the same site or another.
+        """
+        self._require_running()
+        site, addrs, index = self._detach(host)
+        self._write_resolv(host)
+        self._forget_departed(site, addrs, index)
+
+    def plug(self, host: Node, site: Site) -> None:
+        """Connect an unplugged host (``unplug``) to ``site``'s network.
+
+        The host gets the site's next host index i (indices are never reused, so the
+        addresses are always new ones): a veth ``eth0`` into the site's LAN bridge (port
+        ``h<i>`` of the innermost router; ``none``: port ``p<n>`` of ``pub``) and
+
+        * IPv4 NAT types (``double`` too): 10.0.k.(2+i) with a default route via the router
+          (the inner one for ``double``); on pinned EIM/full-cone sites the router(s) pin the
+          host's ``host_port`` to public port ``host_port + i`` (``full-cone``: and DNAT it
+          back) exactly as for hosts made by ``add_site``, and ``site.public_port(host)``
+          says so; ``symmetric`` / ``pin=False``: plain masquerade as for the others;
+        * ``none``: the public address ``public_ip`` + i (at most 9 hosts ever per site);
+        * dual stack (``dual-stack`` or ``ipv6=True``): also 2001:db8:k::(2+i) and the IPv6
+          default route (``none``: the public twin and routes to every IPv6 site);
+        * ``v6-firewall``: only 2001:db8:k::(2+i) (``host.ips == []``);
+        * ``v6-only-nat64``: only 2001:db8:k::(2+i), and the site's DNS64 as its resolver.
+          Not pinned: tayga's static maps are fixed when the site is made, so a host plugged
+          in later gets a dynamic tayga address, and its IPv4 flows are plainly masqueraded
+          (the port is kept while it is free): ``site.public_port(host)`` is None.
+
+        IPv6 in the namespace follows the site: enabled (no DAD/RA/SLAAC, as for IPv6 nodes)
+        on sites with IPv6, disabled again on IPv4-only ones.  A site's resolver is written
+        into the host's resolv.conf in place (running processes see it too).
+
+        Sockets bound to 0.0.0.0 / [::] work on the new network at once.  A socket that was
+        ``connect()``-ed keeps the source address the kernel chose at connect time, which is
+        gone: its sends fail (as on a real device).  Raises ``ValueError`` if the host is
+        still plugged in somewhere, ``site`` is not one of this lab's, or it has no address
+        left for another host.
+        """
+        self._require_running()
+        plan = self._plug_plan(host, site)
+        current = self._site_of(host)
+        if current is not None:
+            raise ValueError(f"host {host.name} is on site {current.name}: unplug it first "
+                             "(or use move_host)")
+        self._attach(host, site, plan)
+
+    def _check_host(self, host: Node) -> None:
+        if not isinstance(host, Node) or self.nodes.get(host.name) is not host:
+            raise ValueError(f"{host!r} is not a node of this lab")
+        if host.role != "host":
+            raise ValueError(f"{host.name} is a {host.role}, not a site host: only hosts made "
+                             "by add_site can be moved")
+
+    def _site_of(self, host: Node) -> Optional[Site]:
+        for s in self.sites.values():
+            if any(h is host for h in s.hosts):
+                return s
+        return None
+
+    def _register_site(self, site: Site, k: int, pin: bool, hosts: Sequence[Node]) -> None:
+        self._site_meta[site.name] = _SiteMeta(k=k, pin=pin, next_index=len(hosts),
+                                               static=len(hosts))
+        for i, h in enumerate(hosts):
+            self._slot[h.name] = i
+
+    @staticmethod
+    def _has_nat_rules(site: Site) -> bool:
+        """Whether the site's ``table ip natlab`` rules depend on its hosts (pins)."""
+        return site.v4nat is not None and site.v4nat != "none"
+
+    def _nat_rules(self, site: Site) -> tuple:
+        """``([(router, ruleset), ...], public_ports)`` of an IPv4 NAT site: each router
+        layer's ``table ip natlab`` with one pin per current host (index i: ``host_port`` to
+        public port ``host_port + i``), as ``add_site`` documents."""
+        v4 = site.v4nat
+        routers = site.routers
+        hp = site.host_port
+        do_pin = self._site_meta[site.name].pin and v4 != "symmetric"
+        indices = [self._slot[h.name] for h in site.hosts]
+        public_ports = {}
+        pins_inner = []
+        if do_pin:
+            for i, h in zip(indices, site.hosts):
+                public_ports[h.name] = hp + i
+                pins_inner.append((h.ip, hp, routers[0].wan_ip, hp + i))
+        blocked4 = tuple(a for a in site.blocked_peers if _family(a) == 4)
+        kind = "symmetric" if v4 == "symmetric" else "eim"
+        out = [(routers[0], nft_ruleset(
+            kind, pins=pins_inner, dnat=(v4 == "full-cone"),
+            blocked_peers=blocked4 if v4 == "udp-blocked-to-peer" else (),
+            block_udp=(v4 == "udp-blocked")))]
+        if v4 == "double":
+            pins_outer = ([(routers[0].wan_ip, hp + i, routers[1].wan_ip, hp + i)
+                           for i in indices] if do_pin else [])
+            out.append((routers[1], nft_ruleset("eim", pins=pins_outer)))
+        return out, public_ports
+
+    def _reload_nat_rules(self, site: Site) -> None:
+        """Replace the rules of the site's ``table ip natlab``s atomically (one ``nft -f``
+        transaction: flush + the new rules; the chains and their hooks stay, so no packet
+        ever passes without NAT, and established mappings are kept)."""
+        rulesets, site.public_ports = self._nat_rules(site)
+        for router, rules in rulesets:
+            if rules != router.nft_rules:
+                _cmd([_IP, "netns", "exec", router.ns, _NFT, "-f", "-"],
+                     input="flush table ip natlab\n" + rules)
+                router.nft_rules = rules
+
+    def _plug_plan(self, host: Node, site: Site) -> dict:
+        """Validate plugging ``host`` into ``site``; the addresses and link it would get."""
+        self._check_host(host)
+        if not isinstance(site, Site) or self.sites.get(site.name) is not site:
+            raise ValueError(f"{site!r} is not a site of this lab")
+        i = self._site_meta[site.name].next_index
+        if site.v4nat == "none":
+            if i > 8:
+                raise ValueError(f"site {site.name} ('none') has no public address left "
+                                 "(at most 9 hosts ever)")
+            base = int(site.public_ip.rsplit(".", 1)[1])
+            ips = [f"203.0.113.{base + i}"]
+            ips6 = [public_ip6(ips[0])] if site.ipv6 else []
+            routes = [f"route add {prefix} via {via}" for prefix, via, _ in self._v6_routes
+                      ] if ips6 else []
+            return dict(index=i, ips=ips, ips6=ips6, routes=routes, bridge_ns=self.internet.ns,
+                        bridge="pub", port=None)
+        if i > 252:
+            raise ValueError(f"site {site.name} has no LAN address left")
+        r0 = site.routers[0]
+        ips = [f"{r0.lan_ip.rsplit('.', 1)[0]}.{2 + i}"] if site.ipv4 else []
+        ips6 = [f"{site.prefix6[:-len('/64')]}{2 + i}"] if site.prefix6 else []
+        routes = ([f"route add default via {r0.lan_ip}"] if ips else []) + \
+                 ([f"route add default via {r0.lan_ip6}"] if ips6 else [])
+        return dict(index=i, ips=ips, ips6=ips6, routes=routes, bridge_ns=r0.ns,
+                    bridge="lan0", port=f"h{i}")
+
+    def _attach(self, host: Node, site: Site, plan: dict) -> None:
+        """``plug`` after validation: the bookkeeping and pins first, then the link."""
+        i = plan["index"]
+        self._site_meta[site.name].next_index = i + 1
+        if (host.ns in self._ns_ipv6) != site.ipv6:
+            self._setup_ns(host.ns, ipv6=site.ipv6)
+        host.ips, host.ips6 = list(plan["ips"]), list(plan["ips6"])
+        self._slot[host.name] = i
+        site.hosts.append(host)
+        if self._has_nat_rules(site):
+            self._reload_nat_rules(site)      # before the link: the pin is there at once
+        elif site.v4nat == "none":
+            site.public_ports[host.name] = site.host_port
+        if site.nat64_prefix:
+            self._resolver_override[host.name] = [site.dns64]
+        port = plan["port"]
+        if port is None:                      # a port of the public bridge
+            port = f"p{self._port_count}"
+            self._port_count += 1
+        _cmd([_IP, "-n", plan["bridge_ns"], "link", "add", port, "up", "master", plan["bridge"],
+              "type", "veth", "peer", "name", "eth0", "netns", host.ns])
+        batch = ([f"addr add {a}/24 dev eth0" for a in host.ips]
+                 + [f"addr add {a}/64 dev eth0 nodad" for a in host.ips6]
+                 + ["link set eth0 up"] + plan["routes"])
+        _cmd([_IP, "-n", host.ns, "-batch", "-"], input="".join(c + "\n" for c in batch))
+        if site.v4nat == "none" and host.ips6:
+            self._v6_public.append(host.ns)   # later IPv6 sites add their routes here too
+        self._write_resolv(host)
+
+    def _detach(self, host: Node) -> tuple:
+        """Delete the host's link and drop it from its site: ``(site, old addresses, index)``.
+        The site's routers are not touched yet (``_forget_departed``)."""
+        self._check_host(host)
+        site = self._site_of(host)
+        if site is None:
+            raise ValueError(f"host {host.name} is not plugged in")
+        _cmd([_IP, "-n", host.ns, "link", "del", "eth0"])   # the peer goes with it
+        index = self._slot.pop(host.name)
+        site.hosts[:] = [h for h in site.hosts if h is not host]
+        addrs = host.ips + host.ips6
+        host.ips, host.ips6 = [], []
+        site.public_ports.pop(host.name, None)
+        if host.ns in self._v6_public:
+            self._v6_public.remove(host.ns)
+        self._resolver_override.pop(host.name, None)
+        return site, addrs, index
+
+    def _forget_departed(self, site: Site, addrs: Sequence[str], index: int, *,
+                         reload_rules: bool = True) -> None:
+        """The old site's side of a departure: its routers drop the host's pin, then every
+        conntrack entry from (or DNAT'ed to) the host's old addresses -- on ``double`` the
+        outer router's entries of those flows too (found by the inner router's mappings);
+        on ``v6-only-nat64`` also the IPv4 side of a host with a static tayga map."""
+        if reload_rules and self._has_nat_rules(site):
+            self._reload_nat_rules(site)
+        if not site.routers:
+            return
+        specs = [(a, None, None) for a in addrs]
+        if site.nat64_prefix and index < self._site_meta[site.name].static:
+            specs.append((f"{NAT64_POOL}.{2 + index}", None, None))
+        for r in site.routers:
+            if not specs:
+                break
+            specs = _in_netns(r.ns, _ct_forget_here, specs)
+
     # -- changing a running router -----------------------------------------------------------
 
     def add_table(self, router: NsLike, name: str, body: str, *, family: str = "ip") -> str:
@@ -1726,6 +1986,161 @@ def flush_conntrack_here() -> None:
     (err,) = struct.unpack_from("=i", reply, 16)
     if err != 0:
         raise OSError(-err, os.strerror(-err))
+
+
+_CLONE_NEWNET = 0x40000000
+_NETNS_DIR = "/run/netns"          # where 'ip netns add' puts its namespaces
+
+
+def _in_netns(ns: str, fn, *args):
+    """``fn(*args)`` run in a new thread that has joined network namespace ``ns`` (setns(2)).
+
+    Only that thread changes namespace (and ends afterwards); sockets it makes belong to
+    ``ns``.  Saves starting a helper process (~0.1 s) where speed matters (``move_host``).
+    Returns ``fn``'s result or raises its exception.
+    """
+    import ctypes
+    out = {}
+
+    def target():
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(os.path.join(_NETNS_DIR, ns), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if libc.setns(fd, _CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns({ns}): {os.strerror(err)}")
+            finally:
+                os.close(fd)
+            out["value"] = fn(*args)
+        except BaseException as e:  # handed to the caller
+            out["error"] = e
+
+    t = threading.Thread(target=target, name=f"natlab-netns-{ns}", daemon=True)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
+def _nla(attr_type: int, payload: bytes) -> bytes:
+    import struct
+    n = 4 + len(payload)
+    return struct.pack("=HH", n, attr_type) + payload + b"\0" * (-n % 4)
+
+
+def _nla_parse(buf: bytes) -> dict:
+    """Netlink attributes -> {type (flags masked off): payload}."""
+    import struct
+    out = {}
+    off = 0
+    while off + 4 <= len(buf):
+        ln, typ = struct.unpack_from("=HH", buf, off)
+        if ln < 4:
+            break
+        out[typ & 0x3fff] = buf[off + 4:off + ln]
+        off += (ln + 3) & ~3
+    return out
+
+
+def _ct_tuple(payload: bytes) -> tuple:
+    """A ctnetlink CTA_TUPLE_* payload -> ``(src, dst, proto, sport, dport)`` (ICMP: the id as
+    both ports)."""
+    import socket
+    import struct
+    attrs = _nla_parse(payload)
+    ip = _nla_parse(attrs.get(1, b""))                         # CTA_TUPLE_IP
+    if 1 in ip:                                                # CTA_IP_V4_SRC / _DST
+        src, dst = (socket.inet_ntop(socket.AF_INET, ip[1]),
+                    socket.inet_ntop(socket.AF_INET, ip[2]))
+    elif 3 in ip:                                              # CTA_IP_V6_SRC / _DST
+        src, dst = (socket.inet_ntop(socket.AF_INET6, ip[3]),
+                    socket.inet_ntop(socket.AF_INET6, ip[4]))
+    else:
+        return (None, None, None, None, None)
+    pr = _nla_parse(attrs.get(2, b""))                         # CTA_TUPLE_PROTO
+    num = pr[1][0] if 1 in pr else None
+    sport = dport = None
+    if 2 in pr and 3 in pr:                                    # CTA_PROTO_SRC/DST_PORT
+        sport, dport = struct.unpack("!H", pr[2])[0], struct.unpack("!H", pr[3])[0]
+    elif 4 in pr or 7 in pr:                                   # CTA_PROTO_ICMP(V6)_ID
+        sport = dport = struct.unpack("!H", pr.get(4, pr.get(7)))[0]
+    return (src, dst, num, sport, dport)
+
+
+def _ct_forget_here(specs: Sequence[tuple]) -> list:
+    """Delete this namespace's conntrack entries (both families) of some endpoints.
+
+    ``specs``: ``(ip, proto, port)``, proto/port None for "any".  An entry goes when its
+    original source matches a spec, or (port None) its reply source is that address (an
+    inbound flow DNAT'ed to it).  Returns ``(ip, proto, port)`` of the translated source of
+    each entry deleted for its original source -- what the next NAT layer out saw as source.
+    Over ctnetlink (a dump, then one delete per entry; entries gone meanwhile are skipped).
+    """
+    import socket
+    import struct
+    want = [(ipaddress.ip_address(ip), proto, port) for ip, proto, port in specs]
+    nlm_f_request, nlm_f_ack, nlm_f_dump = 0x1, 0x4, 0x300
+    nlmsg_error, nlmsg_done = 2, 3
+    ct_get, ct_delete = (1 << 8) | 1, (1 << 8) | 2          # NFNL_SUBSYS_CTNETLINK << 8 | msg
+    victims = []
+    translated = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12) as s:   # NETLINK_NETFILTER
+        s.bind((0, 0))
+        s.settimeout(5)
+        s.send(struct.pack("=IHHII", 20, ct_get, nlm_f_request | nlm_f_dump, 1, 0)
+               + struct.pack("=BBH", socket.AF_UNSPEC, 0, 0))
+        done = False
+        while not done:
+            data = s.recv(1 << 17)
+            off = 0
+            while off + 16 <= len(data):
+                ln, typ = struct.unpack_from("=IH", data, off)
+                if ln < 16:
+                    break
+                if typ == nlmsg_done:
+                    done = True
+                    break
+                if typ == nlmsg_error:
+                    (err,) = struct.unpack_from("=i", data, off + 16)
+                    if err:
+                        raise OSError(-err, f"conntrack dump: {os.strerror(-err)}")
+                else:
+                    family = data[off + 16]
+                    attrs = _nla_parse(data[off + 20:off + ln])
+                    if 1 in attrs and 2 in attrs:                # CTA_TUPLE_ORIG / _REPLY
+                        o = _ct_tuple(attrs[1])
+                        r = _ct_tuple(attrs[2])
+                        if o[0] is not None:
+                            o_src = ipaddress.ip_address(o[0])
+                            r_src = ipaddress.ip_address(r[0])
+                            hit = by_src = False
+                            for ip, proto, port in want:
+                                if (o_src == ip and proto in (None, o[2])
+                                        and port in (None, o[3])):
+                                    hit = by_src = True
+                                elif port is None and proto is None and r_src == ip:
+                                    hit = True
+                            if hit:
+                                victims.append((family, attrs))
+                                if by_src:
+                                    translated.append((r[1], o[2], r[4]))
+                off += (ln + 3) & ~3
+        seq = 2
+        for family, attrs in victims:
+            body = _nla(1 | 0x8000, attrs[1])                      # CTA_TUPLE_ORIG, nested
+            if 18 in attrs:                                        # CTA_ZONE
+                body += _nla(18, attrs[18])
+            msg = struct.pack("=BBH", family, 0, 0) + body
+            s.send(struct.pack("=IHHII", 16 + len(msg), ct_delete, nlm_f_request | nlm_f_ack,
+                               seq, 0) + msg)
+            reply = s.recv(4096)
+            (err,) = struct.unpack_from("=i", reply, 16)
+            if err and -err != 2:                                  # ENOENT: already gone
+                raise OSError(-err, f"conntrack delete: {os.strerror(-err)}")
+            seq += 1
+    return translated
 
 
 if __name__ == "__main__":  # manual maintenance: python3 natlab.py cleanup

@@ -60,7 +60,7 @@ struct Options {
   uint32_t budget_ms = 3000, dead_max_ms = 1000;
   long long no_path_timeout_ms = -1;  // -1: the library's default
   long long ready_timeout_ms = 20000;  // not registered by then: destroy the context, exit 1
-  bool no_direct = false, loopback = false;
+  bool no_direct = false, loopback = false, no_network_watch = false;
   std::string log_level = "warn";
 };
 
@@ -70,7 +70,7 @@ void usage() {
                "       [--call HEX | --room HEX32] [--bind IP:PORT] [--bind6 [IP6]:PORT]\n"
                "       (no --bind: the library's default, a socket of each family)\n"
                "       [--fps N] [--budget-ms N] [--dead-max-ms N] [--no-path-timeout-ms N]\n"
-               "       [--ready-timeout-ms N]\n"
+               "       [--ready-timeout-ms N] [--no-network-watch]\n"
                "       [--no-direct] [--loopback]\n"
                "       [--log-level LEVEL]\n");
 }
@@ -189,6 +189,7 @@ int main(int argc, char **argv) {
     else if (a == "--dead-max-ms") o.dead_max_ms = uint32_t(std::stoul(next()));
     else if (a == "--no-path-timeout-ms") o.no_path_timeout_ms = std::stoll(next());
     else if (a == "--ready-timeout-ms") o.ready_timeout_ms = std::stoll(next());
+    else if (a == "--no-network-watch") o.no_network_watch = true;
     else if (a == "--no-direct") o.no_direct = true;
     else if (a == "--loopback") o.loopback = true;
     else if (a == "--log-level") o.log_level = next();
@@ -237,6 +238,7 @@ int main(int argc, char **argv) {
   cfg.direct.dead_max_ms = o.dead_max_ms;
   cfg.direct.include_loopback = o.loopback;
   if (o.no_path_timeout_ms >= 0) cfg.no_path_timeout_ms = uint32_t(o.no_path_timeout_ms);
+  cfg.watch_network = !o.no_network_watch;
 
   const Timestamp t0 = monotonic_now();
   auto ms_since = [](Timestamp t) { return (long long)((monotonic_now() - t) / 1000000); };
