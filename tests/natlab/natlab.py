@@ -22,6 +22,10 @@ IPv6 is opt-in (every namespace of the IPv4 lab has IPv6 disabled): ``add_server
 lab's names (zone ``natlab.test``) that every namespace's resolver then uses
 (``/etc/netns/<ns>/resolv.conf``, which ``ip netns exec`` bind-mounts over /etc/resolv.conf).
 
+``Lab.move_host`` / ``unplug`` / ``plug`` move a site's host to another site's network (or
+off any network) while its namespace -- and every process and socket in it -- lives on: a
+phone changing networks in the middle of a call.
+
 Everything is torn down by ``Lab.close()``: it is called by ``__exit__``, by an
 ``atexit`` hook, on SIGTERM (turned into ``SystemExit``), and is idempotent.
 ``cleanup_stale()`` removes namespaces left behind by a run that was killed
@@ -576,7 +580,6 @@ class Site:
 @dataclass
 class _SiteMeta:
     """What ``Lab`` remembers of a site to plug hosts into it later (``Lab.plug``)."""
-    k: int                  # site number (1-based): LAN 10.0.k.0/24, 2001:db8:k::/64
     pin: bool               # add_site(pin=...)
     next_index: int         # the index the next host plugged in gets (indices are not reused)
     static: int             # v6-only-nat64: hosts 0 .. static-1 have tayga static maps
@@ -1177,7 +1180,7 @@ class Lab:
                 hosts_.append(h)
             site = Site(name, nat, hosts_, [], public_ip, host_port,
                         {h.name: host_port for h in hosts_}, v4nat=v4, ipv6=ipv6)
-            self._register_site(site, k, pin, hosts_)
+            self._register_site(site, pin, hosts_)
             self.sites[name] = site
             return site
 
@@ -1223,7 +1226,7 @@ class Lab:
         site = Site(name, nat, hosts_, routers, public_ip, host_port, {},
                     blocked_peers, v4nat=v4, ipv6=ipv6,
                     prefix6=lan6 + "/64" if ipv6 else None)
-        self._register_site(site, k, pin, hosts_)
+        self._register_site(site, pin, hosts_)
         rulesets, site.public_ports = self._nat_rules(site)
         for router, rules in rulesets:
             self._load_rules(router, rules)
@@ -1267,7 +1270,7 @@ class Lab:
         site = Site(name, nat, hosts_, [r], public_ip if nat64 else None, host_port, {},
                     blocked_peers, v4nat=None, ipv6=True, prefix6=lan6 + "/64",
                     nat64_prefix=nat64_prefix if nat64 else None)
-        self._register_site(site, k, True, hosts_)
+        self._register_site(site, True, hosts_)
         self.sites[name] = site
         if nat64:
             self._start_nat64(site, k)
@@ -1474,7 +1477,8 @@ class Lab:
             self.dns_records.pop(fq, None)
 
     def resolvers(self, node: NsLike) -> list:
-        """The nameserver addresses ``node``'s resolv.conf names (empty: the machine's)."""
+        """The nameserver addresses ``node``'s resolv.conf names (empty: the machine's, or
+        none at all for a host that had one and moved on -- ``plug``)."""
         n = node if isinstance(node, Node) else self.nodes[node]
         return list(n.resolvers)
 
@@ -1615,7 +1619,7 @@ class Lab:
 
         Sockets bound to 0.0.0.0 / [::] work on the new network at once.  A socket that was
         ``connect()``-ed keeps the source address the kernel chose at connect time, which is
-        gone: its sends fail (as on a real device).  Raises ``ValueError`` if the host is
+        gone: its sends fail (``ENETUNREACH`` in a lab run; as on a real device).  Raises ``ValueError`` if the host is
         still plugged in somewhere, ``site`` is not one of this lab's, or it has no address
         left for another host.
         """
@@ -1640,8 +1644,8 @@ class Lab:
                 return s
         return None
 
-    def _register_site(self, site: Site, k: int, pin: bool, hosts: Sequence[Node]) -> None:
-        self._site_meta[site.name] = _SiteMeta(k=k, pin=pin, next_index=len(hosts),
+    def _register_site(self, site: Site, pin: bool, hosts: Sequence[Node]) -> None:
+        self._site_meta[site.name] = _SiteMeta(pin=pin, next_index=len(hosts),
                                                static=len(hosts))
         for i, h in enumerate(hosts):
             self._slot[h.name] = i
