@@ -246,6 +246,7 @@ void Session::promote(quic::Connection &c, Timestamp now) {
   direct_ = &c;
   next_ = nullptr;
   direct_verified_ = true;
+  direct_remote_ = c.remote();
   direct_rx_packets_ = c.stats().packets_received;
   attempt_open_ = false;
   retry_.on_success();
@@ -407,6 +408,7 @@ void Session::on_direct_event(quic::Connection &c, const quic::Event &e) {
       PARLEY_LOG(kLogInfo, "call", "direct connection closed (%s)", error_description(err));
       direct_ = nullptr;
       direct_verified_ = false;
+      if (manager_.state() != path::State::kFallback) ++stats_.direct_lost;
       manager_.direct_down(now);
       // A verified direct path that died: reported as such, and tried again.
       if (!attempt_open_) {
@@ -425,6 +427,14 @@ void Session::on_direct_event(quic::Connection &c, const quic::Event &e) {
 void Session::poll_direct(Timestamp now) {
   if (!direct_ || !direct_verified_) return;
   const quic::PathStats ps = direct_->stats();
+  // QUIC follows the peer to a new address (NAT rebinding, the peer's network change): the
+  // stats name the address media goes to now.
+  if (direct_->remote() != direct_remote_) {
+    if (direct_remote_.is_set()) {
+      stats_.remote_candidate = "migrated " + direct_->remote().to_string();
+    }
+    direct_remote_ = direct_->remote();
+  }
   // Any packet from the peer (ACKs included) proves the direct path still carries traffic.
   if (ps.packets_received != direct_rx_packets_) {
     direct_rx_packets_ = ps.packets_received;
@@ -451,6 +461,7 @@ void Session::drain_manager() {
   if (manager_.state() == path::State::kFallback && !attempt_open_ && retry_.due() == 0 &&
       env_.direct.enabled) {
     const Timestamp now = monotonic_now();
+    ++stats_.direct_lost;
     retry_.on_failure(now, kErrTimeout);
     stats_.next_retry_ms = retry_.next_delay_ms();
   }

@@ -75,6 +75,7 @@ struct CallStats {
   uint64_t ice_restarts = 0;         // restarts, ours and the peer's
   uint64_t ice_generation = 0;       // the ICE generation in use (0: the offers')
   uint64_t direct_generation = 0;    // the generation whose connection is the direct path
+  uint64_t direct_lost = 0;          // verified direct paths that died (closed or went silent)
   uint32_t next_retry_ms = 0;        // the delay before the next retry after a failure
   VoiceStats voice;                  // the call's audio, both directions
 };
@@ -195,6 +196,7 @@ class Session {
   ice::RestartSequencer restart_;
   path::DirectRetry retry_;
   SocketAddress selected_remote_;
+  SocketAddress direct_remote_;  // where the direct connection sends now
   std::vector<SocketAddress> valid_remotes_;
   Timestamp active_at_ = 0, budget_end_ = 0;
   uint64_t direct_rx_packets_ = 0;
