@@ -201,6 +201,7 @@ _REQUIRED = {
 _OPTIONAL = {
     "parley_context_relay_fingerprint": (c_int, [_P, c_void_p, c_size_t]),
     "parley_context_trust_relay": (c_int, [_P, c_char_p]),
+    "parley_context_network_changed": (c_int, [_P]),
     "parley_context_config_init_v2": (c_int, [c_void_p, c_size_t]),
     "parley_context_wait_event": (c_int, [_P, POINTER(EventStruct), c_size_t, c_uint32]),
     "parley_room_id_generate": (c_int, [c_void_p, c_size_t]),

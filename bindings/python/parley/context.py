@@ -376,6 +376,25 @@ class Context(Closeable):
         with self._lock:
             check(lib.context_trust_relay(self._handle, encoded), "parley_context_trust_relay")
 
+    def network_changed(self) -> None:
+        """Tells the context that the device's network changed (parley_context_network_changed):
+        an interface came or went, Wi-Fi handed over to cellular, a VPN started. Call it from
+        the platform's network monitor (Android's ConnectivityManager.NetworkCallback, iOS's
+        NWPathMonitor) whenever the usable networks or their addresses change; extra calls
+        cost a few packets. Returns at once; the context then refreshes its relay
+        registration (reconnecting if the relay does not answer within a second), learns its
+        public addresses again and restarts ICE on every active call, whose audio keeps
+        flowing on whatever path still works (the relay included) until a new direct path is
+        verified.
+
+        Raises Error: CLOSED; INVALID_ARGUMENT against a libparley without the function.
+        """
+        if lib.context_network_changed is None:
+            raise Error(ErrorCode.INVALID_ARGUMENT,
+                        "this libparley has no parley_context_network_changed", "Context")
+        with self._lock:
+            check(lib.context_network_changed(self._handle), "parley_context_network_changed")
+
     @property
     def calls(self) -> List["Call"]:
         """The calls not released yet."""

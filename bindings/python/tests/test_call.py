@@ -283,3 +283,61 @@ def test_quality_cap(relay) -> None:
     finally:
         a.close()
         b.close()
+
+
+def _datagram_arrives(sender: parley.Call, receiver: parley.Context,
+                      receiver_call: parley.Call, payload: bytes, others: list) -> None:
+    """Sends `payload` on `sender` until `receiver` reports it on `receiver_call`. Datagrams
+    are unreliable, so a lost one is sent again; each attempt waits on the event with its own
+    deadline. Other events are appended to `others`."""
+    for _ in range(10):
+        sender.send_datagram(payload)
+        try:
+            event = receiver.wait_for(
+                lambda e: e.type == parley.EventType.DATAGRAM and e.data == payload, 0.5,
+                on_other=others.append)
+        except TimeoutError:
+            continue
+        assert event.call is receiver_call
+        return
+    pytest.fail(f"datagram {payload!r} never arrived")
+
+
+def test_network_changed_keeps_the_call(pair) -> None:
+    """network_changed mid-call (what a host's network monitor does): it returns at once, the
+    call stays active and datagrams keep arriving both ways while ICE restarts; once the
+    context is closed it raises CLOSED."""
+    a, b = pair
+    call_a, call_b = connect(a, b)
+    others_a: list = []
+    others_b: list = []
+    _datagram_arrives(call_a, b, call_b, b"before", others_b)
+    received_before = call_b.stats().frames_received
+
+    assert a.network_changed() is None
+    for i in range(3):  # on the old path at first, then wherever the restart settles
+        _datagram_arrives(call_a, b, call_b, b"a->b after %d" % i, others_b)
+        _datagram_arrives(call_b, a, call_a, b"b->a after %d" % i, others_a)
+    b.network_changed()  # the other side too, and twice in a row (a restart during one)
+    b.network_changed()
+    for i in range(3):
+        _datagram_arrives(call_b, a, call_a, b"b->a after b %d" % i, others_a)
+        _datagram_arrives(call_a, b, call_b, b"a->b after b %d" % i, others_b)
+
+    for event in others_a + others_b:
+        assert not (event.type == parley.EventType.CALL_STATE
+                    and event.call_state == parley.CallState.ENDED), event
+    assert call_a.state == parley.CallState.ACTIVE
+    assert call_b.state == parley.CallState.ACTIVE
+    stats_b = call_b.stats()
+    assert stats_b.frames_received > received_before, (received_before, stats_b)
+    paths = [(e.path_from, e.path) for e in others_a + others_b
+             if e.type == parley.EventType.PATH_CHANGED]
+    print(f"\nafter network_changed: A {call_a.stats()}\nB {stats_b}\npath changes: {paths}")
+
+    call_a.hangup()
+    b.wait_for(call_state(call_b, parley.CallState.ENDED), EVENT_TIMEOUT)
+    a.close()
+    with pytest.raises(parley.Error) as info:
+        a.network_changed()
+    assert info.value.code == parley.ErrorCode.CLOSED
