@@ -616,6 +616,14 @@ JNIEXPORT void JNICALL Java_org_parley_Native_contextTrustRelay(JNIEnv *env, jcl
   if (r != PARLEY_OK) throw_parley(env, r);
 }
 
+JNIEXPORT void JNICALL Java_org_parley_Native_contextNetworkChanged(JNIEnv *env, jclass cls,
+                                                                   jlong jctx) {
+  int r;
+  (void)cls;
+  r = parley_context_network_changed(context_of(HANDLE(jparley_context, jctx)));
+  if (r != PARLEY_OK) throw_parley(env, r);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Calls                                                                                      */
 

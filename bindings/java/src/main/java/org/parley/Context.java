@@ -588,6 +588,29 @@ public final class Context implements AutoCloseable {
     }
   }
 
+  /**
+   * Tells the context that the device's network changed ({@code
+   * parley_context_network_changed}): an interface came or went, Wi-Fi handed over to cellular,
+   * a VPN started. Call it from the platform's network monitor (on Android from {@code
+   * ConnectivityManager.NetworkCallback}'s {@code onAvailable}, {@code onLost} and {@code
+   * onLinkPropertiesChanged}; on iOS from {@code NWPathMonitor}) whenever the usable networks or
+   * their addresses change; extra calls cost a few packets. Returns at once: the context then
+   * refreshes its relay registration (reconnecting if the relay does not answer within a
+   * second), learns its public addresses again and restarts ICE on every active call, whose
+   * audio keeps flowing on whatever path still works (the relay included) until a new direct
+   * path is verified. May be called from any thread, the listener included.
+   *
+   * @throws ParleyException CLOSED
+   */
+  public void networkChanged() {
+    long h = enter();
+    try {
+      Native.contextNetworkChanged(h);
+    } finally {
+      exit();
+    }
+  }
+
   /** The relay connection's last state reported to the listener. */
   public RelayState relayState() {
     return relayState;

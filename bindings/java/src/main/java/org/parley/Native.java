@@ -102,6 +102,9 @@ final class Native {
   /** parley_context_trust_relay. Throws. */
   static native void contextTrustRelay(long jctx, String relayFingerprint);
 
+  /** parley_context_network_changed. Throws. */
+  static native void contextNetworkChanged(long jctx);
+
   // --- calls ---
   /** Throws. */
   static native long callStart(long jctx, String peerFingerprint);

@@ -565,6 +565,79 @@ public class CallTest {
     }
   }
 
+  /**
+   * Sends {@code payload} on {@code from} until {@code to}'s listener receives it. Datagrams are
+   * unreliable, so a lost one is sent again; each attempt waits on the queue with its own
+   * deadline (copies of earlier payloads are skipped).
+   */
+  private static void datagramArrives(Call from, Recorder to, String payload)
+      throws InterruptedException {
+    byte[] want = payload.getBytes(StandardCharsets.UTF_8);
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      from.sendDatagram(want);
+      long deadline = System.currentTimeMillis() + 500;
+      for (;;) {
+        long left = deadline - System.currentTimeMillis();
+        byte[] got = left > 0 ? to.datagrams.poll(left, TimeUnit.MILLISECONDS) : null;
+        if (got == null) break;
+        if (java.util.Arrays.equals(want, got)) return;
+      }
+    }
+    fail("datagram '" + payload + "' never arrived");
+  }
+
+  /**
+   * networkChanged mid-call (what a host's network monitor does): it returns at once, the call
+   * stays active and datagrams keep arriving both ways while ICE restarts; a closed context
+   * throws CLOSED.
+   */
+  @Test(timeout = 30_000)
+  public void networkChangedKeepsTheCall() throws Exception {
+    Recorder ra = new Recorder();
+    Recorder rb = new Recorder();
+    try (Identity ia = Identity.generate();
+        Identity ib = Identity.generate();
+        Context a = Context.create(ia, config().build(), ra);
+        Context b = Context.create(ib, config().build(), rb)) {
+      ra.awaitRegistered();
+      rb.awaitRegistered();
+      Call ca = a.call(b.fingerprint());
+      Call cb = rb.awaitIncoming();
+      cb.accept();
+      rb.awaitState(cb, CallState.ACTIVE);
+      ra.awaitState(ca, CallState.ACTIVE);
+      datagramArrives(ca, rb, "before");
+      long receivedBefore = cb.stats().framesReceived;
+
+      a.networkChanged();
+      for (int i = 0; i < 3; ++i) { // on the old path at first, then wherever the restart settles
+        datagramArrives(ca, rb, "a->b after " + i);
+        datagramArrives(cb, ra, "b->a after " + i);
+      }
+      b.networkChanged(); // the other side too, twice in a row (a restart during a restart)
+      b.networkChanged();
+      for (int i = 0; i < 3; ++i) {
+        datagramArrives(cb, ra, "b->a after b " + i);
+        datagramArrives(ca, rb, "a->b after b " + i);
+      }
+
+      for (StateEvent e : ra.states) assertFalse(e.toString(), e.state == CallState.ENDED);
+      for (StateEvent e : rb.states) assertFalse(e.toString(), e.state == CallState.ENDED);
+      assertEquals(CallState.ACTIVE, ca.state());
+      assertEquals(CallState.ACTIVE, cb.state());
+      CallStats sb = cb.stats();
+      assertTrue(receivedBefore + " -> " + sb.framesReceived, sb.framesReceived > receivedBefore);
+      System.out.println("CallTest.networkChangedKeepsTheCall: A " + ca.stats());
+      System.out.println("CallTest.networkChangedKeepsTheCall: B " + sb + "; paths " + ra.paths
+          + " / " + rb.paths);
+
+      ca.hangup();
+      rb.awaitState(cb, CallState.ENDED);
+      a.close();
+      expect(ParleyException.CLOSED, a::networkChanged);
+    }
+  }
+
   /** A listener that throws does not disturb parley: the exception is printed and cleared. */
   @Test(timeout = 20_000)
   public void throwingListener() throws Exception {
