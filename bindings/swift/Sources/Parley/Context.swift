@@ -161,6 +161,21 @@ public final class Context: @unchecked Sendable {
         }
     }
 
+    /// Tells the context that the device's network changed (`parley_context_network_changed`):
+    /// an interface came or went, Wi-Fi handed over to cellular, a VPN started. Call it from
+    /// the platform's network monitor (on iOS and macOS from `NWPathMonitor`'s
+    /// `pathUpdateHandler`; on Android from `ConnectivityManager.NetworkCallback`) whenever the
+    /// usable networks or their addresses change; extra calls cost a few packets. Returns at
+    /// once: the context then refreshes its relay registration (reconnecting if the relay does
+    /// not answer within a second), learns its public addresses again and restarts ICE on
+    /// every active call, whose audio keeps flowing on whatever path still works (the relay
+    /// included) until a new direct path is verified. Throws `PARLEY_ERR_CLOSED`.
+    public func networkChanged() throws {
+        try registry.withContext { ctx in
+            _ = try check(parley_context_network_changed(ctx))
+        }
+    }
+
     /// True once ``close()`` ran.
     public var isClosed: Bool { registry.isClosed }
 

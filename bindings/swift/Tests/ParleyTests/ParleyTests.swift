@@ -315,9 +315,57 @@ final class ParleyTests: RelayTestCase {
         XCTAssertThrowsError(try callA.hangup()) { XCTAssertNotNil($0 as? ParleyError) }
     }
 
-    /// Sends `datagram` on `sender` until `receiverCtx` reports a datagram on `receiver`.
+    /// networkChanged() mid-call (what a host's NWPathMonitor handler does): it returns at once,
+    /// the call stays active and datagrams keep arriving both ways while ICE restarts; a closed
+    /// context throws PARLEY_ERR_CLOSED.
+    func testNetworkChangedKeepsTheCall() throws {
+        let relay = try startRelay()
+        let (a, callA, b, callB) = try activeCall(relay)
+        var others: [Event] = []
+        let record: (Event) -> Void = { others.append($0) }
+        XCTAssertEqual(try exchange(datagram: Array("before".utf8), from: callA, to: b, at: callB,
+                                    onOther: record), Array("before".utf8))
+        let receivedBefore = try callB.stats().framesReceived
+
+        try a.networkChanged()
+        for i in 0..<3 {  // on the old path at first, then wherever the restart settles
+            let ab = Array("a->b after \(i)".utf8), ba = Array("b->a after \(i)".utf8)
+            XCTAssertEqual(try exchange(datagram: ab, from: callA, to: b, at: callB, onOther: record), ab)
+            XCTAssertEqual(try exchange(datagram: ba, from: callB, to: a, at: callA, onOther: record), ba)
+        }
+        try b.networkChanged()  // the other side too, twice in a row (a restart during a restart)
+        try b.networkChanged()
+        for i in 0..<3 {
+            let ba = Array("b->a after b \(i)".utf8), ab = Array("a->b after b \(i)".utf8)
+            XCTAssertEqual(try exchange(datagram: ba, from: callB, to: a, at: callA, onOther: record), ba)
+            XCTAssertEqual(try exchange(datagram: ab, from: callA, to: b, at: callB, onOther: record), ab)
+        }
+
+        var paths: [String] = []
+        for event in others {
+            if case .callState(_, .ended, _, let text, _) = event { XCTFail("call ended: \(text)") }
+            if case .pathChanged = event { paths.append("\(event)") }
+        }
+        // Still active: stats throw PARLEY_ERR_CALL_ENDED once a call is over.
+        let statsA = try callA.stats()
+        let statsB = try callB.stats()
+        XCTAssertGreaterThan(statsB.framesReceived, receivedBefore)
+        print("parley-swift: after networkChanged: A on \(statsA.path), B on \(statsB.path) "
+            + "received \(statsB.framesReceived) frames; paths: \(paths)")
+
+        try callA.hangup()
+        XCTAssertNil(try waitState(b, callB, .ended))
+        a.close()
+        XCTAssertThrowsError(try a.networkChanged()) { error in
+            XCTAssertEqual((error as? ParleyError)?.knownCode, .closed, "\(error)")
+        }
+    }
+
+    /// Sends `datagram` on `sender` until `receiverCtx` reports a datagram on `receiver`
+    /// (earlier payloads arriving late are skipped); other events go to `onOther`.
     private func exchange(datagram: [UInt8], from sender: Call, to receiverCtx: Context,
-                          at receiver: Call, timeout: TimeInterval = 5) throws -> [UInt8] {
+                          at receiver: Call, timeout: TimeInterval = 5,
+                          onOther: (Event) -> Void = { _ in }) throws -> [UInt8] {
         let deadline = ProcessInfo.processInfo.systemUptime + timeout
         while ProcessInfo.processInfo.systemUptime < deadline {
             try sender.send(datagram: datagram)
@@ -326,8 +374,10 @@ final class ParleyTests: RelayTestCase {
                 guard let event = try receiverCtx.next(timeout: left) else { break }
                 if case .datagram(let c, let bytes) = event {
                     XCTAssertTrue(c === receiver)
-                    return bytes
+                    if bytes == datagram { return bytes }
+                    continue
                 }
+                onOther(event)
             }
         }
         throw ParleyError(code: ParleyError.Code.timeout.rawValue, detail: "no datagram within \(timeout) s")
