@@ -250,6 +250,9 @@ int Context::init() {
       for (auto &kv : calls_) {
         if (kv.second.state == CallState::kActive) send_resume(kv.second);
       }
+      for (auto &kv : calls_) {
+        if (kv.second.session) kv.second.session->relay_registered();
+      }
       std::vector<signal::Message> hangups = std::move(pending_hangups_);
       pending_hangups_.clear();
       for (const auto &h : hangups) {
@@ -487,11 +490,16 @@ void Context::probe_mappings(bool after_change) {
   }
   if (!config_.direct.enabled) return;
   ice::GatherConfig gc;
+  // Bound by the probe's deadline: a network still coming up (its link not yet running)
+  // answers once it works, and the restart then offers what is true.
   if (after_change && via.is_set()) gc.stun_servers.push_back({via, socket_for(via).local_address()});
   if (other_server_.is_set()) {
     gc.stun_servers.push_back({other_server_, socket_for(other_server_).local_address()});
   }
-  if (gc.stun_servers.empty()) return;
+  if (gc.stun_servers.empty()) {
+    if (after_change) restart_calls();
+    return;
+  }
   gc.deadline_ms = kMappingProbeMs;
   probe_gatherer_ = std::make_unique<ice::Gatherer>(std::move(gc), monotonic_now());
   UdpSocket *v4 = socket_->local_address().is_v4() ? socket_.get() : nullptr;
@@ -505,15 +513,7 @@ void Context::probe_mappings(bool after_change) {
           if (!s.mapped.is_set()) continue;
           (s.server == via ? observed_now_ : observed_other_) = s.mapped;
         }
-        if (!after_change) return;
-        // What peers must now reach us at: trickled to every call's current generation.
-        std::vector<ice::Candidate> fresh;
-        for (const auto &c : local_candidates()) {
-          if (c.type == ice::CandidateType::kServerReflexive) fresh.push_back(c);
-        }
-        for (auto &kv : calls_) {
-          if (kv.second.session) kv.second.session->trickle_local(fresh);
-        }
+        if (after_change) restart_calls();
       });
   probe_runner_->start();
 }
@@ -530,10 +530,15 @@ void Context::on_network_change(const char *source) {
              "every call restarts ICE", source);
   ++stats_.network_changes;
   relay_->network_changed();
+  // The calls restart ICE once the mappings are known again (probe_mappings' answer or
+  // deadline): a restart offering the old public address would be wasted.
+  probe_mappings(true);
+}
+
+void Context::restart_calls() {
   for (auto &kv : calls_) {
     if (kv.second.session) kv.second.session->network_changed();
   }
-  probe_mappings(true);
 }
 
 int Context::send_offer(signal::Type type, Call &c) {

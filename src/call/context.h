@@ -304,6 +304,8 @@ class Context {
   void probe_mappings(bool after_change);
   // What a network change sets off (network_changed(), or the watch); loop thread.
   void on_network_change(const char *source);
+  // Every active call restarts ICE (after a network change, once the mappings are known).
+  void restart_calls();
   void on_stun(const uint8_t *data, size_t len, const SocketAddress &from);
   signal::Message call_message(signal::Type t, const Call &c) const;
   int send_frame(uint32_t stream, uint32_t sequence, uint32_t timestamp, uint8_t profile,

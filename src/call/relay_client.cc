@@ -68,7 +68,16 @@ void RelayClient::stop() {
 
 void RelayClient::network_changed() {
   if (stopped_ || sink_) return;
-  if (state_ == RelayState::kBackoff) {
+  if (state_ == RelayState::kBackoff || state_ == RelayState::kConnecting) {
+    // Waiting, or dialing from a network that is gone: start over on the new one now.
+    abandon_attempts("the network changed");
+    if (conn_) {
+      conn_->set_handler(nullptr);
+      conn_->close(0, "the network changed");
+      conn_ = nullptr;
+      stream_ = -1;
+    }
+    resolver_.cancel();
     retry_timer_.stop();
     backoff_.reset();
     connect();

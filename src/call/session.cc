@@ -18,6 +18,10 @@ constexpr Timestamp kMs = 1000000;
 // While a direct connection exists the session looks at its progress at least this often,
 // so a path that went silent is noticed even when the host sends nothing for a while.
 constexpr uint64_t kDirectPollMs = 20;
+// A restart that finds no usable local address (a network still coming up) looks again this
+// often, at most this many times, before it goes ahead anyway.
+constexpr uint32_t kUnusableWaitMs = 100;
+constexpr uint32_t kMaxUnusableWaits = 20;
 
 path::Config manager_config(const DirectConfig &d) {
   path::Config c;
@@ -114,6 +118,7 @@ void Session::start_agent(Timestamp now, const std::string &ufrag,
   budget_end_ = now + Timestamp(env_.direct.budget_ms) * kMs;
   attempt_open_ = true;
   agent_generation_ = restart_.generation();
+  retry_.attempt_started();
   ++stats_.direct_attempts;
 }
 
@@ -130,14 +135,39 @@ void Session::send_restart(uint64_t generation, const std::string &ufrag,
   if (m.candidates.size() > signal::kMaxCandidates) m.candidates.resize(signal::kMaxCandidates);
   const int r = env_.relay->send(m);
   identity::wipe(&m.ice_pwd);
+  restart_unsent_ = r != kOk;
   if (r != kOk) {
-    PARLEY_LOG(kLogInfo, "call", "ICE restart %llu not sent (%s); the next retry sends another",
-               (unsigned long long)generation, error_description(r));
+    PARLEY_LOG(kLogInfo, "call", "ICE restart %llu not sent (%s); sent again once the relay "
+               "is back", (unsigned long long)generation, error_description(r));
   }
+}
+
+void Session::relay_registered() {
+  if (!restart_unsent_ || !env_.direct.enabled) return;
+  restart_unsent_ = false;
+  const Timestamp now = monotonic_now();
+  restart_ice(now, "the relay is back");
+  pump();
 }
 
 void Session::restart_ice(Timestamp now, const char *why) {
   if (!env_.direct.enabled || !env_.gather) return;
+  Nat64Prefix nat64;
+  const std::vector<ice::Candidate> local = env_.gather(&nat64);
+  const bool usable = std::any_of(local.begin(), local.end(), [](const ice::Candidate &c) {
+    return c.type == ice::CandidateType::kHost;
+  });
+  if (!usable && unusable_waits_ < kMaxUnusableWaits) {
+    // A network that is still coming up (its link without carrier yet) has no address to
+    // offer: a generation without candidates would only fail. Look again shortly.
+    ++unusable_waits_;
+    retry_.postpone(now + Timestamp(kUnusableWaitMs) * kMs);
+    PARLEY_LOG(kLogDebug, "call", "no usable local address yet (%s); looking again in %u ms",
+               why, unsigned(kUnusableWaitMs));
+    return;
+  }
+  unusable_waits_ = 0;
+  p_.nat64 = nat64;
   const uint64_t generation = restart_.begin_local();
   const std::string ufrag = ice::random_ice_chars(8);
   std::string pwd_text = ice::random_ice_chars(24);
@@ -145,11 +175,10 @@ void Session::restart_ice(Timestamp now, const char *why) {
   const int r = pwd.assign(pwd_text.data(), pwd_text.size());
   identity::wipe(&pwd_text);
   if (r != kOk) return;
-  const std::vector<ice::Candidate> local = env_.gather(&p_.nat64);
   start_agent(now, ufrag, pwd, local);
   ++stats_.ice_restarts;
-  PARLEY_LOG(kLogInfo, "call", "ICE restart, generation %llu (%s)",
-             (unsigned long long)generation, why);
+  PARLEY_LOG(kLogInfo, "call", "ICE restart, generation %llu (%s), %zu candidates",
+             (unsigned long long)generation, why, local.size());
   send_restart(generation, ufrag, pwd, local);
 }
 
@@ -170,8 +199,9 @@ void Session::on_ice_restart(const signal::Message &m, Timestamp now) {
       const std::vector<ice::Candidate> local = env_.gather(&p_.nat64);
       start_agent(now, ufrag, pwd, local);
       ++stats_.ice_restarts;
-      PARLEY_LOG(kLogInfo, "call", "the peer restarts ICE, generation %llu",
-                 (unsigned long long)*m.sequence);
+      PARLEY_LOG(kLogInfo, "call", "the peer restarts ICE, generation %llu (%zu candidates), "
+                 "we answer with %zu", (unsigned long long)*m.sequence, m.candidates.size(),
+                 local.size());
       send_restart(*m.sequence, ufrag, pwd, local);
       break;
     }
@@ -190,18 +220,11 @@ void Session::on_ice_restart(const signal::Message &m, Timestamp now) {
 
 void Session::network_changed() {
   if (!env_.direct.enabled) return;
-  retry_.reset(monotonic_now());
+  const Timestamp now = monotonic_now();
+  retry_.reset(now);
+  retry_.take(now);
+  restart_ice(now, "the network changed");
   pump();
-}
-
-void Session::trickle_local(const std::vector<ice::Candidate> &candidates) {
-  if (!agent_ || candidates.empty()) return;
-  for (const auto &c : candidates) agent_->add_local_candidate(c);
-  signal::Message m;
-  m.type = signal::Type::kCandidate;
-  m.call_id = p_.id;
-  m.candidates = candidates;
-  env_.relay->send(m);
 }
 
 void Session::end_attempt(int error, const char *why) {

@@ -136,9 +136,9 @@ class Session {
   // The network changed: the direct path is tried again at once with a new ICE generation
   // (RFC 8445 9), while media keeps flowing on whatever path carries it.
   void network_changed();
-  // Our server-reflexive candidates changed (learned after a network change): they go to the
-  // peer as trickled candidates of the current generation.
-  void trickle_local(const std::vector<ice::Candidate> &candidates);
+  // The relay connection registered (again): a restart that could not be sent is sent now,
+  // as a new generation.
+  void relay_registered();
   // An incoming QUIC connection from `remote`: the verifier and handler if it may be this
   // call's direct path, else an empty Incoming.
   bool wants_connection(const SocketAddress &remote) const;
@@ -194,6 +194,8 @@ class Session {
   bool attempt_open_ = false;  // the current generation has no verified connection yet
   uint64_t agent_generation_ = 0;  // the generation agent_ runs
   ice::RestartSequencer restart_;
+  bool restart_unsent_ = false;  // our last restart never reached the relay
+  uint32_t unusable_waits_ = 0;  // restarts put off for want of a usable local address
   path::DirectRetry retry_;
   SocketAddress selected_remote_;
   SocketAddress direct_remote_;  // where the direct connection sends now

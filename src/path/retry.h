@@ -29,6 +29,14 @@ class DirectRetry {
   // The network changed, or new candidates came: an attempt is due at `now`, and the delay
   // starts over.
   void reset(Timestamp now);
+  // An attempt started for another reason (the peer's restart): nothing is due until it
+  // fails; the doubling goes on from where it was.
+  void attempt_started() { due_ = 0; }
+  // An attempt could not start yet (no usable address while a network comes up): due again
+  // at `at`, the doubling untouched.
+  void postpone(Timestamp at) {
+    if (!stopped_) due_ = at;
+  }
   // Nothing more is ever due (the call ends, or the direct path is disabled).
   void stop();
 

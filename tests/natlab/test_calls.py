@@ -252,11 +252,13 @@ class Call:
     """A callee and a caller in a lab, with a relay already running."""
 
     def __init__(self, env, caller_node, callee_node, tag, *, caller_extra=(),
-                 callee_extra=(), fps=FPS, budget_ms=BUDGET_MS, log_level="info"):
+                 callee_extra=(), fps=FPS, budget_ms=BUDGET_MS, log_level="info",
+                 caller_bind=None, callee_bind=None):
         self.env, self.tag = env, tag
         self.caller_node, self.callee_node = caller_node, callee_node
         self.kw = dict(fps=fps, budget_ms=budget_ms, log_level=log_level)
         self.caller_extra, self.callee_extra = caller_extra, callee_extra
+        self.caller_bind, self.callee_bind = caller_bind, callee_bind
         self.callee = self.caller = None
         self.active_at = None
 
@@ -264,11 +266,12 @@ class Call:
         env = self.env
         self.callee = Peer(env.lab, self.callee_node, env.peer_bin, env.relay,
                            env.seed(f"{self.tag}-callee"), name=f"{self.tag} callee",
-                           extra=self.callee_extra, **self.kw)
+                           extra=self.callee_extra, bind=self.callee_bind, **self.kw)
         self.callee.wait_ready()
         self.caller = Peer(env.lab, self.caller_node, env.peer_bin, env.relay,
                            env.seed(f"{self.tag}-caller"), name=f"{self.tag} caller",
-                           call=self.callee.fp, extra=self.caller_extra, **self.kw)
+                           call=self.callee.fp, extra=self.caller_extra,
+                           bind=self.caller_bind, **self.kw)
         self.caller.wait_ready()
         self.caller.wait_event("active", ACTIVE_TIMEOUT)
         self.callee.wait_event("active", ACTIVE_TIMEOUT)
