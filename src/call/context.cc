@@ -267,15 +267,7 @@ int Context::init() {
   // An IPv6-only network (IPv6 sockets, no IPv4 address but loopback) may reach IPv4 only
   // through NAT64: its prefix is learned first, so the relay given as an IPv4 literal and the
   // peers' IPv4 candidates can be reached through it (RFC 7050, RFC 8305 7).
-  bool ipv6_only = false;
-  if (config_.relay.ipv6 && config_.direct.nat64_discovery) {
-    std::vector<SocketAddress> all;
-    if (ice::host_interface_addresses(ice::InterfaceOptions{}, &all) == kOk) {
-      ipv6_only = !all.empty() && std::none_of(all.begin(), all.end(), [](const auto &a) {
-        return a.is_v4();
-      });
-    }
-  }
+  const bool ipv6_only = on_ipv6_only_network();
   if (ipv6_only) config_.relay.ipv4 = false;
   relay_ = std::make_unique<RelayClient>(loop_, *endpoint_, *driver_, fp_, config_.relay, l);
   if (config_.watch_network) {
@@ -292,25 +284,41 @@ int Context::init() {
     relay_->start();
     return kOk;
   }
+  discover_nat64([this] { relay_->start(); });
+  return kOk;
+}
+
+bool Context::on_ipv6_only_network() const {
+  const bool v6_socket = socket6_ || socket_->local_address().is_v6();
+  if (!v6_socket || !config_.direct.nat64_discovery) return false;
+  std::vector<SocketAddress> all;
+  if (ice::host_interface_addresses(ice::InterfaceOptions{}, &all) != kOk) return false;
+  return !all.empty() &&
+         std::none_of(all.begin(), all.end(), [](const SocketAddress &a) { return a.is_v4(); });
+}
+
+void Context::discover_nat64(std::function<void()> then) {
   PARLEY_LOG(kLogInfo, "call", "IPv6-only network: looking for a NAT64 prefix (%s)",
              kNat64DiscoveryName);
-  nat64_resolver_ = std::make_unique<Resolver>(loop_);
-  r = nat64_resolver_->resolve(
-      kNat64DiscoveryName, 0, [this](int error, const std::vector<SocketAddress> &answers) {
-        if (error == kOk && nat64_prefix_from(answers, &nat64_)) {
+  if (!nat64_resolver_) nat64_resolver_ = std::make_unique<Resolver>(loop_);
+  const int r = nat64_resolver_->resolve(
+      kNat64DiscoveryName, 0,
+      [this, then](int error, const std::vector<SocketAddress> &answers) {
+        Nat64Prefix found;
+        if (error == kOk && nat64_prefix_from(answers, &found)) {
           SocketAddress zero, shown;
           SocketAddress::parse_ip("0.0.0.0", 0, &zero);
-          nat64_synthesize(nat64_, zero, &shown);
+          nat64_synthesize(found, zero, &shown);
           PARLEY_LOG(kLogInfo, "call", "NAT64 prefix %s/%u", shown.ip_string().c_str(),
-                     unsigned(nat64_.length));
-          relay_->set_nat64(nat64_);
+                     unsigned(found.length));
         } else {
           PARLEY_LOG(kLogInfo, "call", "no NAT64 prefix found: IPv6 only");
         }
-        relay_->start();
+        nat64_ = found;
+        relay_->set_nat64(found);
+        then();
       });
-  if (r != kOk) relay_->start();
-  return kOk;
+  if (r != kOk) then();
 }
 
 Context::~Context() {
@@ -529,7 +537,20 @@ void Context::on_network_change(const char *source) {
   PARLEY_LOG(kLogInfo, "call", "the network changed (%s): the relay connection is checked, "
              "every call restarts ICE", source);
   ++stats_.network_changes;
-  relay_->network_changed();
+  // The new network may be IPv6-only (behind NAT64) or the first with IPv4 again.
+  const bool ipv6_only = on_ipv6_only_network();
+  config_.relay.ipv4 = socket_->local_address().is_v4() && !ipv6_only;
+  relay_->set_families(config_.relay.ipv4, config_.relay.ipv6);
+  // A relay connection over IPv4 cannot survive a move to an IPv6-only network: it starts
+  // over at once, through NAT64 when the prefix is known.
+  const bool relay_gone = ipv6_only && relay_->relay_address().is_v4();
+  if (ipv6_only) {
+    discover_nat64([this, relay_gone] { relay_->network_changed(relay_gone); });
+  } else {
+    nat64_ = Nat64Prefix();
+    relay_->set_nat64(nat64_);
+  }
+  if (!relay_gone) relay_->network_changed();
   // The calls restart ICE once the mappings are known again (probe_mappings' answer or
   // deadline): a restart offering the old public address would be wasted.
   probe_mappings(true);

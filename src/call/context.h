@@ -306,6 +306,10 @@ class Context {
   void on_network_change(const char *source);
   // Every active call restarts ICE (after a network change, once the mappings are known).
   void restart_calls();
+  // IPv6 sockets and no IPv4 address but loopback: IPv4 only through NAT64, if at all.
+  bool on_ipv6_only_network() const;
+  // RFC 7050 discovery of the NAT64 prefix (sets nat64_ and the relay client's), then `then`.
+  void discover_nat64(std::function<void()> then);
   void on_stun(const uint8_t *data, size_t len, const SocketAddress &from);
   signal::Message call_message(signal::Type t, const Call &c) const;
   int send_frame(uint32_t stream, uint32_t sequence, uint32_t timestamp, uint8_t profile,

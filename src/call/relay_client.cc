@@ -66,9 +66,9 @@ void RelayClient::stop() {
   set_state(RelayState::kIdle, kOk);
 }
 
-void RelayClient::network_changed() {
+void RelayClient::network_changed(bool path_gone) {
   if (stopped_ || sink_) return;
-  if (state_ == RelayState::kBackoff || state_ == RelayState::kConnecting) {
+  if (state_ == RelayState::kBackoff || state_ == RelayState::kConnecting || path_gone) {
     // Waiting, or dialing from a network that is gone: start over on the new one now.
     abandon_attempts("the network changed");
     if (conn_) {
@@ -79,6 +79,8 @@ void RelayClient::network_changed() {
     }
     resolver_.cancel();
     retry_timer_.stop();
+    change_timer_.stop();
+    refreshing_ = false;
     backoff_.reset();
     connect();
     return;

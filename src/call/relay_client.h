@@ -87,8 +87,9 @@ class RelayClient {
   // The network changed. Registered: the registration is refreshed on the same connection
   // (QUIC moves it to the new path if the relay answers there; the answer carries the new
   // observed address); no answer within change_check_ms: reconnect at once. Waiting in
-  // backoff: reconnect at once.
-  void network_changed();
+  // backoff, dialing, or `path_gone` (the connection's family is no longer reachable):
+  // reconnect at once.
+  void network_changed(bool path_gone = false);
   // Pins `fp` as the relay's identity and connects (from kUntrusted, or to replace a pin a
   // reconnect keeps failing on). A relay presenting another identity is refused.
   void trust(const identity::Fingerprint &fp);
@@ -103,6 +104,12 @@ class RelayClient {
   // A NAT64 prefix (RFC 6052; set by the context once discovered, RFC 7050): the relay's IPv4
   // addresses are also dialed through it, synthesized, from an IPv6 socket. Unset: none.
   void set_nat64(const Nat64Prefix &prefix) { nat64_ = prefix; }
+  // The families the context can reach now (RelayClientConfig::ipv4/ipv6), for the next
+  // connection: a network change may have left IPv6 only.
+  void set_families(bool ipv4, bool ipv6) {
+    config_.ipv4 = ipv4;
+    config_.ipv6 = ipv6;
+  }
   // What the relay saw as our address in its last register-ack (a server-reflexive candidate).
   const SocketAddress &observed_address() const { return observed_; }
   const std::optional<identity::Fingerprint> &relay_fingerprint() const { return pinned_; }

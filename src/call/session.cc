@@ -106,6 +106,9 @@ void Session::start_agent(Timestamp now, const std::string &ufrag,
     next_->close(0, "superseded by an ICE restart");
     next_ = nullptr;
   }
+  // An attempt that a new generation overtakes before it verified a path did not work: its
+  // failure is what the stats say until the new one settles.
+  if (attempt_open_ && stats_.direct_error == 0) stats_.direct_error = kErrIceFailed;
   ice::AgentConfig ac;
   ac.controlling = p_.caller;  // roles never change across restarts: no role conflict
   ac.local_ufrag = ufrag;

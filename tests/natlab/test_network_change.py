@@ -26,6 +26,10 @@ direct call between port-restricted sites; moves alternate Wi-Fi -> cellular and
   context's rtnetlink watch notices: 0 dropped, direct again within 5 s.
 * ``NetworkMoveTest.test_outage_then_a_new_network`` -- no interface for 5 s, then the host
   joins the other site: 0 dropped, direct again.
+* ``Nat64MoveTest.test_ipv4_to_ipv6_only_behind_nat64`` -- the caller (the library's default
+  sockets) moves from an IPv4 site to an IPv6-only site behind NAT64/DNS64: it learns the
+  prefix again, reaches the IPv4 relay (given as a literal) at its synthesized address, and
+  the call -- never dropped -- goes direct again through NAT64.
 
 ``PARLEY_NETCHANGE_MOVES`` sets the number of moves per test (default 4; the done-when count
 of 20 is bench/network_change_bench.sh).  Each move's times are printed, then the median and
@@ -40,6 +44,7 @@ import statistics
 import time
 import unittest
 
+from natlab import check_ipv6_prerequisites
 from test_calls import BUDGET_MS, FRAME_MS, MARGIN_S, Call, CallEnv, _fmt_stats
 
 D, R = "direct", "relay"
@@ -263,6 +268,47 @@ class NetworkMoveTest(unittest.TestCase):
         self.assertEqual(call.caller.events("ended") + call.callee.events("ended"), [],
                          "a call dropped")
         self.assertTrue(row["met"], "not direct again after the outage\n" + call.describe())
+
+
+NAT64_BOUND_S = 10.0  # a new relay connection through NAT64, the resume, then ICE
+
+
+class Nat64MoveTest(unittest.TestCase):
+    def setUp(self):
+        check_ipv6_prerequisites(nat64=True, dns=True)
+        self.env = CallEnv(self, ipv6=True)
+        self.env.start_relay()
+        lab = self.env.lab
+        lab.add_dns({})
+        self.v4 = lab.add_site("wifi", "port-restricted")
+        self.n64 = lab.add_site("n64", "v6-only-nat64")
+        self.peer = lab.add_site("peer", "port-restricted")
+
+    def test_ipv4_to_ipv6_only_behind_nat64(self):
+        lab = self.env.lab
+        call = Call(self.env, self.v4.host, self.peer.host, "n64", caller_bind="default",
+                    caller_extra=("--no-network-watch",)).start()
+        self.addCleanup(call.close)
+        call.wait_path(D, BUDGET_MS / 1000 + MARGIN_S)
+        gen0 = call.stats()[0]["direct_generation"]
+        mark = call.caller.mark()
+        t = time.monotonic()
+        lab.move_host(self.v4.host, self.n64)
+        call.caller.network_changed()
+        met, st = call.poll_stats(
+            lambda a, b: a["direct_generation"] > gen0 and
+            b["direct_generation"] == a["direct_generation"] and a["path"] == D and
+            b["path"] == D, NAT64_BOUND_S)
+        took = time.monotonic() - t
+        relay = [e for e in call.caller.events("relay", start=mark)]
+        print(f"\nIPv4 -> IPv6-only behind NAT64: direct again {took * 1000:.0f} ms after the "
+              f"change ({'yes' if met else 'NO'}); caller relay events "
+              f"{[(e['state'], e['t']) for e in relay]}\n  " + _fmt_stats("caller", st[0])
+              + "\n  " + _fmt_stats("callee", st[1]), flush=True)
+        self.assertEqual(call.caller.events("ended") + call.callee.events("ended"), [],
+                         "a call dropped")
+        self.assertTrue(met, "not direct again through NAT64" + _ctx(call, lab))
+        self.assertIn("[64:ff9b::", st[0]["remote"], "the caller's pair is not NAT64")
 
 
 if __name__ == "__main__":
