@@ -125,6 +125,14 @@ void Session::start_agent(Timestamp now, const std::string &ufrag,
   ++stats_.direct_attempts;
 }
 
+int Session::new_credentials(std::string *ufrag, identity::SecretBuffer *pwd) {
+  *ufrag = ice::random_ice_chars(8);
+  std::string text = ice::random_ice_chars(24);
+  const int r = pwd->assign(text.data(), text.size());
+  identity::wipe(&text);
+  return r;
+}
+
 void Session::send_restart(uint64_t generation, const std::string &ufrag,
                            const identity::SecretBuffer &pwd,
                            const std::vector<ice::Candidate> &local) {
@@ -170,14 +178,11 @@ void Session::restart_ice(Timestamp now, const char *why) {
     return;
   }
   unusable_waits_ = 0;
+  std::string ufrag;
+  identity::SecretBuffer pwd;
+  if (new_credentials(&ufrag, &pwd) != kOk) return;
   p_.nat64 = nat64;
   const uint64_t generation = restart_.begin_local();
-  const std::string ufrag = ice::random_ice_chars(8);
-  std::string pwd_text = ice::random_ice_chars(24);
-  identity::SecretBuffer pwd;
-  const int r = pwd.assign(pwd_text.data(), pwd_text.size());
-  identity::wipe(&pwd_text);
-  if (r != kOk) return;
   start_agent(now, ufrag, pwd, local);
   ++stats_.ice_restarts;
   PARLEY_LOG(kLogInfo, "call", "ICE restart, generation %llu (%s), %zu candidates",
@@ -193,12 +198,9 @@ void Session::on_ice_restart(const signal::Message &m, Timestamp now) {
                  (unsigned long long)*m.sequence, (unsigned long long)restart_.generation());
       return;
     case ice::RestartSequencer::Incoming::kAdopt: {
-      const std::string ufrag = ice::random_ice_chars(8);
-      std::string pwd_text = ice::random_ice_chars(24);
+      std::string ufrag;
       identity::SecretBuffer pwd;
-      const int r = pwd.assign(pwd_text.data(), pwd_text.size());
-      identity::wipe(&pwd_text);
-      if (r != kOk) return;
+      if (new_credentials(&ufrag, &pwd) != kOk) return;
       const std::vector<ice::Candidate> local = env_.gather(&p_.nat64);
       start_agent(now, ufrag, pwd, local);
       ++stats_.ice_restarts;

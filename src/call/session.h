@@ -168,6 +168,8 @@ class Session {
   // budget starts now.
   void start_agent(Timestamp now, const std::string &ufrag, const identity::SecretBuffer &pwd,
                    const std::vector<ice::Candidate> &local);
+  // Fresh ICE credentials for a new generation (the password in wiped memory).
+  static int new_credentials(std::string *ufrag, identity::SecretBuffer *pwd);
   // Starts an ICE restart of ours (a retry, a network change).
   void restart_ice(Timestamp now, const char *why);
   // The peer's ice-restart message: adopt its generation and answer, or complete ours.
