@@ -930,5 +930,67 @@ TEST(AgentUnit, NoCandidatesAfterEndFailsAtOnce) {
   EXPECT_EQ(agent.next_deadline(), 0u);
 }
 
+// What one direct attempt (one ICE generation) may cost toward addresses nobody answers
+// from: every pair's check is sent at most check_rtx.rc times, and the attempt then fails --
+// a retry (a new generation) starts the same bounded count again, never an open-ended one.
+TEST(AgentUnit, AnAttemptAgainstSilenceIsBoundedInPackets) {
+  Agent agent(config(true), kStart);
+  agent.add_local_candidate(host("192.0.2.10:5000"));
+  ASSERT_EQ(agent.set_remote_credentials(kRemoteUfrag, kRemotePwd), kOk);
+  const char *remotes[] = {"203.0.113.50:4000", "203.0.113.51:4000", "198.51.100.7:4000"};
+  for (const char *r : remotes) agent.add_remote_candidate(host(r, 100), kStart);
+  agent.end_of_remote_candidates(kStart);
+  size_t sent = 0;
+  std::map<std::string, size_t> per_address;
+  Timestamp now = kStart;
+  while (!agent.failed() && now < kStart + 60 * kSec) {
+    agent.handle_timeout(now);
+    Datagram d;
+    while (agent.poll_transmit(now, &d)) {
+      ++sent;
+      ++per_address[d.to.to_string()];
+    }
+    const Timestamp next = agent.next_deadline();
+    if (next == 0) break;
+    now = std::max(now + 1, next);
+  }
+  EXPECT_TRUE(agent.failed());
+  EXPECT_LT(now, kStart + 5 * kSec) << "the attempt fails within seconds";
+  const uint32_t rc = config(true).check_rtx.rc;
+  EXPECT_LE(sent, rc * 3) << "more than " << rc << " checks per pair";
+  for (const auto &kv : per_address) EXPECT_LE(kv.second, rc) << kv.first;
+}
+
+// A check made with the credentials of an older generation finds nothing to authenticate
+// against: the new generation's agent does not answer it.
+TEST(AgentUnit, ChecksOfAnOlderGenerationAreIgnored) {
+  AgentConfig old_cfg = config(false);
+  AgentConfig new_cfg = config(false);
+  new_cfg.local_ufrag = "gen2";
+  new_cfg.local_pwd = std::string(24, 'n');
+  Agent current(new_cfg, kStart);
+  current.add_local_candidate(host("192.0.2.10:5000"));
+  ASSERT_EQ(current.set_remote_credentials(kRemoteUfrag, kRemotePwd), kOk);
+  // The peer, still on the old generation, checks us with the old username and password.
+  Agent stale_peer([&] {
+    AgentConfig c = config(true);
+    c.local_ufrag = kRemoteUfrag;
+    c.local_pwd = kRemotePwd;
+    return c;
+  }(), kStart);
+  stale_peer.add_local_candidate(host("203.0.113.50:4000"));
+  ASSERT_EQ(stale_peer.set_remote_credentials(old_cfg.local_ufrag, old_cfg.local_pwd), kOk);
+  stale_peer.add_remote_candidate(host("192.0.2.10:5000"), kStart);
+  stale_peer.end_of_remote_candidates(kStart);
+  Datagram d;
+  ASSERT_TRUE(stale_peer.poll_transmit(kStart, &d));
+  SocketAddress from;
+  ASSERT_EQ(kOk, SocketAddress::parse("203.0.113.50:4000", &from));
+  current.handle_datagram(d.data, d.len, from, kStart);
+  Datagram reply;
+  EXPECT_FALSE(current.poll_transmit(kStart, &reply)) << "answered a stale generation's check";
+  EXPECT_TRUE(current.valid_pairs().empty());
+}
+
 }  // namespace
 }  // namespace parley::ice
