@@ -700,6 +700,9 @@ int parley_call_get_stats(parley_call *call, parley_call_stats *stats) {
       s.quality_reason = int(qs.last_reason);
       s.quality_loss_permille = qs.loss_permille;
     }
+    s.direct_attempts = uint32_t(cs.direct_attempts);
+    s.direct_error = cs.direct_error;
+    s.direct_lost = uint32_t(cs.direct_lost);
     std::memcpy(stats, &s, s.struct_size);
     return parley::kOk;
   });

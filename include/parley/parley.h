@@ -927,6 +927,15 @@ typedef struct parley_call_stats {
   uint64_t quality_changes;    /**< profile changes so far (PARLEY_EVENT_QUALITY_CHANGED) */
   int quality_reason;          /**< the last change's parley_quality_reason, 0 before any */
   uint32_t quality_loss_permille; /**< loss of the peer's frames over the last second */
+  /** Direct-path attempts so far: the first ICE run and every restart (a retry, a network
+   * change, the peer's). */
+  uint32_t direct_attempts;
+  /** Why the last direct attempt failed, or why the direct path was lost (a parley_error;
+   * e.g. PARLEY_ERR_ICE_FAILED, PARLEY_ERR_TIMEOUT, PARLEY_ERR_PEER_IDENTITY); 0 while the
+   * call is direct or no attempt has ended yet. */
+  int direct_error;
+  /** Verified direct paths that died (closed, or silent until media fell back). */
+  uint32_t direct_lost;
   /** Fields added by later versions go here. */
 } parley_call_stats;
 

@@ -343,6 +343,14 @@ static void after_hangup(void) {
   CHECK_ERR(parley_call_push_audio(call, NULL, 0), 0);
   CHECK_ERR(parley_call_accept(incoming), PARLEY_ERR_CALL_NOT_FOUND); /* twice */
 
+  /* The direct path is disabled here: no attempt, and the stats say why there is none. */
+  memset(&st, 0, sizeof st);
+  st.struct_size = sizeof st;
+  CHECK_ERR(parley_call_get_stats(call, &st), PARLEY_OK);
+  CHECK(st.direct_attempts == 0);
+  CHECK_ERR(st.direct_error, PARLEY_ERR_ICE_FAILED);
+  CHECK(st.direct_lost == 0);
+
   CHECK_ERR(parley_call_hangup(call), PARLEY_OK);
   CHECK(wait_event(a, PARLEY_EVENT_CALL_STATE, PARLEY_CALL_ENDED, &ev));
   CHECK(wait_event(b, PARLEY_EVENT_CALL_STATE, PARLEY_CALL_ENDED, &ev));
