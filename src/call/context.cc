@@ -234,7 +234,9 @@ int Context::init() {
     // The relay forgets a client's rooms with its connection: join them again, and the
     // relay's updates bring the memberships (and stream ids) back.
     if (s == RelayState::kRegistered) {
-      probe_mappings(false);
+      // A registration in the middle of a network change (the relay connection started over)
+      // probes again with what is now true; the calls' restart still waits for it.
+      probe_mappings(change_pending_);
       for (auto &kv : rooms_) {
         drop_room_routes(kv.first, kv.second);
         kv.second.members.clear();
@@ -553,10 +555,12 @@ void Context::on_network_change(const char *source) {
   if (!relay_gone) relay_->network_changed();
   // The calls restart ICE once the mappings are known again (probe_mappings' answer or
   // deadline): a restart offering the old public address would be wasted.
+  change_pending_ = true;
   probe_mappings(true);
 }
 
 void Context::restart_calls() {
+  change_pending_ = false;
   for (auto &kv : calls_) {
     if (kv.second.session) kv.second.session->network_changed();
   }

@@ -336,6 +336,7 @@ class Context {
   // of our socket of that family; what the relay connection's address saw since the last
   // network change (unset: the register-ack's is current). probe_mappings.
   SocketAddress other_server_, observed_other_, observed_now_;
+  bool change_pending_ = false;  // a network change whose calls have not restarted yet
   std::unique_ptr<ice::Gatherer> probe_gatherer_;
   std::unique_ptr<ice::MachineRunner> probe_runner_;
   std::map<signal::CallId, Call> calls_;
