@@ -40,6 +40,7 @@ Only the Python standard library is used.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import ipaddress
 import json
 import os
@@ -290,6 +291,11 @@ def nat64_synth(ip4: str, prefix: str = NAT64_WKP) -> str:
         raise ValueError(f"{prefix} is not an IPv6 /96")
     return str(ipaddress.IPv6Address(int(net.network_address) |
                                      int(ipaddress.IPv4Address(ip4))))
+
+
+def _fixed_mac(name: str) -> str:
+    """A locally administered unicast MAC address of its own for the node ``name``."""
+    return "02:" + ":".join(f"{b:02x}" for b in hashlib.sha256(name.encode()).digest()[:5])
 
 
 def hostport(ip: str, port: int) -> str:
@@ -1339,7 +1345,13 @@ class Lab:
         ipv6 = bool(wan_ip6 or lan_ip6)
         r = self._add_ns(name, "router", forward=True, ipv6=ipv6)
         r.wan_ip, r.lan_ip, r.ips = wan_ip, lan_ip, [wan_ip] if wan_ip else []
-        self._ipn(r.ns, "link", "add", "lan0", "type", "bridge")
+        # The LAN bridge gets a MAC address of its own.  Without one a Linux bridge takes the
+        # lowest MAC of its ports and changes it whenever a port with a lower one joins or
+        # that port leaves (move_host / plug / unplug): the LAN hosts' neighbour entries of
+        # the router would still hold the old MAC, their frames to it would be dropped
+        # (PACKET_OTHERHOST: not the bridge's address), and they would lose the router until
+        # the entry leaves REACHABLE (15-45 s; no gratuitous ARP / unsolicited NA is sent).
+        self._ipn(r.ns, "link", "add", "lan0", "address", _fixed_mac(name), "type", "bridge")
         self._addr_up(r.ns, "lan0", [lan_ip] if lan_ip else [], 24)
         if public:
             self._attach_public(r, "wan0")

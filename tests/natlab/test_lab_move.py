@@ -9,7 +9,8 @@ the packets now arrive, and the answers coming back prove the new NAT's return p
   -> full-cone again: each time the server sees the new site's public address (and the pinned
   port where the site pins), the old site forgets the host (pins, conntrack: an outsider no
   longer reaches the old full-cone mapping), the new full-cone pin lets the outsider in, and
-  another host of the same-lan site keeps its mapping.  Every move is timed (< 1 s).
+  another host of the same-lan site keeps its mapping -- and its router: the routers' LAN
+  bridges keep their MAC addresses while ports come and go.  Every move is timed (< 1 s).
 * ``UnplugPlugTest`` -- after ``unplug`` the host has only ``lo``, sends fail
   (ENETUNREACH) and nothing reaches the server; after ``plug`` on another site the traffic
   comes from that site's public address; ``plug`` back home gives a new address.
@@ -118,6 +119,15 @@ class MoveCase(unittest.TestCase):
         readies = [ln for ln in lines_of(sess) if ln.startswith("ready ")]
         self.assertEqual(len(readies), 1, "the session process was restarted?")
 
+    def lan_macs(self):
+        """``{router: MAC of its LAN bridge}`` for every router of the lab."""
+        out = {}
+        for n in self.lab.nodes.values():
+            if n.role == "router":
+                cp = self.lab.run(n, [IP, "-o", "link", "show", "dev", "lan0"], timeout=5)
+                out[n.name] = cp.stdout.split("link/ether ", 1)[1].split()[0]
+        return out
+
     def links(self, host):
         cp = self.lab.run(host, [IP, "-o", "link"], timeout=5)
         return sorted(ln.split(":")[1].strip().split("@")[0] for ln in cp.stdout.splitlines())
@@ -136,6 +146,7 @@ class MoveHostTest(MoveCase):
         h = fc.host
         sess = self.session(h)
         srv = ep(S1, PORT)
+        macs = self.lan_macs()
 
         def knock(mapping):
             """An unsolicited probe from the outsider to ``mapping``: the session answers it."""
@@ -192,6 +203,9 @@ class MoveHostTest(MoveCase):
         self.assertEqual(self.ask(sess, srv), (ep(fc.public_ip, HOST_PORT + 1), None))
         self.assertEqual(knock(ep(fc.public_ip, HOST_PORT + 1)), ep(outsider.ip, 5000))
         self.assertEqual(self.links(h), ["eth0", "lo"])
+        # The LAN bridges kept their MACs while ports came and went (else the hosts that
+        # stayed would still send to the old one, dropped, and lose their router).
+        self.assertEqual(self.lan_macs(), macs)
         self.assertAlive(sess)
         self.report_moves()
 
