@@ -329,8 +329,8 @@ class Context {
   std::unique_ptr<quic::Endpoint> endpoint_;
   std::unique_ptr<quic::EndpointDriver> driver_;
   std::unique_ptr<RelayClient> relay_;
-  std::unique_ptr<Resolver> nat64_resolver_;
-  std::unique_ptr<NetworkWatch> network_watch_;  // RFC 7050 discovery on IPv6-only networks
+  std::unique_ptr<Resolver> nat64_resolver_;     // RFC 7050 discovery on IPv6-only networks
+  std::unique_ptr<NetworkWatch> network_watch_;  // ContextConfig::watch_network
   Nat64Prefix nat64_;                         // unset: none found (or not looked for)
   // The relay's address of the other family than the relay connection's, and what it saw
   // of our socket of that family; what the relay connection's address saw since the last

@@ -70,19 +70,7 @@ void RelayClient::network_changed(bool path_gone) {
   if (stopped_ || sink_) return;
   if (state_ == RelayState::kBackoff || state_ == RelayState::kConnecting || path_gone) {
     // Waiting, or dialing from a network that is gone: start over on the new one now.
-    abandon_attempts("the network changed");
-    if (conn_) {
-      conn_->set_handler(nullptr);
-      conn_->close(0, "the network changed");
-      conn_ = nullptr;
-      stream_ = -1;
-    }
-    resolver_.cancel();
-    retry_timer_.stop();
-    change_timer_.stop();
-    refreshing_ = false;
-    backoff_.reset();
-    connect();
+    start_over("the network changed");
     return;
   }
   if (state_ != RelayState::kRegistered || !conn_) return;
@@ -99,14 +87,24 @@ void RelayClient::network_changed(bool path_gone) {
     PARLEY_LOG(kLogInfo, "call",
                "the relay did not answer on the new network within %u ms: reconnecting",
                config_.change_check_ms);
-    refreshing_ = false;
+    start_over("no answer on the new network");
+  });
+}
+
+void RelayClient::start_over(const char *why) {
+  abandon_attempts(why);
+  if (conn_) {
     conn_->set_handler(nullptr);
-    conn_->close(0, "network changed");
+    conn_->close(0, why);
     conn_ = nullptr;
     stream_ = -1;
-    backoff_.reset();
-    connect();
-  });
+  }
+  resolver_.cancel();
+  retry_timer_.stop();
+  change_timer_.stop();
+  refreshing_ = false;
+  backoff_.reset();
+  connect();
 }
 
 void RelayClient::trust(const identity::Fingerprint &fp) {

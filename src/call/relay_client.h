@@ -148,6 +148,8 @@ class RelayClient {
   bool dial_next();
   void on_attempt_closed(quic::Connection &c, const quic::CloseInfo &close);
   void abandon_attempts(const char *why);
+  // Drops whatever connection or attempt there is and connects again now.
+  void start_over(const char *why);
   void on_event(quic::Connection &c, const quic::Event &e);
   void set_state(RelayState s, int error);
   void schedule_reconnect(int error);
