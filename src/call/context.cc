@@ -24,6 +24,9 @@ constexpr uint16_t kCodecOpus = 1;
 constexpr uint64_t kAudioTickMs = 2;
 // How long the relay's STUN answers about our mappings are waited for.
 constexpr uint32_t kMappingProbeMs = 1000;
+// How long a closing context waits for the relay to acknowledge its last messages (hangups):
+// several retransmissions at any RTT a relay can serve, yet a bounded wait for the host.
+constexpr uint32_t kCloseLingerMs = 1000;
 constexpr int64_t kRelaySilentMs = 2000;
 
 // ICE credentials: ufrag 8 and password 24 ice-chars (RFC 8445 minimums are 4 and 22).
@@ -324,16 +327,25 @@ void Context::discover_nat64(std::function<void()> then) {
 }
 
 Context::~Context() {
-  run([this] {
+  // The hangups go out and the relay acknowledges them (bounded) before the connection
+  // closes; a handler's call in between finds the context closing.
+  std::promise<void> flushed;
+  run([this, &flushed] {
     closing_ = true;
-    if (relay_) {
-      for (auto &kv : calls_) {
-        if (kv.second.state != CallState::kEnded) {
-          relay_->send(call_message(signal::Type::kCallHangup, kv.second));
-        }
-      }
-      relay_->stop();
+    if (!relay_) {
+      flushed.set_value();
+      return kOk;
     }
+    for (auto &kv : calls_) {
+      if (kv.second.state != CallState::kEnded) {
+        relay_->send(call_message(signal::Type::kCallHangup, kv.second));
+      }
+    }
+    relay_->stop_after_flush(kCloseLingerMs, [&flushed] { flushed.set_value(); });
+    return kOk;
+  });
+  flushed.get_future().wait();
+  run([this] {
     media_routes_.clear();
     for (auto &kv : calls_) {
       if (kv.second.voice) kv.second.voice->end();

@@ -37,7 +37,8 @@ RelayClient::RelayClient(Loop &loop, quic::Endpoint &endpoint, quic::EndpointDri
       resolver_(loop),
       retry_timer_(loop),
       attempt_timer_(loop),
-      change_timer_(loop) {}
+      change_timer_(loop),
+      flush_timer_(loop) {}
 
 RelayClient::~RelayClient() {
   stopped_ = true;
@@ -64,6 +65,28 @@ void RelayClient::stop() {
     driver_.kick();
   }
   set_state(RelayState::kIdle, kOk);
+}
+
+void RelayClient::stop_after_flush(uint32_t linger_ms, std::function<void()> done) {
+  if (!conn_ || state_ != RelayState::kRegistered || conn_->queued_bytes() == 0) {
+    stop();
+    done();
+    return;
+  }
+  // The acknowledgements arrive on the loop; checked every few milliseconds, bounded.
+  constexpr uint32_t kCheckMs = 5;
+  const Timestamp give_up = monotonic_now() + Timestamp(linger_ms) * kNanosPerMilli;
+  flush_timer_.start(kCheckMs, kCheckMs, [this, give_up, done = std::move(done)] {
+    if (conn_ && conn_->queued_bytes() > 0 && monotonic_now() < give_up) return;
+    if (conn_ && conn_->queued_bytes() > 0) {
+      PARLEY_LOG(kLogInfo, "call", "closing the relay connection with %llu signaling bytes "
+                 "unacknowledged", static_cast<unsigned long long>(conn_->queued_bytes()));
+    }
+    auto finish = done;  // the timer's function is not ours to outlive
+    flush_timer_.stop();
+    stop();
+    finish();
+  });
 }
 
 void RelayClient::network_changed(bool path_gone) {

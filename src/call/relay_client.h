@@ -84,6 +84,11 @@ class RelayClient {
   void start();
   // Closes the connection (normal close) and stops reconnecting.
   void stop();
+  // The same once every signaling message sent so far is acknowledged, or after `linger_ms`,
+  // whichever comes first; then calls `done` (at once when nothing is outstanding). A
+  // hangup sent just before the context ends must reach the relay: one lost packet with
+  // nobody left to retransmit it leaves the peer in the call.
+  void stop_after_flush(uint32_t linger_ms, std::function<void()> done);
   // The network changed. Registered: the registration is refreshed on the same connection
   // (QUIC moves it to the new path if the relay answers there; the answer carries the new
   // observed address); no answer within change_check_ms: reconnect at once. Waiting in
@@ -179,6 +184,7 @@ class RelayClient {
   Timer retry_timer_;
   Timer attempt_timer_;
   Timer change_timer_;
+  Timer flush_timer_;
   bool refreshing_ = false;  // a register sent after a network change awaits its ack
   uint64_t registrations_ = 0;
   uint64_t refreshes_ = 0;

@@ -235,8 +235,9 @@ class VoiceLossTest(unittest.TestCase):
         frames = last_rx["decoded"] + last_rx["fec"] + last_rx["red"] + last_rx["concealed"]
         conceal_ratio = last_rx["concealed"] / max(frames, 1)
         max_loss = max(s["loss"] for s in heard)
+        mean_loss = sum(s["loss"] for s in heard) / len(heard)
         max_hint = max(s["hint"] for s in said)
-        print(f"\n10% loss: receiver measured up to {max_loss:.1f}% loss; sender FEC hint up to "
+        print(f"\n10% loss: receiver measured {mean_loss:.1f}% loss on average, up to {max_loss:.1f}%; sender FEC hint up to "
               f"{max_hint:.0f}%; decoded {last_rx['decoded']:.0f}, FEC-recovered "
               f"{last_rx['fec']:.0f}, RED-recovered {last_rx['red']:.0f}, concealed "
               f"{last_rx['concealed']:.0f} ({conceal_ratio * 100:.1f}% of frames), late "
@@ -244,8 +245,12 @@ class VoiceLossTest(unittest.TestCase):
               f"{corr:.3f}, segmental SNR {snr:.1f} dB, lag {lag / RATE * 1000:.0f} ms",
               file=sys.stderr)
         ctx = "\n" + v.output(v.callee) + "\n" + v.output(v.caller)
-        self.assertGreaterEqual(max_loss, 5.0, "the receiver did not measure the loss" + ctx)
-        self.assertLessEqual(max_loss, 25.0, ctx)
+        # The meter's window holds a few dozen frames, so one window of a 10 % random loss
+        # reads above 25 % in roughly one call in ten (binomial tail over ~20 windows; CI saw
+        # 25.7 %): the mean over the call is what must match, the maximum only be sane.
+        self.assertGreaterEqual(mean_loss, 5.0, "the receiver did not measure the loss" + ctx)
+        self.assertLessEqual(mean_loss, 16.0, ctx)
+        self.assertLessEqual(max_loss, 45.0, ctx)
         self.assertGreater(max_hint, 0, "the sender's FEC hint never followed the loss" + ctx)
         self.assertGreater(last_rx["fec"], 0, "no frame recovered by FEC" + ctx)
         self.assertGreater(last_rx["concealed"] + last_rx["fec"], 0, ctx)
