@@ -331,6 +331,19 @@ int parley_context_create(const parley_identity *id, const parley_context_config
         config->disable_network_watch != 0) {
       cc.watch_network = false;
     }
+    if (config->struct_size >= offsetof(parley_context_config, stun_servers) + sizeof(char *) &&
+        config->stun_servers) {
+      std::string list = config->stun_servers, item;
+      for (size_t at = 0; at <= list.size();) {
+        size_t comma = list.find(',', at);
+        if (comma == std::string::npos) comma = list.size();
+        item = list.substr(at, comma - at);
+        while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+        while (!item.empty() && item.back() == ' ') item.pop_back();
+        if (!item.empty()) cc.direct.stun_servers.push_back(item);
+        at = comma + 1;
+      }
+    }
     if (config->struct_size >=
             offsetof(parley_context_config, no_path_timeout_ms) + sizeof(uint32_t) &&
         config->no_path_timeout_ms != 0) {

@@ -8,6 +8,7 @@
  *               [--in IN.wav] [--out OUT.wav] [--duration SECONDS] [--tail SECONDS]
  *               [--bind IP:PORT] [--no-direct] [--loopback] [--fingerprint-file FILE]
  *               [--chunk-ms MS] [--status-ms MS] [--mute-after SECONDS] [--profile N]
+ *               [--stun HOST:PORT[,HOST:PORT...]]
  *
  * The seed file is created (mode 0600) when absent. The WAV must be 16-bit PCM, mono or
  * stereo, at 8, 12, 16, 24 or 48 kHz; the recording has the same format (48 kHz mono without
@@ -239,7 +240,9 @@ static int usage(void) {
           "                   [--duration S] [--tail S] [--bind IP:PORT] [--no-direct]\n"
           "                   [--loopback] [--fingerprint-file FILE] [--chunk-ms MS]\n"
           "                   [--status-ms MS] [--mute-after S] [--profile N]\n"
-          "  --profile N  always send with voice profile N (0 best .. 4); default: adaptive\n");
+          "                   [--stun HOST:PORT[,HOST:PORT...]]\n"
+          "  --profile N  always send with voice profile N (0 best .. 4); default: adaptive\n"
+          "  --stun LIST  STUN servers asked for our public mappings next to the relay\n");
   return 2;
 }
 
@@ -266,7 +269,7 @@ static void print_status(parley_call *call, double t, uint64_t *last_bytes, doub
 
 int main(int argc, char **argv) {
   const char *relay = NULL, *relay_fp = NULL, *seed = NULL, *peer = NULL, *in_path = NULL;
-  const char *out_path = NULL, *bind = NULL, *fp_file = NULL;
+  const char *out_path = NULL, *bind = NULL, *fp_file = NULL, *stun = NULL;
   int answer = 0, no_direct = 0, loopback = 0, chunk_ms = 10, status_ms = 1000, i, err;
   int profile = -1;
   double duration = -1, tail = 1.5, mute_after = -1;
@@ -300,6 +303,7 @@ int main(int argc, char **argv) {
     else if (strcmp(o, "--in") == 0) in_path = v;
     else if (strcmp(o, "--out") == 0) out_path = v;
     else if (strcmp(o, "--bind") == 0) bind = v;
+    else if (strcmp(o, "--stun") == 0) stun = v;
     else if (strcmp(o, "--fingerprint-file") == 0) fp_file = v;
     else if (strcmp(o, "--duration") == 0) duration = atof(v);
     else if (strcmp(o, "--tail") == 0) tail = atof(v);
@@ -338,6 +342,7 @@ int main(int argc, char **argv) {
   cfg.sample_rate = in_path ? in.rate : 48000;
   cfg.channels = in_path ? in.channels : 1;
   cfg.disable_direct = no_direct;
+  cfg.stun_servers = stun;
   cfg.include_loopback = loopback;
   if (profile >= 0) {
     cfg.quality_mode = PARLEY_QUALITY_FIXED;

@@ -686,6 +686,15 @@ typedef struct parley_context_config {
    * parley_context_network_changed. Hosts that get the platform's word sooner (or on
    * platforms without a watch) call parley_context_network_changed; both together are fine. */
   int disable_network_watch;
+  /** STUN servers, comma-separated "host:port", "[ipv6]:port" or "ipv4:port" (at most 8;
+   * names resolve on the context's own thread): asked for this device's public mappings next
+   * to the relay, when the relay registers and after every network change. Each answer is a
+   * server-reflexive candidate of every call, and the mappings together classify the NAT:
+   * behind one that maps per destination with sequential ports, calls also offer the ports it
+   * will hand out next, so a peer behind a port-restricted NAT can still reach this side
+   * directly. Calls never wait for them: a dead server costs nothing. NULL or "": the relay
+   * alone. A malformed entry, or more than 8: PARLEY_ERR_INVALID_ARGUMENT. */
+  const char *stun_servers;
   /** Fields added by later versions go here. */
 } parley_context_config;
 

@@ -76,6 +76,18 @@ int Context::create(const identity::Identity &id, ContextConfig config, EventHan
       return fail(kErrInvalidArgument, "relay: %s", why.c_str());
     }
   }
+  if (config.direct.stun_servers.size() > kMaxStunServers) {
+    return fail(kErrInvalidArgument, "%zu STUN servers, at most %zu",
+                config.direct.stun_servers.size(), kMaxStunServers);
+  }
+  for (const auto &text : config.direct.stun_servers) {
+    std::string host;
+    uint16_t port;
+    if (split_host_port(text, &host, &port) != kOk) {
+      const std::string why = last_error_message();
+      return fail(kErrInvalidArgument, "STUN server: %s", why.c_str());
+    }
+  }
   {
     // The audio settings are checked once here, so a call never fails for them later.
     std::shared_ptr<VoiceChannel> probe;
@@ -285,12 +297,42 @@ int Context::init() {
       network_watch_.reset();
     }
   }
+  resolve_stun_servers();
   if (!ipv6_only) {
     relay_->start();
     return kOk;
   }
   discover_nat64([this] { relay_->start(); });
   return kOk;
+}
+
+void Context::resolve_stun_servers() {
+  stun_resolvers_.clear();
+  stun_addresses_.clear();
+  for (const auto &text : config_.direct.stun_servers) {
+    std::string host;
+    uint16_t port = 0;
+    split_host_port(text, &host, &port);  // checked by create()
+    auto r = std::make_unique<Resolver>(loop_);
+    const int rc = r->resolve(host, port, [this, text](int error,
+                                                     const std::vector<SocketAddress> &found) {
+      if (error != kOk) {
+        PARLEY_LOG(kLogInfo, "call", "STUN server %s: %s", text.c_str(), last_error_message());
+        return;
+      }
+      for (const auto &a : found) {
+        const bool usable = a.is_v6() ? socket6_ || socket_->local_address().is_v6()
+                                      : socket_->local_address().is_v4();
+        if (usable) stun_addresses_.push_back(a);
+      }
+      // A name that answered after the registration's probe is probed on its own account.
+      if (relay_->state() == RelayState::kRegistered && !change_pending_ &&
+          (!probe_gatherer_ || probe_gatherer_->done())) {
+        probe_mappings(false);
+      }
+    });
+    if (rc == kOk) stun_resolvers_.push_back(std::move(r));
+  }
 }
 
 bool Context::on_ipv6_only_network() const {
@@ -485,6 +527,26 @@ std::vector<ice::Candidate> Context::local_candidates() {
       observed_other_ != observed_now_) {
     add_reflexive(observed_other_, other_server_, 65534);
   }
+  // The STUN servers' answers: behind an address-dependent NAT each saw its own mapping.
+  uint16_t stun_pref = 65533;
+  for (const auto &m : stun_mappings_) {
+    if (std::any_of(out.begin(), out.end(),
+                    [&](const ice::Candidate &c) { return c.address == m.mapped; })) {
+      continue;
+    }
+    add_reflexive(m.mapped, m.server, stun_pref--);
+  }
+  // Behind a sequential address-dependent NAT our mapping toward the peer is not one any
+  // server saw, but one of the next few: offered as candidates, the peer's checks to them
+  // meet the mapping our own check opens (ice/nat_behavior.h).
+  const auto host4 = std::find_if(hosts.begin(), hosts.end(),
+                                  [](const SocketAddress &h) { return h.is_v4(); });
+  if (host4 != hosts.end()) {
+    for (auto &c : ice::predicted_candidates(
+             nat_, *host4, ice::candidate_priority(ice::CandidateType::kServerReflexive, 32768))) {
+      out.push_back(std::move(c));
+    }
+  }
   return out;
 }
 
@@ -518,7 +580,11 @@ void Context::probe_mappings(bool after_change) {
   if (other_server_.is_set()) {
     gc.stun_servers.push_back({other_server_, socket_for(other_server_).local_address()});
   }
+  for (const auto &a : stun_addresses_) {
+    if (a != via && a != other_server_) gc.stun_servers.push_back({a, socket_for(a).local_address()});
+  }
   if (gc.stun_servers.empty()) {
+    close_candidates();  // of calls offered while a probe this one replaced ran
     if (after_change) restart_calls();
     return;
   }
@@ -528,16 +594,44 @@ void Context::probe_mappings(bool after_change) {
   UdpSocket *v6 = socket6_ ? socket6_.get() : v4 ? nullptr : socket_.get();
   probe_runner_ = std::make_unique<ice::MachineRunner>(
       loop_, v4, v6, *probe_gatherer_, [this, via, after_change] {
+        stun_mappings_.clear();
         for (const auto &s : probe_gatherer_->servers()) {
-          PARLEY_LOG(kLogDebug, "call", "the relay at %s sees us at %s (%s)",
-                     s.server.to_string().c_str(), s.mapped.to_string().c_str(),
-                     ice::server_status_name(s.status));
+          const bool relay = s.server == via || s.server == other_server_;
+          PARLEY_LOG(kLogDebug, "call", "the %s at %s sees us at %s (%s)",
+                     relay ? "relay" : "STUN server", s.server.to_string().c_str(),
+                     s.mapped.to_string().c_str(), ice::server_status_name(s.status));
           if (!s.mapped.is_set()) continue;
-          (s.server == via ? observed_now_ : observed_other_) = s.mapped;
+          if (relay) {
+            (s.server == via ? observed_now_ : observed_other_) = s.mapped;
+          } else {
+            stun_mappings_.push_back({s.server, s.mapped});
+          }
         }
+        classify_nat();
+        close_candidates();
         if (after_change) restart_calls();
       });
   probe_runner_->start();
+}
+
+void Context::classify_nat() {
+  // The IPv4 NAT (IPv6 has none to speak of), from its mappings in the order they were
+  // made: the relay connection's (at registration, or the probe's after a change), then the
+  // probe's answers in the order they were asked.
+  std::vector<ice::MappingSample> samples;
+  const SocketAddress relay_seen =
+      observed_now_.is_set() ? observed_now_ : relay_->observed_address();
+  if (relay_seen.is_v4()) samples.push_back({relay_->relay_address(), relay_seen});
+  if (observed_other_.is_v4()) samples.push_back({other_server_, observed_other_});
+  for (const auto &m : stun_mappings_) {
+    if (m.mapped.is_v4()) samples.push_back(m);
+  }
+  const uint16_t port = socket_->local_address().is_v4() ? socket_->local_address().port() : 0;
+  nat_ = ice::classify_nat(samples, port);
+  PARLEY_LOG(kLogInfo, "call", "IPv4 NAT from %zu mapping(s): %s mapping, %s ports (step %d, "
+             "newest %s)", samples.size(), ice::nat_mapping_name(nat_.mapping),
+             ice::port_allocation_name(nat_.allocation), int(nat_.step),
+             nat_.last.to_string().c_str());
 }
 
 int Context::network_changed() {
@@ -568,6 +662,7 @@ void Context::on_network_change(const char *source) {
   // The calls restart ICE once the mappings are known again (probe_mappings' answer or
   // deadline): a restart offering the old public address would be wasted.
   change_pending_ = true;
+  resolve_stun_servers();
   probe_mappings(true);
 }
 
@@ -597,16 +692,57 @@ int Context::send_offer(signal::Type type, Call &c) {
   // so they ride in the offer; later ones would be trickled as Candidate messages.
   m.candidates = local_candidates();
   if (m.candidates.size() > signal::kMaxCandidates) m.candidates.resize(signal::kMaxCandidates);
+  c.offered.clear();
+  for (const auto &cand : m.candidates) c.offered.push_back(cand.address);
   m.identity_key.emplace();
   std::memcpy(m.identity_key->data(), id_.public_key(), identity::kPublicKeyLen);
   m.codecs = {kCodecOpus};
   r = relay_->send(m);
   identity::wipe(&m.ice_pwd);
   if (r != kOk) return r;
+  // A probe of our mappings under way (the relay just registered, or the network changed)
+  // may find more (STUN servers' mappings, a sequential NAT's predicted ports): they follow
+  // when it ends, at most its deadline later. Checks need no end-of-candidates; only a
+  // failure waits for it.
+  c.candidates_open = probing();
+  if (c.candidates_open) return kOk;
   signal::Message eoc;
   eoc.type = signal::Type::kEndOfCandidates;
   eoc.call_id = c.id;
   return relay_->send(eoc);
+}
+
+void Context::close_candidates() {
+  std::vector<ice::Candidate> now;
+  bool listed = false;
+  for (auto &kv : calls_) {
+    Call &c = kv.second;
+    if (!c.candidates_open) continue;
+    c.candidates_open = false;
+    if (c.state == CallState::kEnded) continue;
+    if (!listed) {
+      now = local_candidates();
+      listed = true;
+    }
+    signal::Message m;
+    m.type = signal::Type::kCandidate;
+    m.call_id = c.id;
+    for (const auto &cand : now) {
+      if (c.offered.size() + m.candidates.size() >= signal::kMaxCandidates) break;
+      if (std::find(c.offered.begin(), c.offered.end(), cand.address) == c.offered.end()) {
+        m.candidates.push_back(cand);
+      }
+    }
+    if (!m.candidates.empty()) {
+      PARLEY_LOG(kLogInfo, "call", "%zu more candidates after the mappings probe (call to or "
+                 "from %s)", m.candidates.size(), c.peer.display().c_str());
+      relay_->send(m);
+    }
+    signal::Message eoc;
+    eoc.type = signal::Type::kEndOfCandidates;
+    eoc.call_id = c.id;
+    relay_->send(eoc);
+  }
 }
 
 int Context::take_peer_offer(Call &c, const signal::Message &m) {
@@ -719,7 +855,9 @@ int Context::start_session(Call &c) {
 }
 
 void Context::on_stun(const uint8_t *data, size_t len, const SocketAddress &from) {
-  if (probe_runner_ && (from == other_server_ || from == relay_->relay_address())) {
+  if (probe_runner_ && (from == other_server_ || from == relay_->relay_address() ||
+                        std::find(stun_addresses_.begin(), stun_addresses_.end(), from) !=
+                            stun_addresses_.end())) {
     probe_runner_->on_datagram(data, len, from);
     return;
   }

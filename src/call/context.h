@@ -30,6 +30,7 @@
 #include "call/voice_channel.h"
 #include "ice/driver.h"
 #include "ice/gatherer.h"
+#include "ice/nat_behavior.h"
 #include "identity/identity.h"
 #include "identity/secret.h"
 #include "quic/endpoint.h"
@@ -256,6 +257,10 @@ class Context {
     identity::SecretBuffer peer_pwd;
     std::vector<ice::Candidate> peer_candidates;
     bool peer_candidates_done = false;
+    // Offered while our mappings were being probed: end-of-candidates waits for the probe,
+    // which may add candidates (trickled then); the addresses offered so far.
+    bool candidates_open = false;
+    std::vector<SocketAddress> offered;
     std::unique_ptr<Session> session;  // while active
     std::shared_ptr<VoiceChannel> voice;
     bool voice_started = false;  // counted in active_voice_
@@ -337,6 +342,20 @@ class Context {
   // network change (unset: the register-ack's is current). probe_mappings.
   SocketAddress other_server_, observed_other_, observed_now_;
   bool change_pending_ = false;  // a network change whose calls have not restarted yet
+  // DirectConfig::stun_servers, resolved (again after every network change): one resolver
+  // per name, the addresses of every name that answered.
+  std::vector<std::unique_ptr<Resolver>> stun_resolvers_;
+  std::vector<SocketAddress> stun_addresses_;
+  void resolve_stun_servers();
+  // nat_ from the relay's observations and stun_mappings_.
+  void classify_nat();
+  // Trickles what the probe found to calls offered while it ran, then end-of-candidates.
+  void close_candidates();
+  bool probing() const { return probe_gatherer_ && !probe_gatherer_->done(); }
+  // What the STUN servers saw in the last probe (their srflx candidates), and what that and
+  // the relay's observation say of our IPv4 NAT.
+  std::vector<ice::MappingSample> stun_mappings_;
+  ice::NatBehavior nat_;
   std::unique_ptr<ice::Gatherer> probe_gatherer_;
   std::unique_ptr<ice::MachineRunner> probe_runner_;
   std::map<signal::CallId, Call> calls_;

@@ -114,6 +114,7 @@ void Session::start_agent(Timestamp now, const std::string &ufrag,
   ac.local_ufrag = ufrag;
   ac.local_pwd = std::string(pwd.view());  // the agent keeps it wiped, and wipes this
   ac.ta_ms = env_.direct.ta_ms;
+  retire_agent();
   agent_ = std::make_unique<ice::Agent>(std::move(ac), now);
   for (const auto &c : local) agent_->add_local_candidate(c);
   selected_remote_ = SocketAddress();
@@ -235,6 +236,7 @@ void Session::network_changed() {
 void Session::end_attempt(int error, const char *why) {
   const Timestamp now = monotonic_now();
   stats_.direct_error = error;
+  retire_agent();
   agent_.reset();
   attempt_open_ = false;
   if (next_) {
@@ -638,6 +640,20 @@ void Session::on_signal(const signal::Message &m) {
   }
 }
 
+namespace {
+uint64_t checks_of(const ice::Agent &a) {
+  const ice::AgentStats st = a.stats();
+  return st.checks_sent + st.retransmissions;
+}
+}  // namespace
+
+void Session::retire_agent() {
+  if (!agent_) return;
+  const uint64_t n = checks_of(*agent_);
+  checks_before_ += n;
+  checks_max_ = std::max(checks_max_, n);
+}
+
 quic::PathStats Session::path_stats() const {
   if (direct_ && direct_verified_ && stats_.path == PathKind::kDirect) return direct_->stats();
   return env_.relay->path_stats();
@@ -646,6 +662,9 @@ quic::PathStats Session::path_stats() const {
 CallStats Session::stats() const {
   CallStats s = stats_;
   s.ice_generation = restart_.generation();
+  const uint64_t current = agent_ ? checks_of(*agent_) : 0;
+  s.ice_checks_sent = checks_before_ + current;
+  s.ice_checks_max_attempt = std::max(checks_max_, current);
   if (direct_ && direct_verified_ && s.path == PathKind::kDirect) {
     s.rtt_ms = direct_->stats().smoothed_rtt / kMs;
   } else {

@@ -49,7 +49,13 @@ struct DirectConfig {
   // On an IPv6-only network, learn the NAT64 prefix (RFC 7050) so IPv4 literals (the relay,
   // peers' candidates) are reached through it.
   bool nat64_discovery = true;
+  // STUN servers ("host:port", "[v6]:port", "v4:port"; at most kMaxStunServers) asked for
+  // our public mappings next to the relay, at registration and after network changes: each
+  // answer is a server-reflexive candidate, and the mappings together tell how our NAT maps
+  // (ice/nat_behavior.h). A dead server costs nothing (calls never wait for them).
+  std::vector<std::string> stun_servers;
 };
+constexpr size_t kMaxStunServers = 8;
 
 // The path layer's own enum (kRelay = 0, kDirect = 1, the wire's numbers too).
 using PathKind = path::Path;
@@ -77,6 +83,10 @@ struct CallStats {
   uint64_t direct_generation = 0;    // the generation whose connection is the direct path
   uint64_t direct_lost = 0;          // verified direct paths that died (closed or went silent)
   uint32_t next_retry_ms = 0;        // the delay before the next retry after a failure
+  // STUN requests the ICE agents sent (checks, their retransmissions, consent checks), over
+  // every generation, and the most any one generation sent: the probes a direct attempt
+  // cost, bounded by the remote candidates times the checks' transmissions.
+  uint64_t ice_checks_sent = 0, ice_checks_max_attempt = 0;
   VoiceStats voice;                  // the call's audio, both directions
 };
 
@@ -189,6 +199,9 @@ class Session {
   media::FrameSealer sealer_;
   media::FrameOpener opener_;
   std::unique_ptr<ice::Agent> agent_;
+  // Checks the agents before agent_ sent (CallStats::ice_checks_sent).
+  uint64_t checks_before_ = 0, checks_max_ = 0;
+  void retire_agent();
   path::Manager manager_;
   quic::Connection *direct_ = nullptr;  // verified: carries the call when the manager says
   quic::Connection *next_ = nullptr;    // the current generation's, not yet verified

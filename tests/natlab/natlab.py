@@ -60,7 +60,7 @@ __all__ = [
     "NAT_TYPES", "PYTHON", "HERE", "UDP_PROBE",
     "Lab", "Node", "Site", "LabError",
     "nft_ruleset", "cleanup_stale", "wait_for_line", "output_of", "check_prerequisites",
-    "PRIMARY_PORT", "ALT_PORT", "server_endpoints", "start_echo", "probe", "IP", "NFT",
+    "start_coturn", "PRIMARY_PORT", "ALT_PORT", "SEQ_BASE", "SEQ_PORTS", "server_endpoints", "start_echo", "probe", "IP", "NFT",
     "wait_for_match", "lines_of", "send_line", "quic_divert_ruleset", "flush_conntrack_here",
     "V6_SITE_TYPES", "NAT64_WKP", "DNS_ZONE", "DNS_IP", "DNS_IP6", "nft_ruleset6", "public_ip6",
     "nat64_synth", "hostport", "server_endpoints6", "check_ipv6_prerequisites",
@@ -76,6 +76,7 @@ NAT_TYPES = (
     "full-cone",            # EIM + endpoint-independent filtering (static DNAT of the host port)
     "port-restricted",      # EIM + address-and-port-dependent filtering
     "symmetric",            # address-and-port-dependent mapping (random ports) + APD filtering
+    "symmetric-seq",        # the same with sequential ports: each new UDP flow the next port
     "double",               # two port-restricted layers: LAN 10.x -> CGN 100.64.x -> public
     "same-lan",             # two (or more) hosts behind one port-restricted NAT
     "udp-blocked-to-peer",  # port-restricted, router drops UDP to/from given public IPs
@@ -83,6 +84,7 @@ NAT_TYPES = (
 )
 
 PUBLIC_NET = ipaddress.ip_network("203.0.113.0/24")
+SEQ_BASE, SEQ_PORTS = 20000, 256  # "symmetric-seq" routers' port range (wraps around)
 SERVER_IPS = ("203.0.113.10", "203.0.113.11")
 NS_PREFIX_RE = re.compile(r"^nl(\d+)x(\d+)-")
 
@@ -599,11 +601,14 @@ NsLike = Union[Node, str]
 
 def nft_ruleset(kind: str, *, wan_if: str = "wan0",
                 pins: Iterable = (), dnat: bool = False,
-                blocked_peers: Iterable = (), block_udp: bool = False) -> str:
+                blocked_peers: Iterable = (), block_udp: bool = False,
+                wan_ip: Optional[str] = None) -> str:
     """The nftables ruleset of one router layer.
 
     ``kind``: ``"eim"`` (masquerade; endpoint-independent while the source port is free) or
-    ``"symmetric"`` (``masquerade random,fully-random``: a fresh random port per flow).
+    ``"symmetric"`` (``masquerade random,fully-random``: a fresh random port per flow) or
+    ``"symmetric-seq"`` (UDP: SNAT to ``wan_ip`` at the next port of ``SEQ_BASE`` ..
+    ``SEQ_BASE + SEQ_PORTS - 1`` per new flow, wrapping).
     ``pins``: ``(lan_ip, lan_port, wan_ip, wan_port)`` -- static SNAT of a host's UDP port,
     so its mapping is endpoint-independent even when two LAN hosts use the same port.
     ``dnat``: also forward unsolicited inbound ``wan_ip:wan_port`` of each pin to the host
@@ -612,8 +617,10 @@ def nft_ruleset(kind: str, *, wan_if: str = "wan0",
     ``blocked_peers``: public IPs the router drops forwarded UDP to and from.
     ``block_udp``: drop all forwarded UDP.
     """
-    if kind not in ("eim", "symmetric"):
+    if kind not in ("eim", "symmetric", "symmetric-seq"):
         raise ValueError(f"unknown router kind {kind!r}")
+    if kind == "symmetric-seq" and not wan_ip:
+        raise ValueError("symmetric-seq needs wan_ip")
     pins = list(pins)
     pre = []
     post = []
@@ -624,6 +631,14 @@ def nft_ruleset(kind: str, *, wan_if: str = "wan0",
     for lan_ip, lan_port, wan_ip, wan_port in pins:
         post.append(f'oifname "{wan_if}" ip saddr {lan_ip} udp sport {lan_port} '
                     f'snat to {wan_ip}:{wan_port}')
+    if kind == "symmetric-seq":
+        # A counter per new UDP flow (NAT rules see only a flow's first packet): every flow,
+        # whatever its destination, takes the next port of the range, as CGNATs and many
+        # home routers allocate. A port still in use is skipped by the kernel.
+        # (A map, not "numgen ... offset": a port is in network byte order, the counter not.)
+        ports = ", ".join(f"{i} : {SEQ_BASE + i}" for i in range(SEQ_PORTS))
+        post.append(f'oifname "{wan_if}" meta l4proto udp snat to {wan_ip}'
+                    f':numgen inc mod {SEQ_PORTS} map {{ {ports} }}')
     post.append(f'oifname "{wan_if}" masquerade'
                 + (" random,fully-random" if kind == "symmetric" else ""))
     if block_udp:
@@ -1674,7 +1689,7 @@ class Lab:
         v4 = site.v4nat
         routers = site.routers
         hp = site.host_port
-        do_pin = self._site_meta[site.name].pin and v4 != "symmetric"
+        do_pin = self._site_meta[site.name].pin and v4 not in ("symmetric", "symmetric-seq")
         indices = [self._slot[h.name] for h in site.hosts]
         public_ports = {}
         pins_inner = []
@@ -1683,9 +1698,9 @@ class Lab:
                 public_ports[h.name] = hp + i
                 pins_inner.append((h.ip, hp, routers[0].wan_ip, hp + i))
         blocked4 = tuple(a for a in site.blocked_peers if _family(a) == 4)
-        kind = "symmetric" if v4 == "symmetric" else "eim"
+        kind = v4 if v4 in ("symmetric", "symmetric-seq") else "eim"
         out = [(routers[0], nft_ruleset(
-            kind, pins=pins_inner, dnat=(v4 == "full-cone"),
+            kind, pins=pins_inner, dnat=(v4 == "full-cone"), wan_ip=routers[0].wan_ip,
             blocked_peers=blocked4 if v4 == "udp-blocked-to-peer" else (),
             block_udp=(v4 == "udp-blocked")))]
         if v4 == "double":
@@ -1925,6 +1940,39 @@ def start_echo(lab: Lab, node: NsLike, binds: Sequence[str], *, tcp: Sequence[st
         argv += ["--tcp", b]
     proc = lab.spawn(node, argv)
     wait_for_line(proc, r"^ready$", timeout)
+    return proc
+
+
+_STUN_PING = """
+import os, socket, sys, time
+ip, port, deadline = sys.argv[1], int(sys.argv[2]), time.monotonic() + float(sys.argv[3])
+s = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.1)
+while time.monotonic() < deadline:
+    s.sendto(bytes.fromhex("00010000" "2112a442") + os.urandom(12), (ip, port))
+    try:
+        if s.recv(2048)[:2] == bytes.fromhex("0101"):
+            sys.exit(0)
+    except OSError:
+        pass
+sys.exit(1)
+"""
+
+
+def start_coturn(lab: Lab, node: NsLike, ip: str, port: int = 3478, *,
+                 timeout: float = 10.0) -> subprocess.Popen:
+    """coturn's ``turnserver`` in ``node`` as a plain STUN server (``--stun-only``, no auth)
+    on ``ip:port``; returns once it answers a Binding request (asked from ``node``)."""
+    tmp = lab._tmp()  # its user database (unused, but it opens one)
+    proc = lab.spawn(node, [_tool("turnserver"), "-n", "--no-tls", "--no-dtls", "--stun-only",
+                            "--no-cli", "--no-auth", "-r", "natlab.test", "-L", ip,
+                            "-p", str(port), "--log-file", "stdout", "--simple-log",
+                            "--pidfile", "/dev/null", "--userdb", os.path.join(tmp, f"turndb-{ip}-{port}")])
+    cp = lab.run(node, [PYTHON, "-c", _STUN_PING, ip, str(port), str(timeout)],
+                 timeout=timeout + 5)
+    if cp.returncode != 0:
+        lab.stop(proc)
+        raise LabError(f"coturn did not answer STUN on {hostport(ip, port)} within {timeout}s")
     return proc
 
 

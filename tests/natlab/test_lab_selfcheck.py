@@ -13,7 +13,7 @@ import subprocess
 import time
 import unittest
 
-from natlab import (ALT_PORT, IP, PRIMARY_PORT, Lab, LabError, cleanup_stale, probe,
+from natlab import (ALT_PORT, IP, PRIMARY_PORT, SEQ_BASE, SEQ_PORTS, Lab, LabError, cleanup_stale, probe,
                     server_endpoints, start_echo, wait_for_line)
 
 S1, S2 = "203.0.113.10", "203.0.113.11"
@@ -121,6 +121,25 @@ class NatBehaviourTest(LabCase):
         # ports are random: allow one chance collision (p ~ 1e-4) so the check never flakes.
         self.assertGreaterEqual(len(set(ports)), 3, f"ports {ports} not distinct")
         # The same destination again keeps its (conntrack) mapping.
+        again, _ = self.ask(h, [ep(S1, P1)])
+        self.assertEqual(again, [obs[0]])
+
+    def test_symmetric_seq_next_port_per_destination(self):
+        site = self.lab.add_site("seq", "symmetric-seq")
+        h, wan = site.host, site.public_ip
+        self.assertIsNone(site.public_port())
+        obs, _ = self.ask(h, [ep(S1, P1),
+                              ep(S1, P1) + "@" + ep(S2, P2),   # filtered like port-restricted
+                              ep(S2, P1), ep(S1, P2), ep(S2, P2)])
+        self.assertIsNone(obs[1])
+        mapped = [obs[0]] + obs[2:]
+        self.assertNotIn(None, mapped)
+        self.assertEqual({m.split(":")[0] for m in mapped}, {wan})
+        ports = [int(m.split(":")[1]) for m in mapped]
+        # Each new destination (address or port) the next port of the router's range: the
+        # allocation a port predictor can follow.
+        self.assertEqual(ports, list(range(ports[0], ports[0] + 4)), ports)
+        self.assertTrue(SEQ_BASE <= ports[0] < SEQ_BASE + SEQ_PORTS, ports)
         again, _ = self.ask(h, [ep(S1, P1)])
         self.assertEqual(again, [obs[0]])
 

@@ -61,6 +61,7 @@ struct Options {
   long long no_path_timeout_ms = -1;  // -1: the library's default
   long long ready_timeout_ms = 20000;  // not registered by then: destroy the context, exit 1
   bool no_direct = false, loopback = false, no_network_watch = false;
+  std::vector<std::string> stun;
   std::string log_level = "warn";
 };
 
@@ -70,7 +71,7 @@ void usage() {
                "       [--call HEX | --room HEX32] [--bind IP:PORT] [--bind6 [IP6]:PORT]\n"
                "       (no --bind: the library's default, a socket of each family)\n"
                "       [--fps N] [--budget-ms N] [--dead-max-ms N] [--no-path-timeout-ms N]\n"
-               "       [--ready-timeout-ms N] [--no-network-watch]\n"
+               "       [--ready-timeout-ms N] [--no-network-watch] [--stun HOST:PORT]...\n"
                "       [--no-direct] [--loopback]\n"
                "       [--log-level LEVEL]\n");
 }
@@ -182,6 +183,7 @@ int main(int argc, char **argv) {
     else if (a == "--relay-fp") o.relay_fp = next();
     else if (a == "--bind") o.bind = next();
     else if (a == "--bind6") o.bind6 = next();
+    else if (a == "--stun") o.stun.push_back(next());
     else if (a == "--call") o.call = next();
     else if (a == "--room") o.room = next();
     else if (a == "--fps") o.fps = std::stoi(next());
@@ -239,6 +241,7 @@ int main(int argc, char **argv) {
   cfg.direct.include_loopback = o.loopback;
   if (o.no_path_timeout_ms >= 0) cfg.no_path_timeout_ms = uint32_t(o.no_path_timeout_ms);
   cfg.watch_network = !o.no_network_watch;
+  cfg.direct.stun_servers = o.stun;
 
   const Timestamp t0 = monotonic_now();
   auto ms_since = [](Timestamp t) { return (long long)((monotonic_now() - t) / 1000000); };
@@ -434,7 +437,8 @@ int main(int argc, char **argv) {
          "\"sent_direct\":%llu,\"dropped_duplicates\":%llu,\"auth_failed\":%llu,"
          "\"rtt_ms\":%llu,\"time_to_direct_ms\":%lld,\"path_changes\":%llu,"
          "\"local\":\"%s\",\"remote\":\"%s\",\"direct_error\":%d,"
-         "\"direct_attempts\":%llu,\"ice_restarts\":%llu,\"ice_generation\":%llu,\"direct_generation\":%llu}",
+         "\"direct_attempts\":%llu,\"ice_restarts\":%llu,\"ice_generation\":%llu,\"direct_generation\":%llu,"
+         "\"ice_checks\":%llu,\"ice_checks_max_attempt\":%llu}",
          sr == kOk ? "true" : "false", call::path_kind_name(s.path),
          (unsigned long long)rx.frames, rx.seen.size(), (unsigned long long)rx.duplicates,
          (unsigned long long)rx.missing(), (unsigned long long)rx.max_missing_run,
@@ -445,7 +449,8 @@ int main(int argc, char **argv) {
          (long long)s.time_to_direct_ms, (unsigned long long)s.path_changes,
          s.local_candidate.c_str(), s.remote_candidate.c_str(), s.direct_error,
          (unsigned long long)s.direct_attempts, (unsigned long long)s.ice_restarts,
-         (unsigned long long)s.ice_generation, (unsigned long long)s.direct_generation);
+         (unsigned long long)s.ice_generation, (unsigned long long)s.direct_generation,
+         (unsigned long long)s.ice_checks_sent, (unsigned long long)s.ice_checks_max_attempt);
   };
 
   // Room mode: totals over the senders (received, unique, duplicates, missing summed;
