@@ -331,6 +331,9 @@ int parley_context_create(const parley_identity *id, const parley_context_config
         config->disable_network_watch != 0) {
       cc.watch_network = false;
     }
+    if (config->struct_size >= offsetof(parley_context_config, port_mapping) + sizeof(int)) {
+      cc.direct.port_mapping.enabled = config->port_mapping != 0;
+    }
     if (config->struct_size >= offsetof(parley_context_config, stun_servers) + sizeof(char *) &&
         config->stun_servers) {
       std::string list = config->stun_servers, item;

@@ -11,7 +11,8 @@ set(_parley_deps
   "opus|1.3|libopus-dev"
   "libngtcp2|1.11.0|libngtcp2-dev (bookworm-backports)"
   "libngtcp2_crypto_gnutls|1.11.0|libngtcp2-crypto-gnutls-dev (bookworm-backports)"
-  "libnghttp3|1.8.0|libnghttp3-dev (bookworm-backports)")
+  "libnghttp3|1.8.0|libnghttp3-dev (bookworm-backports)"
+  "miniupnpc|2.2|libminiupnpc-dev")
 
 set(_missing "")
 if(NOT PKG_CONFIG_FOUND)
@@ -57,5 +58,6 @@ target_link_libraries(parley_deps INTERFACE
   PkgConfig::PARLEY_DEP_OPUS
   PkgConfig::PARLEY_DEP_LIBNGTCP2
   PkgConfig::PARLEY_DEP_LIBNGTCP2_CRYPTO_GNUTLS
-  PkgConfig::PARLEY_DEP_LIBNGHTTP3)
+  PkgConfig::PARLEY_DEP_LIBNGHTTP3
+  PkgConfig::PARLEY_DEP_MINIUPNPC)
 add_library(parley::deps ALIAS parley_deps)

@@ -8,7 +8,7 @@
  *               [--in IN.wav] [--out OUT.wav] [--duration SECONDS] [--tail SECONDS]
  *               [--bind IP:PORT] [--no-direct] [--loopback] [--fingerprint-file FILE]
  *               [--chunk-ms MS] [--status-ms MS] [--mute-after SECONDS] [--profile N]
- *               [--stun HOST:PORT[,HOST:PORT...]]
+ *               [--stun HOST:PORT[,HOST:PORT...]] [--port-mapping]
  *
  * The seed file is created (mode 0600) when absent. The WAV must be 16-bit PCM, mono or
  * stereo, at 8, 12, 16, 24 or 48 kHz; the recording has the same format (48 kHz mono without
@@ -240,9 +240,10 @@ static int usage(void) {
           "                   [--duration S] [--tail S] [--bind IP:PORT] [--no-direct]\n"
           "                   [--loopback] [--fingerprint-file FILE] [--chunk-ms MS]\n"
           "                   [--status-ms MS] [--mute-after S] [--profile N]\n"
-          "                   [--stun HOST:PORT[,HOST:PORT...]]\n"
+          "                   [--stun HOST:PORT[,HOST:PORT...]] [--port-mapping]\n"
           "  --profile N  always send with voice profile N (0 best .. 4); default: adaptive\n"
-          "  --stun LIST  STUN servers asked for our public mappings next to the relay\n");
+          "  --stun LIST  STUN servers asked for our public mappings next to the relay\n"
+          "  --port-mapping  ask the gateway for a port (PCP, NAT-PMP, UPnP)\n");
   return 2;
 }
 
@@ -271,6 +272,7 @@ int main(int argc, char **argv) {
   const char *relay = NULL, *relay_fp = NULL, *seed = NULL, *peer = NULL, *in_path = NULL;
   const char *out_path = NULL, *bind = NULL, *fp_file = NULL, *stun = NULL;
   int answer = 0, no_direct = 0, loopback = 0, chunk_ms = 10, status_ms = 1000, i, err;
+  int port_mapping = 0;
   int profile = -1;
   double duration = -1, tail = 1.5, mute_after = -1;
   parley_identity *me = NULL;
@@ -294,6 +296,7 @@ int main(int argc, char **argv) {
     if (strcmp(o, "--answer") == 0) { answer = 1; continue; }
     if (strcmp(o, "--no-direct") == 0) { no_direct = 1; continue; }
     if (strcmp(o, "--loopback") == 0) { loopback = 1; continue; }
+    if (strcmp(o, "--port-mapping") == 0) { port_mapping = 1; continue; }
     if (!v) return usage();
     ++i;
     if (strcmp(o, "--relay") == 0) relay = v;
@@ -343,6 +346,7 @@ int main(int argc, char **argv) {
   cfg.channels = in_path ? in.channels : 1;
   cfg.disable_direct = no_direct;
   cfg.stun_servers = stun;
+  cfg.port_mapping = port_mapping;
   cfg.include_loopback = loopback;
   if (profile >= 0) {
     cfg.quality_mode = PARLEY_QUALITY_FIXED;

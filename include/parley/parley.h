@@ -695,6 +695,14 @@ typedef struct parley_context_config {
    * directly. Calls never wait for them: a dead server costs nothing. NULL or "": the relay
    * alone. A malformed entry, or more than 8: PARLEY_ERR_INVALID_ARGUMENT. */
   const char *stun_servers;
+  /** Non-zero: ask the network's gateway to forward a public port to this context's IPv4
+   * socket, by PCP (RFC 6887), NAT-PMP (RFC 6886) and UPnP IGD, whichever answers first
+   * (Linux finds the gateway in its routing table). The mapping is a candidate any peer can
+   * reach, whatever the NATs on either side; it is renewed at half its lifetime, asked again
+   * after network changes, and deleted when the context is destroyed. Calls never wait for
+   * it beyond its probe (about 1 s at most, only for calls placed while it runs). 0 (the
+   * default): off, as it opens a port on the user's router; apps turn it on. */
+  int port_mapping;
   /** Fields added by later versions go here. */
 } parley_context_config;
 

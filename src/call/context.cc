@@ -27,6 +27,8 @@ constexpr uint32_t kMappingProbeMs = 1000;
 // How long a closing context waits for the relay to acknowledge its last messages (hangups):
 // several retransmissions at any RTT a relay can serve, yet a bounded wait for the host.
 constexpr uint32_t kCloseLingerMs = 1000;
+// A port mapping's candidate ranks between host (126) and server-reflexive (100) candidates.
+constexpr uint32_t kPortMappingTypePreference = 110;
 constexpr int64_t kRelaySilentMs = 2000;
 
 // ICE credentials: ufrag 8 and password 24 ice-chars (RFC 8445 minimums are 4 and 22).
@@ -298,6 +300,7 @@ int Context::init() {
     }
   }
   resolve_stun_servers();
+  start_port_mapping();
   if (!ipv6_only) {
     relay_->start();
     return kOk;
@@ -305,6 +308,95 @@ int Context::init() {
   discover_nat64([this] { relay_->start(); });
   return kOk;
 }
+
+void Context::start_port_mapping() {
+  const auto &pm = config_.direct.port_mapping;
+  // What the last network's gateway gave is gone with it (it expires there by itself).
+  if (port_mapper_ && port_runner_) {
+    port_mapper_->release(monotonic_now());
+    port_runner_->kick();
+  }
+  port_runner_.reset();
+  port_mapper_.reset();
+  if (upnp_) upnp_->abandon();
+  upnp_.reset();
+  upnp_renew_.reset();
+  port_mapping_ = ice::PortMapping();
+  if (!pm.enabled || !config_.direct.enabled || !socket_->local_address().is_v4()) return;
+  SocketAddress gateway, local;
+  port_asked_at_ = monotonic_now();
+  if (ice::default_gateway_v4(&gateway, &local) != kOk) {
+    PARLEY_LOG(kLogInfo, "call", "port mapping: %s", last_error_message());
+    return;
+  }
+  const uint16_t port = socket_->local_address().port();
+  if (pm.pcp || pm.natpmp) {
+    ice::PortMapperConfig mc;
+    mc.gateway = gateway;
+    mc.gateway.set_port(ice::kPortMappingServerPort);
+    mc.client = local;
+    mc.client.set_port(port);
+    mc.lifetime_s = pm.lifetime_s;
+    mc.pcp = pm.pcp;
+    mc.natpmp = pm.natpmp;
+    port_gateway_ = mc.gateway;
+    port_mapper_ = std::make_unique<ice::PortMapper>(mc, monotonic_now());
+    port_runner_ = std::make_unique<ice::MachineRunner>(loop_, socket_.get(), nullptr,
+                                                        *port_mapper_, nullptr);
+    port_runner_->set_after_pump([this] {
+      ice::PortMapperEvent e;
+      while (port_mapper_ && port_mapper_->poll_event(&e)) {
+        if (e.type == ice::PortMapperEvent::Type::kMapped) {
+          on_port_mapping(e.mapping);
+        } else {
+          PARLEY_LOG(kLogInfo, "call", "port mapping (PCP/NAT-PMP): %s", e.why);
+          if (port_mapping_.protocol == e.mapping.protocol) port_mapping_ = ice::PortMapping();
+        }
+      }
+      if (!probing()) close_candidates();
+    });
+    PARLEY_LOG(kLogDebug, "call", "port mapping: asking %s for UDP port %u",
+               port_gateway_.to_string().c_str(), unsigned(port));
+    port_runner_->start();
+  }
+  if (pm.upnp) {
+    upnp_ = std::make_unique<ice::UpnpMapper>(loop_);
+    map_upnp();
+  }
+}
+
+void Context::map_upnp() {
+  ice::UpnpConfig uc;
+  uc.internal_port = socket_->local_address().port();
+  uc.lifetime_s = config_.direct.port_mapping.lifetime_s;
+  upnp_->map(uc, [this](int error, const ice::PortMapping &m) {
+    if (error == kOk) {
+      on_port_mapping(m);
+      if (m.lifetime_s > 0) {
+        // Renewed at half its lease, like the others.
+        if (!upnp_renew_) upnp_renew_ = std::make_unique<Timer>(loop_);
+        upnp_renew_->start(uint64_t(m.lifetime_s) * 500, 0, [this] { map_upnp(); });
+      }
+    }
+    if (!probing()) close_candidates();
+  });
+}
+
+void Context::on_port_mapping(const ice::PortMapping &m) {
+  // The first protocol to answer is the one offered; the others' mappings stay unused.
+  if (port_mapping_.protocol != ice::MappingProtocol::kNone &&
+      port_mapping_.protocol != m.protocol) {
+    return;
+  }
+  PARLEY_LOG(kLogInfo, "call", "port mapping (%s): the gateway forwards %s to port %u for %u s "
+             "(asked %llu ms ago)", ice::mapping_protocol_name(m.protocol),
+             m.external.to_string().c_str(), unsigned(socket_->local_address().port()),
+             unsigned(m.lifetime_s),
+             (unsigned long long)((monotonic_now() - port_asked_at_) / kNanosPerMilli));
+  port_mapping_ = m;
+}
+
+ice::PortMapping Context::port_mapping() { return read([&] { return port_mapping_; }); }
 
 void Context::resolve_stun_servers() {
   stun_resolvers_.clear();
@@ -384,10 +476,21 @@ Context::~Context() {
       }
     }
     relay_->stop_after_flush(kCloseLingerMs, [&flushed] { flushed.set_value(); });
+    // The gateway forwards nothing to us once we are gone.
+    if (port_mapper_ && port_runner_) {
+      port_mapper_->release(monotonic_now());
+      port_runner_->kick();
+    }
+    if (upnp_) upnp_->abandon();
     return kOk;
   });
   flushed.get_future().wait();
+  if (upnp_) upnp_->release_blocking();  // HTTP to the router: not on the loop
   run([this] {
+    port_runner_.reset();
+    port_mapper_.reset();
+    upnp_renew_.reset();
+    upnp_.reset();
     media_routes_.clear();
     for (auto &kv : calls_) {
       if (kv.second.voice) kv.second.voice->end();
@@ -536,6 +639,24 @@ std::vector<ice::Candidate> Context::local_candidates() {
     }
     add_reflexive(m.mapped, m.server, stun_pref--);
   }
+  // The gateway's port mapping: reachable by anyone, whatever the NAT's filtering; between
+  // host and srflx in preference (signaled as srflx: the grammar has no type of its own).
+  const auto host_v4 = std::find_if(hosts.begin(), hosts.end(),
+                                    [](const SocketAddress &h) { return h.is_v4(); });
+  if (port_mapping_.external.is_v4() && host_v4 != hosts.end() &&
+      std::none_of(out.begin(), out.end(), [&](const ice::Candidate &c) {
+        return c.address == port_mapping_.external;
+      })) {
+    ice::Candidate c;
+    c.type = ice::CandidateType::kServerReflexive;
+    c.address = port_mapping_.external;
+    c.related = *host_v4;
+    c.priority = (kPortMappingTypePreference << 24) | (uint32_t(65535) << 8) | 255;
+    c.foundation = ice::candidate_foundation(c.type, *host_v4, port_gateway_.is_set()
+                                                                   ? port_gateway_
+                                                                   : port_mapping_.external);
+    out.push_back(c);
+  }
   // Behind a sequential address-dependent NAT our mapping toward the peer is not one any
   // server saw, but one of the next few: offered as candidates, the peer's checks to them
   // meet the mapping our own check opens (ice/nat_behavior.h).
@@ -584,7 +705,7 @@ void Context::probe_mappings(bool after_change) {
     if (a != via && a != other_server_) gc.stun_servers.push_back({a, socket_for(a).local_address()});
   }
   if (gc.stun_servers.empty()) {
-    close_candidates();  // of calls offered while a probe this one replaced ran
+    if (!probing()) close_candidates();  // of calls offered while a replaced probe ran
     if (after_change) restart_calls();
     return;
   }
@@ -608,7 +729,7 @@ void Context::probe_mappings(bool after_change) {
           }
         }
         classify_nat();
-        close_candidates();
+        if (!probing()) close_candidates();
         if (after_change) restart_calls();
       });
   probe_runner_->start();
@@ -663,6 +784,7 @@ void Context::on_network_change(const char *source) {
   // deadline): a restart offering the old public address would be wasted.
   change_pending_ = true;
   resolve_stun_servers();
+  start_port_mapping();
   probe_mappings(true);
 }
 
@@ -855,6 +977,12 @@ int Context::start_session(Call &c) {
 }
 
 void Context::on_stun(const uint8_t *data, size_t len, const SocketAddress &from) {
+  // PCP and NAT-PMP answers start with a version byte of 2 or 0: the demultiplexer's STUN
+  // range (RFC 7983), and only the gateway's port-mapping port sends them.
+  if (port_runner_ && from == port_gateway_) {
+    port_runner_->on_datagram(data, len, from);
+    return;
+  }
   if (probe_runner_ && (from == other_server_ || from == relay_->relay_address() ||
                         std::find(stun_addresses_.begin(), stun_addresses_.end(), from) !=
                             stun_addresses_.end())) {

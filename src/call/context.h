@@ -31,6 +31,8 @@
 #include "ice/driver.h"
 #include "ice/gatherer.h"
 #include "ice/nat_behavior.h"
+#include "ice/port_mapper.h"
+#include "ice/upnp_mapper.h"
 #include "identity/identity.h"
 #include "identity/secret.h"
 #include "quic/endpoint.h"
@@ -163,6 +165,8 @@ class Context {
   void sync();
   SocketAddress local_address();
   SocketAddress observed_address();
+  // The port the gateway forwards to us (DirectConfig::port_mapping); protocol kNone: none.
+  ice::PortMapping port_mapping();
   // The host's word that the network changed (an interface came or went, Wi-Fi to cellular):
   // the relay connection is checked (reconnected at once if it no longer answers), our
   // mappings are learned again, and every active call restarts ICE while its media keeps
@@ -351,11 +355,26 @@ class Context {
   void classify_nat();
   // Trickles what the probe found to calls offered while it ran, then end-of-candidates.
   void close_candidates();
-  bool probing() const { return probe_gatherer_ && !probe_gatherer_->done(); }
+  bool probing() const {
+    return (probe_gatherer_ && !probe_gatherer_->done()) ||
+           (port_mapper_ && port_mapper_->probing()) || (upnp_ && upnp_->busy());
+  }
   // What the STUN servers saw in the last probe (their srflx candidates), and what that and
   // the relay's observation say of our IPv4 NAT.
   std::vector<ice::MappingSample> stun_mappings_;
   ice::NatBehavior nat_;
+  // DirectConfig::port_mapping: the PCP/NAT-PMP client on the IPv4 socket and the UPnP one,
+  // the gateway they talk to, and the mapping the first of them got.
+  std::unique_ptr<ice::PortMapper> port_mapper_;
+  std::unique_ptr<ice::MachineRunner> port_runner_;
+  std::unique_ptr<ice::UpnpMapper> upnp_;
+  std::unique_ptr<Timer> upnp_renew_;
+  SocketAddress port_gateway_;
+  ice::PortMapping port_mapping_;
+  Timestamp port_asked_at_ = 0;
+  void start_port_mapping();
+  void map_upnp();
+  void on_port_mapping(const ice::PortMapping &m);
   std::unique_ptr<ice::Gatherer> probe_gatherer_;
   std::unique_ptr<ice::MachineRunner> probe_runner_;
   std::map<signal::CallId, Call> calls_;

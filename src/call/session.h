@@ -54,6 +54,14 @@ struct DirectConfig {
   // answer is a server-reflexive candidate, and the mappings together tell how our NAT maps
   // (ice/nat_behavior.h). A dead server costs nothing (calls never wait for them).
   std::vector<std::string> stun_servers;
+  // Ask the network's gateway to forward a port to our IPv4 socket (PCP, NAT-PMP, UPnP IGD;
+  // ice/port_mapper.h, ice/upnp_mapper.h): the mapping is a candidate any peer can reach,
+  // whatever the NAT. Off unless asked: it opens a port on the user's router.
+  struct PortMapping {
+    bool enabled = false;
+    bool pcp = true, natpmp = true, upnp = true;
+    uint32_t lifetime_s = 7200;
+  } port_mapping;
 };
 constexpr size_t kMaxStunServers = 8;
 

@@ -212,6 +212,10 @@ static void invalid_config(void) {
   cfg.quality_mode = PARLEY_QUALITY_FIXED;
   cfg.quality_profile = 5;
   EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "quality_profile");
+  cfg.stun_servers = "127.0.0.1:3478, stun.example:";
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "STUN server");
+  cfg.stun_servers = "a:1,b:1,c:1,d:1,e:1,f:1,g:1,h:1,i:1";
+  EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "STUN servers");
   CHECK_ERR(parley_context_create(id, NULL, &ctx), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_context_create(id, &cfg, NULL), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_context_config_init(NULL), PARLEY_ERR_INVALID_ARGUMENT);

@@ -22,6 +22,10 @@ IPv6 is opt-in (every namespace of the IPv4 lab has IPv6 disabled): ``add_server
 lab's names (zone ``natlab.test``) that every namespace's resolver then uses
 (``/etc/netns/<ns>/resolv.conf``, which ``ip netns exec`` bind-mounts over /etc/resolv.conf).
 
+``add_site(..., port_mapping=("natpmp", "pcp", "upnp"))`` runs a real miniupnpd on the site's
+router (NAT-PMP, PCP and/or UPnP IGD); such a router's WAN has a routable address in
+11.0.113.0/24 (``PM_NET``, on-link on the same bridge), because miniupnpd refuses reserved ones.
+
 ``Lab.move_host`` / ``unplug`` / ``plug`` move a site's host to another site's network (or
 off any network) while its namespace -- and every process and socket in it -- lives on: a
 phone changing networks in the middle of a call.
@@ -53,6 +57,7 @@ import tempfile
 import threading
 import time
 import unittest
+import uuid
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence, Union
 
@@ -64,6 +69,8 @@ __all__ = [
     "wait_for_match", "lines_of", "send_line", "quic_divert_ruleset", "flush_conntrack_here",
     "V6_SITE_TYPES", "NAT64_WKP", "DNS_ZONE", "DNS_IP", "DNS_IP6", "nft_ruleset6", "public_ip6",
     "nat64_synth", "hostport", "server_endpoints6", "check_ipv6_prerequisites",
+    "PORT_MAPPING_PROTOCOLS", "PORT_MAPPING_NATS", "PM_NET", "NATPMP_PORT",
+    "check_port_mapping_prerequisites",
 ]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -98,6 +105,15 @@ V6_SITE_TYPES = (
 PUBLIC_NET6 = ipaddress.ip_network("2001:db8:0:ff::/64")    # the public segment's IPv6 /64
 NAT64_WKP = "64:ff9b::/96"          # RFC 6052 well-known prefix
 NAT64_POOL = "192.168.255"          # tayga's IPv4 side: .1 tayga itself, .2+i host i
+#: Port mapping (``add_site(..., port_mapping=...)``): a real miniupnpd on the router.
+PORT_MAPPING_PROTOCOLS = ("natpmp", "pcp", "upnp")
+PORT_MAPPING_NATS = ("port-restricted", "symmetric", "symmetric-seq")
+#: The WAN addresses of port-mapping routers: 11.0.113.(20+10(k-1)), routable (not reserved) --
+#: miniupnpd refuses to map on an external interface with a reserved address such as
+#: 203.0.113.0/24's.  On the public segment on-link next to 203.0.113.0/24 (each public node
+#: gets ``11.0.113.0/24 dev <its public link>`` once a lab has such a router).
+PM_NET = ipaddress.ip_network("11.0.113.0/24")
+NATPMP_PORT = 5351                  # NAT-PMP (RFC 6886) and PCP (RFC 6887) server port
 DNS_ZONE = "natlab.test"            # the lab DNS zone (add_dns)
 DNS_IP = "203.0.113.5"              # the lab DNS server (add_dns)
 DNS_IP6 = "2001:db8:0:ff::5"
@@ -118,6 +134,7 @@ _TAYGA = _tool("tayga")
 _UNBOUND = _tool("unbound")
 _UNBOUND_CONTROL = _tool("unbound-control")
 _STDBUF = _tool("stdbuf")
+_MINIUPNPD = _tool("miniupnpd")
 IP = _IP      #: absolute path of ``ip`` (for tests that call it themselves)
 NFT = _NFT    #: absolute path of ``nft``
 
@@ -273,6 +290,15 @@ def check_ipv6_prerequisites(*, nat64: bool = False, dns: bool = False) -> None:
         if not os.path.isabs(_UNBOUND) or not os.path.isabs(_UNBOUND_CONTROL):
             raise unittest.SkipTest("natlab DNS/DNS64 needs unbound and unbound-control (Debian"
                                     " package 'unbound'; scripts/setup-deps installs it)")
+
+
+def check_port_mapping_prerequisites() -> None:
+    """Raise ``unittest.SkipTest`` unless port-mapping routers can run here: root, ip, nft
+    and miniupnpd (Debian package ``miniupnpd-nftables``; scripts/setup-deps installs it)."""
+    check_prerequisites()
+    if not os.path.isabs(_MINIUPNPD):
+        raise unittest.SkipTest("natlab port_mapping needs miniupnpd (Debian package "
+                                "'miniupnpd-nftables'; scripts/setup-deps installs it)")
 
 
 def public_ip6(ip4: str) -> str:
@@ -552,6 +578,11 @@ class Site:
     ``nat64_prefix`` (the /96 the hosts reach IPv4 through), ``dns64`` (the resolver address
     the hosts use), and ``public_ip``/``public_ports`` are the NAT64's IPv4 side (the
     address and pinned ports the IPv4 internet sees).  ``v6-firewall``: ``public_ip`` None.
+    Port mapping (``add_site(..., port_mapping=...)``): ``port_mapping`` is the tuple of
+    protocols the router's miniupnpd answers (in ``PORT_MAPPING_PROTOCOLS`` order; ``()``: a
+    routable WAN address but no miniupnpd), None on ordinary sites; ``miniupnpd`` its process
+    (``Lab.spawn``ed, stopped at teardown); ``upnp_port`` the TCP port of its UPnP HTTP server
+    (on the router's LAN address) when ``"upnp"`` is enabled.
     """
     name: str
     nat: str
@@ -566,6 +597,9 @@ class Site:
     prefix6: Optional[str] = None
     nat64_prefix: Optional[str] = None
     dns64: Optional[str] = None
+    port_mapping: Optional[tuple] = None
+    miniupnpd: Optional[subprocess.Popen] = field(default=None, repr=False, compare=False)
+    upnp_port: Optional[int] = None
 
     @property
     def ipv4(self) -> bool:
@@ -602,7 +636,7 @@ NsLike = Union[Node, str]
 def nft_ruleset(kind: str, *, wan_if: str = "wan0",
                 pins: Iterable = (), dnat: bool = False,
                 blocked_peers: Iterable = (), block_udp: bool = False,
-                wan_ip: Optional[str] = None) -> str:
+                wan_ip: Optional[str] = None, accept_dnat: bool = False) -> str:
     """The nftables ruleset of one router layer.
 
     ``kind``: ``"eim"`` (masquerade; endpoint-independent while the source port is free) or
@@ -616,6 +650,9 @@ def nft_ruleset(kind: str, *, wan_if: str = "wan0",
     WAN is dropped (address-and-port-dependent filtering).
     ``blocked_peers``: public IPs the router drops forwarded UDP to and from.
     ``block_udp``: drop all forwarded UDP.
+    ``accept_dnat``: let inbound flows DNAT'ed by someone else's rules through the forward
+    chain (``ct status dnat accept`` before the drop, as ``dnat`` does): a port-mapping
+    router, whose miniupnpd DNATs in a table of its own.
     """
     if kind not in ("eim", "symmetric", "symmetric-seq"):
         raise ValueError(f"unknown router kind {kind!r}")
@@ -648,7 +685,7 @@ def nft_ruleset(kind: str, *, wan_if: str = "wan0",
         s = ", ".join(peers)
         fwd.append(f"ip daddr {{ {s} }} meta l4proto udp drop")
         fwd.append(f"ip saddr {{ {s} }} meta l4proto udp drop")
-    if dnat:
+    if dnat or accept_dnat:
         fwd.append(f'iifname "{wan_if}" ct status dnat accept')
     fwd.append(f'iifname "{wan_if}" ct state new drop')
 
@@ -724,8 +761,8 @@ class Lab:
     Addresses: site number k (1-based, in creation order) gets LAN 10.0.k.0/24 (router .1,
     hosts .2, .3, ...), CGN link 100.64.k.0/24 (``double``: outer .1, inner .2) and public
     address 203.0.113.(20 + 10*(k-1)) for its router WAN (``none``: for its first host,
-    further hosts +1, +2, ...).  ``add_public_host`` without addresses allocates from
-    203.0.113.200 upwards.
+    further hosts +1, +2, ...; ``port_mapping=`` sites: 11.0.113.(20 + 10*(k-1))).
+    ``add_public_host`` without addresses allocates from 203.0.113.200 upwards.
 
     ``prefix`` defaults to ``nl<pid>x<n>-`` (n counts labs in this process); a custom prefix
     should keep that form, or ``cleanup_stale`` will not recognise leftovers.
@@ -761,6 +798,9 @@ class Lab:
         self._site_meta: dict = {}             # site name -> _SiteMeta
         self._slot: dict = {}                  # host name -> its index on its current site
         self._ns_ipv6: set = set()             # namespaces with IPv6 enabled (_setup_ns)
+        # Port-mapping routers (add_site(port_mapping=...)): their WAN is on PM_NET
+        self._public_links: list = []          # (ns, ifname): IPv4 links on 203.0.113.0/24
+        self._pm_routes = False                # PM_NET routed on-link from those (lazily)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -1003,6 +1043,28 @@ class Lab:
         self._ipn(self.internet.ns, "link", "set", port, "master", "pub")
         self._ipn(self.internet.ns, "link", "set", port, "up")
 
+    def _public_link(self, node: Node, ifname: str, addr: Optional[str]) -> None:
+        """Routes between the two IPv4 prefixes of the public segment, once ``node``'s public
+        link ``ifname`` is up with ``addr`` (None: no IPv4 there, nothing to do).
+
+        A node on 203.0.113.0/24 reaches ``PM_NET`` (port-mapping routers' WANs) on-link --
+        added only once the lab has a port-mapping router, then to every earlier and later
+        node, so labs without one run the same commands as before.  A port-mapping router
+        (``addr`` in ``PM_NET``) reaches 203.0.113.0/24 on-link from its own address.
+        """
+        if addr is None:
+            return
+        if ipaddress.ip_address(addr) in PM_NET:
+            self._ipn(node.ns, "route", "add", str(PUBLIC_NET), "dev", ifname, "src", addr)
+            if not self._pm_routes:
+                self._pm_routes = True
+                for ns, ifn in self._public_links:
+                    self._ipn(ns, "route", "add", str(PM_NET), "dev", ifn)
+            return
+        self._public_links.append((node.ns, ifname))
+        if self._pm_routes:
+            self._ipn(node.ns, "route", "add", str(PM_NET), "dev", ifname)
+
     def _addr_up(self, ns: str, ifname: str, addrs: Sequence[str], plen: int) -> None:
         for a in addrs:
             self._ipn(ns, "addr", "add", f"{a}/{plen}", "dev", ifname)
@@ -1102,6 +1164,7 @@ class Lab:
         self._attach_public(node, "eth0")
         self._addr_up(node.ns, "eth0", ips, 24)
         node.ips = list(ips)
+        self._public_link(node, "eth0", node.ip)
         if ips6:
             self._public6(node, "eth0", ips6)
             node.ips6 = ips6
@@ -1121,7 +1184,8 @@ class Lab:
     def add_site(self, name: str, nat: str, *, hosts: Optional[int] = None,
                  host_port: int = 40000, blocked_peers: Iterable[str] = (),
                  pin: bool = True, ipv6: bool = False, v4nat: Optional[str] = None,
-                 nat64_prefix: str = NAT64_WKP) -> Site:
+                 nat64_prefix: str = NAT64_WKP,
+                 port_mapping: Optional[Iterable[str]] = None) -> Site:
         """Build a NAT site of type ``nat`` (one of ``NAT_TYPES`` or ``V6_SITE_TYPES``).
 
         ``hosts``: number of hosts (default 2 for ``same-lan``, else 1).
@@ -1147,6 +1211,16 @@ class Lab:
           ``nat64_prefix``, default 64:ff9b::/96, to its public IPv4 address, host i's port
           ``host_port`` pinned to ``host_port + i``) and unbound (DNS64 at 2001:db8:k::1, the
           hosts' only resolver, forwarding the lab zone to ``add_dns``'s server).
+
+        ``port_mapping``: a port-mapping gateway on the router -- a real miniupnpd answering
+        the protocols given, any of ``PORT_MAPPING_PROTOCOLS`` (``"natpmp"``, ``"pcp"``,
+        ``"upnp"``; a single string is one protocol).  Only for ``PORT_MAPPING_NATS``
+        (``port-restricted``, ``symmetric``, ``symmetric-seq``; one router, IPv4 only).  Such a
+        site's WAN address is the routable 11.0.113.(20+10(k-1)) instead of 203.0.113.x
+        (``site.public_ip``; miniupnpd refuses to map on a reserved address); ``()`` gives
+        that address without a miniupnpd.  NAT-PMP and PCP share miniupnpd's port 5351:
+        with only one of them, the router drops the other's requests (a ``table ip
+        natlab_pm``), so they get no answer.  See ``_start_miniupnpd`` and README.md.
         """
         if nat in V6_SITE_TYPES:
             if nat == "dual-stack":
@@ -1167,6 +1241,22 @@ class Lab:
             raise ValueError(f"unknown IPv4 NAT type {v4!r}; expected one of {NAT_TYPES}")
         if v4 == "double" and ipv6:
             raise ValueError("IPv6 is not supported on 'double' sites")
+        pm = None
+        if port_mapping is not None:
+            given = ((port_mapping,) if isinstance(port_mapping, str)
+                     else tuple(port_mapping))
+            unknown = [p for p in given if p not in PORT_MAPPING_PROTOCOLS]
+            if unknown:
+                raise ValueError(f"unknown port_mapping protocol(s) {unknown}; expected some "
+                                 f"of {PORT_MAPPING_PROTOCOLS}")
+            if nat not in PORT_MAPPING_NATS:
+                raise ValueError(f"port_mapping needs one of {PORT_MAPPING_NATS} (one IPv4 "
+                                 f"router), not {nat!r}")
+            if ipv6:
+                raise ValueError("port_mapping sites are IPv4-only (no ipv6=True)")
+            pm = tuple(p for p in PORT_MAPPING_PROTOCOLS if p in given)
+            if pm:
+                check_port_mapping_prerequisites()
         if v4 is None or ipv6:
             check_ipv6_prerequisites(nat64=(nat == "v6-only-nat64"))
         if name in self.sites:
@@ -1184,7 +1274,7 @@ class Lab:
         if k > 18:
             raise ValueError("too many sites for the address plan")
         base = 20 + 10 * (k - 1)
-        public_ip = f"203.0.113.{base}"
+        public_ip = f"{PM_NET.network_address + base}" if pm is not None else f"203.0.113.{base}"
 
         if v4 is None:
             return self._add_v6only_site(name, nat, nhosts, k, public_ip, host_port,
@@ -1246,11 +1336,14 @@ class Lab:
         # Rulesets (pins by host index: _nat_rules).
         site = Site(name, nat, hosts_, routers, public_ip, host_port, {},
                     blocked_peers, v4nat=v4, ipv6=ipv6,
-                    prefix6=lan6 + "/64" if ipv6 else None)
+                    prefix6=lan6 + "/64" if ipv6 else None, port_mapping=pm)
         self._register_site(site, pin, hosts_)
         rulesets, site.public_ports = self._nat_rules(site)
         for router, rules in rulesets:
             self._load_rules(router, rules)
+        if pm:
+            self.sites[name] = site         # registered first: describe() in errors shows it
+            self._start_miniupnpd(site)
         if ipv6:
             self._load_rules6(routers[0], nft_ruleset6(
                 blocked_peers=blocked6 if v4 == "udp-blocked-to-peer" else (),
@@ -1353,6 +1446,120 @@ class Lab:
         for h in site.hosts:
             self._resolver_override[h.name] = [r.lan_ip6]
 
+    #: ``table inet miniupnpd``: the chains miniupnpd's nftables backend fills (it creates
+    #: none itself; cf. Debian's /etc/miniupnpd/nft_init.sh, but with policy accept: the
+    #: lab's own ``table ip natlab`` does the filtering).  Its base chains jump to the chains
+    #: named in the config (``upnp_*``): forward (accept rules per mapping), prerouting (one
+    #: DNAT per mapping) and postrouting (SNAT, only for PCP PEER).  Postrouting runs at
+    #: ``srcnat - 1``, before the natlab masquerade, as on a real router (OpenWrt's fw4 jumps to
+    #: miniupnpd's chain before its masquerade): the first NAT rule that matches a new flow
+    #: decides its mapping.  (With 2.3.1 this changes nothing: mappings get no SNAT at all,
+    #: and its PEER SNAT rules have source and destination swapped, so they never match the
+    #: host's outbound packets -- README.md, "Port-mapping routers".)
+    _MINIUPNPD_TABLE = (
+        "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n"
+        "\t\tjump forward_miniupnpd\n\t}\n"
+        "\tchain forward_miniupnpd {\n\t}\n"
+        "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+        "\t\tjump prerouting_miniupnpd\n\t}\n"
+        "\tchain prerouting_miniupnpd {\n\t}\n"
+        "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat - 1; "
+        "policy accept;\n\t\tjump postrouting_miniupnpd\n\t}\n"
+        "\tchain postrouting_miniupnpd {\n\t}\n")
+
+    def _start_miniupnpd(self, site: Site, timeout: float = 10.0) -> None:
+        """Run a real miniupnpd (nftables backend) on ``site``'s router for the protocols in
+        ``site.port_mapping``; returns once it listens (its own log lines, on stderr).
+
+        External interface ``wan0`` (the routable ``site.public_ip``), listening on ``lan0``
+        (``10.0.k.1``: NAT-PMP/PCP on UDP 5351, SSDP on 239.255.255.250:1900, UPnP over HTTP
+        on ``site.upnp_port``), secure mode (a host maps only to itself), LAN hosts may map
+        ports 1024-65535 to external ports 1024-65535, nothing else.  ``enable_natpmp`` turns
+        on NAT-PMP and PCP together; with only one of them wanted a ``table ip natlab_pm``
+        drops the other's requests on the router's input (first payload byte = version: 0
+        NAT-PMP, 2 PCP).
+        """
+        r = site.router
+        pm = site.port_mapping
+        want_pmp, want_pcp, want_upnp = ("natpmp" in pm), ("pcp" in pm), ("upnp" in pm)
+        self.add_table(r, "miniupnpd", self._MINIUPNPD_TABLE, family="inet")
+        if want_pmp != want_pcp:
+            version = 2 if want_pmp else 0      # the version byte of the unwanted protocol
+            self.add_table(r, "natlab_pm", (
+                "\tchain input {\n\t\ttype filter hook input priority filter - 1; "
+                "policy accept;\n"
+                f'\t\tiifname "lan0" udp dport {NATPMP_PORT} @th,64,8 == {version} counter drop\n'
+                "\t}\n"))
+        tmp = self._tmp()
+        conf = os.path.join(tmp, f"{r.name}-miniupnpd.conf")
+        yn = {True: "yes", False: "no"}
+        lines = [
+            "ext_ifname=wan0", "listening_ip=lan0", "ipv6_disable=yes",
+            f"enable_natpmp={yn[want_pmp or want_pcp]}", f"enable_upnp={yn[want_upnp]}",
+            "http_port=0", "secure_mode=yes", "system_uptime=no",
+            f"uuid={uuid.uuid5(uuid.NAMESPACE_URL, 'natlab:' + r.ns)}",
+            "friendly_name=natlab " + site.name,
+            "upnp_table_name=miniupnpd", "upnp_nat_table_name=miniupnpd",
+            "upnp_forward_chain=forward_miniupnpd", "upnp_nat_chain=prerouting_miniupnpd",
+            "upnp_nat_postrouting_chain=postrouting_miniupnpd",
+            "allow 1024-65535 10.0.0.0/8 1024-65535",
+            "deny 0-65535 0.0.0.0/0 0-65535",
+        ]
+        with open(conf, "w") as f:
+            f.write("".join(line + "\n" for line in lines))
+        # -d: foreground, every log line also on stderr (LOG_PERROR).
+        proc = self.spawn(r, [_MINIUPNPD, "-f", conf, "-d",
+                              "-P", os.path.join(tmp, f"{r.name}-miniupnpd.pid")])
+        site.miniupnpd = proc
+        deadline = time.monotonic() + timeout
+        if want_upnp:
+            _, m = wait_for_match(proc, r"HTTP listening on port (\d+)", timeout,
+                                  stream="stderr")
+            site.upnp_port = int(m.group(1))
+        if want_pmp or want_pcp:
+            # Logged after the SSDP sockets are open, just before the main loop.
+            wait_for_match(proc, rf"Listening for NAT-PMP/PCP traffic on port {NATPMP_PORT}",
+                           max(0.0, deadline - time.monotonic()), stream="stderr")
+        elif want_upnp:
+            # UPnP alone logs nothing once its SSDP socket is open: ask it (M-SEARCH from the
+            # router itself, looped back on lan0) until it answers.
+            left = max(0.0, deadline - time.monotonic())
+            cp = self.run(r, [PYTHON, "-c", _SSDP_PING, r.lan_ip, str(left)], timeout=left + 5)
+            if cp.returncode != 0:
+                raise LabError(f"miniupnpd on {r.name} did not answer SSDP within {timeout}s"
+                               f"\n{_describe(proc)}")
+
+    def port_mappings(self, site: Site) -> list:
+        """The port mappings miniupnpd has installed on ``site``'s router right now: one dict
+        per DNAT rule of its ``prerouting_miniupnpd`` chain, in rule order,
+        ``{"proto": "udp"|"tcp", "external_port": E, "internal": "10.0.k.2:P"}``."""
+        if not site.port_mapping:
+            raise ValueError(f"site {site.name} has no miniupnpd (add_site port_mapping=)")
+        cp = _cmd([_IP, "netns", "exec", site.router.ns, _NFT, "-j", "list", "chain", "inet",
+                   "miniupnpd", "prerouting_miniupnpd"])
+        out = []
+        for item in json.loads(cp.stdout).get("nftables", []):
+            rule = item.get("rule")
+            if not rule:
+                continue
+            proto = port = dnat = None
+            for e in rule.get("expr", []):
+                m = e.get("match")
+                if m:
+                    left = m.get("left", {}).get("payload", {})
+                    # miniupnpd matches the protocol as a raw byte: @nh,72,8 (17 udp, 6 tcp)
+                    if left.get("base") == "nh" and left.get("offset") == 72:
+                        proto = {17: "udp", 6: "tcp"}.get(m.get("right"), m.get("right"))
+                    elif left.get("field") == "dport":
+                        port = m.get("right")
+                        proto = proto or left.get("protocol")
+                elif "dnat" in e:
+                    dnat = e["dnat"]
+            if dnat is not None and port is not None:
+                out.append({"proto": proto, "external_port": int(port),
+                            "internal": f"{dnat.get('addr')}:{dnat.get('port')}"})
+        return out
+
     def _add_router(self, name: str, *, wan_ip: Optional[str], wan_plen: int,
                     lan_ip: Optional[str], public: bool = False,
                     wan_gateway: Optional[str] = None, wan_ip6: Optional[str] = None,
@@ -1371,6 +1578,7 @@ class Lab:
         if public:
             self._attach_public(r, "wan0")
             self._addr_up(r.ns, "wan0", [wan_ip] if wan_ip else [], wan_plen)
+            self._public_link(r, "wan0", wan_ip)
         if lan_ip6:
             r.lan_ip6 = lan_ip6
             self._addr6_up(r.ns, "lan0", [lan_ip6])
@@ -1558,12 +1766,15 @@ class Lab:
         self.remove_table(self.internet, name)
         self.blackholes.pop(name, None)
 
-    def next_site_public_ip(self, ahead: int = 0) -> str:
-        """The public address the ``ahead``-th next ``add_site`` call will give its site.
+    def next_site_public_ip(self, ahead: int = 0, *, port_mapping: bool = False) -> str:
+        """The public address the ``ahead``-th next ``add_site`` call will give its site
+        (``port_mapping``: if that call has ``port_mapping=``: the 11.0.113.x twin).
 
         (Lets a ``udp-blocked-to-peer`` site name a peer site that does not exist yet.)
         """
         k = len(self.sites) + 1 + ahead
+        if port_mapping:
+            return str(PM_NET.network_address + 20 + 10 * (k - 1))
         return f"203.0.113.{20 + 10 * (k - 1)}"
 
     # -- moving hosts between sites (a phone changing networks) ------------------------------
@@ -1701,6 +1912,7 @@ class Lab:
         kind = v4 if v4 in ("symmetric", "symmetric-seq") else "eim"
         out = [(routers[0], nft_ruleset(
             kind, pins=pins_inner, dnat=(v4 == "full-cone"), wan_ip=routers[0].wan_ip,
+            accept_dnat=bool(site.port_mapping),
             blocked_peers=blocked4 if v4 == "udp-blocked-to-peer" else (),
             block_udp=(v4 == "udp-blocked")))]
         if v4 == "double":
@@ -1771,6 +1983,10 @@ class Lab:
         batch = ([f"addr add {a}/24 dev eth0" for a in host.ips]
                  + [f"addr add {a}/64 dev eth0 nodad" for a in host.ips6]
                  + ["link set eth0 up"] + plan["routes"])
+        if site.v4nat == "none" and host.ips:
+            self._public_links.append((host.ns, "eth0"))
+            if self._pm_routes:
+                batch.append(f"route add {PM_NET} dev eth0")
         _cmd([_IP, "-n", host.ns, "-batch", "-"], input="".join(c + "\n" for c in batch))
         if site.v4nat == "none" and host.ips6:
             self._v6_public.append(host.ns)   # later IPv6 sites add their routes here too
@@ -1791,6 +2007,7 @@ class Lab:
         site.public_ports.pop(host.name, None)
         if host.ns in self._v6_public:
             self._v6_public.remove(host.ns)
+        self._public_links[:] = [x for x in self._public_links if x[0] != host.ns]
         self._resolver_override.pop(host.name, None)
         return site, addrs, index
 
@@ -1903,6 +2120,8 @@ class Lab:
                 extra = f" v4nat={s.v4nat} prefix6={s.prefix6}"
                 if s.nat64_prefix:
                     extra += f" nat64={s.nat64_prefix} dns64={s.dns64}"
+            if s.port_mapping is not None:
+                extra += f" port_mapping={','.join(s.port_mapping) or '-'}"
             lines.append(f"  site {s.name}: {s.nat} public={s.public_ip} "
                          f"ports={s.public_ports}{extra}")
         if self.dns is not None:
@@ -1952,6 +2171,26 @@ while time.monotonic() < deadline:
     s.sendto(bytes.fromhex("00010000" "2112a442") + os.urandom(12), (ip, port))
     try:
         if s.recv(2048)[:2] == bytes.fromhex("0101"):
+            sys.exit(0)
+    except OSError:
+        pass
+sys.exit(1)
+"""
+
+
+_SSDP_PING = """
+import socket, sys, time
+lan, deadline = sys.argv[1], time.monotonic() + float(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(lan))
+s.bind((lan, 0))
+s.settimeout(0.1)
+msg = (b"M-SEARCH * HTTP/1.1\\r\\nHOST: 239.255.255.250:1900\\r\\n"
+       b'MAN: "ssdp:discover"\\r\\nMX: 1\\r\\nST: upnp:rootdevice\\r\\n\\r\\n')
+while time.monotonic() < deadline:
+    s.sendto(msg, ("239.255.255.250", 1900))
+    try:
+        if s.recv(2048).startswith(b"HTTP/1.1 200"):
             sys.exit(0)
     except OSError:
         pass

@@ -26,7 +26,8 @@ import subprocess
 import time
 import unittest
 
-from natlab import IP, NFT, PYTHON, start_coturn, wait_for_match
+from natlab import (IP, NFT, PYTHON, check_port_mapping_prerequisites, start_coturn,
+                    wait_for_match)
 from test_calls import BUDGET_MS, MARGIN_S, CallEnv, Peer, _fmt_stats
 
 STUN = "203.0.113.11:3478"        # coturn
@@ -45,7 +46,8 @@ class HardNatCase(unittest.TestCase):
         self.env.start_relay()
         self.coturn = start_coturn(self.env.lab, self.env.server, "203.0.113.11", 3478)
 
-    def one_call(self, caller_site, callee_site, tag, stun=(STUN,), burn=None):
+    def one_call(self, caller_site, callee_site, tag, stun=(STUN,), burn=None,
+                 caller_extra=(), callee_extra=()):
         """A call from ``caller_site``'s host to ``callee_site``'s; (path, (caller stats,
         callee stats), call). ``burn``: (site, n) -- once the callee has classified its NAT,
         another host of ``site`` opens n flows (the callee's NAT's allocator moves on)."""
@@ -54,7 +56,8 @@ class HardNatCase(unittest.TestCase):
         c = env.call(caller_site.host, callee_site.host, tag)
         self.addCleanup(c.close)
         c.callee = Peer(lab, callee_site.host, env.peer_bin, env.relay,
-                        env.seed(f"{tag}-callee"), name=f"{tag} callee", extra=extra)
+                        env.seed(f"{tag}-callee"), name=f"{tag} callee",
+                        extra=extra + tuple(callee_extra))
         c.callee.wait_ready()
         if burn and burn[1] > 0:
             site, n = burn
@@ -62,7 +65,7 @@ class HardNatCase(unittest.TestCase):
             self.open_flows(site.hosts[1], n)
         c.caller = Peer(lab, caller_site.host, env.peer_bin, env.relay,
                         env.seed(f"{tag}-caller"), name=f"{tag} caller", call=c.callee.fp,
-                        extra=extra)
+                        extra=extra + tuple(caller_extra))
         c.caller.wait_ready()
         c.caller.wait_event("active", 10)
         c.callee.wait_event("active", 10)
@@ -176,6 +179,56 @@ class ProbeBudgetTest(HardNatCase):
         self.assertLessEqual(st["ice_checks_max_attempt"], CHECK_SENDS * (12 + 2 + 1),
                              c.describe())
         self.assertLessEqual(per_s, MAX_CHECKS_PER_S, c.describe())
+
+
+class PortMappingTest(HardNatCase):
+    """A symmetric (random ports) side whose router runs miniupnpd answering one protocol;
+    the side asks for a port with that protocol only. The mapping is its candidate, so the
+    call goes direct with a symmetric peer as with a port-restricted one -- pairs that stay
+    on the relay without it -- and the router holds no mapping once the context is gone."""
+
+    def setUp(self):
+        check_port_mapping_prerequisites()
+        super().setUp()
+
+    def check_protocol(self, proto):
+        lab = self.env.lab
+        results = []
+        for other in ("symmetric", "port-restricted"):
+            mapped = lab.add_site(f"m{len(results)}", "symmetric", port_mapping=(proto,))
+            peer = lab.add_site(f"o{len(results)}", other)
+            # The mapped side calls (its offer waits for the mapping) and answers in turn.
+            caller, callee = (mapped, peer) if not results else (peer, mapped)
+            pm = ("--port-mapping", proto)
+            path, st, c = self.one_call(
+                caller, callee, f"{proto}{len(results)}", stun=(),
+                caller_extra=pm if caller is mapped else (),
+                callee_extra=pm if callee is mapped else ())
+            side = st[0] if caller is mapped else st[1]
+            other_side = st[1] if caller is mapped else st[0]
+            print(f"\n{proto}: symmetric+{proto} <-> {other}: {path}, time to direct "
+                  f"{side['time_to_direct_ms']} ms, mapping {side['port_mapping']!r}, the peer "
+                  f"reached {other_side['remote']!r}")
+            self.assertEqual(path, "direct", c.describe())
+            self.assertTrue(side["port_mapping"].startswith(
+                {"natpmp": "nat-pmp", "pcp": "pcp", "upnp": "upnp"}[proto] + " "), side)
+            self.assertIn(mapped.public_ip, side["port_mapping"])
+            held = lab.port_mappings(mapped)
+            self.assertEqual(len(held), 1, held)
+            # Gone with the context: the mapped side quits (destroys its context).
+            (c.caller if caller is mapped else c.callee).quit()
+            self.assertEqual(lab.port_mappings(mapped), [], "the mapping outlived its context")
+            results.append(path)
+            c.close()
+
+    def test_nat_pmp(self):
+        self.check_protocol("natpmp")
+
+    def test_pcp(self):
+        self.check_protocol("pcp")
+
+    def test_upnp(self):
+        self.check_protocol("upnp")
 
 
 class SequentialNatTest(HardNatCase):

@@ -3,18 +3,23 @@
 Independent of parley: the observations come from udp_probe.py, a stdlib "what is my
 address" echo server/client.  The server namespace answers on 203.0.113.10 and .11, ports
 3478 and 3479; a request ``DEST@FROM`` asks DEST to answer from FROM (a CHANGE-REQUEST in
-miniature), which is how filtering is observed.
+miniature), which is how filtering is observed.  ``PortMappingTest`` checks the routers with a
+real miniupnpd (``add_site(..., port_mapping=...)``) through pm_client.py's stdlib NAT-PMP, PCP
+and UPnP IGD clients.
 
 Run (as root):  cd tests/natlab && /usr/bin/python3 -m unittest -v test_lab_selfcheck
 """
 
+import json
 import os
 import subprocess
+import sys
 import time
 import unittest
 
-from natlab import (ALT_PORT, IP, PRIMARY_PORT, SEQ_BASE, SEQ_PORTS, Lab, LabError, cleanup_stale, probe,
-                    server_endpoints, start_echo, wait_for_line)
+from natlab import (ALT_PORT, HERE, IP, NFT, PORT_MAPPING_NATS, PRIMARY_PORT, PYTHON, SEQ_BASE,
+                    SEQ_PORTS, Lab, LabError, check_port_mapping_prerequisites, cleanup_stale,
+                    output_of, probe, server_endpoints, start_echo, wait_for_line)
 
 S1, S2 = "203.0.113.10", "203.0.113.11"
 P1, P2 = PRIMARY_PORT, ALT_PORT
@@ -202,6 +207,248 @@ class NatBehaviourTest(LabCase):
         cp = self.lab.run(self.lab.internet, [IP, "-o", "link"], timeout=5)
         links = sorted(line.split(":")[1].strip().split("@")[0] for line in cp.stdout.splitlines())
         self.assertEqual(links, ["lo", "p0", "p1", "pub"])
+
+
+PM_CLIENT = os.path.join(HERE, "pm_client.py")
+MAP_PORT = 45000        # the host's UDP port the port-mapping tests map (not a pinned port)
+PM_NEG = 1.0            # seconds a port-mapping request waits before "no answer" (ms when it does)
+
+
+class PortMappingTest(unittest.TestCase):
+    """``add_site(..., port_mapping=...)``: a real miniupnpd on the router, one protocol at a
+    time, driven by pm_client.py's hand-written NAT-PMP / PCP / UPnP IGD clients."""
+
+    def setUp(self):
+        check_port_mapping_prerequisites()
+        self.lab = Lab()
+        self.addCleanup(self.lab.close)
+        self.lab.start()
+
+    def pm(self, site, proto, *args, timeout=3.0, host=None):
+        """Run pm_client.py ``proto`` in the site's host; its JSON answer."""
+        h = host or site.host
+        argv = [PYTHON, PM_CLIENT, proto, "--timeout", str(timeout), *map(str, args)]
+        if proto in ("natpmp", "pcp"):
+            argv += ["--gateway", site.router.lan_ip]
+        if proto in ("pcp", "upnp"):
+            argv += ["--client-ip", h.ip]
+        cp = self.lab.run(h, argv, timeout=timeout + 10)
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        return json.loads(cp.stdout)
+
+    def assertInbound(self, site, ext_port, peer, peer_port=6000, port=MAP_PORT, seen_as=None):
+        """An unsolicited datagram from ``peer`` to the site's public_ip:ext_port reaches the
+        host's ``port`` -- from the peer's own address, or ``seen_as`` (a peer behind a NAT)
+        -- and the host's answer comes back from public_ip:ext_port."""
+        h = site.host
+        seen_as = seen_as or f"{peer.ip}:{peer_port}"
+        echo = start_echo(self.lab, h, [f"{h.ip}:{port}"])
+        res = probe(self.lab, peer, f"{peer.ip}:{peer_port}", [f"{site.public_ip}:{ext_port}"])
+        wait_for_line(echo, rf"^recv {h.ip}:{port} <- {seen_as} natlab-probe", 5)
+        self.lab.stop(echo)
+        self.assertEqual(res[0]["observed"], seen_as, self.lab.describe())
+        self.assertEqual(res[0]["reply_src"], f"{site.public_ip}:{ext_port}")
+
+    def assertNoInbound(self, site, ext_port, peer, peer_port=6000, port=MAP_PORT):
+        h = site.host
+        echo = start_echo(self.lab, h, [f"{h.ip}:{port}"])
+        res = probe(self.lab, peer, f"{peer.ip}:{peer_port}", [f"{site.public_ip}:{ext_port}"],
+                    timeout=NEG)
+        self.lab.stop(echo)
+        self.assertIsNone(res[0]["observed"])
+        self.assertNotIn(f"<- {peer.ip}:{peer_port}", output_of(echo)[0])
+
+    def assertNoAnswer(self, site, *protos):
+        for proto in protos:
+            self.assertFalse(self.pm(site, proto, "--port", MAP_PORT, timeout=PM_NEG)["answered"],
+                             f"{proto} answered on a site with port_mapping={site.port_mapping}")
+
+    def dropped(self, site):
+        """Packets the router's natlab_pm table dropped (the unwanted one of NAT-PMP/PCP)."""
+        cp = self.lab.run(site.router, [NFT, "list", "table", "ip", "natlab_pm"], timeout=5)
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        return int(cp.stdout.split("counter packets ")[1].split()[0])
+
+    def test_natpmp_only(self):
+        site = self.lab.add_site("pm", "port-restricted", port_mapping=("natpmp",))
+        outsider = self.lab.add_public_host("outsider")       # made after the site
+        self.assertEqual(site.port_mapping, ("natpmp",))
+        self.assertEqual(site.public_ip, "11.0.113.20")
+        r = self.pm(site, "natpmp", "--port", MAP_PORT)
+        self.assertTrue(r["answered"], r)
+        self.assertEqual((r["result"], r["external_ip"], r["internal_port"]),
+                         (0, site.public_ip, MAP_PORT), r)
+        self.assertGreater(r["lifetime"], 0)
+        ext = r["external_port"]
+        self.assertEqual(self.lab.port_mappings(site), [
+            {"proto": "udp", "external_port": ext, "internal": f"{site.host.ip}:{MAP_PORT}"}])
+        self.assertInbound(site, ext, outsider)
+        before = self.dropped(site)
+        self.assertNoAnswer(site, "pcp", "upnp")
+        self.assertGreater(self.dropped(site), before, "the PCP request was not dropped")
+
+    def test_pcp_only(self):
+        outsider = self.lab.add_public_host("outsider")       # made before the site
+        site = self.lab.add_site("pm", "symmetric", port_mapping=["pcp"])
+        self.assertEqual(site.port_mapping, ("pcp",))
+        r = self.pm(site, "pcp", "--port", MAP_PORT)
+        self.assertTrue(r["answered"], r)
+        self.assertEqual((r["result"], r["external_ip"], r["internal_port"], r["proto"]),
+                         (0, site.public_ip, MAP_PORT, 17), r)
+        self.assertGreater(r["lifetime"], 0)
+        ext = r["external_port"]
+        self.assertEqual(self.lab.port_mappings(site), [
+            {"proto": "udp", "external_port": ext, "internal": f"{site.host.ip}:{MAP_PORT}"}])
+        self.assertInbound(site, ext, outsider)
+        before = self.dropped(site)
+        self.assertNoAnswer(site, "natpmp", "upnp")
+        self.assertGreater(self.dropped(site), before, "the NAT-PMP request was not dropped")
+
+    def test_upnp_only(self):
+        site = self.lab.add_site("pm", "symmetric-seq", port_mapping="upnp")
+        outsider = self.lab.add_public_host("outsider")
+        self.assertEqual(site.port_mapping, ("upnp",))
+        self.assertIsNotNone(site.upnp_port)
+        r = self.pm(site, "upnp", "--port", MAP_PORT)
+        self.assertTrue(r["answered"], r)
+        self.assertEqual(r["location"],
+                         f"http://{site.router.lan_ip}:{site.upnp_port}/rootDesc.xml")
+        self.assertIn(":WANIPConnection:", r["service"])
+        self.assertEqual((r["soap_status"], r["soap_error"], r["external_ip"]),
+                         (200, None, site.public_ip), r)
+        self.assertEqual(self.lab.port_mappings(site), [
+            {"proto": "udp", "external_port": MAP_PORT,
+             "internal": f"{site.host.ip}:{MAP_PORT}"}])
+        self.assertInbound(site, MAP_PORT, outsider)
+        self.assertNoAnswer(site, "natpmp", "pcp")
+        # DeletePortMapping takes it away again.
+        r = self.pm(site, "upnp", "--port", MAP_PORT, "--delete")
+        self.assertEqual((r["soap_status"], r["soap_error"]), (200, None), r)
+        self.assertEqual(self.lab.port_mappings(site), [])
+
+    def test_natpmp_delete_removes_mapping(self):
+        site = self.lab.add_site("pm", "symmetric", port_mapping=("natpmp", "pcp", "upnp"))
+        outsider = self.lab.add_public_host("outsider")
+        r = self.pm(site, "natpmp", "--port", MAP_PORT)
+        self.assertEqual(r.get("result"), 0, r)
+        ext = r["external_port"]
+        self.assertEqual([m["external_port"] for m in self.lab.port_mappings(site)], [ext])
+        self.assertInbound(site, ext, outsider)
+        r = self.pm(site, "natpmp", "--port", MAP_PORT, "--lifetime", 0)
+        self.assertEqual((r.get("result"), r.get("lifetime")), (0, 0), r)
+        self.assertEqual(self.lab.port_mappings(site), [])
+        self.assertNoInbound(site, ext, outsider, peer_port=6001)
+
+    def test_routable_addresses(self):
+        server = self.lab.add_server()
+        start_echo(self.lab, server, server_endpoints(server))
+        plain = self.lab.add_site("plain", "port-restricted")
+        self.assertEqual(self.lab.next_site_public_ip(port_mapping=True), "11.0.113.30")
+        site = self.lab.add_site("pm", "port-restricted", port_mapping=("natpmp",))
+        later = self.lab.add_site("later", "none")
+        self.assertEqual((plain.public_ip, site.public_ip, later.public_ip),
+                         ("203.0.113.20", "11.0.113.30", "203.0.113.40"))
+        self.assertIsNone(plain.port_mapping)
+        self.assertEqual(site.router.wan_ip, site.public_ip)
+        # On-link both ways; still no default route anywhere on the public side.
+        for node in (server, plain.router, later.host):
+            cp = self.lab.run(node, [IP, "route", "get", site.public_ip], timeout=5)
+            self.assertEqual(cp.returncode, 0, f"{node.name}: {cp.stderr}")
+            self.assertNotIn(" via ", cp.stdout, f"{node.name}: {cp.stdout}")
+        cp = self.lab.run(site.router, [IP, "route", "get", S1], timeout=5)
+        self.assertIn(f"src {site.public_ip}", cp.stdout)
+        self.assertNotIn(" via ", cp.stdout)
+        for node in (server, site.router):
+            cp = self.lab.run(node, [IP, "route", "get", "192.0.2.1"], timeout=5)
+            self.assertNotEqual(cp.returncode, 0, f"{node.name}: {cp.stdout}")
+        # The pm site's host is seen from 11.0.113.x (pinned as usual) ...
+        obs, _ = self.ask_from(site.host, [ep(S1, P1), ep(S2, P2)])
+        self.assertEqual(obs, [ep(site.public_ip, site.public_port())] * 2)
+        # ... and a host behind another router reaches its mapping, as does a 'none' host.
+        r = self.pm(site, "natpmp", "--port", MAP_PORT)
+        self.assertEqual(r.get("result"), 0, r)
+        self.assertInbound(site, r["external_port"], plain.host,
+                           seen_as=f"{plain.public_ip}:6000")
+        self.assertInbound(site, r["external_port"], later.host)
+
+    def ask_from(self, host, reqs, port=HOST_PORT):
+        results = probe(self.lab, host, ep(host.ip, port), reqs, timeout=NEG)
+        return [r["observed"] for r in results], results
+
+    def test_outbound_source_port_after_mapping(self):
+        """What the host's own packets from a mapped port look like: miniupnpd installs only a
+        DNAT (and a forward accept) per mapping, no SNAT, so outbound flows get the router's
+        ordinary NAT behaviour.  Prints one line per NAT type."""
+        for nat in PORT_MAPPING_NATS:
+            with self.subTest(nat=nat), Lab() as lab:
+                self.lab = lab                     # what the helpers (pm, ask_from, ...) use
+                server = lab.add_server()
+                start_echo(lab, server, server_endpoints(server))
+                outsider = lab.add_public_host("outsider")
+                site = lab.add_site("pm", nat, port_mapping=("natpmp",))
+                h = site.host
+                r = self.pm(site, "natpmp", "--port", MAP_PORT)
+                self.assertEqual(r.get("result"), 0, r)
+                ext = r["external_port"]
+                self.assertEqual(ext, MAP_PORT)           # the port asked for was free
+                wan_e = f"{site.public_ip}:{ext}"
+                # (b) the host sends first, from the mapped port, to new destinations.
+                obs, _ = self.ask_from(h, [ep(S1, P1), ep(S2, P2)], port=MAP_PORT)
+                out_ports = [int(o.split(":")[1]) for o in obs]
+                self.assertEqual({o.split(":")[0] for o in obs}, {site.public_ip})
+                # ... and to a peer, which then sends to WAN:E itself (both sides "punching").
+                echo = start_echo(lab, outsider, [f"{outsider.ip}:6000"])
+                obs, _ = self.ask_from(h, [f"{outsider.ip}:6000"], port=MAP_PORT)
+                lab.stop(echo)
+                first = int(obs[0].split(":")[1])
+                echo = start_echo(lab, h, [f"{h.ip}:{MAP_PORT}"])
+                res = probe(lab, outsider, f"{outsider.ip}:6000", [wan_e])
+                lab.stop(echo)
+                seen = res[0]["observed"]
+                self.assertEqual(res[0]["reply_src"], wan_e)   # answers leave from E
+                # (a) a fresh peer's unsolicited datagram to E reaches the host unchanged.
+                self.assertInbound(site, ext, outsider, peer_port=6001)
+                chain = lab.run(site.router, [NFT, "list", "chain", "inet", "miniupnpd",
+                                              "postrouting_miniupnpd"], timeout=5).stdout
+                self.assertNotIn("snat", chain)
+                print(f"\n  port mapping on {nat}: mapped {h.ip}:{MAP_PORT} -> {wan_e}; host "
+                      f"sends from {MAP_PORT} to new destinations -> public ports {out_ports}; "
+                      f"to a peer first -> {first}; that peer then sending to E is seen by the "
+                      f"host as {seen}", file=sys.stderr)
+                if nat == "port-restricted":
+                    # Plain masquerade keeps the port while it is free: E, as the mapping.
+                    self.assertEqual(out_ports + [first], [ext] * 3)
+                    self.assertEqual(seen, f"{outsider.ip}:6000")
+                else:
+                    if nat == "symmetric-seq":
+                        self.assertEqual(out_ports, [out_ports[0], out_ports[0] + 1])
+                        self.assertTrue(all(SEQ_BASE <= p < SEQ_BASE + SEQ_PORTS
+                                            for p in out_ports + [first]), out_ports)
+                    self.assertNotEqual(out_ports, [ext, ext])     # p ~ 2e-10 by chance
+                    if first != ext:
+                        # The inbound flow's reply tuple (host:P -> peer:6000) is taken by
+                        # the host's own earlier flow, so conntrack rewrites the peer's
+                        # source port: the host sees the peer at another port.
+                        self.assertNotEqual(seen, f"{outsider.ip}:6000")
+                        self.assertEqual(seen.split(":")[0], outsider.ip)
+
+    def test_bad_port_mapping_arguments(self):
+        for nat, kw in (("full-cone", {}), ("double", {}), ("none", {}), ("same-lan", {}),
+                        ("port-restricted", {"ipv6": True}), ("dual-stack", {})):
+            with self.assertRaises(ValueError, msg=nat):
+                self.lab.add_site("x", nat, port_mapping=("natpmp",), **kw)
+        with self.assertRaises(ValueError):
+            self.lab.add_site("x", "symmetric", port_mapping=("natpmp", "igd"))
+        self.assertEqual(self.lab.sites, {})
+        # () is a routable address without a miniupnpd.
+        site = self.lab.add_site("quiet", "symmetric", port_mapping=())
+        self.assertEqual((site.port_mapping, site.miniupnpd, site.public_ip),
+                         ((), None, "11.0.113.20"))
+        # miniupnpd is stopped with the lab.
+        with Lab() as lab:
+            proc = lab.add_site("pm", "symmetric", port_mapping=("natpmp",)).miniupnpd
+            self.assertIsNone(proc.poll())
+        self.assertIsNotNone(proc.poll())
 
 
 class HarnessTest(unittest.TestCase):

@@ -62,6 +62,7 @@ struct Options {
   long long ready_timeout_ms = 20000;  // not registered by then: destroy the context, exit 1
   bool no_direct = false, loopback = false, no_network_watch = false;
   std::vector<std::string> stun;
+  std::string port_mapping;  // protocols, comma-separated; empty: off
   std::string log_level = "warn";
 };
 
@@ -72,6 +73,7 @@ void usage() {
                "       (no --bind: the library's default, a socket of each family)\n"
                "       [--fps N] [--budget-ms N] [--dead-max-ms N] [--no-path-timeout-ms N]\n"
                "       [--ready-timeout-ms N] [--no-network-watch] [--stun HOST:PORT]...\n"
+               "       [--port-mapping pcp,natpmp,upnp]\n"
                "       [--no-direct] [--loopback]\n"
                "       [--log-level LEVEL]\n");
 }
@@ -184,6 +186,7 @@ int main(int argc, char **argv) {
     else if (a == "--bind") o.bind = next();
     else if (a == "--bind6") o.bind6 = next();
     else if (a == "--stun") o.stun.push_back(next());
+    else if (a == "--port-mapping") o.port_mapping = next();
     else if (a == "--call") o.call = next();
     else if (a == "--room") o.room = next();
     else if (a == "--fps") o.fps = std::stoi(next());
@@ -242,6 +245,13 @@ int main(int argc, char **argv) {
   if (o.no_path_timeout_ms >= 0) cfg.no_path_timeout_ms = uint32_t(o.no_path_timeout_ms);
   cfg.watch_network = !o.no_network_watch;
   cfg.direct.stun_servers = o.stun;
+  if (!o.port_mapping.empty()) {
+    auto &pm = cfg.direct.port_mapping;
+    pm.enabled = true;
+    pm.pcp = o.port_mapping.find("pcp") != std::string::npos;
+    pm.natpmp = o.port_mapping.find("natpmp") != std::string::npos;
+    pm.upnp = o.port_mapping.find("upnp") != std::string::npos;
+  }
 
   const Timestamp t0 = monotonic_now();
   auto ms_since = [](Timestamp t) { return (long long)((monotonic_now() - t) / 1000000); };
@@ -426,9 +436,16 @@ int main(int argc, char **argv) {
     }
   });
 
+  auto mapping_text = [&] {
+    const ice::PortMapping m = ctx->port_mapping();
+    if (m.protocol == ice::MappingProtocol::kNone) return std::string();
+    return std::string(ice::mapping_protocol_name(m.protocol)) + " " + m.external.to_string();
+  };
   auto print_stats = [&] {
     call::CallStats s;
     const int sr = ctx->call_stats(call, &s);
+    // Before rx_mu: the loop thread takes it to record frames, and this waits for the loop.
+    const std::string mapping = mapping_text();
     std::lock_guard<std::mutex> lock(rx_mu);
     rx.compute_runs();
     emit("{\"ev\":\"stats\",\"ok\":%s,\"path\":\"%s\",\"received\":%llu,\"unique\":%zu,"
@@ -438,7 +455,7 @@ int main(int argc, char **argv) {
          "\"rtt_ms\":%llu,\"time_to_direct_ms\":%lld,\"path_changes\":%llu,"
          "\"local\":\"%s\",\"remote\":\"%s\",\"direct_error\":%d,"
          "\"direct_attempts\":%llu,\"ice_restarts\":%llu,\"ice_generation\":%llu,\"direct_generation\":%llu,"
-         "\"ice_checks\":%llu,\"ice_checks_max_attempt\":%llu}",
+         "\"ice_checks\":%llu,\"ice_checks_max_attempt\":%llu,\"port_mapping\":\"%s\"}",
          sr == kOk ? "true" : "false", call::path_kind_name(s.path),
          (unsigned long long)rx.frames, rx.seen.size(), (unsigned long long)rx.duplicates,
          (unsigned long long)rx.missing(), (unsigned long long)rx.max_missing_run,
@@ -450,7 +467,8 @@ int main(int argc, char **argv) {
          s.local_candidate.c_str(), s.remote_candidate.c_str(), s.direct_error,
          (unsigned long long)s.direct_attempts, (unsigned long long)s.ice_restarts,
          (unsigned long long)s.ice_generation, (unsigned long long)s.direct_generation,
-         (unsigned long long)s.ice_checks_sent, (unsigned long long)s.ice_checks_max_attempt);
+         (unsigned long long)s.ice_checks_sent, (unsigned long long)s.ice_checks_max_attempt,
+         mapping.c_str());
   };
 
   // Room mode: totals over the senders (received, unique, duplicates, missing summed;

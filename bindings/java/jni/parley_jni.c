@@ -495,12 +495,13 @@ JNIEXPORT void JNICALL Java_org_parley_Native_contextCreate(
     jstring relay_fingerprint, jstring bind_address, jint sample_rate, jint channels,
     jint jitter_min_ms, jint jitter_max_ms, jboolean disable_direct, jboolean include_loopback,
     jint quality_mode, jint quality_profile, jstring bind_address6, jint port_min, jint port_max,
-    jint quality_best_profile, jboolean dtx, jint no_path_timeout_ms) {
+    jint quality_best_profile, jboolean dtx, jint no_path_timeout_ms,
+    jboolean disable_network_watch, jstring stun_servers, jboolean port_mapping) {
   jparley_context *jc = HANDLE(jparley_context, jctx);
   const parley_identity *id = HANDLE(const parley_identity, identity);
   parley_context_config cfg;
   parley_context *ctx = NULL;
-  char *relay = NULL, *relay_fp = NULL, *bind = NULL, *bind6 = NULL;
+  char *relay = NULL, *relay_fp = NULL, *bind = NULL, *bind6 = NULL, *stun = NULL;
   char fp[PARLEY_FINGERPRINT_BUF_LEN];
   int r;
   (void)cls;
@@ -514,7 +515,7 @@ JNIEXPORT void JNICALL Java_org_parley_Native_contextCreate(
   }
   if (utf8_of(env, relay_address, &relay) != 0 ||
       utf8_of(env, relay_fingerprint, &relay_fp) != 0 || utf8_of(env, bind_address, &bind) != 0 ||
-      utf8_of(env, bind_address6, &bind6) != 0)
+      utf8_of(env, bind_address6, &bind6) != 0 || utf8_of(env, stun_servers, &stun) != 0)
     goto done;
   /* The event thread is named after the identity, for thread dumps and profilers. */
   if (id && parley_identity_fingerprint(id, fp, sizeof fp) == PARLEY_OK) {
@@ -543,6 +544,11 @@ JNIEXPORT void JNICALL Java_org_parley_Native_contextCreate(
   cfg.dtx = dtx ? 1 : 0;
   cfg.no_path_timeout_ms = (uint32_t)no_path_timeout_ms;
   cfg.bind_address6 = bind6;
+  cfg.disable_network_watch = disable_network_watch ? 1 : 0;
+  /* Config.stunServers joined with "," by Context.java (NULL: none); the copy lives until
+   * parley_context_create returned, which keeps what it needs. */
+  cfg.stun_servers = stun;
+  cfg.port_mapping = port_mapping ? 1 : 0;
   r = parley_context_create(id, &cfg, &ctx);
   if (r != PARLEY_OK) {
     throw_parley(env, r);
@@ -554,6 +560,7 @@ done:
   free(relay_fp);
   free(bind);
   free(bind6);
+  free(stun);
 }
 
 JNIEXPORT void JNICALL Java_org_parley_Native_contextDestroy(JNIEnv *env, jclass cls,
@@ -769,7 +776,7 @@ JNIEXPORT void JNICALL Java_org_parley_Native_callSendDatagram(JNIEnv *env, jcla
 JNIEXPORT void JNICALL Java_org_parley_Native_callStats(JNIEnv *env, jclass cls, jlong call,
                                                         jlongArray out) {
   parley_call_stats s;
-  jlong v[23];
+  jlong v[26];
   int r;
   (void)cls;
   if ((*env)->GetArrayLength(env, out) < (jsize)(sizeof v / sizeof v[0])) {
@@ -807,6 +814,9 @@ JNIEXPORT void JNICALL Java_org_parley_Native_callStats(JNIEnv *env, jclass cls,
   v[20] = (jlong)s.quality_changes;
   v[21] = s.quality_reason;
   v[22] = (jlong)s.quality_loss_permille;
+  v[23] = (jlong)s.direct_attempts;
+  v[24] = s.direct_error;
+  v[25] = (jlong)s.direct_lost;
   (*env)->SetLongArrayRegion(env, out, 0, (jsize)(sizeof v / sizeof v[0]), v);
 }
 

@@ -45,7 +45,7 @@ from ._enums import (
 )
 from . import _native
 from ._native import lib as _lib
-from .context import Call, CallStats, Context, Event
+from .context import STUN_SERVERS_MAX, Call, CallStats, Context, Event
 from .errors import Error, check as _check
 from .identity import Identity, certificate_fingerprint, normalize_fingerprint
 from .netcheck import netcheck
@@ -103,6 +103,7 @@ __all__ = [
     "Room",
     "RoomMember",
     "SEED_LEN",
+    "STUN_SERVERS_MAX",
     "VERSION_NUM",
     "certificate_fingerprint",
     "has_rooms",

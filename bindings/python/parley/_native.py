@@ -103,6 +103,9 @@ class ContextConfigStruct(Structure):
         ("dtx", c_int),
         ("no_path_timeout_ms", c_uint32),
         ("bind_address6", c_char_p),
+        ("disable_network_watch", c_int),
+        ("stun_servers", c_char_p),  # comma-separated "host:port" list
+        ("port_mapping", c_int),
     ]
 
 
@@ -134,6 +137,9 @@ class CallStatsStruct(Structure):
         ("quality_changes", c_uint64),
         ("quality_reason", c_int),
         ("quality_loss_permille", c_uint32),
+        ("direct_attempts", c_uint32),
+        ("direct_error", c_int),
+        ("direct_lost", c_uint32),
     ]
 
 

@@ -38,7 +38,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from ._enums import (
     DATAGRAM_MAX,
@@ -89,6 +89,32 @@ _WAIT_SLICE_MS = 100
 # short (events usually come in bursts) and backing off.
 _POLL_SLEEP_MIN = 0.001
 _POLL_SLEEP_MAX = 0.010
+
+
+# parley_context_config.stun_servers takes at most this many servers (more: INVALID_ARGUMENT).
+STUN_SERVERS_MAX = 8
+
+
+def _stun_servers_text(stun_servers: Optional[Union[str, Iterable[str]]]) -> Optional[str]:
+    """The C field's comma-separated list: a str goes as it is, a list of "host:port" entries
+    is joined with ","; None, "" or an empty list: None (the relay alone). The entries are
+    checked by parley_context_create (INVALID_ARGUMENT); one holding a comma would read as
+    two there, so it is refused here with the same error."""
+    if stun_servers is None:
+        return None
+    if isinstance(stun_servers, str):
+        return stun_servers or None
+    if isinstance(stun_servers, (bytes, bytearray)):
+        raise TypeError("stun_servers: expected str or a list of str, got bytes")
+    entries = list(stun_servers)
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, str):
+            raise TypeError(f"stun_servers[{i}]: expected str, got {type(entry).__name__}")
+        if "," in entry:
+            raise Error(ErrorCode.INVALID_ARGUMENT,
+                        f"stun_servers[{i}] {entry!r} holds a comma (one host:port per entry)",
+                        "Context")
+    return ",".join(entries) or None
 
 
 @dataclass(frozen=True)
@@ -192,6 +218,11 @@ class CallStats:
     quality_changes: int
     quality_reason: Union[QualityReason, int]
     quality_loss_permille: int
+    direct_attempts: int  # the first ICE run and every restart; 0 with disable_direct
+    # Why the last direct attempt failed or the direct path was lost (e.g. ICE_FAILED,
+    # TIMEOUT, PEER_IDENTITY); ErrorCode.OK while direct or before any attempt has ended.
+    direct_error: Union[ErrorCode, int]
+    direct_lost: int  # verified direct paths that died
 
 
 class Context(Closeable):
@@ -227,6 +258,22 @@ class Context(Closeable):
         no_path_timeout_ms: how long an active call may have no path to the peer (relay
             unreachable and no direct path) before it ends with ErrorCode.NO_PATH (0: 30000).
             A call on a working direct path outlives any relay outage.
+        disable_network_watch: do not watch the network. False (the default): where the OS
+            lets a process watch its interfaces (Linux: rtnetlink; not Android apps), the
+            context notices network changes by itself and acts as on network_changed();
+            hosts that hear from the platform sooner call network_changed() (both together
+            are fine).
+        stun_servers: STUN servers asked for this device's public mappings next to the
+            relay: a list of "host:port", "[ipv6]:port" or "ipv4:port" entries (at most
+            STUN_SERVERS_MAX = 8), or one str of them separated by commas. Each answer is a
+            server-reflexive candidate of every call, and together they classify the NAT
+            (behind a sequential symmetric NAT calls also offer the ports it hands out next).
+            Calls never wait for them. None or empty (the default): the relay alone. A
+            malformed entry, or more than 8: Error(ErrorCode.INVALID_ARGUMENT).
+        port_mapping: ask the network's gateway to forward a public port to this context's
+            IPv4 socket (PCP, NAT-PMP or UPnP IGD, whichever answers first): a candidate any
+            peer can reach. Renewed while the context lives, deleted when it closes. False
+            (the default): off, as it opens a port on the user's router; apps turn it on.
     """
 
     def __init__(
@@ -249,6 +296,9 @@ class Context(Closeable):
         bind_address6: Optional[str] = None,
         dtx: bool = False,
         no_path_timeout_ms: int = 0,
+        disable_network_watch: bool = False,
+        stun_servers: Optional[Union[str, Iterable[str]]] = None,
+        port_mapping: bool = False,
     ) -> None:
         self._ptr: Optional[int] = None
         self._lock = threading.RLock()  # the context lock (see the module docstring)
@@ -309,8 +359,13 @@ class Context(Closeable):
             config.quality_best_profile = best_profile
         # Fields appended to parley_context_config since 0.1.0: set only when not the
         # default (zero / NULL), so an older library that lacks them still works.
+        # The ctypes struct keeps a reference to every bytes object assigned to a c_char_p
+        # field (stun_servers too), so the strings live until parley_context_create returns.
         appended = (("dtx", 1 if dtx else 0), ("no_path_timeout_ms", no_path_timeout_ms),
-                    ("bind_address6", c_str(bind_address6)))
+                    ("bind_address6", c_str(bind_address6)),
+                    ("disable_network_watch", 1 if disable_network_watch else 0),
+                    ("stun_servers", c_str(_stun_servers_text(stun_servers))),
+                    ("port_mapping", 1 if port_mapping else 0))
         for name, value in appended:
             if value is None or value == 0:
                 continue
@@ -717,6 +772,7 @@ class Call(Closeable):
         del values["struct_size"]
         values["path"] = enum_or_int(Path, s.path)
         values["quality_reason"] = enum_or_int(QualityReason, s.quality_reason)
+        values["direct_error"] = enum_or_int(ErrorCode, s.direct_error)
         values["muted"] = bool(s.muted)
         return CallStats(**values)
 

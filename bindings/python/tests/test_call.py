@@ -8,7 +8,8 @@ import pytest
 
 import parley
 from parley.testing import dominant_frequency, rms, sine
-from conftest import EVENT_TIMEOUT, call_state, connect
+from conftest import (EVENT_TIMEOUT, REGISTER_TIMEOUT, call_state, connect, make_context,
+                      registered)
 
 RATE = 48000
 CHUNK = RATE // 50  # 20 ms
@@ -89,6 +90,11 @@ def test_tone_datagram_stats_hangup(pair) -> None:
     assert stats_b.frames_decoded > 0
     assert isinstance(stats_a.path, parley.Path)
     assert stats_a.muted is False
+    # Direct is on here: the first ICE run counts as an attempt from the moment of ACTIVE.
+    for stats in (stats_a, stats_b):
+        assert stats.direct_attempts >= 1, stats
+        assert isinstance(stats.direct_error, int) and stats.direct_error <= 0, stats
+        assert stats.direct_lost >= 0, stats
 
     call_a.muted = True
     assert call_a.muted
@@ -121,6 +127,30 @@ def test_tone_datagram_stats_hangup(pair) -> None:
         call_a.push(b"\0\0" * CHUNK)
     assert info.value.code == parley.ErrorCode.CLOSED
     call_a.release()  # idempotent
+
+
+def test_relay_only_call_stats(relay) -> None:
+    """With disable_direct no direct attempt is made, and the stats say why there is no
+    direct path (ICE_FAILED) without counting a lost one."""
+    a = make_context(relay, disable_direct=True)
+    b = make_context(relay, disable_direct=True)
+    try:
+        a.wait_for(registered, REGISTER_TIMEOUT)
+        b.wait_for(registered, REGISTER_TIMEOUT)
+        call_a, call_b = connect(a, b)
+        for call in (call_a, call_b):
+            stats = call.stats()
+            assert stats.path == parley.Path.RELAY, stats
+            assert stats.direct_attempts == 0, stats
+            assert stats.direct_error == parley.ErrorCode.ICE_FAILED, stats
+            assert isinstance(stats.direct_error, parley.ErrorCode), stats
+            assert stats.direct_lost == 0, stats
+            assert stats.time_to_direct_ms == -1, stats
+        call_a.hangup()
+        b.wait_for(call_state(call_b, parley.CallState.ENDED), EVENT_TIMEOUT)
+    finally:
+        a.close()
+        b.close()
 
 
 def test_reject(pair) -> None:

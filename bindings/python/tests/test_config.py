@@ -1,4 +1,6 @@
-"""Context options appended to parley_context_config: bind_address6, no_path_timeout_ms, dtx.
+"""Context options appended to parley_context_config: bind_address6, no_path_timeout_ms, dtx,
+disable_network_watch, stun_servers, port_mapping (never turned on here: it would ask this
+machine's real gateway for a port).
 
 Each test checks that the option reaches the library (a behaviour only it explains), not
 just that the keyword is accepted. Every wait is on an event with a deadline.
@@ -14,7 +16,7 @@ import pytest
 
 import parley
 from parley.testing import RelayProcess
-from conftest import REGISTER_TIMEOUT, call_state, connect, registered
+from conftest import REGISTER_TIMEOUT, call_state, connect, make_context, registered
 
 NOWHERE = "127.0.0.1:9"  # a valid address nobody answers on
 
@@ -136,3 +138,60 @@ def test_no_path_timeout_ends_call(relay6) -> None:
     finally:
         for ctx in contexts:
             ctx.close()
+
+
+# A STUN server nobody answers on: calls never wait for STUN answers, so it costs nothing.
+DEAD_STUN = "127.0.0.1:3478"
+
+
+def test_stun_servers_accepted(identity) -> None:
+    # A list (joined with "," for the C field), a tuple, one comma-separated str, nothing.
+    for servers in ([DEAD_STUN], (DEAD_STUN, "[::1]:3478", "localhost:3478"),
+                    f"{DEAD_STUN}, localhost:3478", [], "", None,
+                    [f"127.0.0.{i}:3478" for i in range(1, parley.STUN_SERVERS_MAX + 1)]):
+        with parley.Context(identity, NOWHERE, stun_servers=servers, port_mapping=False,
+                            disable_network_watch=True) as ctx:
+            assert ctx.fingerprint == identity.fingerprint
+
+
+def test_stun_servers_refused(identity) -> None:
+    # Malformed entries and too many servers reach the library, which refuses them.
+    with pytest.raises(parley.Error) as info:
+        parley.Context(identity, NOWHERE, stun_servers=["not a host:port"])
+    assert info.value.code == parley.ErrorCode.INVALID_ARGUMENT
+    assert info.value.name == "PARLEY_ERR_INVALID_ARGUMENT"
+    assert "STUN server" in info.value.detail
+    with pytest.raises(parley.Error) as info:
+        parley.Context(identity, NOWHERE, stun_servers=f"{DEAD_STUN},not a host:port")
+    assert info.value.code == parley.ErrorCode.INVALID_ARGUMENT
+    nine = [f"127.0.0.{i}:3478" for i in range(1, parley.STUN_SERVERS_MAX + 2)]
+    with pytest.raises(parley.Error) as info:
+        parley.Context(identity, NOWHERE, stun_servers=nine)
+    assert info.value.code == parley.ErrorCode.INVALID_ARGUMENT
+    assert "at most 8" in info.value.detail
+    # An entry holding a comma would read as two in the C field: refused by the binding.
+    with pytest.raises(parley.Error) as info:
+        parley.Context(identity, NOWHERE, stun_servers=[f"{DEAD_STUN},{DEAD_STUN}"])
+    assert info.value.code == parley.ErrorCode.INVALID_ARGUMENT
+    assert "stun_servers[0]" in info.value.detail
+    with pytest.raises(TypeError):
+        parley.Context(identity, NOWHERE, stun_servers=[DEAD_STUN, 3478])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        parley.Context(identity, NOWHERE, stun_servers=b"127.0.0.1:3478")  # type: ignore[arg-type]
+
+
+def test_dead_stun_server_costs_nothing(relay) -> None:
+    """Contexts with a STUN server that never answers (and no network watch, port mapping
+    off) register and place a call as usual."""
+    options = dict(stun_servers=[DEAD_STUN], port_mapping=False, disable_network_watch=True)
+    a = make_context(relay, **options)
+    b = make_context(relay, **options)
+    try:
+        a.wait_for(registered, REGISTER_TIMEOUT)
+        b.wait_for(registered, REGISTER_TIMEOUT)
+        call_a, call_b = connect(a, b)
+        assert call_a.state == parley.CallState.ACTIVE
+        assert call_b.state == parley.CallState.ACTIVE
+    finally:
+        a.close()
+        b.close()

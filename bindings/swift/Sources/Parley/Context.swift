@@ -55,6 +55,28 @@ public final class Context: @unchecked Sendable {
         /// direct path) before it ends with `PARLEY_ERR_NO_PATH` (-46); 0: 30000. A call on a
         /// working direct path outlives any relay outage.
         public var noPathTimeoutMs: UInt32 = 0
+        /// Do not watch the network. false: where the OS lets a process watch its interfaces
+        /// (Linux: rtnetlink; not iOS or macOS), the context notices network changes by itself
+        /// and acts as on ``Context/networkChanged()``. Apps that hear from the platform sooner
+        /// (`NWPathMonitor`) call networkChanged(); both together are fine.
+        public var disableNetworkWatch = false
+        /// STUN servers asked for this device's public mappings next to the relay, each
+        /// "host:port", "[ipv6]:port" or "ipv4:port" (at most ``stunServersMax``; names resolve
+        /// on the context's thread). Each answer is a server-reflexive candidate of every call,
+        /// and together they classify the NAT (behind a sequential symmetric NAT calls also
+        /// offer the ports it hands out next). Calls never wait for them. Empty: the relay
+        /// alone. A malformed entry (one holding a comma included), or more than 8:
+        /// `PARLEY_ERR_INVALID_ARGUMENT` (-1).
+        public var stunServers: [String] = []
+        /// Ask the network's gateway to forward a public port to this context's IPv4 socket,
+        /// by PCP, NAT-PMP or UPnP IGD (whichever answers first): a candidate any peer can
+        /// reach, whatever the NATs on either side. Renewed while the context lives, deleted
+        /// when it closes; calls never wait for it beyond its probe (about 1 s). false: off,
+        /// as it opens a port on the user's router: turn it on as an app setting.
+        public var portMapping = false
+
+        /// The most STUN servers libparley takes (``stunServers``).
+        public static let stunServersMax = 8
 
         public enum QualityMode: Sendable, Hashable {
             case adaptive
@@ -78,6 +100,15 @@ public final class Context: @unchecked Sendable {
     /// Throws e.g. `PARLEY_ERR_ADDRESS_INVALID` (-20), `PARLEY_ERR_ADDRESS_FAMILY` (-49),
     /// `PARLEY_ERR_FINGERPRINT_INVALID` (-12) or `PARLEY_ERR_AUDIO_FORMAT` (-42).
     public init(identity: Identity, configuration: Configuration) throws {
+        // parley_context_config.stun_servers is one comma-separated string: an entry holding
+        // a comma would read as two there.
+        if let i = configuration.stunServers.firstIndex(where: { $0.contains(",") }) {
+            let entry = configuration.stunServers[i]
+            throw ParleyError(code: ParleyError.Code.invalidArgument.rawValue,
+                              detail: "stunServers[\(i)] '\(entry)' holds a comma (one host:port per entry)")
+        }
+        let stunServers = configuration.stunServers.isEmpty
+            ? nil : configuration.stunServers.joined(separator: ",")
         var cfg = parley_context_config()
         try check(parley_context_config_init(&cfg))
         cfg.sample_rate = Int32(clamping: configuration.sampleRate)
@@ -101,16 +132,22 @@ public final class Context: @unchecked Sendable {
         cfg.quality_best_profile = Int32(clamping: configuration.qualityBestProfile)
         cfg.dtx = configuration.dtx ? 1 : 0
         cfg.no_path_timeout_ms = configuration.noPathTimeoutMs
+        cfg.disable_network_watch = configuration.disableNetworkWatch ? 1 : 0
+        cfg.port_mapping = configuration.portMapping ? 1 : 0
         var out: OpaquePointer?
+        // The C strings live until parley_context_create returned (it copies what it keeps).
         let rc: Int32 = withOptionalCString(configuration.relayFingerprint) { fp in
             withOptionalCString(configuration.bindAddress) { bind in
                 withOptionalCString(configuration.bindAddress6) { bind6 in
-                    configuration.relayAddress.withCString { relay in
-                        cfg.relay_address = relay
-                        cfg.relay_fingerprint = fp
-                        cfg.bind_address = bind
-                        cfg.bind_address6 = bind6
-                        return parley_context_create(identity.handle, &cfg, &out)
+                    withOptionalCString(stunServers) { stun in
+                        configuration.relayAddress.withCString { relay in
+                            cfg.relay_address = relay
+                            cfg.relay_fingerprint = fp
+                            cfg.bind_address = bind
+                            cfg.bind_address6 = bind6
+                            cfg.stun_servers = stun
+                            return parley_context_create(identity.handle, &cfg, &out)
+                        }
                     }
                 }
             }

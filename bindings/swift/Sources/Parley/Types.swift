@@ -280,6 +280,16 @@ public struct CallStats: Sendable, Hashable {
     public var qualityReason: QualityReason?
     /// Loss of the peer's frames over the last second.
     public var qualityLossPermille: UInt32
+    /// Direct-path attempts so far: the first ICE run and every restart (a retry, a network
+    /// change, the peer's); 0 with `disableDirect`.
+    public var directAttempts: UInt32
+    /// Why the last direct attempt failed, or why the direct path was lost (e.g.
+    /// ``ParleyError/Code/iceFailed``, ``ParleyError/Code/timeout``,
+    /// ``ParleyError/Code/peerIdentity``); nil while the call is direct or no attempt has
+    /// ended yet.
+    public var directError: ParleyError?
+    /// Verified direct paths that died (closed, or silent until media fell back).
+    public var directLost: UInt32
 
     init(_ s: parley_call_stats) {
         path = Path(rawValue: s.path)
@@ -305,5 +315,8 @@ public struct CallStats: Sendable, Hashable {
         qualityChanges = s.quality_changes
         qualityReason = s.quality_reason == 0 ? nil : QualityReason(rawValue: s.quality_reason)
         qualityLossPermille = s.quality_loss_permille
+        directAttempts = s.direct_attempts
+        directError = s.direct_error == 0 ? nil : ParleyError(code: s.direct_error)
+        directLost = s.direct_lost
     }
 }

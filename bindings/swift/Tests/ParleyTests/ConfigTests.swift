@@ -43,11 +43,14 @@ private final class IPv6LoopbackSocket {
 private func closeSocket(_ fd: Int32) -> Int32 { close(fd) }
 
 /// The context options appended to `parley_context_config` (bindAddress6, noPathTimeoutMs,
-/// dtx, portRange, qualityBestProfile): each reaches the library, shown by what only it
-/// explains. Every wait is bounded by a deadline.
+/// dtx, portRange, qualityBestProfile, disableNetworkWatch, stunServers, portMapping): each
+/// reaches the library, shown by what only it explains. portMapping is never turned on here
+/// (it would ask this machine's real gateway for a port). Every wait is bounded by a deadline.
 final class ConfigTests: RelayTestCase {
     /// Far below the default (30 s): a call that ends within the wait was ended by it.
     private let noPathMs: UInt32 = 500
+    /// A STUN server nobody answers on: calls never wait for STUN answers.
+    private let deadStun = "127.0.0.1:3478"
 
     private func requireIPv6() throws {
         guard let s = IPv6LoopbackSocket() else { throw XCTSkip("no IPv6 loopback (::1)") }
@@ -91,6 +94,66 @@ final class ConfigTests: RelayTestCase {
         XCTAssertEqual(ParleyError.Code.allAddressesFailed.rawValue, -50)
         XCTAssertEqual(ParleyError.Code.allAddressesFailed.cName, "PARLEY_ERR_ALL_ADDRESSES_FAILED")
         XCTAssertEqual(ParleyError.name(of: -50), "PARLEY_ERR_ALL_ADDRESSES_FAILED")
+    }
+
+    func testStunServersReachTheLibrary() throws {
+        var config = Context.Configuration(relayAddress: "127.0.0.1:9")
+        XCTAssertEqual(config.stunServers, [])
+        XCTAssertFalse(config.portMapping)
+        XCTAssertFalse(config.disableNetworkWatch)
+        config.stunServers = [deadStun]
+        config.portMapping = false
+        config.disableNetworkWatch = true
+        let ctx = try Context(identity: Identity.generate(), configuration: config)
+        contexts.append(ctx)
+        XCTAssertEqual(ctx.configuration.stunServers, [deadStun])
+        XCTAssertTrue(ctx.configuration.disableNetworkWatch)
+        XCTAssertFalse(ctx.configuration.portMapping)
+        ctx.close()
+
+        let eight = (1...Context.Configuration.stunServersMax).map { "127.0.0.\($0):3478" }
+        config.stunServers = eight
+        let full = try Context(identity: Identity.generate(), configuration: config)
+        contexts.append(full)
+        full.close()
+
+        config.stunServers = ["not a host:port"]
+        assertCreateThrows(config, .invalidArgument, mentioning: "STUN server")
+        config.stunServers = eight + ["127.0.0.9:3478"]
+        assertCreateThrows(config, .invalidArgument, mentioning: "at most 8")
+        // An entry holding a comma would read as two in the C field: refused by the binding.
+        config.stunServers = ["\(deadStun),\(deadStun)"]
+        assertCreateThrows(config, .invalidArgument, mentioning: "stunServers[0]")
+    }
+
+    /// A STUN server that never answers costs nothing: both register and a call goes active.
+    func testDeadStunServerCostsNothing() throws {
+        let relay = try startRelay()
+        var config = Context.Configuration(relayAddress: relay.name,
+                                           relayFingerprint: relay.fingerprint)
+        config.includeLoopback = true
+        config.stunServers = [deadStun]
+        config.portMapping = false
+        config.disableNetworkWatch = true
+        let a = try Context(identity: Identity.generate(), configuration: config)
+        contexts.append(a)
+        let b = try Context(identity: Identity.generate(), configuration: config)
+        contexts.append(b)
+        try waitRegistered(a)
+        try waitRegistered(b)
+        let callA = try a.call(b.fingerprint)
+        let incoming = try b.waitFor(timeout: 10) { event in
+            if case .incomingCall = event { return true }
+            return false
+        }
+        let callB = try XCTUnwrap(incoming.call)
+        try callB.accept()
+        for (ctx, call) in [(a, callA), (b, callB)] {
+            try ctx.waitFor(timeout: 10) { event in
+                guard case .callState(let c, .active, _, _, _) = event, c === call else { return false }
+                return true
+            }
+        }
     }
 
     func testBindAddress6PortIsBound() throws {

@@ -27,9 +27,11 @@ final class ParleyTests: RelayTestCase {
     }
 
     /// Two registered parties and an active call from A to B.
-    private func activeCall(_ relay: RelayProcess) throws -> (Context, Call, Context, Call) {
-        let a = try party(relay)
-        let b = try party(relay)
+    private func activeCall(_ relay: RelayProcess,
+                            configure: (inout Context.Configuration) -> Void = { _ in })
+        throws -> (Context, Call, Context, Call) {
+        let a = try party(relay, configure: configure)
+        let b = try party(relay, configure: configure)
         try waitRegistered(a)
         try waitRegistered(b)
         let callA = try a.call(b.fingerprint)
@@ -233,6 +235,24 @@ final class ParleyTests: RelayTestCase {
         XCTAssertEqual(Origin(rawValue: 7), .unknown(7))
     }
 
+    /// With `disableDirect` no direct attempt is made, and the stats say why there is no
+    /// direct path (`iceFailed`) without counting a lost one.
+    func testRelayOnlyCallStats() throws {
+        let relay = try startRelay()
+        let (a, callA, b, callB) = try activeCall(relay) { $0.disableDirect = true }
+        for call in [callA, callB] {
+            let stats = try call.stats()
+            XCTAssertEqual(stats.path, .relay)
+            XCTAssertEqual(stats.directAttempts, 0)
+            XCTAssertEqual(stats.directError?.knownCode, .iceFailed)
+            XCTAssertEqual(stats.directLost, 0)
+            XCTAssertNil(stats.timeToDirectMs)
+        }
+        try callA.hangup()
+        XCTAssertNil(try waitState(b, callB, .ended))
+        XCTAssertNil(try waitState(a, callA, .ended))
+    }
+
     /// The real call: a 440 Hz sine from A arrives at B, datagrams go both ways, stats count
     /// frames, and a hangup ends the call on both sides without an error.
     func testCallCarriesVoiceDatagramsAndHangup() throws {
@@ -275,6 +295,11 @@ final class ParleyTests: RelayTestCase {
             + "concealed \(statsB.concealed)")
         XCTAssertGreaterThan(statsA.framesSent, 0)
         XCTAssertGreaterThan(statsB.framesReceived, 0)
+        // Direct is on here: the first ICE run counts as an attempt from the moment of active.
+        for stats in [statsA, statsB] {
+            XCTAssertGreaterThanOrEqual(stats.directAttempts, 1, "\(stats)")
+            if let error = stats.directError { XCTAssertLessThan(error.code, 0, "\(stats)") }
+        }
 
         // Datagrams: A -> B, then B echoes them reversed. Unreliable, so resend until seen.
         let ping: [UInt8] = Array("ping from A".utf8) + [0, 255]

@@ -40,11 +40,14 @@ class RelayTestCase: XCTestCase {
         return r
     }
 
-    /// A context with a fresh identity that pins the relay's fingerprint.
-    func party(_ relay: RelayProcess) throws -> Context {
+    /// A context with a fresh identity that pins the relay's fingerprint; `configure` may
+    /// change the rest of its configuration.
+    func party(_ relay: RelayProcess,
+               configure: (inout Context.Configuration) -> Void = { _ in }) throws -> Context {
         var config = Context.Configuration(relayAddress: relay.name,  // resolved by the library
                                            relayFingerprint: relay.fingerprint)
         config.includeLoopback = true
+        configure(&config)
         let ctx = try Context(identity: Identity.generate(), configuration: config)
         contexts.append(ctx)
         return ctx

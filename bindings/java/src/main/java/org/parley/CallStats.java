@@ -3,7 +3,7 @@ package org.parley;
 /** A snapshot of a call's statistics ({@code parley_call_stats}). Immutable. */
 public final class CallStats {
   /** How many values parley_jni.c writes (the order of the fields below). */
-  static final int FIELDS = 23;
+  static final int FIELDS = 26;
 
   /** The path in use. */
   public final Path path;
@@ -39,7 +39,19 @@ public final class CallStats {
   public final long qualityChanges;
   /** The last profile change's reason; {@link QualityReason#NONE} before any. */
   public final QualityReason qualityReason;
+  /** Loss of the peer's frames over the last second, per mille. */
   public final long qualityLossPermille;
+  /** Direct-path attempts so far: the first ICE run and every restart; 0 with disableDirect. */
+  public final long directAttempts;
+  /**
+   * Why the last direct attempt failed, or why the direct path was lost: a {@link
+   * ParleyException} code (e.g. {@link ParleyException#ICE_FAILED}, {@link
+   * ParleyException#TIMEOUT}, {@link ParleyException#PEER_IDENTITY}); 0 while the call is
+   * direct or no attempt has ended yet.
+   */
+  public final int directError;
+  /** Verified direct paths that died (closed, or silent until media fell back). */
+  public final long directLost;
 
   CallStats(long[] v) {
     path = Path.of((int) v[0]);
@@ -65,6 +77,9 @@ public final class CallStats {
     qualityChanges = v[20];
     qualityReason = QualityReason.of((int) v[21]);
     qualityLossPermille = v[22];
+    directAttempts = v[23];
+    directError = (int) v[24];
+    directLost = v[25];
   }
 
   @Override
@@ -73,6 +88,8 @@ public final class CallStats {
         + ", received=" + framesReceived + ", decoded=" + framesDecoded + ", loss="
         + lossPermille + "/1000, peerLoss=" + peerLossPermille + "/1000, profile=" + profile
         + ", jitter=" + jitterDelayMs + "/" + jitterTargetMs + "ms, concealed=" + concealed
-        + ", late=" + late + ", pathChanges=" + pathChanges + ", muted=" + muted + "]";
+        + ", late=" + late + ", pathChanges=" + pathChanges + ", directAttempts=" + directAttempts
+        + ", directError=" + directError + ", directLost=" + directLost + ", muted=" + muted
+        + "]";
   }
 }

@@ -1,6 +1,8 @@
 package org.parley;
 
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
@@ -193,6 +195,9 @@ public final class Context implements AutoCloseable {
     private final int qualityBestProfile;
     private final boolean dtx;
     private final int noPathTimeoutMs;
+    private final boolean disableNetworkWatch;
+    private final List<String> stunServers;
+    private final boolean portMapping;
 
     private Config(Builder b) {
       relayAddress = b.relayAddress;
@@ -212,6 +217,9 @@ public final class Context implements AutoCloseable {
       qualityBestProfile = b.qualityBestProfile;
       dtx = b.dtx;
       noPathTimeoutMs = b.noPathTimeoutMs;
+      disableNetworkWatch = b.disableNetworkWatch;
+      stunServers = Collections.unmodifiableList(new ArrayList<>(b.stunServers));
+      portMapping = b.portMapping;
     }
 
     /** A builder; {@link Builder#relayAddress(String)} is required. */
@@ -304,8 +312,44 @@ public final class Context implements AutoCloseable {
       return noPathTimeoutMs;
     }
 
+    /** Whether the network is left unwatched (see {@link Builder#disableNetworkWatch}). */
+    public boolean disableNetworkWatch() {
+      return disableNetworkWatch;
+    }
+
+    /** The STUN servers ({@code "host:port"}), unmodifiable; empty: the relay alone. */
+    public List<String> stunServers() {
+      return stunServers;
+    }
+
+    /** Whether the gateway is asked to forward a port (see {@link Builder#portMapping}). */
+    public boolean portMapping() {
+      return portMapping;
+    }
+
+    /**
+     * parley_context_config.stun_servers: the entries joined with ",", or null for none. An
+     * entry holding a comma would read as two there: {@link ParleyException#INVALID_ARGUMENT}.
+     */
+    String stunServersField() {
+      if (stunServers.isEmpty()) return null;
+      for (int i = 0; i < stunServers.size(); i++) {
+        if (stunServers.get(i).indexOf(',') >= 0) {
+          throw new ParleyException(
+              ParleyException.INVALID_ARGUMENT,
+              Native.strerror(ParleyException.INVALID_ARGUMENT),
+              "stunServers[" + i + "] '" + stunServers.get(i)
+                  + "' holds a comma (one host:port per entry)");
+        }
+      }
+      return String.join(",", stunServers);
+    }
+
     /** Builds a {@link Config}. Values are checked by parley when the context is created. */
     public static final class Builder {
+      /** The most STUN servers parley takes ({@link #stunServers(String...)}). */
+      public static final int STUN_SERVERS_MAX = 8;
+
       private String relayAddress;
       private String relayFingerprint;
       private String bindAddress;
@@ -323,6 +367,9 @@ public final class Context implements AutoCloseable {
       private int qualityBestProfile;
       private boolean dtx;
       private int noPathTimeoutMs;
+      private boolean disableNetworkWatch;
+      private List<String> stunServers = Collections.emptyList();
+      private boolean portMapping;
 
       public Builder() {}
 
@@ -448,6 +495,61 @@ public final class Context implements AutoCloseable {
         return this;
       }
 
+      /**
+       * Do not watch the network. False (the default): where the OS lets a process watch its
+       * interfaces (Linux: rtnetlink; <b>not</b> Android apps), the context notices network
+       * changes by itself and acts as on {@link Context#networkChanged()}. Apps that hear from
+       * the platform sooner (Android's {@code ConnectivityManager.NetworkCallback}) call
+       * networkChanged(); both together are fine.
+       */
+      public Builder disableNetworkWatch(boolean disable) {
+        this.disableNetworkWatch = disable;
+        return this;
+      }
+
+      /**
+       * STUN servers asked for this device's public mappings next to the relay, each {@code
+       * "host:port"}, {@code "[ipv6]:port"} or {@code "ipv4:port"} (at most {@link
+       * #STUN_SERVERS_MAX}; names resolve on the context's thread). Each answer is a
+       * server-reflexive candidate of every call, and together they classify the NAT (behind a
+       * sequential symmetric NAT calls also offer the ports it hands out next). Calls never
+       * wait for them. None (the default): the relay alone. A malformed entry, or more than
+       * 8: {@link ParleyException#INVALID_ARGUMENT} at create. Replaces any earlier list.
+       *
+       * @throws NullPointerException for a null entry
+       */
+      public Builder stunServers(String... servers) {
+        return stunServers(servers == null ? null : Arrays.asList(servers));
+      }
+
+      /** {@link #stunServers(String...)} from a list (copied); null or empty: none. */
+      public Builder stunServers(List<String> servers) {
+        if (servers == null || servers.isEmpty()) {
+          this.stunServers = Collections.emptyList();
+          return this;
+        }
+        List<String> copy = new ArrayList<>(servers.size());
+        for (int i = 0; i < servers.size(); i++) {
+          String s = servers.get(i);
+          if (s == null) throw new NullPointerException("stunServers[" + i + "]");
+          copy.add(s);
+        }
+        this.stunServers = copy;
+        return this;
+      }
+
+      /**
+       * Ask the network's gateway to forward a public port to this context's IPv4 socket, by
+       * PCP, NAT-PMP or UPnP IGD (whichever answers first): a candidate any peer can reach,
+       * whatever the NATs on either side. Renewed while the context lives and deleted when it
+       * closes; calls never wait for it beyond its probe (about 1 s). Off (the default), as it
+       * opens a port on the user's router: turn it on as an app setting.
+       */
+      public Builder portMapping(boolean enable) {
+        this.portMapping = enable;
+        return this;
+      }
+
       public Config build() {
         if (relayAddress == null) throw new IllegalStateException("relayAddress is required");
         if (sampleRate == 0) sampleRate = 48000;
@@ -491,6 +593,7 @@ public final class Context implements AutoCloseable {
   private Context(Identity identity, Config config, Listener listener) {
     this.config = config;
     this.listener = listener != null ? listener : NO_LISTENER;
+    String stunServers = config.stunServersField(); // may throw: before any native state
     // The glue state first: events may arrive before parley_context_create returns.
     this.jctx = Native.contextAlloc(this);
     try {
@@ -514,7 +617,10 @@ public final class Context implements AutoCloseable {
             config.portMax,
             config.qualityBestProfile,
             config.dtx,
-            config.noPathTimeoutMs);
+            config.noPathTimeoutMs,
+            config.disableNetworkWatch,
+            stunServers,
+            config.portMapping);
       }
     } catch (RuntimeException | Error e) {
       Native.contextFree(jctx); // creation failed: no callback ever fires

@@ -86,7 +86,10 @@ final class Native {
       int portMax,
       int qualityBestProfile,
       boolean dtx,
-      int noPathTimeoutMs);
+      int noPathTimeoutMs,
+      boolean disableNetworkWatch,
+      String stunServers,
+      boolean portMapping);
 
   /**
    * parley_context_destroy, then frees the glue state and its global reference. Throws (and

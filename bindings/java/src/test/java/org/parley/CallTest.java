@@ -316,6 +316,12 @@ public class CallTest {
       assertTrue(sa.framesSent > 0);
       assertTrue(sb.framesReceived > 0);
       assertTrue(sb.framesDecoded > 0);
+      // Direct is on here: the first ICE run counts as an attempt from the moment of ACTIVE.
+      for (CallStats st : new CallStats[] {sa, sb}) {
+        assertTrue(st.toString(), st.directAttempts >= 1);
+        assertTrue(st.toString(), st.directError <= 0);
+        assertTrue(st.toString(), st.directLost >= 0);
+      }
 
       ca.setMuted(true);
       assertTrue(ca.stats().muted);
@@ -350,6 +356,38 @@ public class CallTest {
       // The context's thread detached from the JVM when it exited.
       assertFalse(activeA.thread.isAlive());
       expect(ParleyException.CLOSED, () -> a.call(b.fingerprint()));
+    }
+  }
+
+  /**
+   * With disableDirect no direct attempt is made, and the stats say why there is no direct
+   * path (ICE_FAILED) without counting a lost one.
+   */
+  @Test(timeout = 20_000)
+  public void relayOnlyCallStats() throws Exception {
+    Recorder ra = new Recorder();
+    Recorder rb = new Recorder();
+    try (Identity ia = Identity.generate();
+        Identity ib = Identity.generate();
+        Context a = Context.create(ia, config().disableDirect(true).build(), ra);
+        Context b = Context.create(ib, config().disableDirect(true).build(), rb)) {
+      ra.awaitRegistered();
+      rb.awaitRegistered();
+      Call ca = a.call(b.fingerprint());
+      Call cb = rb.awaitIncoming();
+      cb.accept();
+      rb.awaitState(cb, CallState.ACTIVE);
+      ra.awaitState(ca, CallState.ACTIVE);
+      for (Call c : new Call[] {ca, cb}) {
+        CallStats st = c.stats();
+        assertEquals(st.toString(), Path.RELAY, st.path);
+        assertEquals(st.toString(), 0, st.directAttempts);
+        assertEquals(st.toString(), ParleyException.ICE_FAILED, st.directError);
+        assertEquals(st.toString(), 0, st.directLost);
+        assertEquals(st.toString(), -1, st.timeToDirectMs);
+      }
+      ca.hangup();
+      assertEquals(0, rb.awaitState(cb, CallState.ENDED).error);
     }
   }
 

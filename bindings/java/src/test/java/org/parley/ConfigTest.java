@@ -11,18 +11,26 @@ import java.net.DatagramSocket;
 import java.net.Inet6Address;
 import java.net.InetSocketAddress;
 import java.net.SocketException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
 import org.junit.AfterClass;
 import org.junit.BeforeClass;
 import org.junit.Test;
 
 /**
  * The context options appended to parley_context_config (bindAddress6, noPathTimeoutMs, dtx,
- * portRange, qualityBestProfile): each reaches the library, shown by what only it explains.
- * Every wait is on an event with a deadline.
+ * portRange, qualityBestProfile, disableNetworkWatch, stunServers, portMapping): each reaches
+ * the library, shown by what only it explains. portMapping is never turned on here (it would
+ * ask this machine's real gateway for a port). Every wait is on an event with a deadline.
  */
 public class ConfigTest {
   /** Far below the default (30 s): a call that ends within the wait was ended by it. */
   private static final int NO_PATH_MS = 500;
+
+  /** A STUN server nobody answers on: calls never wait for STUN answers. */
+  private static final String DEAD_STUN = "127.0.0.1:3478";
 
   private static RelayProcess relay;
 
@@ -67,6 +75,9 @@ public class ConfigTest {
             .qualityBestProfile(2)
             .dtx(true)
             .noPathTimeoutMs(1234)
+            .disableNetworkWatch(true)
+            .stunServers(DEAD_STUN, "localhost:3478")
+            .portMapping(true) // only built, never created
             .build();
     assertEquals("[::1]:0", c.bindAddress6());
     assertEquals(40000, c.portMin());
@@ -74,6 +85,16 @@ public class ConfigTest {
     assertEquals(2, c.qualityBestProfile());
     assertTrue(c.dtx());
     assertEquals(1234, c.noPathTimeoutMs());
+    assertTrue(c.disableNetworkWatch());
+    assertEquals(Arrays.asList(DEAD_STUN, "localhost:3478"), c.stunServers());
+    assertEquals(DEAD_STUN + ",localhost:3478", c.stunServersField());
+    assertTrue(c.portMapping());
+    try {
+      c.stunServers().add("x:1");
+      fail("stunServers() is modifiable");
+    } catch (UnsupportedOperationException expected) {
+      // immutable
+    }
     Context.Config d = Context.Config.builder().relayAddress("127.0.0.1:9").build();
     assertNull(d.bindAddress6());
     assertEquals(0, d.portMin());
@@ -81,6 +102,82 @@ public class ConfigTest {
     assertEquals(0, d.qualityBestProfile());
     assertFalse(d.dtx());
     assertEquals(0, d.noPathTimeoutMs());
+    assertFalse(d.disableNetworkWatch());
+    assertEquals(Collections.emptyList(), d.stunServers());
+    assertNull(d.stunServersField());
+    assertFalse(d.portMapping());
+    // A List is copied; null and empty clear the list.
+    List<String> list = new ArrayList<>(Collections.singletonList(DEAD_STUN));
+    Context.Config.Builder b = Context.Config.builder().relayAddress("127.0.0.1:9")
+        .stunServers(list);
+    list.add("localhost:3478");
+    assertEquals(Collections.singletonList(DEAD_STUN), b.build().stunServers());
+    assertEquals(Collections.emptyList(), b.stunServers((List<String>) null).build().stunServers());
+    assertEquals(Collections.emptyList(), b.stunServers().build().stunServers());
+    try {
+      b.stunServers(DEAD_STUN, null);
+      fail("a null entry was taken");
+    } catch (NullPointerException expected) {
+      assertTrue(String.valueOf(expected.getMessage()).contains("stunServers[1]"));
+    }
+  }
+
+  @Test(timeout = 20_000)
+  public void stunServersReachTheLibrary() throws Exception {
+    try (Identity id = Identity.generate()) {
+      Context.Config.Builder base = Context.Config.builder().relayAddress("127.0.0.1:9")
+          .portMapping(false).disableNetworkWatch(true);
+      try (Context c = Context.create(id, base.stunServers(DEAD_STUN).build(), null)) {
+        assertEquals(Collections.singletonList(DEAD_STUN), c.config().stunServers());
+        assertFalse(c.config().portMapping());
+        assertTrue(c.config().disableNetworkWatch());
+      }
+      List<String> eight = new ArrayList<>();
+      for (int i = 1; i <= Context.Config.Builder.STUN_SERVERS_MAX; i++) {
+        eight.add("127.0.0." + i + ":3478");
+      }
+      try (Context c = Context.create(id, base.stunServers(eight).build(), null)) {
+        assertEquals(8, c.config().stunServers().size());
+      }
+
+      ParleyException e = expect(ParleyException.INVALID_ARGUMENT,
+          () -> Context.create(id, base.stunServers("not a host:port").build(), null));
+      assertTrue(e.detail(), e.detail().contains("STUN server"));
+      List<String> nine = new ArrayList<>(eight);
+      nine.add("127.0.0.9:3478");
+      e = expect(ParleyException.INVALID_ARGUMENT,
+          () -> Context.create(id, base.stunServers(nine).build(), null));
+      assertTrue(e.detail(), e.detail().contains("at most 8"));
+      // An entry holding a comma would read as two in the C field: refused by the binding.
+      e = expect(ParleyException.INVALID_ARGUMENT,
+          () -> Context.create(id, base.stunServers(DEAD_STUN + "," + DEAD_STUN).build(), null));
+      assertTrue(e.detail(), e.detail().contains("stunServers[0]"));
+    }
+  }
+
+  /** A STUN server that never answers costs nothing: both register and a call goes active. */
+  @Test(timeout = 30_000)
+  public void deadStunServerCostsNothing() throws Exception {
+    CallTest.Recorder ra = new CallTest.Recorder();
+    CallTest.Recorder rb = new CallTest.Recorder();
+    Context.Config config = Context.Config.builder()
+        .relayAddress(relay.address).relayFingerprint(relay.fingerprint)
+        .includeLoopback(true).stunServers(DEAD_STUN).portMapping(false)
+        .disableNetworkWatch(true).build();
+    try (Identity ia = Identity.generate();
+        Identity ib = Identity.generate();
+        Context a = Context.create(ia, config, ra);
+        Context b = Context.create(ib, config, rb)) {
+      ra.awaitRegistered();
+      rb.awaitRegistered();
+      Call ca = a.call(b.fingerprint());
+      Call cb = rb.awaitIncoming();
+      cb.accept();
+      ra.awaitState(ca, CallState.ACTIVE);
+      rb.awaitState(cb, CallState.ACTIVE);
+      ca.close();
+      cb.close();
+    }
   }
 
   @Test(timeout = 20_000)
