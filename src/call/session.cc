@@ -119,7 +119,9 @@ void Session::start_agent(Timestamp now, const std::string &ufrag,
   for (const auto &c : local) agent_->add_local_candidate(c);
   selected_remote_ = SocketAddress();
   valid_remotes_.clear();
-  budget_end_ = now + Timestamp(env_.direct.budget_ms) * kMs;
+  const uint32_t budget = path::direct_attempt_budget_ms(
+      env_.direct.budget_ms, env_.relay->path_stats().smoothed_rtt / kMs);
+  budget_end_ = now + Timestamp(budget) * kMs;
   attempt_open_ = true;
   agent_generation_ = restart_.generation();
   retry_.attempt_started();

@@ -36,4 +36,11 @@ bool DirectRetry::take(Timestamp now) {
   return true;
 }
 
+uint32_t direct_attempt_budget_ms(uint32_t configured_ms, uint64_t relay_rtt_ms) {
+  constexpr uint64_t kFloorMs = 1000, kRoundTrips = 6;
+  const uint64_t needed = kFloorMs + kRoundTrips * 2 * relay_rtt_ms;
+  if (needed <= configured_ms) return configured_ms;
+  return uint32_t(std::min<uint64_t>(needed, std::max(configured_ms, kMaxDirectBudgetMs)));
+}
+
 }  // namespace parley::path

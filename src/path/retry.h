@@ -59,6 +59,15 @@ class DirectRetry {
   int last_reason_ = 0;
 };
 
+// How long one direct attempt may take: `configured_ms`, or longer on a long path. Set-up
+// takes about 325 ms + 4.5 round trips between the peers (ICE checks, the QUIC handshake,
+// the switch's confirmation; docs/performance.md), so a fixed 3 s budget gives up on paths
+// slower than ~600 ms RTT that would have worked. The peers' RTT is taken as twice our
+// relay leg's (their leg unknown, assumed alike): 1 s + 6 such round trips, at most
+// kMaxDirectBudgetMs. `relay_rtt_ms` 0 (not measured yet): `configured_ms`.
+constexpr uint32_t kMaxDirectBudgetMs = 20000;
+uint32_t direct_attempt_budget_ms(uint32_t configured_ms, uint64_t relay_rtt_ms);
+
 }  // namespace parley::path
 
 #endif

@@ -74,3 +74,19 @@ TEST(DirectRetry, StoppedMeansNeverDue) {
 
 }  // namespace
 }  // namespace parley::path
+
+namespace parley::path {
+namespace {
+
+TEST(DirectAttemptBudget, FollowsTheRelayRttOnLongPathsOnly) {
+  EXPECT_EQ(3000u, direct_attempt_budget_ms(3000, 0));    // not measured yet
+  EXPECT_EQ(3000u, direct_attempt_budget_ms(3000, 75));   // 150 ms between peers: 1.9 s do
+  EXPECT_EQ(3000u, direct_attempt_budget_ms(3000, 150));  // 300 ms: 2.8 s do
+  // 600 ms between the peers (300 ms per relay leg) needs ~3.2 s: 1 s + 6 x 600 ms.
+  EXPECT_EQ(4600u, direct_attempt_budget_ms(3000, 300));
+  EXPECT_EQ(kMaxDirectBudgetMs, direct_attempt_budget_ms(3000, 5000));
+  EXPECT_EQ(30000u, direct_attempt_budget_ms(30000, 300));  // a longer configured one stays
+}
+
+}  // namespace
+}  // namespace parley::path
