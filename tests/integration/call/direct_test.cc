@@ -406,3 +406,109 @@ TEST(HostileRelayTest, ReplayedInvitesAndAcceptsPresentedAsInvitesNeverRing) {
 
 }  // namespace
 }  // namespace parley
+
+namespace parley {
+namespace {
+
+// A relay that hands out a victim's address as the peer's candidates (32 ports of it, the most
+// a context keeps) gets a bounded number of small STUN checks sent there, never a stream: at
+// most seven transmissions per candidate per attempt, paced at one per 20 ms for the call.
+TEST(ProbeBudgetTest, ARelayPointingTheCallerAtAVictimGetsABoundedNumberOfChecks) {
+  ASSERT_GE(sodium_init(), 0);
+  Loop loop;
+  ASSERT_EQ(kOk, loop.start());
+  std::unique_ptr<identity::Identity> relay_id;
+  ASSERT_EQ(kOk, identity::Identity::generate(&relay_id));
+  std::unique_ptr<relay::Server> server;
+  ASSERT_EQ(kOk, start_relay_in_process(loop, *relay_id, &server));
+  const SocketAddress relay_addr = testing::on_loop(loop, [&] { return server->address(); });
+
+  // The victim: 32 UDP ports on another loopback address, each counting what arrives.
+  constexpr size_t kPorts = ice::kMaxRemoteCandidates;
+  std::mutex vm;
+  std::vector<Timestamp> arrivals;
+  std::vector<std::unique_ptr<UdpSocket>> victim;
+  std::vector<ice::Candidate> fake;
+  ASSERT_EQ(kOk, testing::on_loop(loop, [&]() -> int {
+              for (size_t i = 0; i < kPorts; ++i) {
+                victim.push_back(std::make_unique<UdpSocket>(loop));
+                SocketAddress b;
+                SocketAddress::parse("127.0.0.2:0", &b);
+                const int r = victim.back()->bind(
+                    b, [&](const uint8_t *, size_t, const SocketAddress &) {
+                      std::lock_guard<std::mutex> lock(vm);
+                      arrivals.push_back(monotonic_now());
+                    });
+                if (r != kOk) return r;
+                ice::Candidate c;
+                c.type = ice::CandidateType::kHost;
+                c.address = victim.back()->local_address();
+                c.priority = ice::candidate_priority(c.type, uint16_t(65535 - i));
+                c.foundation = ice::candidate_foundation(c.type, c.address, SocketAddress());
+                fake.push_back(c);
+              }
+              return kOk;
+            }));
+  testing::on_loop(loop, [&] {
+    server->router().set_tamper_for_test([&](signal::Message &m) {
+      if (m.type == signal::Type::kCallAccept || m.type == signal::Type::kCandidate ||
+          m.type == signal::Type::kIceRestart) {
+        if (!m.candidates.empty()) m.candidates = fake;
+      }
+    });
+    return 0;
+  });
+
+  {
+    Party a, b;
+    ASSERT_EQ(kOk, a.start(relay_addr, relay_id->fingerprint(), true));
+    ASSERT_EQ(kOk, b.start(relay_addr, relay_id->fingerprint(), true));
+    signal::CallId id;
+    ASSERT_NO_FATAL_FAILURE(active_call(a, b, &id));
+    const Timestamp t0 = monotonic_now();
+    // The first attempt (3 s) and the first retry, 2 s after it failed, fully.
+    call::CallStats st;
+    auto two_attempts_over = [&] {
+      return a.ctx->call_stats(id, &st) == kOk && st.direct_attempts >= 2 &&
+             st.direct_error != 0 && monotonic_now() - t0 > 9 * kNanosPerSecond;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (!two_attempts_over() && std::chrono::steady_clock::now() < deadline) {
+      a.wait([] { return false; }, 100ms);  // re-check the stats every 100 ms
+    }
+    ASSERT_TRUE(two_attempts_over()) << "attempts " << st.direct_attempts;
+    // The relay rewrites both sides' candidates: the callee checks the victim too.
+    call::CallStats sb;
+    ASSERT_EQ(kOk, b.ctx->call_stats(id, &sb));
+    std::lock_guard<std::mutex> lock(vm);
+    size_t per_s = 0;
+    for (size_t i = 0; i < arrivals.size(); ++i) {
+      size_t j = i;
+      while (j < arrivals.size() && arrivals[j] - arrivals[i] < kNanosPerSecond) ++j;
+      per_s = std::max(per_s, j - i);
+    }
+    std::printf("victim got %zu datagrams over %llu + %llu attempts (checks: caller %llu, "
+                "callee %llu; most in one attempt %llu / %llu), at most %zu in any second\n",
+                arrivals.size(), (unsigned long long)st.direct_attempts,
+                (unsigned long long)sb.direct_attempts, (unsigned long long)st.ice_checks_sent,
+                (unsigned long long)sb.ice_checks_sent,
+                (unsigned long long)st.ice_checks_max_attempt,
+                (unsigned long long)sb.ice_checks_max_attempt, per_s);
+    EXPECT_EQ(st.path, PathKind::kRelay);
+    EXPECT_GT(arrivals.size(), 0u);  // the checks did go there: this measures them
+    EXPECT_LE(arrivals.size(), st.ice_checks_sent + sb.ice_checks_sent);
+    EXPECT_LE(st.ice_checks_max_attempt, 7 * kPorts);
+    EXPECT_LE(sb.ice_checks_max_attempt, 7 * kPorts);
+    EXPECT_LE(arrivals.size(), 7 * kPorts * (st.direct_attempts + sb.direct_attempts));
+    EXPECT_LE(per_s, 2 * 51u);  // one per Ta = 20 ms on each side, with the window's edge
+  }
+  testing::on_loop(loop, [&] {
+    victim.clear();
+    server.reset();
+    return 0;
+  });
+  loop.stop();
+}
+
+}  // namespace
+}  // namespace parley
