@@ -466,6 +466,9 @@ Context::~Context() {
   std::promise<void> flushed;
   run([this, &flushed] {
     closing_ = true;
+    // Lookups still running answer nobody: their callbacks would touch what is torn down.
+    stun_resolvers_.clear();
+    nat64_resolver_.reset();
     if (!relay_) {
       flushed.set_value();
       return kOk;
