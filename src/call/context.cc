@@ -353,7 +353,7 @@ void Context::start_port_mapping() {
           if (port_mapping_.protocol == e.mapping.protocol) port_mapping_ = ice::PortMapping();
         }
       }
-      if (!probing()) close_candidates();
+      trickle_candidates();
     });
     PARLEY_LOG(kLogDebug, "call", "port mapping: asking %s for UDP port %u",
                port_gateway_.to_string().c_str(), unsigned(port));
@@ -378,7 +378,7 @@ void Context::map_upnp() {
         upnp_renew_->start(uint64_t(m.lifetime_s) * 500, 0, [this] { map_upnp(); });
       }
     }
-    if (!probing()) close_candidates();
+    trickle_candidates();
   });
 }
 
@@ -708,7 +708,7 @@ void Context::probe_mappings(bool after_change) {
     if (a != via && a != other_server_) gc.stun_servers.push_back({a, socket_for(a).local_address()});
   }
   if (gc.stun_servers.empty()) {
-    if (!probing()) close_candidates();  // of calls offered while a replaced probe ran
+    trickle_candidates();  // of calls offered while a replaced probe ran
     if (after_change) restart_calls();
     return;
   }
@@ -732,7 +732,7 @@ void Context::probe_mappings(bool after_change) {
           }
         }
         classify_nat();
-        if (!probing()) close_candidates();
+        trickle_candidates();
         if (after_change) restart_calls();
       });
   probe_runner_->start();
@@ -837,32 +837,40 @@ int Context::send_offer(signal::Type type, Call &c) {
   return relay_->send(eoc);
 }
 
-void Context::close_candidates() {
+void Context::trickle_candidates() {
+  const bool final = !probing();
   std::vector<ice::Candidate> now;
   bool listed = false;
   for (auto &kv : calls_) {
     Call &c = kv.second;
     if (!c.candidates_open) continue;
-    c.candidates_open = false;
-    if (c.state == CallState::kEnded) continue;
+    if (c.state == CallState::kEnded) {
+      c.candidates_open = false;
+      continue;
+    }
     if (!listed) {
       now = local_candidates();
       listed = true;
     }
+    // What was found since the offer goes out at once (a port mapping answers long before
+    // UPnP's discovery ends); end-of-candidates when nothing is being learned any more.
     signal::Message m;
     m.type = signal::Type::kCandidate;
     m.call_id = c.id;
     for (const auto &cand : now) {
-      if (c.offered.size() + m.candidates.size() >= signal::kMaxCandidates) break;
+      if (c.offered.size() >= signal::kMaxCandidates) break;
       if (std::find(c.offered.begin(), c.offered.end(), cand.address) == c.offered.end()) {
         m.candidates.push_back(cand);
+        c.offered.push_back(cand.address);
       }
     }
     if (!m.candidates.empty()) {
-      PARLEY_LOG(kLogInfo, "call", "%zu more candidates after the mappings probe (call to or "
-                 "from %s)", m.candidates.size(), c.peer.display().c_str());
+      PARLEY_LOG(kLogInfo, "call", "%zu more candidates after the offer (call to or from %s)",
+                 m.candidates.size(), c.peer.display().c_str());
       relay_->send(m);
     }
+    if (!final) continue;
+    c.candidates_open = false;
     signal::Message eoc;
     eoc.type = signal::Type::kEndOfCandidates;
     eoc.call_id = c.id;

@@ -353,8 +353,9 @@ class Context {
   void resolve_stun_servers();
   // nat_ from the relay's observations and stun_mappings_.
   void classify_nat();
-  // Trickles what the probe found to calls offered while it ran, then end-of-candidates.
-  void close_candidates();
+  // Trickles what the probes found so far to calls offered while they ran, and
+  // end-of-candidates once none runs any more.
+  void trickle_candidates();
   bool probing() const {
     return (probe_gatherer_ && !probe_gatherer_->done()) ||
            (port_mapper_ && port_mapper_->probing()) || (upnp_ && upnp_->busy());
