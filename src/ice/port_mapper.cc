@@ -137,6 +137,12 @@ void PortMapper::on_pcp(const uint8_t *data, size_t len, Timestamp now) {
 void PortMapper::on_natpmp(const uint8_t *data, size_t len, Timestamp now) {
   NatPmpResponse r;
   if (!natpmp_started_ || natpmp_parse_response(data, len, &r) != kOk) return;
+  if (r.result == 1) {
+    // "Unsupported version": our NAT-PMP requests are version 0, so this answers the PCP
+    // one, late (RFC 6887 9); NAT-PMP's own answers are still to come.
+    pcp_refused_ = true;
+    return;
+  }
   if (r.result != 0) {
     PARLEY_LOG(kLogInfo, "ice", "NAT-PMP: the gateway refused (opcode %u, result %u)",
                unsigned(r.opcode), unsigned(r.result));

@@ -207,6 +207,27 @@ TEST(PortMapper, ANatPmpGatewayRefusingPcpGetsNatPmpAtOnce) {
   EXPECT_EQ(12u, sent[1].data.size());
 }
 
+// A NAT-PMP gateway slow to refuse PCP: its refusal arrives after NAT-PMP has started, and
+// must not be taken for a refusal of NAT-PMP itself.
+TEST(PortMapper, ALatePcpRefusalIsNotANatPmpRefusal) {
+  Harness h(config());
+  h.run(0, 260 * kMs);  // PCP, then NAT-PMP at 250 ms
+  const uint8_t refusal[] = {0, 0x81, 0, 1, 0, 0, 0, 3};
+  h.m.handle_datagram(refusal, sizeof refusal, h.gateway, 270 * kMs);
+  PortMapperEvent e;
+  EXPECT_FALSE(h.m.poll_event(&e));
+  EXPECT_TRUE(h.m.probing());
+  const uint8_t addr[] = {0, 0x80, 0, 0, 0, 0, 0, 3, 11, 0, 113, 20};
+  const uint8_t map[] = {0, 0x81, 0, 0, 0, 0, 0, 3, 0x9c, 0x40, 0x9c, 0x40, 0, 0, 0, 120};
+  h.m.handle_datagram(addr, sizeof addr, h.gateway, 280 * kMs);
+  h.m.handle_datagram(map, sizeof map, h.gateway, 281 * kMs);
+  ASSERT_TRUE(h.m.poll_event(&e));
+  EXPECT_EQ(PortMapperEvent::Type::kMapped, e.type);
+  EXPECT_EQ(MappingProtocol::kNatPmp, e.mapping.protocol);
+  // And PCP is not asked again at the next retransmission.
+  for (const auto &s : h.run(290 * kMs, 2000 * kMs)) EXPECT_NE(60u, s.data.size());
+}
+
 TEST(PortMapper, NoGatewayCostsAHandfulOfRequestsAndFails) {
   Harness h(config());
   auto sent = h.run(0, 3000 * kMs);
