@@ -485,6 +485,7 @@ Context::~Context() {
       port_runner_->kick();
     }
     if (upnp_) upnp_->abandon();
+    upnp_renew_.reset();  // no renewal may start while the delete below runs
     return kOk;
   });
   flushed.get_future().wait();
@@ -492,7 +493,6 @@ Context::~Context() {
   run([this] {
     port_runner_.reset();
     port_mapper_.reset();
-    upnp_renew_.reset();
     upnp_.reset();
     media_routes_.clear();
     for (auto &kv : calls_) {
