@@ -21,7 +21,8 @@ import statistics
 import types
 import unittest
 
-from natlab import DNS_ZONE, check_ipv6_prerequisites, hostport, lines_of
+from natlab import (DNS_ZONE, LabError, check_ipv6_prerequisites, hostport, lines_of,
+                    wait_for_match)
 from test_calls import CallEnv, Peer, Relay
 
 PORT = 3478
@@ -91,6 +92,12 @@ class HappyEyeballsTest(unittest.TestCase):
         p = self.party()
         _, ev = p.wait_event("relay", HANDSHAKE_TIMEOUT_S + READY_TIMEOUT,
                              pred=lambda e: e["state"] == "backoff")
+        # The event (stdout) and the log line (stderr) are read by separate collectors: wait
+        # for the line, do not assume it came first.
+        try:
+            wait_for_match(p.proc, r"every address failed", 5, stream="stderr")
+        except (TimeoutError, LabError):
+            pass  # the assertions below say what is missing
         log = "\n".join(lines_of(p.proc, "stderr"))
         _out(f"both addresses black-holed: backoff with error {ev['error']} after "
              f"{ev['t']} ms; " + next((ln for ln in log.splitlines()
