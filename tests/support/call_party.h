@@ -110,6 +110,18 @@ struct Party {
     std::unique_lock<std::mutex> lock(m);
     return cv.wait_for(lock, t, pred);
   }
+  // For conditions on the context's own state (call_stats and the like run on its loop
+  // thread): checked without this party's lock, which the loop thread takes to deliver an
+  // event (holding it here deadlocks the two), again on each event or after 10 ms.
+  bool wait_on_context(const std::function<bool()> &pred, std::chrono::milliseconds t) {
+    const auto deadline = std::chrono::steady_clock::now() + t;
+    for (;;) {
+      if (pred()) return true;
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::unique_lock<std::mutex> lock(m);
+      cv.wait_for(lock, 10ms);
+    }
+  }
   bool on_direct() {
     return !paths.empty() && paths.back().first == PathKind::kDirect;
   }

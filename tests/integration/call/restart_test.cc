@@ -38,7 +38,7 @@ TEST_F(RestartTest, ANetworkChangeRestartsIceAndTheCallStaysDirectLosingNothing)
   // restart: each waits for the mappings probe, which the next one replaces.)
   call::CallStats st_a, st_b;
   ASSERT_EQ(kOk, b.ctx->network_changed());
-  ASSERT_TRUE(b.wait([&] {
+  ASSERT_TRUE(b.wait_on_context([&] {
     return b.ctx->call_stats(id, &st_b) == kOk && st_b.ice_generation >= 1;
   }, 5s));
   ASSERT_EQ(kOk, b.ctx->network_changed());
@@ -48,13 +48,13 @@ TEST_F(RestartTest, ANetworkChangeRestartsIceAndTheCallStaysDirectLosingNothing)
            st->direct_generation == st->ice_generation && st->ice_restarts >= 2 &&
            st->direct_error == 0 && st->path == call::PathKind::kDirect;
   };
-  ASSERT_TRUE(a.wait([&] { return restarted(a, &st_a); }, 10s))
+  ASSERT_TRUE(a.wait_on_context([&] { return restarted(a, &st_a); }, 10s))
       << "restarts " << st_a.ice_restarts << ", attempts " << st_a.direct_attempts
       << ", error " << st_a.direct_error;
-  ASSERT_TRUE(b.wait([&] { return restarted(b, &st_b); }, 10s))
+  ASSERT_TRUE(b.wait_on_context([&] { return restarted(b, &st_b); }, 10s))
       << "restarts " << st_b.ice_restarts << ", attempts " << st_b.direct_attempts
       << ", error " << st_b.direct_error;
-  ASSERT_TRUE(a.wait([&] {
+  ASSERT_TRUE(a.wait_on_context([&] {
     return a.ctx->call_stats(id, &st_a) == kOk && b.ctx->call_stats(id, &st_b) == kOk &&
            st_a.ice_generation == st_b.ice_generation;
   }, 5s)) << st_a.ice_generation << " vs " << st_b.ice_generation;
