@@ -309,16 +309,20 @@ int Context::init() {
   return kOk;
 }
 
-void Context::start_port_mapping() {
-  const auto &pm = config_.direct.port_mapping;
-  // What the last network's gateway gave is gone with it (it expires there by itself).
+void Context::release_port_mappings() {
   if (port_mapper_ && port_runner_) {
     port_mapper_->release(monotonic_now());
     port_runner_->kick();
   }
+  if (upnp_) upnp_->abandon();
+}
+
+void Context::start_port_mapping() {
+  const auto &pm = config_.direct.port_mapping;
+  // What the last network's gateway gave is gone with it (it expires there by itself).
+  release_port_mappings();
   port_runner_.reset();
   port_mapper_.reset();
-  if (upnp_) upnp_->abandon();
   upnp_.reset();
   upnp_renew_.reset();
   port_mapping_ = ice::PortMapping();
@@ -480,11 +484,7 @@ Context::~Context() {
     }
     relay_->stop_after_flush(kCloseLingerMs, [&flushed] { flushed.set_value(); });
     // The gateway forwards nothing to us once we are gone.
-    if (port_mapper_ && port_runner_) {
-      port_mapper_->release(monotonic_now());
-      port_runner_->kick();
-    }
-    if (upnp_) upnp_->abandon();
+    release_port_mappings();
     upnp_renew_.reset();  // no renewal may start while the delete below runs
     return kOk;
   });
@@ -644,18 +644,18 @@ std::vector<ice::Candidate> Context::local_candidates() {
   }
   // The gateway's port mapping: reachable by anyone, whatever the NAT's filtering; between
   // host and srflx in preference (signaled as srflx: the grammar has no type of its own).
-  const auto host_v4 = std::find_if(hosts.begin(), hosts.end(),
-                                    [](const SocketAddress &h) { return h.is_v4(); });
-  if (port_mapping_.external.is_v4() && host_v4 != hosts.end() &&
+  const auto host4 = std::find_if(hosts.begin(), hosts.end(),
+                                  [](const SocketAddress &h) { return h.is_v4(); });
+  if (port_mapping_.external.is_v4() && host4 != hosts.end() &&
       std::none_of(out.begin(), out.end(), [&](const ice::Candidate &c) {
         return c.address == port_mapping_.external;
       })) {
     ice::Candidate c;
     c.type = ice::CandidateType::kServerReflexive;
     c.address = port_mapping_.external;
-    c.related = *host_v4;
+    c.related = *host4;
     c.priority = (kPortMappingTypePreference << 24) | (uint32_t(65535) << 8) | 255;
-    c.foundation = ice::candidate_foundation(c.type, *host_v4, port_gateway_.is_set()
+    c.foundation = ice::candidate_foundation(c.type, *host4, port_gateway_.is_set()
                                                                    ? port_gateway_
                                                                    : port_mapping_.external);
     out.push_back(c);
@@ -663,8 +663,6 @@ std::vector<ice::Candidate> Context::local_candidates() {
   // Behind a sequential address-dependent NAT our mapping toward the peer is not one any
   // server saw, but one of the next few: offered as candidates, the peer's checks to them
   // meet the mapping our own check opens (ice/nat_behavior.h).
-  const auto host4 = std::find_if(hosts.begin(), hosts.end(),
-                                  [](const SocketAddress &h) { return h.is_v4(); });
   if (host4 != hosts.end()) {
     for (auto &c : ice::predicted_candidates(
              nat_, *host4, ice::candidate_priority(ice::CandidateType::kServerReflexive, 32768))) {
@@ -830,7 +828,10 @@ int Context::send_offer(signal::Type type, Call &c) {
   // when it ends, at most its deadline later. Checks need no end-of-candidates; only a
   // failure waits for it.
   c.candidates_open = probing();
-  if (c.candidates_open) return kOk;
+  return c.candidates_open ? kOk : send_end_of_candidates(c);
+}
+
+int Context::send_end_of_candidates(const Call &c) {
   signal::Message eoc;
   eoc.type = signal::Type::kEndOfCandidates;
   eoc.call_id = c.id;
@@ -871,10 +872,7 @@ void Context::trickle_candidates() {
     }
     if (!final) continue;
     c.candidates_open = false;
-    signal::Message eoc;
-    eoc.type = signal::Type::kEndOfCandidates;
-    eoc.call_id = c.id;
-    relay_->send(eoc);
+    send_end_of_candidates(c);
   }
 }
 

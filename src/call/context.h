@@ -301,6 +301,7 @@ class Context {
                       Origin origin = Origin::kLocal);
   // Makes the call's ICE credentials and signed media key and sends invite or accept.
   int send_offer(signal::Type type, Call &c);
+  int send_end_of_candidates(const Call &c);
   // Checks and keeps what the peer's invite/accept carries: its signed media key (for this
   // call, in the sender's role, fresh) and, for an invite, a call id not seen before.
   // kOk or kErrMediaKey.
@@ -374,6 +375,9 @@ class Context {
   ice::PortMapping port_mapping_;
   Timestamp port_asked_at_ = 0;
   void start_port_mapping();
+  // Asks the gateway to delete what it mapped for us (PCP/NAT-PMP now; UPnP's delete is a
+  // blocking HTTP request, run by whoever calls UpnpMapper::release_blocking).
+  void release_port_mappings();
   void map_upnp();
   void on_port_mapping(const ice::PortMapping &m);
   std::unique_ptr<ice::Gatherer> probe_gatherer_;
