@@ -178,6 +178,36 @@ inline int start_relay_in_process(Loop &loop, const identity::Identity &id,
   return testing::on_loop(loop, [&] { return relay::Server::create(loop, id, rc, out); });
 }
 
+// A test with the relay in its own process (start_relay_in_process), on the loop `loop_`.
+class InProcessRelayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GE(sodium_init(), 0);
+    ASSERT_EQ(kOk, loop_.start());
+    ASSERT_EQ(kOk, identity::Identity::generate(&relay_id_));
+    ASSERT_EQ(kOk, start_relay_in_process(loop_, *relay_id_, &server_));
+    relay_addr_ = on_loop(loop_, [&] { return server_->address(); });
+  }
+  // Whatever else the test put on the loop must be gone by now.
+  void TearDown() override {
+    on_loop(loop_, [&] {
+      server_.reset();
+      return 0;
+    });
+    loop_.stop();
+  }
+  void tamper(std::function<void(signal::Message &)> f) {
+    on_loop(loop_, [&] {
+      server_->router().set_tamper_for_test(std::move(f));
+      return 0;
+    });
+  }
+  Loop loop_;
+  std::unique_ptr<identity::Identity> relay_id_;
+  std::unique_ptr<relay::Server> server_;
+  SocketAddress relay_addr_;
+};
+
 // A test with a parley-relay process on loopback (PARLEY_RELAY_BIN), its identity seed in a
 // temporary file removed afterwards; start_relay again restarts it with the same identity.
 class RelayProcessTest : public ::testing::Test {

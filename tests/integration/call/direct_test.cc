@@ -108,16 +108,12 @@ TEST_F(DirectTest, WithTheDirectPathDisabledTheCallStaysOnTheRelay) {
 // credentials and candidates in the accept for those of Mallory, a third party that answers
 // the caller's checks correctly and accepts its QUIC connection with Mallory's own identity.
 // Pinning refuses the handshake: the call stays on the relay and Mallory gets no media.
-TEST(DirectMitmTest, ARelayHandingOutAThirdPartysCandidateNeverGetsTheDirectPath) {
-  ASSERT_GE(sodium_init(), 0);
-  Loop loop;
-  ASSERT_EQ(kOk, loop.start());
-  std::unique_ptr<identity::Identity> relay_id, mallory_id;
-  ASSERT_EQ(kOk, identity::Identity::generate(&relay_id));
+class DirectMitmTest : public testing::InProcessRelayTest {};
+
+TEST_F(DirectMitmTest, ARelayHandingOutAThirdPartysCandidateNeverGetsTheDirectPath) {
+  Loop &loop = loop_;
+  std::unique_ptr<identity::Identity> mallory_id;
   ASSERT_EQ(kOk, identity::Identity::generate(&mallory_id));
-  std::unique_ptr<relay::Server> server;
-  ASSERT_EQ(kOk, start_relay_in_process(loop, *relay_id, &server));
-  const SocketAddress relay_addr = testing::on_loop(loop, [&] { return server->address(); });
 
   // Mallory: a socket with an ICE agent (controlled) and a QUIC endpoint that accepts anyone.
   std::mutex mm;
@@ -183,44 +179,36 @@ TEST(DirectMitmTest, ARelayHandingOutAThirdPartysCandidateNeverGetsTheDirectPath
     host.foundation = ice::candidate_foundation(host.type, mallory_addr, SocketAddress());
     return host;
   };
-  testing::on_loop(loop, [&] {
-    server->router().set_tamper_for_test([&](signal::Message &m) {
-      if (m.type == signal::Type::kCallInvite) {
-        ice::AgentConfig ac;
-        ac.controlling = false;
-        ac.local_ufrag = mufrag;
-        ac.local_pwd = mpwd;
-        magent = std::make_unique<ice::Agent>(ac, monotonic_now());
-        magent->set_remote_credentials(m.ice_ufrag, m.ice_pwd);
-        for (const auto &c : m.candidates) magent->add_remote_candidate(c, monotonic_now());
-        magent->add_local_candidate(mallory_host());
-        mpump();
-      } else if (m.type == signal::Type::kCallAccept) {
-        m.ice_ufrag = mufrag;
-        m.ice_pwd = mpwd;
-        m.candidates = {mallory_host()};
-      }
-    });
-    return 0;
+  tamper([&](signal::Message &m) {
+    if (m.type == signal::Type::kCallInvite) {
+      ice::AgentConfig ac;
+      ac.controlling = false;
+      ac.local_ufrag = mufrag;
+      ac.local_pwd = mpwd;
+      magent = std::make_unique<ice::Agent>(ac, monotonic_now());
+      magent->set_remote_credentials(m.ice_ufrag, m.ice_pwd);
+      for (const auto &c : m.candidates) magent->add_remote_candidate(c, monotonic_now());
+      magent->add_local_candidate(mallory_host());
+      mpump();
+    } else if (m.type == signal::Type::kCallAccept) {
+      m.ice_ufrag = mufrag;
+      m.ice_pwd = mpwd;
+      m.candidates = {mallory_host()};
+    }
   });
 
   {
     Party a, b;
-    ASSERT_EQ(kOk, a.start(relay_addr, relay_id->fingerprint(), true));
-    ASSERT_EQ(kOk, b.start(relay_addr, relay_id->fingerprint(), true));
+    ASSERT_EQ(kOk, a.start(relay_addr_, relay_id_->fingerprint(), true));
+    ASSERT_EQ(kOk, b.start(relay_addr_, relay_id_->fingerprint(), true));
     signal::CallId id;
     ASSERT_NO_FATAL_FAILURE(active_call(a, b, &id));
     Streamer sa(a, id), sb(b, id);
     // The caller's direct attempt fails on the pin (or runs out of its 3 s budget).
     call::CallStats st;
-    auto gave_up = [&] {
+    ASSERT_TRUE(a.wait_on_context([&] {
       return a.ctx->call_stats(id, &st) == kOk && st.direct_error != 0;
-    };
-    const auto deadline = std::chrono::steady_clock::now() + 6s;
-    while (!gave_up() && std::chrono::steady_clock::now() < deadline) {
-      a.wait([] { return false; }, 50ms);  // re-check the stats every 50 ms until the deadline
-    }
-    ASSERT_TRUE(gave_up()) << "the caller never gave up on the direct path";
+    }, 6s)) << "the caller never gave up on the direct path";
     uint64_t before = 0;
     b.wait([&] {
       before = b.frames.size();  // read under the party's lock
@@ -244,10 +232,8 @@ TEST(DirectMitmTest, ARelayHandingOutAThirdPartysCandidateNeverGetsTheDirectPath
     mdrv.reset();
     mep.reset();
     msock_owner.reset();
-    server.reset();
     return 0;
   });
-  loop.stop();
 }
 
 }  // namespace
@@ -337,30 +323,21 @@ namespace {
 // callee's genuine accept to the caller as an invite. Neither rings: the signed media key
 // carries its role and issue time, and the callee remembers the call ids it admitted. The
 // host hears of each refusal (whoever sent it learned that this identity is online).
-TEST(HostileRelayTest, ReplayedInvitesAndAcceptsPresentedAsInvitesNeverRing) {
-  ASSERT_GE(sodium_init(), 0);
-  Loop loop;
-  ASSERT_EQ(kOk, loop.start());
-  std::unique_ptr<identity::Identity> relay_id;
-  ASSERT_EQ(kOk, identity::Identity::generate(&relay_id));
-  std::unique_ptr<relay::Server> server;
-  ASSERT_EQ(kOk, start_relay_in_process(loop, *relay_id, &server));
-  const SocketAddress relay_addr = testing::on_loop(loop, [&] { return server->address(); });
+class HostileRelayTest : public testing::InProcessRelayTest {};
+
+TEST_F(HostileRelayTest, ReplayedInvitesAndAcceptsPresentedAsInvitesNeverRing) {
   std::mutex rm;
   std::vector<signal::Message> recorded;  // invites and accepts as the relay forwarded them
-  testing::on_loop(loop, [&] {
-    server->router().set_tamper_for_test([&](signal::Message &m) {
-      if (m.type == signal::Type::kCallInvite || m.type == signal::Type::kCallAccept) {
-        std::lock_guard<std::mutex> lock(rm);
-        recorded.push_back(m);
-      }
-    });
-    return 0;
+  tamper([&](signal::Message &m) {
+    if (m.type == signal::Type::kCallInvite || m.type == signal::Type::kCallAccept) {
+      std::lock_guard<std::mutex> lock(rm);
+      recorded.push_back(m);
+    }
   });
   {
     Party a, b;
-    ASSERT_EQ(kOk, a.start(relay_addr, relay_id->fingerprint(), false));
-    ASSERT_EQ(kOk, b.start(relay_addr, relay_id->fingerprint(), false));
+    ASSERT_EQ(kOk, a.start(relay_addr_, relay_id_->fingerprint(), false));
+    ASSERT_EQ(kOk, b.start(relay_addr_, relay_id_->fingerprint(), false));
     signal::CallId id;
     ASSERT_NO_FATAL_FAILURE(active_call(a, b, &id));
     ASSERT_EQ(kOk, a.ctx->hangup(id));
@@ -397,11 +374,6 @@ TEST(HostileRelayTest, ReplayedInvitesAndAcceptsPresentedAsInvitesNeverRing) {
     EXPECT_NE(b.errors[0].text.find("seen before"), std::string::npos) << b.errors[0].text;
     EXPECT_NE(a.errors[0].text.find("caller"), std::string::npos) << a.errors[0].text;
   }
-  testing::on_loop(loop, [&] {
-    server.reset();
-    return 0;
-  });
-  loop.stop();
 }
 
 }  // namespace
@@ -413,15 +385,10 @@ namespace {
 // A relay that hands out a victim's address as the peer's candidates (32 ports of it, the most
 // a context keeps) gets a bounded number of small STUN checks sent there, never a stream: at
 // most seven transmissions per candidate per attempt, paced at one per 20 ms for the call.
-TEST(ProbeBudgetTest, ARelayPointingTheCallerAtAVictimGetsABoundedNumberOfChecks) {
-  ASSERT_GE(sodium_init(), 0);
-  Loop loop;
-  ASSERT_EQ(kOk, loop.start());
-  std::unique_ptr<identity::Identity> relay_id;
-  ASSERT_EQ(kOk, identity::Identity::generate(&relay_id));
-  std::unique_ptr<relay::Server> server;
-  ASSERT_EQ(kOk, start_relay_in_process(loop, *relay_id, &server));
-  const SocketAddress relay_addr = testing::on_loop(loop, [&] { return server->address(); });
+class ProbeBudgetTest : public testing::InProcessRelayTest {};
+
+TEST_F(ProbeBudgetTest, ARelayPointingTheCallerAtAVictimGetsABoundedNumberOfChecks) {
+  Loop &loop = loop_;
 
   // The victim: 32 UDP ports on another loopback address, each counting what arrives.
   constexpr size_t kPorts = ice::kMaxRemoteCandidates;
@@ -449,34 +416,26 @@ TEST(ProbeBudgetTest, ARelayPointingTheCallerAtAVictimGetsABoundedNumberOfChecks
               }
               return kOk;
             }));
-  testing::on_loop(loop, [&] {
-    server->router().set_tamper_for_test([&](signal::Message &m) {
-      if (m.type == signal::Type::kCallAccept || m.type == signal::Type::kCandidate ||
-          m.type == signal::Type::kIceRestart) {
-        if (!m.candidates.empty()) m.candidates = fake;
-      }
-    });
-    return 0;
+  tamper([&](signal::Message &m) {
+    if (m.type == signal::Type::kCallAccept || m.type == signal::Type::kCandidate ||
+        m.type == signal::Type::kIceRestart) {
+      if (!m.candidates.empty()) m.candidates = fake;
+    }
   });
 
   {
     Party a, b;
-    ASSERT_EQ(kOk, a.start(relay_addr, relay_id->fingerprint(), true));
-    ASSERT_EQ(kOk, b.start(relay_addr, relay_id->fingerprint(), true));
+    ASSERT_EQ(kOk, a.start(relay_addr_, relay_id_->fingerprint(), true));
+    ASSERT_EQ(kOk, b.start(relay_addr_, relay_id_->fingerprint(), true));
     signal::CallId id;
     ASSERT_NO_FATAL_FAILURE(active_call(a, b, &id));
     const Timestamp t0 = monotonic_now();
     // The first attempt (3 s) and the first retry, 2 s after it failed, fully.
     call::CallStats st;
-    auto two_attempts_over = [&] {
+    ASSERT_TRUE(a.wait_on_context([&] {
       return a.ctx->call_stats(id, &st) == kOk && st.direct_attempts >= 2 &&
              st.direct_error != 0 && monotonic_now() - t0 > 9 * kNanosPerSecond;
-    };
-    const auto deadline = std::chrono::steady_clock::now() + 15s;
-    while (!two_attempts_over() && std::chrono::steady_clock::now() < deadline) {
-      a.wait([] { return false; }, 100ms);  // re-check the stats every 100 ms
-    }
-    ASSERT_TRUE(two_attempts_over()) << "attempts " << st.direct_attempts;
+    }, 15s)) << "attempts " << st.direct_attempts;
     // The relay rewrites both sides' candidates: the callee checks the victim too.
     call::CallStats sb;
     ASSERT_EQ(kOk, b.ctx->call_stats(id, &sb));
@@ -504,10 +463,8 @@ TEST(ProbeBudgetTest, ARelayPointingTheCallerAtAVictimGetsABoundedNumberOfChecks
   }
   testing::on_loop(loop, [&] {
     victim.clear();
-    server.reset();
     return 0;
   });
-  loop.stop();
 }
 
 }  // namespace
