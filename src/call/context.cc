@@ -132,6 +132,27 @@ auto Context::read(F &&f) -> decltype(f()) {
   return value;
 }
 
+void Context::on_socket_datagram(const uint8_t *d, size_t n, const SocketAddress &from) {
+  // RFC 7983: STUN belongs to the calls' ICE agents, QUIC to the endpoint (relay + direct).
+  switch (classify_datagram(d, n)) {
+    case DatagramKind::kQuic:
+      driver_->on_datagram(d, n, from);
+      break;
+    case DatagramKind::kStun:
+      on_stun(d, n, from);
+      break;
+    default:
+      break;
+  }
+}
+
+void Context::set_route(const SocketAddress &to, UdpSocket *via) {
+  routes_.erase(std::remove_if(routes_.begin(), routes_.end(),
+                               [&](const auto &r) { return r.first == to; }),
+                routes_.end());
+  if (via) routes_.emplace_back(to, via);
+}
+
 int Context::init() {
   audio_timer_ = std::make_unique<Timer>(loop_);
   quality_timer_ = std::make_unique<Timer>(loop_);
@@ -139,17 +160,7 @@ int Context::init() {
   SocketAddress bind = config_.bind;
   if (!bind.is_set()) SocketAddress::parse("0.0.0.0:0", &bind);
   auto on_socket_datagram = [this](const uint8_t *d, size_t n, const SocketAddress &from) {
-    // RFC 7983: STUN belongs to the calls' ICE agents, QUIC to the endpoint (relay + direct).
-    switch (classify_datagram(d, n)) {
-      case DatagramKind::kQuic:
-        driver_->on_datagram(d, n, from);
-        break;
-      case DatagramKind::kStun:
-        on_stun(d, n, from);
-        break;
-      default:
-        break;
-    }
+    this->on_socket_datagram(d, n, from);
   };
   // A port range (firewalls that open only some ports): the first free port in it.
   const uint16_t first = config_.port_min ? config_.port_min : bind.port();
@@ -218,6 +229,10 @@ int Context::init() {
       &endpoint_);
   if (r != kOk) return r;
   endpoint_->set_batch_sender([this](const quic::TxPacket *p, size_t n) {
+    if (!routes_.empty()) {  // a birthday socket carries a direct path: rare, and per packet
+      for (size_t i = 0; i < n; ++i) socket_for(p[i].to).send(p[i].to, p[i].data, p[i].len);
+      return;
+    }
     // One system call per family present in the batch (almost always just one).
     OutDatagram batch[quic::kTxBatch];
     for (UdpSocket *sock : {socket_.get(), socket6_.get()}) {
@@ -815,6 +830,7 @@ int Context::send_offer(signal::Type type, Call &c) {
   // so they ride in the offer; later ones would be trickled as Candidate messages.
   m.candidates = local_candidates();
   if (m.candidates.size() > signal::kMaxCandidates) m.candidates.resize(signal::kMaxCandidates);
+  m.nat = nat_info();
   c.offered.clear();
   for (const auto &cand : m.candidates) c.offered.push_back(cand.address);
   m.identity_key.emplace();
@@ -858,6 +874,7 @@ void Context::trickle_candidates() {
     signal::Message m;
     m.type = signal::Type::kCandidate;
     m.call_id = c.id;
+    m.nat = nat_info();
     for (const auto &cand : now) {
       if (c.offered.size() >= signal::kMaxCandidates) break;
       if (std::find(c.offered.begin(), c.offered.end(), cand.address) == c.offered.end()) {
@@ -893,14 +910,31 @@ int Context::take_peer_offer(Call &c, const signal::Message &m) {
   r = c.peer_pwd.assign(m.ice_pwd.data(), m.ice_pwd.size());
   if (r != kOk) return r;
   for (const auto &cand : m.candidates) c.peer_candidates.push_back(cand);
+  if (m.nat) c.peer_nat = *m.nat;
   return kOk;
+}
+
+std::optional<signal::NatInfo> Context::nat_info() const {
+  if (nat_.mapping == ice::NatMapping::kUnknown) return std::nullopt;
+  return signal::NatInfo{uint8_t(nat_.mapping), uint8_t(nat_.allocation)};
 }
 
 int Context::start_session(Call &c) {
   Session::Env env;
   env.loop = &loop_;
-  env.socket = socket_.get();
-  env.socket6 = socket6_.get();
+  env.send = [this](const SocketAddress &to, const uint8_t *d, size_t n) {
+    socket_for(to).send(to, d, n);
+  };
+  env.route = [this](const SocketAddress &to, UdpSocket *via) { set_route(to, via); };
+  env.deliver = [this](const uint8_t *d, size_t n, const SocketAddress &from) {
+    on_socket_datagram(d, n, from);
+  };
+  env.nat = &nat_;
+  if (socket_->local_address().is_v4()) {
+    env.bind4 = socket_->local_address();
+    env.bind4.set_port(0);
+  }
+  env.nat_info = [this] { return nat_info(); };
   env.endpoint = endpoint_.get();
   env.driver = driver_.get();
   env.relay = relay_.get();
@@ -981,6 +1015,7 @@ int Context::start_session(Call &c) {
   p.local_candidates = env.gather(&p.nat64);
   p.remote_candidates = std::move(c.peer_candidates);
   p.remote_candidates_done = c.peer_candidates_done;
+  p.remote_nat = c.peer_nat;
   c.peer_candidates.clear();
   return Session::create(std::move(env), std::move(p), c.media_key, c.peer_key, &c.session);
 }
@@ -1348,6 +1383,7 @@ void Context::on_relay_message(const signal::Message &m) {
         for (const auto &cand : m.candidates) {
           if (c.peer_candidates.size() < signal::kMaxCandidates) c.peer_candidates.push_back(cand);
         }
+        if (m.nat) c.peer_nat = *m.nat;
       } else {
         c.peer_candidates_done = true;
       }

@@ -261,6 +261,7 @@ class Context {
     identity::SecretBuffer peer_pwd;
     std::vector<ice::Candidate> peer_candidates;
     bool peer_candidates_done = false;
+    signal::NatInfo peer_nat;  // until the session takes it over
     // Offered while our mappings were being probed: end-of-candidates waits for the probe,
     // which may add candidates (trickled then); the addresses offered so far.
     bool candidates_open = false;
@@ -334,8 +335,19 @@ class Context {
   std::unique_ptr<UdpSocket> socket6_;  // ContextConfig::bind6, or none
   // The socket a datagram to `to` leaves from: the one of its family.
   UdpSocket &socket_for(const SocketAddress &to) {
+    for (const auto &r : routes_) {
+      if (r.first == to) return *r.second;
+    }
     return socket6_ && to.is_v6() ? *socket6_ : *socket_;
   }
+  // Peers reached through a socket of their call's own (a birthday probe's winner,
+  // ice/birthday.h): datagrams to them leave from it. Usually empty.
+  std::vector<std::pair<SocketAddress, UdpSocket *>> routes_;
+  void set_route(const SocketAddress &to, UdpSocket *via);
+  // What arrived on any of our sockets: STUN to on_stun, QUIC to the endpoint.
+  void on_socket_datagram(const uint8_t *d, size_t n, const SocketAddress &from);
+  // Our IPv4 NAT for the peer (signal field kNat), when the mappings probe classified it.
+  std::optional<signal::NatInfo> nat_info() const;
   std::unique_ptr<quic::Endpoint> endpoint_;
   std::unique_ptr<quic::EndpointDriver> driver_;
   std::unique_ptr<RelayClient> relay_;

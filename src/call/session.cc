@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <sodium.h>
+
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -65,6 +67,7 @@ int Session::create(Env env, Params params, const media::LocalMediaKey &mine,
 
 Session::~Session() {
   timer_.stop();
+  stop_birthday(true);
   close_direct();
 }
 
@@ -94,7 +97,8 @@ void Session::start() {
     return;
   }
   for (const auto &c : p_.remote_candidates) add_remote_candidate(c, now);
-  if (p_.remote_candidates_done) agent_->end_of_remote_candidates(now);
+  maybe_start_birthday(now);
+  if (p_.remote_candidates_done) remote_candidates_done(now);
   pump();
 }
 
@@ -109,6 +113,8 @@ void Session::start_agent(Timestamp now, const std::string &ufrag,
   // An attempt that a new generation overtakes before it verified a path did not work: its
   // failure is what the stats say until the new one settles.
   if (attempt_open_ && stats_.direct_error == 0) stats_.direct_error = kErrIceFailed;
+  stop_birthday(!(direct_ && direct_verified_));
+  remote_srflx4_ = ice::Candidate();
   ice::AgentConfig ac;
   ac.controlling = p_.caller;  // roles never change across restarts: no role conflict
   ac.local_ufrag = ufrag;
@@ -147,6 +153,7 @@ void Session::send_restart(uint64_t generation, const std::string &ufrag,
   m.ice_pwd = std::string(pwd.view());
   m.candidates = local;
   if (m.candidates.size() > signal::kMaxCandidates) m.candidates.resize(signal::kMaxCandidates);
+  if (env_.nat_info) m.nat = env_.nat_info();
   const int r = env_.relay->send(m);
   identity::wipe(&m.ice_pwd);
   restart_unsent_ = r != kOk;
@@ -221,8 +228,10 @@ void Session::on_ice_restart(const signal::Message &m, Timestamp now) {
     end_attempt(kErrIceFailed, "the peer's ICE credentials are unusable");
     return;
   }
+  if (m.nat) p_.remote_nat = *m.nat;
   for (const auto &c : m.candidates) add_remote_candidate(c, now);
-  agent_->end_of_remote_candidates(now);
+  maybe_start_birthday(now);
+  remote_candidates_done(now);
   pump();
 }
 
@@ -238,6 +247,7 @@ void Session::network_changed() {
 void Session::end_attempt(int error, const char *why) {
   const Timestamp now = monotonic_now();
   stats_.direct_error = error;
+  stop_birthday(!(direct_ && direct_verified_));
   retire_agent();
   agent_.reset();
   attempt_open_ = false;
@@ -297,9 +307,13 @@ void Session::pump() {
   if (agent_) {
     agent_->handle_timeout(now);
     ice::Datagram d;
-    while (agent_ && agent_->poll_transmit(now, &d)) {
-      UdpSocket *s = env_.socket6 && d.to.is_v6() ? env_.socket6 : env_.socket;
-      s->send(d.to, d.data, d.len);
+    ice::AgentEvent e0;
+    while (agent_ && agent_->poll_transmit(now, &d)) env_.send(d.to, d.data, d.len);
+    run_birthday(now);
+    if (agent_ && eoc_held_ && now >= birthday_end_) {
+      eoc_held_ = false;
+      agent_->end_of_remote_candidates(now);
+      while (agent_ && agent_->poll_event(&e0)) on_agent_event(e0);
     }
     ice::AgentEvent e;
     while (agent_ && agent_->poll_event(&e)) on_agent_event(e);
@@ -318,7 +332,10 @@ void Session::pump() {
   if (agent_) {
     take(agent_->next_deadline());
     if (attempt_open_) take(budget_end_);
+    if (birthday_) take(birthday_->next_deadline());
+    if (eoc_held_) take(birthday_end_);
   }
+
   take(retry_.due());
   take(manager_.next_deadline());
   if (direct_) take(now + kDirectPollMs * kMs);
@@ -328,6 +345,111 @@ void Session::pump() {
   }
   const uint64_t ms = next <= now ? 0 : (next - now + kMs - 1) / kMs;
   timer_.start(ms, 0, [this] { pump(); });
+}
+
+void Session::remote_candidates_done(Timestamp now) {
+  if (birthday_ && now < birthday_end_) {
+    eoc_held_ = true;
+    return;
+  }
+  agent_->end_of_remote_candidates(now);
+}
+
+void Session::maybe_start_birthday(Timestamp now) {
+  if (!agent_ || !attempt_open_ || birthday_ || !env_.nat || !env_.bind4.is_set() ||
+      !remote_srflx4_.address.is_set()) {
+    return;
+  }
+  const auto mapping = p_.remote_nat.mapping <= uint8_t(ice::NatMapping::kAddressDependent)
+                           ? ice::NatMapping(p_.remote_nat.mapping)
+                           : ice::NatMapping::kUnknown;
+  const auto allocation = p_.remote_nat.allocation <= uint8_t(ice::PortAllocation::kRandom)
+                              ? ice::PortAllocation(p_.remote_nat.allocation)
+                              : ice::PortAllocation::kUnknown;
+  const ice::BirthdayRole role = ice::birthday_role(*env_.nat, mapping, allocation);
+  if (role == ice::BirthdayRole::kNone) return;
+  if (role == ice::BirthdayRole::kHard) {
+    if (birthday_winner_ && remote_srflx4_.address == birthday_peer_) return;  // carries us
+    stop_birthday(true);
+    birthday_peer_ = remote_srflx4_.address;
+    for (int k = 0; k < ice::kBirthdayPorts; ++k) {
+      auto sock = std::make_unique<UdpSocket>(*env_.loop);
+      const size_t index = birthday_sockets_.size();
+      const int r = sock->bind(env_.bind4, [this, index](const uint8_t *d, size_t n,
+                                                         const SocketAddress &from) {
+        on_birthday_datagram(index, d, n, from);
+      });
+      if (r != kOk) {
+        PARLEY_LOG(kLogInfo, "call", "birthday probing: %d sockets, then %s", k,
+                   last_error_message());
+        break;
+      }
+      birthday_sockets_.push_back(std::move(sock));
+    }
+    stats_.birthday_sockets += birthday_sockets_.size();
+    birthday_.emplace(role, birthday_peer_, uint32_t(birthday_sockets_.size()),
+                      ice::kBirthdayOpenIntervalUs, now, 0);
+  } else {
+    uint64_t seed = 0;
+    randombytes_buf(&seed, sizeof seed);
+    birthday_.emplace(role, remote_srflx4_.address, ice::kBirthdayProbes,
+                      ice::kBirthdayProbeIntervalUs,
+                      now + Timestamp(ice::kBirthdayEasyDelayMs) * kMs, seed);
+  }
+  stats_.birthday_role = ice::birthday_role_name(role);
+  birthday_end_ = now + Timestamp(ice::kBirthdayRoundMs) * kMs;
+  budget_end_ = std::max(budget_end_, birthday_end_);
+  PARLEY_LOG(kLogInfo, "call", "birthday probing as the %s side toward %s (%s)",
+             stats_.birthday_role.c_str(), remote_srflx4_.address.to_string().c_str(),
+             role == ice::BirthdayRole::kHard ? "extra sockets opened" : "random ports");
+}
+
+void Session::run_birthday(Timestamp now) {
+  if (!birthday_ || !agent_) return;
+  SocketAddress to;
+  uint32_t k = 0;
+  uint8_t buf[stun::kMaxMessageLen];
+  const uint64_t before = birthday_->sent();
+  while (birthday_->poll(now, &to, &k)) {
+    size_t n = 0;
+    if (!agent_->write_probe(AF_INET, buf, sizeof buf, &n)) {
+      birthday_->stop();  // the agent completed (or failed): nothing left to find
+      break;
+    }
+    if (birthday_->role() == ice::BirthdayRole::kHard) {
+      if (k < birthday_sockets_.size()) birthday_sockets_[k]->send(to, buf, n);
+    } else {
+      env_.send(to, buf, n);
+    }
+  }
+  const uint64_t sent = birthday_->sent() - before;
+  stats_.birthday_probes += sent;
+  stats_.birthday_probes_max_attempt =
+      std::max<uint64_t>(stats_.birthday_probes_max_attempt, birthday_->sent());
+}
+
+void Session::stop_birthday(bool all) {
+  // Safe from inside a socket's own receive callback (UdpSocket outlives it).
+  if (birthday_) birthday_->stop();
+  birthday_sockets_.clear();
+  if (!all || !birthday_winner_) return;
+  env_.route(birthday_peer_, nullptr);
+  birthday_winner_.reset();
+}
+
+void Session::on_birthday_datagram(size_t k, const uint8_t *data, size_t len,
+                                   const SocketAddress &from) {
+  if (from != birthday_peer_) return;  // only the peer's address was ever written to
+  if (!birthday_winner_ && k < birthday_sockets_.size() && birthday_sockets_[k]) {
+    // The first socket the peer reached carries the path from now on; the others close.
+    birthday_winner_ = std::move(birthday_sockets_[k]);
+    env_.route(birthday_peer_, birthday_winner_.get());
+    ++stats_.birthday_hits;
+    PARLEY_LOG(kLogInfo, "call", "birthday probing: the peer reached our socket %zu of %zu",
+               k, birthday_sockets_.size());
+    stop_birthday(false);
+  }
+  env_.deliver(data, len, from);
 }
 
 void Session::on_agent_event(const ice::AgentEvent &e) {
@@ -599,6 +721,10 @@ bool Session::on_stun(const uint8_t *data, size_t len, const SocketAddress &from
 
 void Session::add_remote_candidate(const ice::Candidate &c, Timestamp now) {
   agent_->add_remote_candidate(c, now);
+  if (c.type == ice::CandidateType::kServerReflexive && c.address.is_v4() &&
+      (!remote_srflx4_.address.is_set() || c.priority > remote_srflx4_.priority)) {
+    remote_srflx4_ = c;
+  }
   if (!p_.nat64.is_set() || !c.address.is_v4()) return;
   ice::Candidate s = c;
   s.related = SocketAddress();
@@ -614,14 +740,16 @@ void Session::on_signal(const signal::Message &m) {
       on_ice_restart(m, now);
       break;
     case signal::Type::kCandidate:
+      if (m.nat) p_.remote_nat = *m.nat;
       if (agent_) {
         for (const auto &c : m.candidates) add_remote_candidate(c, now);
+        maybe_start_birthday(now);
         pump();
       }
       break;
     case signal::Type::kEndOfCandidates:
       if (agent_) {
-        agent_->end_of_remote_candidates(now);
+        remote_candidates_done(now);
         pump();
       }
       break;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "call/relay_client.h"
 #include "call/voice_channel.h"
 #include "ice/agent.h"
+#include "ice/birthday.h"
 #include "ice/candidate.h"
 #include "ice/restart.h"
 #include "identity/identity.h"
@@ -95,6 +97,13 @@ struct CallStats {
   // every generation, and the most any one generation sent: the probes a direct attempt
   // cost, bounded by the remote candidates times the checks' transmissions.
   uint64_t ice_checks_sent = 0, ice_checks_max_attempt = 0;
+  // Birthday probing (ice/birthday.h): our role in the last attempt that used it ("none",
+  // "hard", "easy"), the probes sent (every attempt; the easy side's toward one address, the
+  // hard side's one per socket), the most in one attempt, the sockets opened, and whether a
+  // probe met one of them.
+  std::string birthday_role = "none";
+  uint64_t birthday_probes = 0, birthday_probes_max_attempt = 0, birthday_sockets = 0;
+  uint64_t birthday_hits = 0;
   VoiceStats voice;                  // the call's audio, both directions
 };
 
@@ -103,8 +112,17 @@ class Session {
   // What the session uses of its context (all outlive the session).
   struct Env {
     Loop *loop;
-    UdpSocket *socket;
-    UdpSocket *socket6 = nullptr;  // the context's IPv6 socket next to an IPv4 one, or null
+    // Sends from the context's socket for `to` (its family's, or the one route() set).
+    std::function<void(const SocketAddress &to, const uint8_t *data, size_t len)> send;
+    // From now on, datagrams to `to` leave from `via` (nullptr: the context's socket again).
+    std::function<void(const SocketAddress &to, UdpSocket *via)> route;
+    // A datagram that arrived on a socket of the session's own, handled as if it had arrived
+    // on the context's.
+    std::function<void(const uint8_t *data, size_t len, const SocketAddress &from)> deliver;
+    const ice::NatBehavior *nat = nullptr;  // our IPv4 NAT as the context classified it
+    SocketAddress bind4;  // the IPv4 address extra sockets bind to (port 0), or unset
+    // The same for the peer (signal field kNat), when known.
+    std::function<std::optional<signal::NatInfo>()> nat_info;
     quic::Endpoint *endpoint;
     quic::EndpointDriver *driver;
     RelayClient *relay;
@@ -130,6 +148,7 @@ class Session {
     // Set when this side has no IPv4 host but a NAT64 prefix: every IPv4 candidate of the
     // peer is also tried at its synthesized IPv6 address.
     Nat64Prefix nat64;
+    signal::NatInfo remote_nat;  // what the peer signaled of its IPv4 NAT
   };
 
   // Derives the media keys from `mine` and the peer's verified `peer_key`. kOk, kErrMediaKey,
@@ -188,6 +207,17 @@ class Session {
                    const std::vector<ice::Candidate> &local);
   // Fresh ICE credentials for a new generation (the password in wiped memory).
   static int new_credentials(std::string *ufrag, identity::SecretBuffer *pwd);
+  // Birthday probing (ice/birthday.h) in the current attempt, when the two NATs call for it
+  // and the peer's address is known; again on each attempt.
+  void maybe_start_birthday(Timestamp now);
+  void run_birthday(Timestamp now);  // sends the probes due
+  // Closes the sockets of an attempt that is over; `all`: the winner's too, and its route.
+  void stop_birthday(bool all);
+  void on_birthday_datagram(size_t k, const uint8_t *data, size_t len,
+                            const SocketAddress &from);
+  // The peer's end-of-candidates, for the agent once no birthday probe is under way (the
+  // agent could otherwise fail the pair a probe is about to validate).
+  void remote_candidates_done(Timestamp now);
   // Starts an ICE restart of ours (a retry, a network change).
   void restart_ice(Timestamp now, const char *why);
   // The peer's ice-restart message: adopt its generation and answer, or complete ours.
@@ -226,6 +256,15 @@ class Session {
   Timestamp active_at_ = 0, budget_end_ = 0;
   uint64_t direct_rx_packets_ = 0;
   uint64_t first_index_ = 0;  // of the first authentic frame (the opener knows the highest)
+  std::optional<ice::BirthdaySchedule> birthday_;  // of the current attempt
+  Timestamp birthday_end_ = 0;   // of the round: the attempt lasts at least this long
+  SocketAddress birthday_peer_;  // hard side: the easy side's address all probes go to
+  // The peer's best IPv4 server-reflexive candidate of this generation (where a birthday
+  // probe is aimed: the easy side's address, or the hard side's IP).
+  ice::Candidate remote_srflx4_;
+  std::vector<std::unique_ptr<UdpSocket>> birthday_sockets_;
+  std::unique_ptr<UdpSocket> birthday_winner_;  // carries the path to birthday_peer_
+  bool eoc_held_ = false;                       // remote_candidates_done waits
   Timer timer_;
   CallStats stats_;
   uint8_t frame_[quic::kMaxDatagramPayload];

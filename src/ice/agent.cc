@@ -292,16 +292,12 @@ void Agent::enqueue_triggered(size_t pair) {
   triggered_.push_back(pair);
 }
 
-bool Agent::start_check(size_t index, bool consent, Timestamp now) {
-  Pair &p = pairs_[index];
-  if (!consent) cancel_check(p, now);  // at most one live check per pair
-  const bool nominate = !consent && controlling_ && p.use_candidate;
-  uint8_t buf[stun::kMaxMessageLen];
-  stun::MessageBuilder b(buf, sizeof buf);
-  const stun::TransactionId id = stun::TransactionId::random();
+int Agent::write_request(const stun::TransactionId &id, int family, bool nominate,
+                         uint8_t *buf, size_t cap, size_t *len) const {
+  stun::MessageBuilder b(buf, cap);
   b.start(stun::kBinding, stun::kRequest, id);
   b.add_string(stun::kAttrUsername, remote_ufrag_ + ":" + config_.local_ufrag);
-  b.add_u32(stun::kAttrPriority, prflx_priority(p.family));
+  b.add_u32(stun::kAttrPriority, prflx_priority(family));
   if (controlling_) {
     b.add_u64(stun::kAttrIceControlling, tie_breaker_);
     if (nominate) b.add_flag(stun::kAttrUseCandidate);
@@ -311,12 +307,31 @@ bool Agent::start_check(size_t index, bool consent, Timestamp now) {
   if (!config_.software.empty()) b.add_string(stun::kAttrSoftware, config_.software);
   b.add_message_integrity(remote_key_.data(), remote_key_.size());
   b.add_fingerprint();
+  return b.finish(len);
+}
+
+bool Agent::write_probe(int family, uint8_t *buf, size_t cap, size_t *len) {
+  if (remote_key_.empty() || state_ != State::kRunning) return false;
+  if (write_request(stun::TransactionId::random(), family, false, buf, cap, len) != kOk) {
+    return false;
+  }
+  ++stats_.probes_written;
+  return true;
+}
+
+bool Agent::start_check(size_t index, bool consent, Timestamp now) {
+  Pair &p = pairs_[index];
+  if (!consent) cancel_check(p, now);  // at most one live check per pair
+  const bool nominate = !consent && controlling_ && p.use_candidate;
+  uint8_t buf[stun::kMaxMessageLen];
+  const stun::TransactionId id = stun::TransactionId::random();
+  size_t n = 0;
+  const int built = write_request(id, p.family, nominate, buf, sizeof buf, &n);
   uint64_t cookie = (++seq_ << kCookieSeqShift) | uint64_t(index);
   if (controlling_) cookie |= kCookieControlling;
   if (nominate) cookie |= kCookieUseCandidate;
   if (consent) cookie |= kCookieConsent;
-  size_t n = 0;
-  if (b.finish(&n) != kOk ||
+  if (built != kOk ||
       client_.start(buf, n, remotes_[p.remote].cand.address, config_.check_rtx, now, cookie,
                     remote_key_.data(), remote_key_.size()) != kOk) {
     // Only absurd credentials get here; failing the pair keeps the scheduler moving.

@@ -125,6 +125,7 @@ struct AgentStats {
   uint64_t remote_prflx_learned = 0;
   uint64_t responses_wrong_source = 0;  // our transaction ID from another address
   uint64_t responses_bad_integrity = 0;
+  uint64_t probes_written = 0;  // write_probe
 };
 
 class Agent {
@@ -158,6 +159,13 @@ class Agent {
   // one request per Ta (retransmission, triggered check, consent check, ordinary check).
   // `out->data` stays valid until the next call on the agent. False when nothing is due.
   bool poll_transmit(Timestamp now, Datagram *out);
+  // A connectivity check for an address no candidate names (a birthday probe, ice/birthday.h):
+  // a Binding request exactly like our checks from the socket of `family` (credentials, role,
+  // priority), but not a transaction of ours, so its answer is ignored: the peer's agent
+  // answers it as a check and follows with a triggered check of its own, which is what
+  // makes the pair. Writes at most `cap` bytes to `buf` and sets *len. False until the
+  // peer's credentials are set, once the agent is inert or completed, or if `cap` is too small.
+  bool write_probe(int family, uint8_t *buf, size_t cap, size_t *len);
 
   // Offers a datagram from the shared socket. True if it was STUN for this agent: a Binding
   // request whose USERNAME starts with "<local_ufrag>:", or a response to one of our
@@ -235,6 +243,9 @@ class Agent {
   LocalBase *base_for(int family);
   const LocalBase *base_for(int family) const;
   uint32_t prflx_priority(int family) const;
+  // A Binding request as our checks carry (credentials, role, priority) with transaction `id`.
+  int write_request(const stun::TransactionId &id, int family, bool nominate, uint8_t *buf,
+                    size_t cap, size_t *len) const;
   uint64_t pair_priority(const Pair &p) const;
   void reprioritise();
   void pair_family(int family);

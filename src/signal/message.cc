@@ -212,7 +212,7 @@ bool Message::operator==(const Message &o) const {
          text == o.text && participants == o.participants && stream_id == o.stream_id &&
          profile == o.profile && media_timestamp == o.media_timestamp &&
          sequence == o.sequence && path == o.path && loss_permille == o.loss_permille &&
-         rtt_ms == o.rtt_ms && jitter_ms == o.jitter_ms && queue_ms == o.queue_ms &&
+         rtt_ms == o.rtt_ms && jitter_ms == o.jitter_ms && queue_ms == o.queue_ms && nat == o.nat &&
          software == o.software &&
          members == o.members && identity_key == o.identity_key;
 }
@@ -272,6 +272,10 @@ int encode(const Message &m, std::vector<uint8_t> *out) {
   if (m.rtt_ms) w.field_int(Field::kRttMs, *m.rtt_ms);
   if (m.jitter_ms) w.field_int(Field::kJitterMs, *m.jitter_ms);
   if (m.queue_ms) w.field_int(Field::kQueueMs, *m.queue_ms);
+  if (m.nat) {
+    const uint8_t b[2] = {m.nat->mapping, m.nat->allocation};
+    w.field(Field::kNat, b, sizeof b);
+  }
   if (!m.software.empty()) w.field(Field::kSoftware, m.software.data(), m.software.size());
   if (m.identity_key) w.field(Field::kIdentityKey, m.identity_key->data(), m.identity_key->size());
   for (const auto &mb : m.members) {
@@ -318,7 +322,7 @@ int decode(const uint8_t *data, size_t len, Message *out) {
     pos += n;
     const bool repeated = id == unsigned(Field::kCandidate) ||
                           id == unsigned(Field::kParticipant) || id == unsigned(Field::kMember);
-    const bool known = id >= unsigned(Field::kCallId) && id <= unsigned(Field::kQueueMs);
+    const bool known = id >= unsigned(Field::kCallId) && id <= unsigned(kLastField);
     if (known && !repeated) {  // unknown fields, repeated or not, are simply skipped
       if (seen & (uint64_t(1) << id)) return malformed("appears twice", id);
       seen |= uint64_t(1) << id;
@@ -421,6 +425,10 @@ int decode(const uint8_t *data, size_t len, Message *out) {
         (Field(id) == Field::kRttMs     ? m.rtt_ms
          : Field(id) == Field::kJitterMs ? m.jitter_ms
                                          : m.queue_ms) = uint32_t(read_be(v, 4));
+        break;
+      case Field::kNat:
+        if (!need(2)) return malformed("must be 2 bytes", id);
+        m.nat = NatInfo{v[0], v[1]};
         break;
       case Field::kSoftware:
         m.software.assign(reinterpret_cast<const char *>(v), n);

@@ -96,6 +96,17 @@ enum class Field : uint16_t {
   kMember = 23,          // 32-byte fingerprint || u32 media stream id, repeated
   kIdentityKey = 24,     // 32-byte Ed25519 public key of the sender (fingerprint = its SHA-256)
   kQueueMs = 25,         // u32: smoothed RTT minus minimum RTT of the sender's media path
+  kNat = 26,             // u8 mapping | u8 port allocation (ice/nat_behavior.h), of IPv4
+};
+constexpr Field kLastField = Field::kNat;
+
+// What the sender learned of its IPv4 NAT (ice::NatMapping, ice::PortAllocation values; a
+// receiver treats values it does not know as unknown).
+struct NatInfo {
+  uint8_t mapping = 0, allocation = 0;
+  bool operator==(const NatInfo &o) const {
+    return mapping == o.mapping && allocation == o.allocation;
+  }
 };
 
 struct Id16 {
@@ -150,6 +161,7 @@ struct Message {
   std::string software;
   std::vector<Member> members;  // at most kMaxParticipants
   std::optional<std::array<uint8_t, identity::kPublicKeyLen>> identity_key;
+  std::optional<NatInfo> nat;
 
   bool operator==(const Message &o) const;
 };

@@ -36,6 +36,11 @@ DEAD_STUN = "203.0.113.11:3999"   # nobody listens there
 #: 3100 ms) and its pacing (one request per Ta = 20 ms over the whole agent).
 CHECK_SENDS = 7
 MAX_CHECKS_PER_S = 50
+#: Birthday probing (src/ice/birthday.h): the hard side's sockets, the easy side's probes per
+#: attempt (5.1 s at 200 a second), and how long a call may take to go direct.
+BIRTHDAY_PORTS = 256
+BIRTHDAY_PROBES = 1024
+BIRTHDAY_WAIT_S = 12
 #: Calls in a row for the sequential-NAT rate (the bench runs more).
 SEQ_CALLS = int(os.environ.get("PARLEY_HARD_NAT_CALLS", "3"))
 
@@ -47,7 +52,7 @@ class HardNatCase(unittest.TestCase):
         self.coturn = start_coturn(self.env.lab, self.env.server, "203.0.113.11", 3478)
 
     def one_call(self, caller_site, callee_site, tag, stun=(STUN,), burn=None,
-                 caller_extra=(), callee_extra=()):
+                 caller_extra=(), callee_extra=(), wait_s=BUDGET_MS / 1000 + MARGIN_S):
         """A call from ``caller_site``'s host to ``callee_site``'s; (path, (caller stats,
         callee stats), call). ``burn``: (site, n) -- once the callee has classified its NAT,
         another host of ``site`` opens n flows (the callee's NAT's allocator moves on)."""
@@ -71,7 +76,7 @@ class HardNatCase(unittest.TestCase):
         c.callee.wait_event("active", 10)
         c.active_at = time.monotonic()
         met, st = c.poll_stats(lambda a, b: a["path"] == "direct" and b["path"] == "direct",
-                               BUDGET_MS / 1000 + MARGIN_S)
+                               wait_s)
         return ("direct" if met else "relay"), st, c
 
     def open_flows(self, host, n):
@@ -253,6 +258,34 @@ class SequentialNatTest(HardNatCase):
         print(f"\nsequential symmetric <-> port-restricted: {len(times)}/{SEQ_CALLS} direct, "
               f"time to direct median {med:.0f} ms, max {max(times)} ms ({times})")
         self.assertLessEqual(med, 2000)
+
+
+class BirthdayTest(HardNatCase):
+    """Random symmetric <-> port-restricted, coturn on both sides: the symmetric side opens
+    256 sockets toward the port-restricted side's address, which probes random ports of the
+    symmetric side's; one meets, and ICE and the pinned handshake go on through it."""
+
+    def test_random_symmetric_to_port_restricted_calls_go_direct(self):
+        times, probes = [], []
+        for i in range(SEQ_CALLS):
+            sym = self.env.lab.add_site(f"s{i}", "symmetric")
+            prc = self.env.lab.add_site(f"p{i}", "port-restricted")
+            caller, callee = (sym, prc) if i % 2 == 0 else (prc, sym)
+            path, st, c = self.one_call(caller, callee, f"b{i}", wait_s=BIRTHDAY_WAIT_S)
+            self.assertEqual(path, "direct", f"call {i}\n" + c.describe())
+            hard, easy = (st[0], st[1]) if caller is sym else (st[1], st[0])
+            self.assertEqual((hard["birthday_role"], easy["birthday_role"]), ("hard", "easy"))
+            self.assertEqual(hard["birthday_hits"], 1, c.describe())
+            self.assertLessEqual(easy["birthday_probes_max_attempt"], BIRTHDAY_PROBES)
+            self.assertLessEqual(hard["birthday_sockets"], BIRTHDAY_PORTS)
+            times.append(max(st[0]["time_to_direct_ms"], st[1]["time_to_direct_ms"]))
+            probes.append(easy["birthday_probes"])
+            c.close()
+        med = statistics.median(times)
+        print(f"\nrandom symmetric <-> port-restricted: {len(times)}/{SEQ_CALLS} direct, "
+              f"time to direct median {med:.0f} ms, max {max(times)} ms ({times}); "
+              f"probes of the easy side {probes}")
+        self.assertLessEqual(med, 10000)
 
 
 if __name__ == "__main__":

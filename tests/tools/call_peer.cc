@@ -455,7 +455,10 @@ int main(int argc, char **argv) {
          "\"rtt_ms\":%llu,\"time_to_direct_ms\":%lld,\"path_changes\":%llu,"
          "\"local\":\"%s\",\"remote\":\"%s\",\"direct_error\":%d,"
          "\"direct_attempts\":%llu,\"ice_restarts\":%llu,\"ice_generation\":%llu,\"direct_generation\":%llu,"
-         "\"ice_checks\":%llu,\"ice_checks_max_attempt\":%llu,\"port_mapping\":\"%s\"}",
+         "\"ice_checks\":%llu,\"ice_checks_max_attempt\":%llu,\"port_mapping\":\"%s\","
+         "\"birthday_role\":\"%s\",\"birthday_probes\":%llu,"
+         "\"birthday_probes_max_attempt\":%llu,\"birthday_sockets\":%llu,"
+         "\"birthday_hits\":%llu}",
          sr == kOk ? "true" : "false", call::path_kind_name(s.path),
          (unsigned long long)rx.frames, rx.seen.size(), (unsigned long long)rx.duplicates,
          (unsigned long long)rx.missing(), (unsigned long long)rx.max_missing_run,
@@ -468,7 +471,9 @@ int main(int argc, char **argv) {
          (unsigned long long)s.direct_attempts, (unsigned long long)s.ice_restarts,
          (unsigned long long)s.ice_generation, (unsigned long long)s.direct_generation,
          (unsigned long long)s.ice_checks_sent, (unsigned long long)s.ice_checks_max_attempt,
-         mapping.c_str());
+         mapping.c_str(), s.birthday_role.c_str(), (unsigned long long)s.birthday_probes,
+         (unsigned long long)s.birthday_probes_max_attempt,
+         (unsigned long long)s.birthday_sockets, (unsigned long long)s.birthday_hits);
   };
 
   // Room mode: totals over the senders (received, unique, duplicates, missing summed;
