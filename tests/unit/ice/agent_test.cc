@@ -658,6 +658,37 @@ AgentConfig config(bool controlling, uint64_t tie_breaker = 5000) {
 const SocketAddress kLocal = sim_addr("192.0.2.10:5000");
 const SocketAddress kPeer = sim_addr("203.0.113.20:6000");
 
+// A birthday probe (ice/birthday.h) is a check like any other to the peer's agent, which
+// answers it and checks the probe's source in turn; to the prober it is no transaction.
+TEST(AgentUnit, AProbeIsACheckThePeerAnswersButNoTransactionOfOurs) {
+  Agent a(config(true), kStart);
+  AgentConfig bc = config(false, 7);
+  bc.local_ufrag = kRemoteUfrag;
+  bc.local_pwd = kRemotePwd;
+  Agent b(bc, kStart);
+  a.add_local_candidate(host("192.0.2.10:5000"));
+  b.add_local_candidate(host("203.0.113.20:6000"));
+  uint8_t buf[stun::kMaxMessageLen];
+  size_t n = 0;
+  EXPECT_FALSE(a.write_probe(AF_INET, buf, sizeof buf, &n)) << "no credentials yet";
+  ASSERT_EQ(kOk, a.set_remote_credentials(kRemoteUfrag, kRemotePwd));
+  ASSERT_EQ(kOk, b.set_remote_credentials(kLocalUfrag, kLocalPwd));
+  ASSERT_TRUE(a.write_probe(AF_INET, buf, sizeof buf, &n));
+  const SocketAddress source = sim_addr("198.51.100.7:31337");  // a port nobody signaled
+  EXPECT_TRUE(b.handle_datagram(buf, n, source, kStart));
+  Datagram d;
+  ASSERT_TRUE(b.poll_transmit(kStart, &d));
+  EXPECT_EQ(source, d.to);
+  const std::vector<uint8_t> answer(d.data, d.data + d.len);
+  EXPECT_FALSE(a.handle_datagram(answer.data(), answer.size(), kPeer, kStart));
+  ASSERT_TRUE(b.poll_transmit(kStart + 20 * kMs, &d));  // b's triggered check
+  EXPECT_EQ(source, d.to);
+  EXPECT_EQ(1u, b.stats().remote_prflx_learned);
+  EXPECT_EQ(1u, a.stats().probes_written);
+  EXPECT_EQ(0u, a.stats().checks_sent);
+  EXPECT_FALSE(a.write_probe(AF_INET, buf, 16, &n)) << "a buffer too small";
+}
+
 TEST(AgentUnit, AnswersAuthenticatedRequestsOnlyToTheirSource) {
   Agent agent(config(false), kStart);
   agent.add_local_candidate(host("192.0.2.10:5000"));

@@ -69,6 +69,7 @@ std::vector<Message> one_of_each() {
   }
   m = invite();
   m.type = Type::kCallAccept;
+  m.nat = NatInfo{2, 3};  // address-dependent, random: what birthday probing keys on
   all.push_back(m);
   m = Message();
   m.type = Type::kCandidate;
@@ -266,6 +267,16 @@ TEST(Signal, StrictFieldRules) {
   body.insert(body.end(), {0x00, 0x12, 0x00, 0x01, 2});
   w = encode_raw(Type::kPathSwitchAck, body);
   EXPECT_EQ(decode(w.data(), w.size(), &back), kErrSignalMalformed);
+  // The NAT field is exactly two bytes (values it does not know are the receiver's business).
+  body = cid;
+  body.insert(body.end(), {0x00, 0x1a, 0x00, 0x01, 2});
+  w = encode_raw(Type::kEndOfCandidates, body);
+  EXPECT_EQ(decode(w.data(), w.size(), &back), kErrSignalMalformed);
+  body = cid;
+  body.insert(body.end(), {0x00, 0x1a, 0x00, 0x02, 9, 9});
+  w = encode_raw(Type::kEndOfCandidates, body);
+  ASSERT_EQ(decode(w.data(), w.size(), &back), kOk);
+  EXPECT_TRUE(back.nat == (NatInfo{9, 9}));
   // Body length disagreeing with the datagram.
   w = encode_raw(Type::kRegister, {});
   w.push_back(0);

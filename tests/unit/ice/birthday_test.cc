@@ -1,0 +1,123 @@
+#include "ice/birthday.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "base/error.h"
+
+namespace parley::ice {
+namespace {
+
+constexpr Timestamp kMs = kNanosPerMilli;
+
+SocketAddress A(const char *s) {
+  SocketAddress a;
+  EXPECT_EQ(kOk, SocketAddress::parse(s, &a)) << s;
+  return a;
+}
+
+NatBehavior nat(NatMapping m, PortAllocation a) {
+  NatBehavior b;
+  b.mapping = m;
+  b.allocation = a;
+  return b;
+}
+
+TEST(Birthday, OnlyARandomDependentNatFacingAnotherKindProbes) {
+  const auto ad = NatMapping::kAddressDependent, ei = NatMapping::kEndpointIndependent,
+             unknown = NatMapping::kUnknown;
+  const auto random = PortAllocation::kRandom, seq = PortAllocation::kSequential,
+             kept = PortAllocation::kPreserved;
+  EXPECT_EQ(BirthdayRole::kHard, birthday_role(nat(ad, random), ei, kept));
+  EXPECT_EQ(BirthdayRole::kHard, birthday_role(nat(ad, random), unknown, PortAllocation::kUnknown));
+  EXPECT_EQ(BirthdayRole::kEasy, birthday_role(nat(ei, kept), ad, random));
+  EXPECT_EQ(BirthdayRole::kEasy, birthday_role(nat(unknown, PortAllocation::kUnknown), ad, random));
+  // Two hard NATs cannot meet this way; a sequential one is predicted instead.
+  EXPECT_EQ(BirthdayRole::kNone, birthday_role(nat(ad, random), ad, random));
+  EXPECT_EQ(BirthdayRole::kNone, birthday_role(nat(ad, random), ad, seq));
+  EXPECT_EQ(BirthdayRole::kNone, birthday_role(nat(ad, seq), ei, kept));
+  EXPECT_EQ(BirthdayRole::kNone, birthday_role(nat(ei, kept), ad, seq));
+  EXPECT_EQ(BirthdayRole::kNone, birthday_role(nat(ei, kept), ei, kept));
+  EXPECT_STREQ("hard", birthday_role_name(BirthdayRole::kHard));
+}
+
+TEST(Birthday, TheEasySideProbesDistinctRandomPortsOfOneAddressAtItsPace) {
+  const Timestamp t0 = 1000 * kMs;
+  BirthdaySchedule s(BirthdayRole::kEasy, A("203.0.113.20:9120"), kBirthdayProbes,
+                     kBirthdayProbeIntervalUs, t0, 42);
+  SocketAddress to;
+  uint32_t k = 0;
+  EXPECT_FALSE(s.poll(t0 - 1, &to, &k));
+  EXPECT_EQ(t0, s.next_deadline());
+  std::set<uint16_t> ports;
+  Timestamp now = t0;
+  uint32_t most_in_a_second = 0, in_this_second = 0;
+  Timestamp second_start = t0;
+  while (s.next_deadline() != 0) {
+    now = s.next_deadline();
+    if (now - second_start >= kNanosPerSecond) {
+      second_start = now;
+      in_this_second = 0;
+    }
+    while (s.poll(now, &to, &k)) {
+      EXPECT_EQ("203.0.113.20", to.ip_string());
+      EXPECT_GE(to.port(), kBirthdayFirstPort);
+      EXPECT_TRUE(ports.insert(to.port()).second) << "port " << to.port() << " twice";
+      most_in_a_second = std::max(most_in_a_second, ++in_this_second);
+    }
+  }
+  EXPECT_EQ(kBirthdayProbes, ports.size());
+  EXPECT_EQ(kBirthdayProbes, s.sent());
+  EXPECT_LE(most_in_a_second, 1000000 / kBirthdayProbeIntervalUs);
+  EXPECT_EQ(t0 + Timestamp(kBirthdayProbes - 1) * kBirthdayProbeIntervalUs * 1000, now);
+  EXPECT_FALSE(s.poll(now + kNanosPerSecond, &to, &k));  // the budget is spent
+}
+
+TEST(Birthday, ALateCallerGetsTheOverdueProbesButNeverMoreThanTheBudget) {
+  BirthdaySchedule s(BirthdayRole::kEasy, A("203.0.113.20:1"), 10, 5000, 0, 7);
+  SocketAddress to;
+  uint32_t k = 0, n = 0;
+  while (s.poll(22 * kMs, &to, &k)) ++n;
+  EXPECT_EQ(5u, n);  // due at 0, 5, 10, 15, 20 ms
+  while (s.poll(kNanosPerSecond, &to, &k)) ++n;
+  EXPECT_EQ(10u, n);
+}
+
+TEST(Birthday, TheHardSideSendsOneProbePerSocketToThePeer) {
+  const SocketAddress peer = A("203.0.113.30:40000");
+  BirthdaySchedule s(BirthdayRole::kHard, peer, 4, kBirthdayOpenIntervalUs, 0, 0);
+  SocketAddress to;
+  uint32_t k = 0;
+  for (uint32_t want = 0; want < 4; ++want) {
+    ASSERT_TRUE(s.poll(s.next_deadline(), &to, &k));
+    EXPECT_EQ(peer, to);
+    EXPECT_EQ(want, k);
+  }
+  EXPECT_EQ(0u, s.next_deadline());
+}
+
+TEST(Birthday, StopEndsTheScheduleAndKeepsTheCount) {
+  BirthdaySchedule s(BirthdayRole::kEasy, A("203.0.113.20:1"), 100, 5000, 0, 1);
+  SocketAddress to;
+  uint32_t k = 0;
+  while (s.poll(12 * kMs, &to, &k)) {
+  }
+  s.stop();
+  EXPECT_EQ(3u, s.sent());
+  EXPECT_EQ(0u, s.next_deadline());
+  EXPECT_FALSE(s.poll(kNanosPerSecond, &to, &k));
+}
+
+TEST(Birthday, NoRoleOrNoAddressMeansNoProbes) {
+  SocketAddress to;
+  uint32_t k = 0;
+  BirthdaySchedule none(BirthdayRole::kNone, A("203.0.113.20:1"), 100, 5000, 0, 1);
+  EXPECT_FALSE(none.poll(kNanosPerSecond, &to, &k));
+  BirthdaySchedule unset(BirthdayRole::kEasy, SocketAddress(), 100, 5000, 0, 1);
+  EXPECT_FALSE(unset.poll(kNanosPerSecond, &to, &k));
+  EXPECT_EQ(0u, unset.next_deadline());
+}
+
+}  // namespace
+}  // namespace parley::ice
