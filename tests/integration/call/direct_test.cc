@@ -467,5 +467,60 @@ TEST_F(ProbeBudgetTest, ARelayPointingTheCallerAtAVictimGetsABoundedNumberOfChec
   });
 }
 
+
+// A relay that claims each party's peer sits behind a random symmetric NAT at a victim's
+// address gets birthday probes sent there (ice/birthday.h): at most kBirthdayProbes per attempt, at most
+// one per kBirthdayProbeIntervalUs, and none once the attempt is over.
+TEST_F(ProbeBudgetTest, ARelayClaimingAHardNatAtAVictimGetsABoundedNumberOfProbes) {
+  ice::Candidate victim;
+  victim.type = ice::CandidateType::kServerReflexive;
+  SocketAddress::parse("127.0.0.2:9", &victim.address);
+  SocketAddress::parse("10.0.0.2:9", &victim.related);
+  victim.priority = ice::candidate_priority(victim.type, 65535);
+  victim.foundation = ice::candidate_foundation(victim.type, victim.related, SocketAddress());
+  tamper([&](signal::Message &m) {
+    if (m.type == signal::Type::kCallInvite || m.type == signal::Type::kCallAccept ||
+        m.type == signal::Type::kCandidate || m.type == signal::Type::kIceRestart) {
+      m.nat = signal::NatInfo{uint8_t(ice::NatMapping::kAddressDependent),
+                              uint8_t(ice::PortAllocation::kRandom)};
+      if (!m.candidates.empty()) m.candidates = {victim};
+    }
+  });
+  Party a, b;
+  ASSERT_EQ(kOk, a.start(relay_addr_, relay_id_->fingerprint(), true));
+  ASSERT_EQ(kOk, b.start(relay_addr_, relay_id_->fingerprint(), true));
+  signal::CallId id;
+  ASSERT_NO_FATAL_FAILURE(active_call(a, b, &id));
+  // The caller's first attempt, start to end, its probe count sampled as it goes.
+  std::vector<std::pair<Timestamp, uint64_t>> samples;
+  call::CallStats st;
+  ASSERT_TRUE(a.wait_on_context([&] {
+    if (a.ctx->call_stats(id, &st) != kOk) return false;
+    samples.emplace_back(monotonic_now(), st.birthday_probes);
+    return st.direct_error != 0;
+  }, 15s)) << "probes " << st.birthday_probes;
+  uint64_t per_s = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    size_t j = i;
+    while (j + 1 < samples.size() && samples[j + 1].first - samples[i].first < kNanosPerSecond) ++j;
+    per_s = std::max(per_s, samples[j].second - samples[i].second);
+  }
+  std::printf("birthday probes toward the victim: %llu in the first attempt (role %s), at most "
+              "%llu in any second\n",
+              (unsigned long long)st.birthday_probes_max_attempt, st.birthday_role.c_str(),
+              (unsigned long long)per_s);
+  EXPECT_EQ("easy", st.birthday_role);
+  EXPECT_EQ(st.path, PathKind::kRelay);
+  EXPECT_GT(st.birthday_probes, 0u);  // they did go there: this measures them
+  EXPECT_LE(st.birthday_probes_max_attempt, uint64_t(ice::kBirthdayProbes));
+  EXPECT_LE(per_s, 1000000u / ice::kBirthdayProbeIntervalUs + 1);
+  // Over: nothing more until the retry's own budget.
+  const uint64_t at_end = st.birthday_probes;
+  ASSERT_EQ(kOk, a.ctx->call_stats(id, &st));
+  if (st.direct_attempts == 1) {
+    EXPECT_EQ(at_end, st.birthday_probes);
+  }
+}
+
 }  // namespace
 }  // namespace parley
