@@ -35,7 +35,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "natlab"))
 
-from test_hard_nat import HardNatCase  # noqa: E402
+from test_hard_nat import BIRTHDAY_WAIT_S, HardNatCase  # noqa: E402
 
 # name: (hard site (type, port_mapping), other site type, caller flags for the hard side)
 PAIRS = {
@@ -76,7 +76,7 @@ def run_pair(name, calls):
             path, st, c = case.one_call(
                 caller, callee, f"{name}{i}", burn=burn,
                 caller_extra=flags if caller is hard else (),
-                callee_extra=flags if callee is hard else ())
+                callee_extra=flags if callee is hard else (), wait_s=BIRTHDAY_WAIT_S)
             t = max(st[0]["time_to_direct_ms"], st[1]["time_to_direct_ms"])
             checks = max(st[0]["ice_checks_max_attempt"], st[1]["ice_checks_max_attempt"])
             rows.append((path, t, checks))
