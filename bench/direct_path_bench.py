@@ -29,7 +29,7 @@ by a name with an A and an AAAA record, as tests/natlab/test_happy_eyeballs.py d
 need the IPv6 lab's packages (tayga and unbound for the NAT64 pair, unbound for the named
 relays).
 
-    sudo bench/direct_path_bench.py [--calls 20] [--pairs none/none,...|ipv6|all]
+    sudo bench/direct_path_bench.py [--calls 20] [--pairs none/none,...|ipv6|all] [--rtt-ms 0,150,...]
         [--relay build-release/src/relay/parley-relay]
         [--peer build-release/tests/parley-call-peer] [--markdown]
 
@@ -186,14 +186,15 @@ def party_args(party, node):
 
 
 def build(lab, pair):
-    """Sites for one pair; (caller (party, node), callee (party, node), routers to flush)."""
+    """Sites for one pair; (caller (party, node), callee (party, node), routers to flush,
+    the callee's IPv4 address as the caller reaches it)."""
     a, b = pair.caller, pair.callee
     if a.nat == b.nat == "same-lan":
         site = lab.add_site("lan", "same-lan")
-        return (a, site.hosts[0]), (b, site.hosts[1]), list(site.routers)
+        return (a, site.hosts[0]), (b, site.hosts[1]), list(site.routers), site.hosts[1].ip
     sa = lab.add_site("a", a.nat, **a.site_kw)
     sb = lab.add_site("b", b.nat, **b.site_kw)
-    return (a, sa.host), (b, sb.host), list(sa.routers) + list(sb.routers)
+    return (a, sa.host), (b, sb.host), list(sa.routers) + list(sb.routers), sb.public_ip
 
 
 NAT64_WKP = ipaddress.ip_network("64:ff9b::/96")   # RFC 6052; the lab's hosts see only this
@@ -220,7 +221,7 @@ def path_family(remotes):
     return "/".join(sorted({family_of(r) for r in remotes}))
 
 
-def one_call(lab, relay, peer_bin, tmp, i, caller, callee, relay_addrs):
+def one_call(lab, relay, peer_bin, tmp, i, caller, callee, relay_addrs, rtt_ms):
     def start(who, party_node, call=None):
         party, node = party_node
         bind, extra = party_args(party, node)
@@ -241,7 +242,7 @@ def one_call(lab, relay, peer_bin, tmp, i, caller, callee, relay_addrs):
         # Every pair gets the same window, the library's own direct budget plus the margin
         # for the switch to be reported: a pair expected to stay on the relay is measured,
         # not assumed (the direct share is what the table reports).
-        deadline = time.monotonic() + BUDGET_MS / 1000 + MARGIN_S
+        deadline = time.monotonic() + BUDGET_MS / 1000 + MARGIN_S + 4 * rtt_ms / 1000
         switched = []
         for p in peers:
             try:
@@ -278,9 +279,11 @@ def flush_all(lab, routers, v6):
                                    f"(the IPv6 pairs would not start cold): {left[:3]}")
 
 
-def run_pair(label, relay_bin, peer_bin, calls, verbose):
+def run_pair(label, relay_bin, peer_bin, calls, verbose, rtt_ms=0):
     pair = PAIRS[label]
     v6 = ipv6_pair(pair)
+    if v6 and rtt_ms:
+        raise unittest.SkipTest("the lab's delay line is IPv4 only")
     if v6:
         nat64 = "v6-only-nat64" in (pair.caller.nat, pair.callee.nat)
         check_ipv6_prerequisites(nat64=nat64, dns=pair.relay in ("v4-name", "dual-name"))
@@ -290,13 +293,17 @@ def run_pair(label, relay_bin, peer_bin, calls, verbose):
             server = lab.add_server(ipv6=pair.relay in ("dual", "dual-name"))
             relay, relay_addrs = start_relay(lab, server, relay_bin,
                                              os.path.join(tmp, "relay.seed"), pair.relay)
-            caller, callee, routers = build(lab, pair)
+            caller, callee, routers, callee_ip = build(lab, pair)
+            if rtt_ms:
+                # The path between the peers only: the relay (another address) stays near.
+                lab.delay_toward(caller[1], callee_ip, rtt_ms)
             rows, failures = [], []
             for i in range(calls):
                 flush_all(lab, routers, v6)
                 t0 = time.monotonic()
                 try:
-                    res = one_call(lab, relay, peer_bin, tmp, i, caller, callee, relay_addrs)
+                    res = one_call(lab, relay, peer_bin, tmp, i, caller, callee, relay_addrs,
+                                   rtt_ms)
                 except (TimeoutError, AssertionError, RuntimeError) as e:
                     # A failed call is reported, not averaged in (the matrix test is where
                     # failures are judged).
@@ -330,6 +337,10 @@ def main():
     ap.add_argument("--pairs", default="default",
                     help=f"comma-separated, from: {', '.join(PAIRS)}; or a group: "
                          f"{', '.join(PAIR_GROUPS)} (default: {', '.join(DEFAULT_PAIRS)})")
+    ap.add_argument("--rtt-ms", default="0",
+                    help="comma-separated round-trip times added between the peers (IPv4 "
+                         "pairs; the lab's delay line on the caller's uplink toward the "
+                         "callee), each a row per pair, e.g. 0,150,300,600")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table too")
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per call")
     args = ap.parse_args()
@@ -352,22 +363,25 @@ def main():
           f"50 fps each way, --budget-ms {BUDGET_MS}", file=sys.stderr)
     t_all = time.monotonic()
     table = []
-    for label in pairs:
+    rtts = [int(v) for v in args.rtt_ms.split(",") if v.strip()]
+    for label, rtt in ((p, r) for r in rtts for p in pairs):
         t0 = time.monotonic()
-        t = {"pair": label, "expect": PAIRS[label].expect, "n": 0, "failed": 0,
+        t = {"pair": label + (f" @ {rtt} ms RTT" if rtt else ""), "expect": PAIRS[label].expect,
+             "n": 0, "failed": 0,
              "first_med": None, "first_p90": None, "ttd_med": None, "ttd_p90": None,
              "ttd_max": None, "ttd_slow": 0, "direct": 0, "family": None, "skipped": None}
         try:
-            rows, failures = run_pair(label, args.relay, args.peer, args.calls, args.verbose)
+            rows, failures = run_pair(label, args.relay, args.peer, args.calls, args.verbose,
+                                      rtt)
         except unittest.SkipTest as e:
             # The lab's own prerequisite check (tayga, unbound, kernel IPv6): say which.
-            print(f"{label}: skipped: {e}", file=sys.stderr)
+            print(f"{t['pair']}: skipped: {e}", file=sys.stderr)
             t["skipped"] = str(e)
             table.append(t)
             continue
         t["failed"] = len(failures)
         if not rows:
-            print(f"{label}: every call failed", file=sys.stderr)
+            print(f"{t['pair']}: every call failed", file=sys.stderr)
             table.append(t)
             continue
         first = [r["first"] for r in rows]
@@ -386,7 +400,7 @@ def main():
         })
         t["seconds"] = time.monotonic() - t0
         table.append(t)
-        print(f"{label}: done in {t['seconds']:.1f}s", file=sys.stderr)
+        print(f"{t['pair']}: done in {t['seconds']:.1f}s", file=sys.stderr)
 
     def ms(v):
         return "relay" if v is None else f"{v:g}"

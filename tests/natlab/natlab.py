@@ -75,6 +75,7 @@ __all__ = [
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 UDP_PROBE = os.path.join(HERE, "udp_probe.py")
+DELAY_LINE = os.path.join(HERE, "delay_line.py")
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
 #: Router behaviours understood by ``Lab.add_site``.
@@ -2030,6 +2031,29 @@ class Lab:
             specs = _in_netns(r.ns, _ct_forget_here, specs)
 
     # -- changing a running router -----------------------------------------------------------
+
+    def delay_toward(self, host: Node, dst_ip: str, delay_ms: float,
+                     timeout: float = 5.0) -> subprocess.Popen:
+        """Delay ``host``'s IPv4 packets toward ``dst_ip`` by ``delay_ms``, one way (the way
+        back is not delayed: the round trip between them grows by ``delay_ms``).
+
+        Policy routing in ``host``'s namespace sends them into a TUN device read by
+        delay_line.py, which sends each out again ``delay_ms`` later with a firewall mark
+        that the main table routes (so NATs and peers see the host's own packets, only
+        later).  Once per host; returns the delay line's process (stopped at teardown).
+        """
+        ns = self.ns_of(host)
+        dev, mark, table = "dly0", "0x70", "70"
+        for argv in (["tuntap", "add", dev, "mode", "tun"], ["link", "set", dev, "up"],
+                     ["route", "add", f"{dst_ip}/32", "dev", dev, "src", host.ip, "table",
+                      table],
+                     ["rule", "add", "fwmark", mark, "lookup", "main", "priority", "50"],
+                     ["rule", "add", "to", f"{dst_ip}/32", "lookup", table, "priority", "60"]):
+            self._ipn(ns, *argv)
+        proc = self.spawn(host, [PYTHON, DELAY_LINE, "--dev", dev, "--mark", mark,
+                                 "--delay-ms", str(delay_ms)])
+        wait_for_line(proc, "delaying", timeout)
+        return proc
 
     def add_table(self, router: NsLike, name: str, body: str, *, family: str = "ip") -> str:
         """Load ``table ip <name> { <body> }`` into ``router`` (next to its ``natlab`` table).

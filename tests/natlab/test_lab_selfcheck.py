@@ -214,6 +214,37 @@ MAP_PORT = 45000        # the host's UDP port the port-mapping tests map (not a 
 PM_NEG = 1.0            # seconds a port-mapping request waits before "no answer" (ms when it does)
 
 
+_RTT = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.settimeout(3)
+for dest in sys.argv[3:]:
+    ip, port = dest.rsplit(":", 1)
+    t0 = time.monotonic()
+    s.sendto(b"natlab-probe 1", (ip, int(port)))
+    data, _ = s.recvfrom(2048)
+    print(round((time.monotonic() - t0) * 1000), data.decode().split()[-1])
+"""
+
+
+class DelayLineTest(LabCase):
+    def test_delays_only_the_packets_toward_one_address_after_which_the_nat_applies(self):
+        site = self.lab.add_site("d", "port-restricted")
+        self.lab.delay_toward(site.host, self.server.ips[0], 200)
+        cp = self.lab.run(site.host, [PYTHON, "-c", _RTT, site.host.ip, str(HOST_PORT),
+                                      ep(self.server.ips[0], PRIMARY_PORT),
+                                      ep(self.server.ips[1], PRIMARY_PORT)])
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        (slow, seen_slow), (fast, seen_fast) = [ln.split() for ln in cp.stdout.splitlines()]
+        self.assertGreaterEqual(int(slow), 200, cp.stdout)
+        self.assertLess(int(slow), 400, cp.stdout)  # the line's delay, not a retransmission
+        self.assertLess(int(fast), 100, cp.stdout)
+        # The router's pinned mapping on both paths: the delayed packets are the host's own.
+        self.assertEqual(seen_slow, ep(site.public_ip, HOST_PORT))
+        self.assertEqual(seen_fast, seen_slow)
+
+
 class PortMappingTest(unittest.TestCase):
     """``add_site(..., port_mapping=...)``: a real miniupnpd on the router, one protocol at a
     time, driven by pm_client.py's hand-written NAT-PMP / PCP / UPnP IGD clients."""
