@@ -452,6 +452,25 @@ void Session::on_birthday_datagram(size_t k, const uint8_t *data, size_t len,
   env_.deliver(data, len, from);
 }
 
+void Session::dial(const SocketAddress &remote) {
+  // The peer's fingerprint is pinned: whoever answers there without the peer's key fails the
+  // handshake, and the call stays on the relay.
+  const identity::Fingerprint peer = p_.peer;
+  quic::PeerVerifier verify = [peer](const identity::Fingerprint &fp) { return fp == peer; };
+  quic::Connection *c = nullptr;
+  const int r = env_.endpoint->connect(
+      remote, verify,
+      [this](quic::Connection &conn, const quic::Event &ev) { on_direct_event(conn, ev); },
+      monotonic_now(), &c);
+  if (r != kOk) {
+    end_attempt(r, "cannot dial the peer's valid pair");
+    return;
+  }
+  PARLEY_LOG(kLogDebug, "call", "dialing %s", remote.to_string().c_str());
+  next_ = c;
+  env_.driver->kick();
+}
+
 void Session::on_agent_event(const ice::AgentEvent &e) {
   switch (e.type) {
     case ice::AgentEventType::kPairValid:
@@ -459,6 +478,11 @@ void Session::on_agent_event(const ice::AgentEvent &e) {
           valid_remotes_.end()) {
         valid_remotes_.push_back(e.pair.remote);
       }
+      // The handshake starts on the first valid pair, in parallel with nomination (which
+      // waits up to nomination_wait_ms for better pairs, then takes a round trip): the pair
+      // already carried a check both ways, and the first valid pair is nearly always the
+      // one nominated. A different nominated pair still works: both are the peer's.
+      if (agent_->controlling() && !next_ && attempt_open_) dial(e.pair.remote);
       break;
     case ice::AgentEventType::kSelected: {
       selected_remote_ = e.pair.remote;
@@ -466,25 +490,7 @@ void Session::on_agent_event(const ice::AgentEvent &e) {
       stats_.remote_candidate = describe(e.pair.remote_type, e.pair.remote);
       PARLEY_LOG(kLogInfo, "call", "ICE selected %s -> %s (%s)", stats_.local_candidate.c_str(),
                  stats_.remote_candidate.c_str(), agent_->controlling() ? "dialing" : "accepting");
-      if (agent_->controlling() && !next_) {
-        // Dial the selected address with the peer's fingerprint pinned: whoever answers
-        // there without the peer's key fails the handshake, and the call stays on the relay.
-        const identity::Fingerprint peer = p_.peer;
-        quic::PeerVerifier verify = [peer](const identity::Fingerprint &fp) {
-          return fp == peer;
-        };
-        quic::Connection *c = nullptr;
-        const int r = env_.endpoint->connect(
-            e.pair.remote, verify,
-            [this](quic::Connection &conn, const quic::Event &ev) { on_direct_event(conn, ev); },
-            monotonic_now(), &c);
-        if (r != kOk) {
-          end_attempt(r, "cannot dial the selected pair");
-          return;
-        }
-        next_ = c;
-        env_.driver->kick();
-      }
+      if (agent_->controlling() && !next_ && attempt_open_) dial(e.pair.remote);
       break;
     }
     case ice::AgentEventType::kFailed:
@@ -508,11 +514,12 @@ void Session::on_agent_event(const ice::AgentEvent &e) {
 
 bool Session::wants_connection(const SocketAddress &remote) const {
   if (!agent_ || agent_->controlling() || next_ || !attempt_open_) return false;
-  // The nominated address; before nomination (the caller's Initial can overtake the
-  // nominating check's effect here by a round trip) any address of the peer's the agent
-  // knows: signaled, or learned from an authenticated check. Refusing it would cost a QUIC
-  // retransmission timeout (~1 s). Whoever connects must still prove the peer's key.
-  if (selected_remote_.is_set()) return remote == selected_remote_;
+  // Any address of the peer's the agent knows (signaled, or learned from an authenticated
+  // check), not only the nominated one: the caller dials its first valid pair, before
+  // nomination, and its Initial can overtake nomination's effect here by a round trip.
+  // Refusing it would cost a QUIC retransmission timeout (~1 s). Whoever connects must still
+  // prove the peer's key.
+  if (remote == selected_remote_) return true;
   return agent_->knows_remote(remote) ||
          std::find(valid_remotes_.begin(), valid_remotes_.end(), remote) != valid_remotes_.end();
 }
@@ -690,6 +697,13 @@ void Session::deliver(const uint8_t *data, size_t len, PathKind via) {
   const int r = opener_.open(data, len, &h, &index, plain_, sizeof plain_, &n);
   if (r == kErrMediaReplay) {
     ++stats_.duplicates;
+    // The relay's copy came first (a direct path slower than the relay, at least this way):
+    // the direct one still shows that our peer's direct frames reach us (the connection is
+    // the pinned peer's), which is what confirms the peer's switch.
+    if (via == PathKind::kDirect) {
+      manager_.on_direct_media(monotonic_now());
+      drain_manager();
+    }
     return;
   }
   if (r != kOk) {

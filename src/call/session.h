@@ -194,6 +194,8 @@ class Session {
   // Adds a signaled candidate of the peer, and its NAT64 synthesis when Params::nat64 is set.
   void add_remote_candidate(const ice::Candidate &c, Timestamp now);
   void on_agent_event(const ice::AgentEvent &e);
+  // The controlling side's direct connection of this attempt, to `remote` (a valid pair's).
+  void dial(const SocketAddress &remote);
   void on_direct_event(quic::Connection &c, const quic::Event &e);
   void on_direct_frame(const uint8_t *data, size_t len);
   void deliver(const uint8_t *data, size_t len, PathKind via);

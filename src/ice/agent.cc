@@ -59,7 +59,8 @@ Agent::Agent(AgentConfig config, Timestamp now)
       ta_(ms(config_.ta_ms)),
       controlling_(config_.controlling),
       tie_breaker_(config_.tie_breaker != 0 ? config_.tie_breaker : random_u64()),
-      next_send_(now) {
+      next_send_(now),
+      burst_left_(config_.burst > 1 ? config_.burst - 1 : 0) {
   if (config_.software.size() > kMaxSoftware) config_.software.resize(kMaxSoftware);
   // Out of memory leaves the key empty: then nothing is ever answered (as with no password).
   local_key_.assign(config_.local_pwd.data(), config_.local_pwd.size());
@@ -390,7 +391,11 @@ bool Agent::poll_transmit(Timestamp now, Datagram *out) {
   if (!sent) return false;
   out_.assign(t.data, t.data + t.len);
   *out = {out_.data(), out_.size(), t.to};
-  next_send_ = now + ta_;
+  if (burst_left_ > 0) {
+    --burst_left_;  // the first checks of a new agent leave together
+  } else {
+    next_send_ = now + ta_;
+  }
   return true;
 }
 
