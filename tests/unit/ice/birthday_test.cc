@@ -5,17 +5,14 @@
 #include <set>
 
 #include "base/error.h"
+#include "test_address.h"
 
 namespace parley::ice {
 namespace {
 
 constexpr Timestamp kMs = kNanosPerMilli;
 
-SocketAddress A(const char *s) {
-  SocketAddress a;
-  EXPECT_EQ(kOk, SocketAddress::parse(s, &a)) << s;
-  return a;
-}
+SocketAddress A(const char *s) { return testing::addr(s); }
 
 NatBehavior nat(NatMapping m, PortAllocation a) {
   NatBehavior b;

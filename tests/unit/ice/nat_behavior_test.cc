@@ -3,15 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "base/error.h"
+#include "test_address.h"
 
 namespace parley::ice {
 namespace {
 
-SocketAddress A(const char *s) {
-  SocketAddress a;
-  EXPECT_EQ(kOk, SocketAddress::parse(s, &a)) << s;
-  return a;
-}
+SocketAddress A(const char *s) { return testing::addr(s); }
 
 MappingSample S(const char *server, const char *mapped) { return {A(server), A(mapped)}; }
 

@@ -6,17 +6,14 @@
 #include <vector>
 
 #include "base/error.h"
+#include "test_address.h"
 
 namespace parley::ice {
 namespace {
 
 constexpr Timestamp kMs = kNanosPerMilli;
 
-SocketAddress A(const char *s) {
-  SocketAddress a;
-  EXPECT_EQ(kOk, SocketAddress::parse(s, &a)) << s;
-  return a;
-}
+SocketAddress A(const char *s) { return testing::addr(s); }
 
 struct Sent {
   std::vector<uint8_t> data;
