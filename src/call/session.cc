@@ -24,6 +24,9 @@ constexpr uint64_t kDirectPollMs = 20;
 // often, at most this many times, before it goes ahead anyway.
 constexpr uint32_t kUnusableWaitMs = 100;
 constexpr uint32_t kMaxUnusableWaits = 20;
+// A replaced direct connection is kept this long, delivering what the peer still sends on it
+// (the two sides promote the new one a moment apart), before it is closed.
+constexpr uint32_t kReplacedLingerMs = 500;
 
 path::Config manager_config(const DirectConfig &d) {
   path::Config c;
@@ -71,8 +74,17 @@ Session::~Session() {
   close_direct();
 }
 
+void Session::close_previous() {
+  if (!previous_) return;
+  previous_->set_handler([](quic::Connection &, const quic::Event &) {});
+  previous_->close(0, "replaced by a newer direct path");
+  previous_ = nullptr;
+  env_.driver->kick();
+}
+
 void Session::close_direct() {
   // A connection lives until its kClosed event; nothing of this session may run then.
+  close_previous();
   for (quic::Connection **c : {&direct_, &next_}) {
     if (!*c) continue;
     (*c)->set_handler([](quic::Connection &, const quic::Event &) {});
@@ -238,6 +250,7 @@ void Session::on_ice_restart(const signal::Message &m, Timestamp now) {
 void Session::network_changed() {
   if (!env_.direct.enabled) return;
   const Timestamp now = monotonic_now();
+  stop_birthday(true);  // the winner's mapping was the old network's
   retry_.reset(now);
   retry_.take(now);
   restart_ice(now, "the network changed");
@@ -282,8 +295,16 @@ void Session::give_up_direct(int error, const char *why) {
 void Session::promote(quic::Connection &c, Timestamp now) {
   const bool replacing = direct_ != nullptr;
   if (direct_) {
-    direct_->set_handler([](quic::Connection &, const quic::Event &) {});
-    direct_->close(0, "replaced by a newer direct path");
+    close_previous();
+    previous_ = direct_;
+    previous_close_at_ = now + Timestamp(kReplacedLingerMs) * kMs;
+    previous_->set_handler([this](quic::Connection &conn, const quic::Event &e) {
+      if (e.type == quic::EventType::kDatagram) {
+        on_direct_frame(e.data, e.len);
+      } else if (e.type == quic::EventType::kClosed && &conn == previous_) {
+        previous_ = nullptr;
+      }
+    });
   }
   direct_ = &c;
   next_ = nullptr;
@@ -307,13 +328,11 @@ void Session::pump() {
   if (agent_) {
     agent_->handle_timeout(now);
     ice::Datagram d;
-    ice::AgentEvent e0;
     while (agent_ && agent_->poll_transmit(now, &d)) env_.send(d.to, d.data, d.len);
     run_birthday(now);
     if (agent_ && eoc_held_ && now >= birthday_end_) {
       eoc_held_ = false;
       agent_->end_of_remote_candidates(now);
-      while (agent_ && agent_->poll_event(&e0)) on_agent_event(e0);
     }
     ice::AgentEvent e;
     while (agent_ && agent_->poll_event(&e)) on_agent_event(e);
@@ -321,6 +340,7 @@ void Session::pump() {
       end_attempt(kErrIceFailed, "the direct attempt ran out of time");
     }
   }
+  if (previous_ && now >= previous_close_at_) close_previous();
   if (retry_.take(now)) restart_ice(now, "retrying the direct path");
   poll_direct(now);
   manager_.handle_timeout(now);
@@ -335,7 +355,7 @@ void Session::pump() {
     if (birthday_) take(birthday_->next_deadline());
     if (eoc_held_) take(birthday_end_);
   }
-
+  if (previous_) take(previous_close_at_);
   take(retry_.due());
   take(manager_.next_deadline());
   if (direct_) take(now + kDirectPollMs * kMs);
@@ -369,7 +389,11 @@ void Session::maybe_start_birthday(Timestamp now) {
   const ice::BirthdayRole role = ice::birthday_role(*env_.nat, mapping, allocation);
   if (role == ice::BirthdayRole::kNone) return;
   if (role == ice::BirthdayRole::kHard) {
-    if (birthday_winner_ && remote_srflx4_.address == birthday_peer_) return;  // carries us
+    // A winner that still carries the call is kept (a restart while direct works).
+    if (birthday_winner_ && remote_srflx4_.address == birthday_peer_ && direct_verified_ &&
+        manager_.state() == path::State::kDirect) {
+      return;
+    }
     stop_birthday(true);
     birthday_peer_ = remote_srflx4_.address;
     for (int k = 0; k < ice::kBirthdayPorts; ++k) {

@@ -245,6 +245,11 @@ class Session {
   path::Manager manager_;
   quic::Connection *direct_ = nullptr;  // verified: carries the call when the manager says
   quic::Connection *next_ = nullptr;    // the current generation's, not yet verified
+  // The direct connection a newer one replaced: still delivering the peer's frames (the peer
+  // may not have switched yet) until previous_close_at_, then closed.
+  quic::Connection *previous_ = nullptr;
+  Timestamp previous_close_at_ = 0;
+  void close_previous();
   bool direct_verified_ = false;
   bool attempt_open_ = false;  // the current generation has no verified connection yet
   uint64_t agent_generation_ = 0;  // the generation agent_ runs

@@ -137,8 +137,12 @@ class Streamer {
     uint8_t payload[60] = {};
     for (uint64_t n = 1; !stop_; ++n) {
       for (int i = 0; i < 8; ++i) payload[i] = uint8_t(n >> (56 - 8 * i));
-      if (from.ctx->send_media(call, uint32_t(n * 960), 0, payload, sizeof payload) == kOk) {
+      const int r = from.ctx->send_media(call, uint32_t(n * 960), 0, payload, sizeof payload);
+      if (r == kOk) {
         sent_ = n;
+      } else {
+        std::lock_guard<std::mutex> lock(failed_mu_);
+        failed_.emplace_back(n, r);
       }
       next += interval;
       std::this_thread::sleep_until(next);
@@ -150,8 +154,15 @@ class Streamer {
     if (t_.joinable()) t_.join();
   }
   uint64_t sent() const { return sent_; }
+  // Frames the context refused (number, error): never sent, so never received.
+  std::vector<std::pair<uint64_t, int>> failed() {
+    std::lock_guard<std::mutex> lock(failed_mu_);
+    return failed_;
+  }
 
  private:
+  std::mutex failed_mu_;
+  std::vector<std::pair<uint64_t, int>> failed_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> sent_{0};
   std::thread t_;

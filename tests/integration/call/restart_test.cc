@@ -68,8 +68,17 @@ TEST_F(RestartTest, ANetworkChangeRestartsIceAndTheCallStaysDirectLosingNothing)
   ASSERT_TRUE(a.wait([&] { return !a.frames.empty() && *a.frames.rbegin() == sb.sent(); }, 3s));
   for (Party *p : {&a, &b}) {
     std::lock_guard<std::mutex> lock(p->m);
-    const uint64_t sent = p == &a ? sb.sent() : sa.sent();
-    EXPECT_EQ(p->frames.size(), sent) << "every frame arrived exactly once";
+    Streamer &from = p == &a ? sb : sa;
+    const uint64_t sent = from.sent();
+    std::string missing, refused;
+    for (uint64_t n = 1; n <= sent; ++n) {
+      if (!p->frames.count(n)) missing += " " + std::to_string(n);
+    }
+    for (const auto &f : from.failed()) {
+      refused += " " + std::to_string(f.first) + " (" + error_description(f.second) + ")";
+    }
+    EXPECT_EQ(p->frames.size(), sent) << "every frame arrived exactly once; missing:" << missing
+                                      << "; refused by the sender:" << refused;
     EXPECT_EQ(p->duplicates, 0u);
   }
   call::ContextStats cs;
