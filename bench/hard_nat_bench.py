@@ -42,6 +42,7 @@ PAIRS = {
     "seq-prc": (("symmetric-seq", None), "port-restricted", ()),
     "sym-prc": (("symmetric", None), "port-restricted", ()),
     "sym-none": (("symmetric", None), "none", ()),
+    "sym-fc": (("symmetric", None), "full-cone", ()),
     "sym-sym": (("symmetric", None), "symmetric", ()),
     "symPM-sym": (("symmetric", ("natpmp", "pcp", "upnp")), "symmetric",
                   ("--port-mapping", "pcp,natpmp,upnp")),
