@@ -136,7 +136,7 @@ void Session::start_agent(Timestamp now, const std::string &ufrag,
   agent_ = std::make_unique<ice::Agent>(std::move(ac), now);
   for (const auto &c : local) agent_->add_local_candidate(c);
   selected_remote_ = SocketAddress();
-  valid_remotes_.clear();
+  valid_pairs_.clear();
   const uint32_t budget = path::direct_attempt_budget_ms(
       env_.direct.budget_ms, env_.relay->path_stats().smoothed_rtt / kMs);
   budget_end_ = now + Timestamp(budget) * kMs;
@@ -310,6 +310,13 @@ void Session::promote(quic::Connection &c, Timestamp now) {
   next_ = nullptr;
   direct_verified_ = true;
   direct_remote_ = c.remote();
+  // The pair it runs on (the handshake may beat nomination, which names it again).
+  for (const ice::PairInfo &p : valid_pairs_) {
+    if (p.remote == c.remote()) {
+      stats_.local_candidate = describe(p.local_type, p.local);
+      stats_.remote_candidate = describe(p.remote_type, p.remote);
+    }
+  }
   direct_rx_packets_ = c.stats().packets_received;
   attempt_open_ = false;
   retry_.on_success();
@@ -498,10 +505,7 @@ void Session::dial(const SocketAddress &remote) {
 void Session::on_agent_event(const ice::AgentEvent &e) {
   switch (e.type) {
     case ice::AgentEventType::kPairValid:
-      if (std::find(valid_remotes_.begin(), valid_remotes_.end(), e.pair.remote) ==
-          valid_remotes_.end()) {
-        valid_remotes_.push_back(e.pair.remote);
-      }
+      if (!is_valid_remote(e.pair.remote)) valid_pairs_.push_back(e.pair);
       // The handshake starts on the first valid pair, in parallel with nomination (which
       // waits up to nomination_wait_ms for better pairs, then takes a round trip): the pair
       // already carried a check both ways, and the first valid pair is nearly always the
@@ -536,6 +540,11 @@ void Session::on_agent_event(const ice::AgentEvent &e) {
   }
 }
 
+bool Session::is_valid_remote(const SocketAddress &remote) const {
+  return std::any_of(valid_pairs_.begin(), valid_pairs_.end(),
+                     [&](const ice::PairInfo &p) { return p.remote == remote; });
+}
+
 bool Session::wants_connection(const SocketAddress &remote) const {
   if (!agent_ || agent_->controlling() || next_ || !attempt_open_) return false;
   // Any address of the peer's the agent knows (signaled, or learned from an authenticated
@@ -545,7 +554,7 @@ bool Session::wants_connection(const SocketAddress &remote) const {
   // prove the peer's key.
   if (remote == selected_remote_) return true;
   return agent_->knows_remote(remote) ||
-         std::find(valid_remotes_.begin(), valid_remotes_.end(), remote) != valid_remotes_.end();
+         is_valid_remote(remote);
 }
 
 quic::Endpoint::Incoming Session::accept_direct(const SocketAddress &remote) {

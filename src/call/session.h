@@ -259,7 +259,8 @@ class Session {
   path::DirectRetry retry_;
   SocketAddress selected_remote_;
   SocketAddress direct_remote_;  // where the direct connection sends now
-  std::vector<SocketAddress> valid_remotes_;
+  std::vector<ice::PairInfo> valid_pairs_;  // of the current generation
+  bool is_valid_remote(const SocketAddress &remote) const;
   Timestamp active_at_ = 0, budget_end_ = 0;
   uint64_t direct_rx_packets_ = 0;
   uint64_t first_index_ = 0;  // of the first authentic frame (the opener knows the highest)
