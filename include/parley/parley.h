@@ -139,7 +139,8 @@ typedef enum parley_error {
   PARLEY_ERR_SIGNAL_VERSION = -29,
   /** A media frame is too short, has an unknown version or fails authentication. */
   PARLEY_ERR_MEDIA_MALFORMED = -30,
-  /** The called fingerprint is not registered with the relay (offline, or never was). */
+  /** The called fingerprint is not registered with the relay (offline, or never was), or
+   * an answered call's peer left the relay and did not come back (its app died). */
   PARLEY_ERR_PEER_UNAVAILABLE = -31,
   /** No call (or room) with that id exists, or it does not involve the requester. */
   PARLEY_ERR_CALL_NOT_FOUND = -32,

@@ -967,6 +967,7 @@ int Context::start_session(Call &c) {
     Call &call = it->second;
     VoiceChannel *voice = call.voice.get();
     ++stats_.media_received;
+    if (via == PathKind::kRelay) call.peer_left_relay = false;  // it is back there
     const int64_t now = int64_t(monotonic_now() / 1000);
     voice->on_frame_index(index, now);
     if (call.quality) call.quality->on_frame(index, now / 1000);
@@ -1405,6 +1406,16 @@ void Context::on_relay_message(const signal::Message &m) {
       calls_.erase(it);
       break;
     case Type::kCallHangup:
+      // The relay ending a call whose peer left it (and did not come back): a direct path
+      // that still carries the peer's media says the peer is alive. The call goes on; should
+      // the direct path go too, the relay no longer counts as a path to the peer.
+      if (m.error_code.value_or(kOk) == kErrPeerUnavailable && c.state == CallState::kActive &&
+          c.session && c.session->path() == PathKind::kDirect) {
+        PARLEY_LOG(kLogInfo, "call", "the relay says %s left it; the direct path still carries "
+                   "the call", c.peer.display().c_str());
+        c.peer_left_relay = true;
+        break;
+      }
       set_call_state(c, CallState::kEnded, m.error_code.value_or(kOk), m.text, Origin::kPeer);
       calls_.erase(it);
       break;
@@ -1635,7 +1646,7 @@ void Context::on_quality_tick() {
     Call &c = kv.second;
     if (!c.quality || !c.session) continue;
     if (config_.no_path_timeout_ms != 0) {
-      if (relay_up || c.session->path() == PathKind::kDirect) {
+      if ((relay_up && !c.peer_left_relay) || c.session->path() == PathKind::kDirect) {
         c.no_path_since_ms = -1;
       } else if (c.no_path_since_ms < 0) {
         c.no_path_since_ms = now_ms;

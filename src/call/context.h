@@ -257,6 +257,9 @@ class Context {
     // resume per registration, whatever the relay answers.
     uint64_t resumed_in = 0;
     int64_t no_path_since_ms = -1;  // since when the call has had no path (-1: it has one)
+    // The relay said the peer left it (and ended the call there) while the direct path
+    // carried it: the relay is no path to the peer until its frames come that way again.
+    bool peer_left_relay = false;
     std::string peer_ufrag;
     identity::SecretBuffer peer_pwd;
     std::vector<ice::Candidate> peer_candidates;

@@ -35,6 +35,8 @@ const char kUsage[] =
     "  --max-room-size N           at most 64 [16]\n"
     "  --max-rooms-per-client N    [4]\n"
     "  --ring-timeout-ms N         unanswered invites end after this [60000]\n"
+    "  --left-call-timeout-ms N    a call whose party left the relay ends after this unless\n"
+    "                              it came back [60000]\n"
     "  --signal-rate N             signaling messages/s per client [50]\n"
     "  --signal-burst N            [200]\n"
     "  --signal-byte-rate N        signaling bytes/s per client [32768]\n"
@@ -133,6 +135,7 @@ const std::map<std::string, Setter> &setters() {
       {"max-room-size", limit(&RouterLimits::max_room_size, 2, signal::kMaxParticipants)},
       {"max-rooms-per-client", limit(&RouterLimits::max_rooms_per_client, 1, 1000)},
       {"ring-timeout-ms", limit(&RouterLimits::ring_timeout_ms, 1000, 3600000)},
+      {"left-call-timeout-ms", limit(&RouterLimits::left_call_timeout_ms, 1000, 3600000)},
       {"signal-rate", limit(&RouterLimits::signal_rate, 1, 1000000)},
       {"signal-burst", limit(&RouterLimits::signal_burst, 1, 1000000)},
       {"signal-byte-rate", limit(&RouterLimits::signal_byte_rate, 1, 1000000000)},

@@ -73,6 +73,7 @@ struct Router::Call {
   // so they share no nonce space); the relay tells them apart by their connections.
   uint32_t stream = 0;
   Timestamp ring_deadline = 0;  // while ringing (never 0 then: the timeout is >= 1 s)
+  Timestamp left_deadline = 0;  // a party left the relay: the call ends then (0: none did)
   std::unique_ptr<Judge> judge;  // once answered; links 0 (caller) and 1 (callee)
   bool answered() const { return ring_deadline == 0; }
   int side(const identity::Fingerprint &fp) const {
@@ -221,11 +222,15 @@ void Router::on_closed(Client *cl) {
     }
     cl->calls.pop_back();
     // The other party keeps it (and lists it: one that registered again without resuming
-    // yet would otherwise leave it behind when it goes too).
+    // yet would otherwise leave it behind when it goes too), for left_call_timeout_ms.
     const int side = call->side(cl->fp);
     if (Client *other = side < 0 ? nullptr : registered(call->party[1 - side])) {
       attach(other, call);
+      forget_left(call);
+      call->left_deadline = now_ + Timestamp(limits_.left_call_timeout_ms) * kNanosPerMilli;
+      left_.emplace(call->left_deadline, call);
     } else {
+      forget_left(call);
       streams_.erase(call->stream);
       calls_.erase(call->id);
     }
@@ -469,6 +474,7 @@ void Router::on_resume(Client *cl, const Message &m) {
       return;
     }
     attach(cl, call);
+    forget_left(call);  // back in time
     ++stats_.calls_reattached;
     return;
   }
@@ -598,8 +604,15 @@ void Router::end_call(Call *call, Client *notify_except, int error, const char *
     v.erase(std::remove(v.begin(), v.end(), call), v.end());
   }
   if (!call->answered()) ringing_.erase({call->ring_deadline, call});
+  forget_left(call);
   streams_.erase(call->stream);
   calls_.erase(call->id);
+}
+
+void Router::forget_left(Call *call) {
+  if (call->left_deadline == 0) return;
+  left_.erase({call->left_deadline, call});
+  call->left_deadline = 0;
 }
 
 bool Router::handle_timeouts() {
@@ -607,6 +620,15 @@ bool Router::handle_timeouts() {
   while (!ringing_.empty() && ringing_.begin()->first <= now_) {
     ++stats_.calls_timed_out;
     end_call(ringing_.begin()->second, nullptr, kErrTimeout, "the call was not answered in time");
+    ended = true;
+  }
+  while (!left_.empty() && left_.begin()->first <= now_) {
+    ++stats_.calls_ended_party_gone;
+    Call *call = left_.begin()->second;
+    PARLEY_LOG(kLogInfo, "relay", "call of %s and %s ends: a party left the relay %u ms ago "
+               "and did not come back", call->party[0].display().c_str(),
+               call->party[1].display().c_str(), unsigned(limits_.left_call_timeout_ms));
+    end_call(call, nullptr, kErrPeerUnavailable, "the peer left the relay and did not come back");
     ended = true;
   }
   return ended;

@@ -43,6 +43,10 @@ struct RouterLimits {
   size_t max_room_size = 16;           // at most signal::kMaxParticipants
   size_t max_rooms_per_client = 4;
   uint32_t ring_timeout_ms = 60000;    // an unanswered invite ends after this
+  // An answered call one of whose parties left the relay (its connection closed or timed
+  // out) ends for the other party after this, unless the one that left came back and
+  // resumed it: a crashed app never hangs up, and its peer would otherwise stay in the call.
+  uint32_t left_call_timeout_ms = 60000;
   uint32_t signal_rate = 50;           // signaling messages per second per client...
   uint32_t signal_burst = 200;         // ...with this burst (ICE trickles candidates in bursts)
   uint32_t signal_byte_rate = 32768;   // signaling bytes per second per client...
@@ -68,6 +72,8 @@ struct RouterStats {
   // Call-resume: calls rebuilt from a party's proof (a restart lost them), resumes of calls
   // the relay still had, and refused ones (bad proof, stream id taken, limits).
   uint64_t calls_resumed = 0, calls_reattached = 0, resumes_refused = 0;
+  // Answered calls ended because a party left the relay and did not come back in time.
+  uint64_t calls_ended_party_gone = 0;
 };
 
 struct RouterGauges {
@@ -109,7 +115,8 @@ class Router {
   void on_link_closed(Link *link);
   // Sets the current time; call before handing the endpoint packets or expiries.
   void advance(Timestamp now) { now_ = now; }
-  // Ends the ringing calls whose timeout has passed; true if it ended any. O(log n) per call.
+  // Ends the ringing calls whose timeout has passed, and the answered calls whose party left
+  // the relay more than left_call_timeout_ms ago; true if it ended any. O(log n) per call.
   bool handle_timeouts();
   // Runs the quality judge of every relayed call and room (call every 250 ms): true if it
   // sent anything. O(calls + room members).
@@ -181,6 +188,8 @@ class Router {
   std::unordered_map<signal::RoomId, std::unique_ptr<Room>, KeyHash> rooms_;
   std::unordered_map<uint32_t, Route> streams_;
   std::set<std::pair<Timestamp, Call *>> ringing_;  // unanswered calls by ring deadline
+  std::set<std::pair<Timestamp, Call *>> left_;     // calls a party left, by deadline
+  void forget_left(Call *call);
   uint32_t next_stream_ = 1;
   uint8_t hash_key_[16];
   Timestamp limit_log_at_[8] = {};  // by LimitKind

@@ -275,6 +275,9 @@ std::string Server::metrics() const {
   metric("resumes_refused_total", "counter", "Resumes refused (bad proof, stream id taken, limits).",
          s.resumes_refused);
   metric("calls_timed_out_total", "counter", "Invites not answered in time.", s.calls_timed_out);
+  metric("calls_ended_party_gone_total", "counter",
+         "Answered calls ended because a party left the relay and did not come back.",
+         s.calls_ended_party_gone);
   metric("calls_refused_total", "counter", "Invites refused (offline callee or limits).",
          s.calls_refused_offline + s.calls_refused_limit);
   metric("identity_spoof_attempts_total", "counter",

@@ -344,8 +344,9 @@ class CallEnv:
         self.server = self.lab.add_server(ipv6=ipv6)
         self.relay = None
 
-    def start_relay(self):
-        self.relay = Relay(self.lab, self.server, self.relay_bin, self.seed("relay"))
+    def start_relay(self, extra=()):
+        self.relay = Relay(self.lab, self.server, self.relay_bin, self.seed("relay"),
+                           extra=extra)
         return self.relay
 
     def seed(self, name):

@@ -25,6 +25,9 @@ sides keeps a call on the relay).  What is checked:
   ``OUTAGE_S`` (60 s; its router drops UDP to and from the relay): the call stays direct with
   no frame missing and does not end; once the block is lifted that party registers again and
   its hangup reaches the other side through the relay (``ended``, error 0).
+* ``PeerGoneTest`` -- the callees of a relayed and of a direct call are killed (no hangup):
+  the relay ends both calls for the callers (``kErrPeerUnavailable``) after its idle timeout
+  and ``--left-call-timeout-ms``.
 * ``NoPathTimeoutTest`` -- both parties of a relayed call and of a direct call run with
   ``--no-path-timeout-ms 3000``; the relay is killed and stays away: the relayed call ends on
   both sides with ``kErrNoPath`` (-46) 3 to 8 s after the kill, the direct call goes on
@@ -538,6 +541,53 @@ class NoPathTimeoutTest(ResumeCase):
         for name, s in zip(("caller", "callee"), dst):
             self.assertEqual(s["path"], D, name + self.ctx())
             self.assertGreater(s["unique"], 6 * 50 * 0.9, name + self.ctx())
+
+
+# --------------------------------------------------------------------------------------------
+# 4. A party that dies mid-call
+
+ERR_PEER_UNAVAILABLE = -31  # kErrPeerUnavailable
+#: The relay's idle timeout (clients keep alive every 3 s) and how long it keeps a call whose
+#: party left, for this test; the default window is 60 s.
+GONE_IDLE_MS, GONE_WINDOW_MS = 4000, 2000
+GONE_END_MAX_S = (GONE_IDLE_MS + GONE_WINDOW_MS) / 1000 + 3.0
+
+
+class PeerGoneTest(ResumeCase):
+    """A relayed call and a direct call in one lab; both callees are killed (``kill -9``: no
+    hangup, as when an app crashes). The relay notices at its idle timeout, keeps each call
+    for its ``--left-call-timeout-ms``, then ends it for the caller, who is no longer left in
+    a call with nobody (before, it stayed in both calls for good)."""
+
+    def setUp(self):
+        self.env = CallEnv(self)
+        self.env.start_relay(extra=("--idle-timeout-ms", str(GONE_IDLE_MS),
+                                    "--left-call-timeout-ms", str(GONE_WINDOW_MS)))
+        self.relays = [self.env.relay]
+        self.parties = []
+
+    def test_a_killed_peer_ends_the_call_for_the_other(self):
+        _, _, direct = self.direct_call("d")
+        _, _, relayed = self.relayed_call("r")
+        marks = [c.caller.mark() for c in (direct, relayed)]
+        t_kill = time.monotonic()
+        for c in (direct, relayed):
+            os.kill(c.callee.proc.pid, signal.SIGKILL)
+        res = []
+        for c, m in zip((direct, relayed), marks):
+            try:
+                _, ev = c.caller.wait_event("ended", GONE_END_MAX_S, start=m,
+                                            fail_on_ended=False)
+            except TimeoutError:
+                self.fail(f"{c.tag}: the caller is still in the call {GONE_END_MAX_S}s after "
+                          f"its peer was killed" + self.ctx())
+            res.append((c.tag, time.monotonic() - t_kill, ev))
+        _out("callees killed (relay idle timeout 4 s, left-call timeout 2 s):\n" + "\n".join(
+            f"  {tag} call: the caller ended with error {ev['error']} ({ev.get('text', '')!r}) "
+            f"{dt:.2f}s after the kill" for tag, dt, ev in res))
+        for tag, dt, ev in res:
+            self.assertEqual(ev["error"], ERR_PEER_UNAVAILABLE, tag + self.ctx())
+            self.assertGreaterEqual(dt, GONE_WINDOW_MS / 1000, tag + self.ctx())
 
 
 if __name__ == "__main__":

@@ -377,4 +377,61 @@ TEST_F(RouterLinks, AResumeNeedsThePeersProofAndRebuildsTheCall) {
 }
 
 }  // namespace
+// A party that leaves the relay and never comes back (its app crashed: no hangup) ends the
+// call for the other party after left_call_timeout_ms; one that comes back and resumes in
+// time keeps it.
+TEST_F(RouterLinks, ACallWhosePartyLeftEndsForTheOtherUnlessItComesBack) {
+  RouterLimits limits;
+  limits.left_call_timeout_ms = 2000;
+  make(limits);
+  FakeLink *a = connect(1), *b = connect(2), *c = connect(3), *d = connect(4);
+  for (FakeLink *l : {a, b, c, d}) reg(l);
+  const Message ab = invite(a, b), cd = invite(c, d);
+  send(a, ab);
+  send(b, accept(b, ab));
+  send(c, cd);
+  send(d, accept(d, cd));
+  ASSERT_EQ(2u, router_->gauges().calls_active);
+  const uint32_t ab_stream = *b->got.back().stream_id;  // from the invite
+
+  // b and d go away (b's process killed, say); b comes back within the window and resumes.
+  b->closed = d->closed = true;
+  router_->on_link_closed(b);
+  router_->on_link_closed(d);
+  tick(1500 * kNanosPerMilli);
+  EXPECT_FALSE(router_->handle_timeouts());
+  FakeLink *b2 = connect(2);
+  reg(b2);
+  Message r;
+  r.type = Type::kCallResume;
+  r.call_id = ab.call_id;
+  r.from = b2->fp;
+  r.to = a->fp;
+  r.stream_id = ab_stream;
+  r.media_key = signal::SignedKey{};
+  r.identity_key.emplace();
+  send(b2, r);
+  EXPECT_EQ(1u, router_->stats().calls_reattached);
+
+  // Past the deadline: only the call whose party stayed away ends, for the one still here.
+  tick(600 * kNanosPerMilli);
+  EXPECT_TRUE(router_->handle_timeouts());
+  ASSERT_EQ(1u, c->count(Type::kCallHangup));
+  EXPECT_EQ(kErrPeerUnavailable, c->got.back().error_code.value_or(0));
+  EXPECT_EQ(0u, a->count(Type::kCallHangup));
+  EXPECT_EQ(1u, router_->stats().calls_ended_party_gone);
+  EXPECT_EQ(1u, router_->gauges().calls_active);
+  tick(10 * kNanosPerSecond);
+  EXPECT_FALSE(router_->handle_timeouts());
+  EXPECT_EQ(0u, a->count(Type::kCallHangup));
+
+  // Both parties gone: the call is simply forgotten, nobody to tell.
+  a->closed = b2->closed = true;
+  router_->on_link_closed(a);
+  router_->on_link_closed(b2);
+  EXPECT_EQ(0u, router_->gauges().calls);
+  tick(10 * kNanosPerSecond);
+  EXPECT_FALSE(router_->handle_timeouts());
+}
+
 }  // namespace parley::relay
