@@ -69,6 +69,7 @@ int Session::create(Env env, Params params, const media::LocalMediaKey &mine,
 }
 
 Session::~Session() {
+  *alive_ = nullptr;
   timer_.stop();
   stop_birthday(true);
   close_direct();
@@ -298,11 +299,13 @@ void Session::promote(quic::Connection &c, Timestamp now) {
     close_previous();
     previous_ = direct_;
     previous_close_at_ = now + Timestamp(kReplacedLingerMs) * kMs;
-    previous_->set_handler([this](quic::Connection &conn, const quic::Event &e) {
+    previous_->set_handler([self = alive_](quic::Connection &conn, const quic::Event &e) {
+      Session *s = *self;
+      if (!s) return;
       if (e.type == quic::EventType::kDatagram) {
-        on_direct_frame(e.data, e.len);
-      } else if (e.type == quic::EventType::kClosed && &conn == previous_) {
-        previous_ = nullptr;
+        s->on_direct_frame(e.data, e.len);
+      } else if (e.type == quic::EventType::kClosed && &conn == s->previous_) {
+        s->previous_ = nullptr;
       }
     });
   }
@@ -491,7 +494,9 @@ void Session::dial(const SocketAddress &remote) {
   quic::Connection *c = nullptr;
   const int r = env_.endpoint->connect(
       remote, verify,
-      [this](quic::Connection &conn, const quic::Event &ev) { on_direct_event(conn, ev); },
+      [self = alive_](quic::Connection &conn, const quic::Event &ev) {
+        if (Session *s = *self) s->on_direct_event(conn, ev);
+      },
       monotonic_now(), &c);
   if (r != kOk) {
     end_attempt(r, "cannot dial the peer's valid pair");
@@ -562,9 +567,11 @@ quic::Endpoint::Incoming Session::accept_direct(const SocketAddress &remote) {
   if (!wants_connection(remote)) return in;
   const identity::Fingerprint peer = p_.peer;
   in.verify = [peer](const identity::Fingerprint &fp) { return fp == peer; };
-  in.handler = [this](quic::Connection &conn, const quic::Event &ev) {
-    if (!next_ && &conn != direct_) next_ = &conn;
-    on_direct_event(conn, ev);
+  in.handler = [self = alive_](quic::Connection &conn, const quic::Event &ev) {
+    Session *s = *self;
+    if (!s) return;
+    if (!s->next_ && &conn != s->direct_) s->next_ = &conn;
+    s->on_direct_event(conn, ev);
   };
   return in;
 }

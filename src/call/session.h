@@ -236,6 +236,10 @@ class Session {
 
   Env env_;
   Params p_;
+  // What connection handlers hold instead of `this`: a connection accepted for this call
+  // but not yet known to it (its handshake under way) may report its close after the
+  // session is gone (at the context's teardown); the destructor clears this.
+  std::shared_ptr<Session *> alive_ = std::make_shared<Session *>(this);
   media::FrameSealer sealer_;
   media::FrameOpener opener_;
   std::unique_ptr<ice::Agent> agent_;
