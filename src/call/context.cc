@@ -1018,7 +1018,10 @@ int Context::start_session(Call &c) {
   p.remote_candidates_done = c.peer_candidates_done;
   p.remote_nat = c.peer_nat;
   c.peer_candidates.clear();
-  return Session::create(std::move(env), std::move(p), c.media_key, c.peer_key, &c.session);
+  const int r = Session::create(std::move(env), std::move(p), c.media_key, c.peer_key,
+                                &c.session);
+  if (r == kOk) replay_early_stun(*c.session);
+  return r;
 }
 
 void Context::on_stun(const uint8_t *data, size_t len, const SocketAddress &from) {
@@ -1034,9 +1037,30 @@ void Context::on_stun(const uint8_t *data, size_t len, const SocketAddress &from
     probe_runner_->on_datagram(data, len, from);
     return;
   }
+  bool waiting = false;  // a call whose session (and ICE agent) has not started yet
   for (auto &kv : calls_) {
     Session *s = kv.second.session.get();
     if (s && s->on_stun(data, len, from)) return;
+    waiting |= !s && kv.second.state != CallState::kEnded;
+  }
+  // The callee starts checking as it accepts, so its first check can reach the caller before
+  // the accept that starts the caller's agent: kept a moment for it (a Binding request,
+  // RFC 5389 type 0x0001), or the pair waits for the check's retransmission.
+  if (!waiting || len < 2 || data[0] != 0x00 || data[1] != 0x01 || len > kMaxEarlyStunLen) {
+    return;
+  }
+  if (early_stun_.size() == kMaxEarlyStun) early_stun_.pop_front();
+  early_stun_.push_back({monotonic_now(), from, std::vector<uint8_t>(data, data + len)});
+}
+
+void Context::replay_early_stun(Session &s) {
+  const Timestamp now = monotonic_now();
+  while (!early_stun_.empty()) {
+    EarlyStun e = std::move(early_stun_.front());
+    early_stun_.pop_front();
+    if (now - e.at <= Timestamp(kEarlyStunMs) * kNanosPerMilli) {
+      s.on_stun(e.data.data(), e.data.size(), e.from);
+    }
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -349,6 +350,17 @@ class Context {
   void set_route(const SocketAddress &to, UdpSocket *via);
   // What arrived on any of our sockets: STUN to on_stun, QUIC to the endpoint.
   void on_socket_datagram(const uint8_t *d, size_t n, const SocketAddress &from);
+  // Binding requests that no call's agent took while a call's session had not started (see
+  // on_stun): handed to the next session that starts, if at most kEarlyStunMs old.
+  struct EarlyStun {
+    Timestamp at;
+    SocketAddress from;
+    std::vector<uint8_t> data;
+  };
+  static constexpr size_t kMaxEarlyStun = 8, kMaxEarlyStunLen = 548;
+  static constexpr uint32_t kEarlyStunMs = 500;
+  std::deque<EarlyStun> early_stun_;
+  void replay_early_stun(Session &s);
   // Our IPv4 NAT for the peer (signal field kNat), when the mappings probe classified it.
   std::optional<signal::NatInfo> nat_info() const;
   std::unique_ptr<quic::Endpoint> endpoint_;
