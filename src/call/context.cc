@@ -830,7 +830,7 @@ int Context::send_offer(signal::Type type, Call &c) {
   // so they ride in the offer; later ones would be trickled as Candidate messages.
   m.candidates = local_candidates();
   if (m.candidates.size() > signal::kMaxCandidates) m.candidates.resize(signal::kMaxCandidates);
-  m.nat = nat_info();
+  m.nat = signal::nat_info(nat_);
   c.offered.clear();
   for (const auto &cand : m.candidates) c.offered.push_back(cand.address);
   m.identity_key.emplace();
@@ -874,7 +874,7 @@ void Context::trickle_candidates() {
     signal::Message m;
     m.type = signal::Type::kCandidate;
     m.call_id = c.id;
-    m.nat = nat_info();
+    m.nat = signal::nat_info(nat_);
     for (const auto &cand : now) {
       if (c.offered.size() >= signal::kMaxCandidates) break;
       if (std::find(c.offered.begin(), c.offered.end(), cand.address) == c.offered.end()) {
@@ -914,11 +914,6 @@ int Context::take_peer_offer(Call &c, const signal::Message &m) {
   return kOk;
 }
 
-std::optional<signal::NatInfo> Context::nat_info() const {
-  if (nat_.mapping == ice::NatMapping::kUnknown) return std::nullopt;
-  return signal::NatInfo{uint8_t(nat_.mapping), uint8_t(nat_.allocation)};
-}
-
 int Context::start_session(Call &c) {
   Session::Env env;
   env.loop = &loop_;
@@ -934,7 +929,6 @@ int Context::start_session(Call &c) {
     env.bind4 = socket_->local_address();
     env.bind4.set_port(0);
   }
-  env.nat_info = [this] { return nat_info(); };
   env.endpoint = endpoint_.get();
   env.driver = driver_.get();
   env.relay = relay_.get();

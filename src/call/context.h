@@ -361,8 +361,6 @@ class Context {
   static constexpr uint32_t kEarlyStunMs = 500;
   std::deque<EarlyStun> early_stun_;
   void replay_early_stun(Session &s);
-  // Our IPv4 NAT for the peer (signal field kNat), when the mappings probe classified it.
-  std::optional<signal::NatInfo> nat_info() const;
   std::unique_ptr<quic::Endpoint> endpoint_;
   std::unique_ptr<quic::EndpointDriver> driver_;
   std::unique_ptr<RelayClient> relay_;

@@ -166,7 +166,7 @@ void Session::send_restart(uint64_t generation, const std::string &ufrag,
   m.ice_pwd = std::string(pwd.view());
   m.candidates = local;
   if (m.candidates.size() > signal::kMaxCandidates) m.candidates.resize(signal::kMaxCandidates);
-  if (env_.nat_info) m.nat = env_.nat_info();
+  if (env_.nat) m.nat = signal::nat_info(*env_.nat);
   const int r = env_.relay->send(m);
   identity::wipe(&m.ice_pwd);
   restart_unsent_ = r != kOk;

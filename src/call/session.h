@@ -121,8 +121,6 @@ class Session {
     std::function<void(const uint8_t *data, size_t len, const SocketAddress &from)> deliver;
     const ice::NatBehavior *nat = nullptr;  // our IPv4 NAT as the context classified it
     SocketAddress bind4;  // the IPv4 address extra sockets bind to (port 0), or unset
-    // The same for the peer (signal field kNat), when known.
-    std::function<std::optional<signal::NatInfo>()> nat_info;
     quic::Endpoint *endpoint;
     quic::EndpointDriver *driver;
     RelayClient *relay;

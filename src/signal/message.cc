@@ -296,6 +296,11 @@ int encode(const Message &m, std::vector<uint8_t> *out) {
   return kOk;
 }
 
+std::optional<NatInfo> nat_info(const ice::NatBehavior &b) {
+  if (b.mapping == ice::NatMapping::kUnknown) return std::nullopt;
+  return NatInfo{uint8_t(b.mapping), uint8_t(b.allocation)};
+}
+
 int decode(const uint8_t *data, size_t len, Message *out) {
   if (len < kHeaderSize) return malformed("shorter than its header");
   if (len > kMaxMessageSize) return malformed("larger than the maximum message size");

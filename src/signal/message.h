@@ -19,6 +19,7 @@
 
 #include "base/address.h"
 #include "ice/candidate.h"
+#include "ice/nat_behavior.h"
 #include "identity/fingerprint.h"
 
 namespace parley::signal {
@@ -108,6 +109,8 @@ struct NatInfo {
     return mapping == o.mapping && allocation == o.allocation;
   }
 };
+// The field for a classified NAT; none while its mapping is unknown.
+std::optional<NatInfo> nat_info(const ice::NatBehavior &b);
 
 struct Id16 {
   uint8_t bytes[16] = {};
