@@ -33,7 +33,7 @@ BirthdaySchedule::BirthdaySchedule(BirthdayRole role, const SocketAddress &targe
       target_(target),
       count_(count),
       interval_(Timestamp(interval_us) * 1000),
-      start_(start),
+      next_(start),
       rng_(seed) {
   if (role_ == BirthdayRole::kEasy) {
     // Never more probes than ports to probe.
@@ -61,15 +61,19 @@ uint16_t BirthdaySchedule::next_port() {
 }
 
 bool BirthdaySchedule::poll(Timestamp now, SocketAddress *to, uint32_t *number) {
-  if (stopped_ || sent_ >= count_ || now < start_ + Timestamp(sent_) * interval_) return false;
+  if (stopped_ || sent_ >= count_ || now < next_) return false;
   *to = target_;
   if (role_ == BirthdayRole::kEasy) to->set_port(next_port());
   *number = sent_++;
+  // Lateness within one interval (timer granularity) is absorbed; after a longer stall the
+  // pace restarts from now: the overdue probes are never paid back in a burst, which would
+  // put more than the pace's worth into the second around the stall.
+  next_ = now - next_ > interval_ ? now + interval_ : next_ + interval_;
   return true;
 }
 
 Timestamp BirthdaySchedule::next_deadline() const {
-  return stopped_ || sent_ >= count_ ? 0 : start_ + Timestamp(sent_) * interval_;
+  return stopped_ || sent_ >= count_ ? 0 : next_;
 }
 
 }  // namespace parley::ice

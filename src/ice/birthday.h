@@ -62,7 +62,8 @@ BirthdayRole birthday_role(const NatBehavior &ours, NatMapping peer_mapping,
                            PortAllocation peer_allocation);
 
 // One side's schedule of probes for one attempt: `count` destinations handed out one per
-// `interval_us` from `start`. The easy side's destinations are distinct random ports of
+// `interval_us` from `start`; a caller that polls late gets one probe, not the overdue ones,
+// so any second holds at most 1 s / interval + 1 probes however late the caller polls. The easy side's destinations are distinct random ports of
 // `target`'s IP; the hard side's are `target` itself, once per socket (the caller sends the
 // k-th from its k-th socket).
 class BirthdaySchedule {
@@ -86,7 +87,7 @@ class BirthdaySchedule {
   SocketAddress target_;
   uint32_t count_;
   Timestamp interval_;
-  Timestamp start_;
+  Timestamp next_;  // when the next probe is due
   uint32_t sent_ = 0;
   bool stopped_ = false;
   uint64_t rng_;

@@ -16,7 +16,6 @@ namespace parley::quic {
 namespace {
 
 // Application error codes parley itself uses in CONNECTION_CLOSE.
-constexpr uint64_t kAppNoError = 0;
 constexpr uint64_t kAppMessageTooLarge = 0x101;
 
 

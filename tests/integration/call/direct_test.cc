@@ -516,18 +516,26 @@ TEST_F(ProbeBudgetTest, ARelayClaimingAHardNatAtAVictimGetsABoundedNumberOfProbe
   signal::CallId id;
   ASSERT_NO_FATAL_FAILURE(active_call(a, b, &id));
   // The caller's first attempt, start to end, its probe count sampled as it goes.
-  std::vector<std::pair<Timestamp, uint64_t>> samples;
+  // Each count was taken at some moment between `before` and `after`; a pair of samples is
+  // surely less than a second apart only when the later one's `after` is.
+  struct Sample {
+    Timestamp before, after;
+    uint64_t probes;
+  };
+  std::vector<Sample> samples;
   call::CallStats st;
   ASSERT_TRUE(a.wait_on_context([&] {
+    const Timestamp before = monotonic_now();
     if (a.ctx->call_stats(id, &st) != kOk) return false;
-    samples.emplace_back(monotonic_now(), st.birthday_probes);
+    samples.push_back({before, monotonic_now(), st.birthday_probes});
     return st.direct_error != 0;
   }, 15s)) << "probes " << st.birthday_probes;
   uint64_t per_s = 0;
   for (size_t i = 0; i < samples.size(); ++i) {
-    size_t j = i;
-    while (j + 1 < samples.size() && samples[j + 1].first - samples[i].first < kNanosPerSecond) ++j;
-    per_s = std::max(per_s, samples[j].second - samples[i].second);
+    for (size_t j = i + 1;
+         j < samples.size() && samples[j].after - samples[i].before < kNanosPerSecond; ++j) {
+      per_s = std::max(per_s, samples[j].probes - samples[i].probes);
+    }
   }
   std::printf("birthday probes toward the victim: %llu in the first attempt (role %s), at most "
               "%llu in any second\n",
