@@ -369,6 +369,9 @@ int main(int argc, char **argv) {
               if (err != PARLEY_OK) goto fail;
             }
             if (answer) deadline = t + (duration > 0 ? duration : 60);
+          } else if (ev.error != PARLEY_OK) {
+            /* Why the relay connection was lost (a refused pin, an unreachable relay). */
+            printf("relay lost %d: %s\n", ev.error, parley_strerror(ev.error));
           }
           break;
         case PARLEY_EVENT_INCOMING_CALL:

@@ -1,43 +1,86 @@
 #include "identity/certificate.h"
 
-#include <gnutls/abstract.h>
-#include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
 #include <sodium.h>
 
 #include <cstring>
+#include <cstdio>
+#include <string>
 
 #include "base/error.h"
+#include "crypto/backend.h"
+#include "identity/secret.h"
 
 namespace parley::identity {
 
 namespace {
 
-// RAII holders so every early return releases GnuTLS objects.
-struct Crt {
-  gnutls_x509_crt_t p = nullptr;
-  ~Crt() {
-    if (p) gnutls_x509_crt_deinit(p);
-  }
-};
-struct PrivKey {
-  gnutls_x509_privkey_t p = nullptr;
-  ~PrivKey() {
-    if (p) gnutls_x509_privkey_deinit(p);  // GnuTLS zeroises key material on deinit
-  }
-};
-struct Datum {
-  gnutls_datum_t d = {nullptr, 0};
-  ~Datum() { gnutls_free(d.data); }
-};
+// The certificate is written here rather than by a TLS library: it is a fixed layout around
+// three values (key, serial, fingerprint), so a few DER helpers on top of libsodium's Ed25519
+// make it without a TLS library in the identity layer, identical on every backend.
+using Der = std::string;
 
-int gnutls_fail(const char *what, int r) {
-  return fail(kErrCrypto, "%s: %s", what, gnutls_strerror(r));
+void put_length(Der *out, size_t n) {
+  if (n < 0x80) {
+    out->push_back(char(n));
+    return;
+  }
+  int bytes = 0;
+  for (size_t m = n; m; m >>= 8) ++bytes;
+  out->push_back(char(0x80 | bytes));
+  for (int i = bytes - 1; i >= 0; --i) out->push_back(char((n >> (8 * i)) & 0xff));
+}
+
+Der tlv(uint8_t tag, const Der &body) {
+  Der out(1, char(tag));
+  put_length(&out, body.size());
+  return out + body;
+}
+
+Der raw(const uint8_t *p, size_t n) { return Der(reinterpret_cast<const char *>(p), n); }
+
+constexpr uint8_t kSequence = 0x30, kSet = 0x31, kInteger = 0x02, kBitString = 0x03,
+                  kOctetString = 0x04, kOid = 0x06, kBoolean = 0x01, kPrintableString = 0x13,
+                  kUtcTime = 0x17, kGeneralizedTime = 0x18, kExplicit0 = 0xa0,
+                  kExplicit3 = 0xa3;
+
+const Der kOidEd25519("\x2b\x65\x70", 3);         // 1.3.101.112
+const Der kOidCommonName("\x55\x04\x03", 3);      // 2.5.4.3
+const Der kOidBasicConstraints("\x55\x1d\x13", 3);  // 2.5.29.19
+const Der kOidKeyUsage("\x55\x1d\x0f", 3);        // 2.5.29.15
+const Der kOidSubjectKeyId("\x55\x1d\x0e", 3);    // 2.5.29.14
+const Der kTrue("\xff", 1);
+
+// RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
+Der validity_time(int64_t t) {
+  // Days to civil date (proleptic Gregorian), so no gmtime (not thread-safe everywhere).
+  int64_t days = t / 86400, secs = t % 86400;
+  days += 719468;
+  const int64_t era = days / 146097, doe = days - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+  const int64_t day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  char buf[20];
+  const bool utc = year < 2050;
+  std::snprintf(buf, sizeof buf, "%0*lld%02lld%02lld%02lld%02lld%02lldZ", utc ? 2 : 4,
+                (long long)(utc ? year % 100 : year), (long long)month, (long long)day,
+                (long long)(secs / 3600), (long long)(secs / 60 % 60), (long long)(secs % 60));
+  return tlv(utc ? kUtcTime : kGeneralizedTime, buf);
+}
+
+Der name(const char *cn) {
+  return tlv(kSequence, tlv(kSet, tlv(kSequence, tlv(kOid, kOidCommonName) +
+                                                     tlv(kPrintableString, cn))));
+}
+
+Der extension(const Der &oid, bool critical, const Der &value) {
+  return tlv(kSequence, tlv(kOid, oid) + (critical ? tlv(kBoolean, kTrue) : Der()) +
+                            tlv(kOctetString, value));
 }
 
 // The length a DER element starting at `der` claims for itself (tag + length + contents), or
 // 0 if its header is malformed. Used to reject trailing bytes after the certificate, which
-// GnuTLS's parser would silently ignore.
+// a TLS library's parser may silently ignore.
 size_t der_element_length(const uint8_t *der, size_t len) {
   if (len < 2 || der[0] != 0x30) return 0;  // a certificate is a SEQUENCE
   const uint8_t first = der[1];
@@ -71,40 +114,34 @@ int build_certificate(const uint8_t *seed, const uint8_t *public_key,
   std::memcpy(serial, digest, sizeof serial);
   serial[0] = static_cast<uint8_t>((serial[0] & 0x7f) | 0x40);
 
-  PrivKey key;
-  int r = gnutls_x509_privkey_init(&key.p);
-  if (r < 0) return gnutls_fail("gnutls_x509_privkey_init", r);
-  gnutls_datum_t x = {const_cast<uint8_t *>(public_key), static_cast<unsigned>(kPublicKeyLen)};
-  gnutls_datum_t k = {const_cast<uint8_t *>(seed), 32};
-  r = gnutls_x509_privkey_import_ecc_raw(key.p, GNUTLS_ECC_CURVE_ED25519, &x, nullptr, &k);
-  if (r < 0) return gnutls_fail("import Ed25519 key", r);
+  const Der algorithm = tlv(kSequence, tlv(kOid, kOidEd25519));
+  const Der key_usage_digital_signature("\x03\x02\x07\x80", 4);
+  const Der extensions =
+      extension(kOidBasicConstraints, true, tlv(kSequence, Der())) +  // CA:FALSE
+      extension(kOidKeyUsage, true, key_usage_digital_signature) +
+      extension(kOidSubjectKeyId, false, tlv(kOctetString, raw(fp.bytes, 20)));
+  const Der tbs = tlv(
+      kSequence,
+      tlv(kExplicit0, tlv(kInteger, Der(1, '\x02'))) +  // v3
+          tlv(kInteger, raw(serial, sizeof serial)) + algorithm + name(cn) +
+          tlv(kSequence, validity_time(kCertNotBefore) + validity_time(kCertNotAfter)) +
+          name(cn) +
+          tlv(kSequence, algorithm + tlv(kBitString, Der(1, '\0') + raw(public_key, kPublicKeyLen))) +
+          tlv(kExplicit3, tlv(kSequence, extensions)));
 
-  Crt crt;
-  if ((r = gnutls_x509_crt_init(&crt.p)) < 0) return gnutls_fail("gnutls_x509_crt_init", r);
-  if ((r = gnutls_x509_crt_set_version(crt.p, 3)) < 0) return gnutls_fail("set version", r);
-  if ((r = gnutls_x509_crt_set_serial(crt.p, serial, sizeof serial)) < 0)
-    return gnutls_fail("set serial", r);
-  if ((r = gnutls_x509_crt_set_activation_time(crt.p, time_t(kCertNotBefore))) < 0)
-    return gnutls_fail("set activation time", r);
-  if ((r = gnutls_x509_crt_set_expiration_time(crt.p, time_t(kCertNotAfter))) < 0)
-    return gnutls_fail("set expiration time", r);
-  if ((r = gnutls_x509_crt_set_dn_by_oid(crt.p, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
-                                         kFingerprintHexLen)) < 0)
-    return gnutls_fail("set subject", r);
-  if ((r = gnutls_x509_crt_set_key(crt.p, key.p)) < 0) return gnutls_fail("set key", r);
-  if ((r = gnutls_x509_crt_set_basic_constraints(crt.p, 0, -1)) < 0)
-    return gnutls_fail("set basic constraints", r);
-  if ((r = gnutls_x509_crt_set_key_usage(crt.p, GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0)
-    return gnutls_fail("set key usage", r);
-  if ((r = gnutls_x509_crt_set_subject_key_id(crt.p, fp.bytes, 20)) < 0)
-    return gnutls_fail("set subject key id", r);
-  if ((r = gnutls_x509_crt_sign2(crt.p, crt.p, key.p, GNUTLS_DIG_SHA512, 0)) < 0)
-    return gnutls_fail("self-sign certificate", r);
-
-  Datum out;
-  if ((r = gnutls_x509_crt_export2(crt.p, GNUTLS_X509_FMT_DER, &out.d)) < 0)
-    return gnutls_fail("export certificate", r);
-  der->assign(out.d.data, out.d.data + out.d.size);
+  // Ed25519 signatures are deterministic, so the DER is a pure function of the seed.
+  SecretBuffer secret;
+  if (secret.allocate(crypto_sign_SECRETKEYBYTES) != kOk) return kErrNoMemory;
+  uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+  uint8_t sig[crypto_sign_BYTES];
+  if (crypto_sign_seed_keypair(pk, secret.data(), seed) != 0 ||
+      std::memcmp(pk, public_key, sizeof pk) != 0 ||
+      crypto_sign_detached(sig, nullptr, reinterpret_cast<const uint8_t *>(tbs.data()),
+                           tbs.size(), secret.data()) != 0) {
+    return fail(kErrCrypto, "cannot sign the certificate with the identity's key");
+  }
+  const Der cert = tlv(kSequence, tbs + algorithm + tlv(kBitString, Der(1, '\0') + raw(sig, sizeof sig)));
+  der->assign(cert.begin(), cert.end());
   return kOk;
 }
 
@@ -120,35 +157,11 @@ int certificate_fingerprint(const uint8_t *der, size_t der_len, Fingerprint *out
                 "certificate DER is not one complete element (%zu bytes given, header "
                 "claims %zu)", der_len, claimed);
   }
-  Crt crt;
-  int r = gnutls_x509_crt_init(&crt.p);
-  if (r < 0) return gnutls_fail("gnutls_x509_crt_init", r);
-  gnutls_datum_t d = {const_cast<uint8_t *>(der), static_cast<unsigned>(der_len)};
-  r = gnutls_x509_crt_import(crt.p, &d, GNUTLS_X509_FMT_DER);
-  if (r < 0) {
-    return fail(kErrCertMalformed, "certificate is not valid DER X.509: %s",
-                gnutls_strerror(r));
-  }
-  const int alg = gnutls_x509_crt_get_pk_algorithm(crt.p, nullptr);
-  if (alg != GNUTLS_PK_EDDSA_ED25519) {
-    const char *name = alg < 0 ? nullptr : gnutls_pk_algorithm_get_name(
-                                               static_cast<gnutls_pk_algorithm_t>(alg));
-    return fail(kErrCertKeyType, "certificate key is %s, parley identities are Ed25519",
-                name ? name : "of an unknown algorithm");
-  }
-  gnutls_ecc_curve_t curve;
-  Datum x, y;
-  r = gnutls_x509_crt_get_pk_ecc_raw(crt.p, &curve, &x.d, &y.d);
-  if (r < 0) {
-    return fail(kErrCertMalformed, "cannot read the certificate's Ed25519 key: %s",
-                gnutls_strerror(r));
-  }
-  if (curve != GNUTLS_ECC_CURVE_ED25519 || x.d.size != kPublicKeyLen) {
-    return fail(kErrCertMalformed, "certificate's Ed25519 key is %u bytes, expected 32",
-                x.d.size);
-  }
-  *out = Fingerprint::of_public_key(x.d.data);
-  if (public_key_out) std::memcpy(public_key_out, x.d.data, kPublicKeyLen);
+  uint8_t key[kPublicKeyLen];
+  const int r = crypto::certificate_ed25519_key(der, der_len, key);
+  if (r != kOk) return r;
+  *out = Fingerprint::of_public_key(key);
+  if (public_key_out) std::memcpy(public_key_out, key, kPublicKeyLen);
   return kOk;
 }
 

@@ -1,6 +1,5 @@
 #include "quic/connection.h"
 
-#include <ngtcp2/ngtcp2_crypto.h>
 #include <sodium.h>
 
 #include <algorithm>
@@ -49,27 +48,13 @@ void Connection::set_state(State s) {
   state_ = s;
 }
 
-ngtcp2_conn *Connection::get_conn(ngtcp2_crypto_conn_ref *ref) {
-  return static_cast<Connection *>(ref->user_data)->conn_;
+ngtcp2_conn *Connection::get_conn(void *user_data) {
+  return static_cast<Connection *>(user_data)->conn_;
 }
 
 void Connection::setup_callbacks(ngtcp2_callbacks *cb) {
   std::memset(cb, 0, sizeof *cb);
-  if (role_ == Role::kClient) {
-    cb->client_initial = ngtcp2_crypto_client_initial_cb;
-    cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
-  } else {
-    cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
-  }
-  cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
-  cb->encrypt = ngtcp2_crypto_encrypt_cb;
-  cb->decrypt = ngtcp2_crypto_decrypt_cb;
-  cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
-  cb->update_key = ngtcp2_crypto_update_key_cb;
-  cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
-  cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
-  cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
-  cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+  crypto::set_callbacks(cb, role_ == Role::kServer);
   cb->handshake_completed = on_handshake_completed;
   cb->recv_stream_data = on_recv_stream_data;
   cb->acked_stream_data_offset = on_acked_stream_data;

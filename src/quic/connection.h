@@ -262,7 +262,7 @@ class Connection {
   void send_packet(const ngtcp2_path &path, const uint8_t *data, size_t len);
 
   // ngtcp2 callbacks.
-  static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref);
+  static ngtcp2_conn *get_conn(void *user_data);
   static int on_handshake_completed(ngtcp2_conn *, void *user);
   static int on_recv_stream_data(ngtcp2_conn *, uint32_t flags, int64_t stream_id,
                                  uint64_t offset, const uint8_t *data, size_t len, void *user,

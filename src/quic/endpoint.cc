@@ -1,6 +1,5 @@
 #include "quic/endpoint.h"
 
-#include <ngtcp2/ngtcp2_crypto.h>
 #include <sodium.h>
 
 #include <algorithm>
@@ -8,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "quic/tls.h"
 
 namespace parley::quic {
 
@@ -112,7 +112,7 @@ void Endpoint::unregister_cid(const ngtcp2_cid &cid) {
 }
 
 int Endpoint::stateless_reset_token(const ngtcp2_cid &cid, uint8_t *token) const {
-  if (ngtcp2_crypto_generate_stateless_reset_token(token, reset_secret_.data(),
+  if (crypto::generate_stateless_reset_token(token, reset_secret_.data(),
                                                    reset_secret_.size(), &cid) != 0) {
     return fail(kErrCrypto, "stateless reset token derivation failed");
   }
@@ -252,7 +252,7 @@ void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddre
   ngtcp2_cid odcid;
   bool validated = false;
   if (hd.type == NGTCP2_PKT_INITIAL && hd.tokenlen > 0) {
-    const int r = ngtcp2_crypto_verify_retry_token(
+    const int r = crypto::verify_retry_token(
         &odcid, hd.token, hd.tokenlen, token_secret_.data(), token_secret_.size(), hd.version,
         reinterpret_cast<const ngtcp2_sockaddr *>(from.sockaddr_ptr()), from.sockaddr_len(),
         &hd.dcid, uint64_t(config_.retry_token_lifetime_ms) * NGTCP2_MILLISECONDS, now);
@@ -268,13 +268,13 @@ void Endpoint::accept_initial(const uint8_t *data, size_t len, const SocketAddre
   if (!validated && (handshaking_count() >= config_.retry_when_handshaking_over ||
                      conns_.size() >= config_.retry_when_connections_over || busy_source)) {
     const ngtcp2_cid retry_scid = random_cid();
-    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
-    const ngtcp2_ssize tl = ngtcp2_crypto_generate_retry_token(
+    uint8_t token[crypto::kMaxRetryTokenLen];
+    const ngtcp2_ssize tl = crypto::generate_retry_token(
         token, token_secret_.data(), token_secret_.size(), hd.version,
         reinterpret_cast<const ngtcp2_sockaddr *>(from.sockaddr_ptr()), from.sockaddr_len(),
         &retry_scid, &hd.dcid, now);
     if (tl < 0) return;
-    const ngtcp2_ssize n = ngtcp2_crypto_write_retry(tx(), kMaxUdpPayload, hd.version, &hd.scid,
+    const ngtcp2_ssize n = crypto::write_retry(tx(), kMaxUdpPayload, hd.version, &hd.scid,
                                                      &retry_scid, &hd.dcid, token, size_t(tl));
     if (n > 0) {
       ++stats_.retries_sent;
@@ -325,7 +325,7 @@ size_t Endpoint::source_count(const SourceKey &k) const {
 
 void Endpoint::refuse(const ngtcp2_pkt_hd &hd, const SocketAddress &to, const char *reason) {
   // Smaller than the Initial it answers (>= 1200 bytes): no amplification.
-  const ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
+  const ngtcp2_ssize n = crypto::write_connection_close(
       tx(), kMaxUdpPayload, hd.version, &hd.scid, &hd.dcid, NGTCP2_CONNECTION_REFUSED,
       reinterpret_cast<const uint8_t *>(reason), std::strlen(reason));
   if (n > 0) send(to, tx(), size_t(n));

@@ -1,6 +1,8 @@
-// GnuTLS backend of tls.h. The only file of the quic layer that includes GnuTLS.
+// GnuTLS backend of tls.h, on ngtcp2's GnuTLS crypto helper. The only file of the quic layer
+// that includes GnuTLS.
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
 #include <cstring>
@@ -39,7 +41,14 @@ class GnutlsSession;
 struct RefBox {
   ngtcp2_crypto_conn_ref ref;
   GnutlsSession *owner;
+  GetConn get_conn;
+  void *user_data;
 };
+
+ngtcp2_conn *box_conn(ngtcp2_crypto_conn_ref *ref) {
+  auto *box = reinterpret_cast<RefBox *>(ref);
+  return box->get_conn(box->user_data);
+}
 
 class GnutlsSession : public TlsSession {
  public:
@@ -187,11 +196,13 @@ int TlsCredentials::create(const identity::Identity &id, std::unique_ptr<TlsCred
 }
 
 int TlsSession::create(Role role, TlsCredentials &creds, PeerVerifier verifier,
-                       const TlsSessionOptions &options, ngtcp2_crypto_get_conn get_conn,
-                       void *user_data, std::unique_ptr<TlsSession> *out) {
+                       const TlsSessionOptions &options, GetConn get_conn, void *user_data,
+                       std::unique_ptr<TlsSession> *out) {
   auto s = std::make_unique<GnutlsSession>();
-  s->box.ref.get_conn = get_conn;
-  s->box.ref.user_data = user_data;
+  s->box.ref.get_conn = box_conn;
+  s->box.ref.user_data = nullptr;
+  s->box.get_conn = get_conn;
+  s->box.user_data = user_data;
   s->box.owner = s.get();
   s->verifier = std::move(verifier);
   const bool server = role == Role::kServer;
@@ -231,5 +242,64 @@ int TlsSession::create(Role role, TlsCredentials &creds, PeerVerifier verifier,
   *out = std::move(s);
   return kOk;
 }
+
+namespace crypto {
+
+static_assert(kMaxRetryTokenLen >= NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN, "Retry token buffer");
+
+void set_callbacks(ngtcp2_callbacks *cb, bool server) {
+  if (server) {
+    cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+  } else {
+    cb->client_initial = ngtcp2_crypto_client_initial_cb;
+    cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+  }
+  cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  cb->encrypt = ngtcp2_crypto_encrypt_cb;
+  cb->decrypt = ngtcp2_crypto_decrypt_cb;
+  cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
+  cb->update_key = ngtcp2_crypto_update_key_cb;
+  cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+  cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+  cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+  cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+}
+
+int generate_stateless_reset_token(uint8_t *token, const uint8_t *secret, size_t secret_len,
+                                   const ngtcp2_cid *cid) {
+  return ngtcp2_crypto_generate_stateless_reset_token(token, secret, secret_len, cid);
+}
+
+ngtcp2_ssize generate_retry_token(uint8_t *token, const uint8_t *secret, size_t secret_len,
+                                  uint32_t version, const ngtcp2_sockaddr *remote_addr,
+                                  ngtcp2_socklen remote_addr_len, const ngtcp2_cid *retry_scid,
+                                  const ngtcp2_cid *odcid, ngtcp2_tstamp ts) {
+  return ngtcp2_crypto_generate_retry_token(token, secret, secret_len, version, remote_addr,
+                                            remote_addr_len, retry_scid, odcid, ts);
+}
+
+int verify_retry_token(ngtcp2_cid *odcid, const uint8_t *token, size_t token_len,
+                       const uint8_t *secret, size_t secret_len, uint32_t version,
+                       const ngtcp2_sockaddr *remote_addr, ngtcp2_socklen remote_addr_len,
+                       const ngtcp2_cid *dcid, ngtcp2_duration timeout, ngtcp2_tstamp ts) {
+  return ngtcp2_crypto_verify_retry_token(odcid, token, token_len, secret, secret_len, version,
+                                          remote_addr, remote_addr_len, dcid, timeout, ts);
+}
+
+ngtcp2_ssize write_retry(uint8_t *dest, size_t dest_len, uint32_t version, const ngtcp2_cid *dcid,
+                         const ngtcp2_cid *scid, const ngtcp2_cid *odcid, const uint8_t *token,
+                         size_t token_len) {
+  return ngtcp2_crypto_write_retry(dest, dest_len, version, dcid, scid, odcid, token, token_len);
+}
+
+ngtcp2_ssize write_connection_close(uint8_t *dest, size_t dest_len, uint32_t version,
+                                    const ngtcp2_cid *dcid, const ngtcp2_cid *scid,
+                                    uint64_t error_code, const uint8_t *reason,
+                                    size_t reason_len) {
+  return ngtcp2_crypto_write_connection_close(dest, dest_len, version, dcid, scid, error_code,
+                                              reason, reason_len);
+}
+
+}  // namespace crypto
 
 }  // namespace parley::quic

@@ -1,12 +1,11 @@
 #include "stun/message.h"
 
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <sodium.h>
 
 #include <cstring>
 
 #include "base/error.h"
+#include "crypto/backend.h"
 #include "identity/secret.h"
 
 namespace parley::stun {
@@ -68,19 +67,19 @@ bool known_required(uint16_t type) {
 }
 
 // HMAC over the message up to the integrity attribute at `attr_pos`, with the header's
-// length field rewritten to end at that attribute (RFC 8489 14.5/14.6). `out` must hold 32.
-int integrity_mac(gnutls_mac_algorithm_t alg, const uint8_t *msg, size_t attr_pos,
-                  size_t attr_value_len, const uint8_t *key, size_t key_len, uint8_t *out) {
+// length field rewritten to end at that attribute (RFC 8489 14.5/14.6). `out` must hold the
+// digest (20 bytes for SHA-1, 32 for SHA-256).
+enum class Mac { kSha1, kSha256 };
+int integrity_mac(Mac alg, const uint8_t *msg, size_t attr_pos, size_t attr_value_len,
+                  const uint8_t *key, size_t key_len, uint8_t *out) {
   uint8_t header[kHeaderLen];
   std::memcpy(header, msg, kHeaderLen);
   put16(header + 2, uint16_t(attr_pos + 4 + attr_value_len - kHeaderLen));
-  gnutls_hmac_hd_t h;
-  int r = gnutls_hmac_init(&h, alg, key, key_len);
-  if (r < 0) return fail(kErrCrypto, "gnutls_hmac_init: %s", gnutls_strerror(r));
-  r = gnutls_hmac(h, header, kHeaderLen);
-  if (r >= 0) r = gnutls_hmac(h, msg + kHeaderLen, attr_pos - kHeaderLen);
-  gnutls_hmac_deinit(h, out);
-  return r < 0 ? fail(kErrCrypto, "gnutls_hmac: %s", gnutls_strerror(r)) : kOk;
+  const uint8_t *body = msg + kHeaderLen;
+  const size_t body_len = attr_pos - kHeaderLen;
+  return alg == Mac::kSha1
+             ? crypto::hmac_sha1(key, key_len, header, kHeaderLen, body, body_len, out)
+             : crypto::hmac_sha256(key, key_len, header, kHeaderLen, body, body_len, out);
 }
 
 }  // namespace
@@ -93,11 +92,9 @@ uint32_t crc32(const uint8_t *data, size_t len) {
 
 TransactionId TransactionId::random() {
   TransactionId t;
-  if (identity::sodium_ready() == kOk) {
-    randombytes_buf(t.bytes, sizeof t.bytes);
-  } else {
-    gnutls_rnd(GNUTLS_RND_NONCE, t.bytes, sizeof t.bytes);
-  }
+  // randombytes_buf initialises its source itself; sodium_ready() is for the rest of libsodium.
+  (void)identity::sodium_ready();
+  randombytes_buf(t.bytes, sizeof t.bytes);
   return t;
 }
 
@@ -260,7 +257,7 @@ int Message::check_integrity(const uint8_t *key, size_t key_len) const {
   uint8_t mac[32];
   if (integrity_sha256_index_ >= 0) {
     const Attribute &a = attrs_[integrity_sha256_index_];
-    int r = integrity_mac(GNUTLS_MAC_SHA256, data_, a.offset - 4u, a.length, key, key_len, mac);
+    int r = integrity_mac(Mac::kSha256, data_, a.offset - 4u, a.length, key, key_len, mac);
     if (r != kOk) return r;
     if (sodium_memcmp(mac, data_ + a.offset, a.length) != 0) {
       return fail(kErrStunIntegrity, "MESSAGE-INTEGRITY-SHA256 does not verify");
@@ -269,7 +266,7 @@ int Message::check_integrity(const uint8_t *key, size_t key_len) const {
   }
   if (integrity_index_ >= 0) {
     const Attribute &a = attrs_[integrity_index_];
-    int r = integrity_mac(GNUTLS_MAC_SHA1, data_, a.offset - 4u, 20, key, key_len, mac);
+    int r = integrity_mac(Mac::kSha1, data_, a.offset - 4u, 20, key, key_len, mac);
     if (r != kOk) return r;
     if (sodium_memcmp(mac, data_ + a.offset, 20) != 0) {
       return fail(kErrStunIntegrity, "MESSAGE-INTEGRITY does not verify");
@@ -374,7 +371,7 @@ void MessageBuilder::add_message_integrity(const uint8_t *key, size_t key_len) {
   const size_t pos = len_;
   if (uint8_t *v = reserve_attribute(kAttrMessageIntegrity, 20)) {
     uint8_t mac[32];
-    if (integrity_mac(GNUTLS_MAC_SHA1, buf_, pos, 20, key, key_len, mac) != kOk) {
+    if (integrity_mac(Mac::kSha1, buf_, pos, 20, key, key_len, mac) != kOk) {
       overflow_ = true;
       return;
     }
@@ -385,7 +382,7 @@ void MessageBuilder::add_message_integrity(const uint8_t *key, size_t key_len) {
 void MessageBuilder::add_message_integrity_sha256(const uint8_t *key, size_t key_len) {
   const size_t pos = len_;
   if (uint8_t *v = reserve_attribute(kAttrMessageIntegritySha256, 32)) {
-    if (integrity_mac(GNUTLS_MAC_SHA256, buf_, pos, 32, key, key_len, v) != kOk) {
+    if (integrity_mac(Mac::kSha256, buf_, pos, 32, key, key_len, v) != kOk) {
       overflow_ = true;
     }
   }

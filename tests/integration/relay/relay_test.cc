@@ -544,6 +544,39 @@ TEST_F(RelayTest, GtlsclientFetchesHealthMetricsAndIdentityOverHttp3) {
   EXPECT_GE(values["parley_relay_http_requests_total"], 2);
 }
 
+// Each QUIC cipher suite against the relay's TLS backend, with a key update (RFC 9001 6) on
+// each: gtlsclient offers one suite at a time, so the relay must do AES-128-GCM, AES-256-GCM
+// (SHA-384 key schedule) and ChaCha20-Poly1305 (ChaCha20 header protection) itself.
+TEST_F(RelayTest, GtlsclientGetsHealthWithEachCipherSuiteAndAKeyUpdate) {
+  const std::string gtlsclient = "/usr/bin/gtlsclient";
+  if (access(gtlsclient.c_str(), X_OK) != 0) GTEST_SKIP() << "gtlsclient not installed";
+  ASSERT_TRUE(start_relay());
+  const std::string dir = temp_path("dl");
+  const std::string dl = dir.substr(0, dir.rfind('/'));
+  const std::string port = std::to_string(relay_.address.port());
+  for (const char *suite : {"AES-128-GCM", "AES-256-GCM", "CHACHA20-POLY1305"}) {
+    std::string out;
+    const int rc = testing::run_command(
+        {gtlsclient, "--exit-on-all-streams-close", "--no-quic-dump", "--no-http-dump",
+         "--timeout=15s", "--download=" + dl, "--key-update=1ms",
+         std::string("--ciphers=NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+") + suite,
+         "--delay-stream=100ms", "127.0.0.1", port,
+         "https://127.0.0.1:" + port + "/health"},
+        30s, &out);
+    ASSERT_EQ(rc, 0) << suite << "\n" << out;
+    std::string body;
+    if (FILE *f = std::fopen((dl + "/health").c_str(), "rb")) {
+      char buf[64];
+      const size_t n = std::fread(buf, 1, sizeof buf, f);
+      body.assign(buf, n);
+      std::fclose(f);
+      std::remove((dl + "/health").c_str());
+    }
+    EXPECT_EQ(body, "ok\n") << suite << "\n" << out;
+  }
+  rmdir(dl.c_str());
+}
+
 // No fingerprint configured: the client learns the identity the relay presents, registers
 // only once the host trusts it, and keeps that pin for reconnects.
 TEST_F(RelayTest, AnUnpinnedRelayIsUsedOnlyOnceTheHostTrustsIt) {

@@ -2,6 +2,10 @@
 recordings out, compared objectively.
 
 Environment: PARLEY_RELAY, PARLEY_CALL (binaries). Needs espeak-ng and sox (scripts/setup-deps).
+With PARLEY_RELAY_OTHER and PARLEY_CALL_OTHER (the same programs built on the other TLS
+backend, -DPARLEY_TLS), CrossBackendVoiceCall also calls between the two backends: each side's
+relay, caller and callee from different builds, the direct path (pinned mutual TLS) required,
+and a wrong relay pin refused with the same error on every pairing.
 
 Thresholds, and why:
 * Block by block (voice_audio.lag_track over the loud 20 ms blocks of the input): at least
@@ -105,7 +109,9 @@ class Proc:
             return list(self.lines)
 
 
-class LoopbackVoiceCall(unittest.TestCase):
+class VoiceCallBase(unittest.TestCase):
+    """A relay and the helpers to place and judge calls; the tests are in the subclasses."""
+
     def setUp(self):
         if not va.have_speech_tools():
             self.skipTest("espeak-ng/sox missing (scripts/setup-deps installs them)")
@@ -114,10 +120,14 @@ class LoopbackVoiceCall(unittest.TestCase):
         self.tmp = tempfile.TemporaryDirectory()
         self.dir = self.tmp.name
         self.procs = []
-        relay = self.spawn([self.relay_bin, "--listen", "127.0.0.1:0", "--stun-alt", "none",
-                            "--seed", self.path("relay.seed"), "--log-level", "warn"])
-        self.relay_fp = relay.wait_for(r"^fingerprint ([0-9a-f]{64})$", 10).group(1)
-        self.relay_addr = relay.wait_for(r"^listening quic\+stun (\S+)", 10).group(1)
+        self.relay_fp, self.relay_addr = self.start_relay(self.relay_bin, "relay.seed")
+
+    def start_relay(self, relay_bin, seed):
+        relay = self.spawn([relay_bin, "--listen", "127.0.0.1:0", "--stun-alt", "none",
+                            "--seed", self.path(seed), "--log-level", "warn"])
+        fp = relay.wait_for(r"^fingerprint ([0-9a-f]{64})$", 10).group(1)
+        addr = relay.wait_for(r"^listening quic\+stun (\S+)", 10).group(1)
+        return fp, addr
 
     def tearDown(self):
         for p in self.procs:
@@ -132,19 +142,22 @@ class LoopbackVoiceCall(unittest.TestCase):
         self.procs.append(p)
         return p
 
-    def call(self, extra=()):
+    def call(self, extra=(), caller_bin=None, callee_bin=None, relay=None):
         """Runs one call: the caller says SPEECH_A, the callee SPEECH_B. Returns both
-        processes' output lines."""
+        processes' output lines. `relay` is (fingerprint, address), this build's by default."""
+        caller_bin = caller_bin or self.call_bin
+        callee_bin = callee_bin or self.call_bin
+        relay_fp, relay_addr = relay or (self.relay_fp, self.relay_addr)
         va.make_speech(self.path("a.wav"), va.SPEECH_A, RATE)
         va.make_speech(self.path("b.wav"), va.SPEECH_B, RATE)
-        common = ["--relay", self.relay_addr, "--relay-fp", self.relay_fp,
+        common = ["--relay", relay_addr, "--relay-fp", relay_fp,
                   "--bind", "127.0.0.1:0", "--loopback", "--profile", "0", *extra]
-        callee = self.spawn([self.call_bin, "--seed", self.path("callee.seed"), "--answer",
+        callee = self.spawn([callee_bin, "--seed", self.path("callee.seed"), "--answer",
                              "--in", self.path("b.wav"), "--out", self.path("callee_out.wav"),
                              "--fingerprint-file", self.path("callee.fp"), *common])
         fp = callee.wait_for(r"^fingerprint ([0-9a-f]{64})$", 10).group(1)
         callee.wait_for(r"^relay registered$", 10)
-        caller = self.spawn([self.call_bin, "--seed", self.path("caller.seed"), "--call", fp,
+        caller = self.spawn([caller_bin, "--seed", self.path("caller.seed"), "--call", fp,
                              "--in", self.path("a.wav"), "--out", self.path("caller_out.wav"),
                              "--tail", "1.5", *common])
         self.assertEqual(caller.finish(60), 0, "\n".join(caller.output()))
@@ -187,6 +200,9 @@ class LoopbackVoiceCall(unittest.TestCase):
         self.assertLessEqual(lag, rate * 200 // 1000, name)
         return lag, corr, snr
 
+
+
+class LoopbackVoiceCall(VoiceCallBase):
     def test_speech_both_ways_relay_only(self):
         caller, callee = self.call(["--no-direct"])
         self.check_direction("caller->callee", self.path("a.wav"), self.path("callee_out.wav"))
@@ -199,6 +215,52 @@ class LoopbackVoiceCall(unittest.TestCase):
         self.check_direction("callee->caller", self.path("b.wav"), self.path("caller_out.wav"))
         self.assertTrue(any(l.startswith("path relay -> direct") for l in caller),
                         "\n".join(caller))
+
+
+
+class CrossBackendVoiceCall(VoiceCallBase):
+    """This build against the other TLS backend's build: real processes, pins on every hop."""
+
+    def setUp(self):
+        self.other_relay_bin = os.environ.get("PARLEY_RELAY_OTHER")
+        self.other_call_bin = os.environ.get("PARLEY_CALL_OTHER")
+        if not self.other_relay_bin or not self.other_call_bin:
+            self.skipTest("PARLEY_RELAY_OTHER / PARLEY_CALL_OTHER not set (the other TLS "
+                          "backend's build; scripts/test-all sets them)")
+        super().setUp()
+        self.other_relay = self.start_relay(self.other_relay_bin, "other_relay.seed")
+
+    def direct_call_both_ways(self, caller_bin, callee_bin, relay):
+        caller, callee = self.call(caller_bin=caller_bin, callee_bin=callee_bin, relay=relay)
+        self.check_direction("caller->callee", self.path("a.wav"), self.path("callee_out.wav"))
+        self.check_direction("callee->caller", self.path("b.wav"), self.path("caller_out.wav"))
+        self.assertTrue(any(l.startswith("path relay -> direct") for l in caller),
+                        "\n".join(caller))
+        self.assertTrue(any(l.startswith("path relay -> direct") for l in callee),
+                        "\n".join(callee))
+
+    def test_other_backend_calls_this_one_through_this_relay(self):
+        self.direct_call_both_ways(self.other_call_bin, self.call_bin,
+                                   (self.relay_fp, self.relay_addr))
+
+    def test_this_backend_calls_the_other_through_the_other_relay(self):
+        self.direct_call_both_ways(self.call_bin, self.other_call_bin, self.other_relay)
+
+    def test_a_wrong_relay_pin_fails_alike_on_both_backends(self):
+        wrong = "ab" * 32
+        seen = {}
+        for cname, cbin in (("this", self.call_bin), ("other", self.other_call_bin)):
+            for rname, (_, addr) in (("this", (self.relay_fp, self.relay_addr)),
+                                     ("other", self.other_relay)):
+                p = self.spawn([cbin, "--seed", self.path(f"pin-{cname}.seed"), "--answer",
+                                "--relay", addr, "--relay-fp", wrong, "--bind", "127.0.0.1:0",
+                                "--loopback", "--out", self.path(f"pin-{cname}-{rname}.wav")])
+                m = p.wait_for(r"^relay lost (-?\d+): (.*)$", 20)
+                seen[(cname, rname)] = int(m.group(1))
+                p.stop()
+        print(f"wrong relay pin: {seen}", flush=True)
+        self.assertEqual(len(set(seen.values())), 1, seen)
+        self.assertLess(next(iter(seen.values())), 0)
 
 
 if __name__ == "__main__":
