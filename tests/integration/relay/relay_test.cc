@@ -564,6 +564,9 @@ TEST_F(RelayTest, GtlsclientGetsHealthWithEachCipherSuiteAndAKeyUpdate) {
          "https://127.0.0.1:" + port + "/health"},
         30s, &out);
     ASSERT_EQ(rc, 0) << suite << "\n" << out;
+    EXPECT_NE(out.find(std::string("Negotiated cipher suite is ") + suite), std::string::npos)
+        << out;
+    EXPECT_NE(out.find("key update confirmed"), std::string::npos) << suite << "\n" << out;
     std::string body;
     if (FILE *f = std::fopen((dl + "/health").c_str(), "rb")) {
       char buf[64];
