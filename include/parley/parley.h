@@ -32,9 +32,20 @@
 extern "C" {
 #endif
 
-/** Marks the exported functions (default visibility; everything else in libparley is hidden). */
-#if defined(_WIN32)
+/**
+ * Marks the exported functions (default visibility; everything else in libparley is hidden).
+ * On Windows a DLL's functions must be imported explicitly: a program linking the static
+ * library defines PARLEY_STATIC (CMake's parley::parley_static does that for it); libparley's
+ * own build defines PARLEY_BUILDING.
+ */
+#if defined(_WIN32) || defined(__CYGWIN__)
+#if defined(PARLEY_STATIC)
 #define PARLEY_API
+#elif defined(PARLEY_BUILDING)
+#define PARLEY_API __declspec(dllexport)
+#else
+#define PARLEY_API __declspec(dllimport)
+#endif
 #elif defined(__GNUC__)
 #define PARLEY_API __attribute__((visibility("default")))
 #else

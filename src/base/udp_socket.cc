@@ -1,5 +1,6 @@
 #include "base/udp_socket.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,9 +16,16 @@
 namespace parley {
 
 namespace {
-// libuv's recvmmsg path splits the buffer into 64 KiB slots, one datagram each.
-constexpr size_t kSlot = 64 * 1024;
+constexpr size_t kSlot = 64 * 1024;  // the largest datagram fits
+#if PARLEY_HAVE_RECVMMSG
+// libuv's recvmmsg path splits the buffer into slots, one datagram each.
+constexpr unsigned kRecvFlags = UV_UDP_RECVMMSG;
 constexpr size_t kBatch = 8;
+#else
+// libuv's plain path: one recvmsg per datagram, into the start of the buffer.
+constexpr unsigned kRecvFlags = 0;
+constexpr size_t kBatch = 1;
+#endif
 }  // namespace
 
 struct UdpSocket::Impl {
@@ -30,7 +38,7 @@ struct UdpSocket::Impl {
 };
 
 UdpSocket::UdpSocket(Loop &loop) : impl_(new Impl) {
-  uv_udp_init_ex(loop.uv(), &impl_->handle, AF_UNSPEC | UV_UDP_RECVMMSG);
+  uv_udp_init_ex(loop.uv(), &impl_->handle, AF_UNSPEC | kRecvFlags);
   impl_->handle.data = impl_;
 }
 
@@ -116,6 +124,7 @@ int UdpSocket::send(const SocketAddress &to, const uint8_t *data, size_t len) {
 }
 
 size_t UdpSocket::send_batch(const OutDatagram *batch, size_t n) {
+#if PARLEY_HAVE_SENDMMSG
   uv_os_fd_t fd;
   if (uv_fileno(reinterpret_cast<uv_handle_t *>(&impl_->handle), &fd) != 0) {
     impl_->stats.send_errors += n;
@@ -152,12 +161,36 @@ size_t UdpSocket::send_batch(const OutDatagram *batch, size_t n) {
     sent += size_t(r);
   }
   return sent;
+#else
+  // One system call per datagram (sendmsg on Unix, through libuv so it ports), dropping
+  // each refused one like the sendmmsg path does.
+  size_t sent = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const OutDatagram &d = batch[i];
+    uv_buf_t buf = uv_buf_init(const_cast<char *>(reinterpret_cast<const char *>(d.data)),
+                               unsigned(d.len));
+    if (uv_udp_try_send(&impl_->handle, &buf, 1, d.to->sockaddr_ptr()) < 0) {
+      ++impl_->stats.send_errors;
+      continue;
+    }
+    ++sent;
+  }
+  impl_->stats.datagrams_sent += sent;
+  return sent;
+#endif
 }
 
 const UdpSocketStats &UdpSocket::stats() const { return impl_->stats; }
 
 int route_source(const SocketAddress &destination, SocketAddress *out) {
+#if PARLEY_HAVE_SOCK_CLOEXEC
   const int fd = ::socket(destination.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+#else
+  // A fork+exec on another thread between the two calls could still inherit the socket; it
+  // is a throwaway lookup socket, so that window leaks nothing of value.
+  const int fd = ::socket(destination.family(), SOCK_DGRAM, 0);
+  if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
   if (fd < 0) return fail(kErrSocket, "socket: %s", std::strerror(errno));
   int r = ::connect(fd, destination.sockaddr_ptr(), destination.sockaddr_len());
   struct sockaddr_storage ss;

@@ -1,6 +1,7 @@
 // A UDP socket on a Loop: the thin I/O adapter under the sans-I/O protocol cores. Receives in
-// batches (recvmmsg through libuv) into one buffer allocated at bind time, and sends with
-// uv_udp_try_send (synchronous, no allocation). Create, use and destroy on the loop thread.
+// batches where the system has recvmmsg (through libuv; one datagram per call elsewhere) into
+// one buffer allocated at bind time, and sends with uv_udp_try_send (synchronous, no
+// allocation). Create, use and destroy on the loop thread.
 #ifndef PARLEY_BASE_UDP_SOCKET_H
 #define PARLEY_BASE_UDP_SOCKET_H
 
@@ -53,7 +54,8 @@ class UdpSocket {
   // Sends one datagram now. kOk, or kErrSocket if the kernel refused it (counted; the
   // datagram is dropped — UDP semantics, never queued).
   int send(const SocketAddress &to, const uint8_t *data, size_t len);
-  // Sends up to `n` datagrams with as few system calls as the kernel allows (sendmmsg).
+  // Sends up to `n` datagrams with as few system calls as the system allows (sendmmsg where it
+  // exists, else one per datagram).
   // Returns how many were sent; the rest were refused (counted in send_errors, dropped).
   size_t send_batch(const OutDatagram *batch, size_t n);
 

@@ -48,6 +48,25 @@ std::string directory_of(const std::string &path) {
 
 }  // namespace
 
+int move_no_replace(const char *from, const char *to) {
+#if PARLEY_HAVE_RENAMEAT2
+  if (::renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return 0;
+  // EINVAL: this file system lacks the flag (older NFS, some FUSE); ENOSYS: the kernel lacks
+  // the call. link() below still refuses to replace.
+  if (errno != EINVAL && errno != ENOSYS) return errno;
+#endif
+  // Not rename(), which would silently replace a file created after the caller checked: link()
+  // creates the new name only if nothing has it, failing with EEXIST in one atomic step, like
+  // O_EXCL. The temporary name is dropped afterwards.
+  if (::link(from, to) != 0) return errno;
+  if (::unlink(from) != 0) {
+    // The seed is in place; the temporary name stays a second link to it (mode 0600).
+    PARLEY_LOG(kLogWarn, "identity", "seed file '%s' written, but '%s' remains: %s", to, from,
+               std::strerror(errno));
+  }
+  return 0;
+}
+
 int load_seed_file(const char *path, std::unique_ptr<Identity> *out) {
   Fd f;
   // O_NONBLOCK: a FIFO planted at the path must not hang us; it is rejected below.
@@ -130,15 +149,9 @@ int save_seed_file(const Identity &id, const char *path, bool overwrite) {
       return abandon(io_fail("cannot move the seed file into place at", path, errno));
     }
   } else {
-    // An atomic rename that refuses to replace; where the file system lacks it, link() (which
-    // fails with EEXIST just the same). Either way there is no window to clobber the target.
-    int rc = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path, RENAME_NOREPLACE);
-    if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
-      rc = ::link(tmp.c_str(), path);
-      if (rc == 0) ::unlink(tmp.c_str());
-    }
-    if (rc != 0) {
-      const int e = errno;
+    // The seed may have been created since the check above: never clobber it.
+    const int e = move_no_replace(tmp.c_str(), path);
+    if (e != 0) {
       if (e == EEXIST) {
         return abandon(fail(kErrSeedFileExists,
                             "seed file '%s' already exists; it was left untouched", path));

@@ -17,10 +17,15 @@ namespace parley::identity {
 int load_seed_file(const char *path, std::unique_ptr<Identity> *out);
 
 // Writes `id`'s seed to `path`: a mode-0600 temporary file in the same directory is written,
-// fsync'd and then renamed into place (without overwrite: renameat2 RENAME_NOREPLACE, or
-// link() where unsupported), and the directory is fsync'd. Returns kOk, kErrSeedFileExists (only without `overwrite`; `path` untouched) or
+// fsync'd and then renamed into place (without overwrite: move_no_replace), and the directory
+// is fsync'd. Returns kOk, kErrSeedFileExists (only without `overwrite`; `path` untouched) or
 // kErrIo. On error no temporary file is left behind.
 int save_seed_file(const Identity &id, const char *path, bool overwrite);
+
+// Moves `from` to `to` (same file system) unless `to` exists, atomically: renameat2
+// RENAME_NOREPLACE where the system has it, else link() and unlink(). Returns 0, or an errno
+// value (EEXIST: `to` exists and nothing changed; `from` is then still there).
+int move_no_replace(const char *from, const char *to);
 
 }  // namespace parley::identity
 

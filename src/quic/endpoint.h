@@ -89,7 +89,8 @@ struct EndpointStats {
 class Endpoint {
  public:
   using SendFn = std::function<void(const SocketAddress &to, const uint8_t *data, size_t len)>;
-  // Optional: sends a whole batch at once (sendmmsg); without it SendFn gets each packet.
+  // Optional: sends a whole batch at once (sendmmsg where the system has it); without it
+  // SendFn gets each packet.
   using BatchSendFn = std::function<void(const TxPacket *packets, size_t n)>;
   // Decides whether to accept an incoming connection's verified peer identity from `remote`
   // (pin, TOFU, or anyone for a relay) and attaches its event handler. Return an empty

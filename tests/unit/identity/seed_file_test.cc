@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -105,6 +106,30 @@ TEST_F(SeedFileTest, RefusesToOverwriteUnlessAsked) {
   ASSERT_EQ(load_seed_file(p.c_str(), &loaded), kOk);
   EXPECT_EQ(loaded->fingerprint(), id_->fingerprint());
   EXPECT_EQ(entries(), std::vector<std::string>{"id.seed"});
+}
+
+// The atomic step itself, whichever path this build compiled (renameat2, or link() with
+// PARLEY_FORCE_FALLBACKS): a target that appears after save_seed_file's check, even a
+// dangling symlink, is never replaced.
+TEST_F(SeedFileTest, MoveNoReplaceNeverReplaces) {
+  const std::string from = path("new.tmp"), to = path("id.seed"), link = path("dangling");
+  write_file(from, std::vector<uint8_t>(32, 1), 0600);
+  write_file(to, std::vector<uint8_t>(32, 2), 0600);
+  ASSERT_EQ(::symlink(path("nowhere").c_str(), link.c_str()), 0);
+  const Snapshot from_before = snapshot(from), to_before = snapshot(to);
+
+  EXPECT_EQ(move_no_replace(from.c_str(), to.c_str()), EEXIST);
+  EXPECT_EQ(move_no_replace(from.c_str(), link.c_str()), EEXIST);
+  EXPECT_TRUE(snapshot(from) == from_before);
+  EXPECT_TRUE(snapshot(to) == to_before);
+  char target[256] = {};
+  ASSERT_GT(::readlink(link.c_str(), target, sizeof target - 1), 0);
+  EXPECT_EQ(std::string(target), path("nowhere"));
+
+  const std::string fresh = path("fresh.seed");
+  ASSERT_EQ(move_no_replace(from.c_str(), fresh.c_str()), 0);
+  EXPECT_EQ(snapshot(fresh).bytes, from_before.bytes);
+  EXPECT_EQ(entries(), (std::vector<std::string>{"dangling", "fresh.seed", "id.seed"}));
 }
 
 TEST_F(SeedFileTest, MissingFile) {
