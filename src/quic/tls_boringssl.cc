@@ -30,9 +30,6 @@
 
 namespace parley::quic {
 
-const char kAlpn[] = "parley/1";
-const char kAlpnH3[] = "h3";
-
 namespace {
 
 // --- QUIC packet protection on BoringSSL primitives -------------------------------------
@@ -721,22 +718,6 @@ size_t token_ad(uint8_t *ad, uint32_t version, const ngtcp2_sockaddr *addr,
 }
 
 }  // namespace
-
-bool is_identity_alert(uint8_t alert) {
-  switch (alert) {
-    case SSL_AD_BAD_CERTIFICATE:
-    case SSL_AD_UNSUPPORTED_CERTIFICATE:
-    case SSL_AD_CERTIFICATE_REVOKED:
-    case SSL_AD_CERTIFICATE_EXPIRED:
-    case SSL_AD_CERTIFICATE_UNKNOWN:
-    case SSL_AD_UNKNOWN_CA:
-    case SSL_AD_ACCESS_DENIED:
-    case SSL_AD_CERTIFICATE_REQUIRED:
-      return true;
-    default:
-      return false;
-  }
-}
 
 int TlsCredentials::create(const identity::Identity &id, std::unique_ptr<TlsCredentials> *out) {
   auto c = std::make_unique<BoringCredentials>();

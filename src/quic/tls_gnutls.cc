@@ -14,9 +14,6 @@
 
 namespace parley::quic {
 
-const char kAlpn[] = "parley/1";
-const char kAlpnH3[] = "h3";
-
 namespace {
 
 // TLS 1.3 only, the AEADs QUIC defines, and Ed25519 as the only signature scheme: parley
@@ -155,22 +152,6 @@ int GnutlsSession::verify(gnutls_session_t s) {
 }
 
 }  // namespace
-
-bool is_identity_alert(uint8_t alert) {
-  switch (alert) {
-    case GNUTLS_A_BAD_CERTIFICATE:
-    case GNUTLS_A_UNSUPPORTED_CERTIFICATE:
-    case GNUTLS_A_CERTIFICATE_REVOKED:
-    case GNUTLS_A_CERTIFICATE_EXPIRED:
-    case GNUTLS_A_CERTIFICATE_UNKNOWN:
-    case GNUTLS_A_UNKNOWN_CA:
-    case GNUTLS_A_ACCESS_DENIED:
-    case GNUTLS_A_CERTIFICATE_REQUIRED:
-      return true;
-    default:
-      return false;
-  }
-}
 
 int TlsCredentials::create(const identity::Identity &id, std::unique_ptr<TlsCredentials> *out) {
   auto c = std::make_unique<GnutlsCredentials>();
