@@ -7,9 +7,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <new>
@@ -162,8 +164,36 @@ TEST(VoiceChannel, ThreeThreadsCarryAudio) {
       best_lag = lag;
     }
   }
+  // Block by block: each loud 20 ms block of the input must be in the output, intact (this
+  // profile keeps ~0.90 of every block; concealment does not), near the overall lag. One stall of these threads (a loaded machine, a sanitizer) moves the playout
+  // point once and pulls a single whole-signal correlation down (0.62 seen at load 5 on two
+  // cores), without a single frame broken; a broken path fails most blocks.
+  constexpr size_t kBlock = kRate / 50, kSlack = kRate / 25;  // 20 ms blocks, +-40 ms
+  size_t loud = 0, intact = 0;
+  for (size_t b0 = 0; b0 + kBlock <= n; b0 += kBlock) {
+    double energy = 0;
+    for (size_t i = b0; i < b0 + kBlock; ++i) energy += in[i] * in[i];
+    if (energy < kBlock * 1000.0 * 1000.0) continue;  // RMS under 1000: a gap
+    ++loud;
+    double xx = 0;
+    for (size_t i = b0; i < b0 + kBlock; i += 2) xx += in[i] * in[i];
+    double block_best = -1;
+    const size_t lo = best_lag > kSlack ? best_lag - kSlack : 0;
+    for (size_t lag = lo; lag <= best_lag + kSlack && b0 + kBlock + lag <= out.size(); ++lag) {
+      double xy = 0, yy = 0;
+      for (size_t i = b0; i < b0 + kBlock; i += 2) {
+        xy += in[i] * out[i + lag];
+        yy += double(out[i + lag]) * out[i + lag];
+      }
+      if (yy > 0) block_best = std::max(block_best, xy / std::sqrt(xx * yy));
+    }
+    if (block_best >= 0.8) ++intact;
+  }
   const VoiceStats st = b->stats();
-  EXPECT_GT(best, 0.9) << "lag " << best_lag;
+  std::printf("correlation %.3f at lag %zu; loud 20 ms blocks intact: %zu of %zu\n", best,
+              best_lag, intact, loud);
+  EXPECT_GE(loud, 30u);  // the signal is on 2/3 of the time
+  EXPECT_GE(intact * 10, loud * 8) << "correlation " << best << " at lag " << best_lag;
   EXPECT_GT(st.jitter.frames_decoded, 80u);
   EXPECT_EQ(st.jitter.malformed, 0u);
   EXPECT_GT(a->stats().sender.frames, 80u);
