@@ -31,8 +31,9 @@
 //  - a frame arriving for a timestamp already played is late (counted, dropped); a copy of
 //    one already buffered is a duplicate (counted, dropped).
 // Shrinking: when the current delay exceeds the target by more than one frame (a path got
-// faster, a spike passed), whole decoded frames of low energy are dropped, with a short
-// crossfade at the splice so there is no click; speech is never cut. Growing without an
+// faster, a spike passed), whole decoded frames of low energy that follow another low one
+// (a pause, not a dip inside a word) are dropped, with a short crossfade at the splice so
+// there is no click; speech is never cut. Growing without an
 // underrun (target rose): concealment of one frame inserted at a low-energy point.
 // Both are rate-limited so the delay converges over a few seconds rather than jumping.
 // A jump in the sender's timestamps beyond max_delay_ms (restart) resets the buffer.
