@@ -60,7 +60,7 @@ Der validity_time(int64_t t) {
   const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
   const int64_t day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
   const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  char buf[20];
+  char buf[64];  // 15 characters at most, but the compiler cannot bound the fields
   const bool utc = year < 2050;
   std::snprintf(buf, sizeof buf, "%0*lld%02lld%02lld%02lld%02lld%02lldZ", utc ? 2 : 4,
                 (long long)(utc ? year % 100 : year), (long long)month, (long long)day,
