@@ -21,7 +21,6 @@
 #include <sodium.h>
 
 #include <cstring>
-#include <new>
 
 #include "base/error.h"
 #include "base/log.h"
@@ -156,7 +155,9 @@ void aead_ctx_free(ngtcp2_crypto_aead_ctx *c) {
 
 bool hp_ctx_init(ngtcp2_crypto_cipher_ctx *out, const ngtcp2_crypto_cipher *hp,
                  const uint8_t *key) {
-  auto *c = new (std::nothrow) HpContext;
+  // BoringSSL's allocator, like the AEAD contexts beside it: allocation failure is a plain
+  // null, and nothing depends on the host's operator new.
+  auto *c = static_cast<HpContext *>(OPENSSL_malloc(sizeof(HpContext)));
   if (c == nullptr) return false;
   c->type = *static_cast<const HpCipher *>(hp->native_handle);
   bool ok = true;
@@ -167,7 +168,7 @@ bool hp_ctx_init(ngtcp2_crypto_cipher_ctx *out, const ngtcp2_crypto_cipher *hp,
   }
   if (!ok) {
     OPENSSL_cleanse(c, sizeof *c);
-    delete c;
+    OPENSSL_free(c);
     return false;
   }
   out->native_handle = c;
@@ -176,8 +177,7 @@ bool hp_ctx_init(ngtcp2_crypto_cipher_ctx *out, const ngtcp2_crypto_cipher *hp,
 
 void hp_ctx_free(ngtcp2_crypto_cipher_ctx *c) {
   if (auto *h = static_cast<HpContext *>(c->native_handle)) {
-    OPENSSL_cleanse(h, sizeof *h);
-    delete h;
+    OPENSSL_free(h);  // wipes as it frees
   }
   c->native_handle = nullptr;
 }
