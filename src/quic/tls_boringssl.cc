@@ -107,32 +107,33 @@ ngtcp2_crypto_ctx initial_ctx() {
 
 // The crypto context of a negotiated TLS 1.3 cipher suite; false for one QUIC cannot use.
 bool ctx_for_cipher(const SSL_CIPHER *cipher, ngtcp2_crypto_ctx *c) {
-  *c = ngtcp2_crypto_ctx{};
-  switch (SSL_CIPHER_get_protocol_id(cipher)) {
-    case 0x1301:  // TLS_AES_128_GCM_SHA256
-      c->aead = make_aead(EVP_aead_aes_128_gcm());
-      c->md.native_handle = const_cast<EVP_MD *>(EVP_sha256());
-      c->hp.native_handle = &hp_aes128;
-      c->max_encryption = kMaxEncryptionAesGcm;
-      c->max_decryption_failure = kMaxDecryptFailAesGcm;
-      return true;
-    case 0x1302:  // TLS_AES_256_GCM_SHA384
-      c->aead = make_aead(EVP_aead_aes_256_gcm());
-      c->md.native_handle = const_cast<EVP_MD *>(EVP_sha384());
-      c->hp.native_handle = &hp_aes256;
-      c->max_encryption = kMaxEncryptionAesGcm;
-      c->max_decryption_failure = kMaxDecryptFailAesGcm;
-      return true;
-    case 0x1303:  // TLS_CHACHA20_POLY1305_SHA256
-      c->aead = make_aead(EVP_aead_chacha20_poly1305());
-      c->md.native_handle = const_cast<EVP_MD *>(EVP_sha256());
-      c->hp.native_handle = &hp_chacha20;
-      c->max_encryption = kMaxEncryptionChaCha;
-      c->max_decryption_failure = kMaxDecryptFailChaCha;
-      return true;
-    default:
-      return false;
+  struct Suite {
+    uint16_t id;
+    const EVP_AEAD *(*aead)();
+    const EVP_MD *(*md)();
+    HpCipher *hp;
+    uint64_t max_encryption, max_decryption_failure;
+  };
+  static const Suite kSuites[] = {
+      {0x1301, EVP_aead_aes_128_gcm, EVP_sha256, &hp_aes128, kMaxEncryptionAesGcm,
+       kMaxDecryptFailAesGcm},  // TLS_AES_128_GCM_SHA256
+      {0x1302, EVP_aead_aes_256_gcm, EVP_sha384, &hp_aes256, kMaxEncryptionAesGcm,
+       kMaxDecryptFailAesGcm},  // TLS_AES_256_GCM_SHA384
+      {0x1303, EVP_aead_chacha20_poly1305, EVP_sha256, &hp_chacha20, kMaxEncryptionChaCha,
+       kMaxDecryptFailChaCha},  // TLS_CHACHA20_POLY1305_SHA256
+  };
+  const uint16_t id = SSL_CIPHER_get_protocol_id(cipher);
+  for (const Suite &su : kSuites) {
+    if (su.id != id) continue;
+    *c = ngtcp2_crypto_ctx{};
+    c->aead = make_aead(su.aead());
+    c->md.native_handle = const_cast<EVP_MD *>(su.md());
+    c->hp.native_handle = su.hp;
+    c->max_encryption = su.max_encryption;
+    c->max_decryption_failure = su.max_decryption_failure;
+    return true;
   }
+  return false;
 }
 
 const EVP_AEAD *aead_of(const ngtcp2_crypto_aead *a) {
