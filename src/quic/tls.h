@@ -27,6 +27,9 @@ extern const char kAlpnH3[];  // "h3"
 // The negotiated application protocol.
 enum class Alpn { kNone, kParley, kH3 };
 
+// The protocol named by `len` bytes at `name` (NULL with 0 allowed); kNone for any other.
+Alpn alpn_from_name(const uint8_t *name, size_t len);
+
 // Decides whether a verified peer key is acceptable: returns true to continue the handshake.
 // Called on the loop thread, during the handshake, exactly once per connection.
 using PeerVerifier = std::function<bool(const identity::Fingerprint &peer)>;

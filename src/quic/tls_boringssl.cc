@@ -420,10 +420,7 @@ class BoringSession : public TlsSession {
     unsigned n = 0;
     if (s == nullptr) return Alpn::kNone;
     SSL_get0_alpn_selected(s, &p, &n);
-    auto is = [&](const char *name) { return n == std::strlen(name) && std::memcmp(p, name, n) == 0; };
-    if (is(kAlpn)) return Alpn::kParley;
-    if (is(kAlpnH3)) return Alpn::kH3;
-    return Alpn::kNone;
+    return alpn_from_name(p, n);
   }
   static BoringSession *of(const SSL *s) { return static_cast<BoringSession *>(SSL_get_app_data(s)); }
   ngtcp2_conn *conn() const { return get_conn(user_data); }

@@ -64,12 +64,7 @@ class GnutlsSession : public TlsSession {
   static Alpn selected(gnutls_session_t s) {
     gnutls_datum_t proto;
     if (s == nullptr || gnutls_alpn_get_selected_protocol(s, &proto) != 0) return Alpn::kNone;
-    auto is = [&](const char *name) {
-      return proto.size == std::strlen(name) && std::memcmp(proto.data, name, proto.size) == 0;
-    };
-    if (is(kAlpn)) return Alpn::kParley;
-    if (is(kAlpnH3)) return Alpn::kH3;
-    return Alpn::kNone;
+    return alpn_from_name(proto.data, proto.size);
   }
   // Whether this side offered `a` (h3 only ever on a server that enabled it).
   bool offered(Alpn a) const { return a == Alpn::kParley || (a == Alpn::kH3 && offer_h3); }
