@@ -7,64 +7,23 @@
 
 #include <string>
 
+#include "base/error_table.h"
+
 namespace parley {
 
+// kErr<Name> for every code of the table, and kOk for success.
 enum Error : int {
   kOk = 0,
-  kErrInvalidArgument = -1,
-  kErrNoMemory = -2,
-  kErrInternal = -3,
-  kErrBufferTooSmall = -4,
-  kErrIo = -5,
-  kErrSeedFileNotFound = -6,
-  kErrSeedFileInvalid = -7,
-  kErrSeedFilePermissions = -8,
-  kErrSeedFileExists = -9,
-  kErrCertMalformed = -10,
-  kErrCertKeyType = -11,
-  kErrFingerprintInvalid = -12,
-  kErrCrypto = -13,
-  kErrClosed = -14,
-  kErrStunMalformed = -15,
-  kErrStunUnknownAttribute = -16,
-  kErrStunIntegrity = -17,
-  kErrStunFingerprint = -18,
-  kErrTimeout = -19,
-  kErrAddressInvalid = -20,
-  kErrCandidateInvalid = -21,
-  kErrSocket = -22,
-  kErrPeerIdentity = -23,
-  kErrTransport = -24,
-  kErrMessageTooLarge = -25,
-  kErrQueueFull = -26,
-  kErrSignalMalformed = -27,
-  kErrSignalUnknownType = -28,
-  kErrSignalVersion = -29,
-  kErrMediaMalformed = -30,
-  kErrPeerUnavailable = -31,
-  kErrCallNotFound = -32,
-  kErrRateLimited = -33,
-  kErrLimitReached = -34,
-  kErrCallRejected = -35,
-  kErrNotRegistered = -36,
-  kErrMediaAuth = -37,
-  kErrMediaReplay = -38,
-  kErrMediaKey = -39,
-  kErrIceFailed = -40,
-  kErrCodec = -41,
-  kErrAudioFormat = -42,
-  kErrWrongThread = -43,
-  kErrInvalidHandle = -44,
-  kErrCallEnded = -45,
-  kErrNoPath = -46,
-  kErrNameNotFound = -47,
-  kErrNoUsableAddress = -48,
-  kErrAddressFamily = -49,
-  kErrAllAddressesFailed = -50,
+#define PARLEY_ERROR_ENUM(pub, camel, number, description) kErr##camel = number,
+  PARLEY_ERROR_TABLE(PARLEY_ERROR_ENUM)
+#undef PARLEY_ERROR_ENUM
 };
 
 // The fixed one-line description of `code` ("unknown error" for codes parley never returns).
 const char *error_description(int code);
+// The public name of `code` ("PARLEY_ERR_TIMEOUT", "PARLEY_OK"), or nullptr for a number that
+// is not a code.
+const char *error_name(int code);
 
 // Records a detailed message for `code` as the calling thread's last error and returns
 // `code`, so a failing path reads `return fail(kErrIo, "open %s: %s", path, strerror(e));`.

@@ -1088,8 +1088,9 @@ int Context::start_call_with_id(const identity::Fingerprint &to, const signal::C
 int Context::accept(const signal::CallId &id) {
   return run([&]() -> int {
     auto it = calls_.find(id);
-    if (it == calls_.end() || it->second.state != CallState::kIncoming) {
-      return fail(kErrCallNotFound, "no incoming call with that id");
+    if (it == calls_.end()) return fail(kErrCallNotFound, "no call with that id");
+    if (it->second.state != CallState::kIncoming) {
+      return fail(kErrWrongCallState, "the call is not an incoming call waiting for an answer");
     }
     Call &c = it->second;
     int r = send_offer(signal::Type::kCallAccept, c);
@@ -1109,8 +1110,9 @@ int Context::accept(const signal::CallId &id) {
 int Context::reject(const signal::CallId &id) {
   return run([&]() -> int {
     auto it = calls_.find(id);
-    if (it == calls_.end() || it->second.state != CallState::kIncoming) {
-      return fail(kErrCallNotFound, "no incoming call with that id");
+    if (it == calls_.end()) return fail(kErrCallNotFound, "no call with that id");
+    if (it->second.state != CallState::kIncoming) {
+      return fail(kErrWrongCallState, "the call is not an incoming call waiting for an answer");
     }
     const int r = relay_->send(call_message(signal::Type::kCallReject, it->second));
     if (r != kOk) return r;
@@ -1528,9 +1530,8 @@ int Context::send_media(const signal::CallId &id, uint32_t timestamp, uint8_t pr
                         const uint8_t *payload, size_t len) {
   return run([&]() -> int {
     auto it = calls_.find(id);
-    if (it == calls_.end() || !it->second.session) {
-      return fail(kErrCallNotFound, "no active call with that id");
-    }
+    if (it == calls_.end()) return fail(kErrCallNotFound, "no call with that id");
+    if (!it->second.session) return fail(kErrCallNotActive, "the call is not active yet");
     const int r = it->second.session->send(0, timestamp, profile, payload, len);
     if (r == kOk) {
       ++stats_.media_sent;
@@ -1544,9 +1545,8 @@ int Context::send_media(const signal::CallId &id, uint32_t timestamp, uint8_t pr
 int Context::call_stats(const signal::CallId &id, CallStats *out) {
   return run([&]() -> int {
     auto it = calls_.find(id);
-    if (it == calls_.end() || !it->second.session) {
-      return fail(kErrCallNotFound, "no active call with that id");
-    }
+    if (it == calls_.end()) return fail(kErrCallNotFound, "no call with that id");
+    if (!it->second.session) return fail(kErrCallNotActive, "the call is not active yet");
     *out = it->second.session->stats();
     out->voice = it->second.voice->stats();
     return kOk;
@@ -1565,9 +1565,8 @@ int Context::voice(const signal::CallId &id, std::shared_ptr<VoiceChannel> *out)
 int Context::call_quality(const signal::CallId &id, QualityStats *out) {
   return run([&]() -> int {
     auto it = calls_.find(id);
-    if (it == calls_.end() || !it->second.quality) {
-      return fail(kErrCallNotFound, "no active call with that id");
-    }
+    if (it == calls_.end()) return fail(kErrCallNotFound, "no call with that id");
+    if (!it->second.quality) return fail(kErrCallNotActive, "the call is not active yet");
     *out = it->second.quality->stats();
     return kOk;
   });
@@ -1714,8 +1713,9 @@ void Context::on_audio_tick() {
 int Context::media_stream(const signal::CallId &id, uint32_t *stream_id) {
   return run([&]() -> int {
     auto it = calls_.find(id);
-    if (it == calls_.end() || it->second.state != CallState::kActive) {
-      return fail(kErrCallNotFound, "no active call with that id");
+    if (it == calls_.end()) return fail(kErrCallNotFound, "no call with that id");
+    if (it->second.state != CallState::kActive) {
+      return fail(kErrCallNotActive, "the call is not active yet");
     }
     *stream_id = it->second.stream;
     return kOk;
@@ -1727,7 +1727,7 @@ int Context::send_room_media(const signal::RoomId &id, uint32_t sequence, uint32
   return run([&]() -> int {
     auto it = rooms_.find(id);
     if (it == rooms_.end() || it->second.stream == 0) {
-      return fail(kErrCallNotFound, "not a member of that room");
+      return fail(kErrNotAMember, "not a member of that room (yet)");
     }
     return send_frame(it->second.stream, sequence, timestamp, profile, sealed, len);
   });
@@ -1750,7 +1750,7 @@ int Context::leave_room(const signal::RoomId &room) {
     m.type = signal::Type::kRoomLeave;
     m.room_id = room;
     auto it = rooms_.find(room);
-    if (it == rooms_.end()) return fail(kErrCallNotFound, "not in that room");
+    if (it == rooms_.end()) return fail(kErrNotAMember, "not in that room");
     drop_room_routes(it->first, it->second);
     rooms_.erase(it);
     // Left here whatever the relay heard (it drops the members of a client that vanishes).

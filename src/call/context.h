@@ -191,7 +191,8 @@ class Context {
   // may already have ended and been forgotten (a peer that is not registered).
   int start_call_with_id(const identity::Fingerprint &to, const signal::CallId &id,
                          std::shared_ptr<VoiceChannel> *voice = nullptr);
-  // kOk, kErrCallNotFound (unknown, or not in a state that allows it), kErrNotRegistered.
+  // kOk, kErrCallNotFound (unknown), kErrWrongCallState (accept/reject: not an incoming call
+  // waiting for an answer), kErrNotRegistered.
   int accept(const signal::CallId &call);
   int reject(const signal::CallId &call);
   int hangup(const signal::CallId &call);
@@ -200,13 +201,13 @@ class Context {
   // call's end-to-end key for this direction (media/frame_crypto.h) and sends it on the path
   // the path manager chose (relay, direct, or both during a switch). It shares the call's
   // frame numbering with voice, unreliable and unordered like the voice frames. The peer
-  // gets a kMedia event with the plaintext. kOk, kErrCallNotFound (no active call),
+  // gets a kMedia event with the plaintext. kOk, kErrCallNotFound, kErrCallNotActive,
   // kErrMessageTooLarge, kErrQueueFull, kErrNotRegistered.
   int send_media(const signal::CallId &call, uint32_t timestamp, uint8_t profile,
                  const uint8_t *payload, size_t len);
   // Room frames are sealed by the caller (a room key is the members' business): the context
   // writes the header (stream id, `sequence`, `timestamp`, `profile`) in front of `sealed`.
-  // kOk, kErrCallNotFound, kErrMessageTooLarge, kErrQueueFull, kErrNotRegistered.
+  // kOk, kErrNotAMember, kErrMessageTooLarge, kErrQueueFull, kErrNotRegistered.
   int send_room_media(const signal::RoomId &room, uint32_t sequence, uint32_t timestamp,
                       uint8_t profile, const uint8_t *sealed, size_t len);
 
@@ -215,16 +216,17 @@ class Context {
   // kOk or kErrCallNotFound.
   int voice(const signal::CallId &call, std::shared_ptr<VoiceChannel> *out);
 
-  // The stream id this side's frames on `call` carry. kOk or kErrCallNotFound (not active).
+  // The stream id this side's frames on `call` carry. kOk, kErrCallNotFound,
+  // kErrCallNotActive.
   int media_stream(const signal::CallId &call, uint32_t *stream_id);
-  // Statistics of an active call. kOk or kErrCallNotFound.
+  // Statistics of an active call. kOk, kErrCallNotFound, kErrCallNotActive.
   int call_stats(const signal::CallId &call, CallStats *out);
-  // The adaptive quality of an active call. kOk or kErrCallNotFound.
+  // The adaptive quality of an active call. kOk, kErrCallNotFound, kErrCallNotActive.
   int call_quality(const signal::CallId &call, QualityStats *out);
 
   // join: kOk, kErrNotRegistered (nothing joined). Membership arrives as kRoomUpdate events,
   // only for rooms joined and not left. leave: kOk (left here, even if the relay could not be
-  // told), kErrCallNotFound (not in that room).
+  // told), kErrNotAMember (not in that room).
   int join_room(const signal::RoomId &room);
   int leave_room(const signal::RoomId &room);
 

@@ -120,7 +120,7 @@ int VoiceChannel::create(const AudioConfig &config, std::shared_ptr<VoiceChannel
 VoiceChannel::~VoiceChannel() = default;
 
 int VoiceChannel::push(const int16_t *pcm, size_t frames) {
-  if (ended()) return kErrCallNotFound;
+  if (ended()) return kErrCallEnded;
   const size_t ch = size_t(config_.channels);
   const size_t want = frames * ch;
   const size_t took = mic_->write(pcm, want - want % ch) / ch;
@@ -137,7 +137,7 @@ int VoiceChannel::pull(int16_t *out, size_t frames) {
   if (ended()) {
     // What is left in the jitter buffer is not played once the call is over: silence.
     if (frames) std::memset(out, 0, frames * size_t(config_.channels) * sizeof *out);
-    return kErrCallNotFound;
+    return kErrCallEnded;
   }
   receiver_->pull(out, frames, now);
   publish(receiver_->stats());

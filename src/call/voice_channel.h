@@ -72,10 +72,10 @@ class VoiceChannel {
 
   // Host, one capture thread: appends `frames` frames (samples per channel, interleaved).
   // Returns how many were taken (fewer when the ring is full; the rest is counted as
-  // overflow), or kErrCallNotFound once the call has ended.
+  // overflow), or kErrCallEnded once the call has ended.
   int push(const int16_t *pcm, size_t frames);
   // Host, one playout thread: writes exactly `frames` frames to `out` (audio, concealment or
-  // silence). kOk, or kErrCallNotFound once the call has ended (`out` is silence then).
+  // silence). kOk, or kErrCallEnded once the call has ended (`out` is silence then).
   int pull(int16_t *out, size_t frames);
   void set_muted(bool muted) { muted_.store(muted, std::memory_order_relaxed); }
   bool muted() const { return muted_.load(std::memory_order_relaxed); }

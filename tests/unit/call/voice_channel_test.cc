@@ -208,8 +208,8 @@ TEST(VoiceChannel, RefusesAfterEndAndPullsSilence) {
   EXPECT_EQ(c->push(pcm.data(), kChunk), int(kChunk));
   c->end();
   EXPECT_TRUE(c->ended());
-  EXPECT_EQ(c->push(pcm.data(), kChunk), kErrCallNotFound);
-  EXPECT_EQ(c->pull(pcm.data(), kChunk), kErrCallNotFound);
+  EXPECT_EQ(c->push(pcm.data(), kChunk), kErrCallEnded);
+  EXPECT_EQ(c->pull(pcm.data(), kChunk), kErrCallEnded);
   for (int16_t s : pcm) ASSERT_EQ(s, 0);
 }
 
@@ -227,7 +227,7 @@ TEST(VoiceChannel, AudioLeftInTheJitterBufferIsNotPlayedAfterEnd) {
   ASSERT_GT(b->stats().jitter.frames_received, 0u) << "frames should be waiting in b";
   b->end();
   std::fill(out.begin(), out.end(), int16_t(123));
-  EXPECT_EQ(b->pull(out.data(), kChunk), kErrCallNotFound);
+  EXPECT_EQ(b->pull(out.data(), kChunk), kErrCallEnded);
   for (int16_t v : out) ASSERT_EQ(v, 0);
 }
 
