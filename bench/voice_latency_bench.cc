@@ -304,8 +304,8 @@ Result measure(const Options &o, const parley::testing::RelayProcess &relay, boo
   r.ok = !r.ms.empty();
   for (Party *p : {&a, &b}) {
     parley_context_destroy(p->ctx);
-    parley_call_release(p->call);
-    parley_identity_free(p->id);
+    parley_call_destroy(p->call);
+    parley_identity_destroy(p->id);
   }
   return r;
 }

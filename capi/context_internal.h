@@ -1,4 +1,5 @@
-// The C API's handle structs for contexts, calls and rooms, shared by call.cc and room.cc.
+// The C API's handle structs for contexts, calls and rooms, shared by context.cc, events.cc,
+// call.cc and room.cc.
 #ifndef PARLEY_CAPI_CONTEXT_INTERNAL_H
 #define PARLEY_CAPI_CONTEXT_INTERNAL_H
 
@@ -27,7 +28,7 @@ namespace parley::capi {
 
 // The part of a context that its call and room handles share: they may outlive the context.
 // `users` counts requests running on the context through a handle, so that destroy waits for
-// them instead of freeing the context under them. `owner` lets a released handle unlink
+// them instead of freeing the context under them. `owner` lets a destroyed handle unlink
 // itself from the context's maps and queues until destroy has emptied them.
 struct Core {
   std::mutex mu;  // taken before parley_context::mu, never after
@@ -89,6 +90,7 @@ struct parley_call {
   parley::identity::Fingerprint peer;
   std::shared_ptr<parley::call::VoiceChannel> voice;
   std::atomic<bool> ended{false};  // the CALL_STATE ENDED event went out
+  std::atomic<void *> user_data{nullptr};  // parley_call_set_user_data
 };
 
 struct parley_room {
@@ -97,6 +99,7 @@ struct parley_room {
   std::atomic<bool> left{false};  // parley_room_leave was called
   std::mutex mu;  // members: written on the context's thread, read by the host
   std::vector<parley::signal::Member> members;  // as of the latest PARLEY_EVENT_ROOM_UPDATE
+  std::atomic<void *> user_data{nullptr};  // parley_room_set_user_data
 };
 
 struct parley_context {
@@ -106,7 +109,7 @@ struct parley_context {
   parley_event_fn callback = nullptr;
   void *user = nullptr;
   std::mutex mu;                   // handles, rooms and the queue
-  std::condition_variable queued;  // poll mode: an event was queued
+  std::condition_variable queued;  // poll mode: an event was queued, or a wake
   std::map<parley::capi::Key, parley_call *> handles;
   std::map<parley::capi::Key, parley_room *> rooms;
   std::deque<parley::capi::Queued> queue;
@@ -115,9 +118,14 @@ struct parley_context {
   std::deque<parley::capi::Queued> nested;
   parley::capi::Queued current;  // the event poll returned last
   uint64_t queue_dropped = 0;
+  bool wake_pending = false;  // parley_context_wake: the next wait returns at once
+  // parley_context_event_fd (created on first use): readable while the queue holds events.
+  int notify_read = -1;
+  int notify_write = -1;  // the same eventfd, or a pipe's write end
+  bool fd_readable = false;
 
   // Drops the queued and held events for which `names(event)` is true (a handle being
-  // released): never delivered. Under `mu`.
+  // destroyed): never delivered. Under `mu`.
   template <typename F>
   void drop_events(F names) {
     for (auto *list : {&queue, &nested}) {
@@ -131,6 +139,14 @@ struct parley_context {
   void translate(const parley::call::Event &e);
   void on_room_event(const parley::call::Event &e);  // room.cc
   void deliver(parley_event &ev, const std::string &text, const uint8_t *data, size_t len);
+  bool in_own_callback() const;  // this thread is running this context's callback
+  // The user data an event carries: its call's, else its room's (read at delivery).
+  static void *user_data_of(const parley_event &ev);
+  // The notification descriptor, under `mu`: open_fd is kOk or kErrIo; signal_fd makes it
+  // readable or not.
+  int open_fd();
+  void signal_fd(bool readable);
+  void close_fd();
 };
 
 #endif

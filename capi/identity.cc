@@ -113,15 +113,17 @@ int parley_identity_certificate_der(const parley_identity *identity, uint8_t *bu
   return parley::kOk;
 }
 
-void parley_identity_free(parley_identity *identity) {
-  if (!identity) return;
+int parley_identity_destroy(parley_identity *identity) {
+  if (!identity) return parley::kOk;
   if (!parley::capi::handle_remove(parley::capi::HandleKind::kIdentity, identity)) {
     parley::fail(parley::kErrInvalidHandle,
-                 "parley_identity_free: not a live parley_identity (freed twice?); ignored");
+                 "parley_identity_destroy: not a live parley_identity (destroyed twice?); "
+                 "ignored");
     PARLEY_LOG(parley::kLogWarn, "capi", "%s", parley::last_error_message());
-    return;
+    return parley::kErrInvalidHandle;
   }
   delete identity;
+  return parley::kOk;
 }
 
 int parley_certificate_fingerprint(const uint8_t *der, size_t der_len, char *out,

@@ -111,12 +111,25 @@ std::string to_text(const ice::ProbeResult &p) {
 
 }  // namespace
 
+// The first layout ends with relay_address: callers built against an older header pass a
+// smaller struct, of which parley reads what it has and zeroes the rest.
+constexpr size_t kV1Size = offsetof(parley_netcheck_options, relay_address) + sizeof(char *);
+
+int parley_netcheck_options_init_sized(parley_netcheck_options *options, size_t options_size) {
+  PARLEY_REQUIRE_ARG(options);
+  if (options_size < kV1Size) {
+    return parley::fail(parley::kErrInvalidArgument, "%s: options_size %zu (at least %zu)",
+                        __func__, options_size, kV1Size);
+  }
+  const size_t n = std::min(options_size, sizeof *options);
+  std::memset(options, 0, n);
+  options->struct_size = n;
+  return parley::kOk;
+}
+
 int parley_netcheck_run(const parley_netcheck_options *options, char *out, size_t *out_len) {
   PARLEY_REQUIRE_ARG(options);
   PARLEY_REQUIRE_ARG(out_len);
-  // Callers built against an older header pass a smaller struct: read what it has, zero the
-  // rest. The first published layout ends with relay_address.
-  constexpr size_t kV1Size = offsetof(parley_netcheck_options, relay_address) + sizeof(char *);
   if (options->struct_size < kV1Size) {
     return parley::fail(parley::kErrInvalidArgument,
                         "%s: struct_size %zu is smaller than any published layout (%zu)",

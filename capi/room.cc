@@ -145,7 +145,7 @@ int with_room(const char *function, parley_room *room, F &&f) {
   return guarded(function, [&]() -> int {
     return parley::capi::on_core(function, *room->core, [&](pc::Context &c) -> int {
       if (room->left) {
-        return parley::fail(parley::kErrCallNotFound, "%s: the room was left", function);
+        return parley::fail(parley::kErrNotAMember, "%s: the room was left", function);
       }
       return f(c);
     });
@@ -162,13 +162,13 @@ int parley_room_leave(parley_room *room) {
   return r;
 }
 
-void parley_room_release(parley_room *room) {
-  if (!room) return;
+int parley_room_destroy(parley_room *room) {
+  if (!room) return parley::kOk;
   if (!parley::capi::handle_remove(HandleKind::kRoom, room)) {
     parley::fail(parley::kErrInvalidHandle,
-                 "parley_room_release: not a live parley_room (released twice?); ignored");
+                 "parley_room_destroy: not a live parley_room (destroyed twice?); ignored");
     PARLEY_LOG(parley::kLogWarn, "capi", "%s", parley::last_error_message());
-    return;
+    return parley::kErrInvalidHandle;
   }
   const std::string saved = parley::last_error_message();
   unlink(room, true);
@@ -184,6 +184,20 @@ void parley_room_release(parley_room *room) {
   });
   parley::restore_last_error_message(saved);
   delete room;
+  return parley::kOk;
+}
+
+int parley_room_set_user_data(parley_room *room, void *user_data) {
+  PARLEY_REQUIRE_HANDLE(kRoom, room);
+  room->user_data.store(user_data, std::memory_order_release);
+  return parley::kOk;
+}
+
+void *parley_room_user_data(const parley_room *room) {
+  if (!room || parley::capi::check_handle(__func__, "room", HandleKind::kRoom, room) != 0) {
+    return nullptr;
+  }
+  return room->user_data.load(std::memory_order_acquire);
 }
 
 int parley_room_members(parley_room *room, parley_room_member *out, size_t *count) {

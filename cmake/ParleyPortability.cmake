@@ -18,7 +18,7 @@ include(CMakePushCheckState)
 
 option(PARLEY_FORCE_FALLBACKS
   "Use the portable fallbacks even where Linux-only calls exist (no sendmmsg/recvmmsg, \
-SOCK_CLOEXEC or renameat2), so CI builds and tests them" OFF)
+SOCK_CLOEXEC, renameat2 or eventfd), so CI builds and tests them" OFF)
 
 cmake_push_check_state(RESET)
 set(CMAKE_REQUIRED_QUIET ON)
@@ -28,6 +28,8 @@ set(CMAKE_REQUIRED_QUIET ON)
 check_cxx_symbol_exists(sendmmsg "sys/socket.h" PARLEY_SYSTEM_HAS_SENDMMSG)
 check_cxx_symbol_exists(recvmmsg "sys/socket.h" PARLEY_SYSTEM_HAS_RECVMMSG)
 check_cxx_symbol_exists(SOCK_CLOEXEC "sys/socket.h" PARLEY_SYSTEM_HAS_SOCK_CLOEXEC)
+# The C API's event notification descriptor; a pipe elsewhere (Darwin, the BSDs).
+check_cxx_symbol_exists(eventfd "sys/eventfd.h" PARLEY_SYSTEM_HAS_EVENTFD)
 check_cxx_source_compiles([[
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,7 +39,7 @@ cmake_pop_check_state()
 
 add_library(parley_portability INTERFACE)
 set(_parley_portability_summary "")
-foreach(feature SENDMMSG RECVMMSG SOCK_CLOEXEC RENAMEAT2)
+foreach(feature SENDMMSG RECVMMSG SOCK_CLOEXEC RENAMEAT2 EVENTFD)
   if(PARLEY_SYSTEM_HAS_${feature} AND NOT PARLEY_FORCE_FALLBACKS)
     set(PARLEY_HAVE_${feature} 1)
   else()

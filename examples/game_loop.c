@@ -1,7 +1,7 @@
 /* game_loop: parley driven from a game engine's frame loop, in poll mode.
  *
  * A game has no thread to spare for library callbacks: each frame it drains the events
- * parley queued (parley_context_poll_event_v2 never blocks), feeds the frame's worth of
+ * parley queued (parley_context_poll_event never blocks), feeds the frame's worth of
  * microphone audio, takes the frame's worth of speaker audio, and sends its own game state
  * as end-to-end encrypted datagrams next to the voice. Two players run in this process for
  * the demo (a real game has one context per player, on each player's device).
@@ -41,7 +41,7 @@ typedef struct player {
 /* The engine's per-frame event pump: everything parley queued since the last frame. */
 static void pump_events(player *p) {
   parley_event ev;
-  while (parley_context_poll_event_v2(p->ctx, &ev, sizeof ev) == 1) {
+  while (parley_context_poll_event(p->ctx, &ev) == 1) {
     switch (ev.type) {
       case PARLEY_EVENT_RELAY_STATE:
         p->registered = ev.relay_state == PARLEY_RELAY_REGISTERED;
@@ -95,7 +95,7 @@ static int start(player *p, const char *relay, const char *relay_fp) {
   parley_context_config cfg;
   int err = parley_identity_generate(&p->id);
   if (err) return err;
-  parley_context_config_init_v2(&cfg, sizeof cfg);
+  parley_context_config_init(&cfg);
   cfg.relay_address = relay;
   cfg.relay_fingerprint = relay_fp;
   cfg.include_loopback = 1;
@@ -151,11 +151,11 @@ int main(int argc, char **argv) {
   ok = a.ended && b.ended && a.states_received > 0 && b.states_received > 0 &&
        a.heard_samples && b.heard_samples && sqrt(a.heard_energy / a.heard_samples) > 1000 &&
        sqrt(b.heard_energy / b.heard_samples) > 1000;
-  parley_call_release(a.call);
-  parley_call_release(b.call);
+  parley_call_destroy(a.call);
+  parley_call_destroy(b.call);
   parley_context_destroy(a.ctx);
   parley_context_destroy(b.ctx);
-  parley_identity_free(a.id);
-  parley_identity_free(b.id);
+  parley_identity_destroy(a.id);
+  parley_identity_destroy(b.id);
   return ok ? 0 : 1;
 }

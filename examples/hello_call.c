@@ -82,7 +82,7 @@ static int start(party *p, const char *relay, const char *relay_fp) {
   parley_context_config cfg;
   int err = parley_identity_generate(&p->id);
   if (err) return err;
-  parley_context_config_init_v2(&cfg, sizeof cfg);
+  parley_context_config_init(&cfg);
   cfg.relay_address = relay;
   cfg.relay_fingerprint = relay_fp;
   cfg.include_loopback = 1; /* both parties on this machine */
@@ -143,11 +143,11 @@ int main(int argc, char **argv) {
 
   parley_call_hangup(alice.call);
   wait_for(&bob.ended);
-  parley_call_release(alice.call);
-  parley_call_release(bob.call);
+  parley_call_destroy(alice.call);
+  parley_call_destroy(bob.call);
   parley_context_destroy(alice.ctx);
   parley_context_destroy(bob.ctx);
-  parley_identity_free(alice.id);
-  parley_identity_free(bob.id);
+  parley_identity_destroy(alice.id);
+  parley_identity_destroy(bob.id);
   return sqrt(energy / (double)n) > 2000 ? 0 : 1;
 }

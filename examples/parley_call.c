@@ -349,7 +349,7 @@ int main(int argc, char **argv) {
   cfg.port_mapping = port_mapping;
   cfg.include_loopback = loopback;
   if (profile >= 0) {
-    cfg.quality_mode = PARLEY_QUALITY_FIXED;
+    cfg.quality_mode = PARLEY_QUALITY_MODE_FIXED;
     cfg.quality_profile = profile;
   }
   err = parley_context_create(me, &cfg, &ctx); /* poll mode: events are read below */
@@ -382,7 +382,7 @@ int main(int argc, char **argv) {
             if (err != PARLEY_OK) goto fail;
           } else {
             parley_call_reject(ev.call);
-            parley_call_release(ev.call);
+            parley_call_destroy(ev.call);
           }
           break;
         case PARLEY_EVENT_CALL_STATE:
@@ -465,9 +465,9 @@ out:
     atomic_store(&a.stop, 1);
     pthread_join(th, NULL);
   }
-  parley_call_release(call);
+  parley_call_destroy(call);
   parley_context_destroy(ctx);
-  parley_identity_free(me);
+  parley_identity_destroy(me);
   free(in.samples);
   free(a.out);
   return exit_code;

@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "new") == 0) {
     if ((err = parley_identity_generate(&id)) != PARLEY_OK) return report("generate", err);
     if ((err = parley_identity_save_file(id, argv[2], 0)) != PARLEY_OK) {
-      parley_identity_free(id);
+      parley_identity_destroy(id);
       return report("save", err);
     }
   } else if (strcmp(argv[1], "show") == 0 || strcmp(argv[1], "cert") == 0 ||
@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
     parley_identity_certificate_der(id, NULL, &len);
     der = (uint8_t *)malloc(len);
     if (der == NULL) {
-      parley_identity_free(id);
+      parley_identity_destroy(id);
       return report("cert", PARLEY_ERR_NO_MEMORY);
     }
     err = parley_identity_certificate_der(id, der, &len);
@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
     }
     free(der);
     if (err != PARLEY_OK) {
-      parley_identity_free(id);
+      parley_identity_destroy(id);
       return report("cert", err);
     }
     if (argc == 3) printf("certificate: %zu bytes DER, Ed25519, fingerprint %s\n", len, fp);
@@ -70,6 +70,6 @@ int main(int argc, char **argv) {
     parley_identity_fingerprint(id, fp, sizeof fp);
     printf("%s\n", fp);
   }
-  parley_identity_free(id);
+  parley_identity_destroy(id);
   return 0;
 }

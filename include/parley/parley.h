@@ -5,11 +5,17 @@
  *
  * This is the whole public C ABI of libparley. Nothing else is exported.
  *
- * ABI rules (SQLite/curl style):
- *  - A function's signature never changes; a changed behaviour gets a new `_v2` function.
+ * ABI rules (SQLite/curl style; docs/abi.md says what 0.2.0 freezes):
+ *  - A function's signature never changes; a changed behaviour gets a new function.
  *  - Enums and structs only grow; error codes keep their numbers forever and are never reused.
- *  - Config structs carry their own size in their first member.
+ *  - Structs that cross the boundary carry or are passed with their size: a function that
+ *    fills one takes it (the `_sized` functions, which a macro of the natural name calls
+ *    with the header's sizeof), so a host and a library of different versions agree.
  *  - No C++ type or exception crosses this boundary.
+ *
+ * Lifetime: every handle is freed by its one `_destroy` function (parley_identity_destroy,
+ * parley_context_destroy, parley_call_destroy, parley_room_destroy). NULL is a no-op there;
+ * a second destroy is ignored and returns PARLEY_ERR_INVALID_HANDLE.
  *
  * Threading contract (stated once; exceptions are marked on each function):
  *  - Every function is safe to call from any thread.
@@ -59,14 +65,14 @@ extern "C" {
 /** The header's major version: changes only with an incompatible ABI (and the SONAME). */
 #define PARLEY_VERSION_MAJOR 0
 /** The header's minor version: grows when functions, enum values or struct fields are added. */
-#define PARLEY_VERSION_MINOR 1
+#define PARLEY_VERSION_MINOR 2
 /** The header's patch version: fixes without interface changes. */
 #define PARLEY_VERSION_PATCH 0
 /** The header's version as one number: 0xMMmmpp (major, minor, patch). */
 #define PARLEY_VERSION_NUM \
   ((PARLEY_VERSION_MAJOR << 16) | (PARLEY_VERSION_MINOR << 8) | PARLEY_VERSION_PATCH)
 /** The header's version as text. */
-#define PARLEY_VERSION_STRING "0.1.0"
+#define PARLEY_VERSION_STRING "0.2.0"
 
 /**
  * parley_version returns the version of the linked library as PARLEY_VERSION_NUM encodes it,
@@ -76,7 +82,7 @@ PARLEY_API uint32_t parley_version(void);
 
 /**
  * parley_version_string returns the linked library's version as a static NUL-terminated
- * string such as "0.1.0". The caller must not free it. Never fails, never returns NULL.
+ * string such as "0.2.0". The caller must not free it. Never fails, never returns NULL.
  */
 PARLEY_API const char *parley_version_string(void);
 
@@ -153,7 +159,8 @@ typedef enum parley_error {
   /** The called fingerprint is not registered with the relay (offline, or never was), or
    * an answered call's peer left the relay and did not come back (its app died). */
   PARLEY_ERR_PEER_UNAVAILABLE = -31,
-  /** No call (or room) with that id exists, or it does not involve the requester. */
+  /** The relay (or the peer) knows no call with that id, or the call does not involve the
+   * requester. The host's own requests on a call that ended get PARLEY_ERR_CALL_ENDED. */
   PARLEY_ERR_CALL_NOT_FOUND = -32,
   /** The relay refused a message because the sender exceeded its rate limit. */
   PARLEY_ERR_RATE_LIMITED = -33,
@@ -183,9 +190,9 @@ typedef enum parley_error {
   /** The function may not be called on this thread (e.g. destroying a context from inside
    * its own event callback). */
   PARLEY_ERR_WRONG_THREAD = -43,
-  /** A handle that is not live: already freed, destroyed or released, or never returned by
-   * parley. Nothing was done. (A freed handle's memory may be reused by a later handle of the
-   * same type, which then answers to it: do not keep using freed handles.) */
+  /** A handle that is not live: already destroyed, or never returned by parley. Nothing was
+   * done. (A destroyed handle's memory may be reused by a later handle of the same type,
+   * which then answers to it: do not keep using destroyed handles.) */
   PARLEY_ERR_INVALID_HANDLE = -44,
   /** The call has ended (hung up by either side, rejected, failed): the request needs a call
    * that is still going. */
@@ -205,7 +212,15 @@ typedef enum parley_error {
   PARLEY_ERR_ADDRESS_FAMILY = -49,
   /** A host name (the relay's) resolved, but no connection to any of its addresses could be
    * made; the message lists each address tried and why it failed. */
-  PARLEY_ERR_ALL_ADDRESSES_FAILED = -50
+  PARLEY_ERR_ALL_ADDRESSES_FAILED = -50,
+  /** The room handle is not a member of its room (the relay has not confirmed the join yet,
+   * or the room was left or refused). */
+  PARLEY_ERR_NOT_A_MEMBER = -51,
+  /** The call is not active yet (nothing to send or measure before it is answered). */
+  PARLEY_ERR_CALL_NOT_ACTIVE = -52,
+  /** The call's state does not allow the request: accepting or rejecting an outgoing call,
+   * or one already answered. */
+  PARLEY_ERR_WRONG_CALL_STATE = -53
 } parley_error;
 
 /**
@@ -214,6 +229,13 @@ typedef enum parley_error {
  * the caller must not free the string.
  */
 PARLEY_API const char *parley_strerror(int err);
+
+/**
+ * parley_error_name returns the name of `err` as the header spells it ("PARLEY_OK",
+ * "PARLEY_ERR_TIMEOUT"), for logs and bindings. A number that is not a code of this library
+ * gives "unknown". Never returns NULL; the caller must not free the string.
+ */
+PARLEY_API const char *parley_error_name(int err);
 
 /**
  * parley_last_error_message returns a detailed description of the most recent error that a
@@ -289,7 +311,7 @@ typedef struct parley_identity parley_identity;
 /**
  * parley_identity_generate creates a new identity from 32 bytes of the system's CSPRNG.
  * `out` must not be NULL; on success *out owns a new identity the caller frees with
- * parley_identity_free; on error *out is set to NULL.
+ * parley_identity_destroy; on error *out is set to NULL.
  * Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_NO_MEMORY or PARLEY_ERR_CRYPTO.
  */
 PARLEY_API int parley_identity_generate(parley_identity **out);
@@ -369,11 +391,12 @@ PARLEY_API int parley_identity_certificate_der(const parley_identity *id, uint8_
                                                size_t *len);
 
 /**
- * parley_identity_free wipes and frees `id`. NULL is a no-op; freeing twice is ignored (and
- * logged, with PARLEY_ERR_INVALID_HANDLE as the last error). A context keeps its own copy,
- * so the identity may be freed once parley_context_create returned.
+ * parley_identity_destroy wipes and frees `id`. A context keeps its own copy, so the identity
+ * may be destroyed once parley_context_create returned.
+ * Returns 0 (also for NULL, a no-op) or PARLEY_ERR_INVALID_HANDLE (destroyed twice: ignored,
+ * and logged).
  */
-PARLEY_API void parley_identity_free(parley_identity *id);
+PARLEY_API int parley_identity_destroy(parley_identity *id);
 
 /**
  * parley_certificate_fingerprint verifies that `der` (`der_len` bytes) is a DER X.509
@@ -406,7 +429,8 @@ PARLEY_API int parley_fingerprint_normalize(const char *text, char *out, size_t 
 /** A buffer this large holds any report of a host with up to 64 interface addresses. */
 #define PARLEY_NETCHECK_REPORT_MAX 16384
 
-/** Options of parley_netcheck_run: zero it, set struct_size, then the fields. */
+/** Options of parley_netcheck_run: set them to their defaults with
+ * parley_netcheck_options_init, then set the fields. */
 typedef struct parley_netcheck_options {
   /** sizeof(parley_netcheck_options): lets later versions grow the struct. */
   size_t struct_size;
@@ -432,6 +456,22 @@ typedef struct parley_netcheck_options {
   /** Fields added by later versions go here; parley reads them only when struct_size covers
    * them, so callers built against this header keep working. */
 } parley_netcheck_options;
+
+/**
+ * parley_netcheck_options_init_sized zeroes `options` (min(`options_size`, the library's
+ * sizeof) bytes) and sets struct_size to that. Call it through the
+ * parley_netcheck_options_init macro, which passes the header's sizeof. `options` must not
+ * be NULL; `options_size` must cover at least the fields up to and including
+ * relay_address (the first layout).
+ * Returns 0 or PARLEY_ERR_INVALID_ARGUMENT.
+ */
+PARLEY_API int parley_netcheck_options_init_sized(parley_netcheck_options *options,
+                                                  size_t options_size);
+
+/** Sets `options` (a parley_netcheck_options *) to its defaults: see
+ * parley_netcheck_options_init_sized. */
+#define parley_netcheck_options_init(options) \
+  parley_netcheck_options_init_sized((options), sizeof(parley_netcheck_options))
 
 /**
  * parley_netcheck_run diagnoses the network from fresh UDP sockets (one per address family,
@@ -461,12 +501,12 @@ PARLEY_API int parley_netcheck_run(const parley_netcheck_options *options, char 
 /* Contexts and calls                                                                       */
 /* ---------------------------------------------------------------------------------------- */
 /*
- * Threading (DESIGN.md; the full rules are in docs/c-api.md):
+ * Threading (docs/design.md "Threading"; the full rules are in docs/c-api.md):
  *  - A context runs its own event loop on one internal thread (the context's thread). Every
  *    function below may be called from any thread, except where marked.
  *  - Events go either to the callback given in the config, on the context's thread, one at a
- *    time, or to a queue the host drains with parley_context_poll_event_v2 (e.g. once per
- *    frame of a game loop).
+ *    time, or to a queue the host drains with parley_context_poll_event (e.g. once per frame
+ *    of a game loop, or whenever parley_context_event_fd becomes readable).
  *  - The callback may call any function here: calls made from inside it run at once and
  *    never re-enter the callback (events they cause are delivered after it returns).
  *    parley_context_destroy is the exception: from inside the context's own callback it is
@@ -474,79 +514,104 @@ PARLEY_API int parley_netcheck_run(const parley_netcheck_options *options, char 
  *    waits for that context's thread: two contexts whose callbacks wait on each other
  *    deadlock, so from a callback use the other contexts only if their callbacks never
  *    wait on this one.
- *  - parley_call_push_audio, parley_call_pull_audio and parley_call_set_muted are the
- *    real-time exceptions: they never lock, block or allocate, and each of push and pull
- *    must be called from one thread at a time (one capture thread pushes, one playout thread
- *    pulls). They do not validate handles (that would take a lock): a released call handle
- *    there is undefined behaviour.
+ *  - The audio functions (parley_call_push_audio, parley_call_pull_audio, their _float twins,
+ *    parley_call_set_muted) are the real-time exceptions: they never lock, block or allocate,
+ *    and each of push and pull must be called from one thread at a time (one capture thread
+ *    pushes, one playout thread pulls). They do not validate handles (that would take a
+ *    lock): a destroyed call handle there is undefined behaviour.
  *  - Handles: every other function checks that its handle is live and returns
- *    PARLEY_ERR_INVALID_HANDLE for a freed one. On parley_context_destroy, every call is hung
- *    up and no event is delivered after it returns; call handles stay valid until released
- *    (requests on them return PARLEY_ERR_CALL_ENDED or PARLEY_ERR_CLOSED, pull gives silence).
+ *    PARLEY_ERR_INVALID_HANDLE for a destroyed one. On parley_context_destroy, every call is
+ *    hung up and no event is delivered after it returns; call and room handles stay valid
+ *    until destroyed (requests on them return PARLEY_ERR_CALL_ENDED or PARLEY_ERR_CLOSED,
+ *    pull gives silence).
  */
 
 /** A client context: an identity, a relay connection, one UDP socket, and calls. Opaque. */
 typedef struct parley_context parley_context;
 /** One call. Opaque; owned by the host from parley_call_start or the INCOMING_CALL event
- * until parley_call_release. */
+ * until parley_call_destroy. */
 typedef struct parley_call parley_call;
 /** Membership of one room on the relay. Opaque; owned by the host from parley_room_join
- * until parley_room_release. */
+ * until parley_room_destroy. */
 typedef struct parley_room parley_room;
 
-/** Event types; append-only numbering. */
+/**
+ * Event types; append-only numbering (hosts ignore types they do not know). Each type lists
+ * the parley_event fields it sets; every other field is zero (NULL, ""). Every event of a
+ * call sets `call` and `user_data` (the call's, parley_call_set_user_data); every event of a
+ * room sets `room` and `user_data` (the room's).
+ */
 typedef enum parley_event_type {
   PARLEY_EVENT_NONE = 0, /**< not an event (a zeroed struct) */
-  /** relay_state changed (error: why the connection was lost, or 0). */
+  /** The relay connection's state changed. relay_state: the new parley_relay_state; error:
+   * why the connection was lost or refused, or 0; text: the detail; origin; peer: the
+   * relay's fingerprint when relay_state is PARLEY_RELAY_UNTRUSTED. */
   PARLEY_EVENT_RELAY_STATE = 1,
-  /** A call to us: `call` is a new handle the host owns (accept, reject, release); peer. */
+  /** A call to us. call: a new handle the host owns (accept, reject, destroy); peer: the
+   * caller's fingerprint; call_state: PARLEY_CALL_INCOMING; user_data: NULL (set it now). */
   PARLEY_EVENT_INCOMING_CALL = 2,
-  /** call_state changed; error and text say why a call ended (0: a normal hangup). */
+  /** A call's state changed. call, user_data; call_state: the new parley_call_state; peer;
+   * error: why the call ended (0: a normal hangup), text: the detail, origin: who said so. */
   PARLEY_EVENT_CALL_STATE = 3,
-  /** An application datagram from the peer: data/len. */
+  /** An application datagram from the peer (parley_call_send_datagram). call, user_data,
+   * peer; data/len: the payload. */
   PARLEY_EVENT_DATAGRAM = 4,
-  /** The call's media moved between paths: path_from -> path, text is the reason. */
+  /** A call's media moved between paths. call, user_data; path_from -> path (parley_path);
+   * text: the reason; error: why the direct path was lost (a move to the relay), or 0. */
   PARLEY_EVENT_PATH_CHANGED = 5,
-  /** An error from the relay not tied to a call: error, text; `room` set when it refused a
-   * room join (the room handle then counts as left: release it). Or, with `peer` set and
-   * PARLEY_ERR_MEDIA_KEY, an invite from `peer` that parley refused without ringing: its
-   * media key was forged, stale or replayed (someone learned that this identity is online,
-   * which the host may want to know). */
+  /** An error not tied to a call. error, text, origin; and either room, user_data: the relay
+   * refused a room join (the room handle then counts as left: destroy it); or peer with
+   * error PARLEY_ERR_MEDIA_KEY: an invite from `peer` that parley refused without ringing,
+   * because its media key was forged, stale or replayed (someone learned that this identity
+   * is online, which the host may want to know); or neither: the relay's word on something
+   * else. */
   PARLEY_EVENT_ERROR = 6,
-  /** The voice profile we send with changed: profile_from -> profile, quality_reason
-   * (parley_quality_reason), text its name, timestamp the media timestamp (ours, 48 kHz
-   * units) from which it applies. Downgrades apply at once; upgrades at a timestamp agreed
-   * with the peer (or the relay), shortly after the event. */
+  /** The voice profile we send with changed, on a call (call, user_data) or in a room (room,
+   * user_data). profile_from -> profile (0 best .. 4); quality_reason: a
+   * parley_quality_reason; text: its name; timestamp: our media timestamp (48 kHz units)
+   * from which it applies. Downgrades apply at once; upgrades at a timestamp agreed with the
+   * peer (or the relay), shortly after the event. */
   PARLEY_EVENT_QUALITY_CHANGED = 7,
-  /** No longer raised (the host decides before registration: PARLEY_RELAY_UNTRUSTED and
-   * parley_context_trust_relay). Formerly: no relay_fingerprint was configured, so the relay's
-   * identity was trusted on first use and is pinned for the rest of this context's life.
-   * peer holds its fingerprint: store it and pass it as relay_fingerprint from then on (or
-   * compare it with one obtained out of band, and destroy the context if it differs). At
-   * most once per context, right after the first PARLEY_RELAY_REGISTERED. (The trust
-   * decision on a calling peer is PARLEY_EVENT_INCOMING_CALL: accept or reject by peer.) */
+  /** No longer raised: the host decides on the relay's identity before registration
+   * (PARLEY_RELAY_UNTRUSTED and parley_context_trust_relay). The number stays reserved. */
   PARLEY_EVENT_RELAY_TRUSTED = 8,
-  /** A room's membership changed (or our join took effect): room, member_count, stream_id
-   * (our own stream in the room); parley_room_members lists the members. */
+  /** A room's membership changed, or our join took effect. room, user_data; member_count:
+   * members, ourselves included; stream_id: our own stream in the room.
+   * parley_room_members lists the members. */
   PARLEY_EVENT_ROOM_UPDATE = 9,
-  /** A frame from a room member: room, peer (the sender's fingerprint, as the relay
-   * announced it), stream_id, sequence, timestamp, data/len (the payload exactly as the
-   * sender passed it to parley_room_send). */
+  /** A frame from a room member. room, user_data; peer: the sender's fingerprint, as the
+   * relay announced it; stream_id: the sender's stream; sequence, timestamp: the sender's;
+   * data/len: the payload exactly as the sender passed it to parley_room_send. */
   PARLEY_EVENT_ROOM_FRAME = 10
 } parley_event_type;
 
-/** parley_context_config.quality_mode: the voice profile follows the path (the default). */
-#define PARLEY_QUALITY_ADAPTIVE 0
-/** parley_context_config.quality_mode: always send with parley_context_config.quality_profile. */
-#define PARLEY_QUALITY_FIXED 1
+/**
+ * parley_event_type_name returns the name of event type `type` as the header spells it
+ * ("PARLEY_EVENT_CALL_STATE"), for logs and bindings. A number that is not an event type of
+ * this library gives "unknown". Never returns NULL; the caller must not free the string.
+ */
+PARLEY_API const char *parley_event_type_name(int type);
+
+/** parley_context_config.quality_mode; append-only numbering. */
+typedef enum parley_quality_mode {
+  /** The voice profile follows the path (the default; docs/quality.md). */
+  PARLEY_QUALITY_MODE_ADAPTIVE = 0,
+  /** Always send with parley_context_config.quality_profile. */
+  PARLEY_QUALITY_MODE_FIXED = 1
+} parley_quality_mode;
 
 /** Why the voice profile changed; append-only numbering. */
 typedef enum parley_quality_reason {
-  PARLEY_QUALITY_LOSS = 1,       /**< packet loss above what the profile tolerates */
-  PARLEY_QUALITY_CONGESTION = 2, /**< a standing queue on the path: it carries less than sent */
-  PARLEY_QUALITY_JITTER = 3,     /**< arrival jitter above the profile's limit */
-  PARLEY_QUALITY_RECOVERED = 4,  /**< an upgrade: conditions were good long enough */
-  PARLEY_QUALITY_DIRECTIVE = 5   /**< the peer or the relay (the judge) said so */
+  /** packet loss above what the profile tolerates */
+  PARLEY_QUALITY_REASON_LOSS = 1,
+  /** a standing queue on the path: it carries less than sent */
+  PARLEY_QUALITY_REASON_CONGESTION = 2,
+  /** arrival jitter above the profile's limit */
+  PARLEY_QUALITY_REASON_JITTER = 3,
+  /** an upgrade: conditions were good long enough */
+  PARLEY_QUALITY_REASON_RECOVERED = 4,
+  /** the peer or the relay (the judge) said so */
+  PARLEY_QUALITY_REASON_DIRECTIVE = 5
 } parley_quality_reason;
 
 /** The states of a call; append-only numbering. */
@@ -589,32 +654,41 @@ typedef enum parley_path {
 } parley_path;
 
 /**
- * One event: a tagged union in flat form. `type` says which fields carry meaning; the others
- * are zero. Fields are only ever appended (see parley_context_poll_event_v2). The pointers
- * (`call` aside) are valid until the callback returns, or until the next poll on the context.
+ * One event: a tagged union in flat form. `type` says which fields carry meaning (each
+ * parley_event_type lists them); the others are zero. Fields are only ever appended: poll
+ * with parley_context_poll_event, whose macro passes the header's sizeof. The pointers
+ * (`call`, `room` and `user_data` aside) are valid until the callback returns, or until the
+ * next poll on the context.
  */
 typedef struct parley_event {
   int type;            /**< a parley_event_type */
   parley_call *call;   /**< the call concerned, or NULL; owned by the host */
-  int relay_state;     /**< PARLEY_EVENT_RELAY_STATE: the new parley_relay_state */
-  int call_state;      /**< PARLEY_EVENT_CALL_STATE: the new parley_call_state */
-  int error;           /**< 0 or a parley_error (why a call ended, why the relay was lost) */
-  int path;            /**< PARLEY_EVENT_PATH_CHANGED: the new parley_path */
-  int path_from;       /**< PARLEY_EVENT_PATH_CHANGED: the previous parley_path */
-  char peer[PARLEY_FINGERPRINT_BUF_LEN]; /**< the peer's (or relay's) fingerprint, or "" */
+  int relay_state;     /**< RELAY_STATE: the new parley_relay_state */
+  int call_state;      /**< CALL_STATE, INCOMING_CALL: the new parley_call_state */
+  int error;           /**< 0 or a parley_error: why a call ended, the relay was lost, ... */
+  int path;            /**< PATH_CHANGED: the new parley_path */
+  int path_from;       /**< PATH_CHANGED: the previous parley_path */
+  /** The other party's fingerprint: the peer of a call, the sender of a room frame, or (in
+   * RELAY_STATE) the relay; "" when none. */
+  char peer[PARLEY_FINGERPRINT_BUF_LEN];
   const char *text;    /**< a human-readable reason or name; never NULL ("" if none) */
-  const uint8_t *data; /**< PARLEY_EVENT_DATAGRAM: the payload */
-  size_t len;          /**< PARLEY_EVENT_DATAGRAM: the payload's length in bytes */
-  int profile;         /**< PARLEY_EVENT_QUALITY_CHANGED: the new voice profile (0 best .. 4) */
-  int profile_from;    /**< PARLEY_EVENT_QUALITY_CHANGED: the previous voice profile */
-  int quality_reason;  /**< PARLEY_EVENT_QUALITY_CHANGED: a parley_quality_reason */
-  uint32_t timestamp;  /**< QUALITY_CHANGED: our media timestamp it applies from; ROOM_FRAME:
-                            the frame's timestamp */
+  const uint8_t *data; /**< DATAGRAM, ROOM_FRAME: the payload */
+  size_t len;          /**< DATAGRAM, ROOM_FRAME: the payload's length in bytes */
+  int profile;         /**< QUALITY_CHANGED: the new voice profile (0 best .. 4) */
+  int profile_from;    /**< QUALITY_CHANGED: the previous voice profile */
+  int quality_reason;  /**< QUALITY_CHANGED: a parley_quality_reason */
+  /** QUALITY_CHANGED: our media timestamp the change applies from; ROOM_FRAME: the frame's
+   * timestamp (the sender's). */
+  uint32_t timestamp;
   parley_room *room;   /**< the room concerned (ROOM_*, QUALITY_CHANGED of a room), or NULL */
-  uint32_t stream_id;  /**< ROOM_UPDATE: our own stream; ROOM_FRAME: the sender's stream */
-  uint32_t sequence;   /**< PARLEY_EVENT_ROOM_FRAME: the sender's frame sequence number */
-  uint32_t member_count; /**< PARLEY_EVENT_ROOM_UPDATE: members, ourselves included */
+  /** ROOM_UPDATE: our own stream in the room; ROOM_FRAME: the sender's stream. */
+  uint32_t stream_id;
+  uint32_t sequence;   /**< ROOM_FRAME: the sender's frame sequence number */
+  uint32_t member_count; /**< ROOM_UPDATE: members, ourselves included */
   int origin;          /**< who `error` and `text` come from: a parley_origin */
+  /** The user data of the event's call (or, without a call, its room) as last set, or NULL.
+   * Read at delivery: a value set after the event was queued is the one delivered. */
+  void *user_data;
 } parley_event;
 
 /** The event callback, on the context's thread, one event at a time; must not block. The
@@ -655,15 +729,17 @@ typedef struct parley_context_config {
   int disable_direct;
   /** Non-zero: offer loopback addresses as host candidates (both parties on one machine). */
   int include_loopback;
-  /** Events go to this callback; NULL: they queue for parley_context_poll_event. */
+  /** Events go to this callback; NULL: they queue for parley_context_poll_event (and
+   * parley_context_event_fd signals them). */
   parley_event_fn event_callback;
   /** Passed to event_callback untouched; may be NULL. */
   void *event_user_data;
-  /** PARLEY_QUALITY_ADAPTIVE (0, the default): the voice profile follows the path
-   * (docs/quality.md). PARLEY_QUALITY_FIXED: always send with quality_profile (0 best .. 4);
+  /** A parley_quality_mode. PARLEY_QUALITY_MODE_ADAPTIVE (0, the default): the voice profile
+   * follows the path (docs/quality.md). PARLEY_QUALITY_MODE_FIXED: always send with
+   * quality_profile (0 best .. 4);
    * quality reports still go out, directives are ignored and upgrade proposals refused. */
   int quality_mode;
-  /** With PARLEY_QUALITY_FIXED: the profile, 0 (best) .. 4. */
+  /** With PARLEY_QUALITY_MODE_FIXED: the profile, 0 (best) .. 4. */
   int quality_profile;
   /** Non-zero: bind the first free UDP port in port_min..port_max (1..65535) on
    * bind_address's IP, whose port must then be 0 (or bind_address NULL). For firewalls that
@@ -671,7 +747,7 @@ typedef struct parley_context_config {
   int port_min;
   /** The last port of the range (see port_min). */
   int port_max;
-  /** PARLEY_QUALITY_ADAPTIVE only: the best voice profile this side ever sends or agrees to
+  /** PARLEY_QUALITY_MODE_ADAPTIVE only: the best voice profile this side ever sends or agrees to
    * (0 .. 4; 0, the default: no cap), e.g. a data-saver setting. Calls start at the cap if
    * it is worse than the default start (1); upgrade proposals beyond it are refused. */
   int quality_best_profile;
@@ -719,24 +795,21 @@ typedef struct parley_context_config {
 } parley_context_config;
 
 /**
- * parley_context_config_init sets every field of `config` to its default (zeros, NULLs) and
- * struct_size to sizeof(parley_context_config) of the library (which writes that many bytes:
- * prefer parley_context_config_init_v2). `config` must not be NULL.
+ * parley_context_config_init_sized sets every field of `config` to its default (zeros,
+ * NULLs) and struct_size to min(`config_size`, the library's sizeof(parley_context_config)),
+ * writing only that many bytes. Call it through the parley_context_config_init macro, which
+ * passes the header's sizeof; a struct_size below it tells the host that the library is
+ * older and ignores the fields past it. `config` must not be NULL; `config_size` must cover
+ * at least the fields before quality_mode (the first layout).
  * Returns 0 or PARLEY_ERR_INVALID_ARGUMENT.
  */
-PARLEY_API int parley_context_config_init(parley_context_config *config);
+PARLEY_API int parley_context_config_init_sized(parley_context_config *config,
+                                                size_t config_size);
 
-/**
- * parley_context_config_init_v2 is parley_context_config_init for hosts that may run against
- * another version of the library than their header: pass sizeof(parley_context_config). It
- * zeroes min(`config_size`, the library's size) bytes and sets struct_size to that; a
- * struct_size below the host's sizeof tells the host that the library is older and ignores
- * the fields past it. `config` must not be NULL; `config_size` must cover at least the
- * fields before quality_mode (the first 0.1.0 layout).
- * Returns 0 or PARLEY_ERR_INVALID_ARGUMENT.
- */
-PARLEY_API int parley_context_config_init_v2(parley_context_config *config,
-                                             size_t config_size);
+/** Sets `config` (a parley_context_config *) to its defaults: see
+ * parley_context_config_init_sized. */
+#define parley_context_config_init(config) \
+  parley_context_config_init_sized((config), sizeof(parley_context_config))
 
 /**
  * parley_context_create starts a context: its thread, its socket, and the connection to the
@@ -755,46 +828,72 @@ PARLEY_API int parley_context_create(const parley_identity *id,
 
 /**
  * parley_context_destroy hangs up every call, closes the relay connection and stops the
- * context's thread; no event is delivered once it returns. Call handles stay valid until
- * released (their calls are ended: push refuses, pull gives silence). NULL is a no-op.
- * Queued events that were never polled are discarded (incoming calls among them, which the
- * host never saw, are released by parley).
- * Returns 0, PARLEY_ERR_INVALID_HANDLE (already destroyed: nothing happens), or
- * PARLEY_ERR_WRONG_THREAD when called from the context's own event callback (nothing happens
- * then; destroy it from another thread, e.g. after the callback signalled one).
+ * context's thread; no event is delivered once it returns. Call and room handles stay valid
+ * until destroyed (their calls are ended: push refuses, pull gives silence). Queued events
+ * that were never polled are discarded (incoming calls among them, which the host never
+ * saw, are destroyed by parley). A thread blocked in parley_context_wait_event on it must
+ * have returned first (parley_context_wake makes it return).
+ * Returns 0 (also for NULL, a no-op), PARLEY_ERR_INVALID_HANDLE (already destroyed: nothing
+ * happens), or PARLEY_ERR_WRONG_THREAD when called from the context's own event callback
+ * (nothing happens then; destroy it from another thread, e.g. after the callback signalled
+ * one).
  */
 PARLEY_API int parley_context_destroy(parley_context *ctx);
 
 /**
- * parley_context_poll_event moves the oldest queued event to *event (poll mode only).
- * Pointers in it stay valid until the next call. It writes sizeof(parley_event) of the
- * library's own header: prefer parley_context_poll_event_v2. Returns 1 (an event), 0 (none),
- * PARLEY_ERR_INVALID_HANDLE, or PARLEY_ERR_INVALID_ARGUMENT (NULL, or the context delivers to
- * a callback). Up to 4096 events queue; beyond that new ones are dropped (and logged).
+ * parley_context_poll_event_sized moves the oldest queued event to *event (poll mode only:
+ * no event_callback). It writes only the first `event_size` bytes of the event, so fields a
+ * later version appends never overrun the host's struct: call it through the
+ * parley_context_poll_event macro, which passes the header's sizeof. Pointers in the event
+ * stay valid until the next poll or wait on the context. `event_size` must cover at least
+ * the fields up to and including `len` (the first layout). Up to 4096 events queue; beyond
+ * that new ones are dropped (and logged), incoming calls excepted.
+ * Returns 1 (an event), 0 (none), PARLEY_ERR_INVALID_HANDLE, or PARLEY_ERR_INVALID_ARGUMENT
+ * (NULL, `event_size` too small, or the context delivers to a callback).
  */
-PARLEY_API int parley_context_poll_event(parley_context *ctx, parley_event *event);
+PARLEY_API int parley_context_poll_event_sized(parley_context *ctx, parley_event *event,
+                                               size_t event_size);
+
+/** Moves the oldest queued event to `event` (a parley_event *): see
+ * parley_context_poll_event_sized. */
+#define parley_context_poll_event(ctx, event) \
+  parley_context_poll_event_sized((ctx), (event), sizeof(parley_event))
 
 /**
- * parley_context_poll_event_v2 is parley_context_poll_event for hosts that may run against a
- * newer library than their header: it writes only the first `event_size` bytes of the event
- * (pass sizeof(parley_event)), so fields a later version appends never overrun the host's
- * struct. `event_size` must cover at least the fields up to and including `len` (the layout
- * of 0.1.0's first release). Returns 1 (an event), 0 (none), PARLEY_ERR_INVALID_HANDLE, or
- * PARLEY_ERR_INVALID_ARGUMENT (NULL, `event_size` too small, or the context delivers to a
- * callback).
+ * parley_context_wait_event_sized is parley_context_poll_event_sized that blocks the calling
+ * thread up to `timeout_ms` milliseconds for an event when none is queued (0: do not wait;
+ * UINT32_MAX: no limit), for hosts that drain events on a thread of their own. It returns 0
+ * at once when parley_context_wake was called (since the last wait returned). Not from a
+ * real-time thread. It must not race with parley_context_destroy of the same context (wake
+ * the waiting thread and let it return first).
+ * Returns as parley_context_poll_event_sized.
  */
-PARLEY_API int parley_context_poll_event_v2(parley_context *ctx, parley_event *event,
-                                            size_t event_size);
+PARLEY_API int parley_context_wait_event_sized(parley_context *ctx, parley_event *event,
+                                               size_t event_size, uint32_t timeout_ms);
+
+/** Waits up to `timeout_ms` for an event: see parley_context_wait_event_sized. */
+#define parley_context_wait_event(ctx, event, timeout_ms) \
+  parley_context_wait_event_sized((ctx), (event), sizeof(parley_event), (timeout_ms))
 
 /**
- * parley_context_wait_event is parley_context_poll_event_v2 that blocks the calling thread
- * up to `timeout_ms` milliseconds for an event when none is queued (0: do not wait), for
- * hosts that drain events on a thread of their own. Not from a real-time thread. It must not
- * race with parley_context_destroy of the same context (stop the waiting thread first; a
- * timeout bounds how long that takes). Returns as parley_context_poll_event_v2.
+ * parley_context_wake makes the thread blocked in parley_context_wait_event on `ctx` return
+ * 0 at once, or, if none is waiting, the next wait (one wake per call; wakes do not add up).
+ * For a host stopping its event thread. Callable from any thread, the callback included.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL) or PARLEY_ERR_INVALID_HANDLE.
  */
-PARLEY_API int parley_context_wait_event(parley_context *ctx, parley_event *event,
-                                         size_t event_size, uint32_t timeout_ms);
+PARLEY_API int parley_context_wake(parley_context *ctx);
+
+/**
+ * parley_context_event_fd writes to *fd a file descriptor that is readable exactly while
+ * events are queued (poll mode only), so a host's own loop (poll/epoll/kqueue, asyncio, a
+ * game's frame loop) waits for events without polling on a timer: when it is readable,
+ * call parley_context_poll_event until it returns 0. The descriptor belongs to the context
+ * (an eventfd, or a pipe's read end where eventfd does not exist): do not read, write or
+ * close it; it is closed by parley_context_destroy (remove it from your loop first).
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL, or the context delivers to a callback),
+ * PARLEY_ERR_INVALID_HANDLE or PARLEY_ERR_IO (the descriptor could not be created).
+ */
+PARLEY_API int parley_context_event_fd(parley_context *ctx, int *fd);
 
 /**
  * parley_context_fingerprint writes the context's own fingerprint (64 hex + NUL) to `out`
@@ -860,9 +959,9 @@ PARLEY_API int parley_call_start(parley_context *ctx, const char *peer_fingerpri
 /**
  * parley_call_accept answers an incoming call (PARLEY_CALL_INCOMING); it becomes active and
  * audio flows. Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL), PARLEY_ERR_INVALID_HANDLE
- * (released), PARLEY_ERR_CALL_ENDED, PARLEY_ERR_CALL_NOT_FOUND (the call is not in a state
- * that allows it: an outgoing call, or one already accepted), PARLEY_ERR_NOT_REGISTERED or
- * PARLEY_ERR_CLOSED (the context was destroyed).
+ * (destroyed), PARLEY_ERR_CALL_ENDED, PARLEY_ERR_WRONG_CALL_STATE (an outgoing call, or one
+ * already accepted), PARLEY_ERR_NOT_REGISTERED or PARLEY_ERR_CLOSED (the context was
+ * destroyed).
  */
 PARLEY_API int parley_call_accept(parley_call *call);
 
@@ -877,12 +976,28 @@ PARLEY_API int parley_call_reject(parley_call *call);
 PARLEY_API int parley_call_hangup(parley_call *call);
 
 /**
- * parley_call_release ends the call if it is still going and frees the handle; no event
+ * parley_call_destroy ends the call if it is still going and frees the handle; no event
  * names it afterwards. The host must make sure no audio thread is inside push/pull on it.
- * NULL is a no-op. Safe after parley_context_destroy. Releasing twice is ignored (and
- * logged, with PARLEY_ERR_INVALID_HANDLE as the last error).
+ * Safe after parley_context_destroy.
+ * Returns 0 (also for NULL, a no-op) or PARLEY_ERR_INVALID_HANDLE (destroyed twice: ignored,
+ * and logged).
  */
-PARLEY_API void parley_call_release(parley_call *call);
+PARLEY_API int parley_call_destroy(parley_call *call);
+
+/**
+ * parley_call_set_user_data attaches the host's `user_data` (any pointer, NULL included) to
+ * the call; parley never dereferences it. Events of the call carry it in
+ * parley_event.user_data from then on (queued ones too), so a binding needs no map from
+ * handles to its own objects. Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL call) or
+ * PARLEY_ERR_INVALID_HANDLE.
+ */
+PARLEY_API int parley_call_set_user_data(parley_call *call, void *user_data);
+
+/**
+ * parley_call_user_data returns what parley_call_set_user_data last attached to `call`, or
+ * NULL (none yet, NULL or a destroyed handle).
+ */
+PARLEY_API void *parley_call_user_data(const parley_call *call);
 
 /**
  * parley_call_peer writes the peer's fingerprint (64 hex + NUL) to `out`; also after the
@@ -912,6 +1027,23 @@ PARLEY_API int parley_call_push_audio(parley_call *call, const int16_t *pcm, siz
 PARLEY_API int parley_call_pull_audio(parley_call *call, int16_t *out, size_t frames);
 
 /**
+ * parley_call_push_audio_float is parley_call_push_audio for float32 PCM (nominal range
+ * -1.0 .. 1.0; values beyond it are clipped, NaN is silence), as AVAudioEngine, AAudio/Oboe
+ * and game engines hand it over. The same rules: real-time safe, never locks, blocks or
+ * allocates; one capture thread at a time (do not mix it with parley_call_push_audio on one
+ * call at the same time). Returns as parley_call_push_audio.
+ */
+PARLEY_API int parley_call_push_audio_float(parley_call *call, const float *pcm,
+                                            size_t frames);
+
+/**
+ * parley_call_pull_audio_float is parley_call_pull_audio for float32 PCM (-1.0 .. 1.0).
+ * Real-time safe: never locks, blocks or allocates; one playout thread at a time.
+ * Returns as parley_call_pull_audio.
+ */
+PARLEY_API int parley_call_pull_audio_float(parley_call *call, float *out, size_t frames);
+
+/**
  * parley_call_set_muted: while muted the peer hears comfort noise (the encoder gets
  * silence: frames of the usual size, or almost nothing with `dtx`). Real-time safe. Returns 0 or
  * PARLEY_ERR_INVALID_ARGUMENT.
@@ -925,7 +1057,7 @@ PARLEY_API int parley_call_set_muted(parley_call *call, int muted);
  * parley_call_send_datagram sends an application datagram (the host's own bytes, up to
  * PARLEY_DATAGRAM_MAX) end-to-end encrypted alongside the voice, unreliable and unordered;
  * the peer gets PARLEY_EVENT_DATAGRAM. Returns 0, PARLEY_ERR_INVALID_ARGUMENT,
- * PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_CALL_NOT_FOUND (not active yet), PARLEY_ERR_CALL_ENDED,
+ * PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_CALL_NOT_ACTIVE, PARLEY_ERR_CALL_ENDED,
  * PARLEY_ERR_MESSAGE_TOO_LARGE, PARLEY_ERR_QUEUE_FULL or PARLEY_ERR_CLOSED.
  */
 PARLEY_API int parley_call_send_datagram(parley_call *call, const void *data, size_t len);
@@ -971,8 +1103,8 @@ typedef struct parley_call_stats {
 /**
  * parley_call_get_stats fills *stats (stats->struct_size must be set; an older, smaller
  * layout is filled as far as it goes). Returns 0, PARLEY_ERR_INVALID_ARGUMENT,
- * PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_CALL_NOT_FOUND (not active yet),
- * PARLEY_ERR_CALL_ENDED or PARLEY_ERR_CLOSED.
+ * PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_CALL_NOT_ACTIVE, PARLEY_ERR_CALL_ENDED or
+ * PARLEY_ERR_CLOSED.
  */
 PARLEY_API int parley_call_get_stats(parley_call *call, parley_call_stats *stats);
 
@@ -1024,18 +1156,32 @@ PARLEY_API int parley_room_join(parley_context *ctx, const char *room_id, parley
 /**
  * parley_room_leave leaves the room; no frame or update of it arrives afterwards (queued ones
  * still may). It succeeds once left here, even if the relay could not be told (the relay
- * drops the members of a client that goes away). The handle stays valid until released.
- * Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_CALL_NOT_FOUND
+ * drops the members of a client that goes away). The handle stays valid until destroyed.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_NOT_A_MEMBER
  * (already left) or PARLEY_ERR_CLOSED.
  */
 PARLEY_API int parley_room_leave(parley_room *room);
 
 /**
- * parley_room_release leaves the room if still in it and frees the handle; no event names it
- * afterwards. NULL is a no-op; releasing twice is ignored (and logged). Safe after
- * parley_context_destroy.
+ * parley_room_destroy leaves the room if still in it and frees the handle; no event names it
+ * afterwards. Safe after parley_context_destroy.
+ * Returns 0 (also for NULL, a no-op) or PARLEY_ERR_INVALID_HANDLE (destroyed twice: ignored,
+ * and logged).
  */
-PARLEY_API void parley_room_release(parley_room *room);
+PARLEY_API int parley_room_destroy(parley_room *room);
+
+/**
+ * parley_room_set_user_data attaches the host's `user_data` to the room, as
+ * parley_call_set_user_data does to a call: events of the room carry it.
+ * Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL room) or PARLEY_ERR_INVALID_HANDLE.
+ */
+PARLEY_API int parley_room_set_user_data(parley_room *room, void *user_data);
+
+/**
+ * parley_room_user_data returns what parley_room_set_user_data last attached to `room`, or
+ * NULL (none yet, NULL or a destroyed handle).
+ */
+PARLEY_API void *parley_room_user_data(const parley_room *room);
 
 /**
  * parley_room_members copies the room's members as of the latest PARLEY_EVENT_ROOM_UPDATE
@@ -1054,7 +1200,7 @@ PARLEY_API int parley_room_members(parley_room *room, parley_room_member *out, s
  * before the first). A room survives a relay reconnection: parley joins it again, and a
  * PARLEY_EVENT_ROOM_UPDATE brings the (possibly new) stream ids.
  * Unreliable and unordered. Returns 0, PARLEY_ERR_INVALID_ARGUMENT,
- * PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_CALL_NOT_FOUND (not a member yet, or left),
+ * PARLEY_ERR_INVALID_HANDLE, PARLEY_ERR_NOT_A_MEMBER (not a member yet, or left),
  * PARLEY_ERR_MESSAGE_TOO_LARGE, PARLEY_ERR_QUEUE_FULL, PARLEY_ERR_NOT_REGISTERED or
  * PARLEY_ERR_CLOSED.
  */

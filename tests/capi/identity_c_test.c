@@ -119,7 +119,7 @@ int main(void) {
   CHECK(parley_identity_certificate_der(id, der, NULL) == PARLEY_ERR_INVALID_ARGUMENT);
   CHECK(parley_certificate_fingerprint(NULL, 10, fp, sizeof fp) == PARLEY_ERR_INVALID_ARGUMENT);
   CHECK(parley_fingerprint_normalize(NULL, fp, sizeof fp) == PARLEY_ERR_INVALID_ARGUMENT);
-  parley_identity_free(NULL);
+  parley_identity_destroy(NULL);
 
   /* seed files */
   CHECK(mkdtemp(dir) != NULL);
@@ -132,7 +132,7 @@ int main(void) {
   CHECK(parley_identity_load_file(path, &loaded) == PARLEY_OK);
   CHECK(parley_identity_fingerprint(loaded, fp2, sizeof fp2) == PARLEY_OK);
   CHECK(strcmp(fp2, kFingerprint) == 0);
-  parley_identity_free(loaded);
+  parley_identity_destroy(loaded);
   loaded = NULL;
 
   /* world-readable: refused, untouched */
@@ -162,14 +162,14 @@ int main(void) {
     CHECK(parley_identity_load_file(p2, &loaded) == PARLEY_OK);
     CHECK(parley_identity_fingerprint(loaded, fp2, sizeof fp2) == PARLEY_OK);
     CHECK(strcmp(fp, fp2) == 0);
-    parley_identity_free(loaded);
-    parley_identity_free(fresh);
+    parley_identity_destroy(loaded);
+    parley_identity_destroy(fresh);
     unlink(p2);
   }
 
   CHECK(log_lines > 0); /* debug-level error details reached the host's sink */
   CHECK(parley_log_set_callback(NULL, NULL) == PARLEY_OK);
-  parley_identity_free(id);
+  parley_identity_destroy(id);
   unlink(path);
   unlink(open_path);
   rmdir(dir);

@@ -47,7 +47,7 @@ static int wait_event(parley_context *ctx, int type, int state, parley_event *ou
   long long left;
   while ((left = deadline - relay_child_now_ms()) > 0) {
     parley_event ev;
-    if (parley_context_wait_event(ctx, &ev, sizeof ev, (uint32_t)left) != 1) continue;
+    if (parley_context_wait_event(ctx, &ev, (uint32_t)left) != 1) continue;
     if (ev.type == type &&
         (state < 0 ||
          (type == PARLEY_EVENT_RELAY_STATE ? ev.relay_state : ev.call_state) == state)) {
@@ -63,6 +63,8 @@ static void null_handles(void) {
   uint8_t buf[64];
   size_t len = sizeof buf;
   int16_t pcm[960] = {0};
+  float fpcm[960] = {0};
+  int fd = -1;
   parley_event ev;
   parley_call_stats st;
   parley_context *ctx = (parley_context *)1;
@@ -74,7 +76,7 @@ static void null_handles(void) {
   CHECK_ERR(parley_identity_export_seed(NULL, buf), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_identity_certificate_der(NULL, buf, &len), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_identity_save_file(NULL, "/tmp/x", 0), PARLEY_ERR_INVALID_ARGUMENT);
-  parley_identity_free(NULL);
+  parley_identity_destroy(NULL);
   parley_context_config_init(&cfg);
   cfg.relay_address = "127.0.0.1:1";
   CHECK_ERR(parley_context_create(NULL, &cfg, &ctx), PARLEY_ERR_INVALID_ARGUMENT);
@@ -82,7 +84,18 @@ static void null_handles(void) {
   CHECK(strstr(parley_last_error_message(), "'id'") != NULL);
   CHECK_ERR(parley_context_destroy(NULL), PARLEY_OK);
   CHECK_ERR(parley_context_poll_event(NULL, &ev), PARLEY_ERR_INVALID_ARGUMENT);
-  CHECK_ERR(parley_context_poll_event_v2(NULL, &ev, sizeof ev), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_wait_event(NULL, &ev, 1), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_wake(NULL), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_event_fd(NULL, &fd), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_call_set_user_data(NULL, &fd), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK(parley_call_user_data(NULL) == NULL);
+  CHECK_ERR(parley_room_set_user_data(NULL, &fd), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK(parley_room_user_data(NULL) == NULL);
+  CHECK_ERR(parley_call_push_audio_float(NULL, fpcm, 1), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_call_pull_audio_float(NULL, fpcm, 1), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_call_destroy(NULL), PARLEY_OK);
+  CHECK_ERR(parley_room_destroy(NULL), PARLEY_OK);
+  CHECK_ERR(parley_identity_destroy(NULL), PARLEY_OK);
   CHECK_ERR(parley_context_fingerprint(NULL, fp, sizeof fp), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_context_relay_fingerprint(NULL, fp, sizeof fp),
             PARLEY_ERR_INVALID_ARGUMENT);
@@ -99,7 +112,7 @@ static void null_handles(void) {
   st.struct_size = sizeof st;
   CHECK_ERR(parley_call_get_stats(NULL, &st), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_call_peer(NULL, fp, sizeof fp), PARLEY_ERR_INVALID_ARGUMENT);
-  parley_call_release(NULL);
+  parley_call_destroy(NULL);
 }
 
 static void double_free_and_stale_handles(void) {
@@ -121,13 +134,13 @@ static void double_free_and_stale_handles(void) {
   CHECK_ERR(parley_context_destroy(ctx), PARLEY_OK);
   CHECK_ERR(parley_context_destroy(ctx), PARLEY_ERR_INVALID_HANDLE);
   CHECK(strstr(parley_last_error_message(), "parley_context") != NULL);
-  CHECK_ERR(parley_context_poll_event_v2(ctx, &ev, sizeof ev), PARLEY_ERR_INVALID_HANDLE);
+  CHECK_ERR(parley_context_poll_event(ctx, &ev), PARLEY_ERR_INVALID_HANDLE);
   CHECK_ERR(parley_context_fingerprint(ctx, fp, sizeof fp), PARLEY_ERR_INVALID_HANDLE);
   CHECK_ERR(parley_call_start(ctx, relay.fingerprint, &call), PARLEY_ERR_INVALID_HANDLE);
   CHECK(call == NULL);
 
-  parley_identity_free(id);
-  parley_identity_free(id); /* ignored, logged */
+  parley_identity_destroy(id);
+  parley_identity_destroy(id); /* ignored, logged */
   CHECK_ERR(parley_identity_fingerprint(id, fp, sizeof fp), PARLEY_ERR_INVALID_HANDLE);
   {
     parley_context_config cfg;
@@ -209,7 +222,7 @@ static void invalid_config(void) {
   cfg.port_max = 5010;
   cfg.bind_address = "127.0.0.1:5005";
   EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "bind_address");
-  cfg.quality_mode = PARLEY_QUALITY_FIXED;
+  cfg.quality_mode = PARLEY_QUALITY_MODE_FIXED;
   cfg.quality_profile = 5;
   EXPECT_CONFIG_ERROR(PARLEY_ERR_INVALID_ARGUMENT, "quality_profile");
   cfg.stun_servers = "127.0.0.1:3478, stun.example:";
@@ -219,19 +232,19 @@ static void invalid_config(void) {
   CHECK_ERR(parley_context_create(id, NULL, &ctx), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_context_create(id, &cfg, NULL), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_context_config_init(NULL), PARLEY_ERR_INVALID_ARGUMENT);
-  CHECK_ERR(parley_context_config_init_v2(&cfg, 8), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_config_init_sized(&cfg, 8), PARLEY_ERR_INVALID_ARGUMENT);
   {
     /* A host built against a newer header: the library fills what it knows and says so. */
     unsigned char bigger[sizeof cfg + 64];
     memset(bigger, 0xAB, sizeof bigger);
-    CHECK_ERR(parley_context_config_init_v2((parley_context_config *)(void *)bigger,
+    CHECK_ERR(parley_context_config_init_sized((parley_context_config *)(void *)bigger,
                                             sizeof bigger),
               PARLEY_OK);
     CHECK(((parley_context_config *)(void *)bigger)->struct_size == sizeof cfg);
     CHECK(bigger[sizeof cfg] == 0xAB); /* nothing written past the library's struct */
   }
 #undef EXPECT_CONFIG_ERROR
-  parley_identity_free(id);
+  parley_identity_destroy(id);
 }
 
 /* Destroying a context from inside its own callback is refused; from outside it works. */
@@ -270,9 +283,9 @@ static void wrong_thread_destroy(void) {
   CHECK(probe.done);
   CHECK_ERR(probe.destroy_result, PARLEY_ERR_WRONG_THREAD);
   /* Polling a callback context is a misuse too. */
-  CHECK_ERR(parley_context_poll_event_v2(ctx, &ev, sizeof ev), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_poll_event(ctx, &ev), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_context_destroy(ctx), PARLEY_OK);
-  parley_identity_free(id);
+  parley_identity_destroy(id);
 }
 
 static void after_hangup(void) {
@@ -320,9 +333,9 @@ static void after_hangup(void) {
     CHECK_ERR(parley_context_relay_fingerprint(u, fp, sizeof fp), PARLEY_OK);
     CHECK(strcmp(fp, relay.fingerprint) == 0);
     CHECK_ERR(parley_context_destroy(u), PARLEY_OK);
-    parley_identity_free(idu);
+    parley_identity_destroy(idu);
   }
-  CHECK_ERR(parley_context_poll_event_v2(a, &ev, 8), PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK_ERR(parley_context_poll_event_sized(a, &ev, 8), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_context_fingerprint(b, fpb, sizeof fpb), PARLEY_OK);
 
   CHECK_ERR(parley_call_start(a, "not-a-fingerprint", &call), PARLEY_ERR_FINGERPRINT_INVALID);
@@ -331,8 +344,8 @@ static void after_hangup(void) {
   incoming = ev.call;
   CHECK(incoming != NULL);
   /* Only the callee accepts; before it is active a datagram is refused. */
-  CHECK_ERR(parley_call_accept(call), PARLEY_ERR_CALL_NOT_FOUND);
-  CHECK_ERR(parley_call_send_datagram(call, payload, 4), PARLEY_ERR_CALL_NOT_FOUND);
+  CHECK_ERR(parley_call_accept(call), PARLEY_ERR_WRONG_CALL_STATE);
+  CHECK_ERR(parley_call_send_datagram(call, payload, 4), PARLEY_ERR_CALL_NOT_ACTIVE);
   CHECK_ERR(parley_call_accept(incoming), PARLEY_OK);
   CHECK(wait_event(a, PARLEY_EVENT_CALL_STATE, PARLEY_CALL_ACTIVE, &ev));
   CHECK(wait_event(b, PARLEY_EVENT_CALL_STATE, PARLEY_CALL_ACTIVE, &ev));
@@ -345,7 +358,7 @@ static void after_hangup(void) {
   CHECK(r >= 0 && r < (int)(sizeof big / sizeof big[0]));
   CHECK_ERR(parley_call_push_audio(call, NULL, 960), PARLEY_ERR_INVALID_ARGUMENT);
   CHECK_ERR(parley_call_push_audio(call, NULL, 0), 0);
-  CHECK_ERR(parley_call_accept(incoming), PARLEY_ERR_CALL_NOT_FOUND); /* twice */
+  CHECK_ERR(parley_call_accept(incoming), PARLEY_ERR_WRONG_CALL_STATE); /* twice */
 
   /* The direct path is disabled here: no attempt, and the stats say why there is none. */
   memset(&st, 0, sizeof st);
@@ -374,8 +387,8 @@ static void after_hangup(void) {
   CHECK(strcmp(fp, fpb) == 0);
 
   /* Released handles are not live; releasing twice is ignored. */
-  parley_call_release(call);
-  parley_call_release(call);
+  parley_call_destroy(call);
+  parley_call_destroy(call);
   CHECK_ERR(parley_call_hangup(call), PARLEY_ERR_INVALID_HANDLE);
   CHECK_ERR(parley_call_peer(call, fp, sizeof fp), PARLEY_ERR_INVALID_HANDLE);
   CHECK_ERR(parley_call_get_stats(call, &st), PARLEY_ERR_INVALID_HANDLE);
@@ -384,7 +397,7 @@ static void after_hangup(void) {
   CHECK_ERR(parley_context_destroy(b), PARLEY_OK);
   CHECK_ERR(parley_call_hangup(incoming), PARLEY_ERR_CALL_ENDED);
   CHECK_ERR(parley_call_peer(incoming, fp, sizeof fp), PARLEY_OK);
-  parley_call_release(incoming);
+  parley_call_destroy(incoming);
 
   /* Calls after hangup through a live context, then its destruction with a live call. */
   CHECK_ERR(parley_call_start(a, fpb, &call), PARLEY_OK); /* b is gone: the call fails */
@@ -392,9 +405,9 @@ static void after_hangup(void) {
   CHECK_ERR(ev.error, PARLEY_ERR_PEER_UNAVAILABLE);
   CHECK_ERR(parley_context_destroy(a), PARLEY_OK);
   CHECK_ERR(parley_call_hangup(call), PARLEY_ERR_CALL_ENDED);
-  parley_call_release(call);
-  parley_identity_free(ida);
-  parley_identity_free(idb);
+  parley_call_destroy(call);
+  parley_identity_destroy(ida);
+  parley_identity_destroy(idb);
 }
 
 /* A call still ringing when its context is destroyed: the handle reports the closed context. */
@@ -417,10 +430,10 @@ static void destroyed_context(void) {
   CHECK_ERR(parley_context_destroy(a), PARLEY_OK);
   CHECK_ERR(parley_call_hangup(call), PARLEY_ERR_CLOSED);
   CHECK_ERR(parley_call_pull_audio(call, pcm, 960), PARLEY_ERR_CALL_ENDED);
-  parley_call_release(call);
+  parley_call_destroy(call);
   /* b's incoming call handle is released with its context still queued events naming it. */
   CHECK_ERR(parley_context_destroy(b), PARLEY_OK);
-  parley_call_release(ev.call);
+  parley_call_destroy(ev.call);
   {
     /* An incoming call whose event is never polled: destroy frees it (LeakSanitizer checks). */
     parley_identity *idc = NULL;
@@ -436,11 +449,11 @@ static void destroyed_context(void) {
     CHECK(wait_event(d, PARLEY_EVENT_CALL_STATE, PARLEY_CALL_RINGING, &ev)); /* c has it */
     CHECK_ERR(parley_context_destroy(c), PARLEY_OK);
     CHECK_ERR(parley_context_destroy(d), PARLEY_OK);
-    parley_call_release(call);
-    parley_identity_free(idc);
+    parley_call_destroy(call);
+    parley_identity_destroy(idc);
   }
-  parley_identity_free(ida);
-  parley_identity_free(idb);
+  parley_identity_destroy(ida);
+  parley_identity_destroy(idb);
 }
 
 /* Calls made from inside the callback run at once but never re-enter it: the events they
@@ -515,10 +528,10 @@ static void callback_reentry(void) {
   CHECK(!probe.active_seen_inside);
   CHECK_ERR(parley_context_destroy(b), PARLEY_OK);
   CHECK_ERR(parley_context_destroy(a), PARLEY_OK);
-  parley_call_release(call);
-  parley_call_release(probe.incoming);
-  parley_identity_free(ida);
-  parley_identity_free(idb);
+  parley_call_destroy(call);
+  parley_call_destroy(probe.incoming);
+  parley_identity_destroy(ida);
+  parley_identity_destroy(idb);
 }
 
 /* A port range binds the first free port in it; a range with none free fails cleanly. */
@@ -548,7 +561,7 @@ static void port_range(void) {
     close(probe);
   }
   CHECK(port != 0);
-  parley_context_config_init_v2(&cfg, sizeof cfg);
+  parley_context_config_init(&cfg);
   cfg.relay_address = relay.address;
   cfg.relay_fingerprint = relay.fingerprint;
   cfg.bind_address = "127.0.0.1:0";
@@ -561,7 +574,7 @@ static void port_range(void) {
   CHECK(wait_event(ctx, PARLEY_EVENT_RELAY_STATE, PARLEY_RELAY_REGISTERED, &ev));
   CHECK_ERR(parley_context_destroy(ctx), PARLEY_OK);
   close(taken);
-  parley_identity_free(id);
+  parley_identity_destroy(id);
 }
 
 /* Relay names that cannot be used: parley_context_create returns at once (a name resolves on
@@ -611,7 +624,7 @@ static void unusable_relay_names(void) {
       CHECK_ERR(parley_context_destroy(ctx), PARLEY_OK);
     }
   }
-  parley_identity_free(id);
+  parley_identity_destroy(id);
 }
 
 int main(int argc, char **argv) {

@@ -26,7 +26,7 @@ static int wait_room(party *p, int type, uint32_t members, parley_event *out, ui
   long long left;
   while ((left = deadline - relay_child_now_ms()) > 0) {
     parley_event ev;
-    if (parley_context_wait_event(p->ctx, &ev, sizeof ev, (uint32_t)left) != 1) continue;
+    if (parley_context_wait_event(p->ctx, &ev, (uint32_t)left) != 1) continue;
     if (ev.type != type || ev.room != p->room) continue;
     if (type == PARLEY_EVENT_ROOM_UPDATE && ev.member_count != members) continue;
     *out = ev;
@@ -41,14 +41,14 @@ static void start_party(party *p) {
   parley_event ev;
   memset(p, 0, sizeof *p);
   CHECK(parley_identity_generate(&p->id) == PARLEY_OK);
-  parley_context_config_init_v2(&cfg, sizeof cfg);
+  parley_context_config_init(&cfg);
   cfg.relay_address = relay.address;
   cfg.relay_fingerprint = relay.fingerprint;
   cfg.bind_address = "127.0.0.1:0";
   CHECK(parley_context_create(p->id, &cfg, &p->ctx) == PARLEY_OK);
   CHECK(parley_context_fingerprint(p->ctx, p->fp, sizeof p->fp) == PARLEY_OK);
   for (;;) {
-    if (parley_context_wait_event(p->ctx, &ev, sizeof ev, 10000) != 1) {
+    if (parley_context_wait_event(p->ctx, &ev, 10000) != 1) {
       CHECK(!"registered");
       return;
     }
@@ -138,7 +138,7 @@ int main(int argc, char **argv) {
       CHECK(parley_room_join(p[0].ctx, id, &extra[i]) == PARLEY_OK);
     }
     while (!refused && relay_child_now_ms() < deadline) {
-      if (parley_context_wait_event(p[0].ctx, &ev, sizeof ev, 100) != 1) continue;
+      if (parley_context_wait_event(p[0].ctx, &ev, 100) != 1) continue;
       if (ev.type == PARLEY_EVENT_ERROR && ev.room != NULL) {
         CHECK(ev.room == extra[3]);
         CHECK(ev.error == PARLEY_ERR_LIMIT_REACHED);
@@ -147,15 +147,15 @@ int main(int argc, char **argv) {
       if (ev.type == PARLEY_EVENT_ROOM_UPDATE) CHECK(ev.room != extra[3]);
     }
     CHECK(refused);
-    CHECK(parley_room_send(extra[3], 1, 0, 0, hello, 4) == PARLEY_ERR_CALL_NOT_FOUND);
-    CHECK(parley_room_leave(extra[3]) == PARLEY_ERR_CALL_NOT_FOUND);
-    for (i = 0; i < 4; ++i) parley_room_release(extra[i]);
+    CHECK(parley_room_send(extra[3], 1, 0, 0, hello, 4) == PARLEY_ERR_NOT_A_MEMBER);
+    CHECK(parley_room_leave(extra[3]) == PARLEY_ERR_NOT_A_MEMBER);
+    for (i = 0; i < 4; ++i) parley_room_destroy(extra[i]);
   }
 
   /* p[2] leaves: the others see two members; its handle refuses further use. */
   CHECK(parley_room_leave(p[2].room) == PARLEY_OK);
-  CHECK(parley_room_leave(p[2].room) == PARLEY_ERR_CALL_NOT_FOUND);
-  CHECK(parley_room_send(p[2].room, 3, 0, 0, hello, 4) == PARLEY_ERR_CALL_NOT_FOUND);
+  CHECK(parley_room_leave(p[2].room) == PARLEY_ERR_NOT_A_MEMBER);
+  CHECK(parley_room_send(p[2].room, 3, 0, 0, hello, 4) == PARLEY_ERR_NOT_A_MEMBER);
   for (i = 0; i < 2; ++i) CHECK(wait_room(&p[i], PARLEY_EVENT_ROOM_UPDATE, 2, &ev, NULL));
   /* Left, the id may be joined again: a new handle, and the others see three again. */
   {
@@ -165,10 +165,10 @@ int main(int argc, char **argv) {
     for (i = 0; i < 2; ++i) CHECK(wait_room(&p[i], PARLEY_EVENT_ROOM_UPDATE, 3, &ev, NULL));
     CHECK(parley_room_leave(again) == PARLEY_OK);
     for (i = 0; i < 2; ++i) CHECK(wait_room(&p[i], PARLEY_EVENT_ROOM_UPDATE, 2, &ev, NULL));
-    parley_room_release(again);
+    parley_room_destroy(again);
   }
-  parley_room_release(p[2].room);
-  parley_room_release(p[2].room); /* ignored, logged */
+  parley_room_destroy(p[2].room);
+  parley_room_destroy(p[2].room); /* ignored, logged */
   CHECK(parley_room_leave(p[2].room) == PARLEY_ERR_INVALID_HANDLE);
 
   /* p[1]'s context goes away with its room handle still held: requests say so. */
@@ -177,12 +177,12 @@ int main(int argc, char **argv) {
   CHECK(parley_room_send(p[1].room, 9, 0, 0, hello, 4) == PARLEY_ERR_CLOSED);
   count = 3;
   CHECK(parley_room_members(p[1].room, members, &count) == PARLEY_OK); /* the last known */
-  parley_room_release(p[1].room);
+  parley_room_destroy(p[1].room);
 
-  parley_room_release(p[0].room); /* leaves */
+  parley_room_destroy(p[0].room); /* leaves */
   for (i = 0; i < 3; ++i) {
     if (i != 1) CHECK(parley_context_destroy(p[i].ctx) == PARLEY_OK);
-    parley_identity_free(p[i].id);
+    parley_identity_destroy(p[i].id);
   }
   relay_child_stop(&relay);
   return check_report();
