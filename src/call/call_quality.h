@@ -1,7 +1,7 @@
 // Adaptive quality of one call, as a participant and, on the direct path, as a judge
-// (DESIGN.md "Quality"; docs/quality.md has the protocol). Runs on the context's loop thread
-// and does no I/O of its own: the context feeds it frame indices, a tick with the path's
-// numbers, and the call's quality messages, and it sends through `Io::send`.
+// (docs/design.md "Quality"; docs/quality.md has the protocol). Runs on the context's loop
+// thread and does no I/O of its own: the context feeds it frame indices, a tick with the
+// path's numbers, and the call's quality messages, and it sends through `Io::send`.
 //
 // Every tick (250 ms) it measures what it receives (loss over the last second, the jitter
 // buffer's arrival jitter, the path's RTT and standing queue) and sends that as a

@@ -5,10 +5,12 @@
 // active call and routes to it: STUN from the shared socket, frames arriving from the relay,
 // the peer's candidates and path messages, and incoming direct connections.
 //
-// Roles (DESIGN.md): the caller is the ICE controlling agent (unless a role conflict flips it)
-// and, once a pair is selected, dials the peer's address as the QUIC client; the callee
-// accepts one connection, only from the selected (or a validated) remote address, and only
-// if the certificate is the peer's. Everything runs on the context's loop thread.
+// Roles (docs/design.md "Roles on the direct path"): the caller is the ICE controlling agent
+// (unless a role conflict flips it) and dials the peer as the QUIC client on the first valid
+// pair, without waiting for nomination; the callee accepts one connection, only from an
+// address of the peer's that its agent knows (signaled, or learned from an authenticated
+// check), and only if the certificate is the peer's. Everything runs on the context's loop
+// thread.
 #ifndef PARLEY_CALL_SESSION_H
 #define PARLEY_CALL_SESSION_H
 

@@ -101,7 +101,8 @@ int run_probe(const ProbeOptions &options, ProbeResult *out) {
     for (const SocketAddress &o : servers) seen |= o == a;
     if (!seen) servers.push_back(a);  // "localhost:3478" and "127.0.0.1:3478" are one server
   }
-  // One socket per address family (DESIGN.md), unless the caller pinned one address.
+  // One socket per address family (docs/design.md "One socket per family"), unless the
+  // caller pinned one address.
   std::vector<SocketAddress> binds;
   const bool dual_stack = options.bind.empty();
   // IPv6 first: its host candidates get the higher local preference (RFC 8421).

@@ -1,4 +1,4 @@
-// The per-call media key agreement (DESIGN.md "Media frames", docs/protocol.md "Media
+// The per-call media key agreement (docs/design.md "Media frames", docs/protocol.md "Media
 // encryption").
 //
 // Each party makes an ephemeral X25519 key pair for the call and signs its public half with

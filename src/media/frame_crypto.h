@@ -1,4 +1,4 @@
-// Sealing and opening media frames (DESIGN.md "Media frames", docs/protocol.md "Media
+// Sealing and opening media frames (docs/design.md "Media frames", docs/protocol.md "Media
 // encryption"):
 //
 //   header (16, media/frame_header.h) | ChaCha20-Poly1305-IETF ciphertext | tag (16)

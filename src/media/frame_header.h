@@ -1,6 +1,6 @@
-// The authenticated-but-not-encrypted header of a media frame (DESIGN.md "Media frames"). One
-// frame travels as one QUIC DATAGRAM; the relay routes on the stream id without ever seeing
-// the sealed payload that follows the header.
+// The authenticated-but-not-encrypted header of a media frame (docs/design.md "Media
+// frames"). One frame travels as one QUIC DATAGRAM; the relay routes on the stream id without
+// ever seeing the sealed payload that follows the header.
 //
 //   version u8 (=1) | flags u8 | profile u8 | reserved u8 (0)
 //   stream id u32 | sequence u32 | timestamp u32 (48 kHz units)      all big-endian

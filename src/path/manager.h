@@ -1,5 +1,5 @@
-// The path-migration manager of one call (DESIGN.md "Path manager"): which path each media
-// frame takes, relay or direct, and when to move between them.
+// The path-migration manager of one call (docs/design.md "Path manager"): which path each
+// media frame takes, relay or direct, and when to move between them.
 //
 // Sans-I/O in the ngtcp2 sense: the call layer feeds it facts (the direct connection came up
 // or closed, it received or sent something, an RTT sample, a path message from the peer) with

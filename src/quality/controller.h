@@ -1,7 +1,7 @@
-// The adaptive quality controller (DESIGN.md "Quality"): one piece of code for every judge —
-// a peer on a direct call, the relay on relayed calls and rooms. Sans-I/O: the owner feeds
-// it link reports with the time and asks what to do; it never reads a clock, sends anything
-// or allocates after construction. Not thread-safe (one thread makes every call).
+// The adaptive quality controller (docs/design.md "Quality"): one piece of code for every
+// judge — a peer on a direct call, the relay on relayed calls and rooms. Sans-I/O: the owner
+// feeds it link reports with the time and asks what to do; it never reads a clock, sends
+// anything or allocates after construction. Not thread-safe (one thread makes every call).
 //
 // Links are small integers chosen by the owner (0 .. kMaxLinks-1): on a direct call "what I
 // receive" and "what the peer receives", at the relay one per participant.

@@ -1,5 +1,5 @@
-// One consensual upgrade round as the judge runs it (DESIGN.md "Quality": propose -> every
-// participant acks -> confirm with a switch timestamp; any reject or timeout cancels).
+// One consensual upgrade round as the judge runs it (docs/design.md "Quality": propose ->
+// every participant acks -> confirm with a switch timestamp; any reject or timeout cancels).
 // Sans-I/O: the owner sends the messages; this only keeps the books.
 //
 // Wire (docs/protocol.md): the judge sends upgrade-propose {sequence, profile, media

@@ -1,7 +1,7 @@
-// The relay as quality judge of one relayed call or room (DESIGN.md "Quality": on relayed
-// calls and rooms the relay decides). Sans-I/O: the router feeds it what it sees — every
-// forwarded frame's header, each participant's quality reports, its own QUIC numbers of
-// each participant's connection — with the time, and sends what tick() returns.
+// The relay as quality judge of one relayed call or room (docs/design.md "Quality": on
+// relayed calls and rooms the relay decides). Sans-I/O: the router feeds it what it sees —
+// every forwarded frame's header, each participant's quality reports, its own QUIC numbers
+// of each participant's connection — with the time, and sends what tick() returns.
 //
 // A participant's link is the worst of: its uplink loss (gaps in the sequence numbers of
 // the frames it sends us), its report (what it receives: loss, jitter, its own queue), and
