@@ -1,3 +1,10 @@
+// Why this file is long: it is the one place where a call's direct path meets real sockets and
+// connections. An event here (a valid pair, a handshake, a restart, a silent path) changes the
+// ICE generation, the direct QUIC connections (dialed, accepted, promoted, lingering), birthday
+// probing's sockets, the retry schedule and the path manager together. The rules themselves
+// are already elsewhere, sans-I/O: ice::Agent, ice::BirthdaySchedule, ice::RestartSequencer,
+// path::Manager, path::DirectRetry.
+
 #include "call/session.h"
 
 #include <sodium.h>

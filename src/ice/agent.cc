@@ -1,3 +1,8 @@
+// Why this file is long: RFC 8445's checklist is one state machine. Pair states, the triggered
+// queue, answers to the peer's checks, role-conflict repair, nomination and consent all read
+// and change the same pairs and transactions, and a single rule (7.2.5, 7.3.1) often touches
+// several of them at once.
+
 #include "ice/agent.h"
 
 #include <algorithm>

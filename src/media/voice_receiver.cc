@@ -1,3 +1,8 @@
+// Why this file is long: the jitter buffer is one state machine. Every playout decision in
+// produce() (decode, rebuild from a redundant copy or FEC, conceal, comfort noise, shrink or
+// grow the delay) reads the same slots, delay window, cursor and level history; split up, those
+// invariants would be spread over files, and no part would be usable alone.
+
 #include "media/voice_receiver.h"
 
 #include <algorithm>

@@ -1,3 +1,8 @@
+// Why this file is long: it adapts one ngtcp2_conn to parley. ngtcp2's callbacks, the write
+// loop (parley/1 messages and DATAGRAMs, or a StreamApp's streams) and the close path share the
+// connection's state and one rule: nothing is written from inside a callback, so API calls only
+// queue work. That rule is easiest to keep where all three are seen together.
+
 #include "quic/connection.h"
 
 #include <sodium.h>

@@ -8,6 +8,11 @@
 // arrives, before its CertificateVerify is checked. The pin is checked there; a pinned
 // certificate presented without its key still fails the handshake at CertificateVerify, so
 // a connection completes only with a peer that holds the pinned key.
+//
+// Why this file is long: the crypto seam gives each backend one file in this layer
+// (tests/integration/crypto_seam.sh names it), and on BoringSSL that file also does what
+// ngtcp2's GnuTLS helper library does for the other backend: packet protection, key update and
+// Retry tokens. The TLS session hands its secrets to the packet protection in install_secret().
 #include <openssl/aead.h>
 #include <openssl/aes.h>
 #include <openssl/chacha.h>

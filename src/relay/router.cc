@@ -1,3 +1,9 @@
+// Why this file is long: the switchboard's tables (clients, calls, rooms, stream routes) are
+// one state. A client that leaves ends its ringing calls, keeps its answered ones for the peer
+// and leaves its rooms; a resume rebuilds a call and its route; every forwarded frame checks
+// its route's owner. Split by message kind, every part would still need every table and its
+// invariants.
+
 #include "relay/router.h"
 
 #include <sodium.h>
