@@ -1,6 +1,5 @@
 // Calls and their audio through the C ABI. A thin layer: validation, handle bookkeeping;
 // the work is pc::Context's and pc::VoiceChannel's.
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -159,54 +158,15 @@ int parley_call_pull_audio(parley_call *call, int16_t *out, size_t frames) {
   return call->voice->pull(out, frames);
 }
 
-// Float audio goes through the int16 path in chunks on the stack (no allocation): the codec
-// and the rings work in 16 bits, which is all the resolution Opus at these rates keeps.
-namespace {
-constexpr size_t kFloatChunkSamples = 960;
-
-int16_t to_pcm16(float x) {
-  if (!(x == x)) return 0;  // NaN
-  const float scaled = x * 32768.0f;
-  if (scaled >= 32767.0f) return 32767;
-  if (scaled <= -32768.0f) return -32768;
-  return static_cast<int16_t>(std::lrint(scaled));
-}
-}  // namespace
-
 int parley_call_push_audio_float(parley_call *call, const float *pcm, size_t frames) {
   if (!call || (!pcm && frames > 0)) return parley::kErrInvalidArgument;
   if (frames > 0x7fffffff) frames = 0x7fffffff;
-  const size_t channels = size_t(call->voice->config().channels);
-  const size_t chunk_frames = kFloatChunkSamples / channels;
-  int16_t chunk[kFloatChunkSamples];
-  size_t taken = 0;
-  do {
-    const size_t n = frames - taken < chunk_frames ? frames - taken : chunk_frames;
-    for (size_t i = 0; i < n * channels; ++i) chunk[i] = to_pcm16(pcm[taken * channels + i]);
-    const int r = call->voice->push(chunk, n);
-    if (r < 0) return taken > 0 ? int(taken) : r;
-    taken += size_t(r);
-    if (size_t(r) < n) break;  // the ring is full: the rest is cut, as push_audio does
-  } while (taken < frames);
-  return int(taken);
+  return call->voice->push(pcm, frames);
 }
 
 int parley_call_pull_audio_float(parley_call *call, float *out, size_t frames) {
   if (!call || (!out && frames > 0)) return parley::kErrInvalidArgument;
-  const size_t channels = size_t(call->voice->config().channels);
-  const size_t chunk_frames = kFloatChunkSamples / channels;
-  int16_t chunk[kFloatChunkSamples];
-  int result = parley::kOk;
-  for (size_t done = 0; done < frames;) {
-    const size_t n = frames - done < chunk_frames ? frames - done : chunk_frames;
-    const int r = call->voice->pull(chunk, n);
-    if (r < 0) result = r;  // silence was written
-    for (size_t i = 0; i < n * channels; ++i) {
-      out[done * channels + i] = float(chunk[i]) * (1.0f / 32768.0f);
-    }
-    done += n;
-  }
-  return result;
+  return call->voice->pull(out, frames);
 }
 
 int parley_call_set_muted(parley_call *call, int muted) {

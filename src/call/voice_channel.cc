@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <new>
 
@@ -142,6 +143,51 @@ int VoiceChannel::pull(int16_t *out, size_t frames) {
   receiver_->pull(out, frames, now);
   publish(receiver_->stats());
   return kOk;
+}
+
+// The codec and the rings work in 16 bits, which is all the resolution Opus keeps at these
+// rates: float audio converts at the boundary, a stack-sized chunk at a time.
+namespace {
+constexpr size_t kFloatChunkSamples = 960;
+
+int16_t to_pcm16(float x) {
+  if (!(x == x)) return 0;  // NaN
+  const float scaled = x * 32768.0f;
+  if (scaled >= 32767.0f) return 32767;
+  if (scaled <= -32768.0f) return -32768;
+  return static_cast<int16_t>(std::lrint(scaled));
+}
+}  // namespace
+
+int VoiceChannel::push(const float *pcm, size_t frames) {
+  const size_t ch = size_t(config_.channels);
+  const size_t chunk_frames = kFloatChunkSamples / ch;
+  int16_t chunk[kFloatChunkSamples];
+  size_t taken = 0;
+  do {
+    const size_t n = frames - taken < chunk_frames ? frames - taken : chunk_frames;
+    for (size_t i = 0; i < n * ch; ++i) chunk[i] = to_pcm16(pcm[taken * ch + i]);
+    const int r = push(chunk, n);
+    if (r < 0) return taken > 0 ? int(taken) : r;
+    taken += size_t(r);
+    if (size_t(r) < n) break;  // the ring is full: the rest is cut, as for int16
+  } while (taken < frames);
+  return int(taken);
+}
+
+int VoiceChannel::pull(float *out, size_t frames) {
+  const size_t ch = size_t(config_.channels);
+  const size_t chunk_frames = kFloatChunkSamples / ch;
+  int16_t chunk[kFloatChunkSamples];
+  int result = kOk;
+  for (size_t done = 0; done < frames;) {
+    const size_t n = frames - done < chunk_frames ? frames - done : chunk_frames;
+    const int r = pull(chunk, n);
+    if (r != kOk) result = r;  // silence was written
+    for (size_t i = 0; i < n * ch; ++i) out[done * ch + i] = float(chunk[i]) * (1.0f / 32768.0f);
+    done += n;
+  }
+  return result;
 }
 
 void VoiceChannel::publish(const media::JitterStats &s) {

@@ -77,6 +77,10 @@ class VoiceChannel {
   // Host, one playout thread: writes exactly `frames` frames to `out` (audio, concealment or
   // silence). kOk, or kErrCallEnded once the call has ended (`out` is silence then).
   int pull(int16_t *out, size_t frames);
+  // The same for float32 PCM (-1.0 .. 1.0; push clips beyond it and takes NaN as silence),
+  // through the 16-bit path in chunks on the stack: no allocation either.
+  int push(const float *pcm, size_t frames);
+  int pull(float *out, size_t frames);
   void set_muted(bool muted) { muted_.store(muted, std::memory_order_relaxed); }
   bool muted() const { return muted_.load(std::memory_order_relaxed); }
   bool ended() const { return ended_.load(std::memory_order_acquire); }

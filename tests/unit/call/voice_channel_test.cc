@@ -199,6 +199,88 @@ TEST(VoiceChannel, ThreeThreadsCarryAudio) {
   EXPECT_GT(a->stats().sender.frames, 80u);
 }
 
+// RMS level in dB full scale (1.0 = 0 dB) of `x[from..to)`, and its zero crossings per second.
+void level_and_pitch(const std::vector<float> &x, size_t from, size_t to, double *db,
+                     double *hz) {
+  double sum = 0;
+  size_t crossings = 0;
+  for (size_t i = from; i < to; ++i) {
+    sum += double(x[i]) * x[i];
+    if (i > from && (x[i - 1] < 0) != (x[i] < 0)) ++crossings;
+  }
+  *db = 10 * std::log10(sum / double(to - from));
+  *hz = crossings / 2.0 / (double(to - from) / kRate);
+}
+
+// The float32 path is the int16 path behind a conversion: a 440 Hz tone pushed as float and
+// pulled as float comes out at the level of the same tone pushed and pulled as int16, and
+// neither float call allocates. Both pairs run side by side on one thread, so a stall of the
+// machine hits them alike.
+TEST(VoiceChannel, FloatAndInt16CarryTheSameToneAndFloatNeverAllocates) {
+  std::shared_ptr<VoiceChannel> a16, b16, af, bf;
+  ASSERT_NO_FATAL_FAILURE(connect_pair(&a16, &b16));
+  ASSERT_NO_FATAL_FAILURE(connect_pair(&af, &bf));
+  constexpr size_t kTotal = kRate * 3 / 2;
+  constexpr double kAmplitude = 0.5;
+  std::vector<float> out16(kTotal), outf(kTotal);
+  std::vector<int16_t> in16(kChunk), pulled16(kChunk);
+  std::vector<float> inf(kChunk);
+  int float_allocs = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t pos = 0, tick = 0; pos < kTotal; pos += kChunk, ++tick) {
+    for (size_t i = 0; i < kChunk; ++i) {
+      const double v = kAmplitude * std::sin(2 * M_PI * 440 * double(pos + i) / kRate);
+      inf[i] = float(v);
+      in16[i] = int16_t(std::lrint(v * 32768));
+    }
+    EXPECT_EQ(a16->push(in16.data(), kChunk), int(kChunk));
+    int before = g_allocations.load();
+    t_count_allocations = true;
+    const int took = af->push(inf.data(), kChunk);
+    t_count_allocations = false;
+    float_allocs += g_allocations.load() - before;
+    EXPECT_EQ(took, int(kChunk));
+    const int64_t now = int64_t(monotonic_now() / 1000);
+    a16->encode_ready(now);
+    af->encode_ready(now);
+    EXPECT_EQ(b16->pull(pulled16.data(), kChunk), kOk);
+    for (size_t i = 0; i < kChunk; ++i) out16[pos + i] = float(pulled16[i]) / 32768.0f;
+    before = g_allocations.load();
+    t_count_allocations = true;
+    EXPECT_EQ(bf->pull(outf.data() + pos, kChunk), kOk);
+    t_count_allocations = false;
+    float_allocs += g_allocations.load() - before;
+    // Paces the simulated sound card: real time is what the jitter buffer measures.
+    std::this_thread::sleep_until(start + std::chrono::milliseconds(10 * (tick + 1)));
+  }
+  EXPECT_EQ(float_allocs, 0) << "float push/pull allocated";
+  // After the jitter buffer's start-up: the last second.
+  double db16, dbf, hz16, hzf;
+  level_and_pitch(out16, kRate / 2, kTotal, &db16, &hz16);
+  level_and_pitch(outf, kRate / 2, kTotal, &dbf, &hzf);
+  const double expected = 20 * std::log10(kAmplitude / std::sqrt(2.0));
+  std::printf("int16 %.3f dBFS %.1f Hz, float %.3f dBFS %.1f Hz (input %.3f dBFS)\n", db16,
+              hz16, dbf, hzf, expected);
+  EXPECT_NEAR(dbf, db16, 0.1);
+  EXPECT_NEAR(db16, expected, 1.0);
+  EXPECT_NEAR(hz16, 440, 5);
+  EXPECT_NEAR(hzf, 440, 5);
+}
+
+TEST(VoiceChannel, FloatPushClipsAndTakesNaNAsSilence) {
+  std::shared_ptr<VoiceChannel> a, b;
+  ASSERT_NO_FATAL_FAILURE(connect_pair(&a, &b));
+  const float odd[4] = {2.0f, -2.0f, std::nanf(""), 0.25f};
+  EXPECT_EQ(a->push(odd, 4), 4);
+  a->end();
+  EXPECT_EQ(a->push(odd, 4), kErrCallEnded);
+  float out[4] = {1, 1, 1, 1};
+  EXPECT_EQ(b->pull(out, 4), kOk);
+  b->end();
+  EXPECT_EQ(b->pull(out, 4), kErrCallEnded);
+  for (float v : out) EXPECT_EQ(v, 0.0f);
+}
+
 TEST(VoiceChannel, RefusesAfterEndAndPullsSilence) {
   AudioConfig cfg;
   std::shared_ptr<VoiceChannel> c;
