@@ -42,7 +42,8 @@ int parley_call_start(parley_context *ctx, const char *peer_fingerprint, parley_
       ctx->handles[key_of(id)] = h.get();
     }
     // Through the core: a callback may start a call while another thread destroys `ctx`.
-    const int r = parley::capi::on_core(__func__, *ctx->core, [&](pc::Context &c) -> int {
+    const int r = parley::capi::on_core("parley_call_start", *ctx->core,
+                                        [&](pc::Context &c) -> int {
       return c.start_call_with_id(peer, id, &h->voice);
     });
     if (r != parley::kOk) {
@@ -107,8 +108,8 @@ int parley_call_destroy(parley_call *call) {
     }
   }
   // Not under a lock: from inside the callback this runs inline and emits events (which no
-  // longer find the handle). kErrCallNotFound or kErrCallEnded if it already ended, kErrClosed once the
-  // context is gone: both fine.
+  // longer find the handle). kErrCallNotFound or kErrCallEnded if it already ended,
+  // kErrClosed once the context is gone: all fine.
   // Either way through the loop: an event naming the call that the context's thread is
   // delivering right now is over before the handle is freed.
   parley::capi::on_core(__func__, *call->core, [&](pc::Context &ctx) -> int {

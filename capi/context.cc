@@ -271,7 +271,8 @@ int parley_context_relay_fingerprint(parley_context *ctx, char *out, size_t out_
   const int b = parley::capi::check_fingerprint_buffer(__func__, out_len);
   if (b != parley::kOk) return b;
   return guarded(__func__, [&]() -> int {
-    return parley::capi::on_core(__func__, *ctx->core, [&](pc::Context &c) -> int {
+    return parley::capi::on_core("parley_context_relay_fingerprint", *ctx->core,
+                                 [&](pc::Context &c) -> int {
       const auto fp = c.relay_fingerprint();
       if (!fp) {
         return parley::fail(parley::kErrNotRegistered,
@@ -293,7 +294,7 @@ int parley_context_trust_relay(parley_context *ctx, const char *relay_fingerprin
       return parley::fail(parley::kErrFingerprintInvalid,
                           "parley_context_trust_relay: relay_fingerprint is not 64 hex digits");
     }
-    return parley::capi::on_core(__func__, *ctx->core,
+    return parley::capi::on_core("parley_context_trust_relay", *ctx->core,
                                  [&](pc::Context &c) -> int { return c.trust_relay(fp); });
   });
 }
@@ -301,7 +302,7 @@ int parley_context_trust_relay(parley_context *ctx, const char *relay_fingerprin
 int parley_context_network_changed(parley_context *ctx) {
   PARLEY_REQUIRE_HANDLE(kContext, ctx);
   return guarded(__func__, [&]() -> int {
-    return parley::capi::on_core(__func__, *ctx->core,
+    return parley::capi::on_core("parley_context_network_changed", *ctx->core,
                                  [](pc::Context &c) -> int { return c.network_changed(); });
   });
 }

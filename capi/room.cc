@@ -107,7 +107,7 @@ int parley_room_join(parley_context *ctx, const char *room_id, parley_room **out
       }
       parley::capi::handle_add(HandleKind::kRoom, h.get());
     }
-    const int r = parley::capi::on_core(__func__, *ctx->core,
+    const int r = parley::capi::on_core("parley_room_join", *ctx->core,
                                         [&](pc::Context &c) -> int { return c.join_room(id); });
     if (r != parley::kOk) {
       {
@@ -214,7 +214,7 @@ int parley_room_members(parley_room *room, parley_room_member *out, size_t *coun
     if (!out) return parley::kOk;
     if (capacity < members.size()) {
       return parley::fail(parley::kErrBufferTooSmall, "%s: %zu members, room for %zu",
-                          __func__, members.size(), capacity);
+                          "parley_room_members", members.size(), capacity);
     }
     for (size_t i = 0; i < members.size(); ++i) {
       std::memset(&out[i], 0, sizeof out[i]);

@@ -501,7 +501,7 @@ PARLEY_API int parley_netcheck_run(const parley_netcheck_options *options, char 
 /* Contexts and calls                                                                       */
 /* ---------------------------------------------------------------------------------------- */
 /*
- * Threading (docs/design.md "Threading"; the full rules are in docs/c-api.md):
+ * Threading (docs/design.md "Threading contract"; the full rules are in docs/c-api.md):
  *  - A context runs its own event loop on one internal thread (the context's thread). Every
  *    function below may be called from any thread, except where marked.
  *  - Events go either to the callback given in the config, on the context's thread, one at a
@@ -897,8 +897,8 @@ PARLEY_API int parley_context_event_fd(parley_context *ctx, int *fd);
 
 /**
  * parley_context_fingerprint writes the context's own fingerprint (64 hex + NUL) to `out`
- * (`out_len` >= PARLEY_FINGERPRINT_BUF_LEN). Returns 0, PARLEY_ERR_INVALID_ARGUMENT, PARLEY_ERR_INVALID_HANDLE or
- * PARLEY_ERR_BUFFER_TOO_SMALL.
+ * (`out_len` >= PARLEY_FINGERPRINT_BUF_LEN). Returns 0, PARLEY_ERR_INVALID_ARGUMENT,
+ * PARLEY_ERR_INVALID_HANDLE or PARLEY_ERR_BUFFER_TOO_SMALL.
  */
 PARLEY_API int parley_context_fingerprint(parley_context *ctx, char *out, size_t out_len);
 

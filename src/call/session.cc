@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include <sodium.h>
 
 #include "base/clock.h"
 #include "base/error.h"

@@ -3,7 +3,7 @@
 // certificate). One implementation file per backend, chosen at configure time
 // (-DPARLEY_TLS=gnutls|boringssl): backend_gnutls.cc, backend_boringssl.cc. The QUIC TLS session
 // is the other half of the seam (quic/tls.h, quic/tls_<backend>.cc). No other file includes a
-// TLS library (tests/unit/crypto/seam_test.cc checks it). libsodium, used everywhere, is not
+// TLS library (tests/integration/crypto_seam.sh checks it). libsodium, used everywhere, is not
 // part of the seam.
 #ifndef PARLEY_CRYPTO_BACKEND_H
 #define PARLEY_CRYPTO_BACKEND_H
