@@ -211,6 +211,7 @@ void parley_context::translate(const pc::Event &e) {
       break;
     case pc::EventType::kIncomingCall:
       ev.type = PARLEY_EVENT_INCOMING_CALL;
+      ev.call_state = PARLEY_CALL_INCOMING;
       break;
     case pc::EventType::kCallState:
       ev.type = PARLEY_EVENT_CALL_STATE;

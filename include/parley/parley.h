@@ -556,8 +556,9 @@ typedef enum parley_event_type {
   /** An application datagram from the peer (parley_call_send_datagram). call, user_data,
    * peer; data/len: the payload. */
   PARLEY_EVENT_DATAGRAM = 4,
-  /** A call's media moved between paths. call, user_data; path_from -> path (parley_path);
-   * text: the reason; error: why the direct path was lost (a move to the relay), or 0. */
+  /** A call's media moved between paths. call, user_data, peer; path_from -> path
+   * (parley_path); text: the reason (parley_call_get_stats' direct_error says why a direct
+   * path was lost). */
   PARLEY_EVENT_PATH_CHANGED = 5,
   /** An error not tied to a call. error, text, origin; and either room, user_data: the relay
    * refused a room join (the room handle then counts as left: destroy it); or peer with

@@ -70,6 +70,7 @@ static void on_readable(party *q) {
         break;
       case PARLEY_EVENT_INCOMING_CALL:
         CHECK(ev.user_data == NULL);
+        CHECK(ev.call_state == PARLEY_CALL_INCOMING);
         q->call = ev.call;
         CHECK(parley_call_set_user_data(q->call, &q->token) == PARLEY_OK);
         CHECK(parley_call_user_data(q->call) == &q->token);
