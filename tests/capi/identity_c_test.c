@@ -62,6 +62,11 @@ int main(void) {
   CHECK(strcmp(parley_strerror(PARLEY_ERR_SEED_FILE_PERMISSIONS),
                "seed file permissions too open") == 0);
   CHECK(strcmp(parley_strerror(12345), "unknown error") == 0);
+  CHECK(strcmp(parley_error_name(PARLEY_OK), "PARLEY_OK") == 0);
+  CHECK(strcmp(parley_error_name(PARLEY_ERR_WRONG_CALL_STATE), "PARLEY_ERR_WRONG_CALL_STATE") == 0);
+  CHECK(strcmp(parley_error_name(12345), "unknown") == 0);
+  CHECK(strcmp(parley_event_type_name(PARLEY_EVENT_ROOM_FRAME), "PARLEY_EVENT_ROOM_FRAME") == 0);
+  CHECK(strcmp(parley_event_type_name(-1), "unknown") == 0);
 
   /* logging: a host sink receives parley's lines */
   CHECK(parley_log_set_level(99) == PARLEY_ERR_INVALID_ARGUMENT);

@@ -135,12 +135,18 @@ static void double_free_and_stale_handles(void) {
   CHECK_ERR(parley_context_destroy(ctx), PARLEY_ERR_INVALID_HANDLE);
   CHECK(strstr(parley_last_error_message(), "parley_context") != NULL);
   CHECK_ERR(parley_context_poll_event(ctx, &ev), PARLEY_ERR_INVALID_HANDLE);
+  CHECK_ERR(parley_context_wait_event(ctx, &ev, 1), PARLEY_ERR_INVALID_HANDLE);
+  CHECK_ERR(parley_context_wake(ctx), PARLEY_ERR_INVALID_HANDLE);
+  {
+    int fd = 7;
+    CHECK_ERR(parley_context_event_fd(ctx, &fd), PARLEY_ERR_INVALID_HANDLE);
+  }
   CHECK_ERR(parley_context_fingerprint(ctx, fp, sizeof fp), PARLEY_ERR_INVALID_HANDLE);
   CHECK_ERR(parley_call_start(ctx, relay.fingerprint, &call), PARLEY_ERR_INVALID_HANDLE);
   CHECK(call == NULL);
 
-  parley_identity_destroy(id);
-  parley_identity_destroy(id); /* ignored, logged */
+  CHECK_ERR(parley_identity_destroy(id), PARLEY_OK);
+  CHECK_ERR(parley_identity_destroy(id), PARLEY_ERR_INVALID_HANDLE); /* ignored, logged */
   CHECK_ERR(parley_identity_fingerprint(id, fp, sizeof fp), PARLEY_ERR_INVALID_HANDLE);
   {
     parley_context_config cfg;
@@ -282,8 +288,13 @@ static void wrong_thread_destroy(void) {
   }
   CHECK(probe.done);
   CHECK_ERR(probe.destroy_result, PARLEY_ERR_WRONG_THREAD);
-  /* Polling a callback context is a misuse too. */
+  /* Polling a callback context is a misuse too, and so is asking it for an event fd. */
   CHECK_ERR(parley_context_poll_event(ctx, &ev), PARLEY_ERR_INVALID_ARGUMENT);
+  {
+    int fd = 7;
+    CHECK_ERR(parley_context_event_fd(ctx, &fd), PARLEY_ERR_INVALID_ARGUMENT);
+    CHECK(fd == -1);
+  }
   CHECK_ERR(parley_context_destroy(ctx), PARLEY_OK);
   parley_identity_destroy(id);
 }
@@ -296,6 +307,7 @@ static void after_hangup(void) {
   char fpb[PARLEY_FINGERPRINT_BUF_LEN], fp[PARLEY_FINGERPRINT_BUF_LEN];
   static int16_t big[48000 * 10];
   int16_t pcm[960];
+  static float fpcm[960];
   uint8_t payload[PARLEY_DATAGRAM_MAX + 1];
   parley_call_stats st;
   int r;
@@ -378,17 +390,27 @@ static void after_hangup(void) {
   CHECK_ERR(parley_call_reject(incoming), PARLEY_ERR_CALL_ENDED);
   CHECK_ERR(parley_call_send_datagram(call, payload, 4), PARLEY_ERR_CALL_ENDED);
   CHECK_ERR(parley_call_push_audio(call, pcm, 960), PARLEY_ERR_CALL_ENDED);
+  CHECK_ERR(parley_call_push_audio_float(call, fpcm, 960), PARLEY_ERR_CALL_ENDED);
   pcm[0] = 123;
   CHECK_ERR(parley_call_pull_audio(incoming, pcm, 960), PARLEY_ERR_CALL_ENDED);
   CHECK(pcm[0] == 0); /* silence */
+  fpcm[0] = 0.5f;
+  CHECK_ERR(parley_call_pull_audio_float(incoming, fpcm, 960), PARLEY_ERR_CALL_ENDED);
+  CHECK(fpcm[0] == 0.0f);
   st.struct_size = sizeof st;
   CHECK_ERR(parley_call_get_stats(call, &st), PARLEY_ERR_CALL_ENDED);
   CHECK_ERR(parley_call_peer(call, fp, sizeof fp), PARLEY_OK); /* still answers */
   CHECK(strcmp(fp, fpb) == 0);
 
-  /* Released handles are not live; releasing twice is ignored. */
-  parley_call_destroy(call);
-  parley_call_destroy(call);
+  /* User data stays readable on an ended call. */
+  CHECK_ERR(parley_call_set_user_data(call, fpcm), PARLEY_OK);
+  CHECK(parley_call_user_data(call) == fpcm);
+
+  /* Destroyed handles are not live; destroying twice is ignored. */
+  CHECK_ERR(parley_call_destroy(call), PARLEY_OK);
+  CHECK_ERR(parley_call_destroy(call), PARLEY_ERR_INVALID_HANDLE);
+  CHECK_ERR(parley_call_set_user_data(call, pcm), PARLEY_ERR_INVALID_HANDLE);
+  CHECK(parley_call_user_data(call) == NULL);
   CHECK_ERR(parley_call_hangup(call), PARLEY_ERR_INVALID_HANDLE);
   CHECK_ERR(parley_call_peer(call, fp, sizeof fp), PARLEY_ERR_INVALID_HANDLE);
   CHECK_ERR(parley_call_get_stats(call, &st), PARLEY_ERR_INVALID_HANDLE);

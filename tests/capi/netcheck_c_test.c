@@ -23,6 +23,11 @@ int main(int argc, char **argv) {
   char out[16384];
   size_t len;
 
+  CHECK(parley_netcheck_options_init(NULL) == PARLEY_ERR_INVALID_ARGUMENT);
+  CHECK(parley_netcheck_options_init_sized(&o, 4) == PARLEY_ERR_INVALID_ARGUMENT);
+  memset(&o, 0xAB, sizeof o);
+  CHECK(parley_netcheck_options_init(&o) == PARLEY_OK);
+  CHECK(o.struct_size == sizeof o && o.stun_servers == NULL && o.deadline_ms == 0);
   memset(&o, 0, sizeof o);
   len = sizeof out;
   CHECK(parley_netcheck_run(NULL, out, &len) == PARLEY_ERR_INVALID_ARGUMENT);

@@ -29,6 +29,7 @@ static int wait_room(party *p, int type, uint32_t members, parley_event *out, ui
     if (parley_context_wait_event(p->ctx, &ev, (uint32_t)left) != 1) continue;
     if (ev.type != type || ev.room != p->room) continue;
     if (type == PARLEY_EVENT_ROOM_UPDATE && ev.member_count != members) continue;
+    CHECK(ev.user_data == parley_room_user_data(p->room));
     *out = ev;
     if (buf && ev.len) memcpy(buf, ev.data, ev.len);
     return 1;
@@ -79,7 +80,10 @@ int main(int argc, char **argv) {
 
   CHECK(parley_room_join(p[0].ctx, "not-a-room", &dup) == PARLEY_ERR_INVALID_ARGUMENT);
   CHECK(dup == NULL);
-  for (i = 0; i < 3; ++i) CHECK(parley_room_join(p[i].ctx, room_id, &p[i].room) == PARLEY_OK);
+  for (i = 0; i < 3; ++i) {
+    CHECK(parley_room_join(p[i].ctx, room_id, &p[i].room) == PARLEY_OK);
+    CHECK(parley_room_set_user_data(p[i].room, &p[i]) == PARLEY_OK); /* events carry it */
+  }
   CHECK(parley_room_join(p[0].ctx, room_id, &dup) == PARLEY_ERR_INVALID_ARGUMENT); /* twice */
   for (i = 0; i < 3; ++i) {
     CHECK(wait_room(&p[i], PARLEY_EVENT_ROOM_UPDATE, 3, &ev, NULL));
@@ -167,8 +171,11 @@ int main(int argc, char **argv) {
     for (i = 0; i < 2; ++i) CHECK(wait_room(&p[i], PARLEY_EVENT_ROOM_UPDATE, 2, &ev, NULL));
     parley_room_destroy(again);
   }
-  parley_room_destroy(p[2].room);
-  parley_room_destroy(p[2].room); /* ignored, logged */
+  CHECK(parley_room_set_user_data(p[2].room, &p[2]) == PARLEY_OK);
+  CHECK(parley_room_user_data(p[2].room) == &p[2]);
+  CHECK(parley_room_destroy(p[2].room) == PARLEY_OK);
+  CHECK(parley_room_destroy(p[2].room) == PARLEY_ERR_INVALID_HANDLE); /* ignored, logged */
+  CHECK(parley_room_user_data(p[2].room) == NULL);
   CHECK(parley_room_leave(p[2].room) == PARLEY_ERR_INVALID_HANDLE);
 
   /* p[1]'s context goes away with its room handle still held: requests say so. */
