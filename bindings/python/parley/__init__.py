@@ -51,7 +51,7 @@ from .identity import Identity, certificate_fingerprint, normalize_fingerprint
 from .netcheck import netcheck
 from .room import Room, RoomMember, room_id_generate
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def version() -> int:
@@ -60,7 +60,7 @@ def version() -> int:
 
 
 def version_string() -> str:
-    """The loaded library's version, e.g. "0.1.0"."""
+    """The loaded library's version, e.g. "0.2.0"."""
     return _lib.version_string().decode()
 
 

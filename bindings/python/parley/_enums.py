@@ -13,7 +13,7 @@ from typing import Type, TypeVar, Union
 
 # The header version this binding mirrors (PARLEY_VERSION_*).
 VERSION_MAJOR = 0
-VERSION_MINOR = 1
+VERSION_MINOR = 2
 VERSION_PATCH = 0
 VERSION_NUM = (VERSION_MAJOR << 16) | (VERSION_MINOR << 8) | VERSION_PATCH
 
@@ -83,6 +83,9 @@ class ErrorCode(enum.IntEnum):
     NO_USABLE_ADDRESS = -48
     ADDRESS_FAMILY = -49
     ALL_ADDRESSES_FAILED = -50
+    NOT_A_MEMBER = -51  # room send/leave when not a member (CALL_NOT_FOUND before 0.2)
+    CALL_NOT_ACTIVE = -52  # send_datagram/stats before ACTIVE (CALL_NOT_FOUND before 0.2)
+    WRONG_CALL_STATE = -53  # accept/reject of an outgoing or answered call (likewise)
 
     @property
     def c_name(self) -> str:
@@ -114,11 +117,15 @@ class EventType(enum.IntEnum):
 
 
 class QualityMode(enum.IntEnum):
+    """parley_quality_mode (PARLEY_QUALITY_MODE_*)."""
+
     ADAPTIVE = 0
     FIXED = 1
 
 
 class QualityReason(enum.IntEnum):
+    """parley_quality_reason (PARLEY_QUALITY_REASON_*)."""
+
     NONE = 0  # not in the header: the stats' "no change yet"
     LOSS = 1
     CONGESTION = 2

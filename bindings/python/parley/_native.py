@@ -58,15 +58,16 @@ class EventStruct(Structure):
         ("profile_from", c_int),
         ("quality_reason", c_int),
         ("timestamp", c_uint32),  # QUALITY_CHANGED and ROOM_FRAME
-        # Appended with rooms; an older library leaves them zero (the binding zeroes the
-        # struct before every poll and passes its size, so it never writes past them).
+        # Appended with rooms (the binding zeroes the struct before every poll and passes
+        # its size, so a library never writes past the fields it declares).
         ("room", c_void_p),  # parley_room *
         ("stream_id", c_uint32),
         ("sequence", c_uint32),
         ("member_count", c_uint32),
-        # Appended with parley_context_trust_relay: a library without that function leaves
-        # it zero, which would read as PARLEY_ORIGIN_LOCAL (see has_origin()).
         ("origin", c_int),  # parley_origin
+        # Appended in 0.2.0: the event's call's user data (else its room's), read at
+        # delivery. The binding stores its own token there (see Context._translate).
+        ("user_data", c_void_p),
     ]
 
 
@@ -158,7 +159,7 @@ class NetcheckOptionsStruct(Structure):
     ]
 
 
-# The layout of 0.1.0's first release ends with parley_event.len: poll_event_v2 refuses less.
+# The first layout ends with parley_event.len: parley_context_poll_event_sized refuses less.
 EVENT_MIN_SIZE = EventStruct.len.offset + ctypes.sizeof(c_size_t)
 
 # --------------------------------------------------------------------------------------------
@@ -171,6 +172,7 @@ _REQUIRED = {
     "parley_version": (c_uint32, []),
     "parley_version_string": (c_char_p, []),
     "parley_strerror": (c_char_p, [c_int]),
+    "parley_error_name": (c_char_p, [c_int]),
     "parley_last_error_message": (c_char_p, []),
     "parley_log_set_level": (c_int, [c_int]),
     "parley_identity_generate": (c_int, [_PP]),
@@ -181,45 +183,58 @@ _REQUIRED = {
     "parley_identity_public_key": (c_int, [_P, c_void_p]),
     "parley_identity_export_seed": (c_int, [_P, c_void_p]),
     "parley_identity_certificate_der": (c_int, [_P, c_void_p, POINTER(c_size_t)]),
-    "parley_identity_free": (None, [_P]),
+    "parley_identity_destroy": (c_int, [_P]),
     "parley_certificate_fingerprint": (c_int, [c_void_p, c_size_t, c_void_p, c_size_t]),
     "parley_fingerprint_normalize": (c_int, [c_char_p, c_void_p, c_size_t]),
+    "parley_netcheck_options_init_sized": (c_int, [POINTER(NetcheckOptionsStruct), c_size_t]),
     "parley_netcheck_run": (c_int, [POINTER(NetcheckOptionsStruct), c_void_p, POINTER(c_size_t)]),
-    "parley_context_config_init": (c_int, [c_void_p]),
+    # The header's natural names (parley_context_config_init, _poll_event, _wait_event) are
+    # macros passing its sizeof: ctypes calls the _sized functions with the struct's size.
+    "parley_context_config_init_sized": (c_int, [c_void_p, c_size_t]),
     "parley_context_create": (c_int, [_P, c_void_p, _PP]),
     "parley_context_destroy": (c_int, [_P]),
-    "parley_context_poll_event_v2": (c_int, [_P, POINTER(EventStruct), c_size_t]),
+    "parley_context_poll_event_sized": (c_int, [_P, POINTER(EventStruct), c_size_t]),
+    "parley_context_wait_event_sized": (c_int, [_P, POINTER(EventStruct), c_size_t, c_uint32]),
+    "parley_context_wake": (c_int, [_P]),
+    "parley_context_event_fd": (c_int, [_P, POINTER(c_int)]),
+    "parley_event_type_name": (c_char_p, [c_int]),
     "parley_context_fingerprint": (c_int, [_P, c_void_p, c_size_t]),
+    "parley_context_relay_fingerprint": (c_int, [_P, c_void_p, c_size_t]),
+    "parley_context_trust_relay": (c_int, [_P, c_char_p]),
+    "parley_context_network_changed": (c_int, [_P]),
     "parley_call_start": (c_int, [_P, c_char_p, _PP]),
     "parley_call_accept": (c_int, [_P]),
     "parley_call_reject": (c_int, [_P]),
     "parley_call_hangup": (c_int, [_P]),
-    "parley_call_release": (None, [_P]),
+    "parley_call_destroy": (c_int, [_P]),
+    "parley_call_set_user_data": (c_int, [_P, c_void_p]),
+    "parley_call_user_data": (c_void_p, [_P]),
     "parley_call_peer": (c_int, [_P, c_void_p, c_size_t]),
     "parley_call_push_audio": (c_int, [_P, c_void_p, c_size_t]),
     "parley_call_pull_audio": (c_int, [_P, c_void_p, c_size_t]),
+    "parley_call_push_audio_float": (c_int, [_P, c_void_p, c_size_t]),
+    "parley_call_pull_audio_float": (c_int, [_P, c_void_p, c_size_t]),
     "parley_call_set_muted": (c_int, [_P, c_int]),
     "parley_call_send_datagram": (c_int, [_P, c_void_p, c_size_t]),
     "parley_call_get_stats": (c_int, [_P, POINTER(CallStatsStruct)]),
-}
-
-# Functions a newer header added; missing from an older library (the binding degrades).
-_OPTIONAL = {
-    "parley_context_relay_fingerprint": (c_int, [_P, c_void_p, c_size_t]),
-    "parley_context_trust_relay": (c_int, [_P, c_char_p]),
-    "parley_context_network_changed": (c_int, [_P]),
-    "parley_context_config_init_v2": (c_int, [c_void_p, c_size_t]),
-    "parley_context_wait_event": (c_int, [_P, POINTER(EventStruct), c_size_t, c_uint32]),
     "parley_room_id_generate": (c_int, [c_void_p, c_size_t]),
     "parley_room_join": (c_int, [_P, c_char_p, _PP]),
     "parley_room_leave": (c_int, [_P]),
-    "parley_room_release": (None, [_P]),
+    "parley_room_destroy": (c_int, [_P]),
+    "parley_room_set_user_data": (c_int, [_P, c_void_p]),
+    "parley_room_user_data": (c_void_p, [_P]),
     "parley_room_members": (c_int, [_P, POINTER(RoomMemberStruct), POINTER(c_size_t)]),
     "parley_room_send": (c_int, [_P, c_uint32, c_uint32, c_int, c_void_p, c_size_t]),
 }
 
+# Functions a header newer than the one this binding mirrors (0.2.0) may add: declared here
+# as they come, None on a library that lacks them (the binding then degrades). None yet:
+# the version check at import guarantees everything of 0.2.0.
+_OPTIONAL: dict = {}
+
 # The room functions come as a set: the binding offers rooms only when all are there.
-ROOM_FUNCTIONS = tuple(name for name in _OPTIONAL if name.startswith("parley_room_"))
+ROOM_FUNCTIONS = tuple(name for name in (*_REQUIRED, *_OPTIONAL)
+                       if name.startswith("parley_room_"))
 
 
 class _Lib:
@@ -284,7 +299,7 @@ def room_id_buffer() -> ctypes.Array:
 
 
 def has_origin() -> bool:
-    """Whether the loaded library fills parley_event.origin (it came with trust_relay)."""
+    """Whether the loaded library fills parley_event.origin (every 0.2 library does)."""
     return lib.context_trust_relay is not None
 
 

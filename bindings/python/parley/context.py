@@ -4,26 +4,34 @@ Why poll mode: the C API can deliver events either to a callback on the context'
 thread or into a queue the host polls. A Python callback would run on a foreign thread
 while holding the GIL, could stall the library's event loop, and must never destroy its
 context; polling keeps every event on the thread that asks for it. ``events()`` and
-``wait_for()`` block in parley_context_wait_event (ctypes releases the GIL meanwhile), in
-slices of at most 100 ms so that close() from another thread and Ctrl-C are never held up
-for longer. Against an older libparley without it they poll with short sleeps (1-10 ms).
+``wait_for()`` block in parley_context_wait_event_sized (ctypes releases the GIL meanwhile);
+close() from another thread ends such a wait at once with parley_context_wake. On the main
+thread the wait is cut into slices of at most 100 ms, so that Ctrl-C (which Python handles
+between C calls) is never held up for longer. ``events_async()`` is the asyncio form: it
+waits for parley_context_event_fd to become readable (loop.add_reader) and polls, so no
+thread blocks at all.
 
 Handles: the C API hands out one ``parley_call *`` per call (from parley_call_start or an
 INCOMING_CALL event) and one ``parley_room *`` per room membership (parley_room_join) that
-the host owns until it releases them. The Context keeps a dict of each keyed by pointer, so
-every event about a call or room yields the same Call or Room object, and close() releases
-whatever the host did not.
+the host owns until it destroys them. The Context gives each Call and Room an int token and
+attaches it to the handle as its user data (parley_call_set_user_data,
+parley_room_set_user_data); every event carries it back in parley_event.user_data, so every
+event about a call or room yields the same Call or Room object (dicts keyed by token, never
+by a pointer whose memory a later handle may reuse), and close() releases whatever the host
+did not.
 
 Locking: two re-entrant locks per Context, always taken in this order.
 - The poll lock serialises fetching events (an event's pointers are only valid until the
-  next poll on the context) and is held while blocking in parley_context_wait_event, which
-  must not race with parley_context_destroy: close() raises a flag first, and a waiter gives
-  the lock up (raising Error CLOSED) within one slice.
+  next poll on the context) and is held while blocking in parley_context_wait_event_sized,
+  which must not race with parley_context_destroy: close() raises a flag first and wakes the
+  waiter (parley_context_wake), which gives the lock up raising Error CLOSED.
 - The context lock guards the pointer dicts, call and room control (accept, hangup, stats,
   send, leave, ...) and destruction, so a Call or Room method never races with close(). It is
   never held while waiting for events, so control calls from other threads do not wait for a
-  waiter. Events are translated under it: a call or room created under it is in its dict
-  before any event naming it is translated.
+  waiter. Events are translated under it: a call or room created under it has its token set
+  (and is in its dict) before any event naming it is translated. (An event polled between
+  parley_call_start and the token being set carries no user data: translation then reads the
+  handle's user data, set by then, under the lock.)
 push()/pull() take no lock: they are the real-time path, to be called from one capture
 thread and one playout thread, which must stop before the call is released.
 """
@@ -32,13 +40,16 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import itertools
 import math
+import os
 import sys
 import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import (Any, AsyncIterator, Callable, Dict, Iterable, Iterator, List, Optional,
+                    Tuple, Union)
 
 from ._enums import (
     DATAGRAM_MAX,
@@ -81,14 +92,15 @@ def _close_open_contexts() -> None:
             pass
 
 
-# The longest single parley_context_wait_event: bounds how long close() from another thread
-# and KeyboardInterrupt wait for a thread blocked in events()/wait_for().
+# The longest single parley_context_wait_event_sized on the main thread: bounds how long
+# KeyboardInterrupt waits for it (close() wakes a waiter at once, on any thread).
 _WAIT_SLICE_MS = 100
+# Elsewhere one wait may last this long (no signal lands on other threads); a wait without a
+# deadline simply waits again.
+_WAIT_LONG_MS = 3_600_000
 
-# Without parley_context_wait_event (an older libparley): sleep between empty polls, starting
-# short (events usually come in bursts) and backing off.
-_POLL_SLEEP_MIN = 0.001
-_POLL_SLEEP_MAX = 0.010
+# Tokens (the user data of call and room handles): unique for the process's life, never 0.
+_tokens = itertools.count(1)
 
 
 # parley_context_config.stun_servers takes at most this many servers (more: INVALID_ARGUMENT).
@@ -121,9 +133,10 @@ def _stun_servers_text(stun_servers: Optional[Union[str, Iterable[str]]]) -> Opt
 class Event:
     """One parley_event, copied out of the library (its pointers die at the next poll).
 
-    ``call`` is the Call concerned (the same object for the same call, every time), ``room``
-    the Room concerned (ROOM_UPDATE, ROOM_FRAME, and QUALITY_CHANGED of a room, which has no
-    ``call``); None otherwise, or once the host released it.
+    ``call`` is the Call concerned (the same object for the same call, every time: parley
+    hands its token back in parley_event.user_data), ``room`` the Room concerned (ROOM_UPDATE,
+    ROOM_FRAME, and QUALITY_CHANGED of a room, which has no ``call``); None otherwise, or once
+    the host released it. Attach your own data to a Call or Room with its ``tag``.
 
     Fields that only some event types carry are None for the others: relay_state
     (RELAY_STATE), call_state (CALL_STATE), path/path_from (PATH_CHANGED), profile,
@@ -169,7 +182,11 @@ class Event:
     origin: Optional[Union[Origin, int]] = None
 
     def __repr__(self) -> str:
-        parts = [self.type.name if isinstance(self.type, EventType) else f"type={self.type}"]
+        if isinstance(self.type, EventType):
+            parts = [self.type.name]
+        else:  # newer than this binding: the library may still know its name
+            name = lib.event_type_name(int(self.type)).decode(errors="replace")
+            parts = [name if name.startswith("PARLEY_") else f"type={self.type}"]
         if self.room is not None:
             parts.append(f"room={self.room.id[:12]}")
         for name in ("relay_state", "call_state", "path_from", "path", "profile_from",
@@ -304,31 +321,21 @@ class Context(Closeable):
         self._lock = threading.RLock()  # the context lock (see the module docstring)
         self._poll_lock = threading.RLock()  # taken before the context lock, never after
         self._closing = False
-        self._calls: Dict[int, Call] = {}
-        self._rooms: Dict[int, Room] = {}
+        self._calls: Dict[int, Call] = {}  # token (the handle's user data) -> Call
+        self._rooms: Dict[int, Room] = {}  # token -> Room
+        # (loop, future) of each events_async() generator waiting: close() wakes them.
+        self._async_waiters: List[Tuple[Any, Any]] = []
         self._event = EventStruct()
         self.sample_rate = sample_rate or 48000  # 0 means the default in the C API too
         self.channels = channels or 1
         self.relay_state: Union[RelayState, int] = RelayState.IDLE
 
-        storage: Any
-        if lib.context_config_init_v2 is not None:
-            # Zeroes min(our size, the library's) bytes and sets struct_size to that: a
-            # smaller value says the library is older and ignores the fields past it.
-            config = storage = ContextConfigStruct()
-            check(lib.context_config_init_v2(ctypes.addressof(storage), ctypes.sizeof(storage)),
-                  "parley_context_config_init_v2")
-        else:
-            # config_init writes the *library's* sizeof(parley_context_config), which a newer
-            # library may have grown: give it room, then declare the layout we know.
-            storage = (ctypes.c_uint8 * (ctypes.sizeof(ContextConfigStruct) + 1024))()
-            check(lib.context_config_init(storage), "parley_context_config_init")
-            config = ContextConfigStruct.from_buffer(storage)
-            if not 0 < config.struct_size <= ctypes.sizeof(storage):
-                raise Error(ErrorCode.INTERNAL,
-                            f"parley_context_config_init: struct_size {config.struct_size}",
-                            "Context")
-            config.struct_size = min(config.struct_size, ctypes.sizeof(ContextConfigStruct))
+        # parley_context_config_init (a macro) with our struct's size: zeroes min(our size,
+        # the library's) bytes and sets struct_size to that; a smaller value says the library
+        # is older and ignores the fields past it.
+        config = storage = ContextConfigStruct()
+        check(lib.context_config_init_sized(ctypes.addressof(storage), ctypes.sizeof(storage)),
+              "parley_context_config_init_sized")
         library_size = config.struct_size
         config.relay_address = c_str(relay_address)
         config.relay_fingerprint = c_str(relay_fingerprint)
@@ -357,8 +364,8 @@ class Context(Closeable):
                 raise Error(ErrorCode.INVALID_ARGUMENT, "this libparley has no quality cap",
                             "Context")
             config.quality_best_profile = best_profile
-        # Fields appended to parley_context_config since 0.1.0: set only when not the
-        # default (zero / NULL), so an older library that lacks them still works.
+        # Fields appended to parley_context_config since its first layout: set only when not
+        # the default (zero / NULL), so a library that lacks them still works.
         # The ctypes struct keeps a reference to every bytes object assigned to a c_char_p
         # field (stun_servers too), so the strings live until parley_context_create returns.
         appended = (("dtx", 1 if dtx else 0), ("no_path_timeout_ms", no_path_timeout_ms),
@@ -451,6 +458,18 @@ class Context(Closeable):
             check(lib.context_network_changed(self._handle), "parley_context_network_changed")
 
     @property
+    def event_fd(self) -> int:
+        """parley_context_event_fd: a descriptor that is readable exactly while events are
+        queued, for the host's own loop (select/poll/epoll): when it is readable, poll()
+        until it returns None. It belongs to the context: do not read, write or close it,
+        and remove it from your loop before close() (which closes it). events_async() uses
+        it for asyncio."""
+        fd = ctypes.c_int(-1)
+        with self._lock:
+            check(lib.context_event_fd(self._handle, ctypes.byref(fd)), "parley_context_event_fd")
+        return fd.value
+
+    @property
     def calls(self) -> List["Call"]:
         """The calls not released yet."""
         with self._lock:
@@ -471,15 +490,23 @@ class Context(Closeable):
     def call(self, peer_fingerprint: str) -> "Call":
         """Calls a peer through the relay; progress arrives as CALL_STATE events."""
         out = ctypes.c_void_p()
-        with self._lock:  # no poll may see the new pointer before it is in the dict
+        with self._lock:  # no event is translated before the token is set and in the dict
             check(lib.call_start(self._handle, c_str(peer_fingerprint), ctypes.byref(out)),
                   "parley_call_start")
             try:
-                call = Call(self, out.value, incoming=False)
+                call = self._adopt_call(out.value, incoming=False)
             except BaseException:
-                lib.call_release(out.value)
+                lib.call_destroy(out.value)
                 raise
-            self._calls[out.value] = call
+        return call
+
+    def _adopt_call(self, ptr: int, incoming: bool) -> "Call":
+        """A Call for a new handle: its token goes into the handle's user data and the dict
+        (the context lock is held)."""
+        token = next(_tokens)
+        call = Call(self, ptr, incoming=incoming, token=token)
+        check(lib.call_set_user_data(ptr, token), "parley_call_set_user_data")
+        self._calls[token] = call
         return call
 
     # -- rooms -------------------------------------------------------------------------------
@@ -499,14 +526,16 @@ class Context(Closeable):
         require_rooms("Context.join_room")
         encoded = c_str(room_id)
         out = ctypes.c_void_p()
-        with self._lock:  # no poll may see the new pointer before it is in the dict
+        with self._lock:  # no event is translated before the token is set and in the dict
             check(lib.room_join(self._handle, encoded, ctypes.byref(out)), "parley_room_join")
             try:
-                room = Room(self, out.value, room_id.lower())
+                token = next(_tokens)
+                room = Room(self, out.value, room_id.lower(), token)
+                check(lib.room_set_user_data(out.value, token), "parley_room_set_user_data")
             except BaseException:
-                lib.room_release(out.value)
+                lib.room_destroy(out.value)
                 raise
-            self._rooms[out.value] = room
+            self._rooms[token] = room
         return room
 
     # -- events ------------------------------------------------------------------------------
@@ -523,11 +552,11 @@ class Context(Closeable):
         size = ctypes.sizeof(ev)
         ctypes.memset(ctypes.byref(ev), 0, size)  # an older library writes less
         if timeout_ms > 0:
-            rc = check(lib.context_wait_event(handle, ctypes.byref(ev), size, timeout_ms),
-                       "parley_context_wait_event")
+            rc = check(lib.context_wait_event_sized(handle, ctypes.byref(ev), size, timeout_ms),
+                       "parley_context_wait_event_sized")
         else:
-            rc = check(lib.context_poll_event_v2(handle, ctypes.byref(ev), size),
-                       "parley_context_poll_event_v2")
+            rc = check(lib.context_poll_event_sized(handle, ctypes.byref(ev), size),
+                       "parley_context_poll_event_sized")
         if rc == 0:
             return None
         with self._lock:
@@ -536,14 +565,16 @@ class Context(Closeable):
     def _next_event(self, deadline: Optional[float]) -> Optional[Event]:
         """The next event, waiting for it until `deadline` (time.monotonic(); None: forever);
         None once the deadline passed. Raises Error(CLOSED) if the context is closed or
-        being closed meanwhile."""
-        blocking = lib.context_wait_event is not None
-        delay = _POLL_SLEEP_MIN
+        being closed meanwhile (close() wakes the wait)."""
+        # Only the main thread gets KeyboardInterrupt, between C calls: waits there are cut
+        # into short slices. Other threads wait until an event, the deadline or a wake.
+        longest = (_WAIT_SLICE_MS if threading.current_thread() is threading.main_thread()
+                   else _WAIT_LONG_MS)
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             wait_ms = 0
-            if blocking and (remaining is None or remaining > 0):
-                wait_ms = _WAIT_SLICE_MS
+            if remaining is None or remaining > 0:
+                wait_ms = longest
                 if remaining is not None:
                     wait_ms = min(wait_ms, max(1, math.ceil(remaining * 1000)))
             with self._poll_lock:
@@ -554,20 +585,25 @@ class Context(Closeable):
                 return event
             if remaining is not None and remaining <= 0:
                 return None
-            if not blocking:
-                time.sleep(delay if remaining is None else min(delay, remaining))
-                delay = min(delay * 2, _POLL_SLEEP_MAX)
 
     def _translate(self, ev: EventStruct) -> Event:
+        """A parley_event as an Event (the context lock is held)."""
         etype = enum_or_int(EventType, ev.type)
         call: Optional[Call] = None
+        room: Optional[Room] = None
         if ev.call:
-            call = self._calls.get(ev.call)
-            if call is None and etype == EventType.INCOMING_CALL:
-                call = Call(self, ev.call, incoming=True)
-                self._calls[ev.call] = call
-        # A room unknown here was released while its event was on the way: no Room names it.
-        room: Optional[Room] = self._rooms.get(ev.room) if ev.room else None
+            if etype == EventType.INCOMING_CALL:
+                # A new handle, without user data yet: this is where it gets its token.
+                call = self._adopt_call(ev.call, incoming=True)
+            else:
+                # The token parley handed back; none if the event was polled before call()
+                # set it: the handle has it by now (call() sets it under this lock), unless
+                # the handle is gone. A token not in the dict: the Call was released.
+                token = ev.user_data or lib.call_user_data(ev.call)
+                call = self._calls.get(token) if token else None
+        elif ev.room:
+            token = ev.user_data or lib.room_user_data(ev.room)  # as for calls
+            room = self._rooms.get(token) if token else None
         fields: Dict[str, Any] = dict(
             type=etype,
             call=call,
@@ -617,8 +653,8 @@ class Context(Closeable):
 
     def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
         """Yields events as they arrive, for `timeout` seconds in all (None: forever;
-        0: only those queued now). Blocks in parley_context_wait_event between events (no
-        lock is held while the caller handles one). Raises Error(CLOSED) when the context
+        0: only those queued now). Blocks in parley_context_wait_event_sized between events
+        (no lock is held while the caller handles one). Raises Error(CLOSED) when the context
         is closed, also by another thread while this one waits."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -649,26 +685,68 @@ class Context(Closeable):
             f"last seen: {seen}"
         )
 
+    async def events_async(self) -> AsyncIterator[Event]:
+        """``async for event in ctx.events_async():`` the events as they arrive, on asyncio.
+
+        Waits for parley_context_event_fd to become readable (loop.add_reader, on a
+        duplicate of the descriptor that this generator owns), then polls until the queue is
+        empty: no thread blocks and nothing polls on a timer. The reader is registered only
+        while the generator waits, and removed when it closes (``break`` out of the loop
+        closes it once it is collected: use ``aclose()`` or ``contextlib.aclosing`` to close
+        it at once). Raises Error(CLOSED) when the context is closed, also while waiting.
+        Use one way of taking events per context at a time (this, or events()/poll())."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        # A duplicate of parley's descriptor: still valid (and ours to close) after close()
+        # destroyed the context and closed the original.
+        fd = os.dup(self.event_fd)
+        try:
+            while True:
+                event = self.poll()  # raises Error(CLOSED) once closed
+                if event is not None:
+                    yield event
+                    continue
+                ready = loop.create_future()
+                waiter = (loop, ready)
+                with self._lock:
+                    if self._ptr is None or self._closing:
+                        raise Error(ErrorCode.CLOSED, "the context was closed", "Context")
+                    self._async_waiters.append(waiter)
+                # Level-triggered: readable while events are queued. Registered only while
+                # waiting, so a consumer busy elsewhere leaves the loop idle.
+                loop.add_reader(fd, _wake_future, ready)
+                try:
+                    await ready
+                finally:
+                    loop.remove_reader(fd)
+                    with self._lock:
+                        if waiter in self._async_waiters:
+                            self._async_waiters.remove(waiter)
+        finally:
+            os.close(fd)
+
     # -- lifetime ----------------------------------------------------------------------------
 
     def close(self) -> None:
         """Hangs up every call, leaves every room, closes the relay connection, stops the
         context's thread and releases every Call and Room (stop their audio threads first).
-        A thread waiting in events()/wait_for() gets Error(CLOSED) (within 0.1 s).
-        Idempotent."""
+        A thread waiting in events()/wait_for() gets Error(CLOSED) at once
+        (parley_context_wake), as does an events_async() generator. Idempotent."""
         with self._lock:
             if self._ptr is None:
                 return
-            self._closing = True  # waiters give up the poll lock within one slice
+            self._closing = True  # a waiter gives up the poll lock: wake it now
+            lib.context_wake(self._ptr)
+            for loop, future in self._async_waiters:
+                try:
+                    loop.call_soon_threadsafe(_wake_future, future)
+                except RuntimeError:  # its loop is closed already
+                    pass
         with self._poll_lock, self._lock:
             if self._ptr is None:  # closed by another thread meanwhile
                 return
-            # Adopt incoming calls still queued, so their handles get released too.
-            try:
-                while self._fetch(0) is not None:
-                    pass
-            except Error:
-                pass
+            # Never polled incoming calls are destroyed by parley_context_destroy itself.
             ptr, self._ptr = self._ptr, None
             check(lib.context_destroy(ptr), "parley_context_destroy")
             calls = list(self._calls.values())
@@ -683,16 +761,25 @@ class Context(Closeable):
         return f"<parley.Context {getattr(self, '_fingerprint', '?')[:12]} {state}>"
 
 
+def _wake_future(future: Any) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 AudioBuffer = Any  # bytes-like (int16 little-endian) or a numpy int16 array
+FloatAudioBuffer = Any  # array('f'), a float32 buffer or bytes (little-endian), numpy float32
 
 
 class Call(Closeable):
     """One call. Obtain it from Context.call() or from an INCOMING_CALL event's `call`."""
 
-    def __init__(self, context: Context, ptr: int, incoming: bool) -> None:
+    def __init__(self, context: Context, ptr: int, incoming: bool, token: int = 0) -> None:
         self._context = context
         self._ptr: Optional[int] = ptr
+        self._token = token  # this Call's key in the context (the handle's user data)
         self.incoming = incoming
+        #: The application's own data for this call (parley never looks at it).
+        self.tag: Any = None
         self._state: Union[CallState, int] = CallState.INCOMING if incoming else CallState.INVITING
         self._end_error: Union[ErrorCode, int] = ErrorCode.OK
         self._end_text = ""
@@ -756,14 +843,15 @@ class Call(Closeable):
 
     def send_datagram(self, data: bytes) -> None:
         """Sends the host's own bytes (up to DATAGRAM_MAX) end-to-end encrypted, unreliable
-        and unordered; the peer gets a DATAGRAM event."""
+        and unordered; the peer gets a DATAGRAM event. Raises Error CALL_NOT_ACTIVE before
+        the call is active, CALL_ENDED after, MESSAGE_TOO_LARGE, QUEUE_FULL."""
         data = bytes(data)
         with self._context._lock:
             check(lib.call_send_datagram(self._handle, data, len(data)),
                   "parley_call_send_datagram")
 
     def stats(self) -> CallStats:
-        """Statistics of an active call (Error CALL_NOT_FOUND/CALL_ENDED otherwise)."""
+        """Statistics of an active call (Error CALL_NOT_ACTIVE before, CALL_ENDED after)."""
         s = CallStatsStruct()
         s.struct_size = ctypes.sizeof(CallStatsStruct)
         with self._context._lock:
@@ -829,17 +917,62 @@ class Call(Closeable):
         check(lib.call_pull_audio(self._handle, address, samples // self._channels),
               "parley_call_pull_audio", detailed=False)
 
+    # -- float32 audio (real-time path: no lock) ---------------------------------------------
+
+    def push_audio_float(self, pcm: FloatAudioBuffer) -> int:
+        """push() for float32 PCM, nominally -1.0 .. 1.0 (beyond is clipped, NaN is silence;
+        parley_call_push_audio_float): an array('f'), a memoryview of format 'f', raw bytes
+        (float32 little-endian) or a numpy float32 array, interleaved. Returns the frames
+        taken. Do not mix it with push() on one call at the same time."""
+        address, samples, _keep = _input_pointer(pcm, _FLOAT32)
+        if samples % self._channels:
+            raise ValueError(f"{samples} samples is not a whole number of "
+                             f"{self._channels}-channel frames")
+        return check(lib.call_push_audio_float(self._handle, address, samples // self._channels),
+                     "parley_call_push_audio_float", detailed=False)
+
+    def pull_audio_float(self, frames: int, *, numpy: bool = False) -> FloatAudioBuffer:
+        """`frames` frames of playout PCM as float32 (-1.0 .. 1.0;
+        parley_call_pull_audio_float): an array('f'), or with numpy=True a numpy float32
+        array (shape (frames,) mono, (frames, channels) otherwise)."""
+        if frames < 0:
+            raise ValueError("frames must not be negative")
+        if numpy:
+            import numpy as np
+
+            shape = (frames,) if self._channels == 1 else (frames, self._channels)
+            arr = np.empty(shape, dtype=np.float32)
+            check(lib.call_pull_audio_float(self._handle, arr.ctypes.data, frames),
+                  "parley_call_pull_audio_float", detailed=False)
+            return arr
+        import array
+
+        out = array.array("f", bytes(4 * frames * self._channels))
+        self.pull_audio_float_into(out)
+        return out
+
+    def pull_audio_float_into(self, out: FloatAudioBuffer) -> None:
+        """Fills a writable float32 buffer (array('f'), a memoryview of format 'f', a numpy
+        float32 array) with playout PCM, without allocating."""
+        address, samples, _keep = _output_pointer(out, _FLOAT32)
+        if samples % self._channels:
+            raise ValueError(f"{samples} samples is not a whole number of "
+                             f"{self._channels}-channel frames")
+        check(lib.call_pull_audio_float(self._handle, address, samples // self._channels),
+              "parley_call_pull_audio_float", detailed=False)
+
     # -- lifetime ----------------------------------------------------------------------------
 
     def release(self) -> None:
-        """Ends the call if it is still going and frees the handle (no event names it
-        afterwards). No audio thread may be inside push()/pull(). Idempotent."""
+        """Ends the call if it is still going and frees the handle (parley_call_destroy: no
+        event names it afterwards). No audio thread may be inside push()/pull().
+        Idempotent."""
         with self._context._lock:
             ptr, self._ptr = self._ptr, None
             if ptr is None:
                 return
-            self._context._calls.pop(ptr, None)
-            lib.call_release(ptr)
+            self._context._calls.pop(self._token, None)
+            lib.call_destroy(ptr)
 
     close = release
 
@@ -849,9 +982,25 @@ class Call(Closeable):
 
 
 # --------------------------------------------------------------------------------------------
-# Audio buffers: bytes-like objects are int16 little-endian; numpy arrays must be int16.
+# Audio buffers. int16: bytes-like objects are little-endian int16 (raw bytes) or int16
+# samples ('h'), numpy arrays must be int16. float32 (the _float functions): raw bytes are
+# little-endian float32, typed buffers must be 'f', numpy arrays float32.
 
 _BIG_ENDIAN = sys.byteorder == "big"
+
+
+@dataclass(frozen=True)
+class _SampleType:
+    name: str
+    size: int  # bytes per sample
+    formats: Tuple[str, ...]  # memoryview formats of typed buffers (native order)
+    array_code: str  # array module type code
+    numpy_kind: str  # numpy dtype kind
+
+
+_RAW_FORMATS = ("B", "b", "c")
+_INT16 = _SampleType("int16", 2, ("h", "<h", "=h"), "h", "i")
+_FLOAT32 = _SampleType("float32", 4, ("f", "<f", "=f"), "f", "f")
 
 
 def _to_little_endian(native: bytes) -> bytes:
@@ -864,44 +1013,47 @@ def _to_little_endian(native: bytes) -> bytes:
     return a.tobytes()
 
 
-def _numpy_array(obj: Any) -> Any:
+def _numpy_array(obj: Any, sample: _SampleType = _INT16) -> Any:
     np = sys.modules.get("numpy")  # an ndarray implies numpy is imported already
     if np is not None and isinstance(obj, np.ndarray):
-        if obj.dtype.kind != "i" or obj.dtype.itemsize != 2:
-            raise TypeError(f"audio arrays must be int16, not {obj.dtype}")
+        if obj.dtype.kind != sample.numpy_kind or obj.dtype.itemsize != sample.size:
+            raise TypeError(f"audio arrays must be {sample.name}, not {obj.dtype}")
         return obj
     return None
 
 
-def _input_pointer(pcm: AudioBuffer):
-    """(address or bytes, samples, keep-alive) for a const int16_t * parameter."""
-    arr = _numpy_array(pcm)
+def _input_pointer(pcm: Any, sample: _SampleType = _INT16):
+    """(address or bytes, samples, keep-alive) for a const int16_t * / const float *
+    parameter."""
+    arr = _numpy_array(pcm, sample)
     if arr is not None:
         import numpy as np
 
-        arr = np.ascontiguousarray(arr, dtype=np.int16)  # native order; copies only if needed
+        arr = np.ascontiguousarray(arr, dtype=sample.name)  # native order; copies if needed
         return arr.ctypes.data, arr.size, arr
     view = memoryview(pcm)
-    if view.itemsize not in (1, 2) or view.format not in ("B", "b", "c", "h", "<h", "=h"):
-        raise TypeError(f"audio must be int16 samples or raw bytes, not format {view.format!r}")
+    if view.format not in _RAW_FORMATS + sample.formats:
+        raise TypeError(f"audio must be {sample.name} samples or raw bytes, not format "
+                        f"{view.format!r}")
     nbytes = view.nbytes
-    if nbytes % 2:
-        raise ValueError(f"{nbytes} bytes is not a whole number of int16 samples")
+    if nbytes % sample.size:
+        raise ValueError(f"{nbytes} bytes is not a whole number of {sample.name} samples")
     if isinstance(pcm, bytes) and not _BIG_ENDIAN:
-        return pcm, nbytes // 2, pcm  # ctypes passes a pointer to the bytes' own storage
+        return pcm, nbytes // sample.size, pcm  # ctypes passes the bytes' own storage
     data = view.tobytes()
-    if _BIG_ENDIAN and view.format in ("B", "b", "c"):
+    if _BIG_ENDIAN and view.format in _RAW_FORMATS:
         import array
 
-        a = array.array("h", data)
+        a = array.array(sample.array_code, data)
         a.byteswap()
         data = a.tobytes()
-    return data, nbytes // 2, data
+    return data, nbytes // sample.size, data
 
 
-def _output_pointer(out: AudioBuffer):
-    """(address, samples, keep-alive) for an int16_t * output parameter, written in place."""
-    arr = _numpy_array(out)
+def _output_pointer(out: Any, sample: _SampleType = _INT16):
+    """(address, samples, keep-alive) for an int16_t * / float * output parameter, written
+    in place."""
+    arr = _numpy_array(out, sample)
     if arr is not None:
         if not arr.flags.c_contiguous or not arr.flags.writeable:
             raise ValueError("the output array must be C-contiguous and writable")
@@ -911,11 +1063,12 @@ def _output_pointer(out: AudioBuffer):
     view = memoryview(out)
     if view.readonly or not view.c_contiguous:
         raise ValueError("the output buffer must be writable and contiguous")
-    if view.format not in ("B", "b", "c", "h", "<h", "=h"):
-        raise TypeError(f"audio must be int16 samples or raw bytes, not format {view.format!r}")
-    if view.nbytes % 2:
-        raise ValueError(f"{view.nbytes} bytes is not a whole number of int16 samples")
-    if _BIG_ENDIAN and view.format in ("B", "b", "c"):
+    if view.format not in _RAW_FORMATS + sample.formats:
+        raise TypeError(f"audio must be {sample.name} samples or raw bytes, not format "
+                        f"{view.format!r}")
+    if view.nbytes % sample.size:
+        raise ValueError(f"{view.nbytes} bytes is not a whole number of {sample.name} samples")
+    if _BIG_ENDIAN and view.format in _RAW_FORMATS:
         raise NotImplementedError("raw byte output buffers on big-endian hosts")
     holder = (ctypes.c_char * view.nbytes).from_buffer(view.cast("B"))
-    return ctypes.addressof(holder), view.nbytes // 2, holder
+    return ctypes.addressof(holder), view.nbytes // sample.size, holder

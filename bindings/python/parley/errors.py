@@ -21,7 +21,8 @@ class Error(Exception):
     Attributes:
         code: the negative PARLEY_ERR_* code (an ErrorCode, or a plain int for a code newer
             than this binding).
-        name: the header's name of the code, e.g. "PARLEY_ERR_FINGERPRINT_INVALID".
+        name: the header's name of the code (parley_error_name), e.g.
+            "PARLEY_ERR_FINGERPRINT_INVALID".
         description: parley_strerror(code).
         detail: parley_last_error_message() at the time of the failure ("" if none).
     """
@@ -33,9 +34,10 @@ class Error(Exception):
 
     def __init__(self, code: int, detail: str = "", function: Optional[str] = None) -> None:
         self.code = enum_or_int(ErrorCode, code)
-        self.name = (
-            self.code.c_name if isinstance(self.code, ErrorCode) else f"PARLEY_ERR_UNKNOWN({code})"
-        )
+        # The library's own spelling (parley_error_name), so a code newer than this
+        # binding's ErrorCode still gets its name; "unknown" only for numbers it lacks too.
+        name = lib.error_name(code).decode(errors="replace")
+        self.name = name if name.startswith("PARLEY_") else f"PARLEY_ERR_UNKNOWN({code})"
         self.description = lib.strerror(code).decode(errors="replace")
         self.detail = detail
         self.function = function

@@ -1,7 +1,7 @@
 """parley.Identity: an Ed25519 identity (seed, key pair, fingerprint, certificate).
 
 The secrets stay inside libparley's guarded memory; this object only holds the opaque
-pointer and frees it (parley_identity_free wipes it) on close(), at the end of a ``with``
+pointer and frees it (parley_identity_destroy wipes it) on close(), at the end of a ``with``
 block, or when garbage-collected. A context copies the identity it is created with, so the
 Identity may be closed once its contexts exist.
 """
@@ -115,7 +115,7 @@ class Identity(Closeable):
         with self._lock:
             ptr, self._ptr = self._ptr, None
         if ptr is not None:
-            lib.identity_free(ptr)
+            lib.identity_destroy(ptr)
 
     @property
     def closed(self) -> bool:

@@ -29,7 +29,9 @@ def netcheck(
     servers = [c_str(s) for s in stun_servers]
     array = (ctypes.c_char_p * max(1, len(servers)))(*servers)
     options = NetcheckOptionsStruct()
-    options.struct_size = ctypes.sizeof(NetcheckOptionsStruct)
+    # parley_netcheck_options_init (a macro): defaults, and struct_size as far as both know.
+    check(lib.netcheck_options_init_sized(ctypes.byref(options), ctypes.sizeof(options)),
+          "parley_netcheck_options_init_sized")
     options.stun_servers = ctypes.cast(array, ctypes.POINTER(ctypes.c_char_p))
     options.stun_server_count = len(servers)
     options.bind_address = c_str(bind_address)

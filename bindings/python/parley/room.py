@@ -7,8 +7,9 @@ with a key the members share (e.g. libsodium's crypto_secretbox, or PyNaCl's Sec
 a key agreed over parley calls or the host's own channel), and open it on arrival.
 
 Handles: parley_room_join hands out one ``parley_room *`` that the host owns until
-parley_room_release. The Context keeps a dict keyed by that pointer, so every event about a
-room (ROOM_UPDATE, ROOM_FRAME, a room's QUALITY_CHANGED) carries the same Room object, and
+parley_room_destroy. The Context gives each Room a token, attached to the handle as its user
+data (parley_room_set_user_data), which every event about the room (ROOM_UPDATE, ROOM_FRAME,
+a room's QUALITY_CHANGED) carries back: so each such event names the same Room object, and
 Context.close() releases whatever rooms the host did not.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 from ._enums import ROOM_ID_BUF_LEN, ErrorCode
 from ._native import RoomMemberStruct, has_rooms, lib, room_id_buffer
@@ -63,10 +64,13 @@ class Room(Closeable):
     seal what you send, open what you receive.
     """
 
-    def __init__(self, context: "Context", ptr: int, room_id: str) -> None:
+    def __init__(self, context: "Context", ptr: int, room_id: str, token: int = 0) -> None:
         self._context = context
         self._ptr: Optional[int] = ptr
+        self._token = token  # this Room's key in the context (the handle's user data)
         self.id = room_id
+        #: The application's own data for this room (parley never looks at it).
+        self.tag: Any = None
         self._left = False
         self._stream_id: Optional[int] = None
         self._member_count = 0
@@ -136,7 +140,7 @@ class Room(Closeable):
             timestamp: the host's media timestamp (uint32), passed through to the members.
             profile: the voice profile (0 best .. 4) the room's last QUALITY_CHANGED named.
 
-        Raises Error: CALL_NOT_FOUND (not a member yet, or left), MESSAGE_TOO_LARGE,
+        Raises Error: NOT_A_MEMBER (not a member yet, or left), MESSAGE_TOO_LARGE,
         QUEUE_FULL, NOT_REGISTERED, INVALID_ARGUMENT (profile), CLOSED (the context is gone).
         """
         data = bytes(payload)
@@ -152,7 +156,7 @@ class Room(Closeable):
     def leave(self) -> None:
         """Leaves the room: no frame or update of it arrives afterwards (queued ones still
         may). The object stays usable for members() until released; the id may be joined
-        again with Context.join_room (a new Room). Raises Error(CALL_NOT_FOUND) if already
+        again with Context.join_room (a new Room). Raises Error(NOT_A_MEMBER) if already
         left."""
         with self._context._lock:
             check(lib.room_leave(self._handle), "parley_room_leave")
@@ -166,8 +170,8 @@ class Room(Closeable):
             if ptr is None:
                 return
             self._left = True
-            self._context._rooms.pop(ptr, None)
-            lib.room_release(ptr)
+            self._context._rooms.pop(self._token, None)
+            lib.room_destroy(ptr)
 
     close = release
 

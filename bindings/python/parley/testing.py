@@ -9,6 +9,7 @@ to pure Python (a Goertzel scan) otherwise, so numpy stays optional.
 
 from __future__ import annotations
 
+import array
 import math
 import os
 import queue
@@ -142,6 +143,27 @@ def sine(frequency: float, rate: int, start: int, frames: int, amplitude: float 
     if sys.byteorder == "big":
         a.byteswap()
     return a.tobytes()
+
+
+def sine_float(frequency: float, rate: int, start: int, frames: int,
+               amplitude: float = 8000.0 / 32768.0) -> "array.array":
+    """`frames` float32 samples (array('f'), -1.0 .. 1.0) of a sine, continuing from sample
+    `start`: sine() for Call.push_audio_float (the same default level)."""
+    import array
+
+    w = 2 * math.pi * frequency / rate
+    return array.array("f", (amplitude * math.sin(w * i) for i in range(start, start + frames)))
+
+
+def rms_float(pcm: Sequence[float]) -> float:
+    """Root mean square of float samples (an array('f'), a list, a numpy array)."""
+    n = len(pcm)
+    return math.sqrt(sum(float(v) * float(v) for v in pcm) / n) if n else 0.0
+
+
+def level_db(rms_value: float, full_scale: float = 1.0) -> float:
+    """A level in dB relative to `full_scale` (32768 for int16 RMS, 1.0 for float)."""
+    return 20 * math.log10(rms_value / full_scale) if rms_value > 0 else float("-inf")
 
 
 def samples_of(pcm: bytes) -> List[int]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
 
 import parley
-from parley.testing import dominant_frequency, rms, sine
+from parley.testing import dominant_frequency, level_db, rms, rms_float, sine, sine_float
 from conftest import (EVENT_TIMEOUT, REGISTER_TIMEOUT, call_state, connect, make_context,
                       registered)
 
@@ -19,8 +20,8 @@ ANALYSED = int(1.5 * RATE)  # the last 1.5 s of what B heard
 
 
 def _ended_codes() -> tuple:
-    # An ended call: CALL_ENDED where the library has it, CALL_NOT_FOUND before.
-    return (parley.ErrorCode.CALL_ENDED, parley.ErrorCode.CALL_NOT_FOUND)
+    # An ended call (0.2.0: always CALL_ENDED; push/pull say nothing more specific).
+    return (parley.ErrorCode.CALL_ENDED,)
 
 
 def test_tone_datagram_stats_hangup(pair) -> None:
@@ -129,6 +130,87 @@ def test_tone_datagram_stats_hangup(pair) -> None:
     call_a.release()  # idempotent
 
 
+def test_float_audio_has_the_level_of_int16(pair) -> None:
+    """A 440 Hz tone pushed as float32 on one call (push_audio_float, pulled with
+    pull_audio_float) and as int16 on another (push/pull), at the same level, at the same
+    time: B hears both at the same level (within 0.1 dB) once the jitter buffers settled."""
+    import array
+
+    a, b = pair
+    float_a, float_b = connect(a, b)
+    int_a, int_b = connect(a, b)
+    heard_float = array.array("f")
+    heard_int = bytearray()
+    start = time.monotonic()
+    tick = 0
+    while tick * CHUNK < SECONDS * RATE:
+        assert float_a.push_audio_float(sine_float(TONE_HZ, RATE, tick * CHUNK, CHUNK)) == CHUNK
+        assert int_a.push(sine(TONE_HZ, RATE, tick * CHUNK, CHUNK)) == CHUNK
+        heard_float.extend(float_b.pull_audio_float(CHUNK))
+        heard_int += int_b.pull(CHUNK)
+        for ctx in (a, b):
+            for event in ctx.events(0):
+                assert not (event.type == parley.EventType.CALL_STATE
+                            and event.call_state == parley.CallState.ENDED), event
+        tick += 1
+        delay = start + tick * CHUNK / RATE - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    settled = RATE // 2  # the first 0.5 s: the calls start and the jitter buffers fill
+    float_tail = heard_float[settled:]
+    int_tail = bytes(heard_int[2 * settled:])
+    assert len(float_tail) == len(int_tail) // 2 > RATE
+    float_db = level_db(rms_float(float_tail))
+    int_db = level_db(rms(int_tail), 32768.0)
+    sent_db = level_db(8000 / 2 ** 0.5, 32768.0)
+    print(f"\nB heard: float32 path {float_db:.3f} dBFS, int16 path {int_db:.3f} dBFS "
+          f"(sent {sent_db:.3f} dBFS)")
+    assert abs(float_db - int_db) <= 0.1, (float_db, int_db)
+    assert abs(int_db - sent_db) <= 3.0, (int_db, sent_db)  # the tone, not silence
+    int16_view = array.array("h", int_tail)
+    assert abs(dominant_frequency(int16_view.tobytes(), RATE) - TONE_HZ) <= 10
+
+    # Buffers: array('f'), memoryview 'f', raw float32 bytes in; array('f') and numpy-free
+    # memoryviews out; int16 buffers are refused by the float functions.
+    tone = sine_float(TONE_HZ, RATE, 0, CHUNK)
+    assert float_a.push_audio_float(memoryview(tone)) == CHUNK
+    assert float_a.push_audio_float(tone.tobytes() if sys.byteorder == "little" else tone) >= 0
+    with pytest.raises(TypeError):
+        float_a.push_audio_float(array.array("h", [0] * CHUNK))
+    out = array.array("f", [0.0] * CHUNK)
+    float_b.pull_audio_float_into(out)
+    float_b.pull_audio_float_into(memoryview(out))
+    with pytest.raises(TypeError):
+        float_b.pull_audio_float_into(array.array("h", [0] * CHUNK))
+    for call in (float_a, int_a):
+        call.hangup()
+    for call in (float_b, int_b):
+        b.wait_for(call_state(call, parley.CallState.ENDED), EVENT_TIMEOUT)
+    with pytest.raises(parley.Error) as info:  # ended: push refuses
+        float_a.push_audio_float(tone)
+    assert info.value.code == parley.ErrorCode.CALL_ENDED
+
+
+def test_call_tag_and_user_data(pair) -> None:
+    """Each Call's token is its handle's user data (parley_call_set_user_data), which names
+    it in every event; `tag` is the application's own."""
+    from parley import _native
+
+    a, b = pair
+    call_a, call_b = connect(a, b)
+    assert call_a.tag is None
+    call_a.tag = {"contact": "bob"}
+    for call in (call_a, call_b):
+        assert _native.lib.call_user_data(call._ptr) == call._token != 0
+    assert call_a._token != call_b._token
+    call_a.send_datagram(b"tagged")
+    event = b.wait_for(lambda e: e.type == parley.EventType.DATAGRAM, EVENT_TIMEOUT)
+    assert event.call is call_b
+    call_b.hangup()
+    ended = a.wait_for(call_state(call_a, parley.CallState.ENDED), EVENT_TIMEOUT)
+    assert ended.call is call_a and ended.call.tag == {"contact": "bob"}
+
+
 def test_relay_only_call_stats(relay) -> None:
     """With disable_direct no direct attempt is made, and the stats say why there is no
     direct path (ICE_FAILED) without counting a lost one."""
@@ -165,6 +247,30 @@ def test_reject(pair) -> None:
     assert ended.origin == parley.Origin.PEER and call_a.end_origin == parley.Origin.PEER
     with pytest.raises(parley.Error):  # not active: no stats
         call_a.stats()
+    with pytest.raises(parley.Error) as info:  # rejected already: no second answer
+        incoming.call.accept()
+    assert info.value.code in (parley.ErrorCode.WRONG_CALL_STATE, parley.ErrorCode.CALL_ENDED)
+
+
+def test_call_state_errors(pair) -> None:
+    """The 0.2.0 codes: a call not active yet has no stats and takes no datagram
+    (CALL_NOT_ACTIVE); an outgoing call cannot be accepted (WRONG_CALL_STATE)."""
+    a, b = pair
+    call_a = a.call(b.fingerprint)
+    incoming = b.wait_for(lambda e: e.type == parley.EventType.INCOMING_CALL, EVENT_TIMEOUT)
+    with pytest.raises(parley.Error) as info:
+        call_a.accept()
+    assert info.value.code == parley.ErrorCode.WRONG_CALL_STATE
+    assert info.value.name == "PARLEY_ERR_WRONG_CALL_STATE"
+    for call in (call_a, incoming.call):
+        with pytest.raises(parley.Error) as info:
+            call.stats()
+        assert info.value.code == parley.ErrorCode.CALL_NOT_ACTIVE, info.value
+        with pytest.raises(parley.Error) as info:
+            call.send_datagram(b"too early")
+        assert info.value.code == parley.ErrorCode.CALL_NOT_ACTIVE, info.value
+    call_a.hangup()
+    b.wait_for(call_state(incoming.call, parley.CallState.ENDED), EVENT_TIMEOUT)
 
 
 def test_unknown_peer_ends_the_call(pair) -> None:

@@ -1,10 +1,12 @@
-"""Waiting for events: events()/wait_for() block in parley_context_wait_event (in slices, so
-close() from another thread ends a wait promptly), and fall back to polling with sleeps
-against a libparley without it. Every wait is on an event with a deadline. Also how events
-are copied out of parley_event (origin, the untrusted relay, a refused invite)."""
+"""Waiting for events: events()/wait_for() block in parley_context_wait_event_sized (close()
+from another thread ends a wait at once with parley_context_wake); events_async() waits on
+parley_context_event_fd with asyncio. Every wait is on an event with a deadline. Also how
+events are copied out of parley_event (origin, the untrusted relay, a refused invite, the
+user data that names calls and rooms)."""
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import threading
 import time
@@ -14,10 +16,6 @@ import pytest
 import parley
 from parley import _native
 from conftest import EVENT_TIMEOUT, REGISTER_TIMEOUT, call_state, make_context, registered
-
-needs_wait_event = pytest.mark.skipif(_native.lib.context_wait_event is None,
-                                      reason="this libparley has no parley_context_wait_event")
-
 
 class _Counting:
     """Wraps a ctypes function, counting calls."""
@@ -35,21 +33,41 @@ def incoming(e: parley.Event) -> bool:
     return e.type == parley.EventType.INCOMING_CALL
 
 
-@needs_wait_event
 def test_wait_for_blocks_in_wait_event_until_its_deadline(pair, monkeypatch) -> None:
     a, _ = pair
-    wait = _Counting(_native.lib.context_wait_event)
-    poll = _Counting(_native.lib.context_poll_event_v2)
-    monkeypatch.setattr(_native.lib, "context_wait_event", wait)
-    monkeypatch.setattr(_native.lib, "context_poll_event_v2", poll)
+    wait = _Counting(_native.lib.context_wait_event_sized)
+    poll = _Counting(_native.lib.context_poll_event_sized)
+    monkeypatch.setattr(_native.lib, "context_wait_event_sized", wait)
+    monkeypatch.setattr(_native.lib, "context_poll_event_sized", poll)
     start = time.monotonic()
     with pytest.raises(TimeoutError):
         a.wait_for(lambda e: False, 0.35)
     elapsed = time.monotonic() - start
     assert 0.35 <= elapsed < 0.35 + 2.0, elapsed
-    # Blocking waits of up to 100 ms each, not a busy or sleeping poll loop.
+    # On the main thread: blocking waits of up to 100 ms each (Ctrl-C), not a poll loop.
     assert 4 <= wait.calls <= 12, wait.calls
     assert poll.calls <= 3, poll.calls
+
+
+def test_a_wait_off_the_main_thread_is_one_wait(pair, monkeypatch) -> None:
+    """Other threads get no KeyboardInterrupt: their wait is not cut into slices."""
+    a, _ = pair
+    wait = _Counting(_native.lib.context_wait_event_sized)
+    monkeypatch.setattr(_native.lib, "context_wait_event_sized", wait)
+    result = {}
+
+    def waiter() -> None:
+        start = time.monotonic()
+        try:
+            a.wait_for(lambda e: False, 0.5)
+        except TimeoutError:
+            result["elapsed"] = time.monotonic() - start
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    thread.join(EVENT_TIMEOUT)
+    assert 0.5 <= result["elapsed"] < 2.5, result
+    assert wait.calls <= 3, wait.calls  # one wait to the deadline (plus any events on the way)
 
 
 def test_a_waiter_wakes_for_an_event_from_another_thread(pair) -> None:
@@ -73,7 +91,6 @@ def test_a_waiter_wakes_for_an_event_from_another_thread(pair) -> None:
     call.hangup()
 
 
-@needs_wait_event
 def test_close_ends_a_wait_on_another_thread(relay) -> None:
     ctx = make_context(relay)
     ctx.wait_for(registered, REGISTER_TIMEOUT)
@@ -98,24 +115,10 @@ def test_close_ends_a_wait_on_another_thread(relay) -> None:
     assert not thread.is_alive()
     assert isinstance(result.get("error"), parley.Error), result
     assert result["error"].code == parley.ErrorCode.CLOSED
-    assert closing < 2.0, closing  # one wait slice (0.1 s), plus the context's teardown
+    assert closing < 2.0, closing  # woken at once (parley_context_wake), plus the teardown
     with pytest.raises(parley.Error) as info:
         ctx.poll()
     assert info.value.code == parley.ErrorCode.CLOSED
-
-
-def test_polling_fallback_without_wait_event(pair, monkeypatch) -> None:
-    a, b = pair
-    monkeypatch.setattr(_native.lib, "context_wait_event", None)
-    call = a.call(b.fingerprint)
-    event = b.wait_for(incoming, EVENT_TIMEOUT)
-    assert event.peer == a.fingerprint
-    start = time.monotonic()
-    with pytest.raises(TimeoutError):
-        b.wait_for(lambda e: False, 0.2)
-    assert time.monotonic() - start >= 0.2
-    call.hangup()
-    b.wait_for(call_state(event.call, parley.CallState.ENDED), EVENT_TIMEOUT)
 
 
 def _struct(**fields) -> _native.EventStruct:
@@ -156,3 +159,112 @@ def test_event_translation_of_origin_untrusted_relay_and_refused_invite() -> Non
 
         newer = ctx._translate(_struct(type=parley.EventType.ERROR, origin=7))
         assert newer.origin == 7  # an origin newer than this binding stays a plain int
+
+
+def test_an_event_polled_before_the_token_was_set_names_the_call(pair) -> None:
+    """An event polled between parley_call_start and parley_call_set_user_data carries no
+    user data: translation then reads the handle's (set by then), so it names the Call."""
+    a, b = pair
+    call = a.call(b.fingerprint)
+    with a._lock:
+        event = a._translate(_struct(type=parley.EventType.CALL_STATE, call=call._ptr,
+                                     call_state=parley.CallState.RINGING, user_data=None))
+    assert event.call is call
+    call.release()
+    with a._lock:  # a token no longer in the context: the Call was released
+        event = a._translate(_struct(type=parley.EventType.CALL_STATE, call=12345,
+                                     call_state=parley.CallState.ENDED, user_data=call._token))
+    assert event.call is None
+
+
+async def _first(ctx: parley.Context, predicate, timeout: float) -> parley.Event:
+    """The first event of ctx.events_async() that satisfies `predicate` (closing the
+    generator at once), within `timeout` seconds."""
+
+    async def search() -> parley.Event:
+        events = ctx.events_async()
+        try:
+            async for event in events:
+                if predicate(event):
+                    return event
+        finally:
+            await events.aclose()
+        raise AssertionError("events_async() ended")
+
+    return await asyncio.wait_for(search(), timeout)
+
+
+def test_events_async_places_a_call(relay, monkeypatch) -> None:
+    """A whole call between two contexts through the relay, every event taken with
+    events_async() on one asyncio loop (parley_context_event_fd): no thread ever blocks in
+    parley_context_wait_event."""
+
+    def no_blocking_wait(*args):
+        raise AssertionError("events_async() must not block in parley_context_wait_event")
+
+    monkeypatch.setattr(_native.lib, "context_wait_event_sized", no_blocking_wait)
+    a = make_context(relay)
+    b = make_context(relay)
+
+    async def main() -> None:
+        await asyncio.gather(_first(a, registered, REGISTER_TIMEOUT),
+                             _first(b, registered, REGISTER_TIMEOUT))
+        call = a.call(b.fingerprint)
+        ringing = asyncio.ensure_future(
+            _first(a, call_state(call, parley.CallState.RINGING), EVENT_TIMEOUT))
+        event = await _first(b, incoming, EVENT_TIMEOUT)
+        assert event.peer == a.fingerprint and event.call in b.calls
+        await ringing
+        event.call.accept()
+        await asyncio.gather(
+            _first(a, call_state(call, parley.CallState.ACTIVE), EVENT_TIMEOUT),
+            _first(b, call_state(event.call, parley.CallState.ACTIVE), EVENT_TIMEOUT))
+        call.send_datagram(b"async")
+        datagram = await _first(b, lambda e: e.type == parley.EventType.DATAGRAM,
+                                EVENT_TIMEOUT)
+        assert datagram.call is event.call and datagram.data == b"async"
+        call.hangup()
+        await asyncio.gather(
+            _first(a, call_state(call, parley.CallState.ENDED), EVENT_TIMEOUT),
+            _first(b, call_state(event.call, parley.CallState.ENDED), EVENT_TIMEOUT))
+
+    try:
+        asyncio.run(main())
+    finally:
+        a.close()
+        b.close()
+
+
+def test_close_ends_events_async(relay) -> None:
+    """close() while an events_async() generator waits on the descriptor: it raises
+    Error(CLOSED) at once; the generator's duplicate descriptor is closed with it."""
+    import os
+
+    ctx = make_context(relay)
+
+    async def main() -> None:
+        await _first(ctx, registered, REGISTER_TIMEOUT)
+        fds_before = set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+        waiting = asyncio.Event()
+
+        async def consume() -> None:
+            async for _ in ctx.events_async():
+                pass
+
+        task = asyncio.ensure_future(consume())
+        loop = asyncio.get_running_loop()
+        loop.call_soon(waiting.set)
+        await waiting.wait()
+        start = time.monotonic()
+        ctx.close()
+        with pytest.raises(parley.Error) as info:
+            await asyncio.wait_for(task, EVENT_TIMEOUT)
+        assert info.value.code == parley.ErrorCode.CLOSED
+        assert time.monotonic() - start < 2.0
+        if fds_before is not None:  # the duplicate is gone (and parley's own, by close())
+            assert set(os.listdir("/proc/self/fd")) <= fds_before | {"0", "1", "2"}
+
+    try:
+        asyncio.run(main())
+    finally:
+        ctx.close()

@@ -60,10 +60,12 @@ def test_layouts_are_sane() -> None:
     assert _native.EVENT_MIN_SIZE == _native.EventStruct.len.offset + ctypes.sizeof(ctypes.c_size_t)
     # The room fields were appended after the 0.1.0 layout, never inserted into it.
     assert _native.EventStruct.room.offset > _native.EventStruct.timestamp.offset
-    assert [name for name, _ in _native.EventStruct._fields_][-5:] == [
-        "room", "stream_id", "sequence", "member_count", "origin"]
-    # origin was appended after the room fields.
+    assert [name for name, _ in _native.EventStruct._fields_][-6:] == [
+        "room", "stream_id", "sequence", "member_count", "origin", "user_data"]
+    # origin was appended after the room fields, user_data (0.2.0) after origin.
     assert _native.EventStruct.origin.offset > _native.EventStruct.member_count.offset
+    assert _native.EventStruct.user_data.offset > _native.EventStruct.origin.offset
+    assert _native.EventStruct.user_data.offset % ptr == 0
     assert _native.RoomMemberStruct.fingerprint.size == parley.FINGERPRINT_HEX_LEN + 1
 
 
@@ -109,8 +111,8 @@ _ENUMS = [
     (r"PARLEY_ORIGIN_(\w+)", _enums.Origin),
     (r"PARLEY_PATH_(\w+)", _enums.Path),
     (r"PARLEY_LOG_(\w+)", _enums.LogLevel),
-    (r"PARLEY_QUALITY_(LOSS|CONGESTION|JITTER|RECOVERED|DIRECTIVE)", _enums.QualityReason),
-    (r"PARLEY_QUALITY_(ADAPTIVE|FIXED)", _enums.QualityMode),
+    (r"PARLEY_QUALITY_REASON_(\w+)", _enums.QualityReason),
+    (r"PARLEY_QUALITY_MODE_(\w+)", _enums.QualityMode),
     (r"PARLEY_NETCHECK_(JSON|TEXT)", _enums.NetcheckFormat),
 ]
 
@@ -152,30 +154,53 @@ def test_prototypes_name_header_functions() -> None:
     missing optional function); header functions the binding lacks only warn."""
     text = _header().read_text()
     declared = set(re.findall(r"PARLEY_API\s[^;(]*?\b(parley_\w+)\s*\(", text))
-    assert {"parley_version", "parley_room_send", "parley_context_wait_event"} <= declared
+    assert {"parley_version", "parley_room_send", "parley_context_wait_event_sized"} <= declared
     bound = set(_native._REQUIRED) | set(_native._OPTIONAL)
     assert bound <= declared, sorted(bound - declared)
     unbound_on_purpose = {
-        "parley_context_poll_event",  # superseded by _v2 (never writes past our struct)
         "parley_log_set_callback",  # a Python sink would run on library threads; stderr it is
     }
     for name in sorted(declared - bound - unbound_on_purpose):
         warnings.warn(f"the binding does not declare {name}")
 
 
-@pytest.mark.parametrize("init_v2", [True, False], ids=["config_init_v2", "config_init"])
-def test_context_config_with_either_init(init_v2, monkeypatch) -> None:
-    """Context fills its config through parley_context_config_init_v2 where the library has
-    it, else through parley_context_config_init (an older library); both create a context."""
-    if init_v2 and _native.lib.context_config_init_v2 is None:
-        pytest.skip("this libparley has no parley_context_config_init_v2")
-    if not init_v2:
-        monkeypatch.setattr(_native.lib, "context_config_init_v2", None)
+def test_context_config_through_config_init_sized(monkeypatch) -> None:
+    """Context fills its config through parley_context_config_init_sized with the ctypes
+    struct's size (the header's parley_context_config_init is a macro), then its fields."""
+    sizes = []
+    real = _native.lib.context_config_init_sized
+
+    def spy(config, size):
+        sizes.append(size)
+        return real(config, size)
+
+    monkeypatch.setattr(_native.lib, "context_config_init_sized", spy)
     with parley.Identity.generate() as me, \
             parley.Context(me, "127.0.0.1:9", quality_mode=parley.QualityMode.FIXED,
                            quality_profile=2) as ctx:
         assert not ctx.closed
+    assert sizes == [ctypes.sizeof(_native.ContextConfigStruct)]
     with parley.Identity.generate() as me, pytest.raises(parley.Error) as info:
         parley.Context(me, "127.0.0.1:9", quality_mode=parley.QualityMode.FIXED,
                        quality_profile=7)
     assert info.value.code == parley.ErrorCode.INVALID_ARGUMENT
+
+
+def test_error_and_event_type_names_come_from_the_library() -> None:
+    """parley_error_name / parley_event_type_name agree with the binding's tables, and name
+    what the tables lack (the library's word for a code newer than the binding)."""
+    for code in parley.ErrorCode:
+        assert _native.lib.error_name(int(code)).decode() == code.c_name
+        assert parley.Error(int(code)).name == code.c_name
+    for etype in parley.EventType:
+        assert _native.lib.event_type_name(int(etype)).decode() == "PARLEY_EVENT_" + etype.name
+    assert _native.lib.error_name(-9999) == b"unknown"
+    assert _native.lib.event_type_name(9999) == b"unknown"
+    assert parley.ErrorCode.NOT_A_MEMBER == -51 and parley.ErrorCode.CALL_NOT_ACTIVE == -52
+    assert parley.ErrorCode.WRONG_CALL_STATE == -53
+
+
+def test_version_is_0_2() -> None:
+    assert parley.__version__ == "0.2.0"
+    assert (_enums.VERSION_MAJOR, _enums.VERSION_MINOR) == (0, 2)
+    assert parley.version() >= _enums.VERSION_NUM

@@ -175,11 +175,11 @@ def test_three_members_frames_leave_and_rejoin(trio) -> None:
     assert {m.fingerprint for m in ra.members()} == {a.fingerprint, b.fingerprint}
     with pytest.raises(parley.Error) as info:
         rc.leave()
-    assert info.value.code == parley.ErrorCode.CALL_NOT_FOUND
-    assert info.value.name == "PARLEY_ERR_CALL_NOT_FOUND"
+    assert info.value.code == parley.ErrorCode.NOT_A_MEMBER
+    assert info.value.name == "PARLEY_ERR_NOT_A_MEMBER"
     with pytest.raises(parley.Error) as info:
         rc.send(b"after leaving", 50, 0)
-    assert info.value.code == parley.ErrorCode.CALL_NOT_FOUND
+    assert info.value.code == parley.ErrorCode.NOT_A_MEMBER
 
     # C joins again: a new Room; everyone sees three again, and frames flow both ways.
     again = c.join_room(room_id)
