@@ -12,7 +12,14 @@
  * its JNIEnv is cached in a thread-local and the thread detaches itself when it exits (a
  * pthread key destructor). Each event becomes one call of Context.onNativeEvent on the
  * Context's global reference; an exception the listener throws is printed and cleared, so it
- * never unwinds into parley. parley never re-enters the callback (events raised by a parley
+ * never unwinds into parley.
+ *
+ * User data: each org.parley.Call and Room is attached to its handle as the handle's user data
+ * (parley_call_set_user_data / parley_room_set_user_data), as a JNI global reference that
+ * callSetUserData/roomSetUserData create; events hand it to onNativeEvent as `target` (the
+ * event's parley_event.user_data), so no event is matched by a handle's address. The global
+ * reference is deleted when it is replaced and after the handle's parley_*_destroy returned
+ * (from then on no event names the handle). parley never re-enters the callback (events raised by a parley
  * call the listener makes are delivered after it returns) and refuses parley_context_destroy
  * from inside it (PARLEY_ERR_WRONG_THREAD), so the glue keeps no per-thread dispatch state.
  */
@@ -206,7 +213,8 @@ static void on_event(void *user_data, const parley_event *ev) {
                            (jint)ev->path, (jint)ev->path_from, peer, text, data,
                            (jint)ev->profile, (jint)ev->profile_from, (jint)ev->quality_reason,
                            (jint)ev->timestamp, TO_JLONG(ev->room), (jint)ev->stream_id,
-                           (jint)ev->sequence, (jint)ev->member_count, (jint)ev->origin);
+                           (jint)ev->sequence, (jint)ev->member_count, (jint)ev->origin,
+                           (jobject)ev->user_data /* a global reference, or NULL */);
   }
   if ((*env)->ExceptionCheck(env)) {
     /* The listener threw (or a conversion ran out of memory): report it like an uncaught
@@ -252,8 +260,9 @@ JNIEXPORT jint JNICALL JNI_OnLoad(JavaVM *vm, void *reserved) {
   if (!g_string_from_bytes || !g_string_get_bytes) return JNI_ERR;
   context_class = (*env)->FindClass(env, "org/parley/Context");
   if (!context_class) return JNI_ERR;
-  g_on_event = (*env)->GetMethodID(env, context_class, "onNativeEvent",
-                                   "(IJIIIIILjava/lang/String;Ljava/lang/String;[BIIIIJIIII)V");
+  g_on_event = (*env)->GetMethodID(
+      env, context_class, "onNativeEvent",
+      "(IJIIIIILjava/lang/String;Ljava/lang/String;[BIIIIJIIIILjava/lang/Object;)V");
   (*env)->DeleteLocalRef(env, context_class);
   if (!g_on_event) return JNI_ERR;
   g_member_class = global_class(env, "org/parley/RoomMember");
@@ -285,6 +294,17 @@ JNIEXPORT jstring JNICALL Java_org_parley_Native_versionString(JNIEnv *env, jcla
 JNIEXPORT jstring JNICALL Java_org_parley_Native_strerror(JNIEnv *env, jclass cls, jint code) {
   (void)cls;
   return new_string(env, parley_strerror(code));
+}
+
+JNIEXPORT jstring JNICALL Java_org_parley_Native_errorName(JNIEnv *env, jclass cls, jint code) {
+  (void)cls;
+  return new_string(env, parley_error_name(code));
+}
+
+JNIEXPORT jstring JNICALL Java_org_parley_Native_eventTypeName(JNIEnv *env, jclass cls,
+                                                               jint type) {
+  (void)cls;
+  return new_string(env, parley_event_type_name(type));
 }
 
 JNIEXPORT void JNICALL Java_org_parley_Native_setLogLevel(JNIEnv *env, jclass cls,
@@ -342,7 +362,7 @@ JNIEXPORT jlong JNICALL Java_org_parley_Native_identityFromSeed(JNIEnv *env, jcl
     memset(copy, 0, (size_t)n);
     free(copy);
     if (r == PARLEY_OK) {
-      parley_identity_free(id);
+      parley_identity_destroy(id);
       throw_parley_detail(env, PARLEY_ERR_INVALID_ARGUMENT, "seed is not 32 bytes");
     } else {
       throw_parley(env, r);
@@ -453,10 +473,11 @@ JNIEXPORT jbyteArray JNICALL Java_org_parley_Native_identityCertificate(JNIEnv *
   return a;
 }
 
-JNIEXPORT void JNICALL Java_org_parley_Native_identityFree(JNIEnv *env, jclass cls, jlong id) {
+JNIEXPORT void JNICALL Java_org_parley_Native_identityDestroy(JNIEnv *env, jclass cls,
+                                                              jlong id) {
   (void)env;
   (void)cls;
-  parley_identity_free(HANDLE(parley_identity, id));
+  parley_identity_destroy(HANDLE(parley_identity, id));
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -521,10 +542,13 @@ JNIEXPORT void JNICALL Java_org_parley_Native_contextCreate(
   if (id && parley_identity_fingerprint(id, fp, sizeof fp) == PARLEY_OK) {
     snprintf(jc->thread_name, sizeof jc->thread_name, "parley-%.8s", fp);
   }
-  /* What parley_context_config_init does, with this header's size: that function writes the
-   * linked library's sizeof, which a newer library could make larger than this struct. */
-  memset(&cfg, 0, sizeof cfg);
-  cfg.struct_size = sizeof cfg;
+  /* The macro passes this header's sizeof (parley_context_config_init_sized): a newer library
+   * writes no more than this struct holds. */
+  r = parley_context_config_init(&cfg);
+  if (r != PARLEY_OK) {
+    throw_parley(env, r);
+    goto done;
+  }
   cfg.relay_address = relay;
   cfg.relay_fingerprint = relay_fp;
   cfg.bind_address = bind;
@@ -668,10 +692,48 @@ JNIEXPORT void JNICALL Java_org_parley_Native_callHangup(JNIEnv *env, jclass cls
   if (r != PARLEY_OK) throw_parley(env, r);
 }
 
-JNIEXPORT void JNICALL Java_org_parley_Native_callRelease(JNIEnv *env, jclass cls, jlong call) {
-  (void)env;
+/* Replaces the handle's user data with a new global reference to `target` (null: none), and
+ * deletes the previous one. Java serialises this per handle (Context's locks). */
+JNIEXPORT void JNICALL Java_org_parley_Native_callSetUserData(JNIEnv *env, jclass cls,
+                                                              jlong call, jobject target) {
+  parley_call *c = HANDLE(parley_call, call);
+  jobject old = (jobject)parley_call_user_data(c);
+  jobject ref = NULL;
+  int r;
   (void)cls;
-  parley_call_release(HANDLE(parley_call, call));
+  if (target) {
+    ref = (*env)->NewGlobalRef(env, target);
+    if (!ref) {
+      throw_new(env, "java/lang/OutOfMemoryError", "parley_jni: global reference");
+      return;
+    }
+  }
+  r = parley_call_set_user_data(c, ref);
+  if (r != PARLEY_OK) {
+    if (ref) (*env)->DeleteGlobalRef(env, ref);
+    throw_parley(env, r);
+    return;
+  }
+  /* The context's thread may be inside a callback with the old reference as `target`: the
+   * callee holds its own reference to the object, so deleting this one is safe. */
+  if (old) (*env)->DeleteGlobalRef(env, old);
+}
+
+/* The object attached to the handle (a new local reference), or null (none, or a handle that
+ * is not live). */
+JNIEXPORT jobject JNICALL Java_org_parley_Native_callUserData(JNIEnv *env, jclass cls,
+                                                              jlong call) {
+  jobject ref = (jobject)parley_call_user_data(HANDLE(const parley_call, call));
+  (void)cls;
+  return ref ? (*env)->NewLocalRef(env, ref) : NULL;
+}
+
+/* parley_call_destroy, then the handle's global reference (no event names it any more). */
+JNIEXPORT void JNICALL Java_org_parley_Native_callDestroy(JNIEnv *env, jclass cls, jlong call) {
+  parley_call *c = HANDLE(parley_call, call);
+  jobject ref = (jobject)parley_call_user_data(c);
+  (void)cls;
+  if (parley_call_destroy(c) == PARLEY_OK && ref) (*env)->DeleteGlobalRef(env, ref);
 }
 
 JNIEXPORT jstring JNICALL Java_org_parley_Native_callPeer(JNIEnv *env, jclass cls, jlong call) {
@@ -739,6 +801,61 @@ JNIEXPORT jint JNICALL Java_org_parley_Native_callPullDirect(JNIEnv *env, jclass
   if (!p) return PARLEY_ERR_INVALID_ARGUMENT;
   return parley_call_pull_audio(HANDLE(parley_call, call), (int16_t *)p + offset,
                                 (size_t)frames);
+}
+
+/* float32 PCM, as the int16 functions above. */
+JNIEXPORT jint JNICALL Java_org_parley_Native_callPushFloat(JNIEnv *env, jclass cls, jlong call,
+                                                            jfloatArray pcm, jint offset,
+                                                            jint frames) {
+  jfloat *p;
+  int r;
+  (void)cls;
+  if (frames <= 0) return parley_call_push_audio_float(HANDLE(parley_call, call), NULL, 0);
+  p = (jfloat *)(*env)->GetPrimitiveArrayCritical(env, pcm, NULL);
+  if (!p) return PARLEY_ERR_NO_MEMORY;
+  r = parley_call_push_audio_float(HANDLE(parley_call, call), (const float *)p + offset,
+                                   (size_t)frames);
+  (*env)->ReleasePrimitiveArrayCritical(env, pcm, p, JNI_ABORT); /* read only */
+  return r;
+}
+
+JNIEXPORT jint JNICALL Java_org_parley_Native_callPullFloat(JNIEnv *env, jclass cls, jlong call,
+                                                            jfloatArray out, jint offset,
+                                                            jint frames) {
+  jfloat *p;
+  int r;
+  (void)cls;
+  if (frames <= 0) return parley_call_pull_audio_float(HANDLE(parley_call, call), NULL, 0);
+  p = (jfloat *)(*env)->GetPrimitiveArrayCritical(env, out, NULL);
+  if (!p) return PARLEY_ERR_NO_MEMORY;
+  r = parley_call_pull_audio_float(HANDLE(parley_call, call), (float *)p + offset,
+                                   (size_t)frames);
+  (*env)->ReleasePrimitiveArrayCritical(env, out, p, 0);
+  return r;
+}
+
+JNIEXPORT jint JNICALL Java_org_parley_Native_callPushFloatDirect(JNIEnv *env, jclass cls,
+                                                                  jlong call, jobject pcm,
+                                                                  jint offset, jint frames) {
+  jfloat *p;
+  (void)cls;
+  if (frames <= 0) return parley_call_push_audio_float(HANDLE(parley_call, call), NULL, 0);
+  p = (jfloat *)(*env)->GetDirectBufferAddress(env, pcm);
+  if (!p) return PARLEY_ERR_INVALID_ARGUMENT;
+  return parley_call_push_audio_float(HANDLE(parley_call, call), (const float *)p + offset,
+                                      (size_t)frames);
+}
+
+JNIEXPORT jint JNICALL Java_org_parley_Native_callPullFloatDirect(JNIEnv *env, jclass cls,
+                                                                  jlong call, jobject out,
+                                                                  jint offset, jint frames) {
+  jfloat *p;
+  (void)cls;
+  if (frames <= 0) return parley_call_pull_audio_float(HANDLE(parley_call, call), NULL, 0);
+  p = (jfloat *)(*env)->GetDirectBufferAddress(env, out);
+  if (!p) return PARLEY_ERR_INVALID_ARGUMENT;
+  return parley_call_pull_audio_float(HANDLE(parley_call, call), (float *)p + offset,
+                                      (size_t)frames);
 }
 
 JNIEXPORT jint JNICALL Java_org_parley_Native_callSetMuted(JNIEnv *env, jclass cls, jlong call,
@@ -858,10 +975,43 @@ JNIEXPORT void JNICALL Java_org_parley_Native_roomLeave(JNIEnv *env, jclass cls,
   if (r != PARLEY_OK) throw_parley(env, r);
 }
 
-JNIEXPORT void JNICALL Java_org_parley_Native_roomRelease(JNIEnv *env, jclass cls, jlong room) {
-  (void)env;
+/* As callSetUserData, for a room. */
+JNIEXPORT void JNICALL Java_org_parley_Native_roomSetUserData(JNIEnv *env, jclass cls,
+                                                              jlong room, jobject target) {
+  parley_room *rm = HANDLE(parley_room, room);
+  jobject old = (jobject)parley_room_user_data(rm);
+  jobject ref = NULL;
+  int r;
   (void)cls;
-  parley_room_release(HANDLE(parley_room, room));
+  if (target) {
+    ref = (*env)->NewGlobalRef(env, target);
+    if (!ref) {
+      throw_new(env, "java/lang/OutOfMemoryError", "parley_jni: global reference");
+      return;
+    }
+  }
+  r = parley_room_set_user_data(rm, ref);
+  if (r != PARLEY_OK) {
+    if (ref) (*env)->DeleteGlobalRef(env, ref);
+    throw_parley(env, r);
+    return;
+  }
+  if (old) (*env)->DeleteGlobalRef(env, old);
+}
+
+JNIEXPORT jobject JNICALL Java_org_parley_Native_roomUserData(JNIEnv *env, jclass cls,
+                                                              jlong room) {
+  jobject ref = (jobject)parley_room_user_data(HANDLE(const parley_room, room));
+  (void)cls;
+  return ref ? (*env)->NewLocalRef(env, ref) : NULL;
+}
+
+/* parley_room_destroy, then the handle's global reference (no event names it any more). */
+JNIEXPORT void JNICALL Java_org_parley_Native_roomDestroy(JNIEnv *env, jclass cls, jlong room) {
+  parley_room *rm = HANDLE(parley_room, room);
+  jobject ref = (jobject)parley_room_user_data(rm);
+  (void)cls;
+  if (parley_room_destroy(rm) == PARLEY_OK && ref) (*env)->DeleteGlobalRef(env, ref);
 }
 
 JNIEXPORT jobjectArray JNICALL Java_org_parley_Native_roomMembers(JNIEnv *env, jclass cls,

@@ -1,6 +1,8 @@
 package org.parley;
 
+import java.nio.Buffer;
 import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.nio.ShortBuffer;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -13,8 +15,12 @@ import java.util.concurrent.atomic.AtomicInteger;
  *
  * <h2>Audio threads</h2>
  *
- * <p>PCM is 16-bit, interleaved, in the context's format ({@link
- * Context.Config.Builder#sampleRate(int)}, {@link Context.Config.Builder#channels(int)}).
+ * <p>PCM is 16-bit ({@code short}) or float32 ({@code float}, nominally -1.0 .. 1.0, as
+ * AAudio/Oboe and game engines hand it over; values beyond are clipped, NaN is silence),
+ * interleaved, in the context's format ({@link Context.Config.Builder#sampleRate(int)},
+ * {@link Context.Config.Builder#channels(int)}). Every {@code pushAudio}/{@code pullAudio}
+ * has a {@code float[]} and a {@link FloatBuffer} overload with the same rules; do not mix the
+ * two formats on one call at the same time.
  * {@link #pushAudio} (microphone) and {@link #pullAudio} (speaker) are real-time safe: they
  * never lock, block or allocate (arrays are pinned with {@code GetPrimitiveArrayCritical}, or
  * use the direct {@link ShortBuffer} variants). Each must be called from one thread at a
@@ -27,6 +33,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * is released when the last of them returns.
  *
  * <p>Every other method may be called from any thread, including the context's listener.
+ *
+ * <p>The native handle carries this object as its user data ({@code parley_call_set_user_data}),
+ * which is how every event names it; {@link #setTag(Object)} attaches the application's own.
  */
 public final class Call implements AutoCloseable {
   private final Context context;
@@ -36,6 +45,7 @@ public final class Call implements AutoCloseable {
   private volatile String peer;
   private volatile CallState state;
   private volatile Path path = Path.RELAY;
+  private volatile @Nullable Object tag;
 
   // 1 for the owner (dropped by close) + 1 per method running on the handle; the handle is
   // released when it reaches 0.
@@ -43,7 +53,7 @@ public final class Call implements AutoCloseable {
   private volatile boolean closed;
   private final Object closeLock = new Object();
 
-  Call(Context context, long handle, boolean incoming, String peer, int channels) {
+  Call(Context context, long handle, boolean incoming, @Nullable String peer, int channels) {
     this.context = context;
     this.handle = handle;
     this.incoming = incoming;
@@ -53,8 +63,19 @@ public final class Call implements AutoCloseable {
   }
 
   /** The context the call belongs to. */
-  public Context context() {
+  public @NonNull Context context() {
     return context;
+  }
+
+  /** The application's own data for this call (e.g. its contact), or null; parley never looks
+   * at it. */
+  public @Nullable Object tag() {
+    return tag;
+  }
+
+  /** Attaches the application's own data (null: none). */
+  public void setTag(@Nullable Object tag) {
+    this.tag = tag;
   }
 
   /** True for a call we received, false for one we placed. */
@@ -63,17 +84,17 @@ public final class Call implements AutoCloseable {
   }
 
   /** The last state the listener was told about. */
-  public CallState state() {
+  public @NonNull CallState state() {
     return state;
   }
 
   /** The path the media takes, as last reported by {@link Context.Listener#onPathChanged}. */
-  public Path path() {
+  public @NonNull Path path() {
     return path;
   }
 
   /** The peer's fingerprint (64 lowercase hex). */
-  public String peerFingerprint() {
+  public @NonNull String peerFingerprint() {
     String p = peer;
     if (p == null) {
       acquireOrThrow();
@@ -91,7 +112,7 @@ public final class Call implements AutoCloseable {
    * Accepts an incoming call ({@code parley_call_accept}); it becomes {@link
    * CallState#ACTIVE}.
    *
-   * @throws ParleyException CALL_ENDED, CALL_NOT_FOUND (not an incoming call, or already
+   * @throws ParleyException CALL_ENDED, WRONG_CALL_STATE (not an incoming call, or already
    *     accepted), NOT_REGISTERED, CLOSED
    */
   public void accept() {
@@ -107,7 +128,7 @@ public final class Call implements AutoCloseable {
    * Rejects an incoming call ({@code parley_call_reject}); the caller sees {@link
    * CallState#ENDED} with {@link ParleyException#CALL_REJECTED}.
    *
-   * @throws ParleyException CALL_ENDED, CALL_NOT_FOUND, NOT_REGISTERED, CLOSED
+   * @throws ParleyException CALL_ENDED, WRONG_CALL_STATE, NOT_REGISTERED, CLOSED
    */
   public void reject() {
     acquireOrThrow();
@@ -147,7 +168,7 @@ public final class Call implements AutoCloseable {
   }
 
   /** {@link #pushAudio(short[], int, int)} from the start of {@code pcm}. */
-  public int pushAudio(short[] pcm, int frames) {
+  public int pushAudio(short @NonNull [] pcm, int frames) {
     return pushAudio(pcm, 0, frames);
   }
 
@@ -160,7 +181,7 @@ public final class Call implements AutoCloseable {
    * @throws ParleyException CALL_ENDED once the call ended, CLOSED once closed
    * @throws IndexOutOfBoundsException when the range exceeds the array
    */
-  public int pushAudio(short[] pcm, int offsetFrames, int frames) {
+  public int pushAudio(short @NonNull [] pcm, int offsetFrames, int frames) {
     checkRange(pcm.length, offsetFrames, frames);
     if (!acquire()) throw closedException();
     int r;
@@ -177,7 +198,7 @@ public final class Call implements AutoCloseable {
    * As {@link #pushAudio(short[], int, int)}, from a direct buffer in native byte order,
    * starting at its position (which is not moved).
    */
-  public int pushAudio(ShortBuffer pcm, int frames) {
+  public int pushAudio(@NonNull ShortBuffer pcm, int frames) {
     checkDirect(pcm);
     checkRange(pcm.remaining(), 0, frames);
     if (!acquire()) throw closedException();
@@ -192,7 +213,7 @@ public final class Call implements AutoCloseable {
   }
 
   /** {@link #pullAudio(short[], int, int)} into the start of {@code out}. */
-  public boolean pullAudio(short[] out, int frames) {
+  public boolean pullAudio(short @NonNull [] out, int frames) {
     return pullAudio(out, 0, frames);
   }
 
@@ -206,7 +227,7 @@ public final class Call implements AutoCloseable {
    *     holds silence)
    * @throws IndexOutOfBoundsException when the range exceeds the array
    */
-  public boolean pullAudio(short[] out, int offsetFrames, int frames) {
+  public boolean pullAudio(short @NonNull [] out, int offsetFrames, int frames) {
     checkRange(out.length, offsetFrames, frames);
     if (!acquire()) {
       java.util.Arrays.fill(out, offsetFrames * channels, (offsetFrames + frames) * channels,
@@ -226,7 +247,7 @@ public final class Call implements AutoCloseable {
    * As {@link #pullAudio(short[], int, int)}, into a direct buffer in native byte order,
    * starting at its position (which is not moved).
    */
-  public boolean pullAudio(ShortBuffer out, int frames) {
+  public boolean pullAudio(@NonNull ShortBuffer out, int frames) {
     checkDirect(out);
     checkRange(out.remaining(), 0, frames);
     if (!acquire()) {
@@ -242,20 +263,98 @@ public final class Call implements AutoCloseable {
     return pullResult(r);
   }
 
+  /** {@link #pushAudio(float[], int, int)} from the start of {@code pcm}. */
+  public int pushAudio(float @NonNull [] pcm, int frames) {
+    return pushAudio(pcm, 0, frames);
+  }
+
+  /**
+   * {@link #pushAudio(short[], int, int)} for float32 PCM, nominally -1.0 .. 1.0 ({@code
+   * parley_call_push_audio_float}). Real-time safe; one capture thread at a time.
+   */
+  public int pushAudio(float @NonNull [] pcm, int offsetFrames, int frames) {
+    checkRange(pcm.length, offsetFrames, frames);
+    if (!acquire()) throw closedException();
+    int r;
+    try {
+      r = Native.callPushFloat(handle, pcm, offsetFrames * channels, frames);
+    } finally {
+      release();
+    }
+    if (r < 0) throw ParleyException.of(r);
+    return r;
+  }
+
+  /** {@link #pushAudio(float[], int, int)} from a direct buffer in native byte order. */
+  public int pushAudio(@NonNull FloatBuffer pcm, int frames) {
+    checkDirect(pcm);
+    checkRange(pcm.remaining(), 0, frames);
+    if (!acquire()) throw closedException();
+    int r;
+    try {
+      r = Native.callPushFloatDirect(handle, pcm, pcm.position(), frames);
+    } finally {
+      release();
+    }
+    if (r < 0) throw ParleyException.of(r);
+    return r;
+  }
+
+  /** {@link #pullAudio(float[], int, int)} into the start of {@code out}. */
+  public boolean pullAudio(float @NonNull [] out, int frames) {
+    return pullAudio(out, 0, frames);
+  }
+
+  /**
+   * {@link #pullAudio(short[], int, int)} for float32 PCM, -1.0 .. 1.0 ({@code
+   * parley_call_pull_audio_float}). Real-time safe; one playout thread at a time.
+   */
+  public boolean pullAudio(float @NonNull [] out, int offsetFrames, int frames) {
+    checkRange(out.length, offsetFrames, frames);
+    if (!acquire()) {
+      java.util.Arrays.fill(out, offsetFrames * channels, (offsetFrames + frames) * channels, 0f);
+      return false;
+    }
+    int r;
+    try {
+      r = Native.callPullFloat(handle, out, offsetFrames * channels, frames);
+    } finally {
+      release();
+    }
+    return pullResult(r);
+  }
+
+  /** {@link #pullAudio(float[], int, int)} into a direct buffer in native byte order. */
+  public boolean pullAudio(@NonNull FloatBuffer out, int frames) {
+    checkDirect(out);
+    checkRange(out.remaining(), 0, frames);
+    if (!acquire()) {
+      for (int i = 0; i < frames * channels; ++i) out.put(out.position() + i, 0f);
+      return false;
+    }
+    int r;
+    try {
+      r = Native.callPullFloatDirect(handle, out, out.position(), frames);
+    } finally {
+      release();
+    }
+    return pullResult(r);
+  }
+
   /**
    * Sends an application datagram (up to {@link Parley#DATAGRAM_MAX} bytes), end-to-end
    * encrypted alongside the voice, unreliable and unordered; the peer gets {@link
    * Context.Listener#onDatagram}.
    *
-   * @throws ParleyException CALL_NOT_FOUND (not active yet), CALL_ENDED, MESSAGE_TOO_LARGE,
+   * @throws ParleyException CALL_NOT_ACTIVE (not active yet), CALL_ENDED, MESSAGE_TOO_LARGE,
    *     QUEUE_FULL, CLOSED
    */
-  public void sendDatagram(byte[] data) {
+  public void sendDatagram(byte @NonNull [] data) {
     sendDatagram(data, 0, data.length);
   }
 
   /** As {@link #sendDatagram(byte[])}, for {@code length} bytes from {@code offset}. */
-  public void sendDatagram(byte[] data, int offset, int length) {
+  public void sendDatagram(byte @NonNull [] data, int offset, int length) {
     if (offset < 0 || length < 0 || offset > data.length - length) {
       throw new IndexOutOfBoundsException("offset " + offset + ", length " + length);
     }
@@ -270,9 +369,9 @@ public final class Call implements AutoCloseable {
   /**
    * A snapshot of the call's statistics ({@code parley_call_get_stats}).
    *
-   * @throws ParleyException CALL_NOT_FOUND (not active yet), CALL_ENDED, CLOSED
+   * @throws ParleyException CALL_NOT_ACTIVE (not active yet), CALL_ENDED, CLOSED
    */
-  public CallStats stats() {
+  public @NonNull CallStats stats() {
     long[] v = new long[CallStats.FIELDS];
     acquireOrThrow();
     try {
@@ -290,7 +389,7 @@ public final class Call implements AutoCloseable {
 
   /**
    * Ends the call if it is still going and frees the native handle ({@code
-   * parley_call_release}); no listener method names it afterwards. Closing twice is harmless.
+   * parley_call_destroy}); no listener method names it afterwards. Closing twice is harmless.
    */
   @Override
   public void close() {
@@ -337,7 +436,7 @@ public final class Call implements AutoCloseable {
   }
 
   private void release() {
-    if (refs.decrementAndGet() == 0) Native.callRelease(handle);
+    if (refs.decrementAndGet() == 0) Native.callDestroy(handle);
   }
 
   private static ParleyException closedException() {
@@ -347,9 +446,7 @@ public final class Call implements AutoCloseable {
 
   private boolean pullResult(int r) {
     if (r == 0) return true;
-    if (r == ParleyException.CALL_ENDED
-        || r == ParleyException.CALL_NOT_FOUND // libraries before CALL_ENDED existed
-        || r == ParleyException.CLOSED) {
+    if (r == ParleyException.CALL_ENDED || r == ParleyException.CLOSED) {
       return false;
     }
     throw ParleyException.of(r);
@@ -365,9 +462,11 @@ public final class Call implements AutoCloseable {
     }
   }
 
-  private static void checkDirect(ShortBuffer b) {
+  private static void checkDirect(Buffer b) {
     if (!b.isDirect()) throw new IllegalArgumentException("not a direct buffer");
-    if (b.order() != ByteOrder.nativeOrder()) {
+    ByteOrder order =
+        b instanceof ShortBuffer ? ((ShortBuffer) b).order() : ((FloatBuffer) b).order();
+    if (order != ByteOrder.nativeOrder()) {
       throw new IllegalArgumentException("buffer is not in native byte order");
     }
   }

@@ -3,10 +3,10 @@ package org.parley;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
-import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -31,8 +31,14 @@ import java.util.concurrent.atomic.AtomicInteger;
  * ParleyException#WRONG_THREAD} there, for the listener's whole duration (post the close to
  * another thread).
  *
- * <p>Audio goes through {@link Call#pushAudio} and {@link Call#pullAudio} on the app's own
- * capture and playout threads; see {@link Call}.
+ * <p>Audio goes through {@link Call#pushAudio} and {@link Call#pullAudio} (16-bit or float32
+ * PCM) on the app's own capture and playout threads; see {@link Call}.
+ *
+ * <p>Events are delivered by libparley's callback mode on the context's own thread: no Java
+ * thread waits or polls for them, and {@link #close()} returns once that thread stopped.
+ * Every {@link Call} and {@link Room} is attached to its native handle as the handle's user
+ * data, so each event names the same object. Nullability: parameters and results are marked
+ * {@link NonNull} or {@link Nullable} (the binding's own annotations).
  */
 public final class Context implements AutoCloseable {
   /**
@@ -50,21 +56,22 @@ public final class Context implements AutoCloseable {
      * {@code PARLEY_ERR_*} code, see {@link ParleyException}) or 0. For {@link
      * RelayState#UNTRUSTED}, {@link #onRelayUntrusted} follows with the relay's fingerprint.
      */
-    default void onRelayState(RelayState state, int error) {}
+    default void onRelayState(@NonNull RelayState state, int error) {}
 
     /**
      * A peer calls us. The call is in state {@link CallState#INCOMING}: {@link Call#accept()
      * accept} or {@link Call#reject() reject} it (now or later, from any thread), and {@link
      * Call#close() close} it when done. {@link Call#peerFingerprint()} says who calls.
      */
-    default void onIncomingCall(Call call) {}
+    default void onIncomingCall(@NonNull Call call) {}
 
     /**
      * A call changed state. For {@link CallState#ENDED}, {@code error} and {@code text} say
      * why: error 0 is a normal hangup, {@link ParleyException#CALL_REJECTED} a rejection,
      * {@link ParleyException#PEER_UNAVAILABLE} an offline peer, and so on.
      */
-    default void onCallState(Call call, CallState state, int error, String text) {}
+    default void onCallState(
+        @NonNull Call call, @NonNull CallState state, int error, @NonNull String text) {}
 
     /**
      * {@link #onCallState(Call, CallState, int, String)} with whose words {@code error} and
@@ -72,12 +79,18 @@ public final class Context implements AutoCloseable {
      * {@link Origin#PEER} text is untrusted (show it quoted). This is the method parley calls;
      * the default passes the event on to the one without {@code origin}.
      */
-    default void onCallState(Call call, CallState state, int error, String text, Origin origin) {
+    default void onCallState(
+        @NonNull Call call,
+        @NonNull CallState state,
+        int error,
+        @NonNull String text,
+        @NonNull Origin origin) {
       onCallState(call, state, error, text);
     }
 
     /** The call's media moved from one path to another; {@code reason} says why. */
-    default void onPathChanged(Call call, Path from, Path to, String reason) {}
+    default void onPathChanged(
+        @NonNull Call call, @NonNull Path from, @NonNull Path to, @NonNull String reason) {}
 
     /**
      * The voice profile we send with changed from {@code fromProfile} to {@code toProfile} (0
@@ -85,20 +98,24 @@ public final class Context implements AutoCloseable {
      * from which it applies.
      */
     default void onQualityChanged(
-        Call call, int fromProfile, int toProfile, QualityReason reason, long timestamp) {}
+        @NonNull Call call,
+        int fromProfile,
+        int toProfile,
+        @NonNull QualityReason reason,
+        long timestamp) {}
 
     /** An application datagram from the peer ({@link Call#sendDatagram(byte[])}). */
-    default void onDatagram(Call call, byte[] data) {}
+    default void onDatagram(@NonNull Call call, byte @NonNull [] data) {}
 
     /** An error from the relay that concerns no particular call. */
-    default void onError(int error, String text) {}
+    default void onError(int error, @NonNull String text) {}
 
     /**
      * {@link #onError(int, String)} with whose words {@code error} and {@code text} are
      * (relay errors: {@link Origin#RELAY}, untrusted text). This is the method parley calls;
      * the default passes the event on to the one without {@code origin}.
      */
-    default void onError(int error, String text, Origin origin) {
+    default void onError(int error, @NonNull String text, @NonNull Origin origin) {
       onError(error, text);
     }
 
@@ -107,7 +124,7 @@ public final class Context implements AutoCloseable {
      * #onRelayUntrusted} and {@link Context#trustRelay(String)}). Kept so that listeners
      * overriding it still compile.
      */
-    default void onRelayTrusted(String relayFingerprint) {}
+    default void onRelayTrusted(@Nullable String relayFingerprint) {}
 
     /**
      * No relay fingerprint was configured: the relay presented the identity {@code
@@ -119,7 +136,7 @@ public final class Context implements AutoCloseable {
      * trusted fingerprint and pass it to {@link Config.Builder#relayFingerprint(String)} from
      * then on.
      */
-    default void onRelayUntrusted(String relayFingerprint) {}
+    default void onRelayUntrusted(@NonNull String relayFingerprint) {}
 
     /**
      * parley refused an invite from {@code peerFingerprint} without ringing: its media key
@@ -128,7 +145,7 @@ public final class Context implements AutoCloseable {
      * that this identity is online, which the host may want to know. The default passes it
      * on to {@link #onError(int, String, Origin)}.
      */
-    default void onInviteRefused(String peerFingerprint, int error, String text) {
+    default void onInviteRefused(@NonNull String peerFingerprint, int error, @NonNull String text) {
       onError(error, text, Origin.LOCAL);
     }
 
@@ -139,7 +156,7 @@ public final class Context implements AutoCloseable {
      * this update. A refusal of the join (room full, too many rooms) arrives as {@link
      * #onRoomError} instead.
      */
-    default void onRoomUpdate(Room room, int memberCount, int ownStreamId) {}
+    default void onRoomUpdate(@NonNull Room room, int memberCount, int ownStreamId) {}
 
     /**
      * The relay refused {@code room}'s join (room full, too many rooms for this client:
@@ -147,7 +164,7 @@ public final class Context implements AutoCloseable {
      * it. {@code text} is the relay's (untrusted). The default passes it on to {@link
      * #onError(int, String, Origin)} with {@link Origin#RELAY}.
      */
-    default void onRoomError(Room room, int error, String text) {
+    default void onRoomError(@NonNull Room room, int error, @NonNull String text) {
       onError(error, text, Origin.RELAY);
     }
 
@@ -159,12 +176,12 @@ public final class Context implements AutoCloseable {
      * relay could read and alter an unsealed one, so never trust one unauthenticated.
      */
     default void onRoomFrame(
-        Room room,
-        String senderFingerprint,
+        @NonNull Room room,
+        @NonNull String senderFingerprint,
         int streamId,
         int sequence,
         int timestamp,
-        byte[] payload) {}
+        byte @NonNull [] payload) {}
 
     /**
      * The voice profile the room should send with changed from {@code fromProfile} to {@code
@@ -173,7 +190,11 @@ public final class Context implements AutoCloseable {
      * timestamp} on (unsigned 32 bit; 0 for a downgrade, which applies at once).
      */
     default void onRoomQualityChanged(
-        Room room, int fromProfile, int toProfile, QualityReason reason, long timestamp) {}
+        @NonNull Room room,
+        int fromProfile,
+        int toProfile,
+        @NonNull QualityReason reason,
+        long timestamp) {}
   }
 
   /** The settings of a {@link Context}; build one with {@link Builder}. Immutable. */
@@ -223,11 +244,11 @@ public final class Context implements AutoCloseable {
     }
 
     /** A builder; {@link Builder#relayAddress(String)} is required. */
-    public static Builder builder() {
+    public static @NonNull Builder builder() {
       return new Builder();
     }
 
-    public String relayAddress() {
+    public @NonNull String relayAddress() {
       return relayAddress;
     }
 
@@ -235,7 +256,7 @@ public final class Context implements AutoCloseable {
      * The pinned relay fingerprint, or null: the context then waits in {@link
      * RelayState#UNTRUSTED} for {@link Context#trustRelay(String)}.
      */
-    public String relayFingerprint() {
+    public @Nullable String relayFingerprint() {
       return relayFingerprint;
     }
 
@@ -243,7 +264,7 @@ public final class Context implements AutoCloseable {
      * The local bind address ({@code "ip:port"} or {@code "[ipv6]:port"}: one socket, of that
      * family), or null: a socket of each family, 0.0.0.0 and [::], any port.
      */
-    public String bindAddress() {
+    public @Nullable String bindAddress() {
       return bindAddress;
     }
 
@@ -251,7 +272,7 @@ public final class Context implements AutoCloseable {
      * The IPv6 socket's address ({@code "[ipv6]:port"}) next to an IPv4 (or null) {@link
      * #bindAddress()}, or null (see {@link Builder#bindAddress6(String)}).
      */
-    public String bindAddress6() {
+    public @Nullable String bindAddress6() {
       return bindAddress6;
     }
 
@@ -279,7 +300,7 @@ public final class Context implements AutoCloseable {
       return disableDirect;
     }
 
-    public QualityMode qualityMode() {
+    public @NonNull QualityMode qualityMode() {
       return qualityMode;
     }
 
@@ -318,7 +339,7 @@ public final class Context implements AutoCloseable {
     }
 
     /** The STUN servers ({@code "host:port"}), unmodifiable; empty: the relay alone. */
-    public List<String> stunServers() {
+    public @NonNull List<String> stunServers() {
       return stunServers;
     }
 
@@ -374,7 +395,7 @@ public final class Context implements AutoCloseable {
       public Builder() {}
 
       /** The relay, {@code "ip:port"} or {@code "[ipv6]:port"}. Required. */
-      public Builder relayAddress(String address) {
+      public @NonNull Builder relayAddress(@NonNull String address) {
         this.relayAddress = address;
         return this;
       }
@@ -384,7 +405,7 @@ public final class Context implements AutoCloseable {
        * identity the relay presents without sending it anything of ours, reports it ({@link
        * Listener#onRelayUntrusted}) and waits for {@link Context#trustRelay(String)}.
        */
-      public Builder relayFingerprint(String fingerprint) {
+      public @NonNull Builder relayFingerprint(@Nullable String fingerprint) {
         this.relayFingerprint = fingerprint;
         return this;
       }
@@ -394,7 +415,7 @@ public final class Context implements AutoCloseable {
        * that family. Null (the default): a socket of each family, 0.0.0.0 and [::] on one
        * port where it is free (IPv4 only on a host without IPv6).
        */
-      public Builder bindAddress(String address) {
+      public @NonNull Builder bindAddress(@Nullable String address) {
         this.bindAddress = address;
         return this;
       }
@@ -406,7 +427,7 @@ public final class Context implements AutoCloseable {
        * socket. Not IPv6, or next to an IPv6 bindAddress: {@link
        * ParleyException#ADDRESS_FAMILY} at create.
        */
-      public Builder bindAddress6(String address) {
+      public @NonNull Builder bindAddress6(@Nullable String address) {
         this.bindAddress6 = address;
         return this;
       }
@@ -416,52 +437,52 @@ public final class Context implements AutoCloseable {
        * whose port must then be 0, for firewalls that open only a range; no free port:
        * {@link ParleyException#SOCKET}. (0, 0), the default: any port.
        */
-      public Builder portRange(int first, int last) {
+      public @NonNull Builder portRange(int first, int last) {
         this.portMin = first;
         this.portMax = last;
         return this;
       }
 
       /** PCM rate of push/pull: 8000, 12000, 16000, 24000 or 48000 (the default) Hz. */
-      public Builder sampleRate(int hz) {
+      public @NonNull Builder sampleRate(int hz) {
         this.sampleRate = hz;
         return this;
       }
 
       /** PCM channels of push/pull: 1 (the default) or 2, interleaved. */
-      public Builder channels(int channels) {
+      public @NonNull Builder channels(int channels) {
         this.channels = channels;
         return this;
       }
 
       /** Jitter buffer delay bounds in ms; 0 keeps parley's defaults (20 and 500). */
-      public Builder jitterBounds(int minMs, int maxMs) {
+      public @NonNull Builder jitterBounds(int minMs, int maxMs) {
         this.jitterMinMs = minMs;
         this.jitterMaxMs = maxMs;
         return this;
       }
 
       /** Offer loopback addresses as direct-path candidates (both parties on one machine). */
-      public Builder includeLoopback(boolean include) {
+      public @NonNull Builder includeLoopback(boolean include) {
         this.includeLoopback = include;
         return this;
       }
 
       /** Never try a direct path: calls stay on the relay. */
-      public Builder disableDirect(boolean disable) {
+      public @NonNull Builder disableDirect(boolean disable) {
         this.disableDirect = disable;
         return this;
       }
 
       /** {@link QualityMode#ADAPTIVE} (the default) or {@link QualityMode#FIXED}. */
-      public Builder qualityMode(QualityMode mode) {
+      public @NonNull Builder qualityMode(@NonNull QualityMode mode) {
         if (mode == null) throw new NullPointerException("mode");
         this.qualityMode = mode;
         return this;
       }
 
       /** The profile (0 best .. 4) used with {@link QualityMode#FIXED}. */
-      public Builder qualityProfile(int profile) {
+      public @NonNull Builder qualityProfile(int profile) {
         this.qualityProfile = profile;
         return this;
       }
@@ -470,7 +491,7 @@ public final class Context implements AutoCloseable {
        * {@link QualityMode#ADAPTIVE} only: the best voice profile this side ever sends or
        * agrees to (0 .. 4; 0, the default: no cap), e.g. a data-saver setting.
        */
-      public Builder qualityBestProfile(int profile) {
+      public @NonNull Builder qualityBestProfile(int profile) {
         this.qualityBestProfile = profile;
         return this;
       }
@@ -480,7 +501,7 @@ public final class Context implements AutoCloseable {
        * but anyone who sees the (encrypted) frames learns when each side speaks and when it is
        * muted. Off (the default): every voice frame of a profile has one size.
        */
-      public Builder dtx(boolean dtx) {
+      public @NonNull Builder dtx(boolean dtx) {
         this.dtx = dtx;
         return this;
       }
@@ -490,7 +511,7 @@ public final class Context implements AutoCloseable {
        * direct path) before it ends with {@link ParleyException#NO_PATH}; 0 (the default):
        * 30000. A call on a working direct path outlives any relay outage.
        */
-      public Builder noPathTimeoutMs(int ms) {
+      public @NonNull Builder noPathTimeoutMs(int ms) {
         this.noPathTimeoutMs = ms;
         return this;
       }
@@ -502,7 +523,7 @@ public final class Context implements AutoCloseable {
        * the platform sooner (Android's {@code ConnectivityManager.NetworkCallback}) call
        * networkChanged(); both together are fine.
        */
-      public Builder disableNetworkWatch(boolean disable) {
+      public @NonNull Builder disableNetworkWatch(boolean disable) {
         this.disableNetworkWatch = disable;
         return this;
       }
@@ -518,12 +539,12 @@ public final class Context implements AutoCloseable {
        *
        * @throws NullPointerException for a null entry
        */
-      public Builder stunServers(String... servers) {
+      public @NonNull Builder stunServers(String @Nullable ... servers) {
         return stunServers(servers == null ? null : Arrays.asList(servers));
       }
 
       /** {@link #stunServers(String...)} from a list (copied); null or empty: none. */
-      public Builder stunServers(List<String> servers) {
+      public @NonNull Builder stunServers(@Nullable List<String> servers) {
         if (servers == null || servers.isEmpty()) {
           this.stunServers = Collections.emptyList();
           return this;
@@ -545,12 +566,12 @@ public final class Context implements AutoCloseable {
        * closes; calls never wait for it beyond its probe (about 1 s). Off (the default), as it
        * opens a port on the user's router: turn it on as an app setting.
        */
-      public Builder portMapping(boolean enable) {
+      public @NonNull Builder portMapping(boolean enable) {
         this.portMapping = enable;
         return this;
       }
 
-      public Config build() {
+      public @NonNull Config build() {
         if (relayAddress == null) throw new IllegalStateException("relayAddress is required");
         if (sampleRate == 0) sampleRate = 48000;
         if (channels == 0) channels = 1;
@@ -576,12 +597,16 @@ public final class Context implements AutoCloseable {
   private volatile RelayState relayState = RelayState.IDLE;
   private volatile String trustedRelay;
 
-  // parley_call* -> its one Call object. Guarded by itself; never held while calling out.
-  private final Map<Long, Call> calls = new HashMap<>();
+  // Each native call and room handle carries its one Call or Room object as its user data
+  // (parley_call_set_user_data through the glue: a JNI global reference), which every event
+  // hands back: no map from handle addresses (which a later handle may reuse) to objects.
+  // These sets hold the open objects, for close(). Each is guarded by itself, which also
+  // serialises attaching an object to a new handle; never held while waiting for the
+  // context's thread.
+  private final Set<Call> calls = Collections.newSetFromMap(new IdentityHashMap<Call, Boolean>());
   private int startsInFlight;
 
-  // parley_room* -> its one Room object. Guarded by itself; never held while calling out.
-  private final Map<Long, Room> rooms = new HashMap<>();
+  private final Set<Room> rooms = Collections.newSetFromMap(new IdentityHashMap<Room, Boolean>());
   // Joins from threads other than this context's own are one at a time (joinLock): while one
   // is in flight, joiningId is its id, so an update that names the new handle before
   // parley_room_join returned to Java (the relay answered first) gets a Room with the right
@@ -639,19 +664,20 @@ public final class Context implements AutoCloseable {
    *     addresses of the wrong family), FINGERPRINT_INVALID, AUDIO_FORMAT, INVALID_ARGUMENT,
    *     SOCKET, ...
    */
-  public static Context create(Identity identity, Config config, Listener listener) {
+  public static @NonNull Context create(
+      @NonNull Identity identity, @NonNull Config config, @Nullable Listener listener) {
     if (identity == null) throw new NullPointerException("identity");
     if (config == null) throw new NullPointerException("config");
     return new Context(identity, config, listener);
   }
 
   /** The settings the context was created with. */
-  public Config config() {
+  public @NonNull Config config() {
     return config;
   }
 
   /** Our own fingerprint: what peers dial. */
-  public String fingerprint() {
+  public @NonNull String fingerprint() {
     return fingerprint;
   }
 
@@ -660,7 +686,7 @@ public final class Context implements AutoCloseable {
    * the host trusted with {@link #trustRelay(String)}; null before either (also while the
    * context waits in {@link RelayState#UNTRUSTED}).
    */
-  public String relayFingerprint() {
+  public @Nullable String relayFingerprint() {
     if (closing) return trustedRelay != null ? trustedRelay : config.relayFingerprint;
     long h = enter();
     try {
@@ -682,7 +708,7 @@ public final class Context implements AutoCloseable {
    *
    * @throws ParleyException FINGERPRINT_INVALID (not 64 hex digits), CLOSED
    */
-  public void trustRelay(String relayFingerprint) {
+  public void trustRelay(@NonNull String relayFingerprint) {
     if (relayFingerprint == null) throw new NullPointerException("relayFingerprint");
     long h = enter();
     try {
@@ -718,7 +744,7 @@ public final class Context implements AutoCloseable {
   }
 
   /** The relay connection's last state reported to the listener. */
-  public RelayState relayState() {
+  public @NonNull RelayState relayState() {
     return relayState;
   }
 
@@ -730,7 +756,7 @@ public final class Context implements AutoCloseable {
    * @throws ParleyException FINGERPRINT_INVALID, NOT_REGISTERED (the relay connection is not
    *     up yet), INVALID_ARGUMENT (calling ourselves), CLOSED
    */
-  public Call call(String peerFingerprint) {
+  public @NonNull Call call(@NonNull String peerFingerprint) {
     if (peerFingerprint == null) throw new NullPointerException("peerFingerprint");
     long h = enter();
     try {
@@ -763,7 +789,7 @@ public final class Context implements AutoCloseable {
    * @throws ParleyException INVALID_ARGUMENT (not 32 hex characters, or a room this context is
    *     in), NOT_REGISTERED (the relay connection is not up yet), QUEUE_FULL, CLOSED
    */
-  public Room joinRoom(String roomId) {
+  public @NonNull Room joinRoom(@NonNull String roomId) {
     if (roomId == null) throw new NullPointerException("roomId");
     // What parley accepted is 32 hex digits in either case; kept in lowercase.
     String id = roomId.toLowerCase(Locale.ROOT);
@@ -845,12 +871,12 @@ public final class Context implements AutoCloseable {
     }
     List<Call> open;
     synchronized (calls) {
-      open = new ArrayList<>(calls.values());
+      open = new ArrayList<>(calls);
     }
     for (Call c : open) c.close();
     List<Room> openRooms;
     synchronized (rooms) {
-      openRooms = new ArrayList<>(rooms.values());
+      openRooms = new ArrayList<>(rooms);
     }
     for (Room r : openRooms) r.close();
   }
@@ -875,39 +901,42 @@ public final class Context implements AutoCloseable {
     }
   }
 
-  // --- calls map ---
+  // --- calls: the one Call of each handle is its user data ---
 
   /**
-   * The one Call object for {@code ptr}. {@code create}: make it if missing; {@code
-   * incomingEvent}: an INCOMING_CALL event names a new handle.
+   * The one Call object for {@code ptr}: the one attached to the handle, else (when {@code
+   * create}, while a start is in flight, or for an INCOMING_CALL event) a new one, attached
+   * now. An event may come before parley_call_start returned to its caller (no user data
+   * yet): whichever of the two gets here first makes the object, the other finds it.
    */
-  private Call callFor(long ptr, boolean create, boolean incomingEvent, String peer) {
+  private @Nullable Call callFor(
+      long ptr, boolean create, boolean incomingEvent, @Nullable String peer) {
     synchronized (calls) {
-      Call c = calls.get(ptr);
-      if (c == null && (create || startsInFlight > 0 || incomingEvent)) {
-        c = new Call(this, ptr, incomingEvent, peer, config.channels);
-        calls.put(ptr, c);
-      }
+      Object attached = Native.callUserData(ptr);
+      if (attached instanceof Call) return (Call) attached;
+      if (!(create || startsInFlight > 0 || incomingEvent)) return null;
+      Call c = new Call(this, ptr, incomingEvent, peer, config.channels);
+      Native.callSetUserData(ptr, c);
+      calls.add(c);
       return c;
     }
   }
 
   void forget(Call call) {
     synchronized (calls) {
-      if (calls.get(call.handle()) == call) calls.remove(call.handle());
+      calls.remove(call);
     }
   }
 
-  // --- rooms map ---
+  // --- rooms: the one Room of each handle is its user data ---
 
   /** Under the rooms lock: the one Room for a handle parley_room_join just returned. */
   private Room mapJoined(long ptr, String id) {
-    Room r = rooms.get(ptr);
-    // A closed object at the same address named a handle released since (memory reuse).
-    if (r == null || r.isClosed()) {
-      r = new Room(this, ptr, id);
-      rooms.put(ptr, r);
-    }
+    Object attached = Native.roomUserData(ptr);
+    if (attached instanceof Room && !((Room) attached).isClosed()) return (Room) attached;
+    Room r = new Room(this, ptr, id);
+    Native.roomSetUserData(ptr, r);
+    rooms.add(r);
     return r;
   }
 
@@ -915,30 +944,46 @@ public final class Context implements AutoCloseable {
   private void dropProvisional(long joined) {
     for (Room p : provisional) {
       if (p.handle() == joined) continue; // the joined room itself: confirmed
-      if (rooms.get(p.handle()) == p) rooms.remove(p.handle());
+      rooms.remove(p);
+      try {
+        Native.roomSetUserData(p.handle(), null); // not ours: as it was
+      } catch (ParleyException e) {
+        // INVALID_HANDLE: gone already.
+      }
       p.discard();
     }
     provisional.clear();
   }
 
-  /** The Room an event names, or null (a handle closed, left, or never ours). */
-  private Room roomForEvent(long ptr) {
-    synchronized (rooms) {
-      Room r = rooms.get(ptr);
-      if (r == null && joiningId != null) {
-        // The relay answered a join before parley_room_join returned to its caller.
-        r = new Room(this, ptr, joiningId);
-        rooms.put(ptr, r);
-        provisional.add(r);
+  /**
+   * The Room an event names ({@code target}: the handle's user data), or null (a handle
+   * closed, left, or never ours).
+   */
+  private @Nullable Room roomForEvent(long ptr, @Nullable Object target) {
+    Room r = null;
+    if (target instanceof Room) {
+      r = (Room) target;
+    } else {
+      synchronized (rooms) {
+        Object attached = Native.roomUserData(ptr);
+        if (attached instanceof Room) {
+          r = (Room) attached;
+        } else if (joiningId != null) {
+          // The relay answered a join before parley_room_join returned to its caller.
+          r = new Room(this, ptr, joiningId);
+          Native.roomSetUserData(ptr, r);
+          rooms.add(r);
+          provisional.add(r);
+        }
       }
-      if (r == null || r.isClosed() || r.isLeft()) return null;
-      return r;
     }
+    if (r == null || r.isClosed() || r.isLeft()) return null;
+    return r;
   }
 
   void forget(Room room) {
     synchronized (rooms) {
-      if (rooms.get(room.handle()) == room) rooms.remove(room.handle());
+      rooms.remove(room);
     }
   }
 
@@ -976,11 +1021,12 @@ public final class Context implements AutoCloseable {
       int streamId,
       int sequence,
       int memberCount,
-      int originCode) {
+      int originCode,
+      @Nullable Object target) {
     if (eventThread == null) eventThread = Thread.currentThread();
     if (roomPtr != 0) {
-      onRoomEvent(type, roomPtr, error, peer, text, data, profile, profileFrom, qualityReason,
-          timestamp, streamId, sequence, memberCount);
+      onRoomEvent(type, roomPtr, target, error, peer, text, data, profile, profileFrom,
+          qualityReason, timestamp, streamId, sequence, memberCount);
       return;
     }
     Call call = null;
@@ -991,9 +1037,13 @@ public final class Context implements AutoCloseable {
       case EVENT_PATH_CHANGED:
       case EVENT_QUALITY_CHANGED:
         if (callPtr == 0) return;
-        call = callFor(callPtr, false, type == EVENT_INCOMING_CALL, peer);
+        // The call's user data; none only for a new handle (an incoming call, or an event
+        // that came before parley_call_start returned): then the handle's, or a new Call.
+        call = target instanceof Call
+            ? (Call) target
+            : callFor(callPtr, false, type == EVENT_INCOMING_CALL, peer);
         // A handle the app closed already: nothing names it any more.
-        if (call == null) return;
+        if (call == null || call.isClosed()) return;
         break;
       default:
         break;
@@ -1053,6 +1103,7 @@ public final class Context implements AutoCloseable {
   private void onRoomEvent(
       int type,
       long roomPtr,
+      @Nullable Object target,
       int error,
       String peer,
       String text,
@@ -1064,7 +1115,7 @@ public final class Context implements AutoCloseable {
       int streamId,
       int sequence,
       int memberCount) {
-    Room room = roomForEvent(roomPtr);
+    Room room = roomForEvent(roomPtr, target);
     // A room the app closed or left: nothing names it any more.
     if (room == null) return;
     switch (type) {

@@ -18,7 +18,7 @@ public final class Identity implements AutoCloseable {
   }
 
   /** A new identity from the system's CSPRNG ({@code parley_identity_generate}). */
-  public static Identity generate() {
+  public static @NonNull Identity generate() {
     return new Identity(Native.identityGenerate());
   }
 
@@ -29,7 +29,7 @@ public final class Identity implements AutoCloseable {
    * @throws ParleyException INVALID_ARGUMENT when the seed is not {@link Parley#SEED_LENGTH}
    *     bytes
    */
-  public static Identity fromSeed(byte[] seed) {
+  public static @NonNull Identity fromSeed(byte @NonNull [] seed) {
     if (seed == null) throw new NullPointerException("seed");
     return new Identity(Native.identityFromSeed(seed));
   }
@@ -40,7 +40,7 @@ public final class Identity implements AutoCloseable {
    *
    * @throws ParleyException SEED_FILE_NOT_FOUND, SEED_FILE_PERMISSIONS, SEED_FILE_INVALID, IO
    */
-  public static Identity load(String path) {
+  public static @NonNull Identity load(@NonNull String path) {
     if (path == null) throw new NullPointerException("path");
     return new Identity(Native.identityLoadFile(path));
   }
@@ -50,28 +50,28 @@ public final class Identity implements AutoCloseable {
    *
    * @throws ParleyException SEED_FILE_EXISTS (unless {@code overwrite}), IO
    */
-  public synchronized void save(String path, boolean overwrite) {
+  public synchronized void save(@NonNull String path, boolean overwrite) {
     if (path == null) throw new NullPointerException("path");
     Native.identitySaveFile(live(), path, overwrite);
   }
 
   /** The fingerprint: 64 lowercase hex characters. */
-  public synchronized String fingerprint() {
+  public synchronized @NonNull String fingerprint() {
     return Native.identityFingerprint(live());
   }
 
   /** The 32-byte Ed25519 public key. */
-  public synchronized byte[] publicKey() {
+  public synchronized byte @NonNull [] publicKey() {
     return Native.identityPublicKey(live());
   }
 
   /** A copy of the secret 32-byte seed; wipe it (Arrays.fill) when done. */
-  public synchronized byte[] exportSeed() {
+  public synchronized byte @NonNull [] exportSeed() {
     return Native.identityExportSeed(live());
   }
 
   /** The identity's deterministic self-signed X.509 certificate, DER. */
-  public synchronized byte[] certificateDer() {
+  public synchronized byte @NonNull [] certificateDer() {
     return Native.identityCertificate(live());
   }
 
@@ -84,7 +84,7 @@ public final class Identity implements AutoCloseable {
   @Override
   public synchronized void close() {
     if (handle != 0) {
-      Native.identityFree(handle);
+      Native.identityDestroy(handle);
       handle = 0;
     }
   }

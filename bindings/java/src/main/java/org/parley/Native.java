@@ -1,5 +1,6 @@
 package org.parley;
 
+import java.nio.FloatBuffer;
 import java.nio.ShortBuffer;
 
 /**
@@ -34,6 +35,12 @@ final class Native {
 
   static native String strerror(int code);
 
+  /** parley_error_name: "PARLEY_ERR_TIMEOUT", or "unknown". */
+  static native String errorName(int code);
+
+  /** parley_event_type_name: "PARLEY_EVENT_CALL_STATE", or "unknown". */
+  static native String eventTypeName(int type);
+
   /** Throws. */
   static native void setLogLevel(int level);
 
@@ -57,7 +64,7 @@ final class Native {
 
   static native byte[] identityCertificate(long id);
 
-  static native void identityFree(long id);
+  static native void identityDestroy(long id);
 
   // --- context ---
   /** Allocates the glue state holding a global reference to {@code self}; no C context yet. */
@@ -121,7 +128,17 @@ final class Native {
   /** Throws. */
   static native void callHangup(long call);
 
-  static native void callRelease(long call);
+  /** parley_call_destroy, then the global reference of the call's user data. */
+  static native void callDestroy(long call);
+
+  /**
+   * Attaches {@code target} (a global reference to it; null: none) as the call's user data,
+   * which its events hand back; the previous reference is deleted. Throws.
+   */
+  static native void callSetUserData(long call, Object target);
+
+  /** The object attached to the call, or null (none, or a handle that is not live). */
+  static native Object callUserData(long call);
 
   /** Throws. */
   static native String callPeer(long call);
@@ -137,6 +154,18 @@ final class Native {
 
   /** As callPull, into a direct buffer. */
   static native int callPullDirect(long call, ShortBuffer out, int offset, int frames);
+
+  /** As callPush, for float32 PCM. */
+  static native int callPushFloat(long call, float[] pcm, int offset, int frames);
+
+  /** As callPull, for float32 PCM. */
+  static native int callPullFloat(long call, float[] out, int offset, int frames);
+
+  /** As callPushDirect, for float32 PCM. */
+  static native int callPushFloatDirect(long call, FloatBuffer pcm, int offset, int frames);
+
+  /** As callPullDirect, for float32 PCM. */
+  static native int callPullFloatDirect(long call, FloatBuffer out, int offset, int frames);
 
   static native int callSetMuted(long call, boolean muted);
 
@@ -156,7 +185,14 @@ final class Native {
   /** Throws. */
   static native void roomLeave(long room);
 
-  static native void roomRelease(long room);
+  /** parley_room_destroy, then the global reference of the room's user data. */
+  static native void roomDestroy(long room);
+
+  /** As callSetUserData, for a room. Throws. */
+  static native void roomSetUserData(long room, Object target);
+
+  /** As callUserData, for a room. */
+  static native Object roomUserData(long room);
 
   /** The members as of the latest room update. Throws. */
   static native RoomMember[] roomMembers(long room);

@@ -25,14 +25,33 @@ public final class Parley {
     return Native.version();
   }
 
-  /** The linked library's version, e.g. {@code "0.1.0"}. */
-  public static String versionString() {
+  /** The C API version this binding is written for: it needs a library of at least this. */
+  public static final String BINDING_VERSION = "0.2.0";
+
+  /** The linked library's version, e.g. {@code "0.2.0"}. */
+  public static @NonNull String versionString() {
     return Native.versionString();
   }
 
   /** The fixed English description of an error code ({@code parley_strerror}). */
-  public static String strerror(int code) {
+  public static @NonNull String strerror(int code) {
     return Native.strerror(code);
+  }
+
+  /**
+   * The C name of an error code as the linked library spells it ({@code parley_error_name}),
+   * e.g. {@code "PARLEY_ERR_TIMEOUT"}; {@code "unknown"} for a number it does not know.
+   */
+  public static @NonNull String errorName(int code) {
+    return Native.errorName(code);
+  }
+
+  /**
+   * The C name of an event type ({@code parley_event_type_name}), e.g. {@code
+   * "PARLEY_EVENT_CALL_STATE"}; {@code "unknown"} for a number the library does not know.
+   */
+  public static @NonNull String eventTypeName(int type) {
+    return Native.eventTypeName(type);
   }
 
   /**
@@ -52,7 +71,7 @@ public final class Parley {
    *
    * @throws ParleyException FINGERPRINT_INVALID
    */
-  public static String normalizeFingerprint(String text) {
+  public static @NonNull String normalizeFingerprint(@NonNull String text) {
     if (text == null) throw new NullPointerException("text");
     return Native.normalizeFingerprint(text);
   }
@@ -62,7 +81,7 @@ public final class Parley {
    * share with the other members out of band and pass to {@link Context#joinRoom(String)}.
    * Same as {@link Room#generateId()}.
    */
-  public static String generateRoomId() {
+  public static @NonNull String generateRoomId() {
     return Native.roomIdGenerate();
   }
 }

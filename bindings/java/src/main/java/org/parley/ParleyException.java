@@ -70,6 +70,12 @@ public class ParleyException extends RuntimeException {
   public static final int ADDRESS_FAMILY = -49;
   /** No connection could be made to any address a host name resolved to. */
   public static final int ALL_ADDRESSES_FAILED = -50;
+  /** Room send or leave when not a member (not joined yet, left, refused); was -32. */
+  public static final int NOT_A_MEMBER = -51;
+  /** A datagram or statistics before the call is active; was -32. */
+  public static final int CALL_NOT_ACTIVE = -52;
+  /** Accepting or rejecting an outgoing call, or one already answered; was -32. */
+  public static final int WRONG_CALL_STATE = -53;
 
   // Index: -code. The names are the C enumerators (parley.h), which never change.
   private static final String[] NAMES = {
@@ -124,6 +130,9 @@ public class ParleyException extends RuntimeException {
     "PARLEY_ERR_NO_USABLE_ADDRESS",
     "PARLEY_ERR_ADDRESS_FAMILY",
     "PARLEY_ERR_ALL_ADDRESSES_FAILED",
+    "PARLEY_ERR_NOT_A_MEMBER",
+    "PARLEY_ERR_CALL_NOT_ACTIVE",
+    "PARLEY_ERR_WRONG_CALL_STATE",
   };
 
   private final int code;
@@ -135,7 +144,7 @@ public class ParleyException extends RuntimeException {
    * @param description the code's fixed description ({@code parley_strerror})
    * @param detail what exactly failed ({@code parley_last_error_message}); may be empty
    */
-  public ParleyException(int code, String description, String detail) {
+  public ParleyException(int code, @Nullable String description, @Nullable String detail) {
     super(format(code, description, detail));
     this.code = code;
     this.description = description == null ? "" : description;
@@ -153,23 +162,33 @@ public class ParleyException extends RuntimeException {
   }
 
   /** The C name of the code, e.g. {@code "PARLEY_ERR_FINGERPRINT_INVALID"}. */
-  public String errorName() {
+  public @NonNull String errorName() {
     return nameOf(code);
   }
 
   /** The code's fixed English description ({@code parley_strerror}). */
-  public String description() {
+  public @NonNull String description() {
     return description;
   }
 
   /** The detailed message of this failure ({@code parley_last_error_message}); may be "". */
-  public String detail() {
+  public @NonNull String detail() {
     return detail;
   }
 
-  /** The C name of an error code, or {@code "PARLEY_ERR_UNKNOWN(n)"} for a code this binding
-   * does not know (a newer library). */
-  public static String nameOf(int code) {
+  /**
+   * The C name of an error code as the linked library spells it ({@code parley_error_name}), so
+   * a code newer than this binding is named too; {@code "PARLEY_ERR_UNKNOWN(n)"} for a code
+   * neither knows.
+   */
+  public static @NonNull String nameOf(int code) {
+    String name = null;
+    try {
+      name = Native.errorName(code);
+    } catch (LinkageError e) {
+      // No JNI library (e.g. an exception built in a unit test without it): the table.
+    }
+    if (name != null && name.startsWith("PARLEY_")) return name;
     if (code <= 0 && -code < NAMES.length) return NAMES[-code];
     return "PARLEY_ERR_UNKNOWN(" + code + ")";
   }

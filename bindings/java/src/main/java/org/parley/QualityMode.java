@@ -13,7 +13,7 @@ public enum QualityMode {
     this.code = code;
   }
 
-  /** The C value ({@code PARLEY_QUALITY_ADAPTIVE} / {@code PARLEY_QUALITY_FIXED}). */
+  /** The C value ({@code PARLEY_QUALITY_MODE_ADAPTIVE} / {@code PARLEY_QUALITY_MODE_FIXED}). */
   public int code() {
     return code;
   }

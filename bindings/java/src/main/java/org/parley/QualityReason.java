@@ -23,7 +23,7 @@ public enum QualityReason {
     this.code = code;
   }
 
-  /** The C value ({@code PARLEY_QUALITY_*}). */
+  /** The C value ({@code PARLEY_QUALITY_REASON_*}). */
   public int code() {
     return code;
   }

@@ -40,6 +40,7 @@ public final class Room implements AutoCloseable {
   private volatile int memberCount;
   private volatile int ownStreamId;
   private volatile boolean left;
+  private volatile @Nullable Object tag;
 
   // 1 for the owner (dropped by close) + 1 per method running on the handle; the handle is
   // released when it reaches 0.
@@ -57,17 +58,27 @@ public final class Room implements AutoCloseable {
    * A fresh random room id: 32 lowercase hex characters ({@code parley_room_id_generate}).
    * Share it with the other members out of band.
    */
-  public static String generateId() {
+  public static @NonNull String generateId() {
     return Native.roomIdGenerate();
   }
 
   /** The context that joined the room. */
-  public Context context() {
+  public @NonNull Context context() {
     return context;
   }
 
+  /** The application's own data for this room, or null; parley never looks at it. */
+  public @Nullable Object tag() {
+    return tag;
+  }
+
+  /** Attaches the application's own data (null: none). */
+  public void setTag(@Nullable Object tag) {
+    this.tag = tag;
+  }
+
   /** The room id (32 lowercase hex). */
-  public String id() {
+  public @NonNull String id() {
     return id;
   }
 
@@ -99,7 +110,7 @@ public final class Room implements AutoCloseable {
    * arrive). The object stays valid for {@link #members()} until {@link #close() closed}; the
    * same id may be joined again with {@link Context#joinRoom(String)} (a new Room).
    *
-   * @throws ParleyException CALL_NOT_FOUND (already left), CLOSED (the room or its context
+   * @throws ParleyException NOT_A_MEMBER (already left), CLOSED (the room or its context
    *     was closed)
    */
   public void leave() {
@@ -121,7 +132,7 @@ public final class Room implements AutoCloseable {
    * @return an unmodifiable list in the relay's order
    * @throws ParleyException CLOSED once the room was closed
    */
-  public List<RoomMember> members() {
+  public @NonNull List<RoomMember> members() {
     RoomMember[] m;
     acquireOrThrow();
     try {
@@ -135,7 +146,7 @@ public final class Room implements AutoCloseable {
   /**
    * {@link #send(byte[], int, int, int, int, int)} of the whole array.
    */
-  public void send(byte[] payload, int sequence, int timestamp, int profile) {
+  public void send(byte @NonNull [] payload, int sequence, int timestamp, int profile) {
     send(payload, 0, payload.length, sequence, timestamp, profile);
   }
 
@@ -155,13 +166,13 @@ public final class Room implements AutoCloseable {
    * @param profile the voice profile 0 (best) .. 4 the frame was encoded at: the one {@link
    *     Context.Listener#onRoomQualityChanged} last named for this room (before the first such
    *     event a room starts at parley's default profile, 1 in this version)
-   * @throws ParleyException CALL_NOT_FOUND (no update received yet, or left),
+   * @throws ParleyException NOT_A_MEMBER (no update received yet, or left),
    *     MESSAGE_TOO_LARGE, INVALID_ARGUMENT (profile outside 0..4), QUEUE_FULL, NOT_REGISTERED,
    *     CLOSED
    * @throws IndexOutOfBoundsException when the range exceeds the array
    */
   public void send(
-      byte[] payload, int offset, int length, int sequence, int timestamp, int profile) {
+      byte @NonNull [] payload, int offset, int length, int sequence, int timestamp, int profile) {
     if (offset < 0 || length < 0 || offset > payload.length - length) {
       throw new IndexOutOfBoundsException("offset " + offset + ", length " + length);
     }
@@ -179,7 +190,7 @@ public final class Room implements AutoCloseable {
   }
 
   /**
-   * Leaves the room if still in it and frees the native handle ({@code parley_room_release});
+   * Leaves the room if still in it and frees the native handle ({@code parley_room_destroy});
    * no listener method names it afterwards. Closing twice is harmless.
    */
   @Override
@@ -192,7 +203,7 @@ public final class Room implements AutoCloseable {
   }
 
   @Override
-  public String toString() {
+  public @NonNull String toString() {
     return "Room[" + id + ", " + memberCount + " member(s)"
         + (closed ? ", closed]" : left ? ", left]" : "]");
   }
@@ -243,7 +254,7 @@ public final class Room implements AutoCloseable {
 
   private void release() {
     if (refs.decrementAndGet() == 0) {
-      Native.roomRelease(handle);
+      Native.roomDestroy(handle);
       // After the release: until here an event naming the handle finds this closed object
       // (and is dropped) rather than nothing.
       context.forget(this);

@@ -16,7 +16,7 @@ public final class RoomMember {
   }
 
   /** The member's identity: its fingerprint (64 lowercase hex). */
-  public String fingerprint() {
+  public @NonNull String fingerprint() {
     return fingerprint;
   }
 

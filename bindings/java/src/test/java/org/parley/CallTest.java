@@ -11,6 +11,7 @@ import static org.junit.Assert.fail;
 import java.lang.reflect.Method;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.nio.ShortBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.BlockingQueue;
@@ -210,6 +211,120 @@ public class CallTest {
     double sum = 0;
     for (int i = 0; i < n; ++i) sum += (double) x[from + i] * x[from + i];
     return Math.sqrt(sum / n);
+  }
+
+  static double rmsDb(float[] x, int from, int n) {
+    double sum = 0;
+    for (int i = 0; i < n; ++i) sum += (double) x[from + i] * x[from + i];
+    return 20 * Math.log10(Math.sqrt(sum / n));
+  }
+
+  /** A call from a to b, active on both sides: {a's call, b's call}. */
+  private static Call[] connect(Context a, Recorder ra, Context b, Recorder rb)
+      throws InterruptedException {
+    Call ca = a.call(b.fingerprint());
+    Call cb = rb.awaitIncoming();
+    cb.accept();
+    rb.awaitState(cb, CallState.ACTIVE);
+    ra.awaitState(ca, CallState.ACTIVE);
+    return new Call[] {ca, cb};
+  }
+
+  /**
+   * A 440 Hz tone pushed as float32 on one call and as 16-bit PCM on another, at the same
+   * level and at the same time, and pulled the same way: once the jitter buffers settled (the
+   * first 0.5 s skipped) B hears both at the same level, within 0.1 dB. Also the 0.2.0 call
+   * errors, tags, and the library's error names.
+   */
+  @Test(timeout = 30_000)
+  public void floatAudioHasTheLevelOf16Bit() throws Exception {
+    assertEquals("PARLEY_ERR_CALL_NOT_ACTIVE", Parley.errorName(ParleyException.CALL_NOT_ACTIVE));
+    assertEquals("PARLEY_ERR_NOT_A_MEMBER", ParleyException.nameOf(-51));
+    assertEquals("PARLEY_ERR_WRONG_CALL_STATE", ParleyException.nameOf(-53));
+    assertEquals("PARLEY_ERR_UNKNOWN(-9999)", ParleyException.nameOf(-9999));
+    assertEquals("PARLEY_EVENT_CALL_STATE", Parley.eventTypeName(3));
+    assertEquals("unknown", Parley.eventTypeName(999));
+    Recorder ra = new Recorder();
+    Recorder rb = new Recorder();
+    try (Identity ia = Identity.generate();
+        Identity ib = Identity.generate();
+        Context a = Context.create(ia, config().build(), ra);
+        Context b = Context.create(ib, config().build(), rb)) {
+      ra.awaitRegistered();
+      rb.awaitRegistered();
+      // Before the answer: no stats, no datagram; an outgoing call cannot be accepted.
+      Call fa = a.call(b.fingerprint());
+      Call fb = rb.awaitIncoming();
+      expect(ParleyException.WRONG_CALL_STATE, fa::accept);
+      expect(ParleyException.CALL_NOT_ACTIVE, () -> fb.stats());
+      expect(ParleyException.CALL_NOT_ACTIVE, () -> fa.sendDatagram(new byte[] {1}));
+      fa.setTag("float32");
+      fb.accept();
+      rb.awaitState(fb, CallState.ACTIVE);
+      StateEvent active = ra.awaitState(fa, CallState.ACTIVE);
+      assertSame(fa, active.call);
+      assertEquals("float32", active.call.tag());
+      Call[] pcm16 = connect(a, ra, b, rb);
+      Call sa = pcm16[0];
+      Call sb = pcm16[1];
+      assertNull(sa.tag());
+
+      final int chunks = 150;
+      float[] toneF = new float[CHUNK];
+      short[] tone = new short[CHUNK];
+      FloatBuffer toneDirect =
+          ByteBuffer.allocateDirect(CHUNK * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
+      FloatBuffer outDirect =
+          ByteBuffer.allocateDirect(CHUNK * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
+      float[] heardF = new float[chunks * CHUNK];
+      short[] heard = new short[chunks * CHUNK];
+      long start = System.nanoTime();
+      for (int i = 0; i < chunks; ++i) {
+        for (int k = 0; k < CHUNK; ++k) {
+          double v = 8000 * Math.sin(2 * Math.PI * 440 * ((long) i * CHUNK + k) / RATE);
+          tone[k] = (short) Math.round(v);
+          toneF[k] = (float) (v / 32768);
+        }
+        assertEquals(CHUNK, sa.pushAudio(tone, CHUNK));
+        assertTrue(sb.pullAudio(heard, i * CHUNK, CHUNK));
+        // Odd chunks go through direct buffers, even ones through arrays.
+        if (i % 2 == 0) {
+          assertEquals(CHUNK, fa.pushAudio(toneF, CHUNK));
+          assertTrue(fb.pullAudio(heardF, i * CHUNK, CHUNK));
+        } else {
+          toneDirect.clear();
+          toneDirect.put(toneF).flip();
+          assertEquals(CHUNK, fa.pushAudio(toneDirect, CHUNK));
+          assertTrue(fb.pullAudio(outDirect, CHUNK));
+          outDirect.get(heardF, i * CHUNK, CHUNK);
+          outDirect.clear();
+        }
+        long wait = start + (i + 1) * 20_000_000L - System.nanoTime();
+        if (wait > 0) TimeUnit.NANOSECONDS.sleep(wait);
+      }
+      int from = RATE / 2; // the jitter buffers settle in the first 0.5 s
+      int n = heard.length - from;
+      double floatDb = rmsDb(heardF, from, n);
+      double pcm16Db = 20 * Math.log10(rms(heard, from, n) / 32768);
+      double sentDb = 20 * Math.log10(8000 / Math.sqrt(2) / 32768);
+      System.out.printf(
+          "CallTest.floatAudioHasTheLevelOf16Bit: B heard the float32 call at %.3f dBFS, the"
+              + " 16-bit call at %.3f dBFS (sent %.3f dBFS)%n",
+          floatDb, pcm16Db, sentDb);
+      assertEquals(pcm16Db, floatDb, 0.1);
+      assertEquals("the tone, not silence", sentDb, pcm16Db, 3.0);
+
+      fa.hangup();
+      rb.awaitState(fb, CallState.ENDED);
+      expect(ParleyException.CALL_ENDED, () -> fa.pushAudio(toneF, CHUNK));
+      float[] after = new float[CHUNK];
+      java.util.Arrays.fill(after, 0.5f);
+      assertFalse(fb.pullAudio(after, CHUNK));
+      assertEquals(0f, after[0], 0f);
+      fb.close();
+      assertFalse(fb.pullAudio(after, CHUNK)); // closed: silence, no exception
+      sa.hangup();
+    }
   }
 
   @Test(timeout = 30_000)
@@ -570,7 +685,7 @@ public class CallTest {
         Context.class.getDeclaredMethod(
             "onNativeEvent", int.class, long.class, int.class, int.class, int.class, int.class,
             int.class, String.class, String.class, byte[].class, int.class, int.class, int.class,
-            int.class, long.class, int.class, int.class, int.class, int.class);
+            int.class, long.class, int.class, int.class, int.class, int.class, Object.class);
     deliver.setAccessible(true);
     StringBuilder hex = new StringBuilder();
     for (int i = 0; i < 32; ++i) hex.append("ab");
@@ -583,18 +698,18 @@ public class CallTest {
       withRefusals.awaitRegistered();
       // PARLEY_EVENT_ERROR = 6, PARLEY_ORIGIN_RELAY = 1, PARLEY_ORIGIN_LOCAL = 0.
       deliver.invoke(a, 6, 0L, 0, 0, ParleyException.RATE_LIMITED, 0, 0, null, "slow down",
-          null, 0, 0, 0, 0, 0L, 0, 0, 0, 1);
+          null, 0, 0, 0, 0, 0L, 0, 0, 0, 1, null);
       assertEquals("error -33 RELAY slow down", seen.poll(WAIT_MS, TimeUnit.MILLISECONDS));
       assertEquals("plain -33 slow down", seen.poll(WAIT_MS, TimeUnit.MILLISECONDS));
       // Not overridden: a refused invite reaches onError with parley's (LOCAL) text.
       deliver.invoke(a, 6, 0L, 0, 0, ParleyException.MEDIA_KEY, 0, 0, peer,
-          "refused an invite: stale", null, 0, 0, 0, 0, 0L, 0, 0, 0, 0);
+          "refused an invite: stale", null, 0, 0, 0, 0, 0L, 0, 0, 0, 0, null);
       assertEquals("error -39 LOCAL refused an invite: stale",
           seen.poll(WAIT_MS, TimeUnit.MILLISECONDS));
       assertEquals("plain -39 refused an invite: stale", seen.poll(WAIT_MS, TimeUnit.MILLISECONDS));
       // Overridden: the sender's fingerprint.
       deliver.invoke(b, 6, 0L, 0, 0, ParleyException.MEDIA_KEY, 0, 0, peer,
-          "refused an invite: replayed", null, 0, 0, 0, 0, 0L, 0, 0, 0, 0);
+          "refused an invite: replayed", null, 0, 0, 0, 0, 0L, 0, 0, 0, 0, null);
       assertEquals(peer + " -39 refused an invite: replayed",
           refused.poll(WAIT_MS, TimeUnit.MILLISECONDS));
       // An origin newer than this binding.

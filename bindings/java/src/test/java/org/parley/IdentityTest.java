@@ -29,7 +29,8 @@ public class IdentityTest {
 
   @Test
   public void version() {
-    assertEquals(0x000100, Parley.version() & 0xffff00);
+    assertEquals(0x000200, Parley.version() & 0xffff00);
+    assertEquals("0.2.0", Parley.BINDING_VERSION);
     assertTrue(Parley.versionString().matches("\\d+\\.\\d+\\.\\d+"));
     assertEquals("unknown error", Parley.strerror(-9999));
   }

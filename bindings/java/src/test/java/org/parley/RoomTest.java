@@ -326,7 +326,7 @@ public class RoomTest {
         // checked in Java
       }
 
-      // Member 2 leaves: the others see two members; leaving again is CALL_NOT_FOUND (-32).
+      // Member 2 leaves: the others see two members; leaving again is NOT_A_MEMBER (-51).
       rooms[2].leave();
       assertTrue(rooms[2].isLeft());
       for (int i = 0; i < 2; ++i) {
@@ -336,10 +336,10 @@ public class RoomTest {
         assertEquals(two, set(u.listed));
         assertEquals(two, set(rooms[i].members()));
       }
-      ParleyException e = expect(ParleyException.CALL_NOT_FOUND, rooms[2]::leave);
-      assertEquals(-32, e.code());
-      assertEquals("PARLEY_ERR_CALL_NOT_FOUND", e.errorName());
-      expect(ParleyException.CALL_NOT_FOUND, () -> rooms[2].send(payload, 1, 0, 0));
+      ParleyException e = expect(ParleyException.NOT_A_MEMBER, rooms[2]::leave);
+      assertEquals(-51, e.code());
+      assertEquals("PARLEY_ERR_NOT_A_MEMBER", e.errorName());
+      expect(ParleyException.NOT_A_MEMBER, () -> rooms[2].send(payload, 1, 0, 0));
       // The last known members stay readable.
       assertTrue(set(rooms[2].members()).contains(new RoomMember(c[2].fingerprint(), streams[2])));
 
@@ -491,8 +491,8 @@ public class RoomTest {
       assertEquals(0, fifth.memberCount());
       assertTrue(fifth.members().isEmpty());
       assertTrue(fifth.isLeft());
-      expect(ParleyException.CALL_NOT_FOUND, () -> fifth.send(PING, 1, 0, 0));
-      expect(ParleyException.CALL_NOT_FOUND, fifth::leave);
+      expect(ParleyException.NOT_A_MEMBER, () -> fifth.send(PING, 1, 0, 0));
+      expect(ParleyException.NOT_A_MEMBER, fifth::leave);
       fifth.close();
       for (Update u : r.updates) assertNotSame(fifth, u.room);
 
