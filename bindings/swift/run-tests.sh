@@ -48,7 +48,7 @@ mkdir -p "$pcdir"
 cat >"$pcdir/parley.pc" <<PC
 Name: parley
 Description: libparley (build tree, for the Swift binding's tests)
-Version: 0.1.0
+Version: 0.2.0
 Cflags: -I$include_dir
 Libs: -L$lib_dir -lparley
 PC

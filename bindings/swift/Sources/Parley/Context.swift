@@ -3,7 +3,8 @@ import Foundation
 
 /// A client context (`parley_context`): an identity, a relay connection, one UDP socket,
 /// calls and rooms. Events are queued by libparley (poll mode) and read with ``poll()``,
-/// ``next(timeout:)`` or ``waitFor(timeout:_:)``.
+/// ``next(timeout:)`` or ``waitFor(timeout:_:)``, or from Swift concurrency as the
+/// `AsyncSequence` ``events`` (`for try await event in context.events`).
 ///
 /// Thread safety: libparley allows every context function from any thread; this binding
 /// serialises pollers (one thread at a time takes an event, so each event is delivered to
@@ -110,7 +111,9 @@ public final class Context: @unchecked Sendable {
         let stunServers = configuration.stunServers.isEmpty
             ? nil : configuration.stunServers.joined(separator: ",")
         var cfg = parley_context_config()
-        try check(parley_context_config_init(&cfg))
+        // parley_context_config_init is a C macro passing the header's sizeof: Swift calls the
+        // function behind it with the size of the struct it was compiled with.
+        try check(parley_context_config_init_sized(&cfg, MemoryLayout<parley_context_config>.size))
         cfg.sample_rate = Int32(clamping: configuration.sampleRate)
         cfg.channels = Int32(clamping: configuration.channels)
         cfg.jitter_min_ms = configuration.jitterMinMs
@@ -120,9 +123,9 @@ public final class Context: @unchecked Sendable {
         cfg.event_callback = nil  // poll mode
         switch configuration.qualityMode {
         case .adaptive:
-            cfg.quality_mode = PARLEY_QUALITY_ADAPTIVE
+            cfg.quality_mode = Int32(PARLEY_QUALITY_MODE_ADAPTIVE.rawValue)
         case .fixed(let profile):
-            cfg.quality_mode = PARLEY_QUALITY_FIXED
+            cfg.quality_mode = Int32(PARLEY_QUALITY_MODE_FIXED.rawValue)
             cfg.quality_profile = Int32(clamping: profile)
         }
         if let range = configuration.portRange {
@@ -172,8 +175,8 @@ public final class Context: @unchecked Sendable {
     /// Hangs up every call, closes the relay connection and stops the context's thread.
     /// Queued events are dropped. Idempotent; also done by deinit. ``Call`` and ``Room``
     /// objects stay valid (their calls are ended; room requests throw `PARLEY_ERR_CLOSED`).
-    /// If another thread is waiting in ``next(timeout:)``, `close()` waits for it to notice
-    /// (at most ~50 ms: waits are cut into slices of that length).
+    /// A thread waiting in ``next(timeout:)`` is woken at once (`parley_context_wake`) and
+    /// gets `PARLEY_ERR_CLOSED`; an ``events`` sequence ends.
     public func close() { registry.close() }
 
     /// The relay's fingerprint: the configured one, or the one the host trusted with
@@ -274,3 +277,77 @@ public final class Context: @unchecked Sendable {
     }
 }
 
+
+extension Context {
+    /// The context's events as an `AsyncSequence`, for Swift concurrency:
+    ///
+    /// ```swift
+    /// for try await event in context.events {
+    ///     if case .incomingCall(let call) = event { try call.accept() }
+    /// }
+    /// ```
+    ///
+    /// Each iteration has a thread of its own that blocks in `parley_context_wait_event`
+    /// (no polling on a timer) and hands each event to the iterating task as soon as it is
+    /// queued (buffered without limit if the task is slower). The sequence ends when the
+    /// context is closed (``close()``), and throws what a wait throws otherwise. Ending the
+    /// iteration (leaving the loop, or cancelling its task) wakes the thread
+    /// (`parley_context_wake`), which then returns. Events go to one taker at a time: while
+    /// an iteration runs, ``poll()`` returns nil and ``next(timeout:)`` waits for the poll
+    /// lock, so take events one way per context.
+    public var events: AsyncThrowingStream<Event, Error> {
+        let registry = self.registry
+        return AsyncThrowingStream { continuation in
+            let pump = EventPump(registry: registry, continuation: continuation)
+            continuation.onTermination = { _ in pump.stop() }
+            let thread = Thread { pump.run() }
+            thread.name = "parley-events"
+            thread.start()
+        }
+    }
+}
+
+/// The thread behind one iteration of ``Context/events``: waits for events without a
+/// timeout and yields them, until stopped (a wake) or the context is closed.
+private final class EventPump: @unchecked Sendable {
+    private let registry: Registry
+    private let continuation: AsyncThrowingStream<Event, Error>.Continuation
+    private let lock = NSLock()
+    private var stopped = false
+
+    init(registry: Registry, continuation: AsyncThrowingStream<Event, Error>.Continuation) {
+        self.registry = registry
+        self.continuation = continuation
+    }
+
+    private var isStopped: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return stopped
+    }
+
+    /// The iteration ended (or its task was cancelled): the thread returns after its wait,
+    /// which this cuts short.
+    func stop() {
+        lock.lock()
+        stopped = true
+        lock.unlock()
+        registry.wake()
+    }
+
+    func run() {
+        while !isStopped {
+            do {
+                if let event = try registry.pumpStep(stopped: { isStopped }) {
+                    continuation.yield(event)
+                }
+            } catch let error as ParleyError where error.knownCode == .closed {
+                break  // the context was closed: the sequence ends
+            } catch {
+                continuation.finish(throwing: error)
+                return
+            }
+        }
+        continuation.finish()
+    }
+}

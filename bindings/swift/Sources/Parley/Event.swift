@@ -1,3 +1,5 @@
+import CParley
+
 /// An event from a context (`parley_event`), polled with ``Context/poll()``,
 /// ``Context/next(timeout:)`` or ``Context/waitFor(timeout:_:)``.
 public enum Event: Sendable {
@@ -111,7 +113,7 @@ extension Event: CustomStringConvertible {
         case .error(let e, _, let o):
             return "error(\(e)\(o == .local ? "" : ", from \(o)"))"
         case .other(let t, _):
-            return "other(type: \(t))"
+            return "other(\(String(cString: parley_event_type_name(t))), type: \(t))"
         }
     }
 }

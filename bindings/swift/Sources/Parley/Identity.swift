@@ -16,13 +16,13 @@ public final class Identity: @unchecked Sendable {
         do {
             fingerprint = try readFingerprint { parley_identity_fingerprint(handle, $0, $1) }
         } catch {
-            parley_identity_free(handle)
+            parley_identity_destroy(handle)
             throw error
         }
         self.handle = handle
     }
 
-    deinit { parley_identity_free(handle) }
+    deinit { parley_identity_destroy(handle) }
 
     /// A new identity from the system's CSPRNG.
     public static func generate() throws -> Identity {

@@ -5,10 +5,12 @@ import Foundation
 public enum ParleyLibrary {
     /// The linked library's version as `0xMMmmpp`.
     public static var version: UInt32 { parley_version() }
-    /// The linked library's version, e.g. "0.1.0".
+    /// The linked library's version, e.g. "0.2.0".
     public static var versionString: String { String(cString: parley_version_string()) }
     /// The version of the header this binding was compiled against.
     public static var headerVersionString: String { PARLEY_VERSION_STRING }
+    /// The C API version this binding is written for (its calls need at least this library).
+    public static let bindingVersionString = "0.2.0"
 
     /// Log levels (`parley_log_level`).
     public enum LogLevel: Int32, Sendable, Comparable {

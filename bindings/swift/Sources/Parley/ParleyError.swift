@@ -14,7 +14,8 @@ import CParley
 public struct ParleyError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The negative `PARLEY_ERR_*` number (stable ABI: never renumbered or reused).
     public let code: Int32
-    /// The C enumerator's name, e.g. "PARLEY_ERR_FINGERPRINT_INVALID".
+    /// The C enumerator's name, e.g. "PARLEY_ERR_FINGERPRINT_INVALID" (`parley_error_name`,
+    /// so a code newer than this binding is named too).
     public let name: String
     /// `parley_strerror(code)`, then ": " and the detail when there is one.
     public let message: String
@@ -96,6 +97,12 @@ public struct ParleyError: Error, Sendable, Hashable, CustomStringConvertible {
         case noUsableAddress = -48
         case addressFamily = -49
         case allAddressesFailed = -50
+        /// Room send/leave when not a member (before 0.2.0: -32, `callNotFound`).
+        case notAMember = -51
+        /// send(datagram:)/stats() before the call is active (before 0.2.0: -32).
+        case callNotActive = -52
+        /// accept()/reject() of an outgoing call or one already answered (before 0.2.0: -32).
+        case wrongCallState = -53
 
         /// The C enumerator's name, e.g. "PARLEY_ERR_FINGERPRINT_INVALID".
         public var cName: String { ParleyError.cNames[Int(-rawValue)] }
@@ -121,11 +128,15 @@ public struct ParleyError: Error, Sendable, Hashable, CustomStringConvertible {
         "PARLEY_ERR_CODEC", "PARLEY_ERR_AUDIO_FORMAT", "PARLEY_ERR_WRONG_THREAD",
         "PARLEY_ERR_INVALID_HANDLE", "PARLEY_ERR_CALL_ENDED", "PARLEY_ERR_NO_PATH",
         "PARLEY_ERR_NAME_NOT_FOUND", "PARLEY_ERR_NO_USABLE_ADDRESS", "PARLEY_ERR_ADDRESS_FAMILY",
-        "PARLEY_ERR_ALL_ADDRESSES_FAILED",
+        "PARLEY_ERR_ALL_ADDRESSES_FAILED", "PARLEY_ERR_NOT_A_MEMBER", "PARLEY_ERR_CALL_NOT_ACTIVE",
+        "PARLEY_ERR_WRONG_CALL_STATE",
     ]
 
-    /// The C name of `code`; codes newer than this binding read "PARLEY_ERR_<number>".
+    /// The C name of `code` as the linked library spells it (`parley_error_name`); a code
+    /// neither it nor this binding knows reads "PARLEY_ERR_<number>".
     public static func name(of code: Int32) -> String {
+        let name = String(cString: parley_error_name(code))
+        if name.hasPrefix("PARLEY_") { return name }
         if code <= 0, Int(-Int64(code)) < cNames.count { return cNames[Int(-code)] }
         return "PARLEY_ERR_\(code)"
     }

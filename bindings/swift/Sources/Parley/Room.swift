@@ -32,28 +32,46 @@ public struct RoomMember: Sendable, Hashable, CustomStringConvertible {
 ///
 /// Lifetime: the owning ``Context`` keeps a joined room alive until ``leave()``, ``close()``
 /// or the context's close; after that it lives as long as you reference it. Releasing the
-/// last reference, or ``close()``, releases the handle (`parley_room_release`: leaving the
+/// last reference, or ``close()``, destroys the handle (`parley_room_destroy`: leaving the
 /// room if still in it). After its context is closed, requests throw `PARLEY_ERR_CLOSED` and
 /// ``members()`` gives the last known members.
 ///
 /// Thread safety: every method may be called from any thread, so `Room` is `Sendable`.
 public final class Room: @unchecked Sendable, Hashable, CustomStringConvertible {
     private let handle: OpaquePointer
+    /// The registry's name for this room, attached to the handle as its user data.
+    let token: UInt
     private let registry: Registry
     /// Guards `released` and every use of `handle` (so close() never frees it under a request).
     private let lock = NSLock()
     private var released = false
+    private var tagValue: (any Sendable)?
     /// The room id (32 lowercase hex).
     public let id: String
 
-    init(handle: OpaquePointer, registry: Registry, id: String) {
+    init(handle: OpaquePointer, token: UInt, registry: Registry, id: String) {
         self.handle = handle
+        self.token = token
         self.registry = registry
         self.id = id
     }
 
     deinit {
-        if !released { registry.release(room: handle) }
+        if !released { registry.release(room: handle, token: token) }
+    }
+
+    /// The application's own data for this room; parley never looks at it.
+    public var tag: (any Sendable)? {
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return tagValue
+        }
+        set {
+            lock.lock()
+            defer { lock.unlock() }
+            tagValue = newValue
+        }
     }
 
     /// The largest payload of ``send(_:sequence:timestamp:profile:)`` (`PARLEY_DATAGRAM_MAX`).
@@ -85,11 +103,11 @@ public final class Room: @unchecked Sendable, Hashable, CustomStringConvertible 
 
     /// Leaves the room: no frame or update of it arrives afterwards (events already queued
     /// still may). The same id may then be joined again (a new `Room`). Throws
-    /// `PARLEY_ERR_CALL_NOT_FOUND` (-32) when already left, `PARLEY_ERR_CLOSED` (-14) after
+    /// `PARLEY_ERR_NOT_A_MEMBER` (-51) when already left, `PARLEY_ERR_CLOSED` (-14) after
     /// the context's close, `PARLEY_ERR_INVALID_HANDLE` (-44) after ``close()``.
     public func leave() throws {
         try withHandle { try check(parley_room_leave($0)) }
-        registry.unkeep(room: handle)
+        registry.unkeep(room: token)
     }
 
     /// Releases the handle now (leaving the room if still in it); no event names the room
@@ -100,7 +118,7 @@ public final class Room: @unchecked Sendable, Hashable, CustomStringConvertible 
         defer { lock.unlock() }
         if released { return }
         released = true
-        registry.release(room: handle)
+        registry.release(room: handle, token: token)
     }
 
     /// The members as of the latest ``Event/roomUpdate(_:memberCount:ownStream:)`` (ourselves
@@ -136,7 +154,7 @@ public final class Room: @unchecked Sendable, Hashable, CustomStringConvertible 
     /// - `profile`: the voice profile (0 best ... 4) that the room's latest
     ///   ``Event/roomQualityChanged(_:_:)`` named (0 until one arrives).
     ///
-    /// Throws `PARLEY_ERR_CALL_NOT_FOUND` (-32: not a member yet, or left),
+    /// Throws `PARLEY_ERR_NOT_A_MEMBER` (-51: not a member yet, or left),
     /// `PARLEY_ERR_MESSAGE_TOO_LARGE` (-25), `PARLEY_ERR_INVALID_ARGUMENT` (-1: profile out of
     /// range), `PARLEY_ERR_QUEUE_FULL` (-26), `PARLEY_ERR_NOT_REGISTERED` (-36) or
     /// `PARLEY_ERR_CLOSED` (-14).

@@ -226,6 +226,23 @@ final class ParleyTests: RelayTestCase {
         XCTAssertEqual(origin, .relay)
     }
 
+    /// The 0.2.0 error codes, and names from the library (`parley_error_name`).
+    func testErrorNamesAndNewCodes() {
+        XCTAssertEqual(ParleyError.Code.notAMember.rawValue, Int32(PARLEY_ERR_NOT_A_MEMBER.rawValue))
+        XCTAssertEqual(ParleyError.Code.callNotActive.rawValue, Int32(PARLEY_ERR_CALL_NOT_ACTIVE.rawValue))
+        XCTAssertEqual(ParleyError.Code.wrongCallState.rawValue, Int32(PARLEY_ERR_WRONG_CALL_STATE.rawValue))
+        for code in ParleyError.Code.allCases {
+            XCTAssertEqual(ParleyError(code: code.rawValue).name, code.cName)
+            XCTAssertEqual(String(cString: parley_error_name(code.rawValue)), code.cName)
+        }
+        XCTAssertEqual(ParleyError(code: -9999).name, "PARLEY_ERR_-9999")
+        XCTAssertEqual(String(cString: parley_event_type_name(Int32(PARLEY_EVENT_CALL_STATE.rawValue))),
+                       "PARLEY_EVENT_CALL_STATE")
+        XCTAssertEqual(ParleyLibrary.headerVersionString, "0.2.0")
+        XCTAssertEqual(ParleyLibrary.bindingVersionString, "0.2.0")
+        XCTAssertGreaterThanOrEqual(ParleyLibrary.version, 0x000200)
+    }
+
     func testEnumsMirrorTheHeader() {
         XCTAssertEqual(RelayState.untrusted.rawValue, Int32(PARLEY_RELAY_UNTRUSTED.rawValue))
         XCTAssertEqual(RelayState(rawValue: 5), .untrusted)
@@ -233,6 +250,8 @@ final class ParleyTests: RelayTestCase {
         XCTAssertEqual(Origin.relay.rawValue, Int32(PARLEY_ORIGIN_RELAY.rawValue))
         XCTAssertEqual(Origin.peer.rawValue, Int32(PARLEY_ORIGIN_PEER.rawValue))
         XCTAssertEqual(Origin(rawValue: 7), .unknown(7))
+        XCTAssertEqual(QualityReason.loss.rawValue, Int32(PARLEY_QUALITY_REASON_LOSS.rawValue))
+        XCTAssertEqual(QualityReason.directive.rawValue, Int32(PARLEY_QUALITY_REASON_DIRECTIVE.rawValue))
     }
 
     /// With `disableDirect` no direct attempt is made, and the stats say why there is no
@@ -338,6 +357,163 @@ final class ParleyTests: RelayTestCase {
         XCTAssertEqual(callA.peer, b.fingerprint)
         XCTAssertEqual(callA.pull(frames: 4), [0, 0, 0, 0])
         XCTAssertThrowsError(try callA.hangup()) { XCTAssertNotNil($0 as? ParleyError) }
+    }
+
+    /// A 440 Hz tone pushed as float32 on one call and as Int16 on another, at the same level
+    /// and at the same time, pulled the same way at B: once the jitter buffers settled (the
+    /// first 0.5 s skipped) both are heard at the same level, within 0.1 dB.
+    func testFloatAudioHasTheLevelOfInt16() throws {
+        let relay = try startRelay()
+        let (a, floatA, b, floatB) = try activeCall(relay)
+        let intA = try a.call(b.fingerprint)
+        let incoming = try b.waitFor(timeout: 10) { if case .incomingCall = $0 { return true }; return false }
+        let intB = try XCTUnwrap(incoming.call)
+        try intB.accept()
+        XCTAssertNil(try waitState(b, intB, .active))
+        XCTAssertNil(try waitState(a, intA, .active))
+
+        let rate = 48_000.0
+        let chunk = 960
+        let ticks = 150
+        var heardFloat: [Float] = []
+        var heardInt: [Int16] = []
+        let start = ProcessInfo.processInfo.systemUptime
+        for tick in 0..<ticks {
+            let tone = Signal.sine(freq: 440, amplitude: 8000, rate: rate, offset: tick * chunk, count: chunk)
+            let toneFloat = Signal.sineFloat(freq: 440, amplitude: 8000 / 32768, rate: rate,
+                                             offset: tick * chunk, count: chunk)
+            XCTAssertEqual(floatA.push(toneFloat), chunk)
+            XCTAssertEqual(intA.push(tone), chunk)
+            heardFloat += floatB.pullFloat(frames: chunk)
+            heardInt += intB.pull(frames: chunk)
+            for ctx in [a, b] {
+                while let event = ctx.poll() {
+                    if case .callState(_, .ended, _, let text, _) = event { XCTFail("call ended: \(text)") }
+                }
+            }
+            let next = start + Double(tick + 1) * Double(chunk) / rate
+            let left = next - ProcessInfo.processInfo.systemUptime
+            if left > 0 { Thread.sleep(forTimeInterval: left) }  // audio pacing, not synchronisation
+        }
+        let settled = Int(rate / 2)
+        let floatDB = Signal.levelDB(heardFloat.dropFirst(settled).map { Double($0) }, fullScale: 1)
+        let intDB = Signal.levelDB(heardInt.dropFirst(settled).map { Double($0) }, fullScale: 32768)
+        let sentDB = 20 * log10(8000 / 2.0.squareRoot() / 32768)
+        print(String(format: "parley-swift: B heard the float32 call at %.3f dBFS, the Int16 call at %.3f dBFS (sent %.3f dBFS)",
+                     floatDB, intDB, sentDB))
+        XCTAssertEqual(floatDB, intDB, accuracy: 0.1)
+        XCTAssertEqual(intDB, sentDB, accuracy: 3, "the tone, not silence")
+
+        // UnsafeBufferPointer variants; after the end push refuses and pull gives silence.
+        let tone = Signal.sineFloat(freq: 440, amplitude: 0.25, rate: rate, offset: 0, count: chunk)
+        XCTAssertGreaterThanOrEqual(tone.withUnsafeBufferPointer { floatA.push($0) }, 0)
+        try floatA.hangup()
+        try intA.hangup()
+        XCTAssertNil(try waitState(b, floatB, .ended))
+        XCTAssertEqual(floatA.push(tone), Int(ParleyError.Code.callEnded.rawValue))
+        var after = [Float](repeating: 0.5, count: chunk)
+        XCTAssertEqual(after.withUnsafeMutableBufferPointer { floatB.pull(into: $0) },
+                       ParleyError.Code.callEnded.rawValue)
+        XCTAssertEqual(after, [Float](repeating: 0, count: chunk))
+    }
+
+    /// The 0.2.0 call errors: stats and datagrams before the call is active throw
+    /// `callNotActive`, accepting an outgoing call `wrongCallState`; tags and tokens.
+    func testCallStateErrorsAndTags() throws {
+        let relay = try startRelay()
+        let a = try party(relay)
+        let b = try party(relay)
+        try waitRegistered(a)
+        try waitRegistered(b)
+        let callA = try a.call(b.fingerprint)
+        callA.tag = "bob"
+        let incoming = try b.waitFor(timeout: 10) { if case .incomingCall = $0 { return true }; return false }
+        let callB = try XCTUnwrap(incoming.call)
+        XCTAssertThrowsError(try callA.accept()) {
+            XCTAssertEqual(($0 as? ParleyError)?.knownCode, .wrongCallState, "\($0)")
+        }
+        for call in [callA, callB] {
+            XCTAssertThrowsError(try call.stats()) {
+                XCTAssertEqual(($0 as? ParleyError)?.knownCode, .callNotActive, "\($0)")
+            }
+            XCTAssertThrowsError(try call.send(datagram: [1])) {
+                XCTAssertEqual(($0 as? ParleyError)?.knownCode, .callNotActive, "\($0)")
+            }
+            // The token naming it in events is its handle's user data.
+            XCTAssertEqual(UInt(bitPattern: parley_call_user_data(call.handle)), call.token)
+        }
+        XCTAssertNotEqual(callA.token, 0)  // tokens count per context, from 1
+        try callB.reject()
+        let ended = try a.waitFor(timeout: 10) { event in
+            if case .callState(let c, .ended, _, _, _) = event, c === callA { return true }
+            return false
+        }
+        XCTAssertEqual(ended.call?.tag as? String, "bob")
+    }
+
+    /// A whole call with every event taken from `Context.events` (an `AsyncSequence`): two
+    /// registrations, the invite, the answer, a datagram and the hangup.
+    func testAsyncEventsPlaceACall() async throws {
+        let relay = try startRelay()
+        let a = try party(relay)
+        let b = try party(relay)
+        try await Self.first(a) { if case .relayState(.registered, _) = $0 { return true }; return false }
+        try await Self.first(b) { if case .relayState(.registered, _) = $0 { return true }; return false }
+        let callA = try a.call(b.fingerprint)
+        let incoming = try await Self.first(b) { if case .incomingCall = $0 { return true }; return false }
+        let callB = try XCTUnwrap(incoming.call)
+        XCTAssertEqual(callB.peer, a.fingerprint)
+        try callB.accept()
+        try await Self.first(a) { event in
+            if case .callState(let c, .active, _, _, _) = event { return c === callA }
+            return false
+        }
+        try await Self.first(b) { event in
+            if case .callState(let c, .active, _, _, _) = event { return c === callB }
+            return false
+        }
+        try callA.send(datagram: Array("async".utf8))
+        let datagram = try await Self.first(b) { if case .datagram = $0 { return true }; return false }
+        guard case .datagram(let c, let bytes) = datagram else { return XCTFail("\(datagram)") }
+        XCTAssertTrue(c === callB)
+        XCTAssertEqual(bytes, Array("async".utf8))
+        try callA.hangup()
+        try await Self.first(b) { event in
+            if case .callState(let c, .ended, _, _, _) = event { return c === callB }
+            return false
+        }
+
+        // close() ends a running iteration (the sequence finishes without an error).
+        let iteration = Task { () -> Int in
+            var count = 0
+            for try await _ in a.events { count += 1 }
+            return count
+        }
+        a.close()
+        _ = try await iteration.value
+    }
+
+    /// The first event of `ctx.events` that satisfies `predicate`, within `timeout` seconds
+    /// (leaving the loop ends the iteration, which wakes its thread).
+    @discardableResult
+    private static func first(_ ctx: Context, timeout: TimeInterval = 10,
+                              _ predicate: @escaping @Sendable (Event) -> Bool) async throws -> Event {
+        try await withThrowingTaskGroup(of: Event?.self) { group in
+            group.addTask {
+                for try await event in ctx.events where predicate(event) { return event }
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(nanoseconds: UInt64(timeout * 1e9))  // the deadline
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let event = try await group.next() ?? nil else {
+                throw ParleyError(code: ParleyError.Code.timeout.rawValue,
+                                  detail: "no matching event within \(timeout) s")
+            }
+            return event
+        }
     }
 
     /// networkChanged() mid-call (what a host's NWPathMonitor handler does): it returns at once,

@@ -55,6 +55,20 @@ enum Signal {
         }
     }
 
+    /// `count` float samples of a sine starting at sample `offset`.
+    static func sineFloat(freq: Double, amplitude: Double, rate: Double, offset: Int, count: Int) -> [Float] {
+        (0..<count).map { i in
+            Float(amplitude * sin(2 * Double.pi * freq * Double(offset + i) / rate))
+        }
+    }
+
+    /// The RMS level of `x` in dB relative to `fullScale`.
+    static func levelDB(_ x: [Double], fullScale: Double) -> Double {
+        guard !x.isEmpty else { return -.infinity }
+        let rms = (x.reduce(0) { $0 + $1 * $1 } / Double(x.count)).squareRoot()
+        return 20 * log10(rms / fullScale)
+    }
+
     /// `count` samples of a sine starting at sample `offset`.
     static func sine(freq: Double, amplitude: Double, rate: Double, offset: Int, count: Int) -> [Int16] {
         (0..<count).map { i in
