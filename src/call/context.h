@@ -292,6 +292,7 @@ class Context {
     bool pending = false;  // a proposal we accepted, waiting for its confirm
     uint64_t pending_sequence = 0;
   };
+  void on_room_update(const signal::Message &m);
   void on_room_quality(const signal::Message &m);
 
   Context(const identity::Identity &id, ContextConfig config, EventHandler handler);
