@@ -62,14 +62,18 @@ int parley_call_start(parley_context *ctx, const char *peer_fingerprint, parley_
 
 namespace {
 // Runs `f` on the call's context: kErrCallEnded once the call ended, kErrClosed once the
-// context is gone.
+// context is gone. A call that ends between the check here and `f` on the context's thread
+// is gone from the context (kErrCallNotFound): the host's handle still names it, so that too
+// is kErrCallEnded.
 template <typename F>
 int with_context(const char *function, parley_call *call, F &&f) {
   const int h = parley::capi::check_handle(function, "call", HandleKind::kCall, call);
   if (h != parley::kOk) return h;
   return guarded(function, [&]() -> int {
     if (call->ended) return parley::fail(parley::kErrCallEnded, "%s: the call has ended", function);
-    return parley::capi::on_core(function, *call->core, f);
+    const int r = parley::capi::on_core(function, *call->core, f);
+    if (r != parley::kErrCallNotFound) return r;
+    return parley::fail(parley::kErrCallEnded, "%s: the call has ended", function);
   });
 }
 }  // namespace

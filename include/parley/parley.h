@@ -567,8 +567,8 @@ typedef enum parley_event_type {
    * is online, which the host may want to know); or neither: the relay's word on something
    * else. */
   PARLEY_EVENT_ERROR = 6,
-  /** The voice profile we send with changed, on a call (call, user_data) or in a room (room,
-   * user_data). profile_from -> profile (0 best .. 4); quality_reason: a
+  /** The voice profile we send with changed, on a call (call, user_data, peer) or in a room
+   * (room, user_data). profile_from -> profile (0 best .. 4); quality_reason: a
    * parley_quality_reason; text: its name; timestamp: our media timestamp (48 kHz units)
    * from which it applies. Downgrades apply at once; upgrades at a timestamp agreed with the
    * peer (or the relay), shortly after the event. */
