@@ -42,10 +42,9 @@ int parley_call_start(parley_context *ctx, const char *peer_fingerprint, parley_
       ctx->handles[key_of(id)] = h.get();
     }
     // Through the core: a callback may start a call while another thread destroys `ctx`.
-    const int r = parley::capi::on_core("parley_call_start", *ctx->core,
-                                        [&](pc::Context &c) -> int {
-      return c.start_call_with_id(peer, id, &h->voice);
-    });
+    const int r = parley::capi::on_core(
+        "parley_call_start", *ctx->core,
+        [&](pc::Context &c) -> int { return c.start_call_with_id(peer, id, &h->voice); });
     if (r != parley::kOk) {
       {
         std::lock_guard<std::mutex> lock(ctx->mu);

@@ -34,8 +34,8 @@ constexpr size_t kMinConfig = offsetof(parley_context_config, quality_mode);
 int parley_context_config_init_sized(parley_context_config *config, size_t config_size) {
   PARLEY_REQUIRE_ARG(config);
   if (config_size < kMinConfig) {
-    return parley::fail(parley::kErrInvalidArgument, "%s: config_size %zu (at least %zu)",
-                        __func__, config_size, kMinConfig);
+    return parley::fail(parley::kErrInvalidArgument, "%s: config_size %zu (at least %zu)", __func__,
+                        config_size, kMinConfig);
   }
   const size_t n = config_size < sizeof *config ? config_size : sizeof *config;
   std::memset(config, 0, n);
@@ -129,8 +129,8 @@ int parley_context_create(const parley_identity *id, const parley_context_config
       cc.audio.adaptive = false;
     }
 
-    const bool has_cap = config->struct_size >=
-                         offsetof(parley_context_config, quality_best_profile) + sizeof(int);
+    const bool has_cap =
+        config->struct_size >= offsetof(parley_context_config, quality_best_profile) + sizeof(int);
     if (has_cap && config->quality_best_profile != 0) {
       if (config->quality_best_profile < 0 || config->quality_best_profile > 4) {
         return fail(parley::kErrInvalidArgument,
@@ -181,8 +181,7 @@ int parley_context_create(const parley_identity *id, const parley_context_config
     const bool has_ports =
         config->struct_size >= offsetof(parley_context_config, port_max) + sizeof(int);
     if (has_ports && (config->port_min != 0 || config->port_max != 0)) {
-      if (config->port_min < 1 || config->port_max > 65535 ||
-          config->port_min > config->port_max) {
+      if (config->port_min < 1 || config->port_max > 65535 || config->port_min > config->port_max) {
         return fail(parley::kErrInvalidArgument,
                     "parley_context_create: config.port_min %d / port_max %d (1 <= min <= max "
                     "<= 65535)",
@@ -208,8 +207,8 @@ int parley_context_create(const parley_identity *id, const parley_context_config
     sodium_memzero(seed, sizeof seed);
     if (r != parley::kOk) return r;
     parley_context *raw = c.get();
-    r = pc::Context::create(*c->identity, cc,
-                              [raw](const pc::Event &e) { raw->on_event(e); }, &c->ctx);
+    r = pc::Context::create(
+        *c->identity, cc, [raw](const pc::Event &e) { raw->on_event(e); }, &c->ctx);
     if (r != parley::kOk) return r;
     {
       std::lock_guard<std::mutex> lock(c->core->mu);
@@ -233,7 +232,7 @@ int parley_context_destroy(parley_context *ctx) {
     return parley::capi::check_handle(__func__, "ctx", HandleKind::kContext, ctx);
   }
   ctx->core->close();  // requests through call/room handles now fail with kErrClosed
-  ctx->ctx.reset();  // hangs up, joins the loop thread: no callback runs after this
+  ctx->ctx.reset();    // hangs up, joins the loop thread: no callback runs after this
   {
     // From here a destroyed handle no longer looks for its context.
     std::lock_guard<std::mutex> lock(ctx->core->mu);
@@ -271,17 +270,17 @@ int parley_context_relay_fingerprint(parley_context *ctx, char *out, size_t out_
   const int b = parley::capi::check_fingerprint_buffer(__func__, out_len);
   if (b != parley::kOk) return b;
   return guarded(__func__, [&]() -> int {
-    return parley::capi::on_core("parley_context_relay_fingerprint", *ctx->core,
-                                 [&](pc::Context &c) -> int {
-      const auto fp = c.relay_fingerprint();
-      if (!fp) {
-        return parley::fail(parley::kErrNotRegistered,
-                            "parley_context_relay_fingerprint: no relay identity yet (none "
-                            "pinned, none seen)");
-      }
-      std::snprintf(out, out_len, "%s", fp->hex().c_str());
-      return parley::kOk;
-    });
+    return parley::capi::on_core(
+        "parley_context_relay_fingerprint", *ctx->core, [&](pc::Context &c) -> int {
+          const auto fp = c.relay_fingerprint();
+          if (!fp) {
+            return parley::fail(parley::kErrNotRegistered,
+                                "parley_context_relay_fingerprint: no relay identity yet (none "
+                                "pinned, none seen)");
+          }
+          std::snprintf(out, out_len, "%s", fp->hex().c_str());
+          return parley::kOk;
+        });
   });
 }
 

@@ -99,7 +99,7 @@ struct parley_room {
   std::atomic<bool> left{false};  // parley_room_leave was called
   std::mutex mu;  // members: written on the context's thread, read by the host
   std::vector<parley::signal::Member> members;  // as of the latest PARLEY_EVENT_ROOM_UPDATE
-  std::atomic<void *> user_data{nullptr};  // parley_room_set_user_data
+  std::atomic<void *> user_data{nullptr};       // parley_room_set_user_data
 };
 
 struct parley_context {

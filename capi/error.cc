@@ -6,9 +6,9 @@
 // header lacks, or numbers differently, does not compile. (The header's codes that the table
 // lacks: tests/integration/api_tables.py.)
 static_assert(static_cast<int>(PARLEY_OK) == static_cast<int>(parley::kOk), "PARLEY_OK");
-#define PARLEY_SAME(pub, camel, number, description)                             \
-  static_assert(static_cast<int>(PARLEY_ERR_##pub) == number &&                  \
-                    static_cast<int>(parley::kErr##camel) == number,             \
+#define PARLEY_SAME(pub, camel, number, description)                   \
+  static_assert(static_cast<int>(PARLEY_ERR_##pub) == (number) &&      \
+                    static_cast<int>(parley::kErr##camel) == (number), \
                 "PARLEY_ERR_" #pub);
 PARLEY_ERROR_TABLE(PARLEY_SAME)
 #undef PARLEY_SAME

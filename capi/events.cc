@@ -145,8 +145,8 @@ void parley_context::deliver(parley_event &ev, const std::string &text, const ui
     ++queue_dropped;
     if ((queue_dropped & (queue_dropped - 1)) == 0) {
       PARLEY_LOG(parley::kLogWarn, "capi",
-                 "event queue full (%zu events): %llu events dropped; poll more often",
-                 kMaxQueued, static_cast<unsigned long long>(queue_dropped));
+                 "event queue full (%zu events): %llu events dropped; poll more often", kMaxQueued,
+                 static_cast<unsigned long long>(queue_dropped));
     }
     return;
   }
@@ -195,9 +195,9 @@ void parley_context::translate(const pc::Event &e) {
   ev.error = e.error;
   ev.origin = int(e.origin);
   // A relay's presented identity, or the sender of an invite that was refused.
-  const bool peer_named = e.type == pc::EventType::kError ||
-                          (e.type == pc::EventType::kRelayState &&
-                           e.relay_state == pc::RelayState::kUntrusted);
+  const bool peer_named =
+      e.type == pc::EventType::kError ||
+      (e.type == pc::EventType::kRelayState && e.relay_state == pc::RelayState::kUntrusted);
   if (handle || (peer_named && e.peer != pid::Fingerprint())) {
     const std::string hex = e.peer.hex();
     std::snprintf(ev.peer, sizeof ev.peer, "%s", hex.c_str());
@@ -266,8 +266,8 @@ int poll_event(const char *function, parley_context *ctx, parley_event *event, s
   if (!event) return parley::capi::null_argument(function, "event");
   constexpr size_t kMinEvent = offsetof(parley_event, len) + sizeof(size_t);
   if (size < kMinEvent) {
-    return parley::fail(parley::kErrInvalidArgument, "%s: event_size %zu (at least %zu)",
-                        function, size, kMinEvent);
+    return parley::fail(parley::kErrInvalidArgument, "%s: event_size %zu (at least %zu)", function,
+                        size, kMinEvent);
   }
   if (ctx->callback) {
     return parley::fail(parley::kErrInvalidArgument, "%s: this context delivers to a callback",
@@ -307,8 +307,7 @@ int poll_event(const char *function, parley_context *ctx, parley_event *event, s
 }
 }  // namespace
 
-int parley_context_poll_event_sized(parley_context *ctx, parley_event *event,
-                                    size_t event_size) {
+int parley_context_poll_event_sized(parley_context *ctx, parley_event *event, size_t event_size) {
   return poll_event(__func__, ctx, event, event_size, false, 0);
 }
 
@@ -344,17 +343,28 @@ int parley_context_event_fd(parley_context *ctx, int *fd) {
 
 const char *parley_event_type_name(int type) {
   switch (type) {
-    case PARLEY_EVENT_NONE: return "PARLEY_EVENT_NONE";
-    case PARLEY_EVENT_RELAY_STATE: return "PARLEY_EVENT_RELAY_STATE";
-    case PARLEY_EVENT_INCOMING_CALL: return "PARLEY_EVENT_INCOMING_CALL";
-    case PARLEY_EVENT_CALL_STATE: return "PARLEY_EVENT_CALL_STATE";
-    case PARLEY_EVENT_DATAGRAM: return "PARLEY_EVENT_DATAGRAM";
-    case PARLEY_EVENT_PATH_CHANGED: return "PARLEY_EVENT_PATH_CHANGED";
-    case PARLEY_EVENT_ERROR: return "PARLEY_EVENT_ERROR";
-    case PARLEY_EVENT_QUALITY_CHANGED: return "PARLEY_EVENT_QUALITY_CHANGED";
-    case PARLEY_EVENT_RELAY_TRUSTED: return "PARLEY_EVENT_RELAY_TRUSTED";
-    case PARLEY_EVENT_ROOM_UPDATE: return "PARLEY_EVENT_ROOM_UPDATE";
-    case PARLEY_EVENT_ROOM_FRAME: return "PARLEY_EVENT_ROOM_FRAME";
+    case PARLEY_EVENT_NONE:
+      return "PARLEY_EVENT_NONE";
+    case PARLEY_EVENT_RELAY_STATE:
+      return "PARLEY_EVENT_RELAY_STATE";
+    case PARLEY_EVENT_INCOMING_CALL:
+      return "PARLEY_EVENT_INCOMING_CALL";
+    case PARLEY_EVENT_CALL_STATE:
+      return "PARLEY_EVENT_CALL_STATE";
+    case PARLEY_EVENT_DATAGRAM:
+      return "PARLEY_EVENT_DATAGRAM";
+    case PARLEY_EVENT_PATH_CHANGED:
+      return "PARLEY_EVENT_PATH_CHANGED";
+    case PARLEY_EVENT_ERROR:
+      return "PARLEY_EVENT_ERROR";
+    case PARLEY_EVENT_QUALITY_CHANGED:
+      return "PARLEY_EVENT_QUALITY_CHANGED";
+    case PARLEY_EVENT_RELAY_TRUSTED:
+      return "PARLEY_EVENT_RELAY_TRUSTED";
+    case PARLEY_EVENT_ROOM_UPDATE:
+      return "PARLEY_EVENT_ROOM_UPDATE";
+    case PARLEY_EVENT_ROOM_FRAME:
+      return "PARLEY_EVENT_ROOM_FRAME";
   }
   return "unknown";
 }

@@ -684,7 +684,7 @@ typedef struct parley_event {
   parley_room *room;   /**< the room concerned (ROOM_*, QUALITY_CHANGED of a room), or NULL */
   /** ROOM_UPDATE: our own stream in the room; ROOM_FRAME: the sender's stream. */
   uint32_t stream_id;
-  uint32_t sequence;   /**< ROOM_FRAME: the sender's frame sequence number */
+  uint32_t sequence;     /**< ROOM_FRAME: the sender's frame sequence number */
   uint32_t member_count; /**< ROOM_UPDATE: members, ourselves included */
   int origin;          /**< who `error` and `text` come from: a parley_origin */
   /** The user data of the event's call (or, without a call, its room) as last set, or NULL.
@@ -804,8 +804,7 @@ typedef struct parley_context_config {
  * at least the fields before quality_mode (the first layout).
  * Returns 0 or PARLEY_ERR_INVALID_ARGUMENT.
  */
-PARLEY_API int parley_context_config_init_sized(parley_context_config *config,
-                                                size_t config_size);
+PARLEY_API int parley_context_config_init_sized(parley_context_config *config, size_t config_size);
 
 /** Sets `config` (a parley_context_config *) to its defaults: see
  * parley_context_config_init_sized. */
@@ -1034,8 +1033,7 @@ PARLEY_API int parley_call_pull_audio(parley_call *call, int16_t *out, size_t fr
  * allocates; one capture thread at a time (do not mix it with parley_call_push_audio on one
  * call at the same time). Returns as parley_call_push_audio.
  */
-PARLEY_API int parley_call_push_audio_float(parley_call *call, const float *pcm,
-                                            size_t frames);
+PARLEY_API int parley_call_push_audio_float(parley_call *call, const float *pcm, size_t frames);
 
 /**
  * parley_call_pull_audio_float is parley_call_pull_audio for float32 PCM (-1.0 .. 1.0).

@@ -11,8 +11,9 @@ const char *error_description(int code) {
   switch (code) {
     case kOk: return "success";
 #define PARLEY_ERROR_DESCRIPTION(pub, camel, number, description) \
-  case kErr##camel: return description;
-    PARLEY_ERROR_TABLE(PARLEY_ERROR_DESCRIPTION)
+  case kErr##camel:                                               \
+    return description;
+      PARLEY_ERROR_TABLE(PARLEY_ERROR_DESCRIPTION)
 #undef PARLEY_ERROR_DESCRIPTION
   }
   return "unknown error";
@@ -20,10 +21,12 @@ const char *error_description(int code) {
 
 const char *error_name(int code) {
   switch (code) {
-    case kOk: return "PARLEY_OK";
+    case kOk:
+      return "PARLEY_OK";
 #define PARLEY_ERROR_NAME(pub, camel, number, description) \
-  case kErr##camel: return "PARLEY_ERR_" #pub;
-    PARLEY_ERROR_TABLE(PARLEY_ERROR_NAME)
+  case kErr##camel:                                        \
+    return "PARLEY_ERR_" #pub;
+      PARLEY_ERROR_TABLE(PARLEY_ERROR_NAME)
 #undef PARLEY_ERROR_NAME
   }
   return nullptr;

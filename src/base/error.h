@@ -14,7 +14,7 @@ namespace parley {
 // kErr<Name> for every code of the table, and kOk for success.
 enum Error : int {
   kOk = 0,
-#define PARLEY_ERROR_ENUM(pub, camel, number, description) kErr##camel = number,
+#define PARLEY_ERROR_ENUM(pub, camel, number, description) kErr##camel = (number),
   PARLEY_ERROR_TABLE(PARLEY_ERROR_ENUM)
 #undef PARLEY_ERROR_ENUM
 };

@@ -8,6 +8,8 @@
 #ifndef PARLEY_BASE_ERROR_TABLE_H
 #define PARLEY_BASE_ERROR_TABLE_H
 
+// One line per code (tests/integration/api_tables.py reads them so), whatever the width:
+// clang-format off
 #define PARLEY_ERROR_TABLE(X) \
   X(INVALID_ARGUMENT, InvalidArgument, -1, "invalid argument") \
   X(NO_MEMORY, NoMemory, -2, "out of memory") \
@@ -62,5 +64,6 @@
   X(NOT_A_MEMBER, NotAMember, -51, "not a member of the room (not joined yet, or left)") \
   X(CALL_NOT_ACTIVE, CallNotActive, -52, "the call is not active yet") \
   X(WRONG_CALL_STATE, WrongCallState, -53, "the call's state does not allow it")
+// clang-format on
 
 #endif  // PARLEY_BASE_ERROR_TABLE_H

@@ -12,9 +12,9 @@
 #include <future>
 
 #include "base/clock.h"
-#include "base/resolver.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/resolver.h"
 #include "call/context_internal.h"
 
 namespace parley::call {

@@ -38,11 +38,16 @@ std::string printable(const std::string &text) {
 
 const char *call_state_name(CallState s) {
   switch (s) {
-    case CallState::kInviting: return "inviting";
-    case CallState::kRinging: return "ringing";
-    case CallState::kIncoming: return "incoming";
-    case CallState::kActive: return "active";
-    case CallState::kEnded: return "ended";
+    case CallState::kInviting:
+      return "inviting";
+    case CallState::kRinging:
+      return "ringing";
+    case CallState::kIncoming:
+      return "incoming";
+    case CallState::kActive:
+      return "active";
+    case CallState::kEnded:
+      return "ended";
   }
   return "?";
 }
@@ -103,9 +108,9 @@ int Context::send_end_of_candidates(const Call &c) {
 int Context::take_peer_offer(Call &c, const signal::Message &m) {
   const bool invite = m.type == signal::Type::kCallInvite;
   const uint64_t now_ms = wall_clock_ms();
-  int r = media::verify_peer_media_key(
-      m.identity_key->data(), c.peer, fp_, c.id,
-      invite ? media::KeyRole::kCaller : media::KeyRole::kCallee, now_ms, *m.media_key);
+  int r = media::verify_peer_media_key(m.identity_key->data(), c.peer, fp_, c.id,
+                                       invite ? media::KeyRole::kCaller : media::KeyRole::kCallee,
+                                       now_ms, *m.media_key);
   if (r != kOk) return r;
   if (invite) {
     r = recent_invites_.admit(c.id, m.media_key->issued_at_ms, now_ms);
@@ -252,8 +257,7 @@ void Context::set_call_state(Call &c, CallState s, int error, const std::string 
       e.timestamp = at;
       emit(e);
     };
-    c.quality = std::make_unique<CallQuality>(c.outgoing, c.voice.get(),
-                                              config_.audio.best_profile,
+    c.quality = std::make_unique<CallQuality>(c.outgoing, c.voice.get(), config_.audio.best_profile,
                                               config_.audio.adaptive, std::move(io));
     if (++active_voice_ == 1) {
       audio_timer_->start(kAudioTickMs, kAudioTickMs, [this] { on_audio_tick(); });
@@ -472,8 +476,10 @@ void Context::on_relay_message(const signal::Message &m) {
       // the direct path go too, the relay no longer counts as a path to the peer.
       if (m.error_code.value_or(kOk) == kErrPeerUnavailable && c.state == CallState::kActive &&
           c.session && c.session->path() == PathKind::kDirect) {
-        PARLEY_LOG(kLogInfo, "call", "the relay says %s left it; the direct path still carries "
-                   "the call", c.peer.display().c_str());
+        PARLEY_LOG(kLogInfo, "call",
+                   "the relay says %s left it; the direct path still carries "
+                   "the call",
+                   c.peer.display().c_str());
         c.peer_left_relay = true;
         break;
       }

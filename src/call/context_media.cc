@@ -30,9 +30,9 @@ void Context::on_socket_datagram(const uint8_t *d, size_t n, const SocketAddress
 }
 
 void Context::set_route(const SocketAddress &to, UdpSocket *via) {
-  routes_.erase(std::remove_if(routes_.begin(), routes_.end(),
-                               [&](const auto &r) { return r.first == to; }),
-                routes_.end());
+  routes_.erase(
+      std::remove_if(routes_.begin(), routes_.end(), [&](const auto &r) { return r.first == to; }),
+      routes_.end());
   if (via) routes_.emplace_back(to, via);
 }
 
@@ -134,8 +134,7 @@ int Context::start_session(Call &c) {
   p.remote_candidates_done = c.peer_candidates_done;
   p.remote_nat = c.peer_nat;
   c.peer_candidates.clear();
-  const int r = Session::create(std::move(env), std::move(p), c.media_key, c.peer_key,
-                                &c.session);
+  const int r = Session::create(std::move(env), std::move(p), c.media_key, c.peer_key, &c.session);
   if (r == kOk) replay_early_stun(*c.session);
   return r;
 }
@@ -147,9 +146,9 @@ void Context::on_stun(const uint8_t *data, size_t len, const SocketAddress &from
     port_runner_->on_datagram(data, len, from);
     return;
   }
-  if (probe_runner_ && (from == other_server_ || from == relay_->relay_address() ||
-                        std::find(stun_addresses_.begin(), stun_addresses_.end(), from) !=
-                            stun_addresses_.end())) {
+  if (probe_runner_ &&
+      (from == other_server_ || from == relay_->relay_address() ||
+       std::find(stun_addresses_.begin(), stun_addresses_.end(), from) != stun_addresses_.end())) {
     probe_runner_->on_datagram(data, len, from);
     return;
   }

@@ -60,8 +60,8 @@ void Context::start_port_mapping() {
     mc.natpmp = pm.natpmp;
     port_gateway_ = mc.gateway;
     port_mapper_ = std::make_unique<ice::PortMapper>(mc, monotonic_now());
-    port_runner_ = std::make_unique<ice::MachineRunner>(loop_, socket_.get(), nullptr,
-                                                        *port_mapper_, nullptr);
+    port_runner_ =
+        std::make_unique<ice::MachineRunner>(loop_, socket_.get(), nullptr, *port_mapper_, nullptr);
     port_runner_->set_after_pump([this] {
       ice::PortMapperEvent e;
       while (port_mapper_ && port_mapper_->poll_event(&e)) {
@@ -107,15 +107,18 @@ void Context::on_port_mapping(const ice::PortMapping &m) {
       port_mapping_.protocol != m.protocol) {
     return;
   }
-  PARLEY_LOG(kLogInfo, "call", "port mapping (%s): the gateway forwards %s to port %u for %u s "
-             "(asked %llu ms ago)", ice::mapping_protocol_name(m.protocol),
-             m.external.to_string().c_str(), unsigned(socket_->local_address().port()),
-             unsigned(m.lifetime_s),
+  PARLEY_LOG(kLogInfo, "call",
+             "port mapping (%s): the gateway forwards %s to port %u for %u s "
+             "(asked %llu ms ago)",
+             ice::mapping_protocol_name(m.protocol), m.external.to_string().c_str(),
+             unsigned(socket_->local_address().port()), unsigned(m.lifetime_s),
              (unsigned long long)((monotonic_now() - port_asked_at_) / kNanosPerMilli));
   port_mapping_ = m;
 }
 
-ice::PortMapping Context::port_mapping() { return read([&] { return port_mapping_; }); }
+ice::PortMapping Context::port_mapping() {
+  return read([&] { return port_mapping_; });
+}
 
 void Context::resolve_stun_servers() {
   stun_resolvers_.clear();
@@ -125,23 +128,23 @@ void Context::resolve_stun_servers() {
     uint16_t port = 0;
     split_host_port(text, &host, &port);  // checked by create()
     auto r = std::make_unique<Resolver>(loop_);
-    const int rc = r->resolve(host, port, [this, text](int error,
-                                                     const std::vector<SocketAddress> &found) {
-      if (error != kOk) {
-        PARLEY_LOG(kLogInfo, "call", "STUN server %s: %s", text.c_str(), last_error_message());
-        return;
-      }
-      for (const auto &a : found) {
-        const bool usable = a.is_v6() ? socket6_ || socket_->local_address().is_v6()
-                                      : socket_->local_address().is_v4();
-        if (usable) stun_addresses_.push_back(a);
-      }
-      // A name that answered after the registration's probe is probed on its own account.
-      if (relay_->state() == RelayState::kRegistered && !change_pending_ &&
-          (!probe_gatherer_ || probe_gatherer_->done())) {
-        probe_mappings(false);
-      }
-    });
+    const int rc =
+        r->resolve(host, port, [this, text](int error, const std::vector<SocketAddress> &found) {
+          if (error != kOk) {
+            PARLEY_LOG(kLogInfo, "call", "STUN server %s: %s", text.c_str(), last_error_message());
+            return;
+          }
+          for (const auto &a : found) {
+            const bool usable = a.is_v6() ? socket6_ || socket_->local_address().is_v6()
+                                          : socket_->local_address().is_v4();
+            if (usable) stun_addresses_.push_back(a);
+          }
+          // A name that answered after the registration's probe is probed on its own account.
+          if (relay_->state() == RelayState::kRegistered && !change_pending_ &&
+              (!probe_gatherer_ || probe_gatherer_->done())) {
+            probe_mappings(false);
+          }
+        });
     if (rc == kOk) stun_resolvers_.push_back(std::move(r));
   }
 }
@@ -160,8 +163,7 @@ void Context::discover_nat64(std::function<void()> then) {
              kNat64DiscoveryName);
   if (!nat64_resolver_) nat64_resolver_ = std::make_unique<Resolver>(loop_);
   const int r = nat64_resolver_->resolve(
-      kNat64DiscoveryName, 0,
-      [this, then](int error, const std::vector<SocketAddress> &answers) {
+      kNat64DiscoveryName, 0, [this, then](int error, const std::vector<SocketAddress> &answers) {
         Nat64Prefix found;
         if (error == kOk && nat64_prefix_from(answers, &found)) {
           SocketAddress zero, shown;
@@ -272,20 +274,18 @@ std::vector<ice::Candidate> Context::local_candidates() {
   }
   // The gateway's port mapping: reachable by anyone, whatever the NAT's filtering; between
   // host and srflx in preference (signaled as srflx: the grammar has no type of its own).
-  const auto host4 = std::find_if(hosts.begin(), hosts.end(),
-                                  [](const SocketAddress &h) { return h.is_v4(); });
+  const auto host4 =
+      std::find_if(hosts.begin(), hosts.end(), [](const SocketAddress &h) { return h.is_v4(); });
   if (port_mapping_.external.is_v4() && host4 != hosts.end() &&
-      std::none_of(out.begin(), out.end(), [&](const ice::Candidate &c) {
-        return c.address == port_mapping_.external;
-      })) {
+      std::none_of(out.begin(), out.end(),
+                   [&](const ice::Candidate &c) { return c.address == port_mapping_.external; })) {
     ice::Candidate c;
     c.type = ice::CandidateType::kServerReflexive;
     c.address = port_mapping_.external;
     c.related = *host4;
     c.priority = (kPortMappingTypePreference << 24) | (uint32_t(65535) << 8) | 255;
-    c.foundation = ice::candidate_foundation(c.type, *host4, port_gateway_.is_set()
-                                                                   ? port_gateway_
-                                                                   : port_mapping_.external);
+    c.foundation = ice::candidate_foundation(
+        c.type, *host4, port_gateway_.is_set() ? port_gateway_ : port_mapping_.external);
     out.push_back(c);
   }
   // Behind a sequential address-dependent NAT our mapping toward the peer is not one any
@@ -326,12 +326,14 @@ void Context::probe_mappings(bool after_change) {
   ice::GatherConfig gc;
   // Bound by the probe's deadline: a network still coming up (its link not yet running)
   // answers once it works, and the restart then offers what is true.
-  if (after_change && via.is_set()) gc.stun_servers.push_back({via, socket_for(via).local_address()});
+  if (after_change && via.is_set())
+    gc.stun_servers.push_back({via, socket_for(via).local_address()});
   if (other_server_.is_set()) {
     gc.stun_servers.push_back({other_server_, socket_for(other_server_).local_address()});
   }
   for (const auto &a : stun_addresses_) {
-    if (a != via && a != other_server_) gc.stun_servers.push_back({a, socket_for(a).local_address()});
+    if (a != via && a != other_server_)
+      gc.stun_servers.push_back({a, socket_for(a).local_address()});
   }
   if (gc.stun_servers.empty()) {
     trickle_candidates();  // of calls offered while a replaced probe ran
@@ -378,8 +380,10 @@ void Context::classify_nat() {
   }
   const uint16_t port = socket_->local_address().is_v4() ? socket_->local_address().port() : 0;
   nat_ = ice::classify_nat(samples, port);
-  PARLEY_LOG(kLogInfo, "call", "IPv4 NAT from %zu mapping(s): %s mapping, %s ports (step %d, "
-             "newest %s)", samples.size(), ice::nat_mapping_name(nat_.mapping),
+  PARLEY_LOG(kLogInfo, "call",
+             "IPv4 NAT from %zu mapping(s): %s mapping, %s ports (step %d, "
+             "newest %s)",
+             samples.size(), ice::nat_mapping_name(nat_.mapping),
              ice::port_allocation_name(nat_.allocation), int(nat_.step),
              nat_.last.to_string().c_str());
 }
@@ -392,8 +396,10 @@ int Context::network_changed() {
 }
 
 void Context::on_network_change(const char *source) {
-  PARLEY_LOG(kLogInfo, "call", "the network changed (%s): the relay connection is checked, "
-             "every call restarts ICE", source);
+  PARLEY_LOG(kLogInfo, "call",
+             "the network changed (%s): the relay connection is checked, "
+             "every call restarts ICE",
+             source);
   ++stats_.network_changes;
   // The new network may be IPv6-only (behind NAT64) or the first with IPv4 again.
   const bool ipv6_only = on_ipv6_only_network();

@@ -72,8 +72,7 @@ void Context::on_room_quality(const signal::Message &m) {
       for (auto &kv : r.streams) {
         local.loss_permille = std::max(local.loss_permille, kv.second.loss.permille(now_ms));
       }
-      const uint8_t allowed =
-          std::max(config_.audio.best_profile, quality::best_to_enter(local));
+      const uint8_t allowed = std::max(config_.audio.best_profile, quality::best_to_enter(local));
       signal::Message a;
       a.type = signal::Type::kUpgradeAck;
       a.room_id = *m.room_id;

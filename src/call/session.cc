@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cstring>
 
-
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"

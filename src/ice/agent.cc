@@ -434,9 +434,8 @@ bool Agent::handle_datagram(const uint8_t *data, size_t len, const SocketAddress
     const size_t i = size_t(txn.cookie & kCookiePairMask);
     if (i >= pairs_.size() || from != remotes_[pairs_[i].remote].cand.address) {
       ++stats_.responses_wrong_source;
-    } else if (m.check_integrity(remote_key_.data(), remote_key_.size()) != kOk) {
-      ++stats_.responses_bad_integrity;
-    } else if (m.message_class() == stun::kSuccessResponse && m.unknown_required_count() != 0) {
+    } else if (m.check_integrity(remote_key_.data(), remote_key_.size()) != kOk ||
+               (m.message_class() == stun::kSuccessResponse && m.unknown_required_count() != 0)) {
       ++stats_.responses_bad_integrity;
     } else {
       txns_.erase(txns_.begin() + long(k));

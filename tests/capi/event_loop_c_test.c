@@ -196,8 +196,8 @@ int main(int argc, char **argv) {
   /* The last second: the jitter buffer has settled. */
   level_and_pitch(out16 + RATE * (TONE_SECONDS - 1), RATE, &db16, &hz16);
   level_and_pitch(outf + RATE * (TONE_SECONDS - 1), RATE, &dbf, &hzf);
-  printf("int16 %.3f dBFS %.1f Hz, float32 %.3f dBFS %.1f Hz (sent %.3f dBFS)\n", db16, hz16,
-         dbf, hzf, 20 * log10(AMPLITUDE / sqrt(2.0)));
+  printf("int16 %.3f dBFS %.1f Hz, float32 %.3f dBFS %.1f Hz (sent %.3f dBFS)\n", db16, hz16, dbf,
+         hzf, 20 * log10(AMPLITUDE / sqrt(2.0)));
   CHECK(fabs(db16 - dbf) <= 0.1);
   CHECK(fabs(db16 - 20 * log10(AMPLITUDE / sqrt(2.0))) <= 1.0);
   CHECK(fabs(hz16 - 440) <= 5 && fabs(hzf - 440) <= 5);

@@ -243,9 +243,9 @@ static void invalid_config(void) {
     /* A host built against a newer header: the library fills what it knows and says so. */
     unsigned char bigger[sizeof cfg + 64];
     memset(bigger, 0xAB, sizeof bigger);
-    CHECK_ERR(parley_context_config_init_sized((parley_context_config *)(void *)bigger,
-                                            sizeof bigger),
-              PARLEY_OK);
+    CHECK_ERR(
+        parley_context_config_init_sized((parley_context_config *)(void *)bigger, sizeof bigger),
+        PARLEY_OK);
     CHECK(((parley_context_config *)(void *)bigger)->struct_size == sizeof cfg);
     CHECK(bigger[sizeof cfg] == 0xAB); /* nothing written past the library's struct */
   }
