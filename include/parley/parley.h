@@ -888,9 +888,10 @@ PARLEY_API int parley_context_wake(parley_context *ctx);
  * events are queued (poll mode only), so a host's own loop (poll/epoll/kqueue, asyncio, a
  * game's frame loop) waits for events without polling on a timer: when it is readable,
  * call parley_context_poll_event until it returns 0. (An event dropped because its handle was
- * destroyed may leave it readable until that poll, which then returns 0 and clears it.) The descriptor belongs to the context
- * (an eventfd, or a pipe's read end where eventfd does not exist): do not read, write or
- * close it; it is closed by parley_context_destroy (remove it from your loop first).
+ * destroyed may leave it readable until that poll, which then returns 0 and clears it.)
+ * The descriptor belongs to the context (an eventfd, or a pipe's read end where eventfd does
+ * not exist): do not read, write or close it; it is closed by parley_context_destroy (remove
+ * it from your loop first).
  * Returns 0, PARLEY_ERR_INVALID_ARGUMENT (NULL, or the context delivers to a callback),
  * PARLEY_ERR_INVALID_HANDLE or PARLEY_ERR_IO (the descriptor could not be created).
  */
