@@ -692,31 +692,39 @@ JNIEXPORT void JNICALL Java_org_parley_Native_callHangup(JNIEnv *env, jclass cls
   if (r != PARLEY_OK) throw_parley(env, r);
 }
 
+/* A new global reference to `target` for a handle's user data (NULL for null) in *ref: 0, or
+ * -1 with an OutOfMemoryError thrown. */
+static int user_data_ref(JNIEnv *env, jobject target, jobject *ref) {
+  *ref = NULL;
+  if (!target) return 0;
+  *ref = (*env)->NewGlobalRef(env, target);
+  if (*ref) return 0;
+  throw_new(env, "java/lang/OutOfMemoryError", "parley_jni: global reference");
+  return -1;
+}
+
+/* After parley_*_set_user_data returned `r`: deletes the reference that is no longer
+ * attached (the new one, with the error thrown, or the previous one). The context's thread
+ * may be inside a callback with the previous reference as its target: the callee holds its
+ * own reference to the object, so deleting this one is safe. */
+static void user_data_settle(JNIEnv *env, int r, jobject ref, jobject old) {
+  if (r != PARLEY_OK) {
+    if (ref) (*env)->DeleteGlobalRef(env, ref);
+    throw_parley(env, r);
+  } else if (old) {
+    (*env)->DeleteGlobalRef(env, old);
+  }
+}
+
 /* Replaces the handle's user data with a new global reference to `target` (null: none), and
  * deletes the previous one. Java serialises this per handle (Context's locks). */
 JNIEXPORT void JNICALL Java_org_parley_Native_callSetUserData(JNIEnv *env, jclass cls,
                                                               jlong call, jobject target) {
   parley_call *c = HANDLE(parley_call, call);
-  jobject old = (jobject)parley_call_user_data(c);
-  jobject ref = NULL;
-  int r;
+  jobject old = (jobject)parley_call_user_data(c), ref;
   (void)cls;
-  if (target) {
-    ref = (*env)->NewGlobalRef(env, target);
-    if (!ref) {
-      throw_new(env, "java/lang/OutOfMemoryError", "parley_jni: global reference");
-      return;
-    }
-  }
-  r = parley_call_set_user_data(c, ref);
-  if (r != PARLEY_OK) {
-    if (ref) (*env)->DeleteGlobalRef(env, ref);
-    throw_parley(env, r);
-    return;
-  }
-  /* The context's thread may be inside a callback with the old reference as `target`: the
-   * callee holds its own reference to the object, so deleting this one is safe. */
-  if (old) (*env)->DeleteGlobalRef(env, old);
+  if (user_data_ref(env, target, &ref) != 0) return;
+  user_data_settle(env, parley_call_set_user_data(c, ref), ref, old);
 }
 
 /* The object attached to the handle (a new local reference), or null (none, or a handle that
@@ -979,24 +987,10 @@ JNIEXPORT void JNICALL Java_org_parley_Native_roomLeave(JNIEnv *env, jclass cls,
 JNIEXPORT void JNICALL Java_org_parley_Native_roomSetUserData(JNIEnv *env, jclass cls,
                                                               jlong room, jobject target) {
   parley_room *rm = HANDLE(parley_room, room);
-  jobject old = (jobject)parley_room_user_data(rm);
-  jobject ref = NULL;
-  int r;
+  jobject old = (jobject)parley_room_user_data(rm), ref;
   (void)cls;
-  if (target) {
-    ref = (*env)->NewGlobalRef(env, target);
-    if (!ref) {
-      throw_new(env, "java/lang/OutOfMemoryError", "parley_jni: global reference");
-      return;
-    }
-  }
-  r = parley_room_set_user_data(rm, ref);
-  if (r != PARLEY_OK) {
-    if (ref) (*env)->DeleteGlobalRef(env, ref);
-    throw_parley(env, r);
-    return;
-  }
-  if (old) (*env)->DeleteGlobalRef(env, old);
+  if (user_data_ref(env, target, &ref) != 0) return;
+  user_data_settle(env, parley_room_set_user_data(rm, ref), ref, old);
 }
 
 JNIEXPORT jobject JNICALL Java_org_parley_Native_roomUserData(JNIEnv *env, jclass cls,
