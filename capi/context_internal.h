@@ -75,6 +75,15 @@ inline Key key_of(const signal::Id16 &id) {
   return k;
 }
 
+// The fields of PARLEY_EVENT_QUALITY_CHANGED, alike for a call and a room.
+inline void fill_quality_changed(const call::Event &e, parley_event *ev) {
+  ev->type = PARLEY_EVENT_QUALITY_CHANGED;
+  ev->profile = e.profile;
+  ev->profile_from = e.profile_from;
+  ev->quality_reason = int(e.reason);
+  ev->timestamp = e.timestamp;
+}
+
 // Poll mode: an event with copies of what its pointers refer to.
 struct Queued {
   parley_event ev;

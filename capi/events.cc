@@ -238,11 +238,7 @@ void parley_context::translate(const pc::Event &e) {
       break;
     }
     case pc::EventType::kQualityChanged:
-      ev.type = PARLEY_EVENT_QUALITY_CHANGED;
-      ev.profile = e.profile;
-      ev.profile_from = e.profile_from;
-      ev.quality_reason = int(e.reason);
-      ev.timestamp = e.timestamp;
+      parley::capi::fill_quality_changed(e, &ev);
       break;
     default:
       return;

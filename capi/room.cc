@@ -53,11 +53,7 @@ void parley_context::on_room_event(const pc::Event &e) {
         rooms.erase(it);
         break;
       case pc::EventType::kQualityChanged:
-        ev.type = PARLEY_EVENT_QUALITY_CHANGED;
-        ev.profile = e.profile;
-        ev.profile_from = e.profile_from;
-        ev.quality_reason = int(e.reason);
-        ev.timestamp = e.timestamp;
+        parley::capi::fill_quality_changed(e, &ev);
         break;
       default:
         return;

@@ -129,11 +129,7 @@ public final class Call: @unchecked Sendable, Hashable, CustomStringConvertible 
     @discardableResult
     public func pull(into out: UnsafeMutableBufferPointer<Int16>) -> Int32 {
         guard let base = out.baseAddress, out.count >= channels else { return 0 }
-        let rc = parley_call_pull_audio(handle, base, out.count / channels)
-        // libparley fills silence once the call ended (while returning an error); early 0.1.0
-        // builds still played out their jitter buffer, so clear it here too.
-        if rc < 0 { out.update(repeating: 0) }
-        return rc
+        return parley_call_pull_audio(handle, base, out.count / channels)
     }
 
     /// `frames` frames of playout PCM (`frames * channels` samples); silence when the call
@@ -149,9 +145,7 @@ public final class Call: @unchecked Sendable, Hashable, CustomStringConvertible 
     @discardableResult
     public func pull(into out: UnsafeMutableBufferPointer<Float>) -> Int32 {
         guard let base = out.baseAddress, out.count >= channels else { return 0 }
-        let rc = parley_call_pull_audio_float(handle, base, out.count / channels)
-        if rc < 0 { out.update(repeating: 0) }
-        return rc
+        return parley_call_pull_audio_float(handle, base, out.count / channels)
     }
 
     /// ``pull(frames:)`` as float32 samples.
